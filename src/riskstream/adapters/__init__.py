@@ -1,0 +1,1 @@
+"""Adapters at the edge: Kafka, Redis and their in-memory stand-ins."""

@@ -1,0 +1,267 @@
+"""The Kafka adapter: confluent-kafka behind the bus ports.
+
+Every librdkafka setting riskstream relies on is set here, with why:
+
+- consumer ``enable.auto.commit=false``: the state store, not Kafka, is where a
+  restart resumes from; commits only feed lag dashboards.
+- consumer ``partition.assignment.strategy=range`` (eager) and a rebalance
+  callback that seeks each assigned partition to the offset saved with its state.
+- consumer ``max.poll.interval.ms`` (default 30 s here): a member that stops
+  polling that long loses its partitions; its state writes are then fenced.
+- producer ``enable.idempotence=true`` (implies ``acks=all``): no duplicates
+  from retries; ``linger.ms=5`` batches incidents without adding visible delay.
+
+librdkafka errors become :class:`riskstream.errors.BusError`, keeping the code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from riskstream.errors import BusError
+from riskstream.ports import AssignHandler, Record, RevokeHandler
+from riskstream.ports import TopicPartition as TP
+
+__all__ = ["KafkaBus", "KafkaSettings", "Secret"]
+
+log = logging.getLogger(__name__)
+
+
+class Secret:
+    """A string that never shows itself in logs, reprs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Connection settings; TLS and SASL included.  ``extra`` passes librdkafka keys."""
+
+    bootstrap: str
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: Secret | None = None
+    client_id: str = "riskstream"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, bootstrap: str | None = None) -> KafkaSettings:
+        """Read ``RISKSTREAM_KAFKA_*`` variables (the bootstrap may be given instead)."""
+        env = os.environ
+        servers = bootstrap or env.get("RISKSTREAM_KAFKA_BOOTSTRAP")
+        if not servers:
+            raise BusError(
+                "no Kafka bootstrap servers: pass --bootstrap or set RISKSTREAM_KAFKA_BOOTSTRAP"
+            )
+        password = env.get("RISKSTREAM_KAFKA_SASL_PASSWORD")
+        key_password = env.get("RISKSTREAM_KAFKA_SSL_KEY_PASSWORD")
+        return cls(
+            bootstrap=servers,
+            security_protocol=env.get("RISKSTREAM_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            sasl_mechanism=env.get("RISKSTREAM_KAFKA_SASL_MECHANISM"),
+            sasl_username=env.get("RISKSTREAM_KAFKA_SASL_USERNAME"),
+            sasl_password=Secret(password) if password else None,
+            ssl_ca_location=env.get("RISKSTREAM_KAFKA_SSL_CA_LOCATION"),
+            ssl_certificate_location=env.get("RISKSTREAM_KAFKA_SSL_CERTIFICATE_LOCATION"),
+            ssl_key_location=env.get("RISKSTREAM_KAFKA_SSL_KEY_LOCATION"),
+            ssl_key_password=Secret(key_password) if key_password else None,
+        )
+
+    def librdkafka(self) -> dict[str, Any]:
+        """The librdkafka config dict (contains secrets: never log it)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.security_protocol,
+            "client.id": self.client_id,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get() if self.sasl_password else None,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": self.ssl_key_password.get() if self.ssl_key_password else None,
+        }
+        conf.update({k: v for k, v in optional.items() if v is not None})
+        conf.update(self.extra)
+        return conf
+
+
+class KafkaBus:
+    def __init__(self, settings: KafkaSettings, max_poll_interval_ms: int = 30_000) -> None:
+        self._settings = settings
+        self._max_poll_interval_ms = max_poll_interval_ms
+
+    def producer(self) -> KafkaProducer:
+        return KafkaProducer(self._settings)
+
+    def consumer(self, group: str) -> KafkaConsumer:
+        return KafkaConsumer(self._settings, group, self._max_poll_interval_ms)
+
+
+def _bus_error(what: str, err: KafkaError) -> BusError:
+    return BusError(f"{what}: {err.str()} (librdkafka code {err.name()})")
+
+
+class KafkaProducer:
+    """Idempotent producer; :meth:`flush` raises if any delivery failed."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        conf = settings.librdkafka()
+        conf.update({"enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"})
+        self._producer = Producer(conf)
+        self._failed: list[BusError] = []
+
+    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failed.append(_bus_error(f"delivery to {msg.topic()} failed", err))
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value, key, headers=list(headers), on_delivery=self._delivered
+                )
+                break
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                raise _bus_error(f"cannot produce to {topic}", exc.args[0]) from exc
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise BusError(
+                f"{remaining} messages still undelivered after {timeout} s; is the broker up?"
+            )
+        if self._failed:
+            first, self._failed = self._failed[0], []
+            raise first
+
+
+class KafkaConsumer:
+    """A group member; assignment seeks to the offsets the state store returns."""
+
+    def __init__(self, settings: KafkaSettings, group: str, max_poll_interval_ms: int) -> None:
+        conf = settings.librdkafka()
+        conf.update(
+            {
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "range",
+                "max.poll.interval.ms": max_poll_interval_ms,
+                "session.timeout.ms": min(max_poll_interval_ms, 45_000),
+                "heartbeat.interval.ms": min(max_poll_interval_ms // 10, 3000),
+            }
+        )
+        self._consumer = Consumer(conf)
+        self._on_assign: AssignHandler | None = None
+        self._on_revoke: RevokeHandler | None = None
+
+    def subscribe(
+        self, topics: Sequence[str], on_assign: AssignHandler, on_revoke: RevokeHandler
+    ) -> None:
+        self._on_assign, self._on_revoke = on_assign, on_revoke
+        self._consumer.subscribe(
+            list(topics), on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost
+        )
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._on_assign is not None
+        starts = self._on_assign([(p.topic, p.partition) for p in partitions])
+        for p in partitions:
+            start = starts.get((p.topic, p.partition))
+            p.offset = OFFSET_BEGINNING if start is None else start
+        consumer.assign(partitions)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._on_revoke is not None:
+            self._on_revoke([(p.topic, p.partition) for p in partitions], False)
+        consumer.unassign()
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._on_revoke is not None:
+            self._on_revoke([(p.topic, p.partition) for p in partitions], True)
+        consumer.unassign()
+
+    def poll_batch(self, max_records: int, timeout: float) -> list[Record]:
+        out: list[Record] = []
+        for msg in self._consumer.consume(num_messages=max_records, timeout=timeout):
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise _bus_error("consumer failed", err)
+                log.warning("consumer: %s (%s)", err.str(), err.name())
+                continue
+            headers = cast("list[tuple[str, bytes]] | None", msg.headers())
+            out.append(
+                Record(
+                    cast(str, msg.topic()),
+                    cast(int, msg.partition()),
+                    cast(int, msg.offset()),
+                    msg.key(),
+                    msg.value(),
+                    tuple(headers or ()),
+                )
+            )
+        return out
+
+    def commit(self, offsets: Mapping[TP, int]) -> None:
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                asynchronous=True,
+            )
+        except KafkaException as exc:  # advisory only: lag dashboards lag a little
+            log.warning("offset commit failed: %s", exc)
+
+    def high_watermark(self, partition: TP) -> int | None:
+        try:
+            _low, high = self._consumer.get_watermark_offsets(
+                TopicPartition(*partition), cached=True
+            )
+        except KafkaException:
+            return None
+        return int(high) if high >= 0 else None
+
+    def close(self) -> None:
+        self._consumer.close()

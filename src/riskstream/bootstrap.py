@@ -1,0 +1,88 @@
+"""The one place that builds adapters from settings and hands them to services.
+
+Services see ports; only this module knows that Kafka, Redis and the in-memory
+stand-ins exist, and which one a command gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory_state import InMemoryStateStore
+from riskstream.codec import EventDecoder
+from riskstream.config import Config
+from riskstream.metrics import ProcessorMetrics
+from riskstream.ports import StateStore
+from riskstream.services.detection import Processor
+from riskstream.validation import validator_for
+
+__all__ = ["SUBJECT_FIELDS", "build_decoder", "embedded_processor", "kafka_processor"]
+
+SUBJECT_FIELDS = {"inference": "model_id", "sensor": "sensor_id", "label": "model_id"}
+"""The field naming an event's subject, per input kind (checked against known_subjects)."""
+
+
+def build_decoder(config: Config) -> EventDecoder:
+    kinds = config.topics.input_kinds()
+    return EventDecoder(
+        validators={topic: validator_for(f"{kind}-event") for topic, kind in kinds.items()},
+        max_bytes=config.processor.max_event_bytes,
+        subject_fields={t: SUBJECT_FIELDS[k] for t, k in kinds.items() if k in SUBJECT_FIELDS},
+        known_subjects=config.known_subjects,
+    )
+
+
+def embedded_processor(
+    config: Config,
+    bus: InMemoryBus,
+    store: StateStore | None = None,
+    registry: CollectorRegistry | None = None,
+    on_incident: Callable[[dict[str, object]], None] | None = None,
+) -> Processor:
+    """A processor on the in-memory bus and store: the embedded default."""
+    return Processor(
+        config,
+        bus.consumer(config.processor.group_id),
+        bus.producer(),
+        store or InMemoryStateStore(),
+        build_decoder(config),
+        ProcessorMetrics(registry or CollectorRegistry()),
+        on_incident=on_incident,
+    )
+
+
+def kafka_processor(
+    config: Config,
+    bootstrap: str | None,
+    redis_url: str | None,
+    registry: CollectorRegistry,
+    max_poll_interval_ms: int = 30_000,
+) -> Processor:
+    """A processor on Kafka and Redis, configured from arguments and the environment."""
+    from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis_state import RedisStateStore
+
+    bus = KafkaBus(KafkaSettings.from_env(bootstrap), max_poll_interval_ms)
+    store = RedisStateStore.from_url(redis_url or _redis_url_from_env())
+    return Processor(
+        config,
+        bus.consumer(config.processor.group_id),
+        bus.producer(),
+        store,
+        build_decoder(config),
+        ProcessorMetrics(registry),
+    )
+
+
+def _redis_url_from_env() -> str:
+    import os
+
+    from riskstream.errors import StateStoreError
+
+    url = os.environ.get("RISKSTREAM_REDIS_URL")
+    if not url:
+        raise StateStoreError("no Redis: pass --redis-url or set RISKSTREAM_REDIS_URL")
+    return url

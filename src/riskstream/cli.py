@@ -1,0 +1,148 @@
+"""The ``riskstream`` command line: one sub-command per job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+from riskstream import __version__
+from riskstream.errors import RiskstreamError
+
+__all__ = ["main"]
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riskstream",
+        description="Catch AI failures in live traffic and contain them in seconds.",
+    )
+    parser.add_argument("--version", action="version", version=f"riskstream {__version__}")
+    parser.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING (default: INFO for `run`, WARNING otherwise)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the embedded pipeline on synthetic data (no servers)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed for the data (default 7)")
+
+    run = sub.add_parser("run", help="run a long-lived process")
+    run.add_argument("process", choices=["processor"], help="which process")
+    _config_arg(run)
+    run.add_argument("--bootstrap", help="Kafka bootstrap servers (env RISKSTREAM_KAFKA_BOOTSTRAP)")
+    run.add_argument("--redis-url", help="Redis URL (env RISKSTREAM_REDIS_URL)")
+    run.add_argument(
+        "--metrics-port", type=int, default=9400, help="Prometheus /metrics port (0: off)"
+    )
+    run.add_argument(
+        "--max-poll-interval-ms",
+        type=int,
+        default=30_000,
+        help="a member silent this long loses its partitions (default 30000)",
+    )
+
+    rep = sub.add_parser("replay", help="back-test monitors on a file of recorded events")
+    _config_arg(rep)
+    rep.add_argument("--input", required=True, help="JSON lines of {topic, key, value} records")
+    rep.add_argument("--output", help="incidents as JSON lines (default: stdout)")
+    rep.add_argument("--topic", help="the input holds bare events of this topic")
+
+    cfg = sub.add_parser("config", help="check a config file")
+    cfg.add_argument("action", choices=["check"])
+    cfg.add_argument("file", nargs="?", help="the file (default: the shipped default)")
+    return parser
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="monitor config (YAML); default: the shipped default")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=(args.log_level or ("INFO" if args.command == "run" else "WARNING")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(_COMMANDS[args.command](args))
+    except RiskstreamError as exc:
+        print(f"riskstream: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from riskstream.demo import run_demo
+
+    result = run_demo(seed=args.seed)
+    return 0 if result.incidents else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.bootstrap import kafka_processor
+    from riskstream.config import load_config
+    from riskstream.metrics import serve_metrics
+
+    config = load_config(args.config)
+    registry = CollectorRegistry()
+    processor = kafka_processor(
+        config, args.bootstrap, args.redis_url, registry, args.max_poll_interval_ms
+    )
+    serve_metrics(registry, args.metrics_port)
+    stopping = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    processor.start()
+    logging.getLogger("riskstream").info(
+        "processor running: %d monitors, metrics on :%s", len(config.monitors), args.metrics_port
+    )
+    processor.run(lambda: stopping)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from riskstream.config import load_config
+    from riskstream.replay import replay
+
+    config = load_config(args.config)
+    with ExitStack() as stack:
+        try:
+            source = stack.enter_context(Path(args.input).open("rb"))
+        except OSError as exc:
+            raise RiskstreamError(f"--input {args.input}: {exc.strerror}") from exc
+        out: IO[bytes] = (
+            stack.enter_context(Path(args.output).open("wb")) if args.output else sys.stdout.buffer
+        )
+        replay(config, source, out, topic=args.topic)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from riskstream.config import load_config
+
+    config = load_config(args.file)
+    print(f"{config.source}: ok, {len(config.monitors)} monitors")
+    for m in config.monitors:
+        print(f"  {m.name}: reads {m.reads}, key {'+'.join(m.key)}, {m.detector}")
+    return 0
+
+
+_COMMANDS = {"demo": _demo, "run": _run, "replay": _replay, "config": _config}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

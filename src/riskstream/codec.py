@@ -1,0 +1,107 @@
+"""Bytes <-> events at the edge: decoding with reasons, CloudEvents encoding.
+
+Input decoding never raises on bad data; it returns a :class:`Rejection` with a
+short reason code (for the dead-letter topic and the metric label) and a message
+for the person who has to fix the producer.  Validation is compiled from the
+JSON Schemas in ``schemas/``, the single source of truth.
+
+Output events use the CloudEvents 1.0 Kafka binding in binary mode: attributes
+travel as ``ce_*`` headers and the message value is the JSON data, so any
+CloudEvents consumer can read them without knowing riskstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from riskstream.errors import SchemaError
+from riskstream.ports import Record
+
+__all__ = ["EventDecoder", "Rejection", "encode_cloudevent"]
+
+CE_SPECVERSION = "1.0"
+CE_SOURCE = "riskstream"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an input record cannot be applied.  ``reason`` is a stable code."""
+
+    reason: str
+    message: str
+
+
+Validator = Callable[[Any], None]
+
+
+class EventDecoder:
+    """Turns input records into validated events, or into rejections.
+
+    ``validators`` maps topic -> compiled schema validator; ``subject_fields``
+    maps topic -> the field that names the subject, checked against
+    ``known_subjects`` when that allow-list is configured.
+    """
+
+    def __init__(
+        self,
+        validators: Mapping[str, Validator],
+        max_bytes: int,
+        subject_fields: Mapping[str, str] | None = None,
+        known_subjects: frozenset[str] | None = None,
+    ) -> None:
+        self._validators = dict(validators)
+        self._max_bytes = max_bytes
+        self._subject_fields = dict(subject_fields or {})
+        self._known = known_subjects
+
+    def decode(self, record: Record) -> dict[str, Any] | Rejection:
+        raw = record.value
+        if raw is None:
+            return Rejection("null_value", "the message has no value (a tombstone?)")
+        if len(raw) > self._max_bytes:
+            return Rejection(
+                "oversize", f"{len(raw)} bytes is over the limit of {self._max_bytes} bytes"
+            )
+        if record.key is None:
+            return Rejection(
+                "null_key", "the message has no key; key events by subject (model or sensor id)"
+            )
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if b"NaN" in raw or b"Infinity" in raw:
+                return Rejection("nan_or_infinity", f"NaN/Infinity are not JSON numbers: {exc}")
+            return Rejection("not_json", f"not JSON: {exc}")
+        if not isinstance(event, dict):
+            return Rejection("not_object", f"expected a JSON object, got {type(event).__name__}")
+        validate = self._validators.get(record.topic)
+        if validate is not None:
+            try:
+                validate(event)
+            except SchemaError as exc:
+                return Rejection("schema", str(exc))
+        if self._known is not None and (field := self._subject_fields.get(record.topic)):
+            subject = event.get(field)
+            if subject not in self._known:
+                return Rejection("unknown_subject", f"{field}={subject!r} is not a known subject")
+        return event
+
+
+def encode_cloudevent(
+    ce_type: str, ce_id: str, time: str, subject: str, data: Mapping[str, Any]
+) -> tuple[list[tuple[str, bytes]], bytes]:
+    """Headers and value of one binary-mode CloudEvent."""
+    headers = [
+        ("ce_specversion", CE_SPECVERSION.encode()),
+        ("ce_id", ce_id.encode()),
+        ("ce_source", CE_SOURCE.encode()),
+        ("ce_type", ce_type.encode()),
+        ("ce_time", time.encode()),
+        ("ce_subject", subject.encode()),
+        ("content-type", b"application/json"),
+    ]
+    return headers, orjson.dumps(data)

@@ -1,0 +1,288 @@
+"""The monitor config file: YAML in, typed specs out, or an error that names the line.
+
+A bad config must be refused at start, with the file, the line and the problem,
+before it can silently watch the wrong thing.  So the YAML is read as a node tree
+(which keeps line numbers) and every value is checked as it is converted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from riskstream.core.detectors import DETECTOR_KINDS, make_detector
+from riskstream.core.monitors import MonitorSpec, ValueSpec
+from riskstream.core.streams import StreamSettings
+from riskstream.errors import ConfigError, RiskstreamError
+
+__all__ = ["DEFAULT_CONFIG", "EVENT_KINDS", "Config", "ProcessorSettings", "Topics", "load_config"]
+
+EVENT_KINDS = ("inference", "sensor", "label", "change")
+SEVERITIES = ("info", "warning", "critical")
+DEFAULT_CONFIG = "default-config.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names; inputs are addressed by event kind in monitor specs."""
+
+    inference: str = "inference-events"
+    sensor: str = "sensor-events"
+    label: str = "label-events"
+    change: str = "change-events"
+    incidents: str = "incidents"
+    routing_changes: str = "routing-changes"
+    dead_letter: str = "dead-letter"
+
+    def input_kinds(self) -> dict[str, str]:
+        """Topic name -> event kind, for the inputs."""
+        return {getattr(self, kind): kind for kind in EVENT_KINDS}
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    """Batching and checkpoint cadence of the processor."""
+
+    group_id: str = "riskstream-processor"
+    batch_size: int = 1000
+    checkpoint_interval_ms: int = 1000
+    checkpoint_events: int = 50_000
+    max_event_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str
+    topics: Topics = field(default_factory=Topics)
+    processor: ProcessorSettings = field(default_factory=ProcessorSettings)
+    monitors: tuple[MonitorSpec, ...] = ()
+    known_subjects: frozenset[str] | None = None
+
+    def monitors_for(self, topic: str) -> tuple[MonitorSpec, ...]:
+        kind = self.topics.input_kinds().get(topic)
+        return tuple(m for m in self.monitors if m.reads == kind)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and check a config file; ``None`` loads the shipped default."""
+    if path is None:
+        text = resources.files("riskstream").joinpath(DEFAULT_CONFIG).read_text()
+        source = f"<default config {DEFAULT_CONFIG}>"
+    else:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+        source = str(path)
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if root is None:
+        raise ConfigError(f"{source}: the config file is empty")
+    return _Reader(source).config(_Node(root, "$"))
+
+
+class _Node:
+    """A YAML node with its path, for messages that say where."""
+
+    __slots__ = ("node", "path")
+
+    def __init__(self, node: yaml.Node, path: str) -> None:
+        self.node, self.path = node, path
+
+    @property
+    def line(self) -> int:
+        return int(self.node.start_mark.line) + 1
+
+    def items(self) -> Iterator[tuple[str, _Node]]:
+        if not isinstance(self.node, yaml.MappingNode):
+            raise _Problem(self, "expected a mapping (key: value lines)")
+        for k, v in self.node.value:
+            yield str(k.value), _Node(v, f"{self.path}.{k.value}")
+
+    def seq(self) -> Iterator[_Node]:
+        if not isinstance(self.node, yaml.SequenceNode):
+            raise _Problem(self, "expected a list")
+        for i, v in enumerate(self.node.value):
+            yield _Node(v, f"{self.path}[{i}]")
+
+    def plain(self) -> Any:
+        return yaml.safe_load(yaml.serialize(self.node))
+
+
+class _Problem(Exception):
+    def __init__(self, node: _Node, message: str) -> None:
+        super().__init__(message)
+        self.node, self.message = node, message
+
+
+def _scalar(node: _Node, kind: type | tuple[type, ...], what: str) -> Any:
+    value = node.plain()
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise _Problem(node, f"expected {what}, got {value!r}")
+    if not isinstance(value, kind):
+        raise _Problem(node, f"expected {what}, got {value!r}")
+    return value
+
+
+def _int(node: _Node, minimum: int = 0) -> int:
+    value: int = _scalar(node, int, "an integer")
+    if value < minimum:
+        raise _Problem(node, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _str(node: _Node) -> str:
+    value: str = _scalar(node, str, "a string")
+    if not value:
+        raise _Problem(node, "must not be empty")
+    return value
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def config(self, root: _Node) -> Config:
+        try:
+            return self._config(root)
+        except _Problem as p:
+            raise ConfigError(f"{self.source}:{p.node.line}: {p.node.path}: {p.message}") from None
+
+    def _config(self, root: _Node) -> Config:
+        topics, processor, known = Topics(), ProcessorSettings(), None
+        monitors: list[MonitorSpec] = []
+        seen: set[str] = set()
+        for key, node in root.items():
+            if key == "version":
+                if node.plain() != 1:
+                    raise _Problem(node, "unsupported config version; this riskstream reads 1")
+            elif key == "topics":
+                topics = Topics(**{k: _str(v) for k, v in self._known(node, Topics)})
+            elif key == "processor":
+                values: dict[str, Any] = {
+                    k: (_str(v) if k == "group_id" else _int(v, 1))
+                    for k, v in self._known(node, ProcessorSettings)
+                }
+                processor = ProcessorSettings(**values)
+            elif key == "known_subjects":
+                known = frozenset(_str(v) for v in node.seq())
+            elif key == "monitors":
+                for m_node in node.seq():
+                    monitor = self._monitor(m_node)
+                    if monitor.name in seen:
+                        raise _Problem(m_node, f"monitor name {monitor.name!r} is used twice")
+                    seen.add(monitor.name)
+                    monitors.append(monitor)
+            else:
+                raise _Problem(
+                    node,
+                    f"unknown section {key!r}; "
+                    "known: version, topics, processor, known_subjects, monitors",
+                )
+        return Config(self.source, topics, processor, tuple(monitors), known)
+
+    @staticmethod
+    def _known(node: _Node, cls: type) -> Iterator[tuple[str, _Node]]:
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        for k, v in node.items():
+            if k not in allowed:
+                raise _Problem(v, f"unknown key {k!r}; known: {', '.join(allowed)}")
+            yield k, v
+
+    def _monitor(self, node: _Node) -> MonitorSpec:
+        fields = dict(node.items())
+        required = ("name", "reads", "value", "key", "detector")
+        for r in required:
+            if r not in fields:
+                raise _Problem(node, f"monitor is missing {r!r} (required: {', '.join(required)})")
+        allowed = {
+            *required,
+            *("subject", "where", "warmup", "scale", "cooldown", "severity", "incident_type"),
+        }
+        for k, v in fields.items():
+            if k not in allowed:
+                raise _Problem(v, f"unknown monitor key {k!r}; known: {', '.join(sorted(allowed))}")
+        reads = _str(fields["reads"])
+        if reads not in EVENT_KINDS:
+            raise _Problem(fields["reads"], f"reads must be one of {', '.join(EVENT_KINDS)}")
+        key_node = fields["key"]
+        key = (
+            (_str(key_node),)
+            if isinstance(key_node.node, yaml.ScalarNode)
+            else tuple(_str(k) for k in key_node.seq())
+        )
+        kind, params = self._detector(fields["detector"])
+        settings = StreamSettings(
+            warmup=_int(fields["warmup"]) if "warmup" in fields else 500,
+            scale=_scalar(fields["scale"], bool, "true or false") if "scale" in fields else True,
+            cooldown=_int(fields["cooldown"]) if "cooldown" in fields else 0,
+        )
+        severity = _str(fields["severity"]) if "severity" in fields else "warning"
+        if severity not in SEVERITIES:
+            raise _Problem(fields["severity"], f"severity must be one of {', '.join(SEVERITIES)}")
+        where = {
+            path: tuple(v.plain() for v in vals.seq())
+            if isinstance(vals.node, yaml.SequenceNode)
+            else (vals.plain(),)
+            for path, vals in (fields["where"].items() if "where" in fields else ())
+        }
+        try:
+            return MonitorSpec(
+                name=_str(fields["name"]),
+                reads=reads,
+                value=self._value(fields["value"]),
+                key=key,
+                subject=_str(fields["subject"]) if "subject" in fields else key[0],
+                detector=kind,
+                params=params,
+                settings=settings,
+                where=where,
+                severity=severity,
+                incident_type=_str(fields["incident_type"])
+                if "incident_type" in fields
+                else "drift",
+            )
+        except RiskstreamError as exc:
+            raise _Problem(node, str(exc)) from None
+
+    @staticmethod
+    def _value(node: _Node) -> ValueSpec:
+        if isinstance(node.node, yaml.ScalarNode):
+            return ValueSpec(_str(node))
+        fields = dict(node.items())
+        if "path" not in fields:
+            raise _Problem(node, "value needs a 'path' (a dotted field path)")
+        for k, v in fields.items():
+            if k not in ("path", "above", "equals"):
+                raise _Problem(v, f"unknown value key {k!r}; known: path, above, equals")
+        above = _scalar(fields["above"], (int, float), "a number") if "above" in fields else None
+        equals = fields["equals"].plain() if "equals" in fields else None
+        return ValueSpec(_str(fields["path"]), above, equals)
+
+    @staticmethod
+    def _detector(node: _Node) -> tuple[str, Mapping[str, Any]]:
+        if isinstance(node.node, yaml.ScalarNode):
+            kind, params = _str(node), {}
+        else:
+            raw = node.plain()
+            if not isinstance(raw, dict) or "kind" not in raw:
+                raise _Problem(node, "detector needs a 'kind'")
+            kind = raw.pop("kind")
+            params = raw
+        if kind not in DETECTOR_KINDS:
+            raise _Problem(node, f"unknown detector {kind!r}; known: {', '.join(DETECTOR_KINDS)}")
+        try:
+            make_detector(kind, params)
+        except RiskstreamError as exc:
+            raise _Problem(node, str(exc)) from None
+        return kind, params

@@ -1,0 +1,45 @@
+"""Turn findings into incident records: the contract downstream systems read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from riskstream.core.monitors import Finding
+from riskstream.core.timeutil import format_time
+
+__all__ = ["incident_from_finding"]
+
+
+def incident_from_finding(finding: Finding) -> dict[str, Any]:
+    """The incident's data as plain JSON-ready values (see schemas/incident.schema.json).
+
+    The id is the finding's deterministic id, so a replay after a crash re-emits
+    the same incident id and subscribers can de-duplicate.
+    """
+    a = finding.alarm
+    spec = finding.monitor
+    return {
+        "incident_id": finding.finding_id,
+        "type": spec.incident_type,
+        "severity": spec.severity,
+        "status": "open",
+        "subject": finding.subject,
+        "monitor": spec.name,
+        "stream_key": finding.stream_key,
+        "detected_at": format_time(a.detected_at),
+        "onset_at": format_time(a.onset_at),
+        "evidence": {
+            "detector": spec.detector,
+            "params": dict(spec.params),
+            "value": spec.value.path,
+            "before": {
+                "count": a.reference.count,
+                "mean": a.reference.mean,
+                "std": a.reference_std,
+            },
+            "after": {"count": a.after.count, "mean": a.after.mean},
+            "samples": a.index,
+            "onset_sample": a.onset,
+            "delay_samples": a.index - a.onset + 1,
+        },
+    }

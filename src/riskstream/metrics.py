@@ -1,0 +1,90 @@
+"""Prometheus metrics of each process, on an injected registry.
+
+The registry is a parameter, never a module global, so tests (and two processors
+in one test process) each get their own.  Hot-path counts are added once per
+batch, not per event: a labelled ``inc()`` costs about a microsecond.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+__all__ = ["ProcessorMetrics", "serve_metrics"]
+
+
+class ProcessorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.consumed = Counter(
+            "riskstream_events_consumed_total",
+            "Input records consumed.",
+            ["topic"],
+            registry=registry,
+        )
+        self.applied = Counter(
+            "riskstream_events_applied_total",
+            "Input events applied to detector state.",
+            ["topic"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "riskstream_events_dead_lettered_total",
+            "Input records sent to the dead-letter topic, by reason.",
+            ["topic", "reason"],
+            registry=registry,
+        )
+        self.alarms = Counter(
+            "riskstream_alarms_total",
+            "Detector alarms raised (incidents emitted), by monitor.",
+            ["monitor"],
+            registry=registry,
+        )
+        self.checkpoint_seconds = Histogram(
+            "riskstream_checkpoint_seconds",
+            "Time to save state and offsets.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        self.last_checkpoint = Gauge(
+            "riskstream_last_checkpoint_timestamp_seconds",
+            "Wall time of the last successful checkpoint.",
+            registry=registry,
+        )
+        self.fenced = Counter(
+            "riskstream_checkpoints_fenced_total",
+            "Checkpoints refused because another owner claimed the partition.",
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "riskstream_batch_seconds",
+            "Time to process one consumed batch.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "riskstream_consumer_lag",
+            "Records behind the partition's end, per partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.streams = Gauge(
+            "riskstream_streams",
+            "Stream keys with detector state on this process.",
+            registry=registry,
+        )
+        self.state_bytes = Gauge(
+            "riskstream_state_bytes",
+            "Encoded size of the detector state last checkpointed.",
+            registry=registry,
+        )
+        self.partitions = Gauge(
+            "riskstream_partitions_owned",
+            "Input partitions this process owns.",
+            registry=registry,
+        )
+
+
+def serve_metrics(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> None:
+    """Expose ``/metrics`` over HTTP in a background thread (0 = don't)."""
+    if port:
+        start_http_server(port, addr=addr, registry=registry)

@@ -1,0 +1,134 @@
+"""The seams between the services and the outside world.
+
+Services depend on these protocols only; adapters (Kafka, Redis, in-memory)
+implement them, and :mod:`riskstream.bootstrap` picks which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "AssignHandler",
+    "Consumer",
+    "MessageBus",
+    "PartitionState",
+    "Producer",
+    "Record",
+    "RevokeHandler",
+    "StateStore",
+    "TopicPartition",
+]
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed message, with where it came from (for commits and dead letters)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Producer(Protocol):
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None: ...
+
+    def flush(self, timeout: float = 10.0) -> None: ...
+
+
+AssignHandler = Callable[[list[TopicPartition]], Mapping[TopicPartition, int | None]]
+"""Called with newly assigned partitions; returns where to start each (None: the beginning)."""
+
+RevokeHandler = Callable[[list[TopicPartition], bool], None]
+"""Called before partitions go away; the flag is True when they were *lost* (no time to save)."""
+
+
+class Consumer(Protocol):
+    def subscribe(
+        self, topics: Sequence[str], on_assign: AssignHandler, on_revoke: RevokeHandler
+    ) -> None: ...
+
+    def poll_batch(self, max_records: int, timeout: float) -> list[Record]:
+        """Up to ``max_records`` records; an empty list when none came in ``timeout`` s."""
+        ...
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Record progress (the *next* offset to read) in the bus, for lag monitoring.
+
+        The state store, not this commit, is where a restart resumes from.
+        """
+        ...
+
+    def high_watermark(self, partition: TopicPartition) -> int | None:
+        """The partition's end offset as last seen, or None when unknown (no I/O)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class MessageBus(Protocol):
+    def producer(self) -> Producer: ...
+
+    def consumer(self, group: str) -> Consumer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    """What a checkpoint saved for one input partition, and the owner's fencing epoch.
+
+    ``offset`` is the next offset to consume (``None`` when nothing was saved yet);
+    ``snapshots`` maps a stream key to its encoded detector snapshot; ``counters``
+    are running totals saved atomically with them (events applied, dead-lettered…),
+    so "every event accounted for exactly once" can be checked after any crash.
+    """
+
+    epoch: int
+    offset: int | None = None
+    counters: Mapping[str, int] = field(default_factory=dict)
+    snapshots: Mapping[str, bytes] = field(default_factory=dict)
+
+
+class StateStore(Protocol):
+    """Detector state and the offsets that produced it, saved together, fenced.
+
+    ``scope`` namespaces one deployment (the consumer group), so two pipelines can
+    share a server.  Ownership of a partition is a monotonically increasing epoch:
+    :meth:`claim` bumps it, and :meth:`save` succeeds only with the current one, so
+    a stale owner (a paused or partitioned consumer) cannot overwrite state.
+    """
+
+    def claim(self, scope: str, partition: TopicPartition) -> PartitionState:
+        """Become the owner: bump the epoch, return it with the saved state."""
+        ...
+
+    def save(
+        self,
+        scope: str,
+        partition: TopicPartition,
+        epoch: int,
+        offset: int,
+        counters: Mapping[str, int],
+        changed: Mapping[str, bytes],
+        deleted: Iterable[str] = (),
+    ) -> None:
+        """Atomically write changed snapshots, deletions, offset and counters.
+
+        Raises :class:`riskstream.errors.FencedError` (and writes nothing) when
+        ``epoch`` is no longer the partition's current epoch.
+        """
+        ...
+
+    def close(self) -> None: ...

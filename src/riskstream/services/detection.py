@@ -1,0 +1,264 @@
+"""The detection processor: consume, decode, dispatch to monitors, emit, checkpoint.
+
+It sees only ports and the core, so the embedded demo, the replay command and the
+Kafka processor run this same code.
+
+What "nothing lost" means here: each partition's detector state, its counters and
+the next offset to read are saved together in one atomic, fenced write.  Before
+that write, every incident and dead letter produced from those events is flushed
+to the bus.  A crash between two checkpoints therefore replays the events after
+the last one onto exactly the state that preceded them: state is applied once,
+and the re-emitted incidents carry the same deterministic ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from riskstream.codec import EventDecoder, Rejection, encode_cloudevent
+from riskstream.config import Config
+from riskstream.core.incidents import incident_from_finding
+from riskstream.core.monitors import Finding, PartitionDetectors
+from riskstream.errors import FencedError, StateStoreError
+from riskstream.metrics import ProcessorMetrics
+from riskstream.ports import Consumer, Producer, Record, StateStore, TopicPartition
+
+__all__ = ["INCIDENT_OPENED", "Processor"]
+
+log = logging.getLogger(__name__)
+
+INCIDENT_OPENED = "io.riskstream.incident.opened"
+
+
+@dataclass(slots=True)
+class _Owned:
+    """One assigned input partition: its fencing epoch, detectors and progress."""
+
+    epoch: int
+    detectors: PartitionDetectors
+    next_offset: int | None
+    counters: dict[str, int]
+    saved_offset: int | None
+    sizes: dict[str, int] = field(default_factory=dict)
+
+
+class Processor:
+    """Runs monitors over the input topics; one instance per consumer-group member."""
+
+    def __init__(
+        self,
+        config: Config,
+        consumer: Consumer,
+        producer: Producer,
+        store: StateStore,
+        decoder: EventDecoder,
+        metrics: ProcessorMetrics,
+        clock: Callable[[], float] = time.monotonic,
+        on_incident: Callable[[dict[str, object]], None] | None = None,
+    ) -> None:
+        self._config = config
+        self._consumer = consumer
+        self._producer = producer
+        self._store = store
+        self._decoder = decoder
+        self._metrics = metrics
+        self._clock = clock
+        self._on_incident = on_incident
+        self._scope = config.processor.group_id
+        self._kinds = config.topics.input_kinds()
+        self._owned: dict[TopicPartition, _Owned] = {}
+        self._since_checkpoint = 0
+        self._last_checkpoint = clock()
+        self._closed = False
+
+    # -- assignment ---------------------------------------------------------------
+
+    def start(self, topics: Sequence[str] | None = None) -> None:
+        """Subscribe to the input topics (all four by default)."""
+        self._consumer.subscribe(list(topics or self._kinds), self._on_assign, self._on_revoke)
+
+    def _on_assign(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int | None]:
+        starts: dict[TopicPartition, int | None] = {}
+        for tp in partitions:
+            saved = self._store.claim(self._scope, tp)
+            detectors = PartitionDetectors(self._config.monitors, self._kinds.get(tp[0], ""))
+            detectors.load(saved.snapshots)
+            self._owned[tp] = _Owned(
+                epoch=saved.epoch,
+                detectors=detectors,
+                next_offset=saved.offset,
+                counters={"applied": 0, "dead_lettered": 0, **saved.counters},
+                saved_offset=saved.offset,
+                sizes={k: len(v) for k, v in saved.snapshots.items()},
+            )
+            starts[tp] = saved.offset
+            log.info(
+                "assigned %s[%d]: epoch %d, resuming at offset %s with %d streams",
+                tp[0],
+                tp[1],
+                saved.epoch,
+                saved.offset,
+                len(saved.snapshots),
+            )
+        self._metrics.partitions.set(len(self._owned))
+        return starts
+
+    def _on_revoke(self, partitions: list[TopicPartition], lost: bool) -> None:
+        owned = [tp for tp in partitions if tp in self._owned]
+        if not lost:
+            self._checkpoint(owned)
+        for tp in owned:
+            del self._owned[tp]
+        log.info("%s %d partitions", "lost" if lost else "released", len(owned))
+        self._metrics.partitions.set(len(self._owned))
+
+    # -- the loop -----------------------------------------------------------------
+
+    def run(self, should_stop: Callable[[], bool], poll_timeout: float = 0.2) -> None:
+        while not should_stop():
+            self.step(poll_timeout)
+        self.close()
+
+    def step(self, poll_timeout: float = 0.2) -> int:
+        """Consume and process one batch; checkpoint when due.  Returns the batch size."""
+        settings = self._config.processor
+        batch = self._consumer.poll_batch(settings.batch_size, poll_timeout)
+        if batch:
+            started = self._clock()
+            self._process(batch)
+            self._metrics.batch_seconds.observe(self._clock() - started)
+            self._since_checkpoint += len(batch)
+        if (
+            self._since_checkpoint >= settings.checkpoint_events
+            or (self._clock() - self._last_checkpoint) * 1000 >= settings.checkpoint_interval_ms
+        ):
+            self._checkpoint(list(self._owned))
+        return len(batch)
+
+    def _process(self, batch: list[Record]) -> None:
+        decode = self._decoder.decode
+        owned_map = self._owned
+        applied: dict[str, int] = {}
+        rejected: dict[tuple[str, str], int] = {}
+        for record in batch:
+            owned = owned_map.get((record.topic, record.partition))
+            if owned is None:  # a record from a partition we just gave up
+                continue
+            result = decode(record)
+            if isinstance(result, Rejection):
+                self._dead_letter(record, result)
+                owned.counters["dead_lettered"] += 1
+                key = (record.topic, result.reason)
+                rejected[key] = rejected.get(key, 0) + 1
+            else:
+                for finding in owned.detectors.observe(result):
+                    self._emit(finding)
+                owned.counters["applied"] += 1
+                applied[record.topic] = applied.get(record.topic, 0) + 1
+            owned.next_offset = record.offset + 1
+        m = self._metrics
+        for topic, n in applied.items():
+            m.applied.labels(topic).inc(n)
+            m.consumed.labels(topic).inc(n)
+        for (topic, reason), n in rejected.items():
+            m.dead_lettered.labels(topic, reason).inc(n)
+            m.consumed.labels(topic).inc(n)
+
+    def _emit(self, finding: Finding) -> None:
+        data = incident_from_finding(finding)
+        headers, value = encode_cloudevent(
+            INCIDENT_OPENED, finding.finding_id, str(data["detected_at"]), finding.subject, data
+        )
+        self._producer.produce(
+            self._config.topics.incidents, value, finding.subject.encode(), headers
+        )
+        self._metrics.alarms.labels(finding.monitor.name).inc()
+        if self._on_incident is not None:
+            self._on_incident(data)
+
+    def _dead_letter(self, record: Record, rejection: Rejection) -> None:
+        source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        headers = [
+            ("riskstream_reason", rejection.reason.encode()),
+            ("riskstream_error", rejection.message.encode()[:1024]),
+            ("riskstream_source", orjson.dumps(source)),
+        ]
+        self._producer.produce(
+            self._config.topics.dead_letter, record.value or b"", record.key, headers
+        )
+
+    # -- checkpoints --------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Save every owned partition's progress now."""
+        self._checkpoint(list(self._owned))
+
+    def _checkpoint(self, partitions: Iterable[TopicPartition]) -> None:
+        started = self._clock()
+        self._producer.flush()  # outputs of the saved events are durable before the offsets move
+        saved: dict[TopicPartition, int] = {}
+        for tp in partitions:
+            owned = self._owned.get(tp)
+            if (
+                owned is None
+                or owned.next_offset is None
+                or owned.next_offset == owned.saved_offset
+            ):
+                continue
+            changed = owned.detectors.take_changed()
+            try:
+                self._store.save(
+                    self._scope, tp, owned.epoch, owned.next_offset, owned.counters, changed
+                )
+            except FencedError as exc:
+                log.warning("dropping %s[%d]: %s", tp[0], tp[1], exc)
+                self._metrics.fenced.inc()
+                del self._owned[tp]
+                continue
+            except StateStoreError:
+                # Outcome unknown but atomic: keep the changes dirty so a retry saves them.
+                owned.detectors.dirty.update(changed)
+                raise
+            owned.saved_offset = owned.next_offset
+            owned.sizes.update((k, len(v)) for k, v in changed.items())
+            saved[tp] = owned.next_offset
+        self._since_checkpoint = 0
+        self._last_checkpoint = self._clock()
+        if saved:
+            self._consumer.commit(saved)
+            self._metrics.checkpoint_seconds.observe(self._last_checkpoint - started)
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        m = self._metrics
+        m.last_checkpoint.set_to_current_time()
+        m.partitions.set(len(self._owned))
+        m.streams.set(sum(len(o.detectors.streams) for o in self._owned.values()))
+        m.state_bytes.set(sum(sum(o.sizes.values()) for o in self._owned.values()))
+        for tp, owned in self._owned.items():
+            high = self._consumer.high_watermark(tp)
+            if high is not None and owned.next_offset is not None:
+                m.lag.labels(tp[0], str(tp[1])).set(max(high - owned.next_offset, 0))
+
+    # -- inspection and shutdown --------------------------------------------------------
+
+    def counters(self) -> dict[TopicPartition, Mapping[str, int]]:
+        return {tp: dict(o.counters) for tp, o in self._owned.items()}
+
+    def state(self) -> dict[TopicPartition, dict[str, object]]:
+        """Every owned stream's snapshot, as plain data (for tests and comparisons)."""
+        return {tp: o.detectors.snapshot_all() for tp, o in self._owned.items()}
+
+    def close(self) -> None:
+        """Checkpoint, release the partitions and close the consumer; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._checkpoint(list(self._owned))
+        self._consumer.close()  # revokes: the revoke handler checkpoints
+        self._producer.flush()
