@@ -41,8 +41,8 @@ services: $(VENV)/.installed-dev redis-server fetch-kafka  ## run a local Kafka 
 	$(PY) deploy/local/services.py up
 
 lint: $(VENV)/.installed-dev  ## ruff
-	$(VENV)/bin/ruff check src tests bench deploy/local .ci
-	$(VENV)/bin/ruff format --check src tests bench deploy/local .ci
+	$(VENV)/bin/ruff check src tests $(wildcard bench) deploy/local .ci
+	$(VENV)/bin/ruff format --check src tests $(wildcard bench) deploy/local .ci
 
 typecheck: $(VENV)/.installed-dev  ## mypy --strict on the package
 	$(VENV)/bin/mypy

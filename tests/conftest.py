@@ -23,6 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy" / "local"))
+sys.path.insert(0, str(ROOT / "tests"))  # for `import support`
 
 import services as local_services  # noqa: E402  (deploy/local/services.py)
 

@@ -114,6 +114,10 @@ class StateStore(Protocol):
         """Become the owner: bump the epoch, return it with the saved state."""
         ...
 
+    def peek(self, scope: str, partition: TopicPartition) -> PartitionState:
+        """Read the saved state without claiming (epoch as it stands, 0 if never claimed)."""
+        ...
+
     def save(
         self,
         scope: str,

@@ -239,3 +239,16 @@ def test_state_bytes_is_zero_for_an_unknown_partition(
     store: Store, unique: Callable[[str], str]
 ) -> None:
     assert store.state_bytes(unique("nothing"), TP) == 0
+
+
+def test_peek_reads_the_saved_state_without_taking_ownership(
+    store: Store, unique: Callable[[str], str]
+) -> None:
+    scope = unique("peek")
+    assert store.peek(scope, TP) == PartitionState(epoch=0)
+    owner = store.claim(scope, TP)
+    store.save(scope, TP, owner.epoch, 7, {"applied": 7}, {"k": b"v"})
+    seen = store.peek(scope, TP)
+    assert (seen.epoch, *_saved(seen)) == (owner.epoch, 7, {"applied": 7}, {"k": b"v"})
+    store.save(scope, TP, owner.epoch, 8, {"applied": 8}, {})  # the owner was not fenced
+    assert store.peek(scope, TP).offset == 8

@@ -130,6 +130,18 @@ class KafkaBus:
         return KafkaConsumer(self._settings, group, self._max_poll_interval_ms)
 
 
+_CONFIG_ERRORS = frozenset(
+    {
+        KafkaError.INVALID_SESSION_TIMEOUT,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError._AUTHENTICATION,
+        KafkaError._SSL,
+    }
+)
+"""Errors that retrying cannot fix: stop and tell the operator instead of looping."""
+
+
 def _bus_error(what: str, err: KafkaError) -> BusError:
     return BusError(f"{what}: {err.str()} (librdkafka code {err.name()})")
 
@@ -189,7 +201,8 @@ class KafkaConsumer:
                 "auto.offset.reset": "earliest",
                 "partition.assignment.strategy": "range",
                 "max.poll.interval.ms": max_poll_interval_ms,
-                "session.timeout.ms": min(max_poll_interval_ms, 45_000),
+                # Brokers refuse sessions under group.min.session.timeout.ms (6 s default).
+                "session.timeout.ms": max(6_000, min(max_poll_interval_ms, 45_000)),
                 "heartbeat.interval.ms": min(max_poll_interval_ms // 10, 3000),
             }
         )
@@ -228,7 +241,7 @@ class KafkaConsumer:
         for msg in self._consumer.consume(num_messages=max_records, timeout=timeout):
             err = msg.error()
             if err is not None:
-                if err.fatal():
+                if err.fatal() or err.code() in _CONFIG_ERRORS:
                     raise _bus_error("consumer failed", err)
                 log.warning("consumer: %s (%s)", err.str(), err.name())
                 continue

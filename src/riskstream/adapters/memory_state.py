@@ -86,9 +86,17 @@ class InMemoryStateStore:
         self._slots: dict[tuple[str, str, int], _Slot] = {}
 
     def claim(self, scope: str, partition: TopicPartition) -> PartitionState:
+        return self._read(scope, partition, claim=True)
+
+    def peek(self, scope: str, partition: TopicPartition) -> PartitionState:
+        return self._read(scope, partition, claim=False)
+
+    def _read(self, scope: str, partition: TopicPartition, *, claim: bool) -> PartitionState:
         with self._lock:
-            slot = self._slots.setdefault(_slot_key(scope, partition), _Slot())
-            slot.epoch += 1
+            slot = self._slots.get(_slot_key(scope, partition)) or _Slot()
+            if claim:
+                self._slots[_slot_key(scope, partition)] = slot
+                slot.epoch += 1
             # Copies: the caller must not see (or cause) later mutations.
             return PartitionState(
                 epoch=slot.epoch,

@@ -193,16 +193,23 @@ class RedisStateStore:
         return f"RedisStateStore({self._where})"
 
     def claim(self, scope: str, partition: TopicPartition) -> PartitionState:
+        return self._read(scope, partition, claim=True)
+
+    def peek(self, scope: str, partition: TopicPartition) -> PartitionState:
+        return self._read(scope, partition, claim=False)
+
+    def _read(self, scope: str, partition: TopicPartition, *, claim: bool) -> PartitionState:
         meta_key, snap_key = partition_keys(scope, partition)
-        with self._translate("claim", scope, partition):
+        with self._translate("claim" if claim else "read", scope, partition):
             pipe = self._client.pipeline(transaction=True)
-            pipe.hincrby(meta_key, "epoch", 1)
+            if claim:
+                pipe.hincrby(meta_key, "epoch", 1)
             pipe.hgetall(meta_key)
             pipe.hgetall(snap_key)
-            epoch, meta, snapshots = pipe.execute()
+            *_, meta, snapshots = pipe.execute()
         offset = meta.get(b"offset")
         return PartitionState(
-            epoch=epoch,
+            epoch=int(meta.get(b"epoch", 0)),
             offset=None if offset is None else int(offset),
             counters={
                 name[len(_COUNTER_PREFIX) :].decode(): int(value)

@@ -115,7 +115,7 @@ class Processor:
         for tp in owned:
             del self._owned[tp]
         log.info("%s %d partitions", "lost" if lost else "released", len(owned))
-        self._metrics.partitions.set(len(self._owned))
+        self._update_gauges()
 
     # -- the loop -----------------------------------------------------------------
 
@@ -232,11 +232,11 @@ class Processor:
         if saved:
             self._consumer.commit(saved)
             self._metrics.checkpoint_seconds.observe(self._last_checkpoint - started)
+            self._metrics.last_checkpoint.set_to_current_time()
         self._update_gauges()
 
     def _update_gauges(self) -> None:
         m = self._metrics
-        m.last_checkpoint.set_to_current_time()
         m.partitions.set(len(self._owned))
         m.streams.set(sum(len(o.detectors.streams) for o in self._owned.values()))
         m.state_bytes.set(sum(sum(o.sizes.values()) for o in self._owned.values()))

@@ -1,0 +1,189 @@
+"""Crashes, scale-out and zombies: the processor as real child processes on Kafka + Redis.
+
+Each test compares against the uninterrupted reference — the same records through
+the embedded pipeline — because "nothing lost, nothing applied twice" means the
+final detector state and the set of incident ids are exactly the reference's.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from support import (
+    ProcessorProcess,
+    Setup,
+    create_topics,
+    embedded_run,
+    encode,
+    end_offsets,
+    make_setup,
+    produce,
+    read_topic,
+    redis_state,
+    saved_offsets,
+    sensor_events,
+    wait_until_saved,
+)
+
+
+def _records_with_poison(
+    seed: int, sensors: int, per_sensor: int
+) -> list[tuple[bytes | None, bytes]]:
+    rng = random.Random(seed)
+    drifting = {s: rng.randrange(per_sensor // 3, per_sensor - 200) for s in range(0, sensors, 9)}
+    records: list[tuple[bytes | None, bytes]] = list(
+        encode(sensor_events(seed, sensors, per_sensor, drifting))
+    )
+    for i in range(0, len(records), 997):  # a sprinkle of bad input, keyed like the rest
+        records.insert(i, (records[i][0], b'{"broken": '))
+    return records
+
+
+def _progress(redis_url: str, setup: Setup, ends: dict[tuple[str, int], int]) -> int:
+    return sum(s.offset or 0 for s in saved_offsets(redis_url, setup.group, ends).values())
+
+
+def _wait_for_progress(
+    redis_url: str, setup: Setup, ends: dict[tuple[str, int], int], above: int, timeout: float = 60
+) -> int:
+    deadline = time.monotonic() + timeout
+    while (done := _progress(redis_url, setup, ends)) <= above:
+        assert time.monotonic() < deadline, f"no progress past {above} in {timeout} s"
+        time.sleep(0.05)
+    return done
+
+
+def _incident_ids(bootstrap: str, topic: str) -> tuple[set[str], int]:
+    """Distinct incident ids on the topic, and how many messages carried them.
+
+    A replay after a crash may re-emit an incident; it must be the same event.
+    """
+    by_id: dict[str, bytes] = {}
+    messages = read_topic(bootstrap, topic)
+    for m in messages:
+        incident_id = orjson.loads(m.value())["incident_id"]
+        assert by_id.setdefault(incident_id, m.value()) == m.value(), "a replay changed an incident"
+    return set(by_id), len(messages)
+
+
+def _check_against_reference(
+    setup: Setup,
+    bootstrap: str,
+    redis_url: str,
+    records: list[tuple[bytes | None, bytes]],
+    ends: dict[tuple[str, int], int],
+) -> dict[str, Any]:
+    states = wait_until_saved(redis_url, setup.group, ends)
+    expected_incidents, expected_state, _ = embedded_run(setup, {setup.topics["sensor"]: records})
+    poison = sum(1 for _, v in records if v == b'{"broken": ')
+    applied = sum(s.counters.get("applied", 0) for s in states.values())
+    dead = sum(s.counters.get("dead_lettered", 0) for s in states.values())
+    assert (applied, dead) == (len(records) - poison, poison)
+    ids, messages = _incident_ids(bootstrap, setup.topics["incidents"])
+    assert ids == {i["incident_id"] for i in expected_incidents}
+    assert len(ids) >= 10
+    assert redis_state(redis_url, setup.group, ends) == expected_state
+    return {"incidents": len(ids), "incident_messages": messages, "applied": applied, "dead": dead}
+
+
+def test_kill_9_five_times_loses_nothing_and_applies_nothing_twice(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    setup = make_setup(tmp_path, unique("crash"), checkpoint_interval_ms=300)
+    create_topics(kafka_bootstrap, setup.topics.values())
+    records = _records_with_poison(seed=11, sensors=200, per_sensor=1000)
+    assert len(records) >= 200_000
+    produce(kafka_bootstrap, setup.topics["sensor"], records)
+    ends = end_offsets(kafka_bootstrap, setup.topics["sensor"], 2)
+
+    rng = random.Random(2026)
+    kills: list[int] = []
+    done = 0
+    for attempt in range(5):
+        proc = ProcessorProcess(
+            setup, kafka_bootstrap, redis_url, tmp_path / f"crash-{attempt}.log"
+        )
+        try:
+            done = _wait_for_progress(redis_url, setup, ends, above=done)
+            time.sleep(rng.uniform(0.0, 0.6))
+        finally:
+            proc.kill()  # SIGKILL: no checkpoint, no goodbye to the group
+        kills.append(_progress(redis_url, setup, ends))
+    assert kills[-1] < len(records), f"all processed before the last kill: {kills}"
+
+    final = ProcessorProcess(setup, kafka_bootstrap, redis_url, tmp_path / "crash-final.log")
+    try:
+        summary = _check_against_reference(setup, kafka_bootstrap, redis_url, records, ends)
+    finally:
+        assert final.stop() == 0, final.log()
+    print(f"kills at saved offsets {kills} of {len(records)}; {summary}")
+
+
+def test_two_processors_share_the_work_and_one_leaving_midway_changes_nothing(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    setup = make_setup(tmp_path, unique("scale"))
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=4)
+    records = _records_with_poison(seed=12, sensors=120, per_sensor=800)
+    produce(kafka_bootstrap, setup.topics["sensor"], records)
+    ends = end_offsets(kafka_bootstrap, setup.topics["sensor"], 4)
+
+    first = ProcessorProcess(setup, kafka_bootstrap, redis_url, tmp_path / "first.log")
+    second = ProcessorProcess(setup, kafka_bootstrap, redis_url, tmp_path / "second.log")
+    try:
+        _wait_for_progress(redis_url, setup, ends, above=len(records) // 4)
+        assert second.stop() == 0, second.log()  # leaves midway, saving what it did
+        assert _progress(redis_url, setup, ends) < len(records), "stopped too late to matter"
+        _check_against_reference(setup, kafka_bootstrap, redis_url, records, ends)
+    finally:
+        second.stop()
+        assert first.stop() == 0, first.log()
+    assert "assigned" in second.log()  # it really took part
+
+
+def test_a_paused_processor_cannot_overwrite_the_state_of_partitions_it_lost(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    setup = make_setup(tmp_path, unique("zombie"), checkpoint_interval_ms=200)
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=2)
+    records = _records_with_poison(seed=13, sensors=150, per_sensor=1000)
+    produce(kafka_bootstrap, setup.topics["sensor"], records)
+    ends = end_offsets(kafka_bootstrap, setup.topics["sensor"], 2)
+
+    zombie = ProcessorProcess(
+        setup, kafka_bootstrap, redis_url, tmp_path / "zombie.log", poll_ms=6000
+    )
+    other = None
+    try:
+        _wait_for_progress(redis_url, setup, ends, above=0)
+        zombie.signal(signal.SIGSTOP)  # mid-batch, with unsaved progress
+        paused_at = {tp: s.epoch for tp, s in saved_offsets(redis_url, setup.group, ends).items()}
+        other = ProcessorProcess(
+            setup, kafka_bootstrap, redis_url, tmp_path / "other.log", poll_ms=6000
+        )
+        # The group gives up on the paused member; the other claims every partition.
+        deadline = time.monotonic() + 60
+        while any(
+            s.epoch <= paused_at[tp]
+            for tp, s in saved_offsets(redis_url, setup.group, ends).items()
+        ):
+            assert time.monotonic() < deadline, other.log()
+            time.sleep(0.2)
+        _wait_for_progress(redis_url, setup, ends, above=_progress(redis_url, setup, ends))
+        zombie.signal(signal.SIGCONT)  # wakes up believing it still owns its partitions
+        _check_against_reference(setup, kafka_bootstrap, redis_url, records, ends)
+        time.sleep(2)  # give the zombie every chance to write stale state
+        expected_state = embedded_run(setup, {setup.topics["sensor"]: records})[1]
+        assert redis_state(redis_url, setup.group, ends) == expected_state
+    finally:
+        if other is not None:
+            assert other.stop() == 0, other.log()
+        zombie.stop()
+    log = zombie.log()
+    assert "lost" in log or "fenced" in log, log
