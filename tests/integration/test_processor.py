@@ -8,6 +8,8 @@ from pathlib import Path
 
 import orjson
 from prometheus_client import CollectorRegistry
+
+from riskstream.bootstrap import kafka_processor
 from support import (
     create_topics,
     embedded_run,
@@ -20,8 +22,6 @@ from support import (
     sensor_events,
     wait_until_saved,
 )
-
-from riskstream.bootstrap import kafka_processor
 
 
 def test_incidents_reach_the_topic_as_cloudevents_and_state_is_saved_with_offsets(

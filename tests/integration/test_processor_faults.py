@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from support import (
     ProcessorProcess,
     Setup,
