@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=(args.log_level or ("INFO" if args.command == "run" else "WARNING")).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,
     )
     try:
         return int(_COMMANDS[args.command](args))

@@ -72,8 +72,9 @@ def replay(
     source: IO[bytes],
     out: IO[bytes],
     topic: str | None = None,
-    progress: IO[str] = sys.stderr,
+    progress: IO[str] | None = None,
 ) -> ReplaySummary:
+    progress = progress or sys.stderr
     if topic is not None and topic not in config.topics.input_kinds():
         known = ", ".join(config.topics.input_kinds())
         raise ConfigError(f"--topic {topic!r} is not an input topic of the config; known: {known}")
@@ -109,7 +110,7 @@ def replay(
                 last_report = now
     while processor.step(0):
         pass
-    totals = [c for c in processor.counters().values()]
+    totals = list(processor.counters().values())
     processor.close()
     summary = ReplaySummary(
         records=records,

@@ -132,35 +132,54 @@ class Finding:
     alarm: StreamAlarm
 
 
-class _Compiled:
-    """A spec with its getters precompiled for the hot path."""
+def _key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
+    """The stream key of an event: its key fields' values joined by ``|``."""
+    getters = tuple(field_getter(p) for p in paths)
+    if len(getters) == 1:
+        (get,) = getters
 
-    __slots__ = ("filters", "keys", "spec", "subject", "value")
+        def one(e: Event) -> str:
+            v = get(e)
+            return v if type(v) is str else str(v)
+
+        return one
+    return lambda e: "|".join([str(get(e)) for get in getters])
+
+
+class _Compiled:
+    """A spec with its getters precompiled, and its streams on this partition."""
+
+    __slots__ = ("dirty", "filters", "key_of", "prefix", "spec", "streams", "subject", "value")
 
     def __init__(self, spec: MonitorSpec) -> None:
         self.spec = spec
         self.value = spec.value.getter()
-        self.keys = tuple(field_getter(k) for k in spec.key)
+        self.key_of = _key_getter(spec.key)
         self.subject = field_getter(spec.subject)
         self.filters = tuple((field_getter(p), frozenset(v)) for p, v in spec.where.items())
+        self.prefix = spec.name + STATE_KEY_SEPARATOR
+        self.streams: dict[str, StreamDetector] = {}
+        self.dirty: set[str] = set()
+
+
+STATE_KEY_SEPARATOR = "\x1f"
+"""Between monitor name and stream key in a state key (cannot occur in either)."""
 
 
 class PartitionDetectors:
     """Every monitor's per-stream detectors for one input partition.
 
-    ``dirty`` names the streams changed since the last checkpoint, so a
-    checkpoint writes only those.
+    Each monitor remembers which of its streams changed since the last
+    checkpoint, so a checkpoint encodes and writes only those.
     """
 
-    def __init__(self, specs: Sequence[MonitorSpec], topic: str) -> None:
-        self._monitors = [_Compiled(s) for s in specs if s.reads == topic]
+    def __init__(self, specs: Sequence[MonitorSpec], kind: str) -> None:
+        self._monitors = [_Compiled(s) for s in specs if s.reads == kind]
         self._by_name = {m.spec.name: m for m in self._monitors}
-        self.streams: dict[str, StreamDetector] = {}
-        self.dirty: set[str] = set()
 
     @property
-    def watches(self) -> bool:
-        return bool(self._monitors)
+    def stream_count(self) -> int:
+        return sum(len(m.streams) for m in self._monitors)
 
     def observe(self, event: Event) -> list[Finding]:
         findings: list[Finding] = []
@@ -171,50 +190,54 @@ class PartitionDetectors:
             x = m.value(event)
             if x is None:
                 continue
-            stream_key = "|".join(str(get(event)) for get in m.keys)
-            state_key = f"{m.spec.name}\x1f{stream_key}"
-            stream = self.streams.get(state_key)
+            key = m.key_of(event)
+            stream = m.streams.get(key)
             if stream is None:
-                stream = self.streams[state_key] = StreamDetector(
-                    m.spec.new_detector, m.spec.settings
-                )
+                stream = m.streams[key] = StreamDetector(m.spec.new_detector, m.spec.settings)
             if t is None:
                 t = parse_time(event["time"])
-            self.dirty.add(state_key)
+            m.dirty.add(key)
             alarm = stream.update(x, t)
             if alarm is not None:
-                findings.append(self._finding(m, stream_key, event, alarm))
+                findings.append(self._finding(m, key, event, alarm))
         return findings
 
     @staticmethod
     def _finding(m: _Compiled, stream_key: str, event: Event, alarm: StreamAlarm) -> Finding:
-        digest = hashlib.sha256(
-            f"{m.spec.name}\x1f{stream_key}\x1f{alarm.index}".encode()
-        ).hexdigest()
+        digest = hashlib.sha256(f"{m.prefix}{stream_key}\x1f{alarm.index}".encode()).hexdigest()
         return Finding(digest[:32], m.spec, stream_key, str(m.subject(event)), alarm)
 
     def take_changed(self) -> dict[str, bytes]:
-        """Encoded snapshots of the streams changed since the last call."""
-        out = {k: orjson.dumps(self.streams[k].snapshot()) for k in self.dirty}
-        self.dirty.clear()
+        """Encoded snapshots of the streams changed since the last call, by state key."""
+        out: dict[str, bytes] = {}
+        dumps = orjson.dumps
+        for m in self._monitors:
+            streams, prefix = m.streams, m.prefix
+            for key in m.dirty:
+                out[prefix + key] = dumps(streams[key].snapshot())
+            m.dirty.clear()
         return out
 
+    def mark_dirty(self, state_keys: Iterable[str]) -> None:
+        """Mark streams changed again (after a checkpoint that may not have landed)."""
+        for state_key in state_keys:
+            name, _, key = state_key.partition(STATE_KEY_SEPARATOR)
+            if (m := self._by_name.get(name)) is not None and key in m.streams:
+                m.dirty.add(key)
+
     def load(self, snapshots: Mapping[str, bytes]) -> None:
-        """Restore streams from a checkpoint; unknown monitors' state is ignored."""
+        """Restore streams from a checkpoint; state of monitors no longer configured is ignored."""
         for state_key, raw in snapshots.items():
-            name = state_key.split("\x1f", 1)[0]
+            name, _, key = state_key.partition(STATE_KEY_SEPARATOR)
             m = self._by_name.get(name)
             if m is None:
                 continue
-            self.streams[state_key] = StreamDetector.restore(
+            m.streams[key] = StreamDetector.restore(
                 orjson.loads(raw), m.spec.new_detector, m.spec.settings
             )
 
     def snapshot_all(self) -> dict[str, Any]:
         """Every stream's snapshot as plain data (for comparisons and tests)."""
-        return {k: s.snapshot() for k, s in sorted(self.streams.items())}
-
-    def forget(self, state_keys: Iterable[str]) -> None:
-        for k in state_keys:
-            self.streams.pop(k, None)
-            self.dirty.discard(k)
+        return {
+            m.prefix + k: s.snapshot() for m in self._monitors for k, s in sorted(m.streams.items())
+        }

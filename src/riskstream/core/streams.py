@@ -1,4 +1,4 @@
-"""The per-stream pipeline around a detector: warm-up, scaling, onset, debounce.
+"""The per-stream pipeline around a detector: season, warm-up, scaling, onset, debounce.
 
 Raw River detectors are tuned for values in a known range and alarm far too often
 on real streams (Page-Hinkley's defaults raise hundreds of alarms per million
@@ -8,11 +8,22 @@ feeds standardized values to its detector.  Alongside, a two-sided CUSUM (Page,
 1954) tracks where the current excursion began: its last reset point is the
 classic change-point estimate, which we report as the onset.  After an alarm the
 stream re-learns its reference, so one change yields one alarm, not a storm.
+
+A stream with a daily (or weekly) cycle would look, to a frozen reference, like a
+drift every half cycle.  With :class:`Seasonality` set, the stream first learns a
+seasonal profile in *data time*: the cycle is cut into ``bins`` and each bin learns
+the mean of its first ``warmup`` values (and where in the bin they fell); the
+profile is the line through those points.  Everything downstream — reference,
+detector, onset — then sees the value minus its profile, so only changes that the
+cycle does not explain remain.  A bin is not watched until it has learned, so a
+new stream is partly blind for its first cycle; the profile is kept across
+alarms (a level shift keeps the shape) and only learned once per stream.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +31,50 @@ from typing import Any
 from riskstream.core.detectors import Alarm, Detector, WindowStats, restore_detector
 from riskstream.errors import ConfigError
 
-__all__ = ["StreamAlarm", "StreamDetector", "StreamSettings"]
+__all__ = ["Seasonality", "StreamAlarm", "StreamDetector", "StreamSettings"]
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 CUSUM_SLACK = 0.5  # in reference standard deviations: tuned to shifts of ~1 sigma
+
+
+@dataclass(frozen=True, slots=True)
+class Seasonality:
+    """A cycle in data time that a stream learns and subtracts before detection.
+
+    ``period_s`` is the cycle's length in seconds of event time (86400 for a daily
+    cycle), cut into ``bins`` equal parts; each part learns from its first
+    ``warmup`` values before it is used.
+    """
+
+    period_s: float
+    bins: int = 24
+    warmup: int = 30
+
+    def __post_init__(self) -> None:
+        p = self.period_s
+        if isinstance(p, bool) or not isinstance(p, int | float) or not (0 < p < math.inf):
+            raise ConfigError(f"seasonality: period_s must be a number > 0, got {p!r}")
+        for name, low in (("bins", 1), ("warmup", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise ConfigError(f"seasonality: {name} must be an integer >= {low}, got {v!r}")
+
+    @classmethod
+    def from_config(cls, raw: object) -> Seasonality:
+        """From a config mapping such as ``{period_s: 86400, bins: 24, warmup: 30}``."""
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"seasonality must be a mapping (period_s, bins, warmup), got {raw!r}"
+            )
+        known = ("period_s", "bins", "warmup")
+        unknown = sorted(str(k) for k in raw if k not in known)
+        if unknown:
+            raise ConfigError(
+                f"seasonality: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            )
+        if "period_s" not in raw:
+            raise ConfigError("seasonality needs period_s (the cycle in seconds, e.g. 86400)")
+        return cls(**{str(k): v for k, v in raw.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +84,7 @@ class StreamSettings:
     warmup: int = 500
     scale: bool = True
     cooldown: int = 0
+    seasonality: Seasonality | None = None
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.cooldown < 0:
@@ -43,7 +95,12 @@ class StreamSettings:
 
 @dataclass(frozen=True, slots=True)
 class StreamAlarm:
-    """A detector alarm placed in data time, with the stream's evidence."""
+    """A detector alarm placed in data time, with the stream's evidence.
+
+    ``reference`` (mean, with ``reference_std``) and ``after`` are in the value's
+    own units; for a seasonal stream they are seasonally adjusted: the value minus
+    its profile, plus the profile's average over the cycle.
+    """
 
     alarm: Alarm
     index: int
@@ -56,7 +113,7 @@ class StreamAlarm:
 
 
 class StreamDetector:
-    """One stream's state: reference, CUSUM onset tracker, detector, times.
+    """One stream's state: profile, reference, CUSUM onset tracker, detector, times.
 
     >>> import random
     >>> from riskstream.core.detectors import make_detector
@@ -73,9 +130,12 @@ class StreamDetector:
         "_cool_until",
         "_detector",
         "_down",
+        "_mean",
         "_new_detector",
         "_ref",
+        "_season",
         "_settings",
+        "_std",
         "_times",
         "_up",
         "n",
@@ -88,44 +148,69 @@ class StreamDetector:
         self.n = 0
         self._cool_until = 0
         self._ref = _Welford()
+        self._mean, self._std = 0.0, 1.0  # the reference, fixed once the warm-up is done
         self._up = _Cusum()
         self._down = _Cusum()
         self._times = _TimeIndex()
+        season = settings.seasonality
+        self._season = None if season is None else _Profile(season)
 
     def update(self, x: float, t: float) -> StreamAlarm | None:
-        self.n += 1
-        self._times.add(self.n, t)
+        n = self.n = self.n + 1
+        times = self._times
+        if not (n - 1) % times.STRIDE:
+            times.add(n, t)
+        season = self._season
+        if season is not None:
+            base = season.baseline(x, t)
+            if base is None:
+                return None  # this part of the cycle is still being learned
+            x -= base
         ref = self._ref
         if ref.count < self._settings.warmup:
             ref.add(x)
+            if ref.count == self._settings.warmup:
+                self._fix_reference()
             return None
-        std = ref.std() or 1.0
-        z = (x - ref.mean) / std
-        self._up.add(z - CUSUM_SLACK, x, self.n)
-        self._down.add(-z - CUSUM_SLACK, x, self.n)
+        z = (x - self._mean) / self._std
+        self._up.add(z - CUSUM_SLACK, x, n)
+        self._down.add(-z - CUSUM_SLACK, x, n)
         alarm = self._detector.update(z if self._settings.scale else x)
-        if alarm is None or self.n <= self._cool_until:
+        if alarm is None or n <= self._cool_until:
             return None
-        return self._raise(alarm, t, std)
+        return self._raise(alarm, t)
 
-    def _raise(self, alarm: Alarm, t: float, std: float) -> StreamAlarm:
+    def _fix_reference(self) -> None:
+        ref = self._ref
+        self._mean, self._std = ref.mean, ref.std() or 1.0
+
+    def _raise(self, alarm: Alarm, t: float) -> StreamAlarm:
+        std = self._std
+        level = 0.0 if self._season is None else self._season.level()
         tracker = self._up if self._up.stat >= self._down.stat else self._down
         if tracker.stat > 0:
-            onset, after = tracker.start, WindowStats(tracker.count, tracker.total / tracker.count)
-        else:
-            onset, after = self.n - (alarm.index - alarm.onset), alarm.after
+            onset = tracker.start
+            after = WindowStats(tracker.count, tracker.total / tracker.count + level)
+        else:  # no excursion under way: the detector's own onset and window
+            onset = self.n - (alarm.index - alarm.onset)
+            mean = alarm.after.mean
+            if self._settings.scale:
+                mean = self._mean + std * mean
+            after = WindowStats(alarm.after.count, mean + level)
         result = StreamAlarm(
             alarm=alarm,
             index=self.n,
             onset=onset,
             detected_at=t,
             onset_at=self._times.time_of(onset),
-            reference=WindowStats(self._ref.count, self._ref.mean),
+            reference=WindowStats(self._ref.count, self._ref.mean + level),
             reference_std=std,
             after=after,
         )
         # Re-baseline: the new regime becomes the reference, so one change, one alarm.
+        # The seasonal profile is kept: a level shift does not change the cycle's shape.
         self._ref = _Welford()
+        self._mean, self._std = 0.0, 1.0
         self._up = _Cusum()
         self._down = _Cusum()
         self._detector = self._new_detector()
@@ -137,6 +222,7 @@ class StreamDetector:
             "v": SNAPSHOT_VERSION,
             "n": self.n,
             "cool": self._cool_until,
+            "season": None if self._season is None else self._season.dump(),
             "ref": self._ref.dump(),
             "up": self._up.dump(),
             "down": self._down.dump(),
@@ -156,12 +242,83 @@ class StreamDetector:
         det = cls(new_detector, settings)
         det.n = int(snap["n"])
         det._cool_until = int(snap["cool"])
+        if det._season is not None:
+            if snap.get("season") is None:
+                raise ConfigError(
+                    "stream snapshot has no seasonal profile but the monitor now has "
+                    "seasonality — reset the state to continue"
+                )
+            det._season.load(snap["season"])
         det._ref = _Welford.load(snap["ref"])
+        if det._ref.count >= settings.warmup:
+            det._fix_reference()
         det._up = _Cusum.load(snap["up"])
         det._down = _Cusum.load(snap["down"])
         det._times = _TimeIndex.load(snap["times"])
         det._detector = restore_detector(snap["det"])
         return det
+
+
+class _Profile:
+    """A seasonal profile in data time: per bin, the mean value and mean phase of
+    its first ``need`` samples; between learned points it is linear."""
+
+    __slots__ = ("bins", "count", "mean", "need", "period", "phase", "scale")
+
+    def __init__(self, season: Seasonality) -> None:
+        self.period = float(season.period_s)
+        self.bins = season.bins
+        self.scale = season.bins / self.period  # data seconds -> bin units
+        self.need = season.warmup
+        self.count = [0] * season.bins
+        self.mean = [0.0] * season.bins
+        self.phase = [0.0] * season.bins  # in bin units: bin b holds phases in [b, b + 1)
+
+    def baseline(self, x: float, t: float) -> float | None:
+        """The profile at time ``t``, or None while ``t``'s bin is learning (from x)."""
+        u = (t % self.period) * self.scale
+        bins = self.bins
+        if not u < bins:  # t % period rounded up to period, or t is not finite
+            u = math.nextafter(float(bins), 0.0) if u == u else 0.0
+        b = int(u)
+        count = self.count
+        c = count[b]
+        need = self.need
+        mean = self.mean
+        if c < need:
+            c = count[b] = c + 1
+            mean[b] += (x - mean[b]) / c
+            self.phase[b] += (u - self.phase[b]) / c
+            return None
+        p = self.phase[b]
+        if u >= p:
+            nb = b + 1 if b + 1 < bins else 0
+            q = self.phase[nb] + (bins if nb <= b else 0)
+        else:
+            nb = b - 1 if b > 0 else bins - 1
+            q = self.phase[nb] - (bins if nb >= b else 0)
+        if nb == b or count[nb] < need:
+            return mean[b]
+        return mean[b] + (u - p) / (q - p) * (mean[nb] - mean[b])
+
+    def level(self) -> float:
+        """The profile's average over the learned bins (the cycle's mean level)."""
+        learned = [m for m, c in zip(self.mean, self.count, strict=True) if c >= self.need]
+        return math.fsum(learned) / len(learned) if learned else 0.0
+
+    def dump(self) -> list[list[Any]]:
+        return [list(self.count), list(self.mean), list(self.phase)]
+
+    def load(self, data: list[list[Any]]) -> None:
+        counts, means, phases = data
+        if not len(counts) == len(means) == len(phases) == self.bins:
+            raise ConfigError(
+                f"stream snapshot has a {len(counts)}-bin seasonal profile but the monitor "
+                f"has {self.bins} bins — reset the state to continue"
+            )
+        self.count = [int(c) for c in counts]
+        self.mean = [float(m) for m in means]
+        self.phase = [float(p) for p in phases]
 
 
 class _Welford:
@@ -200,7 +357,8 @@ class _Cusum:
     def add(self, step: float, x: float, n: int) -> None:
         s = self.stat + step
         if s <= 0.0:
-            self.stat, self.count, self.total = 0.0, 0, 0.0
+            if self.stat:
+                self.stat, self.count, self.total = 0.0, 0, 0.0
             return
         if self.stat == 0.0:
             self.start = n

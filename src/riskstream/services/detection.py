@@ -222,7 +222,7 @@ class Processor:
                 continue
             except StateStoreError:
                 # Outcome unknown but atomic: keep the changes dirty so a retry saves them.
-                owned.detectors.dirty.update(changed)
+                owned.detectors.mark_dirty(changed)
                 raise
             owned.saved_offset = owned.next_offset
             owned.sizes.update((k, len(v)) for k, v in changed.items())
@@ -238,7 +238,7 @@ class Processor:
     def _update_gauges(self) -> None:
         m = self._metrics
         m.partitions.set(len(self._owned))
-        m.streams.set(sum(len(o.detectors.streams) for o in self._owned.values()))
+        m.streams.set(sum(o.detectors.stream_count for o in self._owned.values()))
         m.state_bytes.set(sum(sum(o.sizes.values()) for o in self._owned.values()))
         for tp, owned in self._owned.items():
             high = self._consumer.high_watermark(tp)
