@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from riskstream.core.detectors import DETECTOR_KINDS, make_detector
-from riskstream.core.monitors import MonitorSpec, ValueSpec
+from riskstream.core.monitors import MISSING, MonitorSpec, ValueSpec
+from riskstream.core.silence import check_silence_params
 from riskstream.core.streams import StreamSettings
 from riskstream.errors import ConfigError, RiskstreamError
 
@@ -201,13 +202,24 @@ class _Reader:
 
     def _monitor(self, node: _Node) -> MonitorSpec:
         fields = dict(node.items())
-        required = ("name", "reads", "value", "key", "detector")
+        required: tuple[str, ...] = ("name", "reads", "key", "detector")
+        if "detector" in fields and self._kind_of(fields["detector"]) != MISSING:
+            required += ("value",)  # silence needs no value, only the events' times
         for r in required:
             if r not in fields:
                 raise _Problem(node, f"monitor is missing {r!r} (required: {', '.join(required)})")
         allowed = {
             *required,
-            *("subject", "where", "warmup", "scale", "cooldown", "severity", "incident_type"),
+            *(
+                "value",
+                "subject",
+                "where",
+                "warmup",
+                "scale",
+                "cooldown",
+                "severity",
+                "incident_type",
+            ),
         }
         for k, v in fields.items():
             if k not in allowed:
@@ -240,7 +252,7 @@ class _Reader:
             return MonitorSpec(
                 name=_str(fields["name"]),
                 reads=reads,
-                value=self._value(fields["value"]),
+                value=self._value(fields["value"]) if "value" in fields else ValueSpec("time"),
                 key=key,
                 subject=_str(fields["subject"]) if "subject" in fields else key[0],
                 detector=kind,
@@ -270,6 +282,11 @@ class _Reader:
         return ValueSpec(_str(fields["path"]), above, equals)
 
     @staticmethod
+    def _kind_of(node: _Node) -> object:
+        raw = node.plain()
+        return raw.get("kind") if isinstance(raw, dict) else raw
+
+    @staticmethod
     def _detector(node: _Node) -> tuple[str, Mapping[str, Any]]:
         if isinstance(node.node, yaml.ScalarNode):
             kind, params = _str(node), {}
@@ -279,10 +296,14 @@ class _Reader:
                 raise _Problem(node, "detector needs a 'kind'")
             kind = raw.pop("kind")
             params = raw
-        if kind not in DETECTOR_KINDS:
-            raise _Problem(node, f"unknown detector {kind!r}; known: {', '.join(DETECTOR_KINDS)}")
+        known = [*DETECTOR_KINDS, MISSING]
+        if kind not in known:
+            raise _Problem(node, f"unknown detector {kind!r}; known: {', '.join(known)}")
         try:
-            make_detector(kind, params)
+            if kind == MISSING:
+                check_silence_params(params)
+            else:
+                make_detector(kind, params)
         except RiskstreamError as exc:
             raise _Problem(node, str(exc)) from None
         return kind, params

@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from riskstream.core.detectors import Detector, make_detector
+from riskstream.core.detectors import Alarm, Detector, WindowStats, make_detector
+from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
 from riskstream.core.streams import StreamAlarm, StreamDetector, StreamSettings
 from riskstream.core.timeutil import parse_time
 
@@ -165,6 +166,46 @@ class _Compiled:
 STATE_KEY_SEPARATOR = "\x1f"
 """Between monitor name and stream key in a state key (cannot occur in either)."""
 
+MISSING = "missing"
+"""The detector kind for silence, which no per-sample detector can see."""
+
+
+class _SilenceMonitor:
+    """A ``missing`` monitor: one :class:`SilenceWatch` per partition."""
+
+    __slots__ = ("filters", "key_of", "prefix", "spec", "subject_index", "watch")
+
+    def __init__(self, spec: MonitorSpec) -> None:
+        self.spec = spec
+        self.key_of = _key_getter(spec.key)
+        self.filters = tuple((field_getter(p), frozenset(v)) for p, v in spec.where.items())
+        self.prefix = spec.name + STATE_KEY_SEPARATOR
+        self.subject_index = spec.key.index(spec.subject) if spec.subject in spec.key else None
+        self.watch = SilenceWatch(check_silence_params(dict(spec.params)))
+
+    def finding(self, silent: Silent) -> Finding:
+        n = silent.events
+        stats = WindowStats(n, 0.0)
+        gap = silent.noticed_at - silent.last_seen
+        alarm = StreamAlarm(
+            alarm=Alarm(n, n + 1, stats, WindowStats(0, 0.0), MISSING, gap, self.watch_after),
+            index=n,
+            onset=n + 1,
+            detected_at=silent.noticed_at,
+            onset_at=silent.last_seen,
+            reference=stats,
+            reference_std=0.0,
+            after=WindowStats(0, 0.0),
+        )
+        parts = silent.key.split("|")
+        subject = parts[self.subject_index] if self.subject_index is not None else silent.key
+        digest = hashlib.sha256(f"{self.prefix}{silent.key}\x1f{n}".encode()).hexdigest()
+        return Finding(digest[:32], self.spec, silent.key, subject, alarm)
+
+    @property
+    def watch_after(self) -> float:
+        return float(self.spec.params["after"])
+
 
 class PartitionDetectors:
     """Every monitor's per-stream detectors for one input partition.
@@ -174,12 +215,17 @@ class PartitionDetectors:
     """
 
     def __init__(self, specs: Sequence[MonitorSpec], kind: str) -> None:
-        self._monitors = [_Compiled(s) for s in specs if s.reads == kind]
+        mine = [s for s in specs if s.reads == kind]
+        self._monitors = [_Compiled(s) for s in mine if s.detector != MISSING]
+        self._silences = [_SilenceMonitor(s) for s in mine if s.detector == MISSING]
         self._by_name = {m.spec.name: m for m in self._monitors}
+        self._silence_by_name = {m.spec.name: m for m in self._silences}
 
     @property
     def stream_count(self) -> int:
-        return sum(len(m.streams) for m in self._monitors)
+        return sum(len(m.streams) for m in self._monitors) + sum(
+            len(m.watch) for m in self._silences
+        )
 
     def observe(self, event: Event) -> list[Finding]:
         findings: list[Finding] = []
@@ -200,6 +246,13 @@ class PartitionDetectors:
             alarm = stream.update(x, t)
             if alarm is not None:
                 findings.append(self._finding(m, key, event, alarm))
+        for sm in self._silences:
+            if sm.filters and not all(get(event) in allowed for get, allowed in sm.filters):
+                continue
+            if t is None:
+                t = parse_time(event["time"])
+            sm.watch.see(sm.key_of(event), t)
+            findings.extend(sm.finding(silent) for silent in sm.watch.silent())
         return findings
 
     @staticmethod
@@ -216,6 +269,10 @@ class PartitionDetectors:
             for key in m.dirty:
                 out[prefix + key] = dumps(streams[key].snapshot())
             m.dirty.clear()
+        for sm in self._silences:
+            for key in sm.watch.dirty:
+                out[sm.prefix + key] = dumps(sm.watch.snapshot(key))
+            sm.watch.dirty.clear()
         return out
 
     def mark_dirty(self, state_keys: Iterable[str]) -> None:
@@ -224,11 +281,17 @@ class PartitionDetectors:
             name, _, key = state_key.partition(STATE_KEY_SEPARATOR)
             if (m := self._by_name.get(name)) is not None and key in m.streams:
                 m.dirty.add(key)
+            elif (sm := self._silence_by_name.get(name)) is not None:
+                sm.watch.dirty.add(key)
 
     def load(self, snapshots: Mapping[str, bytes]) -> None:
         """Restore streams from a checkpoint; state of monitors no longer configured is ignored."""
+        silent: dict[str, dict[str, Any]] = {}
         for state_key, raw in snapshots.items():
             name, _, key = state_key.partition(STATE_KEY_SEPARATOR)
+            if name in self._silence_by_name:
+                silent.setdefault(name, {})[key] = orjson.loads(raw)
+                continue
             m = self._by_name.get(name)
             if m is None:
                 continue
@@ -236,8 +299,14 @@ class PartitionDetectors:
                 orjson.loads(raw), m.spec.new_detector, m.spec.settings
             )
 
+        for name, items in silent.items():
+            self._silence_by_name[name].watch.load(items)
+
     def snapshot_all(self) -> dict[str, Any]:
         """Every stream's snapshot as plain data (for comparisons and tests)."""
-        return {
-            m.prefix + k: s.snapshot() for m in self._monitors for k, s in sorted(m.streams.items())
+        out: dict[str, Any] = {
+            m.prefix + k: s.snapshot() for m in self._monitors for k, s in m.streams.items()
         }
+        for sm in self._silences:
+            out.update((sm.prefix + k, sm.watch.snapshot(k)) for k in sm.watch.streams())
+        return dict(sorted(out.items()))
