@@ -14,12 +14,20 @@ from riskstream.adapters.memory_bus import InMemoryBus
 from riskstream.adapters.memory_state import InMemoryStateStore
 from riskstream.codec import EventDecoder
 from riskstream.config import Config
-from riskstream.metrics import ProcessorMetrics
+from riskstream.metrics import ContainmentMetrics, ProcessorMetrics
 from riskstream.ports import StateStore
+from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
 from riskstream.validation import validator_for
 
-__all__ = ["SUBJECT_FIELDS", "build_decoder", "embedded_processor", "kafka_processor"]
+__all__ = [
+    "SUBJECT_FIELDS",
+    "build_decoder",
+    "embedded_containment",
+    "embedded_processor",
+    "kafka_containment",
+    "kafka_processor",
+]
 
 SUBJECT_FIELDS = {"inference": "model_id", "sensor": "sensor_id", "label": "model_id"}
 """The field naming an event's subject, per input kind (checked against known_subjects)."""
@@ -86,3 +94,43 @@ def _redis_url_from_env() -> str:
     if not url:
         raise StateStoreError("no Redis: pass --redis-url or set RISKSTREAM_REDIS_URL")
     return url
+
+
+def embedded_containment(
+    config: Config,
+    bus: InMemoryBus,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], float] | None = None,
+) -> ContainmentService:
+    """The containment service on in-memory stores and bus: the embedded default."""
+    from riskstream.adapters.memory_flags import InMemoryApprovalStore, InMemoryFlagStore
+
+    return ContainmentService(
+        config.containment,
+        InMemoryFlagStore(),
+        InMemoryApprovalStore(),
+        bus.producer(),
+        ContainmentMetrics(registry or CollectorRegistry()),
+        **({"clock": clock} if clock else {}),
+    )
+
+
+def kafka_containment(
+    config: Config,
+    bootstrap: str | None,
+    redis_url: str | None,
+    registry: CollectorRegistry,
+    namespace: str = "default",
+) -> ContainmentService:
+    """The containment service on Redis flags and approvals, publishing to Kafka."""
+    from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+
+    url = redis_url or _redis_url_from_env()
+    return ContainmentService(
+        config.containment,
+        RedisFlagStore.from_url(url, namespace=namespace),
+        RedisApprovalStore.from_url(url, namespace=namespace),
+        KafkaBus(KafkaSettings.from_env(bootstrap)).producer(),
+        ContainmentMetrics(registry),
+    )

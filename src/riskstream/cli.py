@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from riskstream import __version__
+from riskstream import __version__, cli_containment
 from riskstream.errors import RiskstreamError
 
 __all__ = ["main"]
@@ -32,12 +32,19 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed for the data (default 7)")
 
     run = sub.add_parser("run", help="run a long-lived process")
-    run.add_argument("process", choices=["processor"], help="which process")
+    run.add_argument("process", choices=["processor", "containment"], help="which process")
     _config_arg(run)
     run.add_argument("--bootstrap", help="Kafka bootstrap servers (env RISKSTREAM_KAFKA_BOOTSTRAP)")
     run.add_argument("--redis-url", help="Redis URL (env RISKSTREAM_REDIS_URL)")
     run.add_argument(
         "--metrics-port", type=int, default=9400, help="Prometheus /metrics port (0: off)"
+    )
+    run.add_argument("--namespace", default="default", help="containment: flag namespace")
+    run.add_argument(
+        "--replication-factor",
+        type=int,
+        default=1,
+        help="containment: replication of faust's own topics (default 1)",
     )
     run.add_argument(
         "--max-poll-interval-ms",
@@ -51,6 +58,8 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--input", required=True, help="JSON lines of {topic, key, value} records")
     rep.add_argument("--output", help="incidents as JSON lines (default: stdout)")
     rep.add_argument("--topic", help="the input holds bare events of this topic")
+
+    cli_containment.add_parsers(sub)
 
     cfg = sub.add_parser("config", help="check a config file")
     cfg.add_argument("action", choices=["check"])
@@ -87,6 +96,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.process == "containment":
+        return cli_containment.run_containment(args)
     from prometheus_client import CollectorRegistry
 
     from riskstream.bootstrap import kafka_processor
@@ -142,7 +153,13 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"demo": _demo, "run": _run, "replay": _replay, "config": _config}
+_COMMANDS = {
+    "demo": _demo,
+    "run": _run,
+    "replay": _replay,
+    "config": _config,
+    **cli_containment.COMMANDS,
+}
 
 
 if __name__ == "__main__":

@@ -16,8 +16,11 @@ from typing import Any
 
 import yaml
 
+from riskstream.config_yaml import Problem, YamlNode, integer, scalar, string
+from riskstream.containment_config import read_containment
 from riskstream.core.detectors import DETECTOR_KINDS, make_detector
 from riskstream.core.monitors import MISSING, MonitorSpec, ValueSpec
+from riskstream.core.playbooks import ContainmentPolicy
 from riskstream.core.silence import check_silence_params
 from riskstream.core.streams import StreamSettings
 from riskstream.errors import ConfigError, RiskstreamError
@@ -27,6 +30,7 @@ __all__ = ["DEFAULT_CONFIG", "EVENT_KINDS", "Config", "ProcessorSettings", "Topi
 EVENT_KINDS = ("inference", "sensor", "label", "change")
 SEVERITIES = ("info", "warning", "critical")
 DEFAULT_CONFIG = "default-config.yaml"
+_CONTAINMENT_SECTIONS = ("playbooks", "models", "limits")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,7 @@ class Config:
     processor: ProcessorSettings = field(default_factory=ProcessorSettings)
     monitors: tuple[MonitorSpec, ...] = ()
     known_subjects: frozenset[str] | None = None
+    containment: ContainmentPolicy = field(default_factory=ContainmentPolicy)
 
     def monitors_for(self, topic: str) -> tuple[MonitorSpec, ...]:
         kind = self.topics.input_kinds().get(topic)
@@ -89,125 +94,68 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
     if root is None:
         raise ConfigError(f"{source}: the config file is empty")
-    return _Reader(source).config(_Node(root, "$"))
-
-
-class _Node:
-    """A YAML node with its path, for messages that say where."""
-
-    __slots__ = ("node", "path")
-
-    def __init__(self, node: yaml.Node, path: str) -> None:
-        self.node, self.path = node, path
-
-    @property
-    def line(self) -> int:
-        return int(self.node.start_mark.line) + 1
-
-    def items(self) -> Iterator[tuple[str, _Node]]:
-        if not isinstance(self.node, yaml.MappingNode):
-            raise _Problem(self, "expected a mapping (key: value lines)")
-        for k, v in self.node.value:
-            yield str(k.value), _Node(v, f"{self.path}.{k.value}")
-
-    def seq(self) -> Iterator[_Node]:
-        if not isinstance(self.node, yaml.SequenceNode):
-            raise _Problem(self, "expected a list")
-        for i, v in enumerate(self.node.value):
-            yield _Node(v, f"{self.path}[{i}]")
-
-    def plain(self) -> Any:
-        return yaml.safe_load(yaml.serialize(self.node))
-
-
-class _Problem(Exception):
-    def __init__(self, node: _Node, message: str) -> None:
-        super().__init__(message)
-        self.node, self.message = node, message
-
-
-def _scalar(node: _Node, kind: type | tuple[type, ...], what: str) -> Any:
-    value = node.plain()
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise _Problem(node, f"expected {what}, got {value!r}")
-    if not isinstance(value, kind):
-        raise _Problem(node, f"expected {what}, got {value!r}")
-    return value
-
-
-def _int(node: _Node, minimum: int = 0) -> int:
-    value: int = _scalar(node, int, "an integer")
-    if value < minimum:
-        raise _Problem(node, f"must be >= {minimum}, got {value}")
-    return value
-
-
-def _str(node: _Node) -> str:
-    value: str = _scalar(node, str, "a string")
-    if not value:
-        raise _Problem(node, "must not be empty")
-    return value
+    return _Reader(source).config(YamlNode(root, "$"))
 
 
 class _Reader:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def config(self, root: _Node) -> Config:
+    def config(self, root: YamlNode) -> Config:
         try:
             return self._config(root)
-        except _Problem as p:
+        except Problem as p:
             raise ConfigError(f"{self.source}:{p.node.line}: {p.node.path}: {p.message}") from None
 
-    def _config(self, root: _Node) -> Config:
+    def _config(self, root: YamlNode) -> Config:
         topics, processor, known = Topics(), ProcessorSettings(), None
+        containment: dict[str, YamlNode] = {}
         monitors: list[MonitorSpec] = []
         seen: set[str] = set()
         for key, node in root.items():
             if key == "version":
                 if node.plain() != 1:
-                    raise _Problem(node, "unsupported config version; this riskstream reads 1")
+                    raise Problem(node, "unsupported config version; this riskstream reads 1")
+            elif key in _CONTAINMENT_SECTIONS:
+                containment[key] = node
             elif key == "topics":
-                topics = Topics(**{k: _str(v) for k, v in self._known(node, Topics)})
+                topics = Topics(**{k: string(v) for k, v in self._known(node, Topics)})
             elif key == "processor":
                 values: dict[str, Any] = {
-                    k: (_str(v) if k == "group_id" else _int(v, 1))
+                    k: (string(v) if k == "group_id" else integer(v, 1))
                     for k, v in self._known(node, ProcessorSettings)
                 }
                 processor = ProcessorSettings(**values)
             elif key == "known_subjects":
-                known = frozenset(_str(v) for v in node.seq())
+                known = frozenset(string(v) for v in node.seq())
             elif key == "monitors":
                 for m_node in node.seq():
                     monitor = self._monitor(m_node)
                     if monitor.name in seen:
-                        raise _Problem(m_node, f"monitor name {monitor.name!r} is used twice")
+                        raise Problem(m_node, f"monitor name {monitor.name!r} is used twice")
                     seen.add(monitor.name)
                     monitors.append(monitor)
             else:
-                raise _Problem(
+                raise Problem(
                     node,
-                    f"unknown section {key!r}; "
-                    "known: version, topics, processor, known_subjects, monitors",
+                    f"unknown section {key!r}; known: version, topics, processor, "
+                    f"known_subjects, monitors, {', '.join(_CONTAINMENT_SECTIONS)}",
                 )
-        return Config(self.source, topics, processor, tuple(monitors), known)
+        policy = read_containment(containment, topics.routing_changes)
+        return Config(self.source, topics, processor, tuple(monitors), known, policy)
 
     @staticmethod
-    def _known(node: _Node, cls: type) -> Iterator[tuple[str, _Node]]:
-        allowed = [f.name for f in dataclasses.fields(cls)]
-        for k, v in node.items():
-            if k not in allowed:
-                raise _Problem(v, f"unknown key {k!r}; known: {', '.join(allowed)}")
-            yield k, v
+    def _known(node: YamlNode, cls: type) -> Iterator[tuple[str, YamlNode]]:
+        yield from node.known(f.name for f in dataclasses.fields(cls)).items()
 
-    def _monitor(self, node: _Node) -> MonitorSpec:
+    def _monitor(self, node: YamlNode) -> MonitorSpec:
         fields = dict(node.items())
         required: tuple[str, ...] = ("name", "reads", "key", "detector")
         if "detector" in fields and self._kind_of(fields["detector"]) != MISSING:
             required += ("value",)  # silence needs no value, only the events' times
         for r in required:
             if r not in fields:
-                raise _Problem(node, f"monitor is missing {r!r} (required: {', '.join(required)})")
+                raise Problem(node, f"monitor is missing {r!r} (required: {', '.join(required)})")
         allowed = {
             *required,
             *(
@@ -223,25 +171,25 @@ class _Reader:
         }
         for k, v in fields.items():
             if k not in allowed:
-                raise _Problem(v, f"unknown monitor key {k!r}; known: {', '.join(sorted(allowed))}")
-        reads = _str(fields["reads"])
+                raise Problem(v, f"unknown monitor key {k!r}; known: {', '.join(sorted(allowed))}")
+        reads = string(fields["reads"])
         if reads not in EVENT_KINDS:
-            raise _Problem(fields["reads"], f"reads must be one of {', '.join(EVENT_KINDS)}")
+            raise Problem(fields["reads"], f"reads must be one of {', '.join(EVENT_KINDS)}")
         key_node = fields["key"]
         key = (
-            (_str(key_node),)
+            (string(key_node),)
             if isinstance(key_node.node, yaml.ScalarNode)
-            else tuple(_str(k) for k in key_node.seq())
+            else tuple(string(k) for k in key_node.seq())
         )
         kind, params = self._detector(fields["detector"])
         settings = StreamSettings(
-            warmup=_int(fields["warmup"]) if "warmup" in fields else 500,
-            scale=_scalar(fields["scale"], bool, "true or false") if "scale" in fields else True,
-            cooldown=_int(fields["cooldown"]) if "cooldown" in fields else 0,
+            warmup=integer(fields["warmup"]) if "warmup" in fields else 500,
+            scale=scalar(fields["scale"], bool, "true or false") if "scale" in fields else True,
+            cooldown=integer(fields["cooldown"]) if "cooldown" in fields else 0,
         )
-        severity = _str(fields["severity"]) if "severity" in fields else "warning"
+        severity = string(fields["severity"]) if "severity" in fields else "warning"
         if severity not in SEVERITIES:
-            raise _Problem(fields["severity"], f"severity must be one of {', '.join(SEVERITIES)}")
+            raise Problem(fields["severity"], f"severity must be one of {', '.join(SEVERITIES)}")
         where = {
             path: tuple(v.plain() for v in vals.seq())
             if isinstance(vals.node, yaml.SequenceNode)
@@ -250,60 +198,60 @@ class _Reader:
         }
         try:
             return MonitorSpec(
-                name=_str(fields["name"]),
+                name=string(fields["name"]),
                 reads=reads,
                 value=self._value(fields["value"]) if "value" in fields else ValueSpec("time"),
                 key=key,
-                subject=_str(fields["subject"]) if "subject" in fields else key[0],
+                subject=string(fields["subject"]) if "subject" in fields else key[0],
                 detector=kind,
                 params=params,
                 settings=settings,
                 where=where,
                 severity=severity,
-                incident_type=_str(fields["incident_type"])
+                incident_type=string(fields["incident_type"])
                 if "incident_type" in fields
                 else "drift",
             )
         except RiskstreamError as exc:
-            raise _Problem(node, str(exc)) from None
+            raise Problem(node, str(exc)) from None
 
     @staticmethod
-    def _value(node: _Node) -> ValueSpec:
+    def _value(node: YamlNode) -> ValueSpec:
         if isinstance(node.node, yaml.ScalarNode):
-            return ValueSpec(_str(node))
+            return ValueSpec(string(node))
         fields = dict(node.items())
         if "path" not in fields:
-            raise _Problem(node, "value needs a 'path' (a dotted field path)")
+            raise Problem(node, "value needs a 'path' (a dotted field path)")
         for k, v in fields.items():
             if k not in ("path", "above", "equals"):
-                raise _Problem(v, f"unknown value key {k!r}; known: path, above, equals")
-        above = _scalar(fields["above"], (int, float), "a number") if "above" in fields else None
+                raise Problem(v, f"unknown value key {k!r}; known: path, above, equals")
+        above = scalar(fields["above"], (int, float), "a number") if "above" in fields else None
         equals = fields["equals"].plain() if "equals" in fields else None
-        return ValueSpec(_str(fields["path"]), above, equals)
+        return ValueSpec(string(fields["path"]), above, equals)
 
     @staticmethod
-    def _kind_of(node: _Node) -> object:
+    def _kind_of(node: YamlNode) -> object:
         raw = node.plain()
         return raw.get("kind") if isinstance(raw, dict) else raw
 
     @staticmethod
-    def _detector(node: _Node) -> tuple[str, Mapping[str, Any]]:
+    def _detector(node: YamlNode) -> tuple[str, Mapping[str, Any]]:
         if isinstance(node.node, yaml.ScalarNode):
-            kind, params = _str(node), {}
+            kind, params = string(node), {}
         else:
             raw = node.plain()
             if not isinstance(raw, dict) or "kind" not in raw:
-                raise _Problem(node, "detector needs a 'kind'")
+                raise Problem(node, "detector needs a 'kind'")
             kind = raw.pop("kind")
             params = raw
         known = [*DETECTOR_KINDS, MISSING]
         if kind not in known:
-            raise _Problem(node, f"unknown detector {kind!r}; known: {', '.join(known)}")
+            raise Problem(node, f"unknown detector {kind!r}; known: {', '.join(known)}")
         try:
             if kind == MISSING:
                 check_silence_params(params)
             else:
                 make_detector(kind, params)
         except RiskstreamError as exc:
-            raise _Problem(node, str(exc)) from None
+            raise Problem(node, str(exc)) from None
         return kind, params

@@ -88,3 +88,36 @@ def serve_metrics(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0")
     """Expose ``/metrics`` over HTTP in a background thread (0 = don't)."""
     if port:
         start_http_server(port, addr=addr, registry=registry)
+
+
+class ContainmentMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.incidents = Counter(
+            "riskstream_containment_incidents_total",
+            "Incident events consumed.",
+            registry=registry,
+        )
+        self.actions = Counter(
+            "riskstream_containment_actions_total",
+            "Playbook actions by kind and outcome (applied, duplicate, pending, approved, "
+            "rejected, expired, failed, notified, reverted).",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "riskstream_containment_pending_actions",
+            "Actions waiting for approval.",
+            registry=registry,
+        )
+        self.time_to_flag = Histogram(
+            "riskstream_containment_incident_to_flag_seconds",
+            "From receiving an incident to its routing flags written.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry,
+        )
+        self.audit_length = Gauge(
+            "riskstream_containment_audit_entries",
+            "Entries in the routing audit trail.",
+            registry=registry,
+        )

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
+
+from riskstream.core.approvals import PendingAction
+from riskstream.core.routing import FlagChange, RoutingFlag
 
 __all__ = [
+    "ApplyResult",
+    "ApprovalStore",
     "AssignHandler",
+    "AuditEntry",
+    "AuditReport",
     "Consumer",
+    "FlagStore",
     "MessageBus",
     "PartitionState",
     "Producer",
@@ -133,6 +141,93 @@ class StateStore(Protocol):
         Raises :class:`riskstream.errors.FencedError` (and writes nothing) when
         ``epoch`` is no longer the partition's current epoch.
         """
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What became of a :class:`FlagChange`.
+
+    ``applied``: written, audited and published.  ``duplicate``: this change id
+    was applied before (a redelivery); nothing written.  ``conflict``: the flag's
+    revision is no longer the expected one; nothing written — decide again on
+    ``current``.
+    """
+
+    outcome: Literal["applied", "duplicate", "conflict"]
+    current: RoutingFlag | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One link of the append-only, hash-chained audit trail of flag changes."""
+
+    seq: int
+    change_id: str
+    model_id: str
+    actor: str
+    at: float
+    before: dict[str, object] | None
+    after: dict[str, object]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    ok: bool
+    length: int
+    problem: str = ""  # which entry broke the chain, and how
+
+
+class FlagStore(Protocol):
+    """Routing flags with compare-and-set, at-most-once changes and an audit chain.
+
+    :meth:`apply` is atomic: the flag, the record that ``change_id`` was applied,
+    and the audit entry are written together or not at all, and subscribers of
+    the store (the router clients) are notified.
+    """
+
+    def get(self, model_id: str) -> RoutingFlag | None: ...
+
+    def all(self) -> dict[str, RoutingFlag]: ...
+
+    def apply(self, change: FlagChange, at: float) -> ApplyResult: ...
+
+    def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]: ...
+
+    def verify_audit(self) -> AuditReport:
+        """Recompute the chain; report the first entry edited, removed or reordered."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ApprovalStore(Protocol):
+    """Pending actions and their decisions; a decision is made once."""
+
+    def add(self, pending: PendingAction) -> bool:
+        """Store a new pending action; False (and nothing changed) if its id exists."""
+        ...
+
+    def get(self, action_id: str) -> PendingAction | None: ...
+
+    def list(self, status: str | None = None) -> list[PendingAction]: ...
+
+    def decide(
+        self, action_id: str, status: str, by: str, at: float, note: str = ""
+    ) -> PendingAction:
+        """Move a pending action to approved / rejected / expired, atomically.
+
+        Raises :class:`riskstream.errors.ContainmentError` when it is unknown,
+        already decided, or the rules (e.g. a separate approver) forbid it.
+        """
+        ...
+
+    def mark_applied(self, action_id: str) -> None:
+        """Record that an approved action was carried out."""
         ...
 
     def close(self) -> None: ...

@@ -1,0 +1,275 @@
+"""The reference :class:`~riskstream.ports.FlagStore` and :class:`~riskstream.ports.ApprovalStore`.
+
+Plain dicts behind one lock each.  They define the semantics the Redis stores
+must match (``tests/contract`` runs one suite over both) and back the embedded
+demo and unit tests.
+
+Semantics every flag store follows:
+
+- :meth:`~InMemoryFlagStore.apply` checks, in this order: the flag's revision is
+  ``expected_revision + 1`` (else :class:`~riskstream.errors.ContainmentError`, a
+  caller bug, before anything is read); ``change_id`` was applied before ->
+  ``duplicate``; the model's revision (0 when it has no flag) is not
+  ``expected_revision`` -> ``conflict``; else ``applied``: the flag, the change id
+  and one audit entry are written together and listeners are told.
+- Flags are stored as :meth:`RoutingFlag.to_data` (RFC 3339 times to the
+  millisecond), so what comes back is ``RoutingFlag.from_data(flag.to_data())``:
+  sub-millisecond parts of ``updated_at`` / ``expires_at`` are dropped.
+- The audit trail is a hash chain (:mod:`riskstream.core.audit`) with seqs 1, 2,
+  3...; ``audit(start, count)`` returns the entries with ``seq > start`` (so
+  ``start`` is both "how many to skip" and "the last seq already seen").
+
+Semantics every approval store follows: actions are stored as JSON-able data (a
+tuple in ``action`` comes back a list); ``add`` refuses anything not ``pending``;
+``decide`` applies :func:`~riskstream.core.approvals.check_decision` and moves
+``pending`` to a decision exactly once, even under races; ``mark_applied`` moves
+``approved`` to ``applied`` and refuses every other state; ``list`` is sorted by
+``requested_at`` (then ``action_id``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from riskstream.core.approvals import PendingAction, check_decision
+from riskstream.core.audit import GENESIS, next_entry, verify_with_head
+from riskstream.core.routing import FlagChange, RoutingFlag
+from riskstream.errors import ContainmentError
+from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
+
+__all__ = [
+    "FlagListener",
+    "InMemoryApprovalStore",
+    "InMemoryFlagStore",
+    "check_audit_range",
+    "check_change",
+    "check_new_pending",
+    "pending_from_json",
+    "pending_to_json",
+    "refuse_mark_applied",
+    "unknown_action",
+]
+
+FlagListener = Callable[[str, int], None]
+"""Called with ``(model_id, revision)`` after every applied change."""
+
+
+def check_change(change: FlagChange) -> None:
+    """Refuse a malformed change before anything is read or written."""
+    if not change.change_id:
+        raise ContainmentError(
+            f"flag change for model {change.flag.model_id!r} has an empty change_id; "
+            "build it with riskstream.core.routing.change_id()"
+        )
+    if change.flag.revision != change.expected_revision + 1:
+        raise ContainmentError(
+            f"flag change {change.change_id} for model {change.flag.model_id!r} carries "
+            f"revision {change.flag.revision} but expects the current one to be "
+            f"{change.expected_revision}: the new revision must be "
+            f"{change.expected_revision + 1}; nothing changed"
+        )
+
+
+def check_audit_range(start: int, count: int | None) -> None:
+    if start < 0:
+        raise ValueError(f"start must be >= 0 (the last seq already seen), got {start}")
+    if count is not None and count < 0:
+        raise ValueError(f"count must be >= 0 or None (all), got {count}")
+
+
+def pending_to_json(pending: PendingAction) -> bytes:
+    try:
+        return orjson.dumps(pending.to_data())
+    except TypeError as exc:  # orjson.JSONEncodeError
+        raise ContainmentError(
+            f"pending action {pending.action_id} cannot be stored: {exc}; its action and "
+            "labels must be plain JSON data (str, int, float, bool, None, list, dict)"
+        ) from exc
+
+
+def pending_from_json(data: bytes | str) -> PendingAction:
+    return PendingAction.from_data(orjson.loads(data))
+
+
+def check_new_pending(pending: PendingAction) -> None:
+    if pending.status != "pending":
+        raise ContainmentError(
+            f"action {pending.action_id} is {pending.status}, not pending: only a new, "
+            "undecided action can be added; nothing stored"
+        )
+
+
+def unknown_action(action_id: str, doing: str) -> ContainmentError:
+    return ContainmentError(f"cannot {doing} action {action_id}: no such action is stored")
+
+
+def refuse_mark_applied(pending: PendingAction) -> None:
+    if pending.status != "approved":
+        raise ContainmentError(
+            f"action {pending.action_id} is {pending.status}, not approved: only an "
+            "approved action can be marked applied; nothing changed"
+        )
+
+
+class InMemoryFlagStore:
+    """Thread-safe, process-local flag store; everything is lost when it is dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flags: dict[str, dict[str, Any]] = {}  # model_id -> RoutingFlag.to_data()
+        self._applied: set[str] = set()
+        self._entries: list[AuditEntry] = []
+        self._head: tuple[int, str] = (0, GENESIS)
+        self._listeners: list[FlagListener] = []
+
+    def subscribe(self, listener: FlagListener) -> Callable[[], None]:
+        """Call ``listener(model_id, revision)`` after each applied change.
+
+        The in-process counterpart of the Redis store's ``changed`` channel.  It is
+        called outside the lock, in the applying thread; an exception it raises
+        propagates to the caller of :meth:`apply` (the change stays applied).
+        Returns a function that unsubscribes.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def get(self, model_id: str) -> RoutingFlag | None:
+        with self._lock:
+            data = self._flags.get(model_id)
+        return None if data is None else RoutingFlag.from_data(data)
+
+    def all(self) -> dict[str, RoutingFlag]:
+        with self._lock:
+            flags = dict(self._flags)
+        return {model_id: RoutingFlag.from_data(data) for model_id, data in flags.items()}
+
+    def apply(self, change: FlagChange, at: float) -> ApplyResult:
+        check_change(change)
+        model_id = change.flag.model_id
+        after = change.flag.to_data()
+        with self._lock:
+            current = self._flags.get(model_id)
+            current_flag = None if current is None else RoutingFlag.from_data(current)
+            if change.change_id in self._applied:
+                return ApplyResult("duplicate", current_flag)
+            revision = 0 if current is None else int(current["revision"])
+            if revision != change.expected_revision:
+                return ApplyResult("conflict", current_flag)
+            seq, prev_hash = self._head
+            entry = next_entry(
+                seq=seq + 1,
+                prev_hash=prev_hash,
+                change_id=change.change_id,
+                model_id=model_id,
+                actor=change.flag.actor,
+                at=at,
+                before=current,
+                after=after,
+            )
+            self._flags[model_id] = after
+            self._applied.add(change.change_id)
+            self._entries.append(entry)
+            self._head = (entry.seq, entry.hash)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(model_id, change.flag.revision)
+        return ApplyResult("applied", RoutingFlag.from_data(after))
+
+    def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
+        check_audit_range(start, count)
+        with self._lock:
+            entries = [entry for entry in self._entries if entry.seq > start]
+        return [_copy(entry) for entry in entries[:count]]
+
+    def verify_audit(self) -> AuditReport:
+        with self._lock:
+            entries = list(self._entries)
+            head_seq, head_hash = self._head
+        return verify_with_head(entries, head_seq, head_hash)
+
+    def close(self) -> None:
+        return None
+
+
+def _copy(entry: AuditEntry) -> AuditEntry:
+    """The stored entry's dicts must not be the caller's to mutate (that would forge it)."""
+    before = None if entry.before is None else dict(entry.before)
+    return replace(entry, before=before, after=dict(entry.after))
+
+
+class InMemoryApprovalStore:
+    """Thread-safe, process-local approval store; everything is lost when it is dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._actions: dict[str, bytes] = {}  # action_id -> JSON, as Redis keeps it
+
+    def add(self, pending: PendingAction) -> bool:
+        check_new_pending(pending)
+        data = pending_to_json(pending)
+        with self._lock:
+            if pending.action_id in self._actions:
+                return False
+            self._actions[pending.action_id] = data
+            return True
+
+    def get(self, action_id: str) -> PendingAction | None:
+        with self._lock:
+            data = self._actions.get(action_id)
+        return None if data is None else pending_from_json(data)
+
+    def list(self, status: str | None = None) -> builtins.list[PendingAction]:
+        with self._lock:
+            stored = builtins.list(self._actions.values())
+        actions = [pending_from_json(data) for data in stored]
+        return sorted(
+            (action for action in actions if status is None or action.status == status),
+            key=lambda action: (action.requested_at, action.action_id),
+        )
+
+    def decide(
+        self, action_id: str, status: str, by: str, at: float, note: str = ""
+    ) -> PendingAction:
+        with self._lock:
+            data = self._actions.get(action_id)
+            if data is None:
+                raise unknown_action(action_id, f"decide ({status})")
+            decided = pending_from_json(data)
+            check_decision(decided, status, by)
+            decided = decided.decided(status, by, at, note)
+            self._actions[action_id] = pending_to_json(decided)
+        return decided
+
+    def mark_applied(self, action_id: str) -> None:
+        with self._lock:
+            data = self._actions.get(action_id)
+            if data is None:
+                raise unknown_action(action_id, "mark applied")
+            pending = pending_from_json(data)
+            refuse_mark_applied(pending)
+            self._actions[action_id] = pending_to_json(replace(pending, status="applied"))
+
+    def close(self) -> None:
+        return None
+
+
+if TYPE_CHECKING:  # mypy proves the classes implement the ports
+
+    def _implements_flag_port(store: InMemoryFlagStore) -> FlagStore:
+        return store
+
+    def _implements_approval_port(store: InMemoryApprovalStore) -> ApprovalStore:
+        return store

@@ -1,0 +1,286 @@
+"""The containment service: incidents in, routing flags out, each action at most once.
+
+It sees ports and the core only, so the faust worker, the embedded demo and the
+tests run this same code.
+
+At most once: every (incident, action) has a deterministic change id, and the flag
+store refuses a change id it has applied before — so an incident redelivered after
+a crash (the flag written, the offset not yet committed) finds its change already
+applied, and only the routing-change event is published again, with the same id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from riskstream.codec import encode_cloudevent
+from riskstream.core.approvals import PendingAction
+from riskstream.core.playbooks import (
+    Action,
+    ContainmentPolicy,
+    last_known_good,
+    select_playbook,
+    target_flag,
+)
+from riskstream.core.routing import FlagChange, RoutingFlag, change_id
+from riskstream.core.timeutil import format_time, parse_time
+from riskstream.errors import ContainmentError
+from riskstream.metrics import ContainmentMetrics
+from riskstream.ports import ApprovalStore, FlagStore, Producer
+
+__all__ = ["CONTAINMENT_ACTOR", "ROUTING_CHANGED", "ContainmentService"]
+
+log = logging.getLogger(__name__)
+
+CONTAINMENT_ACTOR = "riskstream/containment"
+ROUTING_CHANGED = "io.riskstream.routing.changed"
+_INCIDENT_FIELDS = ("incident_id", "type", "severity", "subject", "onset_at", "summary")
+
+
+class ContainmentService:
+    def __init__(
+        self,
+        policy: ContainmentPolicy,
+        flags: FlagStore,
+        approvals: ApprovalStore,
+        producer: Producer,
+        metrics: ContainmentMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._policy = policy
+        self._flags = flags
+        self._approvals = approvals
+        self._producer = producer
+        self._metrics = metrics
+        self._clock = clock
+
+    # -- inputs -----------------------------------------------------------------
+
+    def on_incident(self, incident: Mapping[str, Any]) -> list[str]:
+        """Carry out the matching playbook; one outcome per action, in order."""
+        received = self._clock()
+        self._metrics.incidents.inc()
+        if incident.get("status") == "resolved":
+            return self.on_resolved(incident)
+        playbook = select_playbook(self._policy.playbooks, incident)
+        if playbook is None:
+            log.info("incident %s: no playbook matches", incident.get("incident_id"))
+            return []
+        outcomes = []
+        for index, action in enumerate(playbook.actions):
+            outcome = self._start(index, action, incident)
+            self._metrics.actions.labels(action.kind, outcome.split(":")[0]).inc()
+            outcomes.append(outcome)
+        self._metrics.time_to_flag.observe(self._clock() - received)
+        return outcomes
+
+    def on_change_event(self, event: Mapping[str, Any]) -> str | None:
+        """A deploy (or rollback) by someone else: record the new version in the flag.
+
+        The audit trail of these changes is where "last known-good" comes from.
+        """
+        if event.get("kind") != "deploy" or not event.get("version"):
+            return None
+        model_id, version = str(event["subject"]), str(event["version"])
+        at = parse_time(str(event["time"]))
+        actor = str(event.get("actor") or "unknown")
+        reason = f"deploy {version} by {actor}: {event.get('description', '')}".strip(": ")
+
+        def wanted(current: RoutingFlag | None) -> RoutingFlag:
+            base = current or RoutingFlag(model_id=model_id, active_version=version)
+            return base.evolve(
+                active_version=version, mode="normal", traffic_fraction=1.0, reason=reason,
+                incident_id=None, actor=actor, revision=base.revision + 1, updated_at=at,
+                expires_at=None,
+            )  # fmt: skip
+
+        return self._write(change_id(str(event["event_id"]), 0, "deploy"), model_id, wanted, at)
+
+    def on_resolved(self, incident: Mapping[str, Any]) -> list[str]:
+        """Undo the actions marked ``revert_on_resolve``, unless someone changed the flag since."""
+        playbook = select_playbook(self._policy.playbooks, incident)
+        if playbook is None:
+            return []
+        incident_id = str(incident["incident_id"])
+        by_change = {e.change_id: e for e in self._flags.audit()}
+        outcomes = []
+        for index, action in enumerate(playbook.actions):
+            applied = by_change.get(change_id(incident_id, index))
+            if not action.revert_on_resolve or applied is None:
+                continue
+            current = self._flags.get(applied.model_id)
+            if current is None or current.revision != applied.after.get("revision"):
+                outcomes.append("kept: the flag changed since; not reverting over it")
+                continue
+            before = applied.before
+            revert_id = change_id(incident_id, index, "revert")
+
+            def wanted(cur: RoutingFlag | None, before: Any = before) -> RoutingFlag:
+                assert cur is not None
+                restored = RoutingFlag.from_data(before) if before else cur.evolve(mode="normal")
+                return restored.evolve(
+                    reason=f"incident {incident_id} resolved: reverted",
+                    actor=CONTAINMENT_ACTOR, revision=cur.revision + 1,
+                    updated_at=self._clock(), incident_id=incident_id,
+                )  # fmt: skip
+
+            outcome = self._write(revert_id, applied.model_id, wanted, self._clock())
+            self._metrics.actions.labels(action.kind, "reverted").inc()
+            outcomes.append(f"reverted: {outcome}")
+        return outcomes
+
+    # -- approvals ----------------------------------------------------------------
+
+    def decide(self, action_id: str, status: str, by: str, note: str = "") -> PendingAction:
+        """Approve or reject a pending action; an approved one is carried out at once."""
+        decided = self._approvals.decide(action_id, status, by, self._clock(), note)
+        self._metrics.actions.labels(decided.action["kind"], status).inc()
+        self._refresh_pending_gauge()
+        if status == "approved":
+            outcome = self._carry_out(decided, actor=by)
+            if outcome.startswith("failed"):
+                raise ContainmentError(f"approved, but not applied: {outcome[len('failed: ') :]}")
+        return decided
+
+    def expire_due(self) -> list[PendingAction]:
+        """Expire pending actions past their deadline; apply those whose playbook says so."""
+        now = self._clock()
+        expired = []
+        for pending in self._approvals.list("pending"):
+            if pending.expires_at is None or pending.expires_at > now:
+                continue
+            try:
+                decided = self._approvals.decide(
+                    pending.action_id, "expired", "riskstream/timeout", now, "approval timed out"
+                )
+            except ContainmentError:  # decided meanwhile by a person: theirs stands
+                continue
+            self._metrics.actions.labels(pending.action["kind"], "expired").inc()
+            if decided.on_timeout == "apply":
+                self._carry_out(decided, actor="riskstream/timeout")
+            expired.append(decided)
+        self._refresh_pending_gauge()
+        return expired
+
+    # -- internals ----------------------------------------------------------------
+
+    def _start(self, index: int, action: Action, incident: Mapping[str, Any]) -> str:
+        incident_id = str(incident["incident_id"])
+        cid = change_id(incident_id, index)
+        if not action.changes_routing:
+            log.warning(
+                "incident %s: notify %s: %s on %s", incident_id, action.channel,
+                incident.get("type"), incident.get("subject"),
+            )  # fmt: skip
+            return "notified"
+        over_limit = self._over_limits(str(incident["subject"]), action)
+        if action.approval.required or over_limit:
+            now = self._clock()
+            timeout = action.approval.timeout_s
+            pending = PendingAction(
+                action_id=cid,
+                incident_id=incident_id,
+                model_id=str(incident["subject"]),
+                action=action.to_data(),
+                requested_by=CONTAINMENT_ACTOR,
+                requested_at=now,
+                expires_at=None if timeout is None else now + timeout,
+                on_timeout=action.approval.on_timeout,
+                separate_approver=action.approval.separate_approver,
+                note=over_limit,
+                labels={k: str(incident[k]) for k in _INCIDENT_FIELDS if k in incident},
+            )
+            self._approvals.add(pending)  # False on redelivery: already pending
+            self._refresh_pending_gauge()
+            return f"pending: {over_limit or 'approval required'}"
+        return self._apply(cid, action, incident, CONTAINMENT_ACTOR)
+
+    def _carry_out(self, pending: PendingAction, actor: str) -> str:
+        outcome = self._apply(
+            pending.action_id, Action.from_data(pending.action), pending.labels, actor
+        )
+        if not outcome.startswith("failed"):
+            self._approvals.mark_applied(pending.action_id)
+        return outcome
+
+    def _apply(self, cid: str, action: Action, incident: Mapping[str, Any], actor: str) -> str:
+        model_id = str(incident["subject"])
+        onset = parse_time(str(incident["onset_at"])) if incident.get("onset_at") else self._clock()
+        known_good = last_known_good(self._history(model_id), onset)
+        policy = self._policy.model(model_id)
+
+        def wanted(current: RoutingFlag | None) -> RoutingFlag:
+            return target_flag(action, incident, current, policy, known_good, self._clock(), actor)
+
+        try:
+            return self._write(cid, model_id, wanted, self._clock())
+        except ContainmentError as exc:
+            log.error(
+                "incident %s: %s not applied: %s", incident.get("incident_id"), action.kind, exc
+            )
+            return f"failed: {exc}"
+
+    def _write(
+        self,
+        cid: str,
+        model_id: str,
+        wanted: Callable[[RoutingFlag | None], RoutingFlag],
+        at: float,
+    ) -> str:
+        """Compare-and-set until the change lands or is found applied already."""
+        for _ in range(10):
+            current = self._flags.get(model_id)
+            new = wanted(current)
+            result = self._flags.apply(FlagChange(cid, current.revision if current else 0, new), at)
+            if result.outcome == "conflict":
+                continue
+            flag = new if result.outcome == "applied" else (result.current or new)
+            self._publish(cid, flag)
+            if result.outcome == "applied":
+                self._metrics.audit_length.inc()
+            return result.outcome
+        raise ContainmentError(f"{model_id}: the flag kept changing under 10 attempts; try again")
+
+    def _publish(self, cid: str, flag: RoutingFlag) -> None:
+        data = flag.to_data()
+        headers, value = encode_cloudevent(
+            ROUTING_CHANGED, cid, format_time(flag.updated_at), flag.model_id, data
+        )
+        self._producer.produce(
+            self._policy.routing_changes_topic, value, flag.model_id.encode(), headers
+        )
+        self._producer.flush()
+
+    def _history(self, model_id: str) -> list[tuple[float, str | None, str]]:
+        return [
+            (e.at, (e.before or {}).get("active_version"), str(e.after.get("active_version")))  # type: ignore[misc]
+            for e in self._flags.audit()
+            if e.model_id == model_id
+        ]
+
+    def _over_limits(self, model_id: str, action: Action) -> str:
+        """Why an automatic action must wait for a person instead, or '' if it may go."""
+        limits = self._policy.limits
+        if action.fraction > limits.max_traffic_fraction:
+            return (
+                f"over the automatic limit: {action.fraction:.0%} of traffic "
+                f"> {limits.max_traffic_fraction:.0%}"
+            )
+        since = self._clock() - limits.window_s
+        touched = {
+            e.model_id
+            for e in self._flags.audit()
+            if e.actor == CONTAINMENT_ACTOR and e.at >= since
+        }
+        if model_id not in touched and len(touched) >= limits.max_models:
+            return (
+                f"over the automatic limit: {len(touched)} models changed in the last "
+                f"{limits.window_s:.0f} s (max {limits.max_models})"
+            )
+        return ""
+
+    def _refresh_pending_gauge(self) -> None:
+        self._metrics.pending.set(len(self._approvals.list("pending")))

@@ -1,0 +1,187 @@
+"""The containment service on in-memory stores: playbooks, approvals, reverts, limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.bootstrap import embedded_containment
+from riskstream.config import load_config
+from riskstream.core.timeutil import format_time
+from riskstream.errors import ConfigError, ContainmentError
+from riskstream.services.containment import ContainmentService
+
+PLAYBOOKS = """\
+version: 1
+models:
+  chatbot: {fallback_version: canned-answers-v1}
+  diagnosis-v4: {known_good: dx-2.0}
+limits: {window: 3600, max_models: 2}
+playbooks:
+  - name: safety-rollback
+    match: {type: safety, severity: [critical]}
+    actions:
+      - {kind: route-to-version, version: last-known-good, revert_on_resolve: true}
+      - {kind: notify, channel: trust-and-safety}
+  - name: clinical
+    match: {subject: "diagnosis*"}
+    actions:
+      - {kind: human-review, fraction: 1.0}
+      - kind: route-to-version
+        version: last-known-good
+        approval: {required: true, timeout: 600, on_timeout: reject}
+  - name: anything-else
+    actions:
+      - {kind: fallback, approval: {required: true, timeout: 60, on_timeout: apply}}
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _service(tmp_path: Path) -> tuple[ContainmentService, InMemoryBus, Clock]:
+    path = tmp_path / "c.yaml"
+    path.write_text(PLAYBOOKS)
+    bus, clock = InMemoryBus(), Clock()
+    return embedded_containment(load_config(path), bus, clock=clock), bus, clock
+
+
+def _incident(incident_id: str, subject: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "type": "safety",
+        "severity": "critical",
+        "status": "open",
+        "subject": subject,
+        "onset_at": format_time(1_800_000_000.0),
+        **extra,
+    }
+
+
+def _deploy(event_id: str, model: str, version: str, at: float) -> dict[str, Any]:
+    return {
+        "event_id": event_id, "time": format_time(at), "kind": "deploy", "subject": model,
+        "version": version, "actor": "ci", "description": "release",
+    }  # fmt: skip
+
+
+def _flags(service: ContainmentService) -> Any:
+    return service._flags
+
+
+def test_a_rollback_goes_to_the_version_before_the_deploy_that_preceded_the_onset(
+    tmp_path: Path,
+) -> None:
+    service, bus, _ = _service(tmp_path)
+    service.on_change_event(_deploy("d1", "chatbot", "v7", 1_799_990_000.0))
+    service.on_change_event(_deploy("d2", "chatbot", "v8", 1_799_999_000.0))
+    assert service.on_incident(_incident("i1", "chatbot")) == ["applied", "notified"]
+    flag = _flags(service).get("chatbot")
+    assert (flag.active_version, flag.mode, flag.incident_id) == ("v7", "normal", "i1")
+    events = [orjson.loads(r.value or b"") for r in bus.records("routing-changes")]
+    assert [e["active_version"] for e in events] == ["v7", "v8", "v7"]
+    assert dict(bus.records("routing-changes")[-1].headers)["ce_type"] == (
+        b"io.riskstream.routing.changed"
+    )
+
+
+def test_the_same_incident_twice_flips_once_and_audits_once(tmp_path: Path) -> None:
+    service, _, _ = _service(tmp_path)
+    service.on_change_event(_deploy("d1", "chatbot", "v1", 1.0))
+    service.on_change_event(_deploy("d2", "chatbot", "v2", 2.0))
+    first = service.on_incident(_incident("i1", "chatbot"))
+    again = service.on_incident(_incident("i1", "chatbot"))
+    assert (first[0], again[0]) == ("applied", "duplicate")
+    assert len(_flags(service).audit()) == 3  # two deploys, one rollback
+    assert _flags(service).verify_audit().ok
+
+
+def test_clinical_review_applies_at_once_and_the_rollback_waits_for_a_person(
+    tmp_path: Path,
+) -> None:
+    service, _, _ = _service(tmp_path)
+    outcomes = service.on_incident(_incident("m1", "diagnosis-v4", type="error-rate"))
+    assert outcomes == ["applied", "pending: approval required"]
+    flag = _flags(service).get("diagnosis-v4")
+    assert flag.mode == "human-review"
+    (pending,) = service._approvals.list("pending")
+    with pytest.raises(ContainmentError, match="may not approve it too"):
+        service.decide(pending.action_id, "approved", "riskstream/containment")
+    decided = service.decide(pending.action_id, "approved", "dr.okafor", "checked the evidence")
+    assert (decided.status, decided.decided_by) == ("approved", "dr.okafor")
+    flag = _flags(service).get("diagnosis-v4")
+    assert (flag.active_version, flag.mode, flag.actor) == ("dx-2.0", "normal", "dr.okafor")
+    assert service._approvals.get(pending.action_id).status == "applied"
+    with pytest.raises(ContainmentError, match="already applied"):
+        service.decide(pending.action_id, "rejected", "dr.lee")
+
+
+def test_a_rejection_leaves_the_flag_and_an_expiry_does_what_the_playbook_says(
+    tmp_path: Path,
+) -> None:
+    service, _, clock = _service(tmp_path)
+    service.on_incident(_incident("m2", "diagnosis-v4", type="error-rate"))
+    (clinical,) = service._approvals.list("pending")
+    service.decide(clinical.action_id, "rejected", "dr.lee", "false alarm")
+    assert _flags(service).get("diagnosis-v4").mode == "human-review"  # the review stays
+
+    assert service.on_incident(_incident("x1", "ranker", type="drift")) == [
+        "pending: approval required"
+    ]
+    assert _flags(service).get("ranker") is None
+    clock.now += 61  # past the 60 s timeout; this playbook applies on timeout
+    (expired,) = service.expire_due()
+    assert expired.status == "expired"
+    assert _flags(service).get("ranker") is None  # applying failed: ranker has no fallback
+    assert service._approvals.get(expired.action_id).status == "expired"
+
+
+def test_an_approved_action_that_cannot_be_carried_out_says_why(tmp_path: Path) -> None:
+    service, _, _ = _service(tmp_path)
+    service.on_incident(_incident("x2", "ranker", type="drift"))
+    (pending,) = service._approvals.list("pending")
+    with pytest.raises(ContainmentError, match="approved, but not applied: no fallback for ranker"):
+        service.decide(pending.action_id, "approved", "ops.sam")
+    assert service._approvals.get(pending.action_id).status == "approved"
+
+
+def test_resolving_reverts_what_was_marked_to_revert(tmp_path: Path) -> None:
+    service, _, _ = _service(tmp_path)
+    service.on_change_event(_deploy("d1", "chatbot", "v1", 1.0))
+    service.on_change_event(_deploy("d2", "chatbot", "v2", 2.0))
+    service.on_incident(_incident("i9", "chatbot"))
+    assert _flags(service).get("chatbot").active_version == "v1"
+    outcomes = service.on_incident(_incident("i9", "chatbot", status="resolved"))
+    assert outcomes == ["reverted: applied"]
+    flag = _flags(service).get("chatbot")
+    assert (flag.active_version, flag.mode) == ("v2", "normal")
+    assert service.on_incident(_incident("i9", "chatbot", status="resolved")) == [
+        "kept: the flag changed since; not reverting over it"
+    ]
+
+
+def test_automatic_actions_past_the_limit_wait_for_approval(tmp_path: Path) -> None:
+    service, _, _ = _service(tmp_path)
+    for n, model in enumerate(["chatbot", "bot-b", "bot-c"]):
+        service.on_change_event(_deploy(f"a{n}", model, "v1", 1.0))
+        service.on_change_event(_deploy(f"b{n}", model, "v2", 2.0))
+    assert service.on_incident(_incident("l1", "chatbot"))[0] == "applied"
+    assert service.on_incident(_incident("l2", "bot-b"))[0] == "applied"
+    third = service.on_incident(_incident("l3", "bot-c"))[0]
+    assert third.startswith("pending: over the automatic limit: 2 models")
+
+
+def test_a_bad_playbook_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(PLAYBOOKS.replace("kind: fallback,", "kind: fallbak,"))
+    with pytest.raises(ConfigError, match=rf"^{path}:21: .*unknown action 'fallbak'"):
+        load_config(path)
