@@ -264,3 +264,88 @@ class ProcessorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
+
+
+CONTAINMENT_YAML = """
+models:
+  chatbot: {fallback_version: canned-v1}
+  diagnosis: {known_good: dx-2.0}
+playbooks:
+  - name: safety
+    match: {type: safety}
+    actions:
+      - {kind: route-to-version, version: last-known-good, revert_on_resolve: true}
+  - name: clinical
+    match: {subject: diagnosis}
+    actions:
+      - {kind: human-review}
+      - kind: route-to-version
+        version: last-known-good
+        approval: {required: true, timeout: 3600}
+"""
+
+
+class ContainmentProcess:
+    """``riskstream run containment`` (the faust worker) as a child process."""
+
+    def __init__(
+        self,
+        setup: Setup,
+        bootstrap: str,
+        redis_url: str,
+        log_path: Path,
+        namespace: str,
+        *extra: str,
+    ) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        cmd = [
+            sys.executable, "-m", "riskstream", "run", "containment",
+            "--config", str(setup.config_path), "--bootstrap", bootstrap,
+            "--redis-url", redis_url, "--metrics-port", "0", "--namespace", namespace,
+            "--app-id", f"{setup.group}-containment", *extra,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+        self._log.close()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if not self._log.closed:
+            self._log.close()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+
+def incident(incident_id: str, subject: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "type": "safety",
+        "severity": "critical",
+        "status": "open",
+        "subject": subject,
+        "monitor": "harmful-rate-by-group",
+        "stream_key": f"{subject}|group-b",
+        "detected_at": format_time(START + 3600),
+        "onset_at": format_time(START + 3000),
+        "evidence": {},
+        **extra,
+    }
+
+
+def deploy(event_id: str, model: str, version: str, at: float) -> dict[str, Any]:
+    return {
+        "event_id": event_id, "time": format_time(at), "kind": "deploy", "subject": model,
+        "version": version, "actor": "ci-bot", "description": "weekly release",
+    }  # fmt: skip

@@ -47,6 +47,23 @@ def _build_parser() -> argparse.ArgumentParser:
         help="containment: replication of faust's own topics (default 1)",
     )
     run.add_argument(
+        "--app-id",
+        default="riskstream-containment",
+        help="containment: the faust app id, which is also its consumer group",
+    )
+    run.add_argument(
+        "--commit-every",
+        type=int,
+        default=1,
+        help="containment: commit offsets after this many incidents (default 1)",
+    )
+    run.add_argument(
+        "--commit-interval",
+        type=float,
+        default=2.8,
+        help="containment: ...or after this many seconds (default 2.8)",
+    )
+    run.add_argument(
         "--max-poll-interval-ms",
         type=int,
         default=30_000,

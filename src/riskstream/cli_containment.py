@@ -70,7 +70,11 @@ def run_containment(args: argparse.Namespace) -> int:
     service = kafka_containment(config, args.bootstrap, args.redis_url, registry, args.namespace)
     serve_metrics(registry, args.metrics_port)
     bootstrap = KafkaSettings.from_env(args.bootstrap).bootstrap
-    app = build_app(config, bootstrap, service, replication_factor=args.replication_factor)
+    app = build_app(
+        config, bootstrap, service,
+        app_id=args.app_id, replication_factor=args.replication_factor,
+        commit_every=args.commit_every, commit_interval_s=args.commit_interval,
+    )  # fmt: skip
     from faust.worker import Worker
 
     logging.getLogger("riskstream").info(

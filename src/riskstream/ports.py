@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from riskstream.core.approvals import PendingAction
+from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.routing import FlagChange, RoutingFlag
 
 __all__ = [
@@ -158,28 +159,6 @@ class ApplyResult:
 
     outcome: Literal["applied", "duplicate", "conflict"]
     current: RoutingFlag | None
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """One link of the append-only, hash-chained audit trail of flag changes."""
-
-    seq: int
-    change_id: str
-    model_id: str
-    actor: str
-    at: float
-    before: dict[str, object] | None
-    after: dict[str, object]
-    prev_hash: str
-    hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class AuditReport:
-    ok: bool
-    length: int
-    problem: str = ""  # which entry broke the chain, and how
 
 
 class FlagStore(Protocol):

@@ -33,3 +33,61 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
         yield backend
     finally:
         backend.close()
+
+
+# --- flag and approval stores (appended; the fixtures above are the state store's) ---
+
+from collections.abc import Callable  # noqa: E402
+
+from riskstream.adapters.memory_flags import (  # noqa: E402
+    InMemoryApprovalStore,
+    InMemoryFlagStore,
+)
+from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore  # noqa: E402
+
+FlagStoreBackend = InMemoryFlagStore | RedisFlagStore
+ApprovalStoreBackend = InMemoryApprovalStore | RedisApprovalStore
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory"),
+        pytest.param("real-redis", marks=pytest.mark.integration),
+    ]
+)
+def flag_store(
+    request: pytest.FixtureRequest, unique: Callable[[str], str]
+) -> Iterator[FlagStoreBackend]:
+    """An empty flag store: a fresh in-memory one, or a fresh namespace on real Redis."""
+    backend: FlagStoreBackend
+    if request.param == "memory":
+        backend = InMemoryFlagStore()
+    else:
+        url = request.getfixturevalue("redis_url")
+        backend = RedisFlagStore.from_url(url, namespace=unique(request.node.name))
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory"),
+        pytest.param("real-redis", marks=pytest.mark.integration),
+    ]
+)
+def approval_store(
+    request: pytest.FixtureRequest, unique: Callable[[str], str]
+) -> Iterator[ApprovalStoreBackend]:
+    """An empty approval store: a fresh in-memory one, or a fresh namespace on real Redis."""
+    backend: ApprovalStoreBackend
+    if request.param == "memory":
+        backend = InMemoryApprovalStore()
+    else:
+        url = request.getfixturevalue("redis_url")
+        backend = RedisApprovalStore.from_url(url, namespace=unique(request.node.name))
+    try:
+        yield backend
+    finally:
+        backend.close()

@@ -35,6 +35,8 @@ def build_app(
     app_id: str = "riskstream-containment",
     replication_factor: int = 1,
     expiry_interval_s: float = 1.0,
+    commit_every: int = 1,
+    commit_interval_s: float = 2.8,
 ) -> Any:
     """A faust App whose agents feed the containment service."""
     import faust  # imported here: faust pulls in a lot, and only this process needs it
@@ -46,7 +48,8 @@ def build_app(
         web_enabled=False,
         topic_replication_factor=replication_factor,
         consumer_auto_offset_reset="earliest",
-        broker_commit_every=1,
+        broker_commit_every=commit_every,
+        broker_commit_interval=commit_interval_s,
         datadir=tempfile.mkdtemp(prefix="riskstream-faust-"),
     )
     incidents = app.topic(config.topics.incidents, value_type=bytes)

@@ -249,7 +249,7 @@ class InMemoryApprovalStore:
                 raise unknown_action(action_id, f"decide ({status})")
             decided = pending_from_json(data)
             check_decision(decided, status, by)
-            decided = decided.decided(status, by, at, note)
+            decided = decided.decided(status, by, float(at), note)
             self._actions[action_id] = pending_to_json(decided)
         return decided
 

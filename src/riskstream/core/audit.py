@@ -24,15 +24,39 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
-from riskstream.ports import AuditEntry, AuditReport
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One link of the append-only, hash-chained audit trail of flag changes."""
+
+    seq: int
+    change_id: str
+    model_id: str
+    actor: str
+    at: float
+    before: dict[str, object] | None
+    after: dict[str, object]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    ok: bool
+    length: int
+    problem: str = ""  # which entry broke the chain, and how
+
 
 __all__ = [
     "BODY_FIELDS",
     "GENESIS",
+    "AuditEntry",
+    "AuditReport",
     "canonical_json",
     "entry_body",
     "entry_from_data",
@@ -95,7 +119,9 @@ def entry_from_data(data: Mapping[str, Any]) -> AuditEntry:
     if set(data) != _ENTRY_FIELDS:
         missing = sorted(_ENTRY_FIELDS - set(data))
         extra = sorted(set(data) - _ENTRY_FIELDS)
-        raise ValueError(f"not an audit entry: missing fields {missing}, unknown fields {extra}")
+        wrong = [f"missing fields {missing}"] if missing else []
+        wrong += [f"unknown fields {extra}"] if extra else []
+        raise ValueError(f"not an audit entry: {'; '.join(wrong)}")
     return AuditEntry(**data)
 
 

@@ -7,17 +7,22 @@ stationary gaussian samples).  So every stream first learns its own reference
 feeds standardized values to its detector.  Alongside, a two-sided CUSUM (Page,
 1954) tracks where the current excursion began: its last reset point is the
 classic change-point estimate, which we report as the onset.  After an alarm the
-stream re-learns its reference, so one change yields one alarm, not a storm.
+stream re-learns its reference, so one change yields one alarm, not a storm.  The
+plain rules (``threshold``, ``out-of-range``, ``stuck``) are the exception: they
+already raise one alarm per excursion, and their own onset is exact.
 
 A stream with a daily (or weekly) cycle would look, to a frozen reference, like a
-drift every half cycle.  With :class:`Seasonality` set, the stream first learns a
-seasonal profile in *data time*: the cycle is cut into ``bins`` and each bin learns
-the mean of its first ``warmup`` values (and where in the bin they fell); the
-profile is the line through those points.  Everything downstream — reference,
-detector, onset — then sees the value minus its profile, so only changes that the
-cycle does not explain remain.  A bin is not watched until it has learned, so a
-new stream is partly blind for its first cycle; the profile is kept across
-alarms (a level shift keeps the shape) and only learned once per stream.
+drift every half cycle.  With :class:`Seasonality` set, the stream also learns a
+seasonal profile in *data time*: the cycle is cut into ``bins``; each bin keeps the
+running mean of its values and of where in the bin they fell, and the profile is
+the line through those points.  Everything downstream — reference, detector,
+onset — sees the value minus the profile as learned *before* that value, so only
+changes that the cycle does not explain remain.  A bin is not watched until it
+has ``warmup`` values, so a new stream is partly blind during its first cycle, and
+a change in that first cycle is learned as part of the cycle by the bins not yet
+seen.  The bins keep learning (from values within ``PROFILE_CLIP`` reference
+deviations of them), and when the reference is re-learned the profile moves with
+the level, so a level shift keeps the cycle's shape.
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ __all__ = ["Seasonality", "StreamAlarm", "StreamDetector", "StreamSettings"]
 
 SNAPSHOT_VERSION = 2
 CUSUM_SLACK = 0.5  # in reference standard deviations: tuned to shifts of ~1 sigma
+# Rules, not tests: their onset is exact (the first sample beyond a bound, of a stuck
+# window), which the CUSUM's estimate of where a mean shift began would only blur, and
+# they debounce themselves (one alarm per excursion, re-armed by a normal reading), so
+# the stream keeps them and its reference across their alarms.
+RULES = frozenset({"threshold", "out-of-range", "stuck"})
+# A seasonal profile learns only from values within this many reference standard
+# deviations of it: one wild reading must not bend a bin for days.
+PROFILE_CLIP = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +55,8 @@ class Seasonality:
     """A cycle in data time that a stream learns and subtracts before detection.
 
     ``period_s`` is the cycle's length in seconds of event time (86400 for a daily
-    cycle), cut into ``bins`` equal parts; each part learns from its first
-    ``warmup`` values before it is used.
+    cycle), cut into ``bins`` equal parts; a part is used once it has learned from
+    ``warmup`` values.
     """
 
     period_s: float
@@ -127,6 +140,7 @@ class StreamDetector:
     """
 
     __slots__ = (
+        "_clip",
         "_cool_until",
         "_detector",
         "_down",
@@ -154,6 +168,7 @@ class StreamDetector:
         self._times = _TimeIndex()
         season = settings.seasonality
         self._season = None if season is None else _Profile(season)
+        self._clip = math.inf  # the profile's learning bound, once a spread is known
 
     def update(self, x: float, t: float) -> StreamAlarm | None:
         n = self.n = self.n + 1
@@ -162,15 +177,15 @@ class StreamDetector:
             times.add(n, t)
         season = self._season
         if season is not None:
-            base = season.baseline(x, t)
+            base = season.update(x, t, self._clip)
             if base is None:
-                return None  # this part of the cycle is still being learned
+                return None  # this part of the cycle has not learned enough yet
             x -= base
         ref = self._ref
         if ref.count < self._settings.warmup:
             ref.add(x)
             if ref.count == self._settings.warmup:
-                self._fix_reference()
+                self._fix_reference(fold=True)
             return None
         z = (x - self._mean) / self._std
         self._up.add(z - CUSUM_SLACK, x, n)
@@ -180,18 +195,26 @@ class StreamDetector:
             return None
         return self._raise(alarm, t)
 
-    def _fix_reference(self) -> None:
+    def _fix_reference(self, fold: bool) -> None:
         ref = self._ref
         self._mean, self._std = ref.mean, ref.std() or 1.0
+        if self._season is not None:
+            # The residuals' mean is the level's move since the profile learned it: move
+            # the profile with it, so that the profile's further learning stays in step.
+            if fold:
+                self._season.shift(ref.mean)
+            self._mean = 0.0
+            if ref.count > 1:
+                self._clip = PROFILE_CLIP * self._std
 
     def _raise(self, alarm: Alarm, t: float) -> StreamAlarm:
         std = self._std
         level = 0.0 if self._season is None else self._season.level()
         tracker = self._up if self._up.stat >= self._down.stat else self._down
-        if tracker.stat > 0:
+        if tracker.stat > 0 and self._settings.warmup and alarm.detector not in RULES:
             onset = tracker.start
             after = WindowStats(tracker.count, tracker.total / tracker.count + level)
-        else:  # no excursion under way: the detector's own onset and window
+        else:  # a rule, no reference, or no excursion: the detector's own onset and window
             onset = self.n - (alarm.index - alarm.onset)
             mean = alarm.after.mean
             if self._settings.scale:
@@ -203,10 +226,13 @@ class StreamDetector:
             onset=onset,
             detected_at=t,
             onset_at=self._times.time_of(onset),
-            reference=WindowStats(self._ref.count, self._ref.mean + level),
+            reference=WindowStats(self._ref.count, self._mean + level),
             reference_std=std,
             after=after,
         )
+        self._cool_until = self.n + self._settings.cooldown
+        if alarm.detector in RULES:
+            return result
         # Re-baseline: the new regime becomes the reference, so one change, one alarm.
         # The seasonal profile is kept: a level shift does not change the cycle's shape.
         self._ref = _Welford()
@@ -214,7 +240,6 @@ class StreamDetector:
         self._up = _Cusum()
         self._down = _Cusum()
         self._detector = self._new_detector()
-        self._cool_until = self.n + self._settings.cooldown
         return result
 
     def snapshot(self) -> dict[str, Any]:
@@ -223,6 +248,7 @@ class StreamDetector:
             "n": self.n,
             "cool": self._cool_until,
             "season": None if self._season is None else self._season.dump(),
+            "clip": None if math.isinf(self._clip) else self._clip,
             "ref": self._ref.dump(),
             "up": self._up.dump(),
             "down": self._down.dump(),
@@ -242,16 +268,18 @@ class StreamDetector:
         det = cls(new_detector, settings)
         det.n = int(snap["n"])
         det._cool_until = int(snap["cool"])
+        if (det._season is None) != (snap.get("season") is None):
+            had, has = ("no", "has") if det._season is not None else ("a", "no longer has")
+            raise ConfigError(
+                f"stream snapshot has {had} seasonal profile but the monitor {has} "
+                "seasonality — reset the state to continue"
+            )
         if det._season is not None:
-            if snap.get("season") is None:
-                raise ConfigError(
-                    "stream snapshot has no seasonal profile but the monitor now has "
-                    "seasonality — reset the state to continue"
-                )
             det._season.load(snap["season"])
+            det._clip = math.inf if snap["clip"] is None else float(snap["clip"])
         det._ref = _Welford.load(snap["ref"])
         if det._ref.count >= settings.warmup:
-            det._fix_reference()
+            det._fix_reference(fold=False)
         det._up = _Cusum.load(snap["up"])
         det._down = _Cusum.load(snap["down"])
         det._times = _TimeIndex.load(snap["times"])
@@ -260,62 +288,70 @@ class StreamDetector:
 
 
 class _Profile:
-    """A seasonal profile in data time: per bin, the mean value and mean phase of
-    its first ``need`` samples; between learned points it is linear."""
+    """A seasonal profile in data time: per bin, the running mean of its values and
+    of their phases; between those points the profile is linear."""
 
-    __slots__ = ("bins", "count", "mean", "need", "period", "phase", "scale")
+    __slots__ = ("bins", "cfg", "count", "mean", "need", "period", "phase")
 
     def __init__(self, season: Seasonality) -> None:
         self.period = float(season.period_s)
         self.bins = season.bins
-        self.scale = season.bins / self.period  # data seconds -> bin units
         self.need = season.warmup
+        # for the hot path: period, data seconds -> bin units, bins, values a bin needs
+        self.cfg = (self.period, season.bins / self.period, self.bins, self.need)
         self.count = [0] * season.bins
         self.mean = [0.0] * season.bins
         self.phase = [0.0] * season.bins  # in bin units: bin b holds phases in [b, b + 1)
 
-    def baseline(self, x: float, t: float) -> float | None:
-        """The profile at time ``t``, or None while ``t``'s bin is learning (from x)."""
-        u = (t % self.period) * self.scale
-        bins = self.bins
+    def update(self, x: float, t: float, clip: float) -> float | None:
+        """The profile at ``t`` as learned before ``x`` (None while ``t``'s bin has
+        fewer than ``need`` values); then learn ``x`` if within ``clip`` of it."""
+        period, scale, bins, need = self.cfg
+        u = (t % period) * scale
         if not u < bins:  # t % period rounded up to period, or t is not finite
             u = math.nextafter(float(bins), 0.0) if u == u else 0.0
         b = int(u)
-        count = self.count
+        count, mean, phase = self.count, self.mean, self.phase
         c = count[b]
-        need = self.need
-        mean = self.mean
+        m = mean[b]
+        p = phase[b]
+        if c < need or -clip <= x - m <= clip:
+            c1 = count[b] = c + 1
+            mean[b] = m + (x - m) / c1
+            phase[b] = p + (u - p) / c1
         if c < need:
-            c = count[b] = c + 1
-            mean[b] += (x - mean[b]) / c
-            self.phase[b] += (u - self.phase[b]) / c
             return None
-        p = self.phase[b]
         if u >= p:
             nb = b + 1 if b + 1 < bins else 0
-            q = self.phase[nb] + (bins if nb <= b else 0)
+            q = phase[nb] + (bins if nb <= b else 0)
         else:
             nb = b - 1 if b > 0 else bins - 1
-            q = self.phase[nb] - (bins if nb >= b else 0)
+            q = phase[nb] - (bins if nb >= b else 0)
         if nb == b or count[nb] < need:
-            return mean[b]
-        return mean[b] + (u - p) / (q - p) * (mean[nb] - mean[b])
+            return m
+        return m + (u - p) / (q - p) * (mean[nb] - m)
+
+    def shift(self, delta: float) -> None:
+        self.mean = [m + delta if c else m for m, c in zip(self.mean, self.count, strict=True)]
 
     def level(self) -> float:
         """The profile's average over the learned bins (the cycle's mean level)."""
         learned = [m for m, c in zip(self.mean, self.count, strict=True) if c >= self.need]
         return math.fsum(learned) / len(learned) if learned else 0.0
 
-    def dump(self) -> list[list[Any]]:
-        return [list(self.count), list(self.mean), list(self.phase)]
+    def dump(self) -> list[Any]:
+        return [self.period, list(self.count), list(self.mean), list(self.phase)]
 
-    def load(self, data: list[list[Any]]) -> None:
-        counts, means, phases = data
-        if not len(counts) == len(means) == len(phases) == self.bins:
+    def load(self, data: list[Any]) -> None:
+        period, counts, means, phases = data
+        if not (float(period) == self.period and len(counts) == self.bins):
             raise ConfigError(
-                f"stream snapshot has a {len(counts)}-bin seasonal profile but the monitor "
-                f"has {self.bins} bins — reset the state to continue"
+                f"stream snapshot has a seasonal profile of {len(counts)} bins over "
+                f"{period:g} s but the monitor has {self.bins} bins over {self.period:g} s "
+                "— reset the state to continue"
             )
+        if not len(means) == len(phases) == self.bins:
+            raise ConfigError("stream snapshot's seasonal profile is malformed")
         self.count = [int(c) for c in counts]
         self.mean = [float(m) for m in means]
         self.phase = [float(p) for p in phases]

@@ -1,0 +1,635 @@
+"""The Redis :class:`~riskstream.ports.FlagStore` and :class:`~riskstream.ports.ApprovalStore`.
+
+One namespace (a deployment) owns these keys.  They share one hash tag, so Redis
+Cluster puts them in one slot and one script may touch them all.  The router
+clients read this layout directly; it is a contract, not an implementation detail::
+
+    rs:{flags|<ns>}:flags     hash    model_id -> RoutingFlag.to_data() as JSON
+    rs:{flags|<ns>}:applied   set     ids of the changes applied
+    rs:{flags|<ns>}:audit     stream  one entry per applied change, id "<seq>-0",
+                                      field "entry" = the AuditEntry as JSON (hash too)
+    rs:{flags|<ns>}:head      hash    seq, hash: the last audit entry's
+    rs:{flags|<ns>}:pending   hash    action_id -> PendingAction.to_data() as JSON
+    rs:{flags|<ns>}:changed   pub/sub channel: {"model_id", "revision"} per applied change
+
+A namespace must be non-empty and free of ``{``, ``}``, ``|`` and ``%`` (they
+would change the hash tag): the same rule as :func:`riskstream.router.flag_keys`,
+so the store and the router always agree on the keys.  Audit seqs start at 1, so stream ids run
+``1-0``, ``2-0``...: ``XRANGE`` by seq is direct, and ``XADD`` itself refuses a seq
+that is not past the stream's last id.
+
+An apply is a read (head and the model's flag, in one ``MULTI``), the next audit
+entry hashed here (Redis' Lua has no sha256), then one Lua script that decides
+and writes atomically: ``duplicate`` if the change id was applied, ``conflict``
+if the model's revision is not the expected one, ``retry`` if the head or the flag
+moved since the read (another writer appended; the reply carries the new head
+and flag, so the next attempt needs no extra read), else the stream entry, the
+flag, the change id and the head are written and the change is published.
+
+Applies to one namespace from one process are serialized by a lock shared by
+every store object on that server, database and namespace: threads of a process
+never race each other on the head (an optimistic loop is not fair: eight
+threads on two cores, unserialized, saw 7 of 8 give up after 50 attempts).
+Store objects in other processes do race; the loser retries at once on the head
+the reply carried, with no extra read.  After
+:attr:`RedisFlagStore.max_apply_attempts` the apply fails with
+:class:`~riskstream.errors.StateStoreError`, having written nothing.  (The lock is
+a ``threading.Lock``: do not ``fork`` while another thread is applying.)
+
+Failure semantics a caller must know:
+
+- ``duplicate``, ``conflict``, ``ContainmentError``: nothing was written.
+- :class:`~riskstream.errors.StateStoreError` after the script was sent
+  (connection dropped, timeout): the outcome is *unknown* but atomic.  Apply the
+  same change again: it comes back ``applied`` or ``duplicate``.  redis-py's
+  default client re-sends on connection errors by itself, so ``duplicate`` can
+  mean "applied by this very call, whose first reply was lost".
+- No write can fail after the script's first write (Redis would keep the part
+  done): every read that proves a key's type, and the ACL check of every write,
+  come first, and the first write is the ``XADD`` that refuses a stale seq.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self, cast
+from urllib.parse import urlsplit
+
+import orjson
+import redis
+
+from riskstream.adapters.memory_flags import (
+    check_audit_range,
+    check_change,
+    check_new_pending,
+    pending_from_json,
+    pending_to_json,
+    refuse_mark_applied,
+    unknown_action,
+)
+from riskstream.core.approvals import PendingAction, check_decision
+from riskstream.core.audit import (
+    GENESIS,
+    entry_from_data,
+    entry_to_data,
+    next_entry,
+    verify_with_head,
+)
+from riskstream.core.routing import FlagChange, RoutingFlag
+from riskstream.errors import ConfigError, StateStoreError
+from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
+
+__all__ = ["REQUIRED_ACL", "FlagKeys", "RedisApprovalStore", "RedisFlagStore", "flag_keys"]
+
+KEY_PREFIX: Final = "rs"
+#: The least an ACL user of both stores needs (``ACL SETUSER <name> on >pw <REQUIRED_ACL>``).
+#: ``&`` grants the ``changed`` channel (Redis 7 denies channels by default).  A router
+#: client that only reads needs :data:`riskstream.router.REQUIRED_ACL` instead.
+REQUIRED_ACL: Final = (
+    f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* +multi +exec +evalsha +script|load "
+    "+hget +hmget +hgetall +hsetnx +hset +sismember +sadd "
+    "+xadd +xrange +xrevrange +publish"
+)
+_PAGE: Final = 1000  # stream entries per XRANGE while reading the whole trail
+
+# KEYS: flags, applied, audit, head
+# ARGV: 1 change_id, 2 model_id, 3 expected revision, 4 seq, 5 prev_hash, 6 hash,
+#       7 the flag JSON the entry's `before` was made from ('' for none), 8 new flag JSON,
+#       9 entry JSON, 10 channel, 11 message, 12 genesis hash
+_APPLY_LUA: Final = """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  return {'duplicate', current}
+end
+local revision = 0
+if current then
+  revision = tonumber(cjson.decode(current)['revision'])
+end
+if revision ~= tonumber(ARGV[3]) then
+  return {'conflict', current}
+end
+local head = redis.call('HMGET', KEYS[4], 'seq', 'hash')
+local head_seq = head[1] or '0'
+local head_hash = head[2] or ARGV[12]
+if head_hash ~= ARGV[5] or tonumber(head_seq) + 1 ~= tonumber(ARGV[4])
+    or (current or '') ~= ARGV[7] then
+  return {'retry', head_seq, head_hash, current}
+end
+if redis.acl_check_cmd then
+  local writes = {{'XADD', KEYS[3], '1-0', 'entry', 'x'}, {'HSET', KEYS[1], 'k', 'v'},
+                  {'SADD', KEYS[2], 'm'}, {'HSET', KEYS[4], 'k', 'v'},
+                  {'PUBLISH', ARGV[10], 'm'}}
+  for _, command in ipairs(writes) do
+    if not redis.acl_check_cmd(unpack(command)) then
+      return redis.error_reply('NOPERM the ACL user may not run ' .. command[1] ..
+        ' on ' .. command[2] .. ' (nothing was written)')
+    end
+  end
+end
+redis.call('XADD', KEYS[3], ARGV[4] .. '-0', 'entry', ARGV[9])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[8])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[4], 'seq', ARGV[4], 'hash', ARGV[6])
+redis.call('PUBLISH', ARGV[10], ARGV[11])
+return {'applied'}
+"""
+
+# KEYS: pending.  ARGV: action_id, the JSON read, the JSON to write.  1 if swapped.
+_SWAP_LUA: Final = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+
+class FlagKeys(NamedTuple):
+    """The key names (and the channel) of one namespace."""
+
+    flags: str
+    applied: str
+    audit: str
+    head: str
+    pending: str
+    changed: str
+
+
+_FORBIDDEN_IN_NAMESPACE: Final = frozenset("{}|%")
+
+
+def flag_keys(namespace: str = "default") -> FlagKeys:
+    """The keys of ``namespace``, for operators, router clients and tests.
+
+    >>> flag_keys("prod").audit
+    'rs:{flags|prod}:audit'
+    """
+    if not namespace or _FORBIDDEN_IN_NAMESPACE.intersection(namespace):
+        raise ConfigError(
+            f"Flag store namespace {namespace!r} must be non-empty and contain none of "
+            "'{', '}', '|', '%' (they would change the Redis key's hash tag)."
+        )
+    tag = f"{KEY_PREFIX}:{{flags|{namespace}}}"
+    return FlagKeys(*(f"{tag}:{name}" for name in FlagKeys._fields))
+
+
+_apply_locks: dict[tuple[str, int, str], threading.Lock] = {}
+_apply_locks_guard = threading.Lock()
+
+
+def _apply_lock(where: str, db: int, namespace: str) -> threading.Lock:
+    """The one lock of this process for applies to one namespace of one database."""
+    with _apply_locks_guard:
+        return _apply_locks.setdefault((where, db, namespace), threading.Lock())
+
+
+class _BadStreamEntry(Exception):
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class _RedisStore:
+    """What both stores share: the client, the namespace, from_url and error wording."""
+
+    _noun: str = "Redis store"
+
+    def __init__(
+        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+    ) -> None:
+        kwargs = client.get_connection_kwargs()
+        if kwargs.get("decode_responses"):
+            raise ConfigError(
+                f"{type(self).__name__} needs a redis.Redis client with "
+                "decode_responses=False (the one RedisStateStore takes, so one client "
+                "can serve all stores)."
+            )
+        self._client = client
+        self._owns_client = owns_client
+        self._namespace = namespace
+        self._keys = flag_keys(namespace)
+        self._where = (
+            f"unix:{kwargs['path']}"
+            if kwargs.get("path")
+            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        )
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str = "default",
+        username: str | None = None,
+        password: str | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        **client_kwargs: Any,
+    ) -> Self:
+        """Build a store and its own client from ``redis://``, ``rediss://`` or ``unix://``.
+
+        As :meth:`RedisStateStore.from_url
+        <riskstream.adapters.redis_state.RedisStateStore.from_url>`: TLS needs
+        ``rediss://`` and takes the CA bundle and, for mutual TLS, this client's
+        certificate and key; ``username``/``password`` are ACL credentials, better
+        passed here than in the URL; other keyword arguments go to
+        :meth:`redis.Redis.from_url`.
+        """
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+        shown = f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+        if (parts.password and password) or (parts.username and username):
+            raise ConfigError(
+                f"Redis credentials given both in the URL {shown!r} and as arguments; "
+                "give them once (redis-py would silently use the URL's)."
+            )
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ConfigError(
+                f"Redis URL {shown!r} must start with redis://, rediss:// (TLS) or unix://"
+            )
+        tls = {
+            "ssl_ca_certs": ssl_ca_certs,
+            "ssl_certfile": ssl_certfile,
+            "ssl_keyfile": ssl_keyfile,
+        }
+        given_tls = {name: value for name, value in tls.items() if value is not None}
+        if given_tls and parts.scheme != "rediss":
+            raise ConfigError(
+                f"TLS options {sorted(given_tls)} were given but the Redis URL {shown!r} "
+                "is not TLS; use a rediss:// URL."
+            )
+        auth = {"username": username, "password": password}
+        client_kwargs.update({k: v for k, v in auth.items() if v is not None})
+        client_kwargs.update(given_tls)
+        client = redis.Redis.from_url(url, **client_kwargs)
+        return cls(client, namespace, owns_client=True)
+
+    @property
+    def keys(self) -> FlagKeys:
+        """The namespace's key names and channel."""
+        return self._keys
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._where}, namespace={self._namespace!r})"
+
+    def close(self) -> None:
+        """Close the client if :meth:`from_url` built it; a passed-in client stays open."""
+        if self._owns_client:
+            self._client.close()
+
+    @contextlib.contextmanager
+    def _translate(self, action: str, unknown: str = "") -> Iterator[None]:
+        """Re-raise redis-py errors as StateStoreError, saying what to check.
+
+        ``unknown`` is what to tell the caller when a write may have happened.
+        """
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise StateStoreError(
+                f"{self._noun} at {self._where} (namespace {self._namespace!r}) could not "
+                f"{action}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
+                f"{self._hint(exc, unknown)}"
+            ) from exc
+
+    def _hint(self, exc: redis.RedisError, unknown: str) -> str:
+        text = str(exc)
+        if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
+            return "Check the Redis username and password."
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            return (
+                f"Is Redis up and reachable at {self._where}, and do the URL's scheme "
+                f"(rediss:// for TLS), the TLS certificates and the timeouts match the "
+                f"server?{' ' + unknown if unknown else ''}"
+            )
+        if isinstance(exc, redis.exceptions.OutOfMemoryError):
+            return "Redis is at maxmemory: raise maxmemory or free memory; nothing was written."
+        if (
+            isinstance(exc, redis.exceptions.NoPermissionError)
+            or "can't run this" in text
+            or "NOPERM" in text
+        ):
+            return f"The Redis ACL user needs {REQUIRED_ACL!r}."
+        if isinstance(exc, redis.exceptions.ReadOnlyError):
+            return "This is a read-only replica: point the URL at the primary."
+        if "WRONGTYPE" in text:
+            return (
+                f"Another program wrote keys under {self._keys.flags.rsplit(':', 1)[0]} with "
+                "other types; nothing was written."
+            )
+        if "equal or smaller than the target stream top item" in text:
+            return (
+                f"The audit stream {self._keys.audit} holds entries past the head "
+                f"{self._keys.head}: something else wrote to it (run verify_audit); "
+                "nothing was written."
+            )
+        return "Redis refused the command; its message above says why."
+
+    def _corrupt(self, key: str, field: str, exc: Exception) -> StateStoreError:
+        return StateStoreError(
+            f"{self._noun} at {self._where}: {key} field {field!r} is not what riskstream "
+            f"writes ({type(exc).__name__}: {exc}); something else wrote to it."
+        )
+
+
+class RedisFlagStore(_RedisStore):
+    """Routing flags, their hash-chained audit trail and change notifications in Redis.
+
+    Give it a ``redis.Redis`` client built with ``decode_responses=False``; the
+    caller keeps owning that client.  Use :meth:`from_url` to have the store build,
+    own and close its client.  Safe to share between threads.
+    """
+
+    _noun = "Redis flag store"
+
+    #: Script runs per apply before giving up when other processes keep winning.
+    #: Eight processes saturating one namespace on two cores needed up to 144
+    #: (about 0.2 s); two to four processes, up to 11.
+    max_apply_attempts: int = 200
+
+    def __init__(
+        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+    ) -> None:
+        super().__init__(client, namespace, owns_client=owns_client)
+        self._apply_script = client.register_script(_APPLY_LUA)
+        db = int(client.get_connection_kwargs().get("db", 0))
+        self._apply_lock = _apply_lock(self._where, db, namespace)
+        self._retries = 0
+
+    @property
+    def retries(self) -> int:
+        """Script runs repeated because another writer appended first, since construction."""
+        return self._retries
+
+    def get(self, model_id: str) -> RoutingFlag | None:
+        with self._translate(f"read the flag of model {model_id!r}"):
+            raw = cast(bytes | None, self._client.hget(self._keys.flags, model_id))
+        return None if raw is None else self._flag(raw, model_id)
+
+    def all(self) -> dict[str, RoutingFlag]:
+        with self._translate("read the flags"):
+            stored = cast(dict[bytes, bytes], self._client.hgetall(self._keys.flags))
+        return {
+            model_id.decode(): self._flag(raw, model_id.decode())
+            for model_id, raw in stored.items()
+        }
+
+    def apply(self, change: FlagChange, at: float) -> ApplyResult:
+        check_change(change)
+        model_id = change.flag.model_id
+        after = change.flag.to_data()
+        flag_json = orjson.dumps(after)
+        message = orjson.dumps({"model_id": model_id, "revision": change.flag.revision})
+        action = f"apply change {change.change_id} to model {model_id!r}"
+        unknown = (
+            "The change may or may not have been applied (atomically either way): apply "
+            "the same change again, it comes back 'duplicate' if it was."
+        )
+        with self._apply_lock, self._translate(action, unknown):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hmget(self._keys.head, ["seq", "hash"])
+            pipe.hget(self._keys.flags, model_id)
+            (seq, prev_hash), current = pipe.execute()
+            for _ in range(self.max_apply_attempts):
+                entry = next_entry(
+                    seq=int(seq or 0) + 1,
+                    prev_hash=GENESIS if prev_hash is None else prev_hash.decode(),
+                    change_id=change.change_id,
+                    model_id=model_id,
+                    actor=change.flag.actor,
+                    at=at,
+                    before=None if current is None else self._flag_data(current, model_id),
+                    after=after,
+                )
+                reply = self._apply_script(
+                    keys=self._keys[:4],
+                    args=[
+                        change.change_id,
+                        model_id,
+                        change.expected_revision,
+                        entry.seq,
+                        entry.prev_hash,
+                        entry.hash,
+                        current or b"",
+                        flag_json,
+                        orjson.dumps(entry_to_data(entry)),
+                        self._keys.changed,
+                        message,
+                        GENESIS,
+                    ],
+                )
+                outcome = reply[0].decode()
+                if outcome == "applied":
+                    return ApplyResult("applied", RoutingFlag.from_data(after))
+                if outcome in ("duplicate", "conflict"):
+                    now = None if reply[1] is None else self._flag(reply[1], model_id)
+                    return ApplyResult(outcome, now)
+                _, seq, prev_hash, current = reply
+                self._retries += 1  # under the apply lock: one writer at a time
+        raise StateStoreError(
+            f"{self._noun} at {self._where} (namespace {self._namespace!r}) could not "
+            f"{action}: other writers appended to the audit trail before each of "
+            f"{self.max_apply_attempts} attempts; nothing was written. Fewer processes "
+            "applying to one namespace at once (or a higher max_apply_attempts) will do."
+        )
+
+    def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
+        check_audit_range(start, count)
+        entries: list[AuditEntry] = []
+        with self._translate("read the audit trail"):
+            for stream_id, fields in self._stream(f"{start + 1}-0", "+", count):
+                try:
+                    entries.append(self._entry(fields))
+                except ValueError as exc:
+                    raise self._corrupt(self._keys.audit, stream_id.decode(), exc) from exc
+        return entries
+
+    def verify_audit(self) -> AuditReport:
+        """Check the whole chain, and that it ends at the head, as of one instant.
+
+        The head and the stream's last id are read in one ``MULTI``; entries
+        appended after it are left for the next check.  Also reports a stream entry
+        whose id is not ``<its seq>-0`` or that cannot be read as an entry; then
+        ``length`` counts the entries before it only.
+        """
+        with self._translate("verify the audit trail"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hmget(self._keys.head, ["seq", "hash"])
+            pipe.xrevrange(self._keys.audit, "+", "-", count=1)
+            (seq, head_hash), last = pipe.execute()
+            head_seq = int(seq or 0)
+            head = GENESIS if head_hash is None else head_hash.decode()
+            if not last:
+                return verify_with_head([], head_seq, head)
+            try:
+                return verify_with_head(self._checked_entries(last[0][0]), head_seq, head)
+            except _BadStreamEntry as exc:
+                return AuditReport(ok=False, length=exc.position, problem=str(exc))
+
+    def _checked_entries(self, last_id: bytes) -> Iterator[AuditEntry]:
+        for position, (stream_id, fields) in enumerate(self._stream("-", last_id, None)):
+            try:
+                entry = self._entry(fields)
+            except ValueError as exc:
+                raise _BadStreamEntry(
+                    f"audit stream entry {stream_id.decode()} cannot be read ({exc}): "
+                    "something else wrote it",
+                    position,
+                ) from exc
+            if stream_id != f"{entry.seq}-0".encode():
+                raise _BadStreamEntry(
+                    f"audit stream entry {stream_id.decode()} holds audit seq {entry.seq}: "
+                    "entries were re-added under other ids",
+                    position,
+                )
+            yield entry
+
+    def _stream(
+        self, first: str | bytes, last: str | bytes, count: int | None
+    ) -> Iterator[tuple[bytes, dict[bytes, bytes]]]:
+        """``XRANGE first last`` in pages, up to ``count`` entries (None: all)."""
+        left = count
+        while left is None or left > 0:
+            page = _PAGE if left is None else min(_PAGE, left)
+            batch = cast(
+                list[tuple[bytes, dict[bytes, bytes]]],
+                self._client.xrange(self._keys.audit, first, last, count=page),
+            )
+            yield from batch
+            if len(batch) < page:
+                return
+            if left is not None:
+                left -= len(batch)
+            first = b"(" + batch[-1][0]
+
+    @staticmethod
+    def _entry(fields: dict[bytes, bytes]) -> AuditEntry:
+        raw = fields.get(b"entry")
+        if raw is None:
+            raise ValueError("no 'entry' field")
+        data = orjson.loads(raw)  # orjson.JSONDecodeError is a ValueError
+        if not isinstance(data, dict):
+            raise ValueError("the entry is not a JSON object")
+        try:
+            return entry_from_data(data)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from exc
+
+    def _flag(self, raw: bytes, model_id: str) -> RoutingFlag:
+        try:
+            return RoutingFlag.from_data(self._flag_data(raw, model_id))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._corrupt(self._keys.flags, model_id, exc) from exc
+
+    def _flag_data(self, raw: bytes, model_id: str) -> dict[str, Any]:
+        try:
+            data = orjson.loads(raw)
+        except ValueError as exc:
+            raise self._corrupt(self._keys.flags, model_id, exc) from exc
+        if not isinstance(data, dict):
+            raise self._corrupt(self._keys.flags, model_id, TypeError("not a JSON object"))
+        return data
+
+
+class RedisApprovalStore(_RedisStore):
+    """Pending actions in the namespace's ``pending`` hash; decisions by compare-and-swap.
+
+    A decision reads the action, applies
+    :func:`~riskstream.core.approvals.check_decision` here, and swaps the JSON in
+    only if it is still the JSON read (one small script).  A racing decision makes
+    the swap fail; the re-read then sees the action decided and refuses.
+    """
+
+    _noun = "Redis approval store"
+    #: Swaps tried per decision; more than two only if something rewrites actions.
+    max_swap_attempts: int = 10
+
+    def __init__(
+        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+    ) -> None:
+        super().__init__(client, namespace, owns_client=owns_client)
+        self._swap_script = client.register_script(_SWAP_LUA)
+
+    def add(self, pending: PendingAction) -> bool:
+        check_new_pending(pending)
+        data = pending_to_json(pending)
+        with self._translate(f"add action {pending.action_id}"):
+            return bool(self._client.hsetnx(self._keys.pending, pending.action_id, data))
+
+    def get(self, action_id: str) -> PendingAction | None:
+        with self._translate(f"read action {action_id}"):
+            raw = cast(bytes | None, self._client.hget(self._keys.pending, action_id))
+        return None if raw is None else self._action(raw, action_id)
+
+    def list(self, status: str | None = None) -> builtins.list[PendingAction]:
+        with self._translate("list actions"):
+            stored = cast(dict[bytes, bytes], self._client.hgetall(self._keys.pending))
+        actions = [self._action(raw, action_id.decode()) for action_id, raw in stored.items()]
+        return sorted(
+            (action for action in actions if status is None or action.status == status),
+            key=lambda action: (action.requested_at, action.action_id),
+        )
+
+    def decide(
+        self, action_id: str, status: str, by: str, at: float, note: str = ""
+    ) -> PendingAction:
+        def decided(pending: PendingAction) -> PendingAction:
+            check_decision(pending, status, by)
+            return pending.decided(status, by, float(at), note)
+
+        return self._swap(action_id, f"decide ({status})", decided)
+
+    def mark_applied(self, action_id: str) -> None:
+        def applied(pending: PendingAction) -> PendingAction:
+            refuse_mark_applied(pending)
+            return replace(pending, status="applied")
+
+        self._swap(action_id, "mark applied", applied)
+
+    def _swap(
+        self, action_id: str, doing: str, change: Callable[[PendingAction], PendingAction]
+    ) -> PendingAction:
+        unknown = (
+            "The change may or may not have been recorded: get() the action to see its status."
+        )
+        for _ in range(self.max_swap_attempts):
+            with self._translate(f"read action {action_id}"):
+                raw = cast(bytes | None, self._client.hget(self._keys.pending, action_id))
+            if raw is None:
+                raise unknown_action(action_id, doing)
+            new = change(self._action(raw, action_id))
+            with self._translate(f"{doing} action {action_id}", unknown):
+                swapped = self._swap_script(
+                    keys=[self._keys.pending], args=[action_id, raw, pending_to_json(new)]
+                )
+            if swapped == 1:
+                return new
+        raise StateStoreError(
+            f"{self._noun} at {self._where} (namespace {self._namespace!r}) could not "
+            f"{doing} action {action_id}: it changed under each of {self.max_swap_attempts} "
+            "attempts; something keeps rewriting it."
+        )
+
+    def _action(self, raw: bytes, action_id: str) -> PendingAction:
+        try:
+            return pending_from_json(raw)
+        except (ValueError, TypeError) as exc:
+            raise self._corrupt(self._keys.pending, action_id, exc) from exc
+
+
+if TYPE_CHECKING:  # mypy proves the classes implement the ports
+
+    def _implements_flag_port(store: RedisFlagStore) -> FlagStore:
+        return store
+
+    def _implements_approval_port(store: RedisApprovalStore) -> ApprovalStore:
+        return store

@@ -1,0 +1,682 @@
+"""The serving side of containment: "which version, in which mode, for model X now?"
+
+The containment worker writes one :class:`~riskstream.core.routing.RoutingFlag`
+per model to Redis and announces every change; a :class:`Router` in each serving
+process keeps a local copy fresh and answers :meth:`Router.route` from it, a dict
+read with no I/O (about 2 µs, most of it building the :class:`Decision`)::
+
+    import os
+    from prometheus_client import REGISTRY
+    from riskstream.router import Router
+
+    router = Router("rediss://redis.internal:6380/0", namespace="prod", registry=REGISTRY,
+                    password=os.environ["REDIS_PASSWORD"], ssl_ca_certs="/etc/ssl/redis-ca.pem")
+
+    def predict(model_id: str, features: dict) -> Prediction:
+        decision = router.route(model_id)  # local read: never blocks, never raises for Redis
+        if decision.mode == "blocked":
+            raise ModelBlocked(model_id, decision.incident_id)
+        return serve(model_id, decision.version or DEFAULT_VERSION[model_id], features)
+
+Call ``router.close()`` on shutdown, or use the Router as a context manager.
+Build it after a pre-fork server (gunicorn ``--preload``, multiprocessing) has
+forked: the refresh thread does not survive ``fork()``, and a child would serve
+a frozen cache that turns stale after ``max_staleness_s``.
+
+Redis layout (written by the flag store; ``<ns>`` is the namespace)::
+
+    rs:{flags|<ns>}:flags     hash: model_id -> flag JSON (RoutingFlag.to_data())
+    rs:{flags|<ns>}:changed   pub/sub channel: {"model_id": ..., "revision": ...}
+
+A daemon thread subscribes to the channel *first*, waits for Redis to confirm,
+and only then loads the whole hash, so no change can slip between the two.  On a
+message it re-reads just the models named (one ``HMGET`` per burst of messages);
+every ``max_staleness_s / 2`` it re-reads the whole hash and PINGs the
+subscription, because messages are lost while a connection is down and an idle
+connection can die silently (NAT and load-balancer idle timeouts).
+
+Failure semantics a caller must know:
+
+- Construction never fails because Redis is down, the host is wrong or the
+  password is refused: serving must be able to start.  The constructor waits up
+  to ``start_timeout_s`` for the first load; if that fails it logs a warning,
+  :meth:`Router.route` answers the default decision (``version=default_version``,
+  mode ``normal``) with ``stale=True``, and the thread keeps retrying with
+  exponential backoff.  Only a malformed configuration (URL scheme, TLS options
+  on a plain URL, credentials given twice, a bad namespace) raises
+  :class:`~riskstream.errors.ConfigError`.
+- While Redis is unreachable the last known decisions keep being served; once
+  the last successful read is older than ``max_staleness_s`` they carry
+  ``stale=True`` and the ``riskstream_router_stale`` gauge reads 1.  What to do
+  with a stale decision (keep serving, fail closed) is the caller's policy.
+- A revision never goes backwards: a flag or message with a revision at or below
+  the one held is ignored.  The one exception is a *different Redis server*
+  (its ``run_id`` changed: restart without persistence, failover): its hash is
+  then adopted as it is, lower revisions and removed models included, because
+  the flag store now works from that state too and serving must agree with it.
+- A flag that does not parse or breaks the schema (unknown mode, fraction outside
+  0..1, key and ``model_id`` disagreeing) is ignored with an error log and
+  ``riskstream_router_invalid_flags_total``; the model keeps its last good flag.
+- ``expires_at`` is reported by the store, not enforced here: the containment
+  worker reverts an expired change with a new revision.  A model deleted from
+  the hash on the same server keeps its last flag; write a ``normal`` revision
+  to release it.
+
+Metrics (on the registry passed in, or a private one at :attr:`Router.registry`):
+``riskstream_router_stale`` (computed at scrape time, so it is right even if
+the thread is stuck in a blocking call), ``riskstream_router_refresh_failures_total``,
+``riskstream_router_last_refresh_timestamp_seconds`` (wall time),
+``riskstream_router_updates_total`` (flags applied to the cache) and
+``riskstream_router_invalid_flags_total``.  One Router per registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import orjson
+import redis
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from riskstream.core.routing import MODES, RoutingFlag
+from riskstream.errors import ConfigError
+
+__all__ = ["REQUIRED_ACL", "Decision", "FlagCache", "Router", "flag_keys"]
+
+log = logging.getLogger(__name__)
+
+#: The least an ACL user needs (``ACL SETUSER <name> on >password <REQUIRED_ACL>``).
+#: ``+info`` is optional: without it a Redis restart or failover is not noticed
+#: and revisions that went backwards with it are ignored until the process restarts.
+REQUIRED_ACL: Final = (
+    "~rs:{flags|* &rs:{flags|* +hgetall +hmget +subscribe +ping +client|setname +info"
+)
+
+_IDLE_WAIT_S: Final = 0.2  # longest wait for a message: bounds how long close() takes
+_MAX_BATCH: Final = 1000  # messages drained before one HMGET
+_BACKOFF_START_S: Final = 0.05
+_DEFAULT_SOCKET_TIMEOUT_S: Final = 1.0
+_FORBIDDEN_IN_NAMESPACE: Final = frozenset("{}|%")
+
+
+def flag_keys(namespace: str = "default") -> tuple[str, str]:
+    """The ``(hash, channel)`` names of a namespace's flags, for operators and tests."""
+    if not namespace or _FORBIDDEN_IN_NAMESPACE.intersection(namespace):
+        raise ConfigError(
+            f"Routing namespace {namespace!r} must be non-empty and contain none of "
+            "'{', '}', '|', '%' (they would change the Redis key's hash tag)."
+        )
+    tag = f"rs:{{flags|{namespace}}}"
+    return f"{tag}:flags", f"{tag}:changed"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """How to serve one model now, as far as this process knows.
+
+    ``version`` is None when the model has no flag and the Router has no
+    ``default_version``: the caller uses its own default.  ``mode`` is one of
+    :data:`~riskstream.core.routing.MODES` and ``traffic_fraction`` the share of
+    traffic it applies to (the caller samples).  ``revision`` is 0 when
+    there is no flag.  ``age_s`` is the time since the cache was last confirmed
+    against Redis (``inf`` if it never was); ``stale`` is ``age_s >
+    max_staleness_s``.
+    """
+
+    model_id: str
+    version: str | None
+    mode: str
+    traffic_fraction: float
+    revision: int
+    incident_id: str | None
+    stale: bool
+    age_s: float
+
+
+class FlagCache:
+    """The in-process half of the router: flags by model, and how fresh they are.
+
+    One writer thread calls :meth:`offer`, :meth:`replace` and
+    :meth:`mark_refreshed`; any number of threads call :meth:`route` without a
+    lock (single dict and attribute reads are atomic).
+    """
+
+    def __init__(
+        self,
+        default_version: str | None = None,
+        max_staleness_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not max_staleness_s > 0:
+            raise ConfigError(f"max_staleness_s must be positive, not {max_staleness_s!r}")
+        self.default_version = default_version
+        self.max_staleness_s = float(max_staleness_s)
+        self._clock = clock
+        self._flags: dict[str, RoutingFlag] = {}
+        self._last_ok = -math.inf
+        self._changed = threading.Condition()
+
+    def route(self, model_id: str) -> Decision:
+        age = self._clock() - self._last_ok
+        flag = self._flags.get(model_id)
+        if flag is None:
+            return Decision(
+                model_id, self.default_version, "normal", 1.0, 0, None,
+                age > self.max_staleness_s, age,
+            )  # fmt: skip
+        return Decision(
+            model_id, flag.active_version, flag.mode, flag.traffic_fraction, flag.revision,
+            flag.incident_id, age > self.max_staleness_s, age,
+        )  # fmt: skip
+
+    @property
+    def stale(self) -> bool:
+        return self._clock() - self._last_ok > self.max_staleness_s
+
+    def flag(self, model_id: str) -> RoutingFlag | None:
+        return self._flags.get(model_id)
+
+    def revision(self, model_id: str) -> int | None:
+        """The revision held for the model, or None if it has no flag."""
+        flag = self._flags.get(model_id)
+        return None if flag is None else flag.revision
+
+    def offer(self, flag: RoutingFlag) -> bool:
+        """Take the flag if its revision is newer than the one held; say whether it was."""
+        held = self._flags.get(flag.model_id)
+        if held is not None and flag.revision <= held.revision:
+            return False
+        with self._changed:
+            self._flags[flag.model_id] = flag
+            self._changed.notify_all()
+        return True
+
+    def replace(self, flags: Iterable[RoutingFlag]) -> int:
+        """Adopt exactly these flags (another server's state); return how many differ."""
+        new = {flag.model_id: flag for flag in flags}
+        old = self._flags
+        differ = sum(1 for model_id, flag in new.items() if old.get(model_id) != flag)
+        with self._changed:
+            self._flags = new
+            self._changed.notify_all()
+        return differ
+
+    def mark_refreshed(self) -> None:
+        """Record that the cache was just confirmed against Redis."""
+        self._last_ok = self._clock()
+
+    def wait_for(self, model_id: str, revision: int, timeout: float) -> Decision:
+        """Block until the cache holds ``revision`` or newer for the model.
+
+        Raises :class:`TimeoutError` if it does not within ``timeout`` seconds.
+        """
+        with self._changed:
+            if not self._changed.wait_for(
+                lambda: (self.revision(model_id) or 0) >= revision, timeout
+            ):
+                held = self.revision(model_id)
+                raise TimeoutError(
+                    f"routing flag of {model_id!r} did not reach revision {revision} within "
+                    f"{timeout:g}s (cache holds {held})"
+                )
+        return self.route(model_id)
+
+
+def parse_flag(model_id: str, raw: bytes | str) -> RoutingFlag:
+    """The flag stored under ``model_id``; ValueError saying what is wrong with it."""
+    try:
+        flag = RoutingFlag.from_data(orjson.loads(raw))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+    if flag.model_id != model_id:
+        raise ValueError(f"stored under {model_id!r} but names model {flag.model_id!r}")
+    if flag.mode not in MODES:
+        raise ValueError(f"unknown mode {flag.mode!r} (known: {', '.join(MODES)})")
+    if not 0.0 <= flag.traffic_fraction <= 1.0:
+        raise ValueError(f"traffic_fraction {flag.traffic_fraction} is outside 0..1")
+    return flag
+
+
+def parse_message(data: bytes | str) -> tuple[str, int]:
+    """``(model_id, revision)`` of a change message; ValueError if it is malformed."""
+    try:
+        message = orjson.loads(data)
+        model_id, revision = message["model_id"], message["revision"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(model_id, str) or not isinstance(revision, int):
+        raise ValueError(f"expected a string model_id and an integer revision, got {message!r}")
+    return model_id, revision
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry, cache: FlagCache) -> None:
+        self.stale = Gauge(
+            "riskstream_router_stale",
+            "1 while the routing cache has not been confirmed against Redis for longer "
+            "than its staleness bound.",
+            registry=registry,
+        )
+        self.stale.set_function(lambda: 1.0 if cache.stale else 0.0)
+        self.refresh_failures = Counter(
+            "riskstream_router_refresh_failures_total",
+            "Attempts to reach Redis for routing flags that failed.",
+            registry=registry,
+        )
+        self.last_refresh = Gauge(
+            "riskstream_router_last_refresh_timestamp_seconds",
+            "Wall time the routing cache was last confirmed against Redis.",
+            registry=registry,
+        )
+        self.updates = Counter(
+            "riskstream_router_updates_total",
+            "Routing flags applied to the local cache.",
+            registry=registry,
+        )
+        self.invalid = Counter(
+            "riskstream_router_invalid_flags_total",
+            "Routing flags or change messages ignored because they were malformed.",
+            registry=registry,
+        )
+
+
+class Router:
+    """A local, self-refreshing cache of one namespace's routing flags.
+
+    ``redis`` is a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL, or a
+    ``redis.Redis`` client the caller keeps owning (either ``decode_responses``).
+    With a URL, ``username``/``password`` are Redis ACL credentials (keep them out
+    of the URL, which ends up in logs), the ``ssl_*`` files are the CA bundle and,
+    for mutual TLS, this client's certificate and key, and other keyword
+    arguments go to :meth:`redis.Redis.from_url`.  The client built from a URL
+    times out after 1 s and does not retry by itself (the router does); a client
+    passed in should have timeouts too, or a black-holed server stalls the
+    refresh thread (``route()`` still answers and turns stale).
+
+    See the module docstring for what happens when Redis is down.
+    """
+
+    def __init__(
+        self,
+        redis_url_or_client: str | redis.Redis,
+        namespace: str = "default",
+        default_version: str | None = None,
+        max_staleness_s: float = 5.0,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        start_timeout_s: float = 2.0,
+        username: str | None = None,
+        password: str | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        **client_kwargs: Any,
+    ) -> None:
+        self._hash, self._channel = flag_keys(namespace)
+        self.namespace = namespace
+        self._cache = FlagCache(default_version, max_staleness_s, clock)
+        if isinstance(redis_url_or_client, str):
+            self._client = _client_from_url(
+                redis_url_or_client,
+                username=username,
+                password=password,
+                ssl_ca_certs=ssl_ca_certs,
+                ssl_certfile=ssl_certfile,
+                ssl_keyfile=ssl_keyfile,
+                **client_kwargs,
+            )
+            self._owns_client = True
+        else:
+            given = [
+                name
+                for name, value in {
+                    "username": username,
+                    "password": password,
+                    "ssl_ca_certs": ssl_ca_certs,
+                    "ssl_certfile": ssl_certfile,
+                    "ssl_keyfile": ssl_keyfile,
+                    **client_kwargs,
+                }.items()
+                if value is not None
+            ]
+            if given:
+                raise ConfigError(
+                    f"Router options {given} only apply to a URL; configure the "
+                    "redis.Redis client you passed instead."
+                )
+            self._client = redis_url_or_client
+            self._owns_client = False
+        kwargs = self._client.get_connection_kwargs()
+        self._where = (
+            f"unix:{kwargs['path']}"
+            if kwargs.get("path")
+            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        )
+        self.registry = CollectorRegistry() if registry is None else registry
+        try:
+            self._metrics = _Metrics(self.registry, self._cache)
+        except ValueError:  # prometheus: "Duplicated timeseries" (a second Router)
+            if self._owns_client:
+                self._client.close()
+            raise
+        self._resync_every_s = self._cache.max_staleness_s / 2
+        self._backoff_cap_s = max(_BACKOFF_START_S, min(1.0, self._cache.max_staleness_s / 4))
+        self._raw: dict[str, bytes | str] = {}  # last value seen per model: skip re-parsing
+        self._bad: dict[str, bytes | str] = {}  # last invalid value logged per model
+        self._run_id: str | None = None
+        self._warned_info = False
+        self._failures = 0
+        self._stop = threading.Event()
+        self._first_attempt = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"riskstream-router-{namespace}", daemon=True
+        )
+        self._thread.start()
+        if not self._first_attempt.wait(start_timeout_s) or self._cache.stale:
+            log.warning(
+                "Router could not load routing flags from Redis at %s within %gs; serving "
+                "default decisions marked stale and retrying in the background.",
+                self._where,
+                start_timeout_s,
+            )
+
+    def __repr__(self) -> str:
+        return f"Router({self._where}, namespace={self.namespace!r})"
+
+    def route(self, model_id: str) -> Decision:
+        """How to serve ``model_id`` now: a local read, no I/O, never raises for Redis."""
+        return self._cache.route(model_id)
+
+    @property
+    def stale(self) -> bool:
+        """True once the cache has not been confirmed for ``max_staleness_s``."""
+        return self._cache.stale
+
+    def wait_for(self, model_id: str, revision: int, timeout: float = 5.0) -> Decision:
+        """Block until the cache holds ``revision`` or newer (for tests and benchmarks).
+
+        Raises :class:`TimeoutError` if it does not within ``timeout`` seconds.
+        """
+        return self._cache.wait_for(model_id, revision, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the refresh thread; close the client if it was built from a URL."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the refresh thread ------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._session()
+            except Exception as exc:  # the thread must outlive any failure
+                self._failed(exc)
+                self._first_attempt.set()
+                delay = min(self._backoff_cap_s, _BACKOFF_START_S * 2 ** (self._failures - 1))
+                self._stop.wait(delay * random.uniform(0.5, 1.0))
+
+    def _failed(self, exc: Exception) -> None:
+        self._failures += 1
+        self._metrics.refresh_failures.inc()
+        if not isinstance(exc, redis.RedisError):
+            log.error("Router refresh failed unexpectedly; retrying.", exc_info=exc)
+        elif self._failures == 1:
+            refused = isinstance(exc, (redis.AuthenticationError, redis.ResponseError))
+            log.log(
+                logging.ERROR if refused else logging.WARNING,  # a refusal will not heal
+                "Router cannot reach Redis at %s (%s: %s); serving the last known decisions, "
+                "marked stale after %gs, and retrying. %s",
+                self._where,
+                type(exc).__name__,
+                str(exc).rstrip("."),
+                self._cache.max_staleness_s,
+                _hint(exc),
+            )
+        else:
+            log.debug("Router retry %d failed: %s", self._failures, exc)
+
+    def _session(self) -> None:
+        """Subscribe, load everything, then follow messages until stopped or broken."""
+        pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self._channel)
+            deadline = time.monotonic() + max(1.0, self._resync_every_s)
+            while True:  # the subscription must be live before the load
+                message = pubsub.get_message(timeout=_IDLE_WAIT_S)
+                if message is not None and message["type"] == "subscribe":
+                    break
+                if time.monotonic() > deadline:
+                    raise redis.TimeoutError("Redis did not confirm the subscription")
+            self._resync(new_connection=True)
+            self._follow(pubsub)
+        finally:
+            pubsub.close()
+
+    def _follow(self, pubsub: redis.client.PubSub) -> None:
+        next_resync = time.monotonic() + self._resync_every_s
+        ping_outstanding = False
+        while not self._stop.is_set():
+            wait = min(_IDLE_WAIT_S, max(0.0, next_resync - time.monotonic()))
+            message = pubsub.get_message(timeout=wait)
+            changed: dict[str, int] = {}
+            reconnected = False
+            drained = 0
+            while message is not None:
+                kind = message["type"]
+                if kind == "message":
+                    self._note_message(message["data"], changed)
+                elif kind == "pong":
+                    ping_outstanding = False
+                elif kind == "subscribe":  # redis-py reconnected and resubscribed
+                    reconnected = True
+                drained += 1
+                if drained >= _MAX_BATCH:
+                    break
+                message = pubsub.get_message(timeout=0)
+            if reconnected:
+                ping_outstanding = False  # a PING sent before the drop gets no reply
+                self._resync(new_connection=True)
+                next_resync = time.monotonic() + self._resync_every_s
+            elif changed:
+                self._read_models(changed)
+            if time.monotonic() >= next_resync:
+                if ping_outstanding:
+                    raise redis.ConnectionError("no reply to PING on the subscription connection")
+                pubsub.ping()
+                ping_outstanding = True
+                self._resync(new_connection=False)
+                next_resync = time.monotonic() + self._resync_every_s
+
+    def _note_message(self, data: bytes | str, changed: dict[str, int]) -> None:
+        try:
+            model_id, revision = parse_message(data)
+        except ValueError as exc:
+            self._metrics.invalid.inc()
+            log.error("Router ignored a malformed change message %r: %s", data[:200], exc)
+            return
+        held = self._cache.revision(model_id)
+        if held is None or revision > held:
+            changed[model_id] = max(revision, changed.get(model_id, revision))
+
+    def _read_models(self, changed: Mapping[str, int]) -> None:
+        model_ids = list(changed)
+        values = self._client.hmget(self._hash, model_ids)
+        self._refreshed()
+        for model_id, raw in zip(model_ids, values, strict=True):
+            if raw is not None:
+                self._take(model_id, raw)
+
+    def _resync(self, *, new_connection: bool) -> None:
+        """Re-read the whole hash; adopt it as it is if the server is a different one."""
+        run_id = self._server_run_id() if new_connection else None
+        stored = self._client.hgetall(self._hash)
+        adopt = None not in (run_id, self._run_id) and run_id != self._run_id
+        if adopt:
+            log.warning(
+                "Redis at %s is a different server (run_id %s, was %s: restart or "
+                "failover); adopting its routing flags as they are, lower revisions "
+                "and removed models included.",
+                self._where,
+                run_id,
+                self._run_id,
+            )
+            flags: list[RoutingFlag] = []
+            self._raw = {}
+            for key, raw in stored.items():
+                model_id = _text(key)
+                flag = self._parse(model_id, raw)
+                if flag is not None:
+                    self._raw[model_id] = raw
+                else:
+                    flag = self._cache.flag(model_id)  # keep the last good one, if any
+                if flag is not None:
+                    flags.append(flag)
+            self._metrics.updates.inc(self._cache.replace(flags))
+        else:
+            for key, raw in stored.items():
+                self._take(_text(key), raw)
+        self._run_id = run_id or self._run_id  # only once the new state is in the cache
+        self._refreshed()
+        if self._failures:
+            log.info(
+                "Router reached Redis at %s again after %d failed attempts.",
+                self._where,
+                self._failures,
+            )
+            self._failures = 0
+
+    def _take(self, model_id: str, raw: bytes | str) -> None:
+        if self._raw.get(model_id) == raw:
+            return
+        flag = self._parse(model_id, raw)
+        if flag is None:
+            return
+        self._raw[model_id] = raw
+        if self._cache.offer(flag):
+            self._metrics.updates.inc()
+
+    def _parse(self, model_id: str, raw: bytes | str) -> RoutingFlag | None:
+        try:
+            return parse_flag(model_id, raw)
+        except ValueError as exc:
+            if self._bad.get(model_id) != raw:  # log each bad value once, not every resync
+                self._bad[model_id] = raw
+                self._metrics.invalid.inc()
+                log.error(
+                    "Router ignored the routing flag of %r in %s (keeping the last good one): %s",
+                    model_id,
+                    self._hash,
+                    exc,
+                )
+            return None
+
+    def _server_run_id(self) -> str | None:
+        try:
+            info = self._client.info("server")
+        except redis.ResponseError as exc:  # NOPERM or INFO renamed: no restart detection
+            if not self._warned_info:
+                self._warned_info = True
+                log.warning(
+                    "Router cannot run INFO on %s (%s), so it cannot tell a Redis restart "
+                    "or failover that lost changes: revisions that went backwards with one "
+                    "are ignored until this process restarts. Grant +info to fix.",
+                    self._where,
+                    exc,
+                )
+            return None
+        run_id = info.get("run_id")
+        return None if run_id is None else str(run_id)
+
+    def _refreshed(self) -> None:
+        self._cache.mark_refreshed()
+        self._metrics.last_refresh.set_to_current_time()
+        self._first_attempt.set()
+
+
+def _hint(exc: redis.RedisError) -> str:
+    text = str(exc)
+    if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
+        return "Check the Redis username and password."
+    if isinstance(exc, redis.exceptions.NoPermissionError) or "NOPERM" in text:
+        return f"The Redis ACL user needs {REQUIRED_ACL!r}."
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return (
+            "Is Redis up and reachable, and do the URL's scheme (rediss:// for TLS), "
+            "the certificates and the timeouts match the server?"
+        )
+    return "Redis refused the command; its message says why."
+
+
+def _client_from_url(
+    url: str,
+    *,
+    username: str | None,
+    password: str | None,
+    ssl_ca_certs: str | None,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
+    **client_kwargs: Any,
+) -> redis.Redis:
+    """A client for the router, checked as RedisStateStore.from_url checks its own."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    shown = f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+    if (parts.password and password) or (parts.username and username):
+        raise ConfigError(
+            f"Redis credentials given both in the URL {shown!r} and as arguments; "
+            "give them once (redis-py would silently use the URL's)."
+        )
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(
+            f"Redis URL {shown!r} must start with redis://, rediss:// (TLS) or unix://"
+        )
+    tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
+    given_tls = {name: value for name, value in tls.items() if value is not None}
+    if given_tls and parts.scheme != "rediss":
+        raise ConfigError(
+            f"TLS options {sorted(given_tls)} were given but the Redis URL {shown!r} "
+            "is not TLS; use a rediss:// URL."
+        )
+    auth = {"username": username, "password": password}
+    options: dict[str, Any] = {
+        "socket_timeout": _DEFAULT_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": _DEFAULT_SOCKET_TIMEOUT_S,
+        "socket_keepalive": True,
+        "retry": Retry(NoBackoff(), 0),  # the router's own loop retries, with backoff
+        "client_name": "riskstream-router",
+    }
+    options.update(client_kwargs)
+    options.update({k: v for k, v in auth.items() if v is not None})
+    options.update(given_tls)
+    return redis.Redis.from_url(url, **options)

@@ -1,0 +1,171 @@
+"""The containment worker (faust) on a real broker and a real Redis."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import redis
+
+from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+from riskstream.router import Router
+from support import (
+    CONTAINMENT_YAML,
+    START,
+    ContainmentProcess,
+    Setup,
+    create_topics,
+    deploy,
+    incident,
+    make_setup,
+    produce,
+    read_topic,
+)
+
+
+def _setup(tmp_path: Path, name: str, bootstrap: str) -> Setup:
+    setup = make_setup(tmp_path, name, extra_yaml=CONTAINMENT_YAML)
+    create_topics(bootstrap, setup.topics.values(), partitions=1)
+    return setup
+
+
+def _send(bootstrap: str, topic: str, *events: dict[str, object]) -> None:
+    produce(bootstrap, topic, [(str(e["subject"]).encode(), orjson.dumps(e)) for e in events])
+
+
+def _wait(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return result
+
+
+def _cli(redis_url: str, namespace: str, setup: Setup, bootstrap: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "riskstream", *args, "--redis-url", redis_url,
+         "--namespace", namespace, "--config", str(setup.config_path),
+         *(["--bootstrap", bootstrap] if args[0] == "actions" and args[1] != "list" else [])],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    return done.stdout + done.stderr
+
+
+def test_an_incident_flips_the_flag_the_router_sees_it_and_a_redelivery_changes_nothing(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    namespace = unique("ns")
+    setup = _setup(tmp_path, unique("contain"), kafka_bootstrap)
+    flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    router = Router(redis_url, namespace=namespace)
+    worker = ContainmentProcess(
+        setup, kafka_bootstrap, redis_url, tmp_path / "worker.log", namespace
+    )
+    try:
+        deploys = [
+            deploy("d1", "chatbot", "bot-1.4", START),
+            deploy("d2", "chatbot", "bot-1.5", START + 60),
+        ]
+        _send(kafka_bootstrap, setup.topics["change"], *deploys)
+        _wait("the deploys", lambda: (f := flags.get("chatbot")) and f.revision == 2)
+        _send(kafka_bootstrap, setup.topics["incidents"], incident("inc-1", "chatbot"))
+        decision = router.wait_for("chatbot", 3, timeout=60)
+        assert (decision.version, decision.mode, decision.incident_id) == (
+            "bot-1.4", "normal", "inc-1"
+        )  # fmt: skip
+        _send(kafka_bootstrap, setup.topics["incidents"], incident("inc-1", "chatbot"))
+        _wait(
+            "the redelivered routing change",
+            lambda: len(read_topic(kafka_bootstrap, setup.topics["routing_changes"], idle=1)) >= 4,
+        )
+        assert flags.get("chatbot").revision == 3
+        assert [e.change_id for e in flags.audit()].count(flags.audit()[-1].change_id) == 1
+        assert len(flags.audit()) == 3 and flags.verify_audit().ok
+    finally:
+        router.close()
+        worker.stop()
+    changes = read_topic(kafka_bootstrap, setup.topics["routing_changes"])
+    ids = [dict(m.headers())["ce_id"] for m in changes]
+    assert len(ids) == 4 and len(set(ids)) == 3  # the redelivery re-published, same id
+
+
+def test_killed_between_the_flag_write_and_the_offset_commit_it_still_flips_once(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    namespace = unique("ns")
+    setup = _setup(tmp_path, unique("crashc"), kafka_bootstrap)
+    flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    no_commit = ("--commit-every", "100000", "--commit-interval", "600")
+    worker = ContainmentProcess(
+        setup, kafka_bootstrap, redis_url, tmp_path / "w1.log", namespace, *no_commit
+    )
+    try:
+        _send(
+            kafka_bootstrap, setup.topics["change"],
+            deploy("d1", "chatbot", "a", START), deploy("d2", "chatbot", "b", START + 1),
+        )  # fmt: skip
+        _wait("the deploys", lambda: (f := flags.get("chatbot")) and f.revision == 2)
+        _send(kafka_bootstrap, setup.topics["incidents"], incident("inc-k", "chatbot"))
+        _wait("the flip", lambda: (f := flags.get("chatbot")) and f.incident_id == "inc-k")
+    finally:
+        worker.kill()  # the flag is written; the offset was never committed
+    restarted = ContainmentProcess(
+        setup, kafka_bootstrap, redis_url, tmp_path / "w2.log", namespace
+    )
+    try:
+        _wait(
+            "the redelivery",
+            lambda: len(read_topic(kafka_bootstrap, setup.topics["routing_changes"], idle=1)) >= 6,
+        )
+    finally:
+        restarted.stop()
+    flag = flags.get("chatbot")
+    assert (flag.active_version, flag.revision) == ("a", 3)
+    assert len(flags.audit()) == 3 and flags.verify_audit().ok
+
+
+def test_clinical_rollback_waits_for_a_named_approver_and_tampering_is_detected(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    namespace = unique("ns")
+    setup = _setup(tmp_path, unique("approve"), kafka_bootstrap)
+    flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
+    worker = ContainmentProcess(setup, kafka_bootstrap, redis_url, tmp_path / "w.log", namespace)
+    try:
+        _send(
+            kafka_bootstrap, setup.topics["incidents"],
+            incident("med-1", "diagnosis", type="error-rate", severity="critical"),
+        )  # fmt: skip
+        _wait("human review", lambda: (f := flags.get("diagnosis")) and f.mode == "human-review")
+        (pending,) = _wait("the pending rollback", lambda: approvals.list("pending"))  # type: ignore[misc]
+        listed = _cli(redis_url, namespace, setup, kafka_bootstrap, "actions", "list")
+        assert pending.action_id in listed and "route-to-version" in listed
+    finally:
+        worker.stop()
+    approve = ("actions", "approve", pending.action_id, "--by", "dr.okafor", "--note", "seen")
+    out = _cli(redis_url, namespace, setup, kafka_bootstrap, *approve)
+    assert f"{pending.action_id}: approved by dr.okafor" in out
+    flag = flags.get("diagnosis")
+    assert (flag.active_version, flag.mode, flag.actor) == ("dx-2.0", "normal", "dr.okafor")
+    decided = approvals.get(pending.action_id)
+    assert (decided.status, decided.decided_by) == ("applied", "dr.okafor")
+
+    assert "intact: 2 entries" in _cli(
+        redis_url, namespace, setup, kafka_bootstrap, "audit", "verify"
+    )
+    client = redis.Redis.from_url(redis_url)
+    key = f"rs:{{flags|{namespace}}}:audit"
+    entries = client.xrange(key)
+    forged = orjson.loads(entries[0][1][b"entry"])
+    forged["actor"] = "someone-else"  # rewrite history: the first entry, same id
+    client.delete(key)
+    for n, (entry_id, fields) in enumerate(entries):
+        client.xadd(key, {b"entry": orjson.dumps(forged)} if n == 0 else fields, id=entry_id)
+    out = _cli(redis_url, namespace, setup, kafka_bootstrap, "audit", "verify")
+    assert "TAMPERED" in out and "seq 1" in out
