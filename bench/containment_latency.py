@@ -64,7 +64,9 @@ def main() -> int:
         redis_url = server.url
     worker = None
     try:
-        setup = make_setup(work, f"bench{os.getpid()}", extra_yaml=CONTAINMENT_YAML)
+        # Lift the automatic-action limit: every incident here is for a different model.
+        extra = CONTAINMENT_YAML + "limits: {max_models: 1000000}\n"
+        setup = make_setup(work, f"bench{os.getpid()}", extra_yaml=extra)
         create_topics(bootstrap, setup.topics.values(), partitions=1)
         namespace = f"bench{os.getpid()}"
         log = (work / "worker.log").open("ab")

@@ -5,7 +5,7 @@ Not a test: it prints its setup and its figures, and asserts nothing.  One run::
     .venv/bin/python bench/throughput.py [--keys 10000] [--events 1000000] [--partitions 4]
                                          [--baseline-events 20000] [--profile]
 
-Phases (each says on stderr what it is doing):
+Phases (each says on stderr what it is doing; bench/README.md has the long version):
 
 1. services  Kafka and Redis from ``deploy/local/services.py`` (the test launcher), unless
              RISKSTREAM_KAFKA_BOOTSTRAP / RISKSTREAM_REDIS_URL point at running servers.
@@ -20,24 +20,31 @@ Phases (each says on stderr what it is doing):
              batch to the end of that checkpoint.  The monitor config is the tests'
              MONITORS_YAML (page-hinkley + adwin per sensor) with warmup 20, and
              checkpoint_interval_ms 1000 with checkpoint_events out of reach, so state is
-             saved once a second.
-4. latency   The same processor continues, now in a background thread
-             (``processor.run(stop.is_set)``), while a child process produces live traffic
-             at a fixed rate over the same keys.  Every so often it picks a fresh probe key
-             (already past warm-up) and produces a burst of events shifted by +10 sigma.
-             The child also consumes the incidents topic.  Measured per probe: from the
-             wall time just before ``producer.produce()`` of the event that triggered the
-             incident (found by the incident's ``detected_at``, which is that event's
-             time) to the wall time the incident came out of the child's ``consume()``.
-5. breakdown Each stage of the hot path, timed alone on in-memory data with the live
-             state loaded from Redis: Kafka consume, JSON decode, schema validation,
-             monitors (``PartitionDetectors.observe``), detectors alone, snapshot encode,
-             Redis save.  Wrapped so that an API change in src/ shows as "n/a".
-6. baseline  The naive design for comparison: a plain confluent-kafka consumer loop that,
+             saved once a second.  ``--runs`` runs, each with a new consumer group (fresh
+             state); the median one is detailed.  Before each, up to ``--quiet-wait`` s
+             for other work on the (shared) machine to calm down.  Where the wall time
+             goes comes from the processor's own histograms, timers wrapped around the
+             once-per-batch / once-per-checkpoint methods, and ``gc.callbacks``.
+4. latency   The last run's processor continues in a background thread
+             (``processor.run(stop.is_set, --poll-timeout)``), while a child process
+             produces live traffic at a fixed rate over the same keys.  Every so often it
+             picks a fresh probe key (past warm-up) and produces a burst of events
+             shifted by +10 sigma.  The child also consumes the incidents topic.
+             Measured per probe: from the wall time just before ``producer.produce()`` of
+             the event that triggered the incident (found by the incident's
+             ``detected_at``, which is that event's time) to the wall time the incident
+             came out of the child's ``consume()``.
+5. breakdown Each stage of the hot path, timed alone on in-memory data with the state
+             run 1 saved: Kafka consume, JSON decode, schema validation, monitors
+             (``PartitionDetectors.observe``), detectors alone, snapshot encode, Redis
+             save.  Wrapped so that an API change in src/ shows as "n/a".
+6. memory    That state loaded under tracemalloc (bytes per key), single streams after
+             10,000 events (steady state), and what a checkpoint costs at steady state.
+7. baseline  The naive design for comparison: a plain confluent-kafka consumer loop that,
              per event, GETs the key's pickled river ADWIN + PageHinkley from Redis,
              unpickles, updates both, pickles and SETs them back; offsets are committed
              per batch.
-7. profile   (``--profile``) cProfile of the processor's step loop on a smaller run (a
+8. profile   (``--profile``) cProfile of the processor's step loop on a smaller run (a
              new consumer group on the same topic): the top functions by own time.
 """
 
@@ -512,6 +519,22 @@ def delete_topics(bootstrap: str, topics: list[str]) -> None:
     for future in admin.delete_topics(topics).values():
         with contextlib.suppress(Exception):
             future.result(timeout=30)
+
+
+def delete_keys(redis_url: str, pattern: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        cursor = 0
+        while True:
+            cursor, found = client.scan(cursor, match=pattern, count=5000)
+            if found:
+                client.delete(*found)
+            if cursor == 0:
+                break
+    finally:
+        client.close()
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[tuple[str, int], int]:
@@ -1262,14 +1285,8 @@ def baseline_phase(
     wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
     consumer.close()
     producer.flush(30)
-    cursor = 0
-    while True:
-        cursor, found = client.scan(cursor, match=prefix + "*", count=5000)
-        if found:
-            client.delete(*found)
-        if cursor == 0:
-            break
     client.close()
+    delete_keys(servers.redis_url, prefix + "*")
     return {
         "events": count,
         "wall": wall,
@@ -1751,9 +1768,11 @@ def _run(
     )
     print(f"\nload average at end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     print(f"total benchmark time: {time.perf_counter() - began:.0f} s", flush=True)
-    if not (servers.kafka_pid and servers.redis_pid):
-        # External servers: remove what this run created there.
+    # On servers this run did not start, remove what it created there.
+    if servers.kafka_pid is None:
         delete_topics(servers.bootstrap, list(topics))
+    if servers.redis_pid is None:
+        delete_keys(servers.redis_url, f"rs:{{bench-{run}-*")
     return 0
 
 

@@ -82,7 +82,7 @@ def run_containment(args: argparse.Namespace) -> int:
         len(config.containment.playbooks), args.metrics_port,
     )  # fmt: skip
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    Worker(app, loglevel="warning", quiet=True).execute_from_commandline()  # exits the process
+    Worker(app, loglevel=args.log_level or "info", quiet=True).execute_from_commandline()  # exits
 
 
 def _stores(args: argparse.Namespace) -> tuple[Any, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from riskstream.codec import encode_cloudevent
 from riskstream.core.approvals import PendingAction
+from riskstream.core.audit import AuditEntry
 from riskstream.core.playbooks import (
     Action,
     ContainmentPolicy,
@@ -56,6 +57,7 @@ class ContainmentService:
         self._producer = producer
         self._metrics = metrics
         self._clock = clock
+        self._audit_entries: list[AuditEntry] = []  # read incrementally; the trail only grows
 
     # -- inputs -----------------------------------------------------------------
 
@@ -105,7 +107,7 @@ class ContainmentService:
         if playbook is None:
             return []
         incident_id = str(incident["incident_id"])
-        by_change = {e.change_id: e for e in self._flags.audit()}
+        by_change = {e.change_id: e for e in self._audit()}
         outcomes = []
         for index, action in enumerate(playbook.actions):
             applied = by_change.get(change_id(incident_id, index))
@@ -239,8 +241,6 @@ class ContainmentService:
                 continue
             flag = new if result.outcome == "applied" else (result.current or new)
             self._publish(cid, flag)
-            if result.outcome == "applied":
-                self._metrics.audit_length.inc()
             return result.outcome
         raise ContainmentError(f"{model_id}: the flag kept changing under 10 attempts; try again")
 
@@ -257,7 +257,7 @@ class ContainmentService:
     def _history(self, model_id: str) -> list[tuple[float, str | None, str]]:
         return [
             (e.at, (e.before or {}).get("active_version"), str(e.after.get("active_version")))  # type: ignore[misc]
-            for e in self._flags.audit()
+            for e in self._audit()
             if e.model_id == model_id
         ]
 
@@ -271,9 +271,7 @@ class ContainmentService:
             )
         since = self._clock() - limits.window_s
         touched = {
-            e.model_id
-            for e in self._flags.audit()
-            if e.actor == CONTAINMENT_ACTOR and e.at >= since
+            e.model_id for e in self._audit() if e.actor == CONTAINMENT_ACTOR and e.at >= since
         }
         if model_id not in touched and len(touched) >= limits.max_models:
             return (
@@ -281,6 +279,13 @@ class ContainmentService:
                 f"{limits.window_s:.0f} s (max {limits.max_models})"
             )
         return ""
+
+    def _audit(self) -> list[AuditEntry]:
+        """The audit trail, fetching only the entries appended since the last call."""
+        last = self._audit_entries[-1].seq if self._audit_entries else 0
+        self._audit_entries.extend(self._flags.audit(last))
+        self._metrics.audit_length.set(len(self._audit_entries))
+        return self._audit_entries
 
     def _refresh_pending_gauge(self) -> None:
         self._metrics.pending.set(len(self._approvals.list("pending")))
