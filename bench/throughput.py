@@ -1390,14 +1390,20 @@ def mb(n: float) -> str:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGINT both raise KeyboardInterrupt, so the servers get stopped.
+
+    SIGINT too, explicitly: a shell starting this in the background ignores SIGINT.
+    """
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, handler)
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 @dataclass
@@ -1663,10 +1669,13 @@ def _run(
         ("python", f"{platform.python_version()} ({sys.executable})"),
         ("libraries", ", ".join(f"{k} {v}" for k, v in vers.items())),
         ("src", git_state()),
-        ("kafka broker", f"{local_services.KAFKA_VERSION if servers.kafka_pid else '?'} at "
-                         f"{servers.bootstrap}, single node KRaft, on this machine"),
+        ("kafka broker", f"Apache Kafka {local_services.KAFKA_VERSION} at {servers.bootstrap}, "
+                         "single-node KRaft, on this machine" if servers.kafka_pid else
+                         f"external at {servers.bootstrap} (version not probed)"),
         ("broker JVM", servers.broker_note),
-        ("redis", f"{redis_version(servers.redis_url)} at {servers.redis_url}, no persistence"),
+        ("redis", f"{redis_version(servers.redis_url)} at {servers.redis_url}"
+                  + (", no persistence, on this machine" if servers.redis_pid else
+                     " (external)")),
         ("input topic", f"{config.topics.sensor}: {args.partitions} partitions"),
         ("stream keys", f"{keys:,} sensors x 2 monitors (page-hinkley {PH_PARAMS}, "
                         f"adwin {ADWIN_PARAMS}) = {2 * keys:,} streams, warmup {WARMUP}"),

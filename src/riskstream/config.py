@@ -17,12 +17,13 @@ from typing import Any
 import yaml
 
 from riskstream.config_yaml import Problem, YamlNode, integer, scalar, string
-from riskstream.containment_config import read_containment
+from riskstream.containment_config import read_containment, read_enrichment
 from riskstream.core.detectors import DETECTOR_KINDS, make_detector
+from riskstream.core.enrichment import Enrichment
 from riskstream.core.monitors import MISSING, MonitorSpec, ValueSpec
 from riskstream.core.playbooks import ContainmentPolicy
 from riskstream.core.silence import check_silence_params
-from riskstream.core.streams import StreamSettings
+from riskstream.core.streams import Seasonality, StreamSettings
 from riskstream.errors import ConfigError, RiskstreamError
 
 __all__ = ["DEFAULT_CONFIG", "EVENT_KINDS", "Config", "ProcessorSettings", "Topics", "load_config"]
@@ -31,6 +32,7 @@ EVENT_KINDS = ("inference", "sensor", "label", "change")
 SEVERITIES = ("info", "warning", "critical")
 DEFAULT_CONFIG = "default-config.yaml"
 _CONTAINMENT_SECTIONS = ("playbooks", "models", "limits")
+_ENRICHMENT_SECTIONS = ("lineage", "costs", "regulation", "change_lookback")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class Config:
     monitors: tuple[MonitorSpec, ...] = ()
     known_subjects: frozenset[str] | None = None
     containment: ContainmentPolicy = field(default_factory=ContainmentPolicy)
+    enrichment: Enrichment = field(default_factory=Enrichment)
 
     def monitors_for(self, topic: str) -> tuple[MonitorSpec, ...]:
         kind = self.topics.input_kinds().get(topic)
@@ -110,6 +113,7 @@ class _Reader:
     def _config(self, root: YamlNode) -> Config:
         topics, processor, known = Topics(), ProcessorSettings(), None
         containment: dict[str, YamlNode] = {}
+        enrichment: dict[str, YamlNode] = {}
         monitors: list[MonitorSpec] = []
         seen: set[str] = set()
         for key, node in root.items():
@@ -118,6 +122,8 @@ class _Reader:
                     raise Problem(node, "unsupported config version; this riskstream reads 1")
             elif key in _CONTAINMENT_SECTIONS:
                 containment[key] = node
+            elif key in _ENRICHMENT_SECTIONS:
+                enrichment[key] = node
             elif key == "topics":
                 topics = Topics(**{k: string(v) for k, v in self._known(node, Topics)})
             elif key == "processor":
@@ -139,10 +145,14 @@ class _Reader:
                 raise Problem(
                     node,
                     f"unknown section {key!r}; known: version, topics, processor, "
-                    f"known_subjects, monitors, {', '.join(_CONTAINMENT_SECTIONS)}",
+                    f"known_subjects, monitors, "
+                    f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS)}",
                 )
         policy = read_containment(containment, topics.routing_changes)
-        return Config(self.source, topics, processor, tuple(monitors), known, policy)
+        return Config(
+            self.source, topics, processor, tuple(monitors), known, policy,
+            read_enrichment(enrichment),
+        )  # fmt: skip
 
     @staticmethod
     def _known(node: YamlNode, cls: type) -> Iterator[tuple[str, YamlNode]]:
@@ -165,6 +175,7 @@ class _Reader:
                 "warmup",
                 "scale",
                 "cooldown",
+                "seasonality",
                 "severity",
                 "incident_type",
             ),
@@ -186,6 +197,7 @@ class _Reader:
             warmup=integer(fields["warmup"]) if "warmup" in fields else 500,
             scale=scalar(fields["scale"], bool, "true or false") if "scale" in fields else True,
             cooldown=integer(fields["cooldown"]) if "cooldown" in fields else 0,
+            seasonality=_seasonality(fields["seasonality"]) if "seasonality" in fields else None,
         )
         severity = string(fields["severity"]) if "severity" in fields else "warning"
         if severity not in SEVERITIES:
@@ -255,3 +267,10 @@ class _Reader:
         except RiskstreamError as exc:
             raise Problem(node, str(exc)) from None
         return kind, params
+
+
+def _seasonality(node: YamlNode) -> Seasonality:
+    try:
+        return Seasonality.from_config(node.plain())
+    except ConfigError as exc:
+        raise Problem(node, str(exc)) from None

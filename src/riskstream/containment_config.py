@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from riskstream.config_yaml import Problem, YamlNode, boolean, number, string
+from riskstream.core.enrichment import Costs, Enrichment, Regulation
 from riskstream.core.playbooks import (
     ACTION_KINDS,
     Action,
@@ -21,7 +22,7 @@ from riskstream.core.playbooks import (
 )
 from riskstream.errors import RiskstreamError
 
-__all__ = ["read_containment"]
+__all__ = ["read_containment", "read_enrichment"]
 
 _ACTION_KEYS = ("kind", "version", "fraction", "approval", "revert_on_resolve", "ttl", "channel")
 _APPROVAL_KEYS = ("required", "timeout", "on_timeout", "separate_approver")
@@ -127,3 +128,51 @@ def _action(node: YamlNode) -> Action:
         return Action(**kwargs)
     except RiskstreamError as exc:
         raise Problem(node, str(exc)) from None
+
+
+_COST_KEYS = ("per_event", "per_hour", "currency")
+_REGULATION_KEYS = (
+    "high_risk", "serious_incident_types", "deadline_days", "death_deadline_days",
+    "widespread_deadline_days", "death_types", "widespread_types",
+)  # fmt: skip
+
+
+def read_enrichment(sections: dict[str, YamlNode]) -> Enrichment:
+    """``lineage``, ``costs``, ``regulation`` and ``change_lookback`` (seconds)."""
+    lineage: dict[str, tuple[str, ...]] = {}
+    if "lineage" in sections:
+        for upstream, node in sections["lineage"].items():
+            lineage[upstream] = _list_of_strings(node)
+    costs = []
+    if "costs" in sections:
+        for pattern, node in sections["costs"].items():
+            fields = node.known(_COST_KEYS)
+            costs.append(
+                Costs(
+                    pattern=pattern,
+                    per_event=number(fields["per_event"]) if "per_event" in fields else 0.0,
+                    per_hour=number(fields["per_hour"]) if "per_hour" in fields else 0.0,
+                    currency=string(fields["currency"]) if "currency" in fields else "EUR",
+                )
+            )
+    regulation = Regulation()
+    if "regulation" in sections:
+        f = sections["regulation"].known(_REGULATION_KEYS)
+
+        def names(key: str) -> frozenset[str]:
+            return frozenset(_list_of_strings(f[key])) if key in f else frozenset()
+
+        def days(key: str, default: float) -> float:
+            return number(f[key]) if key in f else default
+
+        regulation = Regulation(
+            high_risk=names("high_risk"),
+            serious_types=names("serious_incident_types"),
+            deadline_days=days("deadline_days", 15.0),
+            death_deadline_days=days("death_deadline_days", 10.0),
+            widespread_deadline_days=days("widespread_deadline_days", 2.0),
+            death_types=names("death_types"),
+            widespread_types=names("widespread_types"),
+        )
+    lookback = number(sections["change_lookback"]) if "change_lookback" in sections else 6 * 3600.0
+    return Enrichment(lineage, lookback, tuple(costs), regulation)

@@ -190,7 +190,8 @@ def target_flag(
                 f"no fallback for {model_id}: set models.{model_id}.fallback_version"
             )
         version = policy.fallback_version
-    summary = str(incident.get("summary") or incident.get("type", "incident"))
+    evidence = incident.get("evidence") or {}
+    summary = str(evidence.get("summary") or incident.get("type", "incident"))
     return base.evolve(
         active_version=version,
         mode=_MODE_OF[action.kind],

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from riskstream.codec import EventDecoder, Rejection, encode_cloudevent
 from riskstream.config import Config
+from riskstream.core.enrichment import enrich
 from riskstream.core.incidents import incident_from_finding
 from riskstream.core.monitors import Finding, PartitionDetectors
 from riskstream.errors import FencedError, StateStoreError
@@ -33,6 +36,7 @@ __all__ = ["INCIDENT_OPENED", "Processor"]
 log = logging.getLogger(__name__)
 
 INCIDENT_OPENED = "io.riskstream.incident.opened"
+CHANGE_MEMORY = 10_000  # recent change events kept for correlation
 
 
 @dataclass(slots=True)
@@ -72,6 +76,9 @@ class Processor:
         self._scope = config.processor.group_id
         self._kinds = config.topics.input_kinds()
         self._owned: dict[TopicPartition, _Owned] = {}
+        # Recent change events, for the suspects an incident lists.  Held in process:
+        # with several processors, each sees the changes of the partitions it owns.
+        self._changes: deque[dict[str, Any]] = deque(maxlen=CHANGE_MEMORY)
         self._since_checkpoint = 0
         self._last_checkpoint = clock()
         self._closed = False
@@ -143,6 +150,7 @@ class Processor:
     def _process(self, batch: list[Record]) -> None:
         decode = self._decoder.decode
         owned_map = self._owned
+        kinds = self._kinds
         applied: dict[str, int] = {}
         rejected: dict[tuple[str, str], int] = {}
         for record in batch:
@@ -156,6 +164,8 @@ class Processor:
                 key = (record.topic, result.reason)
                 rejected[key] = rejected.get(key, 0) + 1
             else:
+                if kinds.get(record.topic) == "change":
+                    self._changes.append(result)
                 for finding in owned.detectors.observe(result):
                     self._emit(finding)
                 owned.counters["applied"] += 1
@@ -171,15 +181,21 @@ class Processor:
 
     def _emit(self, finding: Finding) -> None:
         data = incident_from_finding(finding)
-        headers, value = encode_cloudevent(
-            INCIDENT_OPENED, finding.finding_id, str(data["detected_at"]), finding.subject, data
-        )
-        self._producer.produce(
-            self._config.topics.incidents, value, finding.subject.encode(), headers
-        )
+        children = enrich(data, self._config.enrichment, self._changes)
         self._metrics.alarms.labels(finding.monitor.name).inc()
-        if self._on_incident is not None:
-            self._on_incident(data)
+        for incident in (data, *children):
+            headers, value = encode_cloudevent(
+                INCIDENT_OPENED,
+                str(incident["incident_id"]),
+                str(incident["detected_at"]),
+                str(incident["subject"]),
+                incident,
+            )
+            self._producer.produce(
+                self._config.topics.incidents, value, str(incident["subject"]).encode(), headers
+            )
+            if self._on_incident is not None:
+                self._on_incident(incident)
 
     def _dead_letter(self, record: Record, rejection: Rejection) -> None:
         source = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
