@@ -327,6 +327,9 @@ def run_child(target: Callable[..., None], *args: Any, timeout: float) -> dict[s
     child.start()
     try:
         result: dict[str, Any] = queue.get(timeout=timeout)
+    except BaseException:
+        child.terminate()  # interrupted or timed out: do not wait for it
+        raise
     finally:
         child.join(10)
         if child.is_alive():

@@ -18,6 +18,7 @@ from riskstream.config import load_config
 from riskstream.core.detectors import make_detector
 from riskstream.core.monitors import MonitorSpec
 from riskstream.core.streams import (
+    SNAPSHOT_VERSION,
     Seasonality,
     StreamAlarm,
     StreamDetector,
@@ -159,7 +160,8 @@ def test_onset_of_a_one_sigma_shift_is_within_40_events(daily: bool) -> None:
         first = alarms[0]
         assert 6000 < first.index <= 6000 + 200, f"seed {seed}: detected at {first.index}"
         assert abs(first.onset - 6001) <= 40, f"seed {seed}: onset {first.onset}"
-        assert first.onset_at == pytest.approx(stream[first.onset - 1][1], abs=8 * 86.4)
+        # the time index keeps one time per 16 samples: onset times are that coarse
+        assert first.onset_at == pytest.approx(stream[first.onset - 1][1], abs=16 * 86.4)
         assert first.reference.mean == pytest.approx(20.0, abs=0.25)
         # the mean since the CUSUM's reset point: biased up (the excursion is selected)
         assert 20.2 < first.after.mean < 21.0
@@ -216,7 +218,7 @@ def test_a_snapshot_of_another_version_or_shape_is_refused() -> None:
     for x, t in _gauss(1, 100):
         det.update(x, t)
     snap = det.snapshot()
-    with pytest.raises(ConfigError, match="version 1 is not 2"):
+    with pytest.raises(ConfigError, match=f"version 1 is not {SNAPSHOT_VERSION}"):
         StreamDetector.restore({**snap, "v": 1}, spec.new_detector, spec.settings)
     with pytest.raises(ConfigError, match="has no seasonal profile but the monitor has"):
         StreamDetector.restore({**snap, "season": None}, spec.new_detector, spec.settings)

@@ -126,12 +126,12 @@ class Processor:
 
     # -- the loop -----------------------------------------------------------------
 
-    def run(self, should_stop: Callable[[], bool], poll_timeout: float = 0.2) -> None:
+    def run(self, should_stop: Callable[[], bool], poll_timeout: float = 0.05) -> None:
         while not should_stop():
             self.step(poll_timeout)
         self.close()
 
-    def step(self, poll_timeout: float = 0.2) -> int:
+    def step(self, poll_timeout: float = 0.05) -> int:
         """Consume and process one batch; checkpoint when due.  Returns the batch size."""
         settings = self._config.processor
         batch = self._consumer.poll_batch(settings.batch_size, poll_timeout)
