@@ -167,6 +167,14 @@ class ContainmentService:
         self._refresh_pending_gauge()
         return expired
 
+    def flags(self) -> dict[str, RoutingFlag]:
+        """Every model's routing flag as it stands."""
+        return self._flags.all()
+
+    def pending(self) -> list[PendingAction]:
+        """Actions waiting for a person."""
+        return self._approvals.list("pending")
+
     # -- internals ----------------------------------------------------------------
 
     def _start(self, index: int, action: Action, incident: Mapping[str, Any]) -> str:
