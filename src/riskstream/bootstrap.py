@@ -51,6 +51,8 @@ def embedded_processor(
     on_incident: Callable[[dict[str, object]], None] | None = None,
 ) -> Processor:
     """A processor on the in-memory bus and store: the embedded default."""
+    from riskstream.adapters.memory_predictions import InMemoryPredictionStore
+
     return Processor(
         config,
         bus.consumer(config.processor.group_id),
@@ -59,6 +61,7 @@ def embedded_processor(
         build_decoder(config),
         ProcessorMetrics(registry or CollectorRegistry()),
         on_incident=on_incident,
+        predictions=InMemoryPredictionStore() if config.joins_labels else None,
     )
 
 
@@ -71,10 +74,15 @@ def kafka_processor(
 ) -> Processor:
     """A processor on Kafka and Redis, configured from arguments and the environment."""
     from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis_predictions import RedisPredictionStore
     from riskstream.adapters.redis_state import RedisStateStore
 
     bus = KafkaBus(KafkaSettings.from_env(bootstrap), max_poll_interval_ms)
-    store = RedisStateStore.from_url(redis_url or _redis_url_from_env())
+    url = redis_url or _redis_url_from_env()
+    store = RedisStateStore.from_url(url)
+    predictions = None
+    if config.joins_labels:
+        predictions = RedisPredictionStore.from_url(url, namespace=config.processor.group_id)
     return Processor(
         config,
         bus.consumer(config.processor.group_id),
@@ -82,6 +90,7 @@ def kafka_processor(
         store,
         build_decoder(config),
         ProcessorMetrics(registry),
+        predictions=predictions,
     )
 
 

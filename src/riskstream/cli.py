@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from riskstream import __version__, cli_containment
+from riskstream import __version__, cli_containment, cli_simulate
 from riskstream.errors import RiskstreamError
 
 __all__ = ["main"]
@@ -77,6 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--topic", help="the input holds bare events of this topic")
 
     cli_containment.add_parsers(sub)
+    cli_simulate.add_parser(sub)
 
     cfg = sub.add_parser("config", help="check a config file")
     cfg.add_argument("action", choices=["check"])
@@ -176,6 +177,7 @@ _COMMANDS = {
     "replay": _replay,
     "config": _config,
     **cli_containment.COMMANDS,
+    "simulate": cli_simulate.run,
 }
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from riskstream.config_yaml import Problem, YamlNode, integer, scalar, string
+from riskstream.config_yaml import Problem, YamlNode, integer, number, scalar, string
 from riskstream.containment_config import read_containment, read_enrichment
 from riskstream.core.detectors import DETECTOR_KINDS, make_detector
 from riskstream.core.enrichment import Enrichment
-from riskstream.core.monitors import MISSING, MonitorSpec, ValueSpec
+from riskstream.core.monitors import MISSING, GapSettings, MonitorSpec, ValueSpec
 from riskstream.core.playbooks import ContainmentPolicy
 from riskstream.core.silence import check_silence_params
 from riskstream.core.streams import Seasonality, StreamSettings
@@ -64,6 +64,15 @@ class ProcessorSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelSettings:
+    """Delayed labels: how long predictions wait for theirs, and which classes'
+    misses count (``None``: every class, i.e. per-class recall)."""
+
+    ttl_s: float = 30 * 86_400.0
+    positive: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     topics: Topics = field(default_factory=Topics)
@@ -72,6 +81,11 @@ class Config:
     known_subjects: frozenset[str] | None = None
     containment: ContainmentPolicy = field(default_factory=ContainmentPolicy)
     enrichment: Enrichment = field(default_factory=Enrichment)
+    labels: LabelSettings = field(default_factory=LabelSettings)
+
+    @property
+    def joins_labels(self) -> bool:
+        return any(m.reads == "label" for m in self.monitors)
 
     def monitors_for(self, topic: str) -> tuple[MonitorSpec, ...]:
         kind = self.topics.input_kinds().get(topic)
@@ -114,6 +128,7 @@ class _Reader:
         topics, processor, known = Topics(), ProcessorSettings(), None
         containment: dict[str, YamlNode] = {}
         enrichment: dict[str, YamlNode] = {}
+        labels = LabelSettings()
         monitors: list[MonitorSpec] = []
         seen: set[str] = set()
         for key, node in root.items():
@@ -124,6 +139,14 @@ class _Reader:
                 containment[key] = node
             elif key in _ENRICHMENT_SECTIONS:
                 enrichment[key] = node
+            elif key == "labels":
+                f = node.known(("ttl_days", "positive"))
+                labels = LabelSettings(
+                    ttl_s=number(f["ttl_days"]) * 86_400.0 if "ttl_days" in f else 30 * 86_400.0,
+                    positive=frozenset(string(v) for v in f["positive"].seq())
+                    if "positive" in f
+                    else None,
+                )
             elif key == "topics":
                 topics = Topics(**{k: string(v) for k, v in self._known(node, Topics)})
             elif key == "processor":
@@ -145,13 +168,13 @@ class _Reader:
                 raise Problem(
                     node,
                     f"unknown section {key!r}; known: version, topics, processor, "
-                    f"known_subjects, monitors, "
+                    f"known_subjects, monitors, labels, "
                     f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS)}",
                 )
         policy = read_containment(containment, topics.routing_changes)
         return Config(
             self.source, topics, processor, tuple(monitors), known, policy,
-            read_enrichment(enrichment),
+            read_enrichment(enrichment), labels,
         )  # fmt: skip
 
     @staticmethod
@@ -176,6 +199,8 @@ class _Reader:
                 "scale",
                 "cooldown",
                 "seasonality",
+                "group",
+                "gap",
                 "severity",
                 "incident_type",
             ),
@@ -223,6 +248,8 @@ class _Reader:
                 incident_type=string(fields["incident_type"])
                 if "incident_type" in fields
                 else "drift",
+                group=_paths(fields["group"]) if "group" in fields else (),
+                gap=_gap(fields["gap"]) if "gap" in fields else GapSettings(),
             )
         except RiskstreamError as exc:
             raise Problem(node, str(exc)) from None
@@ -274,3 +301,19 @@ def _seasonality(node: YamlNode) -> Seasonality:
         return Seasonality.from_config(node.plain())
     except ConfigError as exc:
         raise Problem(node, str(exc)) from None
+
+
+def _paths(node: YamlNode) -> tuple[str, ...]:
+    if isinstance(node.node, yaml.ScalarNode):
+        return (string(node),)
+    return tuple(string(n) for n in node.seq())
+
+
+def _gap(node: YamlNode) -> GapSettings:
+    f = node.known(("half_life", "min_samples", "ratio_floor"))
+    defaults = GapSettings()
+    return GapSettings(
+        half_life=number(f["half_life"]) if "half_life" in f else defaults.half_life,
+        min_samples=integer(f["min_samples"], 1) if "min_samples" in f else defaults.min_samples,
+        ratio_floor=number(f["ratio_floor"]) if "ratio_floor" in f else defaults.ratio_floor,
+    )

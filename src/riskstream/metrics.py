@@ -82,6 +82,18 @@ class ProcessorMetrics:
             "Input partitions this process owns.",
             registry=registry,
         )
+        self.labels = Counter(
+            "riskstream_labels_total",
+            "Label events by outcome: joined to their prediction, or unmatched.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.label_latency = Histogram(
+            "riskstream_label_latency_seconds",
+            "From a prediction to its label (data time).",
+            buckets=(60, 600, 3600, 6 * 3600, 86_400, 3 * 86_400, 7 * 86_400, 30 * 86_400),
+            registry=registry,
+        )
 
 
 def serve_metrics(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> None:

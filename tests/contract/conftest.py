@@ -91,3 +91,49 @@ def approval_store(
         yield backend
     finally:
         backend.close()
+
+
+# --- prediction stores (appended; the fixtures above are the other stores') ---
+
+import time  # noqa: E402
+from typing import NamedTuple  # noqa: E402
+
+from riskstream.adapters.memory_predictions import InMemoryPredictionStore  # noqa: E402
+from riskstream.adapters.redis_predictions import RedisPredictionStore  # noqa: E402
+
+
+class PredictionBackend(NamedTuple):
+    """A prediction store, and how to let ``seconds`` pass for its TTLs."""
+
+    store: InMemoryPredictionStore | RedisPredictionStore
+    wait: Callable[[float], None]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory"),
+        pytest.param("real-redis", marks=pytest.mark.integration),
+    ]
+)
+def predictions(
+    request: pytest.FixtureRequest, unique: Callable[[str], str]
+) -> Iterator[PredictionBackend]:
+    """An empty prediction store: in memory on a manual clock, or a fresh namespace on
+    real Redis (where waiting is sleeping)."""
+    backend: InMemoryPredictionStore | RedisPredictionStore
+    if request.param == "memory":
+        now = [1000.0]
+
+        def advance(seconds: float) -> None:
+            now[0] += seconds
+
+        backend = InMemoryPredictionStore(clock=lambda: now[0])
+        wait = advance
+    else:
+        url = request.getfixturevalue("redis_url")
+        backend = RedisPredictionStore.from_url(url, namespace=unique("predictions"))
+        wait = time.sleep
+    try:
+        yield PredictionBackend(backend, wait)
+    finally:
+        backend.close()

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from riskstream.core.detectors import Alarm, Detector, WindowStats, make_detector
+from riskstream.core.groups import GapSample, GroupRates, group_getter
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
 from riskstream.core.streams import StreamAlarm, StreamDetector, StreamSettings
 from riskstream.core.timeutil import parse_time
@@ -103,6 +104,18 @@ class ValueSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class GapSettings:
+    """How a group-gap monitor weighs its groups' rates (see :class:`GroupRates`)."""
+
+    half_life: float = 2000.0
+    min_samples: int = 200
+    ratio_floor: float = 1e-3
+
+    def new_rates(self) -> GroupRates:
+        return GroupRates(self.half_life, self.min_samples, self.ratio_floor)
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorSpec:
     """One declared monitor: selection, value, key, detector and what it means."""
 
@@ -117,6 +130,8 @@ class MonitorSpec:
     where: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     severity: str = "warning"
     incident_type: str = "drift"
+    group: tuple[str, ...] = ()  # set: track each group's gap to the rest (see core.groups)
+    gap: GapSettings = field(default_factory=lambda: GapSettings())
 
     def new_detector(self) -> Detector:
         return make_detector(self.detector, self.params)
@@ -131,6 +146,7 @@ class Finding:
     stream_key: str
     subject: str
     alarm: StreamAlarm
+    detail: dict[str, Any] | None = None  # e.g. the group's rate and the rest's
 
 
 def _key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
@@ -150,12 +166,27 @@ def _key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
 class _Compiled:
     """A spec with its getters precompiled, and its streams on this partition."""
 
-    __slots__ = ("dirty", "filters", "key_of", "prefix", "spec", "streams", "subject", "value")
+    __slots__ = (
+        "dirty",
+        "filters",
+        "group_of",
+        "key_of",
+        "prefix",
+        "rates",
+        "rates_dirty",
+        "spec",
+        "streams",
+        "subject",
+        "value",
+    )
 
     def __init__(self, spec: MonitorSpec) -> None:
         self.spec = spec
         self.value = spec.value.getter()
         self.key_of = _key_getter(spec.key)
+        self.group_of = group_getter(spec.group) if spec.group else None
+        self.rates: dict[str, GroupRates] = {}  # per key, when group_of is set
+        self.rates_dirty: set[str] = set()
         self.subject = field_getter(spec.subject)
         self.filters = tuple((field_getter(p), frozenset(v)) for p, v in spec.where.items())
         self.prefix = spec.name + STATE_KEY_SEPARATOR
@@ -165,6 +196,9 @@ class _Compiled:
 
 STATE_KEY_SEPARATOR = "\x1f"
 """Between monitor name and stream key in a state key (cannot occur in either)."""
+
+GAP_MARK = "\x1e"
+"""Marks the state key of a monitor's group rates, apart from its streams' keys."""
 
 MISSING = "missing"
 """The detector kind for silence, which no per-sample detector can see."""
@@ -237,6 +271,19 @@ class PartitionDetectors:
             if x is None:
                 continue
             key = m.key_of(event)
+            detail = None
+            if m.group_of is not None:
+                group = m.group_of(event)
+                if group is None:
+                    continue
+                rates = m.rates.get(key)
+                if rates is None:
+                    rates = m.rates[key] = m.spec.gap.new_rates()
+                m.rates_dirty.add(key)
+                gap = rates.observe(group, x)
+                if gap is None:  # the group or the rest is still too small to compare
+                    continue
+                x, key, detail = gap.excess, f"{key}|{group}", gap
             stream = m.streams.get(key)
             if stream is None:
                 stream = m.streams[key] = StreamDetector(m.spec.new_detector, m.spec.settings)
@@ -245,7 +292,7 @@ class PartitionDetectors:
             m.dirty.add(key)
             alarm = stream.update(x, t)
             if alarm is not None:
-                findings.append(self._finding(m, key, event, alarm))
+                findings.append(self._finding(m, key, event, alarm, detail))
         for sm in self._silences:
             if sm.filters and not all(get(event) in allowed for get, allowed in sm.filters):
                 continue
@@ -256,9 +303,22 @@ class PartitionDetectors:
         return findings
 
     @staticmethod
-    def _finding(m: _Compiled, stream_key: str, event: Event, alarm: StreamAlarm) -> Finding:
+    def _finding(
+        m: _Compiled, stream_key: str, event: Event, alarm: StreamAlarm, gap: GapSample | None
+    ) -> Finding:
         digest = hashlib.sha256(f"{m.prefix}{stream_key}\x1f{alarm.index}".encode()).hexdigest()
-        return Finding(digest[:32], m.spec, stream_key, str(m.subject(event)), alarm)
+        detail = None
+        if gap is not None:
+            detail = {
+                "group": gap.group,
+                "rate": gap.rate,
+                "rest_rate": gap.rest_rate,
+                "difference": gap.difference,
+                "ratio": gap.ratio,
+                "group_events": gap.events,
+                "rest_events": gap.rest_events,
+            }
+        return Finding(digest[:32], m.spec, stream_key, str(m.subject(event)), alarm, detail)
 
     def take_changed(self) -> dict[str, bytes]:
         """Encoded snapshots of the streams changed since the last call, by state key."""
@@ -269,6 +329,9 @@ class PartitionDetectors:
             for key in m.dirty:
                 out[prefix + key] = dumps(streams[key].snapshot())
             m.dirty.clear()
+            for key in m.rates_dirty:
+                out[prefix + GAP_MARK + key] = dumps(m.rates[key].snapshot())
+            m.rates_dirty.clear()
         for sm in self._silences:
             for key in sm.watch.dirty:
                 out[sm.prefix + key] = dumps(sm.watch.snapshot(key))
@@ -281,6 +344,8 @@ class PartitionDetectors:
             name, _, key = state_key.partition(STATE_KEY_SEPARATOR)
             if (m := self._by_name.get(name)) is not None and key in m.streams:
                 m.dirty.add(key)
+            elif m is not None and key.startswith(GAP_MARK):
+                m.rates_dirty.add(key[len(GAP_MARK) :])
             elif (sm := self._silence_by_name.get(name)) is not None:
                 sm.watch.dirty.add(key)
 
@@ -295,6 +360,12 @@ class PartitionDetectors:
             m = self._by_name.get(name)
             if m is None:
                 continue
+            if key.startswith(GAP_MARK):
+                gap = m.spec.gap
+                m.rates[key[len(GAP_MARK) :]] = GroupRates.restore(
+                    orjson.loads(raw), gap.half_life, gap.min_samples, gap.ratio_floor
+                )
+                continue
             m.streams[key] = StreamDetector.restore(
                 orjson.loads(raw), m.spec.new_detector, m.spec.settings
             )
@@ -307,6 +378,8 @@ class PartitionDetectors:
         out: dict[str, Any] = {
             m.prefix + k: s.snapshot() for m in self._monitors for k, s in m.streams.items()
         }
+        for m in self._monitors:
+            out.update((m.prefix + GAP_MARK + k, r.snapshot()) for k, r in m.rates.items())
         for sm in self._silences:
             out.update((sm.prefix + k, sm.watch.snapshot(k)) for k in sm.watch.streams())
         return dict(sorted(out.items()))

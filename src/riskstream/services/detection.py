@@ -26,6 +26,7 @@ from riskstream.codec import EventDecoder, Rejection, encode_cloudevent
 from riskstream.config import Config
 from riskstream.core.enrichment import enrich
 from riskstream.core.incidents import incident_from_finding
+from riskstream.core.labels import PredictionStore, join, prediction_record
 from riskstream.core.monitors import Finding, PartitionDetectors
 from riskstream.errors import FencedError, StateStoreError
 from riskstream.metrics import ProcessorMetrics
@@ -64,6 +65,7 @@ class Processor:
         metrics: ProcessorMetrics,
         clock: Callable[[], float] = time.monotonic,
         on_incident: Callable[[dict[str, object]], None] | None = None,
+        predictions: PredictionStore | None = None,
     ) -> None:
         self._config = config
         self._consumer = consumer
@@ -73,6 +75,9 @@ class Processor:
         self._metrics = metrics
         self._clock = clock
         self._on_incident = on_incident
+        # Delayed labels: predictions are kept until their label comes, then joined.
+        self._predictions = predictions if config.joins_labels else None
+        self._unsaved: list[tuple[str, dict[str, Any]]] = []
         self._scope = config.processor.group_id
         self._kinds = config.topics.input_kinds()
         self._owned: dict[TopicPartition, _Owned] = {}
@@ -164,13 +169,28 @@ class Processor:
                 key = (record.topic, result.reason)
                 rejected[key] = rejected.get(key, 0) + 1
             else:
-                if kinds.get(record.topic) == "change":
+                kind = kinds.get(record.topic)
+                if kind == "change":
                     self._changes.append(result)
-                for finding in owned.detectors.observe(result):
+                elif self._predictions is not None:
+                    if kind == "inference":
+                        self._unsaved.append(
+                            (str(result["prediction_id"]), prediction_record(result))
+                        )
+                    elif kind == "label":
+                        joined = self._join(record, result)
+                        if isinstance(joined, Rejection):
+                            self._dead_letter(record, joined)
+                            owned.counters["dead_lettered"] += 1
+                            owned.next_offset = record.offset + 1
+                            continue
+                        result = joined or {}  # unmatched: applied, nothing to observe
+                for finding in owned.detectors.observe(result) if result else ():
                     self._emit(finding)
                 owned.counters["applied"] += 1
                 applied[record.topic] = applied.get(record.topic, 0) + 1
             owned.next_offset = record.offset + 1
+        self._save_predictions()
         m = self._metrics
         for topic, n in applied.items():
             m.applied.labels(topic).inc(n)
@@ -178,6 +198,31 @@ class Processor:
         for (topic, reason), n in rejected.items():
             m.dead_lettered.labels(topic, reason).inc(n)
             m.consumed.labels(topic).inc(n)
+
+    def _save_predictions(self) -> None:
+        if self._unsaved and self._predictions is not None:
+            self._predictions.put_many(self._unsaved, self._config.labels.ttl_s)
+            self._unsaved = []
+
+    def _join(self, record: Record, label: dict[str, Any]) -> dict[str, Any] | Rejection | None:
+        """The label scored against its stored prediction, as an event for the monitors.
+
+        None when the prediction is unknown (expired, or never seen): counted, not
+        dead-lettered, since labels for old predictions are normal and not an error.
+        """
+        assert self._predictions is not None
+        self._save_predictions()  # a label may follow its prediction in the same batch
+        stored = self._predictions.get(str(label["prediction_id"]))
+        if stored is None:
+            self._metrics.labels.labels("unmatched").inc()
+            return None
+        try:
+            outcome = join(stored, label, self._config.labels.positive)
+        except ValueError as exc:
+            return Rejection("label_model_mismatch", str(exc))
+        self._metrics.labels.labels("joined").inc()
+        self._metrics.label_latency.observe(outcome.latency_s)
+        return outcome.as_event()
 
     def _emit(self, finding: Finding) -> None:
         data = incident_from_finding(finding)
