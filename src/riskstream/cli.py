@@ -30,6 +30,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the embedded pipeline on synthetic data (no servers)")
     demo.add_argument("--seed", type=int, default=7, help="random seed for the data (default 7)")
+    demo.add_argument(
+        "--scenario",
+        action="append",
+        choices=["chatbot", "manufacturing", "medical"],
+        help="run only this situation (repeatable); default: all three",
+    )
+    demo.add_argument(
+        "--json", action="store_true", help="one machine-readable summary per situation"
+    )
 
     run = sub.add_parser("run", help="run a long-lived process")
     run.add_argument("process", choices=["processor", "containment"], help="which process")
@@ -107,10 +116,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import io
+
+    import orjson
+
     from riskstream.demo import run_demo
 
-    result = run_demo(seed=args.seed)
-    return 0 if result.incidents else 1
+    out = io.StringIO() if args.json else sys.stdout
+    print(
+        "riskstream demo: three situations on the embedded pipeline (no servers)", file=sys.stderr
+    )
+    results = run_demo(args.scenario, seed=args.seed, out=out, progress=sys.stderr)
+    if args.json:
+        for result in results:
+            sys.stdout.write(orjson.dumps(result.summary()).decode() + "\n")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,115 +1,212 @@
-"""``riskstream demo``: the whole detection loop in one process, no servers.
+"""``riskstream demo``: the three situations riskstream exists for, end to end, no servers.
 
-A seeded synthetic plant: several temperature sensors report every second; one
-of them starts to drift at a known moment.  The readings flow through the
-in-memory bus into the same processor the Kafka deployment runs, with the
-shipped default monitors, and each incident is printed next to the ground truth.
+Each situation's seeded simulator produces its traffic (with a recorded ground
+truth); the records flow through the embedded pipeline — the same processor and
+containment service the Kafka deployment runs — configured by that situation's
+config file in ``riskstream/scenarios/``.  The demo then tells each story as a
+timeline: the failure starting, its detection and delay, the incident's evidence,
+the containment applied or waiting for approval, the approval, the final flags.
+Nothing here knows a scenario by name: it reads the truth and the incidents.
 """
 
 from __future__ import annotations
 
-import random
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, TextIO
 
-import orjson
-
-from riskstream.adapters.memory_bus import InMemoryBus
-from riskstream.bootstrap import embedded_processor
 from riskstream.config import load_config
-from riskstream.core.timeutil import format_time
+from riskstream.core.timeutil import format_time, parse_time
+from riskstream.embedded import EmbeddedPipeline, IncidentRecord
+from riskstream.errors import ContainmentError
+from riskstream.simulate import SCENARIOS
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = ["APPROVER", "SituationResult", "run_demo", "run_situation"]
 
-START = 1_795_687_200.0  # 2026-11-26T10:00:00Z
-
-
-@dataclass(frozen=True, slots=True)
-class DemoResult:
-    drifting_sensor: str
-    drift_starts_at: float
-    incidents: list[dict[str, Any]]
-    events: int
+APPROVER = "dr.a.okafor (clinical safety officer)"
+"""Who approves pending actions in the demo: a named person, as the record requires."""
 
 
-def _readings(
-    rng: random.Random, sensors: int, seconds: int, drifting: int, drift_at: int, shift: float
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    for t in range(seconds):
-        for s in range(sensors):
-            mean = 70.0 + s + (shift if s == drifting and t >= drift_at else 0.0)
-            sensor_id = f"line-1/temp-{s:02d}"
-            yield (
-                sensor_id,
-                {
-                    "event_id": f"{sensor_id}/{t}",
-                    "time": format_time(START + t),
-                    "line_id": "line-1",
-                    "asset_id": f"press-{s:02d}",
-                    "sensor_id": sensor_id,
-                    "value": round(rng.gauss(mean, 0.5), 3),
-                    "unit": "degC",
-                    "quality": "good",
-                },
-            )
+@dataclass(slots=True)
+class SituationResult:
+    scenario: str
+    truth: dict[str, Any]
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    false_incidents: list[dict[str, Any]] = field(default_factory=list)
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    approved: list[dict[str, Any]] = field(default_factory=list)
+    flags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def detection_delay_s(self) -> float | None:
+        true = [
+            i for i in self.incidents if i not in self.false_incidents and not i.get("parent_id")
+        ]
+        if not true:
+            return None
+        first = min(parse_time(i["detected_at"]) for i in true)
+        return first - float(self.truth["failure_start_epoch"])
+
+    def summary(self) -> dict[str, Any]:
+        """One machine-readable summary (``--json``)."""
+        keep = ("incident_id", "type", "severity", "subject", "stream_key", "detected_at",
+                "onset_at", "parent_id", "children", "regulatory")  # fmt: skip
+        return {
+            "scenario": self.scenario,
+            "ground_truth": self.truth,
+            "detection_delay_s": self.detection_delay_s,
+            "incidents": [{k: i[k] for k in keep if k in i} for i in self.incidents],
+            "false_incidents": len(self.false_incidents),
+            "actions_applied": self.applied,
+            "actions_pending": self.pending,
+            "approvals": self.approved,
+            "final_flags": self.flags,
+        }
+
+
+def _is_true(incident: dict[str, Any], truth: dict[str, Any]) -> bool:
+    """Does an incident point at the recorded failure (subject, time, segment)?"""
+    if parse_time(incident["detected_at"]) < truth["failure_start_epoch"]:
+        return False
+    if incident["subject"] not in truth["failing_subjects"]:
+        return False
+    if incident.get("parent_id"):
+        return True
+    return all(str(v) in incident["stream_key"] for k, v in truth["affected_segment"].items()
+               if k != "line_id")  # fmt: skip
+
+
+def run_situation(
+    scenario: str, seed: int = 7, approve: bool = True, progress: TextIO | None = None
+) -> tuple[SituationResult, EmbeddedPipeline]:
+    sim = SCENARIOS[scenario](seed)
+    config = load_config(str(resources.files("riskstream").joinpath(f"scenarios/{scenario}.yaml")))
+    total = len(sim.records)
+
+    def tick(n: int) -> None:
+        if progress is not None and n % 10_000 == 0:
+            print(f"  [{scenario}] {n:,}/{total:,} events", file=progress, flush=True)
+
+    result = SituationResult(scenario, sim.truth)
+
+    def review(pipeline: EmbeddedPipeline) -> None:
+        """A person looks at what waits for them (in the demo, as soon as it appears)."""
+        for pending in pipeline.containment.pending():
+            result.pending.append(
+                {"action_id": pending.action_id, "model_id": pending.model_id,
+                 "action": pending.action["kind"], "incident_id": pending.incident_id,
+                 "requested_at": format_time(pending.requested_at),
+                 "expires_at": None if pending.expires_at is None
+                 else format_time(pending.expires_at)}
+            )  # fmt: skip
+            if not approve:
+                continue
+            try:
+                decided = pipeline.containment.decide(
+                    pending.action_id, "approved", APPROVER, "reviewed the evidence in the demo"
+                )
+                result.approved.append(
+                    {"action_id": decided.action_id, "by": decided.decided_by,
+                     "at": format_time(decided.decided_at or 0.0)}
+                )  # fmt: skip
+            except ContainmentError as exc:
+                result.approved.append({"action_id": pending.action_id, "error": str(exc)})
+
+    pipeline = EmbeddedPipeline(config, progress=tick, on_chunk=review)
+    pipeline.feed(sim.records)
+    for record in pipeline.incidents:
+        result.incidents.append(record.data)
+        if not _is_true(record.data, sim.truth):
+            result.false_incidents.append(record.data)
+        result.applied.extend(_applied(record))
+    result.flags = {m: f.to_data() for m, f in sorted(pipeline.flags().items())}
+    pipeline.close()
+    return result, pipeline
+
+
+def _applied(record: IncidentRecord) -> list[dict[str, Any]]:
+    return [
+        {"incident_id": record.data["incident_id"], "subject": record.data["subject"],
+         "outcome": outcome}
+        for outcome in record.outcomes
+        if outcome in ("applied", "duplicate")
+    ]  # fmt: skip
 
 
 def run_demo(
-    seed: int = 7, sensors: int = 5, seconds: int = 4000, out: TextIO | None = None
-) -> DemoResult:
+    scenarios: list[str] | None = None, seed: int = 7, out: TextIO | None = None,
+    progress: TextIO | None = None,
+) -> list[SituationResult]:  # fmt: skip
     out = out or sys.stdout
-    rng = random.Random(seed)
-    drifting, drift_at, shift = 3, seconds // 2, 0.5
-    config = load_config(None)
-    bus = InMemoryBus()
-    producer = bus.producer()
-    for key, event in _readings(rng, sensors, seconds, drifting, drift_at, shift):
-        producer.produce(config.topics.sensor, orjson.dumps(event), key.encode())
-
-    truth_sensor = f"line-1/temp-{drifting:02d}"
-    truth_time = START + drift_at
-    print(
-        f"riskstream demo (seed {seed}): {sensors} temperature sensors, one reading a second "
-        f"for {seconds} s; monitors: the shipped default config",
-        file=out,
-    )
-    print(
-        f"  ground truth: {truth_sensor} drifts +{shift} degC (1 sigma) "
-        f"from {format_time(truth_time)}",
-        file=out,
-    )
-    incidents: list[dict[str, Any]] = []
-    processor = embedded_processor(config, bus, on_incident=incidents.append)
-    processor.start()
-    total = sensors * seconds
-    done = 0
-    while n := processor.step(0):
-        done += n
-        if done % 5000 < n or done == total:
-            print(f"  processed {done:,}/{total:,} events", file=out)
-    processor.close()
-    for inc in incidents:
-        _print_incident(inc, truth_time, out)
-    if not incidents:
-        print("  no incident raised", file=out)
-    return DemoResult(truth_sensor, truth_time, incidents, total)
+    results = []
+    for scenario in scenarios or list(SCENARIOS):
+        result, _ = run_situation(scenario, seed, progress=progress)
+        results.append(result)
+        _tell(result, out)
+    return results
 
 
-def _print_incident(inc: dict[str, Any], truth_time: float, out: TextIO) -> None:
-    from riskstream.core.timeutil import parse_time
+def _clock(epoch: float) -> str:
+    return format_time(epoch)[:-5].replace("T", " ") + "Z"
 
-    ev = inc["evidence"]
-    delay = parse_time(inc["detected_at"]) - truth_time
-    print(
-        f"INCIDENT {inc['incident_id'][:12]}  {inc['severity'].upper()}  {inc['type']} "
-        f"on {inc['subject']}\n"
-        f"  monitor {inc['monitor']} ({ev['detector']}), stream {inc['stream_key']}\n"
-        f"  detected {inc['detected_at']} ({delay:+.0f} s after the drift began); "
-        f"estimated onset {inc['onset_at']}\n"
-        f"  mean before {ev['before']['mean']:.3f} (sd {ev['before']['std']:.3f}, "
-        f"{ev['before']['count']} readings); since onset {ev['after']['mean']:.3f} "
-        f"({ev['after']['count']} readings)",
-        file=out,
-    )
+
+def _tell(r: SituationResult, out: TextIO) -> None:
+    t = r.truth
+
+    def p(text: str) -> None:
+        print(text, file=out)
+
+    p(f"\n=== {r.scenario}: {t['failure']} (seed {t['seed']}) ===")
+    counts = t["counts"]
+    p(f"  traffic       {counts['records']:,} events from {_clock(t['traffic_start_epoch'])}"
+      f" to {_clock(t['data_end_epoch'])}")  # fmt: skip
+    cause = t.get("causing_change") or {}
+    p(f"  ground truth  the failure starts {_clock(t['failure_start_epoch'])} on "
+      f"{', '.join(t['failing_subjects'])}; caused by {cause.get('kind')} "
+      f"{cause.get('subject')} {cause.get('version', '')}")  # fmt: skip
+    parents = [i for i in r.incidents if not i.get("parent_id")]
+    if not parents:
+        p("  detection     nothing detected")
+    for inc in parents:
+        delay = (parse_time(inc["detected_at"]) - t["failure_start_epoch"]) / 60
+        flag = "" if inc not in r.false_incidents else "   <- FALSE incident"
+        p(f"  detected      {_clock(parse_time(inc['detected_at']))} ({delay:+.0f} min): "
+          f"{inc['severity']} {inc['type']} on {inc['stream_key']}{flag}")  # fmt: skip
+        ev = inc["evidence"]
+        p(f"    onset       estimated {_clock(parse_time(inc['onset_at']))}; {ev['value']} mean "
+          f"{ev['before']['mean']:.4g} before (sd {ev['before']['std']:.3g}, "
+          f"{ev['before']['count']} samples), {ev['after']['mean']:.4g} since onset "
+          f"({ev['after']['count']} samples)")  # fmt: skip
+        if gap := ev.get("group_gap"):
+            p(f"    group gap   {gap['group']}: {gap['rate']:.2%} vs {gap['rest_rate']:.2%} for "
+              f"the rest (x{gap['ratio']:.1f})")  # fmt: skip
+        for n, c in enumerate(inc.get("suspected_changes", [])[:3], 1):
+            p(f"    suspect {n}   {c['kind']} of {c['subject']} {c.get('version', '')} by "
+              f"{c.get('actor', '?')}, {c['lead_seconds'] / 60:.0f} min before onset")  # fmt: skip
+        radius = inc.get("blast_radius", {})
+        if radius.get("downstream"):
+            p(f"    cascade     child incidents for {', '.join(radius['downstream'])}")
+        if cost := radius.get("estimated_cost"):
+            p(f"    impact      {cost['amount']:,.0f} {cost['currency']} ({cost['basis']})")
+        if reg := inc.get("regulatory"):
+            due = _clock(parse_time(reg["report_deadline"]))
+            p(f"    regulatory  potential serious incident, {reg['framework']} Article "
+              f"{reg['article']}: report due {due}")  # fmt: skip
+    for a in r.applied:
+        p(f"  contained     {a['subject']}: {a['outcome']} (incident {a['incident_id'][:12]})")
+    for pend in r.pending:
+        p(f"  pending       {pend['action']} of {pend['model_id']} waits for a person "
+          f"since {_clock(parse_time(pend['requested_at']))}")  # fmt: skip
+    for ap in r.approved:
+        at = _clock(parse_time(ap["at"])) if "at" in ap else "?"
+        p(f"  approved      by {ap.get('by', '?')} at {at}"
+          + (f" - {ap['error']}" if "error" in ap else ""))  # fmt: skip
+    for model, flag in r.flags.items():
+        if flag["incident_id"]:
+            p(f"  final flag    {model}: version {flag['active_version']}, mode {flag['mode']}, "
+              f"{flag['traffic_fraction']:.0%} of traffic, by {flag['actor']}")  # fmt: skip
+    delay = r.detection_delay_s
+    p(f"  result        detection delay {'n/a' if delay is None else f'{delay / 60:.0f} min'}"
+      f", false incidents {len(r.false_incidents)}")  # fmt: skip

@@ -34,7 +34,12 @@ class IncidentRecord:
 class EmbeddedPipeline:
     """Records in (kind, key, event) order -> incidents, containment, flags."""
 
-    def __init__(self, config: Config, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        progress: Callable[[int], None] | None = None,
+        on_chunk: Callable[[EmbeddedPipeline], None] | None = None,
+    ) -> None:
         self.config = config
         self.bus = InMemoryBus()
         self.incidents: list[IncidentRecord] = []
@@ -44,6 +49,7 @@ class EmbeddedPipeline:
         self._processor = embedded_processor(config, self.bus, on_incident=self._on_incident)
         self._processor.start()
         self._progress = progress
+        self._on_chunk = on_chunk
         self._producer = self.bus.producer()
         self._topics = {
             "inference": config.topics.inference,
@@ -68,12 +74,17 @@ class EmbeddedPipeline:
                 self.containment.on_change_event(event)
             n += 1
             if n % chunk == 0:
-                self._drain()
-                self.containment.expire_due()
+                self._settle()
                 if self._progress is not None:
                     self._progress(n)
-        self._drain()
+        self._settle()
         return n
+
+    def _settle(self) -> None:
+        self._drain()
+        if self._on_chunk is not None:
+            self._on_chunk(self)
+        self.containment.expire_due()
 
     def _drain(self) -> None:
         while self._processor.step(0):

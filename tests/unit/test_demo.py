@@ -1,28 +1,74 @@
+"""``riskstream demo``: the three situations end to end on the embedded pipeline."""
+
 from __future__ import annotations
 
 import io
 
+import orjson
 import pytest
 
 from riskstream.cli import main
-from riskstream.core.timeutil import parse_time
-from riskstream.demo import run_demo
+from riskstream.demo import APPROVER, run_situation
 
 
-@pytest.mark.parametrize("seed", [1, 7, 11])
-def test_demo_raises_one_incident_on_the_drifting_sensor_after_the_drift(seed: int) -> None:
+def test_chatbot_rolls_the_bot_back_to_its_last_known_good_version() -> None:
+    result, _ = run_situation("chatbot", seed=7)
+    assert result.false_incidents == []
+    (incident,) = result.incidents
+    assert incident["stream_key"] == "support-bot|group-c"
+    assert incident["suspected_changes"][0]["event_id"] == result.truth["causing_change_id"]
+    assert 0 < (result.detection_delay_s or 0) <= 2 * 3600
+    flag = result.flags["support-bot"]
+    assert (flag["active_version"], flag["mode"]) == ("bot-1.4", "normal")
+
+
+def test_manufacturing_opens_one_cascade_and_routes_the_maintenance_model_to_fallback() -> None:
+    result, _ = run_situation("manufacturing", seed=7)
+    assert result.false_incidents == []
+    drift = next(i for i in result.incidents if i["type"] == "sensor-drift")
+    assert drift["subject"] == result.truth["drifting_sensor"]
+    assert drift["blast_radius"]["downstream"] == result.truth["expected_downstream"]
+    children = [i for i in result.incidents if i.get("parent_id") == drift["incident_id"]]
+    assert [c["subject"] for c in children] == result.truth["expected_downstream"]
+    assert drift["blast_radius"]["estimated_cost"]["amount"] > 0
+    flag = result.flags["maintenance-line-2"]
+    assert (flag["mode"], flag["active_version"]) == ("fallback", "rules-v2")
+    assert {m for m, f in result.flags.items() if f["incident_id"]} == {"maintenance-line-2"}
+
+
+def test_medical_reviews_at_once_and_rolls_back_only_with_a_named_approval() -> None:
+    held, _ = run_situation("medical", seed=7, approve=False)
+    assert held.false_incidents == []
+    incident = held.incidents[0]
+    assert incident["regulatory"]["potential_serious_incident"] is True
+    assert incident["regulatory"]["report_within_days"] == 15
+    assert held.flags["diagnosis-v4"]["mode"] == "human-review"  # applied at once
+    assert [p["action"] for p in held.pending][:1] == ["route-to-version"]  # held for a person
+
+    approved, _ = run_situation("medical", seed=7)
+    flag = approved.flags["diagnosis-v4"]
+    assert (flag["active_version"], flag["actor"]) == ("dx-4.0", APPROVER)
+
+
+def test_demo_json_prints_one_summary_per_situation(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json", "--scenario", "chatbot", "--scenario", "medical"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    summaries = [orjson.loads(line) for line in lines]
+    assert [s["scenario"] for s in summaries] == ["chatbot", "medical"]
+    assert {
+        "ground_truth",
+        "incidents",
+        "actions_applied",
+        "actions_pending",
+        "final_flags",
+    } <= set(summaries[0])
+
+
+def test_demo_tells_each_story(capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
-    result = run_demo(seed=seed, out=out)
-    assert [inc["subject"] for inc in result.incidents] == [result.drifting_sensor], out.getvalue()
-    incident = result.incidents[0]
-    detected = parse_time(incident["detected_at"])
-    assert result.drift_starts_at <= detected <= result.drift_starts_at + 300
-    assert abs(parse_time(incident["onset_at"]) - result.drift_starts_at) <= 120
-    assert "INCIDENT" in out.getvalue()
+    from riskstream.demo import run_demo
 
-
-def test_demo_command_exits_zero_and_prints_the_incident(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    assert main(["demo", "--seed", "3"]) == 0
-    assert "INCIDENT" in capsys.readouterr().out
+    run_demo(["manufacturing"], seed=7, out=out)
+    text = out.getvalue()
+    for line in ("ground truth", "detected", "suspect 1", "cascade", "contained", "final flag"):
+        assert line in text, text
