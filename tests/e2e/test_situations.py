@@ -1,0 +1,172 @@
+"""The three situations end to end on a real broker and a real Redis.
+
+The simulator's records go to Kafka; the processor (in this process) detects; the
+containment worker (faust, a child process) contains; a router client reads the
+flags.  Each test states its detection bound in data time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+from riskstream.bootstrap import kafka_processor
+from riskstream.core.timeutil import parse_time
+from riskstream.router import Router
+from riskstream.simulate import SCENARIOS, Simulation
+from support import (
+    ContainmentProcess,
+    Setup,
+    create_topics,
+    end_offsets,
+    make_setup,
+    produce,
+    read_topic,
+    wait_until_saved,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _scenario_setup(tmp_path: Path, name: str, scenario: str, bootstrap: str) -> Setup:
+    text = resources.files("riskstream").joinpath(f"scenarios/{scenario}.yaml").read_text()
+    body = text.replace("version: 1\n", "", 1)
+    setup = make_setup(tmp_path, name, monitors_yaml=body)
+    create_topics(bootstrap, setup.topics.values(), partitions=2)
+    return setup
+
+
+def _send(bootstrap: str, setup: Setup, sim: Simulation, kinds: set[str]) -> None:
+    """Produce one phase of the story; later phases wait until this one is processed,
+    as labels days later and deploys long before do in real time."""
+    by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+    for kind, key, event in sim.records:
+        if kind in kinds:
+            by_topic.setdefault(setup.topics[kind], []).append((key.encode(), orjson.dumps(event)))
+    for topic, items in by_topic.items():
+        produce(bootstrap, topic, items)
+
+
+def _caught_up(bootstrap: str, redis_url: str, setup: Setup, kinds: set[str]) -> None:
+    ends: dict[tuple[str, int], int] = {}
+    for kind in kinds:
+        ends.update(end_offsets(bootstrap, setup.topics[kind], 2))
+    wait_until_saved(redis_url, setup.group, ends, timeout=180)
+
+
+@contextmanager
+def _pipeline(
+    setup: Setup, bootstrap: str, redis_url: str, tmp_path: Path, namespace: str
+) -> Iterator[None]:
+    processor = kafka_processor(setup.config, bootstrap, redis_url, CollectorRegistry())
+    stop = threading.Event()
+    worker = threading.Thread(target=processor.run, args=(stop.is_set,), daemon=True)
+    processor.start()
+    worker.start()
+    containment = ContainmentProcess(
+        setup, bootstrap, redis_url, tmp_path / "containment.log", namespace
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(60)
+        containment.stop()
+
+
+@contextmanager
+def _story(
+    scenario: str, bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> Iterator[tuple[Simulation, Setup, str, list[dict[str, Any]]]]:
+    """Run the story through the pipeline; the pipeline keeps running inside the block."""
+    sim = SCENARIOS[scenario](seed=11)
+    setup = _scenario_setup(tmp_path, unique(scenario[:5]), scenario, bootstrap)
+    namespace = setup.group
+    with _pipeline(setup, bootstrap, redis_url, tmp_path, namespace):
+        for phase in ({"change"}, {"inference", "sensor"}, {"label"}):
+            _send(bootstrap, setup, sim, phase)
+            _caught_up(bootstrap, redis_url, setup, phase)
+        topic = setup.topics["incidents"]
+        incidents = [orjson.loads(m.value()) for m in read_topic(bootstrap, topic, idle=2)]
+        yield sim, setup, namespace, incidents
+
+
+def _first_detection(incidents: list[dict[str, Any]], failure_start: float) -> float:
+    detected = sorted(parse_time(i["detected_at"]) for i in incidents)
+    assert detected, "nothing was detected"
+    assert detected[0] >= failure_start, "an incident before the failure started"
+    return detected[0] - failure_start
+
+
+def _wait_flag(redis_url: str, namespace: str, model: str, check: Callable[[Any], bool]) -> Any:
+    router = Router(redis_url, namespace=namespace)
+    try:
+        deadline = time.monotonic() + 60
+        while not check(decision := router.route(model)):
+            assert time.monotonic() < deadline, f"{model}: {decision}"
+            time.sleep(0.1)
+        return decision
+    finally:
+        router.close()
+
+
+def test_biased_chatbot_is_rolled_back_within_two_hours_of_data(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    with _story("chatbot", kafka_bootstrap, redis_url, tmp_path, unique) as story:
+        sim, _, namespace, incidents = story
+        delay = _first_detection(incidents, sim.truth["failure_start_epoch"])
+        assert delay <= 2 * 3600  # bound: 2 h of data time
+        assert {i["stream_key"] for i in incidents} == {"support-bot|group-c"}
+        decision = _wait_flag(redis_url, namespace, "support-bot", lambda d: d.revision >= 3)
+    assert (decision.version, decision.mode) == ("bot-1.4", "normal")
+
+
+def test_drifting_sensor_cascade_routes_maintenance_to_fallback_within_an_hour(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    with _story("manufacturing", kafka_bootstrap, redis_url, tmp_path, unique) as story:
+        sim, _, namespace, incidents = story
+        delay = _first_detection(incidents, sim.truth["failure_start_epoch"])
+        assert delay <= 3600  # bound: 1 h of data time
+        assert {i["subject"] for i in incidents} <= set(sim.truth["failing_subjects"])
+        drift = next(i for i in incidents if i["type"] == "sensor-drift")
+        assert drift["children"] and drift["blast_radius"]["estimated_cost"]["amount"] > 0
+        maintenance = "maintenance-line-2"
+        decision = _wait_flag(redis_url, namespace, maintenance, lambda d: d.mode != "normal")
+    assert (decision.mode, decision.version) == ("fallback", "rules-v2")
+
+
+def test_medical_subgroup_miss_is_reviewed_at_once_and_rolled_back_only_when_approved(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    with _story("medical", kafka_bootstrap, redis_url, tmp_path, unique) as story:
+        sim, setup, namespace, incidents = story
+        delay = _first_detection(incidents, sim.truth["failure_start_epoch"])
+        assert delay <= 5 * 86_400  # bound: 5 days of data time (labels come ~2.5 days late)
+        assert all("subtype-c|70+" in i["stream_key"] for i in incidents)
+        assert incidents[0]["regulatory"]["potential_serious_incident"] is True
+        _wait_flag(redis_url, namespace, "diagnosis-v4", lambda d: d.mode == "human-review")
+        approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
+        route = [p for p in approvals.list("pending") if p.action["kind"] == "route-to-version"]
+        (pending,) = route[:1]
+        flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+        assert flags.get("diagnosis-v4").active_version == "dx-4.1"  # not rolled back yet
+    from riskstream.bootstrap import kafka_containment
+
+    service = kafka_containment(
+        setup.config, kafka_bootstrap, redis_url, CollectorRegistry(), namespace
+    )
+    service.decide(pending.action_id, "approved", "dr.okafor", "e2e")
+    decision = _wait_flag(redis_url, namespace, "diagnosis-v4", lambda d: d.mode == "normal")
+    assert decision.version == "dx-4.0"
