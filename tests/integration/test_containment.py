@@ -169,3 +169,51 @@ def test_clinical_rollback_waits_for_a_named_approver_and_tampering_is_detected(
         client.xadd(key, {b"entry": orjson.dumps(forged)} if n == 0 else fields, id=entry_id)
     out = _cli(redis_url, namespace, setup, kafka_bootstrap, "audit", "verify")
     assert "TAMPERED" in out and "seq 1" in out
+
+
+def test_rejection_expiry_and_resolution_on_real_redis_and_kafka(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """The service on the real stores: what the worker runs, driven step by step."""
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.bootstrap import kafka_containment
+
+    namespace = unique("ns")
+    extra = CONTAINMENT_YAML + (
+        "  - name: ranker\n    match: {subject: ranker}\n    actions:\n"
+        "      - {kind: block, approval: {required: true, timeout: 1, on_timeout: apply}}\n"
+    )
+    setup = make_setup(tmp_path, unique("life"), extra_yaml=extra)
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    service = kafka_containment(
+        setup.config, kafka_bootstrap, redis_url, CollectorRegistry(), namespace
+    )
+    flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
+
+    # Rejected: the clinical rollback never happens; the review stays.
+    service.on_incident(incident("med-r", "diagnosis", type="error-rate"))
+    (clinical,) = approvals.list("pending")
+    service.decide(clinical.action_id, "rejected", "dr.lee", "false alarm")
+    assert flags.get("diagnosis").mode == "human-review"
+    assert approvals.get(clinical.action_id).status == "rejected"
+
+    # Expired: this playbook applies on timeout.
+    service.on_incident(incident("rank-1", "ranker", type="drift"))
+    assert flags.get("ranker") is None
+    time.sleep(1.2)
+    (expired,) = service.expire_due()
+    assert expired.status == "expired"
+    assert flags.get("ranker").mode == "blocked"
+
+    # Resolved: the rollback marked revert_on_resolve is undone.
+    for event in (deploy("e1", "chatbot", "v1", START), deploy("e2", "chatbot", "v2", START + 1)):
+        service.on_change_event(event)
+    service.on_incident(incident("bot-9", "chatbot"))
+    assert flags.get("chatbot").active_version == "v1"
+    assert service.on_incident(incident("bot-9", "chatbot", status="resolved")) == [
+        "reverted: applied"
+    ]
+    assert flags.get("chatbot").active_version == "v2"
+    assert flags.verify_audit().ok

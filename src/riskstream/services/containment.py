@@ -212,7 +212,9 @@ class ContainmentService:
         outcome = self._apply(
             pending.action_id, Action.from_data(pending.action), pending.labels, actor
         )
-        if not outcome.startswith("failed"):
+        # An approved action is marked applied; one applied on timeout stays "expired"
+        # (the audit trail shows riskstream/timeout as who changed the flag).
+        if pending.status == "approved" and not outcome.startswith("failed"):
             self._approvals.mark_applied(pending.action_id)
         return outcome
 

@@ -1,0 +1,36 @@
+"""Kafka connection settings: TLS and SASL reach librdkafka; secrets never show."""
+
+from __future__ import annotations
+
+import pytest
+
+from riskstream.adapters.kafka_bus import KafkaSettings
+from riskstream.errors import BusError
+
+
+def test_sasl_and_tls_settings_from_the_environment_and_no_secret_in_repr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = {
+        "RISKSTREAM_KAFKA_BOOTSTRAP": "broker:9093",
+        "RISKSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "RISKSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "RISKSTREAM_KAFKA_SASL_USERNAME": "riskstream",
+        "RISKSTREAM_KAFKA_SASL_PASSWORD": "hunter2-very-secret",
+        "RISKSTREAM_KAFKA_SSL_CA_LOCATION": "/etc/ssl/kafka-ca.pem",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = KafkaSettings.from_env()
+    conf = settings.librdkafka()
+    assert conf["security.protocol"] == "SASL_SSL"
+    assert conf["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert conf["sasl.password"] == "hunter2-very-secret"
+    assert conf["ssl.ca.location"] == "/etc/ssl/kafka-ca.pem"
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+
+
+def test_no_bootstrap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RISKSTREAM_KAFKA_BOOTSTRAP", raising=False)
+    with pytest.raises(BusError, match="RISKSTREAM_KAFKA_BOOTSTRAP"):
+        KafkaSettings.from_env()
