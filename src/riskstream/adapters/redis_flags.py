@@ -57,7 +57,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self, cast
-from urllib.parse import urlsplit
 
 import orjson
 import redis
@@ -71,6 +70,7 @@ from riskstream.adapters.memory_flags import (
     refuse_mark_applied,
     unknown_action,
 )
+from riskstream.adapters.redis_client import client_from_url
 from riskstream.core.approvals import PendingAction, check_decision
 from riskstream.core.audit import (
     GENESIS,
@@ -240,33 +240,15 @@ class _RedisStore:
         passed here than in the URL; other keyword arguments go to
         :meth:`redis.Redis.from_url`.
         """
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-        shown = f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
-        if (parts.password and password) or (parts.username and username):
-            raise ConfigError(
-                f"Redis credentials given both in the URL {shown!r} and as arguments; "
-                "give them once (redis-py would silently use the URL's)."
-            )
-        if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ConfigError(
-                f"Redis URL {shown!r} must start with redis://, rediss:// (TLS) or unix://"
-            )
-        tls = {
-            "ssl_ca_certs": ssl_ca_certs,
-            "ssl_certfile": ssl_certfile,
-            "ssl_keyfile": ssl_keyfile,
-        }
-        given_tls = {name: value for name, value in tls.items() if value is not None}
-        if given_tls and parts.scheme != "rediss":
-            raise ConfigError(
-                f"TLS options {sorted(given_tls)} were given but the Redis URL {shown!r} "
-                "is not TLS; use a rediss:// URL."
-            )
-        auth = {"username": username, "password": password}
-        client_kwargs.update({k: v for k, v in auth.items() if v is not None})
-        client_kwargs.update(given_tls)
-        client = redis.Redis.from_url(url, **client_kwargs)
+        client = client_from_url(
+            url,
+            username=username,
+            password=password,
+            ssl_ca_certs=ssl_ca_certs,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            **client_kwargs,
+        )
         return cls(client, namespace, owns_client=True)
 
     @property

@@ -1,0 +1,66 @@
+"""One way to turn a Redis URL and credentials into a client, for every Redis adapter.
+
+TLS needs ``rediss://``: the ``ssl_*`` files are the CA bundle that signs the
+server's certificate and, for mutual TLS, this client's certificate and key.
+``username``/``password`` are Redis 6 ACL credentials (a password alone
+authenticates as ``default``); pass them here rather than in the URL, which tends
+to end up in logs.  Other keyword arguments go to :meth:`redis.Redis.from_url`
+(timeouts, ``retry``, ``client_name``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+
+from riskstream.errors import ConfigError
+
+__all__ = ["client_from_url", "shown_url"]
+
+
+def shown_url(url: str) -> str:
+    """The URL without credentials, fit for messages and logs.
+
+    >>> shown_url("redis://app:s3cret@cache:6380/2")
+    'redis://cache:6380/2'
+    """
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def client_from_url(
+    url: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ssl_ca_certs: str | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    **client_kwargs: Any,
+) -> redis.Redis:
+    """A client for ``redis://``, ``rediss://`` or ``unix://``; refuses contradictions."""
+    parts = urlsplit(url)
+    shown = shown_url(url)
+    if (parts.password and password) or (parts.username and username):
+        raise ConfigError(
+            f"Redis credentials given both in the URL {shown!r} and as arguments; "
+            "give them once (redis-py would silently use the URL's)."
+        )
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(
+            f"Redis URL {shown!r} must start with redis://, rediss:// (TLS) or unix://"
+        )
+    tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
+    given_tls = {name: value for name, value in tls.items() if value is not None}
+    if given_tls and parts.scheme != "rediss":
+        raise ConfigError(
+            f"TLS options {sorted(given_tls)} were given but the Redis URL {shown!r} "
+            "is not TLS; use a rediss:// URL."
+        )
+    auth = {"username": username, "password": password}
+    client_kwargs.update({k: v for k, v in auth.items() if v is not None})
+    client_kwargs.update(given_tls)
+    return redis.Redis.from_url(url, **client_kwargs)
