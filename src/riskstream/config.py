@@ -201,6 +201,7 @@ class _Reader:
                 "seasonality",
                 "group",
                 "gap",
+                "episode",
                 "severity",
                 "incident_type",
             ),
@@ -249,6 +250,7 @@ class _Reader:
                 if "incident_type" in fields
                 else "drift",
                 group=_paths(fields["group"]) if "group" in fields else (),
+                episode_s=number(fields["episode"]) if "episode" in fields else 6 * 3600.0,
                 gap=_gap(fields["gap"]) if "gap" in fields else GapSettings(),
             )
         except RiskstreamError as exc:

@@ -116,11 +116,14 @@ def run_situation(
 
     pipeline = EmbeddedPipeline(config, progress=tick, on_chunk=review)
     pipeline.feed(sim.records)
+    latest: dict[str, dict[str, Any]] = {}  # an incident is updated as its episode grows
     for record in pipeline.incidents:
-        result.incidents.append(record.data)
-        if not _is_true(record.data, sim.truth):
-            result.false_incidents.append(record.data)
+        latest[record.data["incident_id"]] = record.data
         result.applied.extend(_applied(record))
+    for incident in latest.values():
+        result.incidents.append(incident)
+        if not _is_true(incident, sim.truth):
+            result.false_incidents.append(incident)
     result.flags = {m: f.to_data() for m, f in sorted(pipeline.flags().items())}
     pipeline.close()
     return result, pipeline
@@ -131,7 +134,7 @@ def _applied(record: IncidentRecord) -> list[dict[str, Any]]:
         {"incident_id": record.data["incident_id"], "subject": record.data["subject"],
          "outcome": outcome}
         for outcome in record.outcomes
-        if outcome in ("applied", "duplicate")
+        if outcome == "applied"
     ]  # fmt: skip
 
 
@@ -179,6 +182,9 @@ def _tell(r: SituationResult, out: TextIO) -> None:
           f"{ev['before']['mean']:.4g} before (sd {ev['before']['std']:.3g}, "
           f"{ev['before']['count']} samples), {ev['after']['mean']:.4g} since onset "
           f"({ev['after']['count']} samples)")  # fmt: skip
+        if (episode := ev.get("episode")) and episode["alarms"] > 1:
+            p(f"    episode     {episode['alarms']} alarms since {episode['first_detected_at']} "
+              f"on {', '.join(episode['streams'])}, one incident")  # fmt: skip
         if gap := ev.get("group_gap"):
             p(f"    group gap   {gap['group']}: {gap['rate']:.2%} vs {gap['rest_rate']:.2%} for "
               f"the rest (x{gap['ratio']:.1f})")  # fmt: skip

@@ -93,9 +93,16 @@ def _story(
     setup = _scenario_setup(tmp_path, unique(scenario[:5]), scenario, bootstrap)
     namespace = setup.group
     with _pipeline(setup, bootstrap, redis_url, tmp_path, namespace):
+        deploys = sum(1 for kind, _, e in sim.records if kind == "change" and e["kind"] == "deploy")
+        flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
         for phase in ({"change"}, {"inference", "sensor"}, {"label"}):
             _send(bootstrap, setup, sim, phase)
             _caught_up(bootstrap, redis_url, setup, phase)
+            if phase == {"change"}:  # the worker knows the versions before anything fails
+                deadline = time.monotonic() + 90
+                while len(flags.audit()) < deploys:
+                    assert time.monotonic() < deadline, "the worker did not record the deploys"
+                    time.sleep(0.2)
         topic = setup.topics["incidents"]
         incidents = [orjson.loads(m.value()) for m in read_topic(bootstrap, topic, idle=2)]
         yield sim, setup, namespace, incidents

@@ -186,4 +186,5 @@ def test_label_monitors_run_on_outcomes_through_the_existing_partition_detectors
     assert (finding.stream_key, finding.subject) == ("derm|melanoma|65+", "derm")
     negative = join(record, _label("benign"), positive={"melanoma"})
     assert detectors.observe(negative.as_event()) == []  # missed is None: not a sample
-    assert list(detectors.snapshot_all()) == ["recall\x1fderm|melanoma|65+"]
+    # one stream, and the incident's episode (one per monitor and subject)
+    assert list(detectors.snapshot_all()) == ["recall\x1f\x1dderm", "recall\x1fderm|melanoma|65+"]

@@ -42,5 +42,6 @@ def incident_from_finding(finding: Finding) -> dict[str, Any]:
             "onset_sample": a.onset,
             "delay_samples": a.index - a.onset + 1,
             **({"group_gap": finding.detail} if finding.detail else {}),
+            **({"episode": finding.episode} if finding.episode else {}),
         },
     }

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from riskstream.core.detectors import Alarm, Detector, WindowStats, make_detector
+from riskstream.core.episodes import EPISODE_MARK, Episodes
 from riskstream.core.groups import GapSample, GroupRates, group_getter
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
 from riskstream.core.streams import StreamAlarm, StreamDetector, StreamSettings
@@ -130,6 +131,7 @@ class MonitorSpec:
     where: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     severity: str = "warning"
     incident_type: str = "drift"
+    episode_s: float = 6 * 3600.0  # later alarms on the subject update the incident (0: off)
     group: tuple[str, ...] = ()  # set: track each group's gap to the rest (see core.groups)
     gap: GapSettings = field(default_factory=lambda: GapSettings())
 
@@ -147,6 +149,8 @@ class Finding:
     subject: str
     alarm: StreamAlarm
     detail: dict[str, Any] | None = None  # e.g. the group's rate and the rest's
+    episode: dict[str, Any] | None = None  # alarms so far in this incident's episode
+    update: bool = False  # True: a later alarm of an incident already opened
 
 
 def _key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
@@ -254,6 +258,7 @@ class PartitionDetectors:
         self._silences = [_SilenceMonitor(s) for s in mine if s.detector == MISSING]
         self._by_name = {m.spec.name: m for m in self._monitors}
         self._silence_by_name = {m.spec.name: m for m in self._silences}
+        self._episodes = Episodes()
 
     @property
     def stream_count(self) -> int:
@@ -300,6 +305,8 @@ class PartitionDetectors:
                 t = parse_time(event["time"])
             sm.watch.see(sm.key_of(event), t)
             findings.extend(sm.finding(silent) for silent in sm.watch.silent())
+        if findings:
+            return [self._episodes.assign(f, STATE_KEY_SEPARATOR) for f in findings]
         return findings
 
     @staticmethod
@@ -336,13 +343,18 @@ class PartitionDetectors:
             for key in sm.watch.dirty:
                 out[sm.prefix + key] = dumps(sm.watch.snapshot(key))
             sm.watch.dirty.clear()
+        for key in self._episodes.dirty:
+            out[key] = dumps(self._episodes.snapshot(key))
+        self._episodes.dirty.clear()
         return out
 
     def mark_dirty(self, state_keys: Iterable[str]) -> None:
         """Mark streams changed again (after a checkpoint that may not have landed)."""
         for state_key in state_keys:
             name, _, key = state_key.partition(STATE_KEY_SEPARATOR)
-            if (m := self._by_name.get(name)) is not None and key in m.streams:
+            if key.startswith(EPISODE_MARK):
+                self._episodes.dirty.add(state_key)
+            elif (m := self._by_name.get(name)) is not None and key in m.streams:
                 m.dirty.add(key)
             elif m is not None and key.startswith(GAP_MARK):
                 m.rates_dirty.add(key[len(GAP_MARK) :])
@@ -354,6 +366,9 @@ class PartitionDetectors:
         silent: dict[str, dict[str, Any]] = {}
         for state_key, raw in snapshots.items():
             name, _, key = state_key.partition(STATE_KEY_SEPARATOR)
+            if key.startswith(EPISODE_MARK):
+                self._episodes.load(state_key, orjson.loads(raw))
+                continue
             if name in self._silence_by_name:
                 silent.setdefault(name, {})[key] = orjson.loads(raw)
                 continue
@@ -382,4 +397,5 @@ class PartitionDetectors:
             out.update((m.prefix + GAP_MARK + k, r.snapshot()) for k, r in m.rates.items())
         for sm in self._silences:
             out.update((sm.prefix + k, sm.watch.snapshot(k)) for k in sm.watch.streams())
+        out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
         return dict(sorted(out.items()))

@@ -37,6 +37,7 @@ __all__ = ["INCIDENT_OPENED", "Processor"]
 log = logging.getLogger(__name__)
 
 INCIDENT_OPENED = "io.riskstream.incident.opened"
+INCIDENT_UPDATED = "io.riskstream.incident.updated"
 CHANGE_MEMORY = 10_000  # recent change events kept for correlation
 
 
@@ -228,9 +229,10 @@ class Processor:
         data = incident_from_finding(finding)
         children = enrich(data, self._config.enrichment, self._changes)
         self._metrics.alarms.labels(finding.monitor.name).inc()
+        ce_type = INCIDENT_UPDATED if finding.update else INCIDENT_OPENED
         for incident in (data, *children):
             headers, value = encode_cloudevent(
-                INCIDENT_OPENED,
+                ce_type,
                 str(incident["incident_id"]),
                 str(incident["detected_at"]),
                 str(incident["subject"]),
