@@ -6,6 +6,7 @@ stand-ins exist, and which one a command gets.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
@@ -14,6 +15,7 @@ from riskstream.adapters.memory_bus import InMemoryBus
 from riskstream.adapters.memory_state import InMemoryStateStore
 from riskstream.codec import EventDecoder
 from riskstream.config import Config
+from riskstream.errors import StateStoreError
 from riskstream.metrics import ContainmentMetrics, ProcessorMetrics
 from riskstream.ports import StateStore
 from riskstream.services.containment import ContainmentService
@@ -27,6 +29,7 @@ __all__ = [
     "embedded_processor",
     "kafka_containment",
     "kafka_processor",
+    "redis_url_from_env",
 ]
 
 SUBJECT_FIELDS = {"inference": "model_id", "sensor": "sensor_id", "label": "model_id"}
@@ -78,7 +81,7 @@ def kafka_processor(
     from riskstream.adapters.redis_state import RedisStateStore
 
     bus = KafkaBus(KafkaSettings.from_env(bootstrap), max_poll_interval_ms)
-    url = redis_url or _redis_url_from_env()
+    url = redis_url or redis_url_from_env()
     store = RedisStateStore.from_url(url)
     predictions = None
     if config.joins_labels:
@@ -94,11 +97,8 @@ def kafka_processor(
     )
 
 
-def _redis_url_from_env() -> str:
-    import os
-
-    from riskstream.errors import StateStoreError
-
+def redis_url_from_env() -> str:
+    """``RISKSTREAM_REDIS_URL``, or an error saying how to give one."""
     url = os.environ.get("RISKSTREAM_REDIS_URL")
     if not url:
         raise StateStoreError("no Redis: pass --redis-url or set RISKSTREAM_REDIS_URL")
@@ -135,7 +135,7 @@ def kafka_containment(
     from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
     from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
 
-    url = redis_url or _redis_url_from_env()
+    url = redis_url or redis_url_from_env()
     return ContainmentService(
         config.containment,
         RedisFlagStore.from_url(url, namespace=namespace),

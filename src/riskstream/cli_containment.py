@@ -87,9 +87,9 @@ def run_containment(args: argparse.Namespace) -> int:
 
 def _stores(args: argparse.Namespace) -> tuple[Any, Any]:
     from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
-    from riskstream.bootstrap import _redis_url_from_env
+    from riskstream.bootstrap import redis_url_from_env
 
-    url = args.redis_url or _redis_url_from_env()
+    url = args.redis_url or redis_url_from_env()
     return (
         RedisFlagStore.from_url(url, namespace=args.namespace),
         RedisApprovalStore.from_url(url, namespace=args.namespace),

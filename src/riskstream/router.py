@@ -81,7 +81,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import orjson
 import redis
@@ -89,6 +88,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from riskstream.adapters.redis_client import client_from_url
 from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.errors import ConfigError
 
@@ -638,45 +638,14 @@ def _hint(exc: redis.RedisError) -> str:
     return "Redis refused the command; its message says why."
 
 
-def _client_from_url(
-    url: str,
-    *,
-    username: str | None,
-    password: str | None,
-    ssl_ca_certs: str | None,
-    ssl_certfile: str | None,
-    ssl_keyfile: str | None,
-    **client_kwargs: Any,
-) -> redis.Redis:
-    """A client for the router, checked as RedisStateStore.from_url checks its own."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    shown = f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
-    if (parts.password and password) or (parts.username and username):
-        raise ConfigError(
-            f"Redis credentials given both in the URL {shown!r} and as arguments; "
-            "give them once (redis-py would silently use the URL's)."
-        )
-    if parts.scheme not in {"redis", "rediss", "unix"}:
-        raise ConfigError(
-            f"Redis URL {shown!r} must start with redis://, rediss:// (TLS) or unix://"
-        )
-    tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
-    given_tls = {name: value for name, value in tls.items() if value is not None}
-    if given_tls and parts.scheme != "rediss":
-        raise ConfigError(
-            f"TLS options {sorted(given_tls)} were given but the Redis URL {shown!r} "
-            "is not TLS; use a rediss:// URL."
-        )
-    auth = {"username": username, "password": password}
+def _client_from_url(url: str, **client_kwargs: Any) -> redis.Redis:
+    """A client for the router: short timeouts and no retries of its own (the
+    router's loop retries, with backoff), otherwise as every Redis adapter's."""
     options: dict[str, Any] = {
         "socket_timeout": _DEFAULT_SOCKET_TIMEOUT_S,
         "socket_connect_timeout": _DEFAULT_SOCKET_TIMEOUT_S,
         "socket_keepalive": True,
-        "retry": Retry(NoBackoff(), 0),  # the router's own loop retries, with backoff
+        "retry": Retry(NoBackoff(), 0),
         "client_name": "riskstream-router",
     }
-    options.update(client_kwargs)
-    options.update({k: v for k, v in auth.items() if v is not None})
-    options.update(given_tls)
-    return redis.Redis.from_url(url, **options)
+    return client_from_url(url, **{**options, **client_kwargs})

@@ -17,7 +17,7 @@ import redis
 
 from riskstream.errors import ConfigError
 
-__all__ = ["client_from_url", "shown_url"]
+__all__ = ["client_from_url", "common_hint", "shown_url"]
 
 
 def shown_url(url: str) -> str:
@@ -64,3 +64,30 @@ def client_from_url(
     client_kwargs.update({k: v for k, v in auth.items() if v is not None})
     client_kwargs.update(given_tls)
     return redis.Redis.from_url(url, **client_kwargs)
+
+
+def common_hint(
+    exc: redis.RedisError, where: str, required_acl: str, unknown: str = ""
+) -> str | None:
+    """What to check for the failures every Redis adapter meets, or None for others.
+
+    ``unknown`` is what to tell the caller when a write may or may not have happened.
+    """
+    text = str(exc)
+    if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
+        return "Check the Redis username and password."
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return (
+            f"Is Redis up and reachable at {where}, and do the URL's scheme "
+            f"(rediss:// for TLS), the TLS certificates and the timeouts match the "
+            f"server?{' ' + unknown if unknown else ''}"
+        )
+    if (
+        isinstance(exc, redis.exceptions.NoPermissionError)
+        or "can't run this" in text
+        or "NOPERM" in text
+    ):
+        return f"The Redis ACL user needs {required_acl!r}."
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return "This is a read-only replica: point the URL at the primary."
+    return None

@@ -70,7 +70,7 @@ from riskstream.adapters.memory_flags import (
     refuse_mark_applied,
     unknown_action,
 )
-from riskstream.adapters.redis_client import client_from_url
+from riskstream.adapters.redis_client import client_from_url, common_hint
 from riskstream.core.approvals import PendingAction, check_decision
 from riskstream.core.audit import (
     GENESIS,
@@ -219,37 +219,10 @@ class _RedisStore:
         )
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        namespace: str = "default",
-        username: str | None = None,
-        password: str | None = None,
-        ssl_ca_certs: str | None = None,
-        ssl_certfile: str | None = None,
-        ssl_keyfile: str | None = None,
-        **client_kwargs: Any,
-    ) -> Self:
-        """Build a store and its own client from ``redis://``, ``rediss://`` or ``unix://``.
-
-        As :meth:`RedisStateStore.from_url
-        <riskstream.adapters.redis_state.RedisStateStore.from_url>`: TLS needs
-        ``rediss://`` and takes the CA bundle and, for mutual TLS, this client's
-        certificate and key; ``username``/``password`` are ACL credentials, better
-        passed here than in the URL; other keyword arguments go to
-        :meth:`redis.Redis.from_url`.
-        """
-        client = client_from_url(
-            url,
-            username=username,
-            password=password,
-            ssl_ca_certs=ssl_ca_certs,
-            ssl_certfile=ssl_certfile,
-            ssl_keyfile=ssl_keyfile,
-            **client_kwargs,
-        )
-        return cls(client, namespace, owns_client=True)
+    def from_url(cls, url: str, *, namespace: str = "default", **client_options: Any) -> Self:
+        """A store with its own client; ``client_options`` (ACL credentials, TLS files,
+        redis-py options) as :func:`~riskstream.adapters.redis_client.client_from_url`."""
+        return cls(client_from_url(url, **client_options), namespace, owns_client=True)
 
     @property
     def keys(self) -> FlagKeys:
@@ -284,25 +257,11 @@ class _RedisStore:
             ) from exc
 
     def _hint(self, exc: redis.RedisError, unknown: str) -> str:
+        if common := common_hint(exc, self._where, REQUIRED_ACL, unknown):
+            return common
         text = str(exc)
-        if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
-            return "Check the Redis username and password."
-        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-            return (
-                f"Is Redis up and reachable at {self._where}, and do the URL's scheme "
-                f"(rediss:// for TLS), the TLS certificates and the timeouts match the "
-                f"server?{' ' + unknown if unknown else ''}"
-            )
         if isinstance(exc, redis.exceptions.OutOfMemoryError):
             return "Redis is at maxmemory: raise maxmemory or free memory; nothing was written."
-        if (
-            isinstance(exc, redis.exceptions.NoPermissionError)
-            or "can't run this" in text
-            or "NOPERM" in text
-        ):
-            return f"The Redis ACL user needs {REQUIRED_ACL!r}."
-        if isinstance(exc, redis.exceptions.ReadOnlyError):
-            return "This is a read-only replica: point the URL at the primary."
         if "WRONGTYPE" in text:
             return (
                 f"Another program wrote keys under {self._keys.flags.rsplit(':', 1)[0]} with "

@@ -36,7 +36,7 @@ import orjson
 import redis
 
 from riskstream.adapters.memory_predictions import check_ttl, decode_record, encode_record
-from riskstream.adapters.redis_client import client_from_url
+from riskstream.adapters.redis_client import client_from_url, common_hint
 from riskstream.core.labels import PredictionStore
 from riskstream.errors import ConfigError, StateStoreError
 
@@ -114,36 +114,11 @@ class RedisPredictionStore:
 
     @classmethod
     def from_url(
-        cls,
-        url: str,
-        *,
-        namespace: str = "default",
-        username: str | None = None,
-        password: str | None = None,
-        ssl_ca_certs: str | None = None,
-        ssl_certfile: str | None = None,
-        ssl_keyfile: str | None = None,
-        **client_kwargs: Any,
+        cls, url: str, *, namespace: str = "default", **client_options: Any
     ) -> RedisPredictionStore:
-        """Build a store and its own client from ``redis://``, ``rediss://`` or ``unix://``.
-
-        As :meth:`RedisStateStore.from_url
-        <riskstream.adapters.redis_state.RedisStateStore.from_url>`: TLS needs
-        ``rediss://`` and takes the CA bundle and, for mutual TLS, this client's
-        certificate and key; ``username``/``password`` are ACL credentials, better
-        passed here than in the URL; other keyword arguments go to
-        :meth:`redis.Redis.from_url`.
-        """
-        client = client_from_url(
-            url,
-            username=username,
-            password=password,
-            ssl_ca_certs=ssl_ca_certs,
-            ssl_certfile=ssl_certfile,
-            ssl_keyfile=ssl_keyfile,
-            **client_kwargs,
-        )
-        return cls(client, namespace, owns_client=True)
+        """A store with its own client; ``client_options`` (ACL credentials, TLS files,
+        redis-py options) as :func:`~riskstream.adapters.redis_client.client_from_url`."""
+        return cls(client_from_url(url, **client_options), namespace, owns_client=True)
 
     @property
     def namespace(self) -> str:
@@ -221,30 +196,20 @@ class RedisPredictionStore:
             ) from exc
 
     def _hint(self, exc: redis.RedisError, partial: bool) -> str:
+        unknown = (
+            "Some, all or none of the predictions may be stored: put them again "
+            "(a put replaces, so repeating is safe)."
+            if partial
+            else ""
+        )
+        if common := common_hint(exc, self._where, REQUIRED_ACL, unknown):
+            return common
         text = str(exc)
-        if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
-            return "Check the Redis username and password."
-        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-            unknown = (
-                " Some, all or none of the predictions may be stored: put them again "
-                "(a put replaces, so repeating is safe)."
-                if partial
-                else ""
-            )
-            return (
-                f"Is Redis up and reachable at {self._where}, and do the URL's scheme "
-                f"(rediss:// for TLS), the TLS certificates and the timeouts match the "
-                f"server?{unknown}"
-            )
         if isinstance(exc, redis.exceptions.OutOfMemoryError):
             return (
                 "Redis is at maxmemory: raise maxmemory, shorten the predictions' TTL, or "
                 "keep fewer segment attributes per prediction."
             )
-        if isinstance(exc, redis.exceptions.NoPermissionError) or "NOPERM" in text:
-            return f"The Redis ACL user needs {REQUIRED_ACL!r}."
-        if isinstance(exc, redis.exceptions.ReadOnlyError):
-            return "This is a read-only replica: point the URL at the primary."
         if "CROSSSLOT" in text or "MOVED" in text:
             return "This is a Redis Cluster: the prediction store needs one server."
         return "Redis refused the command; its message above says why."

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 import redis
 
 from riskstream.adapters.memory_state import check_save_arguments, fenced_error
-from riskstream.adapters.redis_client import client_from_url
+from riskstream.adapters.redis_client import client_from_url, common_hint
 from riskstream.errors import ConfigError, StateStoreError
 from riskstream.ports import PartitionState, StateStore, TopicPartition
 
@@ -140,36 +140,10 @@ class RedisStateStore:
         self._save_script = client.register_script(_SAVE_LUA)
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        ssl_ca_certs: str | None = None,
-        ssl_certfile: str | None = None,
-        ssl_keyfile: str | None = None,
-        **client_kwargs: Any,
-    ) -> RedisStateStore:
-        """Build a store and its own client from ``redis://``, ``rediss://`` or ``unix://``.
-
-        TLS needs ``rediss://``: the ``ssl_*`` files are the CA bundle that signs
-        the server's certificate and, for mutual TLS, this client's certificate and
-        key.  ``username``/``password`` are Redis 6 ACL credentials (a password
-        alone authenticates as ``default``); pass them here rather than in the URL,
-        which tends to end up in logs.  Other keyword arguments go to
-        :meth:`redis.Redis.from_url` (timeouts, ``retry``, ``client_name``).
-        """
-        client = client_from_url(
-            url,
-            username=username,
-            password=password,
-            ssl_ca_certs=ssl_ca_certs,
-            ssl_certfile=ssl_certfile,
-            ssl_keyfile=ssl_keyfile,
-            **client_kwargs,
-        )
-        return cls(client, owns_client=True)
+    def from_url(cls, url: str, **client_options: Any) -> RedisStateStore:
+        """A store with its own client; ``client_options`` (ACL credentials, TLS files,
+        redis-py options) as :func:`~riskstream.adapters.redis_client.client_from_url`."""
+        return cls(client_from_url(url, **client_options), owns_client=True)
 
     def __repr__(self) -> str:
         return f"RedisStateStore({self._where})"
@@ -258,27 +232,17 @@ class RedisStateStore:
             ) from exc
 
     def _hint(self, exc: redis.RedisError, action: str) -> str:
+        unknown = (
+            "The save may or may not have been applied (it is atomic either way): "
+            "repeat it, or claim the partition again to read what is stored."
+            if action == "save"
+            else ""
+        )
+        if common := common_hint(exc, self._where, REQUIRED_ACL, unknown):
+            return common
         text = str(exc)
-        if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
-            return "Check the Redis username and password."
-        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-            unknown = (
-                " The save may or may not have been applied (it is atomic either way): "
-                "repeat it, or claim the partition again to read what is stored."
-                if action == "save"
-                else ""
-            )
-            return (
-                f"Is Redis up and reachable at {self._where}, and do the URL's scheme "
-                f"(rediss:// for TLS), the TLS certificates and the timeouts match the "
-                f"server?{unknown}"
-            )
         if isinstance(exc, redis.exceptions.OutOfMemoryError):
             return "Redis is at maxmemory: raise maxmemory or free memory; nothing was written."
-        if isinstance(exc, redis.exceptions.NoPermissionError) or "can't run this" in text:
-            return f"The Redis ACL user needs {REQUIRED_ACL!r}."
-        if isinstance(exc, redis.exceptions.ReadOnlyError):
-            return "This is a read-only replica: point the URL at the primary."
         if isinstance(exc, redis.exceptions.DataError):
             return "A value of an unsupported type was passed: snapshots must be bytes."
         if text.startswith("WRONGTYPE"):
