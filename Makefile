@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help demo test lint typecheck check services fetch-kafka redis-server clean
+.PHONY: help demo test lint typecheck check services fetch-kafka system-packages clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,19 +25,25 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed  ## install riskstream into .venv and run `riskstream demo` (no servers)
 	$(VENV)/bin/riskstream demo
 
-redis-server:  ## install Debian's redis-server when it is missing (the tests start their own)
-	@command -v redis-server >/dev/null || { \
-	  echo "installing redis-server (Debian package)"; \
+# Debian packages the tests use: redis-server (started by the tests), promtool (checks
+# deploy/prometheus rules), chromium + chromedriver (the console's browser test).
+SYSTEM_PACKAGES := redis-server:redis-server promtool:prometheus chromium:chromium chromedriver:chromium-driver
+
+system-packages:  ## install the Debian packages the tests need, when missing
+	@missing=; for pair in $(SYSTEM_PACKAGES); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 fetch-kafka: $(VENV)/.installed-dev  ## download the Kafka broker's jars from Maven Central (cached)
 	$(PY) deploy/local/services.py fetch
 
-test: $(VENV)/.installed-dev redis-server fetch-kafka  ## install everything, start Kafka + Redis, run all tests
+test: $(VENV)/.installed-dev system-packages fetch-kafka  ## install everything, start Kafka + Redis, run all tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-services: $(VENV)/.installed-dev redis-server fetch-kafka  ## run a local Kafka broker and Redis until Ctrl-C
+services: $(VENV)/.installed-dev system-packages fetch-kafka  ## run a local Kafka broker and Redis until Ctrl-C
 	$(PY) deploy/local/services.py up
 
 lint: $(VENV)/.installed-dev  ## ruff
