@@ -7,6 +7,7 @@ stand-ins exist, and which one a command gets.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
@@ -17,17 +18,20 @@ from riskstream.codec import EventDecoder
 from riskstream.config import Config
 from riskstream.errors import StateStoreError
 from riskstream.metrics import ContainmentMetrics, ProcessorMetrics
-from riskstream.ports import StateStore
+from riskstream.ports import IncidentStore, StateStore
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
+from riskstream.services.operations import OperatorService
 from riskstream.validation import validator_for
 
 __all__ = [
     "SUBJECT_FIELDS",
     "build_decoder",
     "embedded_containment",
+    "embedded_operations",
     "embedded_processor",
     "kafka_containment",
+    "kafka_operations",
     "kafka_processor",
     "redis_url_from_env",
 ]
@@ -110,9 +114,11 @@ def embedded_containment(
     bus: InMemoryBus,
     registry: CollectorRegistry | None = None,
     clock: Callable[[], float] | None = None,
+    incidents: IncidentStore | None = None,
 ) -> ContainmentService:
     """The containment service on in-memory stores and bus: the embedded default."""
     from riskstream.adapters.memory_flags import InMemoryApprovalStore, InMemoryFlagStore
+    from riskstream.adapters.memory_incidents import InMemoryIncidentStore
 
     return ContainmentService(
         config.containment,
@@ -120,7 +126,24 @@ def embedded_containment(
         InMemoryApprovalStore(),
         bus.producer(),
         ContainmentMetrics(registry or CollectorRegistry()),
-        **({"clock": clock} if clock else {}),
+        clock=clock or time.time,
+        incidents=incidents or InMemoryIncidentStore(),
+    )
+
+
+def embedded_operations(
+    config: Config,
+    bus: InMemoryBus,
+    registry: CollectorRegistry | None = None,
+    clock: Callable[[], float] | None = None,
+) -> OperatorService:
+    """What a person does about incidents, on in-memory stores (the demo, unit tests)."""
+    from riskstream.adapters.memory_incidents import InMemoryIncidentStore
+
+    incidents = InMemoryIncidentStore()
+    containment = embedded_containment(config, bus, registry, clock, incidents)
+    return OperatorService(
+        containment, incidents, bus.producer(), config.topics.incidents, clock or time.time
     )
 
 
@@ -134,6 +157,7 @@ def kafka_containment(
     """The containment service on Redis flags and approvals, publishing to Kafka."""
     from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
     from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+    from riskstream.adapters.redis_incidents import RedisIncidentStore
 
     url = redis_url or redis_url_from_env()
     return ContainmentService(
@@ -142,4 +166,23 @@ def kafka_containment(
         RedisApprovalStore.from_url(url, namespace=namespace),
         KafkaBus(KafkaSettings.from_env(bootstrap)).producer(),
         ContainmentMetrics(registry),
+        incidents=RedisIncidentStore.from_url(url, namespace=namespace),
     )
+
+
+def kafka_operations(
+    config: Config,
+    bootstrap: str | None,
+    redis_url: str | None,
+    registry: CollectorRegistry,
+    namespace: str = "default",
+) -> OperatorService:
+    """What a person does about incidents, on the Redis stores the worker writes."""
+    from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis_incidents import RedisIncidentStore
+
+    url = redis_url or redis_url_from_env()
+    containment = kafka_containment(config, bootstrap, redis_url, registry, namespace)
+    producer = KafkaBus(KafkaSettings.from_env(bootstrap)).producer()
+    incidents = RedisIncidentStore.from_url(url, namespace=namespace)
+    return OperatorService(containment, incidents, producer, config.topics.incidents)

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "ContainmentError",
     "FencedError",
+    "NotFoundError",
     "RiskstreamError",
     "SchemaError",
     "StateStoreError",
@@ -45,3 +46,7 @@ class FencedError(StateStoreError):
 
 class ContainmentError(RiskstreamError):
     """A containment action could not be applied."""
+
+
+class NotFoundError(RiskstreamError):
+    """An incident, action or flag asked for by id does not exist."""

@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 
 from riskstream.core.approvals import PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
+from riskstream.core.incident_records import IncidentRecord
 from riskstream.core.routing import FlagChange, RoutingFlag
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "AuditReport",
     "Consumer",
     "FlagStore",
+    "IncidentStore",
     "MessageBus",
     "PartitionState",
     "Producer",
@@ -175,6 +177,17 @@ class FlagStore(Protocol):
 
     def apply(self, change: FlagChange, at: float) -> ApplyResult: ...
 
+    def record_event(
+        self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]
+    ) -> bool:
+        """Append a non-flag event (an acknowledgement, a rejection…) to the audit chain.
+
+        The entry's ``before`` is ``None`` and its ``after`` is ``event``, which
+        carries an ``"event"`` key naming what happened.  False (nothing written)
+        if ``change_id`` was recorded or applied before.
+        """
+        ...
+
     def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]: ...
 
     def verify_audit(self) -> AuditReport:
@@ -207,6 +220,32 @@ class ApprovalStore(Protocol):
 
     def mark_applied(self, action_id: str) -> None:
         """Record that an approved action was carried out."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class IncidentStore(Protocol):
+    """Incident records (see :mod:`riskstream.core.incident_records`), read and folded.
+
+    :meth:`update` is an atomic read-modify-write, so the containment worker
+    recording an action and a person acknowledging at the same moment both land.
+    """
+
+    def update(
+        self, incident_id: str, change: Callable[[IncidentRecord | None], IncidentRecord | None]
+    ) -> IncidentRecord | None:
+        """Apply ``change`` to the stored record (``None`` if none) and store its result.
+
+        ``change`` may run more than once (on a concurrent write) and must be pure;
+        returning ``None`` writes nothing.
+        """
+        ...
+
+    def get(self, incident_id: str) -> IncidentRecord | None: ...
+
+    def recent(self, limit: int = 500) -> list[IncidentRecord]:
+        """Up to ``limit`` records, the most recently detected first."""
         ...
 
     def close(self) -> None: ...

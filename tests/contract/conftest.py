@@ -137,3 +137,31 @@ def predictions(
         yield PredictionBackend(backend, wait)
     finally:
         backend.close()
+
+
+# --- incident stores (appended) ---
+
+from riskstream.adapters.memory_incidents import InMemoryIncidentStore  # noqa: E402
+from riskstream.adapters.redis_incidents import RedisIncidentStore  # noqa: E402
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory"),
+        pytest.param("real-redis", marks=pytest.mark.integration),
+    ]
+)
+def incident_store(
+    request: pytest.FixtureRequest, unique: Callable[[str], str]
+) -> Iterator[InMemoryIncidentStore | RedisIncidentStore]:
+    """An empty incident store: in memory, or a fresh namespace on real Redis."""
+    backend: InMemoryIncidentStore | RedisIncidentStore
+    if request.param == "memory":
+        backend = InMemoryIncidentStore()
+    else:
+        url = request.getfixturevalue("redis_url")
+        backend = RedisIncidentStore.from_url(url, namespace=unique(request.node.name))
+    try:
+        yield backend
+    finally:
+        backend.close()

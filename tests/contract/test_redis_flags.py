@@ -60,6 +60,8 @@ def test_the_layout_the_router_clients_read() -> None:
         "rs:{flags|default}:head",
         "rs:{flags|default}:pending",
         "rs:{flags|default}:changed",
+        "rs:{flags|default}:incidents",
+        "rs:{flags|default}:incidents_by_time",
     )
     for namespace in ("default", "prod-eu", "team.a:b", "ünï"):
         slots = {key_slot(key.encode()) for key in flag_keys(namespace)}

@@ -156,7 +156,8 @@ def test_clinical_rollback_waits_for_a_named_approver_and_tampering_is_detected(
     decided = approvals.get(pending.action_id)
     assert (decided.status, decided.decided_by) == ("applied", "dr.okafor")
 
-    assert "intact: 2 entries" in _cli(
+    # human-review applied, the approval (an audit event), the rollback by the approver
+    assert "intact: 3 entries" in _cli(
         redis_url, namespace, setup, kafka_bootstrap, "audit", "verify"
     )
     client = redis.Redis.from_url(redis_url)

@@ -18,6 +18,9 @@ Semantics every flag store follows:
 - The audit trail is a hash chain (:mod:`riskstream.core.audit`) with seqs 1, 2,
   3...; ``audit(start, count)`` returns the entries with ``seq > start`` (so
   ``start`` is both "how many to skip" and "the last seq already seen").
+- ``record_event`` appends an entry with ``before`` ``None`` and ``after`` the
+  event (which has an ``"event"`` key, and no flag's ``active_version``); its
+  change id shares the set of applied ids, so it is recorded at most once.
 
 Semantics every approval store follows: actions are stored as JSON-able data (a
 tuple in ``action`` comes back a list); ``add`` refuses anything not ``pending``;
@@ -50,6 +53,7 @@ __all__ = [
     "InMemoryFlagStore",
     "check_audit_range",
     "check_change",
+    "check_event",
     "check_new_pending",
     "pending_from_json",
     "pending_to_json",
@@ -75,6 +79,14 @@ def check_change(change: FlagChange) -> None:
             f"{change.expected_revision}: the new revision must be "
             f"{change.expected_revision + 1}; nothing changed"
         )
+
+
+def check_event(event: dict[str, object]) -> None:
+    """An audit event names itself and cannot be mistaken for a flag."""
+    if not isinstance(event.get("event"), str) or not event["event"]:
+        raise ContainmentError(f"audit event {event!r} needs a non-empty 'event' key")
+    if "active_version" in event:
+        raise ContainmentError("an audit event must not carry a flag's 'active_version'")
 
 
 def check_audit_range(start: int, count: int | None) -> None:
@@ -187,6 +199,23 @@ class InMemoryFlagStore:
         for listener in listeners:
             listener(model_id, change.flag.revision)
         return ApplyResult("applied", RoutingFlag.from_data(after))
+
+    def record_event(
+        self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]
+    ) -> bool:
+        check_event(event)
+        with self._lock:
+            if change_id in self._applied:
+                return False
+            seq, prev_hash = self._head
+            entry = next_entry(
+                seq=seq + 1, prev_hash=prev_hash, change_id=change_id, model_id=model_id,
+                actor=actor, at=at, before=None, after=dict(event),
+            )  # fmt: skip
+            self._applied.add(change_id)
+            self._entries.append(entry)
+            self._head = (entry.seq, entry.hash)
+        return True
 
     def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
         check_audit_range(start, count)

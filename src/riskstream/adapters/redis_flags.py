@@ -64,6 +64,7 @@ import redis
 from riskstream.adapters.memory_flags import (
     check_audit_range,
     check_change,
+    check_event,
     check_new_pending,
     pending_from_json,
     pending_to_json,
@@ -83,7 +84,14 @@ from riskstream.core.routing import FlagChange, RoutingFlag
 from riskstream.errors import ConfigError, StateStoreError
 from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
 
-__all__ = ["REQUIRED_ACL", "FlagKeys", "RedisApprovalStore", "RedisFlagStore", "flag_keys"]
+__all__ = [
+    "REQUIRED_ACL",
+    "FlagKeys",
+    "RedisApprovalStore",
+    "RedisFlagStore",
+    "RedisNamespaceStore",
+    "flag_keys",
+]
 
 KEY_PREFIX: Final = "rs"
 #: The least an ACL user of both stores needs (``ACL SETUSER <name> on >pw <REQUIRED_ACL>``).
@@ -92,7 +100,7 @@ KEY_PREFIX: Final = "rs"
 REQUIRED_ACL: Final = (
     f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* +multi +exec +evalsha +script|load "
     "+hget +hmget +hgetall +hsetnx +hset +sismember +sadd "
-    "+xadd +xrange +xrevrange +publish"
+    "+xadd +xrange +xrevrange +publish +watch +unwatch +zadd +zrevrange"
 )
 _PAGE: Final = 1000  # stream entries per XRANGE while reading the whole trail
 
@@ -139,6 +147,34 @@ return {'applied'}
 """
 
 # KEYS: pending.  ARGV: action_id, the JSON read, the JSON to write.  1 if swapped.
+# KEYS: applied, audit, head
+# ARGV: 1 change_id, 2 seq, 3 prev_hash, 4 hash, 5 entry JSON, 6 genesis hash
+_RECORD_LUA: Final = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  return {'duplicate'}
+end
+local head = redis.call('HMGET', KEYS[3], 'seq', 'hash')
+local head_seq = head[1] or '0'
+local head_hash = head[2] or ARGV[6]
+if head_hash ~= ARGV[3] or tonumber(head_seq) + 1 ~= tonumber(ARGV[2]) then
+  return {'retry', head_seq, head_hash}
+end
+if redis.acl_check_cmd then
+  local writes = {{'XADD', KEYS[2], '1-0', 'entry', 'x'}, {'SADD', KEYS[1], 'm'},
+                  {'HSET', KEYS[3], 'k', 'v'}}
+  for _, command in ipairs(writes) do
+    if not redis.acl_check_cmd(unpack(command)) then
+      return redis.error_reply('NOPERM the ACL user may not run ' .. command[1] ..
+        ' on ' .. command[2] .. ' (nothing was written)')
+    end
+  end
+end
+redis.call('XADD', KEYS[2], ARGV[2] .. '-0', 'entry', ARGV[5])
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[3], 'seq', ARGV[2], 'hash', ARGV[4])
+return {'recorded'}
+"""
+
 _SWAP_LUA: Final = """
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
   return 0
@@ -157,6 +193,8 @@ class FlagKeys(NamedTuple):
     head: str
     pending: str
     changed: str
+    incidents: str  # incident records by id (riskstream.adapters.redis_incidents)
+    incidents_by_time: str  # their ids scored by detection time
 
 
 _FORBIDDEN_IN_NAMESPACE: Final = frozenset("{}|%")
@@ -193,8 +231,8 @@ class _BadStreamEntry(Exception):
         self.position = position
 
 
-class _RedisStore:
-    """What both stores share: the client, the namespace, from_url and error wording."""
+class RedisNamespaceStore:
+    """What the stores of a namespace share: the client, from_url and error wording."""
 
     _noun: str = "Redis store"
 
@@ -282,7 +320,7 @@ class _RedisStore:
         )
 
 
-class RedisFlagStore(_RedisStore):
+class RedisFlagStore(RedisNamespaceStore):
     """Routing flags, their hash-chained audit trail and change notifications in Redis.
 
     Give it a ``redis.Redis`` client built with ``decode_responses=False``; the
@@ -302,6 +340,7 @@ class RedisFlagStore(_RedisStore):
     ) -> None:
         super().__init__(client, namespace, owns_client=owns_client)
         self._apply_script = client.register_script(_APPLY_LUA)
+        self._record_script = client.register_script(_RECORD_LUA)
         db = int(client.get_connection_kwargs().get("db", 0))
         self._apply_lock = _apply_lock(self._where, db, namespace)
         self._retries = 0
@@ -381,6 +420,35 @@ class RedisFlagStore(_RedisStore):
             f"{action}: other writers appended to the audit trail before each of "
             f"{self.max_apply_attempts} attempts; nothing was written. Fewer processes "
             "applying to one namespace at once (or a higher max_apply_attempts) will do."
+        )
+
+    def record_event(
+        self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]
+    ) -> bool:
+        check_event(event)
+        action = f"record {event['event']} ({change_id}) in the audit trail"
+        unknown = "It may or may not have been recorded: record it again (it is kept once)."
+        keys = (self._keys.applied, self._keys.audit, self._keys.head)
+        with self._apply_lock, self._translate(action, unknown):
+            head = self._client.hmget(self._keys.head, ["seq", "hash"])
+            seq, prev_hash = cast(list[bytes | None], head)
+            for _ in range(self.max_apply_attempts):
+                entry = next_entry(
+                    seq=int(seq or 0) + 1,
+                    prev_hash=GENESIS if prev_hash is None else prev_hash.decode(),
+                    change_id=change_id, model_id=model_id, actor=actor, at=at,
+                    before=None, after=dict(event),
+                )  # fmt: skip
+                args: list[Any] = [change_id, entry.seq, entry.prev_hash, entry.hash]
+                data = orjson.dumps(entry_to_data(entry))
+                reply = self._record_script(keys=keys, args=[*args, data, GENESIS])
+                if reply[0] != b"retry":
+                    return bool(reply[0] == b"recorded")
+                _, seq, prev_hash = reply
+                self._retries += 1
+        raise StateStoreError(
+            f"{self._noun} at {self._where} could not {action}: other writers appended "
+            f"to the audit trail before each of {self.max_apply_attempts} attempts"
         )
 
     def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
@@ -481,7 +549,7 @@ class RedisFlagStore(_RedisStore):
         return data
 
 
-class RedisApprovalStore(_RedisStore):
+class RedisApprovalStore(RedisNamespaceStore):
     """Pending actions in the namespace's ``pending`` hash; decisions by compare-and-swap.
 
     A decision reads the action, applies

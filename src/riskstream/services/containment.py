@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from riskstream.codec import encode_cloudevent
 from riskstream.core.approvals import PendingAction
-from riskstream.core.audit import AuditEntry
+from riskstream.core.audit import AuditEntry, AuditReport
+from riskstream.core.incident_records import (
+    IncidentRecord,
+    note_action,
+    record_incident,
+    with_entry,
+)
 from riskstream.core.playbooks import (
     Action,
     ContainmentPolicy,
@@ -30,7 +37,7 @@ from riskstream.core.routing import FlagChange, RoutingFlag, change_id
 from riskstream.core.timeutil import format_time, parse_time
 from riskstream.errors import ContainmentError
 from riskstream.metrics import ContainmentMetrics
-from riskstream.ports import ApprovalStore, FlagStore, Producer
+from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
 
 __all__ = ["CONTAINMENT_ACTOR", "ROUTING_CHANGED", "ContainmentService"]
 
@@ -50,6 +57,7 @@ class ContainmentService:
         producer: Producer,
         metrics: ContainmentMetrics,
         clock: Callable[[], float] = time.time,
+        incidents: IncidentStore | None = None,
     ) -> None:
         self._policy = policy
         self._flags = flags
@@ -57,6 +65,7 @@ class ContainmentService:
         self._producer = producer
         self._metrics = metrics
         self._clock = clock
+        self._incidents = incidents
         self._audit_entries: list[AuditEntry] = []  # read incrementally; the trail only grows
 
     # -- inputs -----------------------------------------------------------------
@@ -65,16 +74,21 @@ class ContainmentService:
         """Carry out the matching playbook; one outcome per action, in order."""
         received = self._clock()
         self._metrics.incidents.inc()
+        incident_id = str(incident["incident_id"])
+        self._record(incident_id, lambda r: record_incident(r, incident, received))
         if incident.get("status") == "resolved":
             return self.on_resolved(incident)
         playbook = select_playbook(self._policy.playbooks, incident)
         if playbook is None:
-            log.info("incident %s: no playbook matches", incident.get("incident_id"))
+            log.info("incident %s: no playbook matches", incident_id)
             return []
         outcomes = []
         for index, action in enumerate(playbook.actions):
             outcome = self._start(index, action, incident)
             self._metrics.actions.labels(action.kind, outcome.split(":")[0]).inc()
+            self._note_action(
+                incident_id, CONTAINMENT_ACTOR, action.kind, outcome, change_id(incident_id, index)
+            )
             outcomes.append(outcome)
         self._metrics.time_to_flag.observe(self._clock() - received)
         return outcomes
@@ -131,6 +145,9 @@ class ContainmentService:
 
             outcome = self._write(revert_id, applied.model_id, wanted, self._clock())
             self._metrics.actions.labels(action.kind, "reverted").inc()
+            self._note_action(
+                incident_id, CONTAINMENT_ACTOR, f"revert {action.kind}", outcome, revert_id
+            )
             outcomes.append(f"reverted: {outcome}")
         return outcomes
 
@@ -141,6 +158,7 @@ class ContainmentService:
         decided = self._approvals.decide(action_id, status, by, self._clock(), note)
         self._metrics.actions.labels(decided.action["kind"], status).inc()
         self._refresh_pending_gauge()
+        self._decided(decided)
         if status == "approved":
             outcome = self._carry_out(decided, actor=by)
             if outcome.startswith("failed"):
@@ -161,11 +179,49 @@ class ContainmentService:
             except ContainmentError:  # decided meanwhile by a person: theirs stands
                 continue
             self._metrics.actions.labels(pending.action["kind"], "expired").inc()
+            self._decided(decided)
             if decided.on_timeout == "apply":
                 self._carry_out(decided, actor="riskstream/timeout")
             expired.append(decided)
         self._refresh_pending_gauge()
         return expired
+
+    def override(
+        self,
+        model_id: str,
+        by: str,
+        reason: str,
+        *,
+        version: str | None = None,
+        mode: str | None = None,
+        traffic_fraction: float | None = None,
+    ) -> RoutingFlag:
+        """A person sets a model's flag by hand: audited under their name, published."""
+        if not reason.strip():
+            raise ContainmentError("a manual flag change needs a reason, for the audit trail")
+        cid = f"manual:{model_id}:{uuid.uuid4().hex}"
+        now = self._clock()
+
+        def wanted(current: RoutingFlag | None) -> RoutingFlag:
+            if current is None and version is None:
+                raise ContainmentError(f"{model_id} has no flag yet: give a version to create one")
+            base = current or RoutingFlag(model_id=model_id, active_version=str(version))
+            changes: dict[str, Any] = {"mode": mode, "traffic_fraction": traffic_fraction}
+            changes["active_version"] = version
+            return base.evolve(
+                **{k: v for k, v in changes.items() if v is not None},
+                reason=f"manual: {reason}", actor=by, incident_id=None,
+                revision=base.revision + 1, updated_at=now, expires_at=None,
+            )  # fmt: skip
+
+        self._write(cid, model_id, wanted, now)
+        flag = self._flags.get(model_id)
+        assert flag is not None
+        return flag
+
+    def record_event(self, model_id: str, event: dict[str, object], by: str, key: str) -> bool:
+        """An operator's act (acknowledge, resolve…) in the hash-chained audit trail."""
+        return self._flags.record_event(key, model_id, by, self._clock(), event)
 
     def flags(self) -> dict[str, RoutingFlag]:
         """Every model's routing flag as it stands."""
@@ -175,7 +231,55 @@ class ContainmentService:
         """Actions waiting for a person."""
         return self._approvals.list("pending")
 
+    def actions(self, status: str | None = None) -> list[PendingAction]:
+        """Actions held for approval, in any state (``None``: all)."""
+        return self._approvals.list(status)
+
+    def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
+        return self._flags.audit(start, count)
+
+    def verify_audit(self) -> AuditReport:
+        return self._flags.verify_audit()
+
     # -- internals ----------------------------------------------------------------
+
+    def _record(
+        self, incident_id: str, change: Callable[[IncidentRecord | None], IncidentRecord | None]
+    ) -> None:
+        if self._incidents is not None:
+            self._incidents.update(incident_id, change)
+
+    def _note_action(self, incident_id: str, actor: str, what: str, outcome: str, key: str) -> None:
+        at = self._clock()
+        self._record(
+            incident_id,
+            lambda r: (
+                None
+                if r is None
+                else note_action(r, at, actor, what, outcome, f"{key}:{outcome.split(':')[0]}")
+            ),
+        )
+
+    def _decided(self, decided: PendingAction) -> None:
+        """The decision on the incident's timeline and in the audit trail."""
+        at = decided.decided_at or self._clock()
+        by = decided.decided_by or "unknown"
+        what = f"{decided.action['kind']} {decided.status}"
+        detail = f"{what}{': ' + decided.note if decided.note else ''}"
+        self._record(
+            decided.incident_id,
+            lambda r: (
+                None
+                if r is None
+                else with_entry(r, at, decided.status, by, detail, f"decision:{decided.action_id}")
+            ),
+        )
+        event: dict[str, object] = {
+            "event": f"action.{decided.status}", "action_id": decided.action_id,
+            "incident_id": decided.incident_id, "action": decided.action["kind"],
+            "note": decided.note,
+        }  # fmt: skip
+        self._flags.record_event(f"{decided.action_id}:decision", decided.model_id, by, at, event)
 
     def _start(self, index: int, action: Action, incident: Mapping[str, Any]) -> str:
         incident_id = str(incident["incident_id"])
@@ -268,7 +372,7 @@ class ContainmentService:
         return [
             (e.at, (e.before or {}).get("active_version"), str(e.after.get("active_version")))  # type: ignore[misc]
             for e in self._audit()
-            if e.model_id == model_id
+            if e.model_id == model_id and "active_version" in e.after
         ]
 
     def _over_limits(self, model_id: str, action: Action) -> str:

@@ -1,0 +1,263 @@
+"""An incident as the people handling it see it: the latest event plus what was done.
+
+The incidents topic carries what the detectors found; an operator also needs to
+know who acknowledged it, what containment did, what was approved, and when it
+was resolved.  An :class:`IncidentRecord` folds all of that into one document
+with a timeline, so the API, the console, the CLI and the reports read one thing.
+
+Every fold is idempotent: a timeline entry carries a ``key`` and an entry whose
+key is already there is not added again, so a redelivered incident or a retried
+write leaves the record as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from riskstream.core.timeutil import parse_time
+from riskstream.errors import ConfigError
+
+__all__ = [
+    "SEVERITY_RANK",
+    "IncidentFilter",
+    "IncidentRecord",
+    "TimelineEntry",
+    "acknowledge",
+    "headline",
+    "note_action",
+    "record_incident",
+    "resolve",
+    "with_entry",
+]
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+DETECTION_ACTOR = "riskstream/detection"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: float  # epoch seconds; data time for onset/detection, wall time for people
+    kind: str  # onset, detected, updated, action, approved, rejected, acknowledged, resolved…
+    actor: str
+    detail: str
+    key: str  # de-duplicates redelivered events
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "kind": self.kind,
+            "actor": self.actor,
+            "detail": self.detail,
+            "key": self.key,
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> TimelineEntry:
+        return cls(
+            float(data["at"]),
+            str(data["kind"]),
+            str(data["actor"]),
+            str(data["detail"]),
+            str(data["key"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRecord:
+    incident: Mapping[str, Any]  # the latest incident data (schemas/incident.schema.json)
+    received_at: float
+    status: str = "open"  # open → contained → resolved
+    acknowledged_by: str | None = None
+    acknowledged_at: float | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+    timeline: tuple[TimelineEntry, ...] = ()
+
+    @property
+    def incident_id(self) -> str:
+        return str(self.incident["incident_id"])
+
+    @property
+    def severity(self) -> str:
+        return str(self.incident.get("severity", "info"))
+
+    @property
+    def subject(self) -> str:
+        return str(self.incident.get("subject", ""))
+
+    @property
+    def detected_at(self) -> float:
+        return _time(self.incident, "detected_at", self.received_at)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "incident": dict(self.incident),
+            "received_at": self.received_at,
+            "status": self.status,
+            "acknowledged_by": self.acknowledged_by,
+            "acknowledged_at": self.acknowledged_at,
+            "resolved_by": self.resolved_by,
+            "resolved_at": self.resolved_at,
+            "timeline": [entry.to_data() for entry in self.timeline],
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> IncidentRecord:
+        return cls(
+            incident=dict(data["incident"]),
+            received_at=float(data["received_at"]),
+            status=str(data["status"]),
+            acknowledged_by=data.get("acknowledged_by"),
+            acknowledged_at=data.get("acknowledged_at"),
+            resolved_by=data.get("resolved_by"),
+            resolved_at=data.get("resolved_at"),
+            timeline=tuple(TimelineEntry.from_data(e) for e in data.get("timeline", ())),
+        )
+
+
+def headline(incident: Mapping[str, Any]) -> str:
+    """One line a person can act on: what, where, and how much it moved.
+
+    >>> headline({"severity": "critical", "type": "fairness", "subject": "bot",
+    ...           "stream_key": "bot|group-c", "evidence": {"value": "harmful",
+    ...           "before": {"mean": 0.01}, "after": {"mean": 0.04}}})
+    'critical fairness on bot|group-c: harmful 0.01 → 0.04'
+    """
+    if incident.get("summary"):
+        return str(incident["summary"])
+    evidence = incident.get("evidence") or {}
+    before = (evidence.get("before") or {}).get("mean")
+    after = (evidence.get("after") or {}).get("mean")
+    moved = ""
+    if isinstance(before, int | float) and isinstance(after, int | float):
+        moved = f": {evidence.get('value') or 'value'} {before:.4g} → {after:.4g}"
+    where = incident.get("stream_key") or incident.get("subject")
+    return f"{incident.get('severity')} {incident.get('type')} on {where}{moved}"
+
+
+def record_incident(
+    record: IncidentRecord | None, incident: Mapping[str, Any], at: float
+) -> IncidentRecord:
+    """Fold one incident event (opened, updated or resolved) into its record."""
+    if record is None:
+        onset, detected = (_time(incident, k, at) for k in ("onset_at", "detected_at"))
+        record = IncidentRecord(incident=dict(incident), received_at=at)
+        record = with_entry(record, onset, "onset", DETECTION_ACTOR, "estimated onset", "onset")
+        record = with_entry(
+            record, detected, "detected", DETECTION_ACTOR, headline(incident), "detected"
+        )
+    elif _without_status(incident) != _without_status(record.incident) and (
+        incident.get("status") != "resolved"
+    ):
+        alarms = ((incident.get("evidence") or {}).get("episode") or {}).get("alarms")
+        detail = f"evidence grew: {alarms} alarms in this episode" if alarms else "updated"
+        keep = {"status": record.incident.get("status", "open")}
+        record = replace(record, incident={**incident, **keep})
+        record = with_entry(record, at, "updated", DETECTION_ACTOR, detail, f"updated:{alarms}")
+    if incident.get("status") == "resolved" and record.status != "resolved":
+        record = resolve(record, str(incident.get("resolved_by") or "riskstream"), at, "")
+    return record
+
+
+def with_entry(
+    record: IncidentRecord, at: float, kind: str, actor: str, detail: str, key: str
+) -> IncidentRecord:
+    """The record with one more timeline entry; unchanged if ``key`` is there already.
+
+    Entries stay in the order they were recorded: onset and detection carry data
+    time, people and containment wall time, and a replay makes the two far apart.
+    """
+    if any(entry.key == key for entry in record.timeline):
+        return record
+    entry = TimelineEntry(at, kind, actor, detail, key)
+    return replace(record, timeline=(*record.timeline, entry))
+
+
+def note_action(
+    record: IncidentRecord, at: float, actor: str, what: str, outcome: str, key: str
+) -> IncidentRecord:
+    """A containment outcome on the timeline; the first one that took effect contains it."""
+    record = with_entry(record, at, "action", actor, f"{what}: {outcome}", key)
+    if record.status == "open" and outcome.split(":")[0] in ("applied", "duplicate"):
+        record = replace(
+            record, status="contained", incident={**record.incident, "status": "contained"}
+        )
+    return record
+
+
+def acknowledge(record: IncidentRecord, by: str, at: float, note: str) -> IncidentRecord:
+    """Someone has it: stops the page from re-firing; changes nothing else."""
+    if record.acknowledged_by is not None:
+        return record
+    record = replace(record, acknowledged_by=by, acknowledged_at=at)
+    return with_entry(record, at, "acknowledged", by, note or "acknowledged", "acknowledged")
+
+
+def resolve(record: IncidentRecord, by: str, at: float, note: str) -> IncidentRecord:
+    if record.status == "resolved":
+        return record
+    record = replace(
+        record,
+        status="resolved",
+        resolved_by=by,
+        resolved_at=at,
+        incident={**record.incident, "status": "resolved"},
+    )
+    return with_entry(record, at, "resolved", by, note or "resolved", "resolved")
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    """Which incidents a list shows; every field left ``None`` matches all."""
+
+    status: str | None = None
+    min_severity: str | None = None
+    subject: str | None = None
+    type: str | None = None
+    monitor: str | None = None
+    acknowledged: bool | None = None
+
+    def __post_init__(self) -> None:
+        statuses = ("open", "contained", "resolved", "unresolved")
+        if self.status is not None and self.status not in statuses:
+            raise ConfigError(f"status {self.status!r}: use one of {', '.join(statuses)}")
+        if self.min_severity is not None and self.min_severity not in SEVERITY_RANK:
+            raise ConfigError(
+                f"severity {self.min_severity!r}: use one of {', '.join(SEVERITY_RANK)}"
+            )
+
+    def matches(self, record: IncidentRecord) -> bool:
+        incident = record.incident
+        if self.status == "unresolved":
+            if record.status == "resolved":
+                return False
+        elif self.status is not None and record.status != self.status:
+            return False
+        if self.min_severity is not None and (
+            SEVERITY_RANK.get(record.severity, 0) < SEVERITY_RANK[self.min_severity]
+        ):
+            return False
+        if self.acknowledged is not None and (record.acknowledged_by is not None) != (
+            self.acknowledged
+        ):
+            return False
+        return all(
+            wanted is None or incident.get(name) == wanted
+            for name, wanted in (
+                ("subject", self.subject),
+                ("type", self.type),
+                ("monitor", self.monitor),
+            )
+        )
+
+
+def _without_status(incident: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in incident.items() if k != "status"}
+
+
+def _time(incident: Mapping[str, Any], key: str, default: float) -> float:
+    """A time field of the incident; ``default`` where a partial incident lacks it."""
+    value = incident.get(key)
+    return parse_time(str(value)) if value else default

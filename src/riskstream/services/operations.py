@@ -1,0 +1,151 @@
+"""What a person does about incidents, in one place for the API, the console and the CLI.
+
+Every write names who did it: acknowledging and resolving go on the incident's
+timeline and into the hash-chained audit trail; approvals and manual flag
+changes go through the containment service, which audits them the same way.
+Resolving also publishes the incident again with ``status: resolved``, so the
+containment worker reverts what it did and notification receivers close the page.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from riskstream.codec import encode_cloudevent
+from riskstream.core.approvals import PendingAction
+from riskstream.core.audit import AuditEntry, AuditReport
+from riskstream.core.incident_records import (
+    IncidentFilter,
+    IncidentRecord,
+    acknowledge,
+    resolve,
+)
+from riskstream.core.routing import RoutingFlag
+from riskstream.core.timeutil import format_time
+from riskstream.errors import ContainmentError, NotFoundError
+from riskstream.ports import IncidentStore, Producer
+from riskstream.services.containment import ContainmentService
+
+__all__ = ["INCIDENT_RESOLVED", "OperatorService"]
+
+INCIDENT_RESOLVED = "io.riskstream.incident.resolved"
+
+
+class OperatorService:
+    def __init__(
+        self,
+        containment: ContainmentService,
+        incidents: IncidentStore,
+        producer: Producer,
+        incidents_topic: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._containment = containment
+        self._incidents = incidents
+        self._producer = producer
+        self._topic = incidents_topic
+        self._clock = clock
+
+    # -- incidents ------------------------------------------------------------------
+
+    def incidents(
+        self, where: IncidentFilter | None = None, limit: int = 100
+    ) -> list[IncidentRecord]:
+        """The latest incidents that match, most recently detected first."""
+        where = where or IncidentFilter()
+        return [r for r in self._incidents.recent(max(limit, 1) * 10) if where.matches(r)][:limit]
+
+    def incident(self, incident_id: str) -> IncidentRecord:
+        record = self._incidents.get(incident_id)
+        if record is None:
+            raise NotFoundError(
+                f"no incident {incident_id!r}: list them with `riskstream incidents list`"
+            )
+        return record
+
+    def acknowledge(self, incident_id: str, by: str, note: str = "") -> IncidentRecord:
+        record = self.incident(incident_id)
+        if record.acknowledged_by is not None:
+            return record
+        at = self._clock()
+        updated = self._update(incident_id, lambda r: acknowledge(r, _named(by), at, note))
+        self._audit(updated, "incident.acknowledged", by, note)
+        return updated
+
+    def resolve(self, incident_id: str, by: str, note: str = "") -> IncidentRecord:
+        """Close it, revert the actions marked ``revert_on_resolve``, tell subscribers."""
+        record = self.incident(incident_id)
+        if record.status == "resolved":
+            return record
+        at = self._clock()
+        updated = self._update(incident_id, lambda r: resolve(r, _named(by), at, note))
+        self._audit(updated, "incident.resolved", by, note)
+        resolved = {**updated.incident, "status": "resolved"}
+        self._containment.on_resolved(resolved)
+        headers, value = encode_cloudevent(
+            INCIDENT_RESOLVED, f"{incident_id}:resolved", format_time(at),
+            updated.subject, resolved,
+        )  # fmt: skip
+        self._producer.produce(self._topic, value, incident_id.encode(), headers)
+        self._producer.flush()
+        return self.incident(incident_id)
+
+    # -- actions and flags -------------------------------------------------------
+
+    def actions(self, status: str | None = "pending") -> list[PendingAction]:
+        return self._containment.actions(status)
+
+    def decide(self, action_id: str, approve: bool, by: str, note: str = "") -> PendingAction:
+        """Approve (carried out at once) or reject; the separate-approver rule applies."""
+        status = "approved" if approve else "rejected"
+        return self._containment.decide(action_id, status, _named(by), note)
+
+    def flags(self) -> dict[str, RoutingFlag]:
+        return self._containment.flags()
+
+    def set_flag(
+        self,
+        model_id: str,
+        by: str,
+        reason: str,
+        *,
+        version: str | None = None,
+        mode: str | None = None,
+        traffic_fraction: float | None = None,
+    ) -> RoutingFlag:
+        return self._containment.override(
+            model_id, _named(by), reason,
+            version=version, mode=mode, traffic_fraction=traffic_fraction,
+        )  # fmt: skip
+
+    def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
+        return self._containment.audit(start, count)
+
+    def verify_audit(self) -> AuditReport:
+        return self._containment.verify_audit()
+
+    # -- internals ----------------------------------------------------------------
+
+    def _update(
+        self, incident_id: str, change: Callable[[IncidentRecord], IncidentRecord]
+    ) -> IncidentRecord:
+        updated = self._incidents.update(incident_id, lambda r: None if r is None else change(r))
+        if updated is None:
+            raise NotFoundError(f"incident {incident_id!r} disappeared while being updated")
+        return updated
+
+    def _audit(self, record: IncidentRecord, event: str, by: str, note: str) -> None:
+        self._containment.record_event(
+            record.subject,
+            {"event": event, "incident_id": record.incident_id, "note": note},
+            _named(by),
+            f"{record.incident_id}:{event}",
+        )
+
+
+def _named(by: str) -> str:
+    """Who did it, or an error: an anonymous write has no place in an audit trail."""
+    if not by or not by.strip():
+        raise ContainmentError("say who you are (--by NAME, or the API token's user)")
+    return by.strip()

@@ -1,0 +1,132 @@
+"""What a person does about incidents, on in-memory stores: the path the API and CLI share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.bootstrap import embedded_operations
+from riskstream.config import load_config
+from riskstream.core.incident_records import IncidentFilter, headline
+from riskstream.errors import ConfigError, ContainmentError, NotFoundError
+from riskstream.services.operations import OperatorService
+
+CONFIG = """\
+version: 1
+models:
+  diagnosis-v4: {known_good: dx-2.0}
+playbooks:
+  - name: clinical
+    match: {subject: "diagnosis*"}
+    actions:
+      - {kind: human-review, fraction: 1.0, revert_on_resolve: true}
+      - kind: route-to-version
+        version: last-known-good
+        approval: {required: true, timeout: 600}
+"""
+
+
+class Clock:
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _ops(tmp_path: Path) -> tuple[OperatorService, InMemoryBus]:
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG)
+    bus = InMemoryBus()
+    return embedded_operations(load_config(path), bus, clock=Clock()), bus
+
+
+def _incident(incident_id: str = "inc-1", **extra: Any) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "type": "recall-drop",
+        "severity": "critical",
+        "status": "open",
+        "subject": "diagnosis-v4",
+        "monitor": "recall",
+        "stream_key": "diagnosis-v4|subtype-c",
+        "detected_at": "2026-12-06T07:36:00.000Z",
+        "onset_at": "2026-12-03T07:00:00.000Z",
+        "evidence": {"detector": "adwin", "value": "recall",
+                     "before": {"mean": 0.88}, "after": {"mean": 0.3}},
+        **extra,
+    }  # fmt: skip
+
+
+def _contained(tmp_path: Path) -> tuple[OperatorService, InMemoryBus]:
+    ops, bus = _ops(tmp_path)
+    ops._containment.on_incident(_incident())
+    return ops, bus
+
+
+def test_the_worker_records_the_incident_and_what_containment_did(tmp_path: Path) -> None:
+    ops, _ = _contained(tmp_path)
+    record = ops.incident("inc-1")
+    kinds = [(e.kind, e.detail) for e in record.timeline]
+    assert kinds[:2] == [("onset", "estimated onset"), ("detected", headline(_incident()))]
+    assert kinds[2:] == [
+        ("action", "human-review: applied"),
+        ("action", "route-to-version: pending: approval required"),
+    ]
+    assert record.status == "contained"
+    assert ops.flags()["diagnosis-v4"].mode == "human-review"
+
+
+def test_approval_lands_on_the_timeline_and_in_the_audit_trail(tmp_path: Path) -> None:
+    ops, _ = _contained(tmp_path)
+    (pending,) = ops.actions("pending")
+    with pytest.raises(ContainmentError, match="say who you are"):
+        ops.decide(pending.action_id, True, " ")
+    ops.decide(pending.action_id, True, "dr.okafor", "confirmed on the ward")
+    record = ops.incident("inc-1")
+    assert ("approved", "dr.okafor") in [(e.kind, e.actor) for e in record.timeline]
+    assert ops.flags()["diagnosis-v4"].active_version == "dx-2.0"
+    events = [e.after.get("event") for e in ops.audit()]
+    assert "action.approved" in events
+    assert ops.verify_audit().ok
+
+
+def test_acknowledge_and_resolve_are_audited_and_resolve_reverts(tmp_path: Path) -> None:
+    ops, bus = _contained(tmp_path)
+    ops.acknowledge("inc-1", "ana", "looking")
+    ops.acknowledge("inc-1", "ben", "me too")  # the first one stands
+    record = ops.resolve("inc-1", "ana", "retrained")
+    assert (record.acknowledged_by, record.resolved_by, record.status) == ("ana", "ana", "resolved")
+    assert ops.flags()["diagnosis-v4"].mode == "normal"  # human-review reverted
+    audit = [(e.actor, e.after.get("event")) for e in ops.audit()]
+    assert ("ana", "incident.acknowledged") in audit and ("ana", "incident.resolved") in audit
+    assert ("ben", "incident.acknowledged") not in audit
+    published = [orjson.loads(r.value) for r in bus.records("incidents")]
+    assert published[-1]["status"] == "resolved"
+    assert ops.resolve("inc-1", "ben").resolved_by == "ana"  # resolving twice changes nothing
+
+
+def test_filters_and_unknown_ids(tmp_path: Path) -> None:
+    ops, _ = _contained(tmp_path)
+    ops._containment.on_incident(_incident("inc-2", severity="warning", subject="other"))
+    assert [r.incident_id for r in ops.incidents(IncidentFilter(min_severity="critical"))] == [
+        "inc-1"
+    ]
+    assert {r.incident_id for r in ops.incidents(IncidentFilter(status="open"))} == {"inc-2"}
+    with pytest.raises(NotFoundError, match="riskstream incidents list"):
+        ops.incident("nope")
+    with pytest.raises(ConfigError, match="use one of"):
+        IncidentFilter(status="closed")
+
+
+def test_a_manual_flag_change_needs_a_reason_and_is_audited(tmp_path: Path) -> None:
+    ops, _ = _contained(tmp_path)
+    with pytest.raises(ContainmentError, match="needs a reason"):
+        ops.set_flag("diagnosis-v4", "ana", "", mode="normal")
+    flag = ops.set_flag("diagnosis-v4", "ana", "ward confirmed safe", mode="normal")
+    assert (flag.mode, flag.actor, flag.reason) == ("normal", "ana", "manual: ward confirmed safe")
+    with pytest.raises(ContainmentError, match="give a version"):
+        ops.set_flag("new-model", "ana", "first", mode="fallback")
