@@ -16,6 +16,7 @@ from riskstream.adapters.memory_bus import InMemoryBus
 from riskstream.adapters.memory_state import InMemoryStateStore
 from riskstream.codec import EventDecoder
 from riskstream.config import Config
+from riskstream.core.incident_records import Correlation
 from riskstream.errors import StateStoreError
 from riskstream.metrics import ContainmentMetrics, ProcessorMetrics
 from riskstream.ports import IncidentStore, StateStore
@@ -27,6 +28,7 @@ from riskstream.validation import validator_for
 __all__ = [
     "SUBJECT_FIELDS",
     "build_decoder",
+    "correlation_of",
     "embedded_containment",
     "embedded_operations",
     "embedded_processor",
@@ -101,6 +103,11 @@ def kafka_processor(
     )
 
 
+def correlation_of(config: Config) -> Correlation:
+    """Which incidents the containment worker groups as one story."""
+    return Correlation(config.enrichment.lineage, config.enrichment.correlation_window_s)
+
+
 def redis_url_from_env() -> str:
     """``RISKSTREAM_REDIS_URL``, or an error saying how to give one."""
     url = os.environ.get("RISKSTREAM_REDIS_URL")
@@ -128,6 +135,7 @@ def embedded_containment(
         ContainmentMetrics(registry or CollectorRegistry()),
         clock=clock or time.time,
         incidents=incidents or InMemoryIncidentStore(),
+        correlation=correlation_of(config),
     )
 
 
@@ -167,6 +175,7 @@ def kafka_containment(
         KafkaBus(KafkaSettings.from_env(bootstrap)).producer(),
         ContainmentMetrics(registry),
         incidents=RedisIncidentStore.from_url(url, namespace=namespace),
+        correlation=correlation_of(config),
     )
 
 

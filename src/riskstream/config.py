@@ -32,7 +32,13 @@ EVENT_KINDS = ("inference", "sensor", "label", "change")
 SEVERITIES = ("info", "warning", "critical")
 DEFAULT_CONFIG = "default-config.yaml"
 _CONTAINMENT_SECTIONS = ("playbooks", "models", "limits")
-_ENRICHMENT_SECTIONS = ("lineage", "costs", "regulation", "change_lookback")
+_ENRICHMENT_SECTIONS = (
+    "lineage",
+    "costs",
+    "regulation",
+    "change_lookback",
+    "correlation_window",
+)
 
 
 @dataclass(frozen=True, slots=True)

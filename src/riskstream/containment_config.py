@@ -138,7 +138,8 @@ _REGULATION_KEYS = (
 
 
 def read_enrichment(sections: dict[str, YamlNode]) -> Enrichment:
-    """``lineage``, ``costs``, ``regulation`` and ``change_lookback`` (seconds)."""
+    """``lineage``, ``costs``, ``regulation``, ``change_lookback`` and
+    ``correlation_window`` (seconds)."""
     lineage: dict[str, tuple[str, ...]] = {}
     if "lineage" in sections:
         for upstream, node in sections["lineage"].items():
@@ -175,4 +176,7 @@ def read_enrichment(sections: dict[str, YamlNode]) -> Enrichment:
             widespread_types=names("widespread_types"),
         )
     lookback = number(sections["change_lookback"]) if "change_lookback" in sections else 6 * 3600.0
-    return Enrichment(lineage, lookback, tuple(costs), regulation)
+    window = 3600.0
+    if "correlation_window" in sections:
+        window = number(sections["correlation_window"])
+    return Enrichment(lineage, lookback, tuple(costs), regulation, window)

@@ -130,3 +130,29 @@ def test_a_manual_flag_change_needs_a_reason_and_is_audited(tmp_path: Path) -> N
     assert (flag.mode, flag.actor, flag.reason) == ("normal", "ana", "manual: ward confirmed safe")
     with pytest.raises(ContainmentError, match="give a version"):
         ops.set_flag("new-model", "ana", "first", mode="fallback")
+
+
+def test_related_incidents_form_one_group_led_by_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG + "lineage:\n  sensor-7: [diagnosis-v4]\ncorrelation_window: 3600\n")
+    ops = embedded_operations(load_config(path), InMemoryBus(), clock=Clock())
+    worker = ops._containment
+    worker.on_incident(_incident("first"))
+    worker.on_incident(
+        _incident("same-model", type="drift", detected_at="2026-12-06T07:50:00.000Z")
+    )
+    worker.on_incident(
+        _incident("upstream", subject="sensor-7", detected_at="2026-12-06T08:00:00.000Z")
+    )
+    worker.on_incident(_incident("later", detected_at="2026-12-06T09:40:00.000Z"))
+    worker.on_incident(_incident("elsewhere", subject="other-model"))
+    groups = {r.incident_id: r.group for r in ops.incidents()}
+    assert groups == {
+        "first": "first", "same-model": "first", "upstream": "first",
+        "later": "later", "elsewhere": "elsewhere",
+    }  # fmt: skip
+    related = [e.detail for e in ops.incident("first").timeline if e.kind == "correlated"]
+    assert len(related) == 2 and "related incident upstream" in related[1]
+    ops.resolve("first", "ana")
+    worker.on_incident(_incident("after-resolve", detected_at="2026-12-06T08:10:00.000Z"))
+    assert ops.incident("after-resolve").group == "first"  # the story keeps its name

@@ -62,6 +62,7 @@ class Enrichment:
     lookback_s: float = 6 * 3600.0
     costs: Sequence[Costs] = ()
     regulation: Regulation = field(default_factory=Regulation)
+    correlation_window_s: float = 3600.0  # incidents on related subjects this close: one group
 
 
 def downstream_of(subject: str, lineage: Mapping[str, Sequence[str]]) -> list[str]:

@@ -12,19 +12,23 @@ write leaves the record as it was.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from riskstream.core.enrichment import downstream_of, upstream_of
 from riskstream.core.timeutil import parse_time
 from riskstream.errors import ConfigError
 
 __all__ = [
+    "DETECTION_ACTOR",
     "SEVERITY_RANK",
+    "Correlation",
     "IncidentFilter",
     "IncidentRecord",
     "TimelineEntry",
     "acknowledge",
+    "correlate",
     "headline",
     "note_action",
     "record_incident",
@@ -74,6 +78,7 @@ class IncidentRecord:
     resolved_by: str | None = None
     resolved_at: float | None = None
     timeline: tuple[TimelineEntry, ...] = ()
+    group_id: str | None = None  # the first incident of its correlated group (None: itself)
 
     @property
     def incident_id(self) -> str:
@@ -101,6 +106,7 @@ class IncidentRecord:
             "resolved_by": self.resolved_by,
             "resolved_at": self.resolved_at,
             "timeline": [entry.to_data() for entry in self.timeline],
+            "group_id": self.group_id,
         }
 
     @classmethod
@@ -114,7 +120,13 @@ class IncidentRecord:
             resolved_by=data.get("resolved_by"),
             resolved_at=data.get("resolved_at"),
             timeline=tuple(TimelineEntry.from_data(e) for e in data.get("timeline", ())),
+            group_id=data.get("group_id"),
         )
+
+    @property
+    def group(self) -> str:
+        """The id of the group's first incident: this one's own id if it leads."""
+        return self.group_id or self.incident_id
 
 
 def headline(incident: Mapping[str, Any]) -> str:
@@ -138,12 +150,18 @@ def headline(incident: Mapping[str, Any]) -> str:
 
 
 def record_incident(
-    record: IncidentRecord | None, incident: Mapping[str, Any], at: float
+    record: IncidentRecord | None,
+    incident: Mapping[str, Any],
+    at: float,
+    group_id: str | None = None,
 ) -> IncidentRecord:
-    """Fold one incident event (opened, updated or resolved) into its record."""
+    """Fold one incident event (opened, updated or resolved) into its record.
+
+    ``group_id`` (see :func:`correlate`) is kept only when the record is new.
+    """
     if record is None:
         onset, detected = (_time(incident, k, at) for k in ("onset_at", "detected_at"))
-        record = IncidentRecord(incident=dict(incident), received_at=at)
+        record = IncidentRecord(incident=dict(incident), received_at=at, group_id=group_id)
         record = with_entry(record, onset, "onset", DETECTION_ACTOR, "estimated onset", "onset")
         record = with_entry(
             record, detected, "detected", DETECTION_ACTOR, headline(incident), "detected"
@@ -261,3 +279,52 @@ def _time(incident: Mapping[str, Any], key: str, default: float) -> float:
     """A time field of the incident; ``default`` where a partial incident lacks it."""
     value = incident.get(key)
     return parse_time(str(value)) if value else default
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    """When two incidents are one problem: close in time, on related subjects.
+
+    Related means the same subject, one feeding the other (declared lineage), or
+    a child incident and its parent.  Grouping does not stop containment (each
+    model still gets its playbook); it tells the people reading the list that
+    five alarms are one story, and which came first.
+    """
+
+    lineage: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    window_s: float = 3600.0
+
+    def related(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+        if a.get("parent_id") == b.get("incident_id") or b.get("parent_id") == a.get("incident_id"):
+            return True
+        sa, sb = str(a.get("subject")), str(b.get("subject"))
+        if sa == sb:
+            return True
+        return sb in downstream_of(sa, self.lineage) or sb in upstream_of(sa, self.lineage)
+
+
+def correlate(
+    incident: Mapping[str, Any], recent: Iterable[IncidentRecord], rules: Correlation
+) -> str | None:
+    """The group a new incident joins: that of the earliest unresolved related one.
+
+    >>> old = record_incident(None, {"incident_id": "a", "subject": "m",
+    ...     "detected_at": "2026-01-01T00:00:00Z", "onset_at": "2026-01-01T00:00:00Z"}, 0.0)
+    >>> new = {"incident_id": "b", "subject": "m", "detected_at": "2026-01-01T00:20:00Z"}
+    >>> correlate(new, [old], Correlation())
+    'a'
+    """
+    if rules.window_s <= 0:
+        return None
+    detected = _time(incident, "detected_at", 0.0)
+    found = [
+        r
+        for r in recent
+        if r.incident_id != incident.get("incident_id")
+        and r.status != "resolved"
+        and abs(r.detected_at - detected) <= rules.window_s
+        and rules.related(incident, r.incident)
+    ]
+    if not found:
+        return None
+    return min(found, key=lambda r: (r.detected_at, r.incident_id)).group

@@ -21,7 +21,11 @@ from riskstream.codec import encode_cloudevent
 from riskstream.core.approvals import PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.incident_records import (
+    DETECTION_ACTOR,
+    Correlation,
     IncidentRecord,
+    correlate,
+    headline,
     note_action,
     record_incident,
     with_entry,
@@ -58,6 +62,7 @@ class ContainmentService:
         metrics: ContainmentMetrics,
         clock: Callable[[], float] = time.time,
         incidents: IncidentStore | None = None,
+        correlation: Correlation | None = None,
     ) -> None:
         self._policy = policy
         self._flags = flags
@@ -66,6 +71,7 @@ class ContainmentService:
         self._metrics = metrics
         self._clock = clock
         self._incidents = incidents
+        self._correlation = correlation or Correlation()
         self._audit_entries: list[AuditEntry] = []  # read incrementally; the trail only grows
 
     # -- inputs -----------------------------------------------------------------
@@ -75,7 +81,7 @@ class ContainmentService:
         received = self._clock()
         self._metrics.incidents.inc()
         incident_id = str(incident["incident_id"])
-        self._record(incident_id, lambda r: record_incident(r, incident, received))
+        self._record_new(incident_id, incident, received)
         if incident.get("status") == "resolved":
             return self.on_resolved(incident)
         playbook = select_playbook(self._policy.playbooks, incident)
@@ -248,6 +254,23 @@ class ContainmentService:
     ) -> None:
         if self._incidents is not None:
             self._incidents.update(incident_id, change)
+
+    def _record_new(self, incident_id: str, incident: Mapping[str, Any], at: float) -> None:
+        """Record the incident; a new one joins the group of a related open one."""
+        if self._incidents is None:
+            return
+        group = None
+        if self._incidents.get(incident_id) is None:
+            group = correlate(incident, self._incidents.recent(200), self._correlation)
+        self._record(incident_id, lambda r: record_incident(r, incident, at, group))
+        if group is not None:
+            detail = f"related incident {incident_id}: {headline(incident)}"
+            self._record(
+                group,
+                lambda r: None if r is None else with_entry(
+                    r, at, "correlated", DETECTION_ACTOR, detail, f"member:{incident_id}"
+                ),
+            )  # fmt: skip
 
     def _note_action(self, incident_id: str, actor: str, what: str, outcome: str, key: str) -> None:
         at = self._clock()
