@@ -208,6 +208,8 @@ class _Reader:
                 "group",
                 "gap",
                 "episode",
+                "users",
+                "users_window",
                 "severity",
                 "incident_type",
             ),
@@ -258,6 +260,10 @@ class _Reader:
                 group=_paths(fields["group"]) if "group" in fields else (),
                 episode_s=number(fields["episode"]) if "episode" in fields else 6 * 3600.0,
                 gap=_gap(fields["gap"]) if "gap" in fields else GapSettings(),
+                users=string(fields["users"]) if "users" in fields else None,
+                users_window=integer(fields["users_window"], 1)
+                if "users_window" in fields
+                else 1024,
             )
         except RiskstreamError as exc:
             raise Problem(node, str(exc)) from None

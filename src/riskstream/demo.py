@@ -192,6 +192,10 @@ def _tell(r: SituationResult, out: TextIO) -> None:
             p(f"    suspect {n}   {c['kind']} of {c['subject']} {c.get('version', '')} by "
               f"{c.get('actor', '?')}, {c['lead_seconds'] / 60:.0f} min before onset")  # fmt: skip
         radius = inc.get("blast_radius", {})
+        if "affected_users" in radius:
+            bound = "at least " if radius.get("affected_users_is_lower_bound") else ""
+            p(f"    reach       {bound}{radius['affected_users']:,} users in "
+              f"{radius['affected_events']:,} events since onset")  # fmt: skip
         if radius.get("downstream"):
             p(f"    cascade     child incidents for {', '.join(radius['downstream'])}")
         if cost := radius.get("estimated_cost"):

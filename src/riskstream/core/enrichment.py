@@ -148,6 +148,7 @@ def enrich(
     events = int(incident.get("evidence", {}).get("after", {}).get("count", 0))
     hours = max(detected - onset, 0.0) / 3600.0
     radius: dict[str, Any] = {
+        **incident.get("blast_radius", {}),
         "affected_events": events,
         "segments": [incident.get("stream_key")],
         "hours_since_onset": round(hours, 3),

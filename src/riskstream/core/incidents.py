@@ -44,4 +44,15 @@ def incident_from_finding(finding: Finding) -> dict[str, Any]:
             **({"group_gap": finding.detail} if finding.detail else {}),
             **({"episode": finding.episode} if finding.episode else {}),
         },
+        **_reach(finding),
     }
+
+
+def _reach(finding: Finding) -> dict[str, Any]:
+    if finding.users is None:
+        return {}
+    users, complete = finding.users
+    radius: dict[str, Any] = {"affected_users": users}
+    if not complete:
+        radius["affected_users_is_lower_bound"] = True
+    return {"blast_radius": radius}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ import orjson
 from riskstream.core.detectors import Alarm, Detector, WindowStats, make_detector
 from riskstream.core.episodes import EPISODE_MARK, Episodes
 from riskstream.core.groups import GapSample, GroupRates, group_getter
+from riskstream.core.reach import RecentUsers
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
 from riskstream.core.streams import StreamAlarm, StreamDetector, StreamSettings
 from riskstream.core.timeutil import parse_time
@@ -134,6 +135,8 @@ class MonitorSpec:
     episode_s: float = 6 * 3600.0  # later alarms on the subject update the incident (0: off)
     group: tuple[str, ...] = ()  # set: track each group's gap to the rest (see core.groups)
     gap: GapSettings = field(default_factory=lambda: GapSettings())
+    users: str | None = None  # field path of the user id: count people reached since onset
+    users_window: int = 1024  # samples per stream the count can look back over
 
     def new_detector(self) -> Detector:
         return make_detector(self.detector, self.params)
@@ -151,6 +154,7 @@ class Finding:
     detail: dict[str, Any] | None = None  # e.g. the group's rate and the rest's
     episode: dict[str, Any] | None = None  # alarms so far in this incident's episode
     update: bool = False  # True: a later alarm of an incident already opened
+    users: tuple[int, bool] | None = None  # distinct users since onset; whether all were kept
 
 
 def _key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
@@ -181,6 +185,9 @@ class _Compiled:
         "spec",
         "streams",
         "subject",
+        "trails",
+        "trails_dirty",
+        "users_of",
         "value",
     )
 
@@ -196,6 +203,9 @@ class _Compiled:
         self.prefix = spec.name + STATE_KEY_SEPARATOR
         self.streams: dict[str, StreamDetector] = {}
         self.dirty: set[str] = set()
+        self.users_of = field_getter(spec.users) if spec.users else None
+        self.trails: dict[str, RecentUsers] = {}  # per stream, when users_of is set
+        self.trails_dirty: set[str] = set()
 
 
 STATE_KEY_SEPARATOR = "\x1f"
@@ -203,6 +213,9 @@ STATE_KEY_SEPARATOR = "\x1f"
 
 GAP_MARK = "\x1e"
 """Marks the state key of a monitor's group rates, apart from its streams' keys."""
+
+USERS_MARK = "\x1c"
+"""Marks the state key of a stream's recent users (see :mod:`riskstream.core.reach`)."""
 
 MISSING = "missing"
 """The detector kind for silence, which no per-sample detector can see."""
@@ -295,9 +308,21 @@ class PartitionDetectors:
             if t is None:
                 t = parse_time(event["time"])
             m.dirty.add(key)
+            trail = None
+            if m.users_of is not None:
+                trail = m.trails.get(key)
+                if trail is None:
+                    trail = m.trails[key] = RecentUsers(m.spec.users_window)
+                trail.add(m.users_of(event))
+                m.trails_dirty.add(key)
             alarm = stream.update(x, t)
             if alarm is not None:
-                findings.append(self._finding(m, key, event, alarm, detail))
+                finding = self._finding(m, key, event, alarm, detail)
+                if trail is not None:
+                    finding = replace(
+                        finding, users=trail.distinct_last(alarm.index - alarm.onset + 1)
+                    )
+                findings.append(finding)
         for sm in self._silences:
             if sm.filters and not all(get(event) in allowed for get, allowed in sm.filters):
                 continue
@@ -339,6 +364,9 @@ class PartitionDetectors:
             for key in m.rates_dirty:
                 out[prefix + GAP_MARK + key] = dumps(m.rates[key].snapshot())
             m.rates_dirty.clear()
+            for key in m.trails_dirty:
+                out[prefix + USERS_MARK + key] = dumps(m.trails[key].snapshot())
+            m.trails_dirty.clear()
         for sm in self._silences:
             for key in sm.watch.dirty:
                 out[sm.prefix + key] = dumps(sm.watch.snapshot(key))
@@ -358,6 +386,8 @@ class PartitionDetectors:
                 m.dirty.add(key)
             elif m is not None and key.startswith(GAP_MARK):
                 m.rates_dirty.add(key[len(GAP_MARK) :])
+            elif m is not None and key.startswith(USERS_MARK):
+                m.trails_dirty.add(key[len(USERS_MARK) :])
             elif (sm := self._silence_by_name.get(name)) is not None:
                 sm.watch.dirty.add(key)
 
@@ -381,6 +411,9 @@ class PartitionDetectors:
                     orjson.loads(raw), gap.half_life, gap.min_samples, gap.ratio_floor
                 )
                 continue
+            if key.startswith(USERS_MARK):
+                m.trails[key[len(USERS_MARK) :]] = RecentUsers.restore(orjson.loads(raw))
+                continue
             m.streams[key] = StreamDetector.restore(
                 orjson.loads(raw), m.spec.new_detector, m.spec.settings
             )
@@ -395,6 +428,7 @@ class PartitionDetectors:
         }
         for m in self._monitors:
             out.update((m.prefix + GAP_MARK + k, r.snapshot()) for k, r in m.rates.items())
+            out.update((m.prefix + USERS_MARK + k, u.snapshot()) for k, u in m.trails.items())
         for sm in self._silences:
             out.update((sm.prefix + k, sm.watch.snapshot(k)) for k in sm.watch.streams())
         out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
