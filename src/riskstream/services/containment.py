@@ -298,4 +298,8 @@ class ContainmentService:
         return self._audit_entries
 
     def _refresh_pending_gauge(self) -> None:
-        self._metrics.pending.set(len(self._approvals.list("pending")))
+        pending = self._approvals.list("pending")
+        deadlines = [p.expires_at for p in pending if p.expires_at is not None]
+        self._metrics.pending.set(len(pending))
+        self._metrics.oldest_pending.set(min((p.requested_at for p in pending), default=0))
+        self._metrics.next_deadline.set(min(deadlines, default=0))

@@ -1,0 +1,75 @@
+"""The metrics that deploy/prometheus/alerts.yml alerts on are set where they should be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.bootstrap import embedded_containment
+from riskstream.config import load_config
+from riskstream.core.timeutil import format_time
+
+PLAYBOOKS = """\
+version: 1
+playbooks:
+  - name: clinical
+    match: {subject: "diagnosis*"}
+    actions:
+      - {kind: route-to-version, version: dx-2.0, approval: {required: true}}
+  - name: anything-else
+    actions:
+      - {kind: fallback, approval: {required: true, timeout: 60, on_timeout: apply}}
+"""
+
+T0 = 1_800_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _incident(incident_id: str, subject: str) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "type": "drift",
+        "severity": "critical",
+        "status": "open",
+        "subject": subject,
+        "onset_at": format_time(T0),
+    }
+
+
+def test_the_oldest_pending_request_and_the_next_deadline_are_exported(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(PLAYBOOKS)
+    registry, clock = CollectorRegistry(), Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), registry, clock)
+
+    def sample(name: str) -> float | None:
+        return registry.get_sample_value(f"riskstream_containment_{name}")
+
+    assert sample("oldest_pending_timestamp_seconds") == 0  # nothing waiting yet
+    service.on_incident(_incident("a", "diagnosis-v4"))  # waits, no deadline
+    clock.now += 10
+    service.on_incident(_incident("b", "ranker"))  # waits, deadline in 60 s
+    assert sample("pending_actions") == 2
+    assert sample("oldest_pending_timestamp_seconds") == T0
+    assert sample("pending_next_deadline_timestamp_seconds") == T0 + 10 + 60
+
+    clock.now += 61
+    service.expire_due()  # "b" expires; "a" has no deadline and keeps waiting
+    assert sample("pending_actions") == 1
+    assert sample("oldest_pending_timestamp_seconds") == T0
+    assert sample("pending_next_deadline_timestamp_seconds") == 0
+
+    (waiting,) = service.pending()
+    service.decide(waiting.action_id, "rejected", "dr.lee")
+    assert sample("pending_actions") == 0
+    assert sample("oldest_pending_timestamp_seconds") == 0
