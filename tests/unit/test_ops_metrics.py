@@ -73,3 +73,18 @@ def test_the_oldest_pending_request_and_the_next_deadline_are_exported(tmp_path:
     service.decide(waiting.action_id, "rejected", "dr.lee")
     assert sample("pending_actions") == 0
     assert sample("oldest_pending_timestamp_seconds") == 0
+
+
+def test_an_action_that_fails_after_approval_or_on_timeout_counts_as_failed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(PLAYBOOKS)
+    registry, clock = CollectorRegistry(), Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), registry, clock)
+    service.on_incident(_incident("b", "ranker"))  # fallback: ranker has none, so it fails
+    clock.now += 61
+    (expired,) = service.expire_due()  # applied on timeout, and failed
+    assert expired.status == "expired"
+    failed = {"kind": "fallback", "outcome": "failed"}
+    assert registry.get_sample_value("riskstream_containment_actions_total", failed) == 1

@@ -212,6 +212,8 @@ class ContainmentService:
         outcome = self._apply(
             pending.action_id, Action.from_data(pending.action), pending.labels, actor
         )
+        if outcome.startswith("failed"):  # on_incident counts only the outcomes it starts with
+            self._metrics.actions.labels(pending.action["kind"], "failed").inc()
         # An approved action is marked applied; one applied on timeout stays "expired"
         # (the audit trail shows riskstream/timeout as who changed the flag).
         if pending.status == "approved" and not outcome.startswith("failed"):
