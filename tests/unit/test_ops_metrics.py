@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.memory_bus import InMemoryBus
-from riskstream.bootstrap import embedded_containment
+from riskstream.adapters.memory_state import InMemoryStateStore
+from riskstream.bootstrap import embedded_containment, embedded_processor
 from riskstream.config import load_config
 from riskstream.core.timeutil import format_time
 
@@ -88,3 +90,19 @@ def test_an_action_that_fails_after_approval_or_on_timeout_counts_as_failed(
     assert expired.status == "expired"
     failed = {"kind": "fallback", "outcome": "failed"}
     assert registry.get_sample_value("riskstream_containment_actions_total", failed) == 1
+
+
+def test_a_partition_given_up_stops_exporting_its_lag() -> None:
+    bus, store, registry = InMemoryBus(), InMemoryStateStore(), CollectorRegistry()
+    producer = bus.producer()
+    for i in range(20):
+        event = {"event_id": str(i), "time": format_time(T0 + i), "sensor_id": "s1", "value": 1.0}
+        producer.produce("sensor-events", orjson.dumps(event), b"s1")
+    processor = embedded_processor(load_config(None), bus, store, registry=registry)
+    processor.start()
+    processor.step(0)
+    processor.checkpoint()
+    lag = {"topic": "sensor-events", "partition": "0"}
+    assert registry.get_sample_value("riskstream_consumer_lag", lag) == 0
+    processor.close()  # releases every partition
+    assert registry.get_sample_value("riskstream_consumer_lag", lag) is None
