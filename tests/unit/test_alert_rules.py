@@ -1,16 +1,18 @@
-"""deploy/prometheus's alerts: valid, tested, on real metrics.
+"""deploy/prometheus's alerts and deploy/grafana's dashboard: valid, tested, on real metrics.
 
 promtool (Debian's ``prometheus`` package, installed by ``make system-packages``)
 checks the rules and the config and runs the rules' unit tests in alerts.test.yml.
-Every PromQL expression in the rules may name only metrics that
+Every PromQL expression in the rules and the dashboard may name only metrics that
 riskstream's processes export, so a renamed metric fails here, not at 3 a.m.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from riskstream.metrics import ContainmentMetrics, ProcessorMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
+DASHBOARD = ROOT / "deploy" / "grafana" / "riskstream-dashboard.json"
 
 # Series every Prometheus has for each target, besides what the process exports.
 SCRAPE_SERIES = {"up"}
@@ -123,3 +126,70 @@ def test_alerts_read_only_metrics_riskstream_exports() -> None:
         names = metric_names(rule["expr"])
         assert names, f"{rule['alert']}: no metric found in {rule['expr']!r}"
         assert names <= exported, f"{rule['alert']}: unknown {sorted(names - exported)}"
+
+
+def _exprs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "expr" and isinstance(value, str):
+                yield value
+            else:
+                yield from _exprs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _exprs(item)
+
+
+def _panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])  # inside collapsed rows
+
+
+def test_the_dashboard_reads_only_metrics_riskstream_exports() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exported = _exported_series() | SCRAPE_SERIES
+    exprs = list(_exprs(dashboard["panels"]))
+    assert len(exprs) >= 10
+    for expr in exprs:
+        names = metric_names(expr)
+        assert names, f"no metric found in {expr!r}"
+        assert names <= exported, f"unknown {sorted(names - exported)} in {expr!r}"
+    for variable in dashboard["templating"]["list"]:
+        query = variable.get("query")
+        query = query.get("query") if isinstance(query, dict) else query
+        if variable["type"] == "query":
+            inner = re.fullmatch(r"label_values\((.*),\s*\w+\)", query or "")
+            assert inner, f"variable {variable['name']}: expected label_values(...), got {query}"
+            assert metric_names(inner.group(1)) <= exported, variable["name"]
+
+
+def test_promtool_parses_every_dashboard_query(tmp_path: Path) -> None:
+    """Each panel's PromQL, with Grafana's variables filled in, as a recording rule."""
+    exprs = list(_exprs(json.loads(DASHBOARD.read_text())["panels"]))
+    grafana = {"$__rate_interval": "5m", "$instance": ".*"}
+    rules = []
+    for n, expr in enumerate(exprs):
+        for variable, value in grafana.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, f"a Grafana variable this test does not know: {expr}"
+        rules.append({"record": f"dashboard:query_{n}", "expr": expr})
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    _promtool("check", "rules", str(path))
+
+
+def test_the_dashboard_takes_its_prometheus_from_the_datasource_variable() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["schemaVersion"] == 39
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    graphs = [p for p in _panels(dashboard) if p["type"] != "row"]
+    assert graphs
+    expected = {"type": "prometheus", "uid": "${datasource}"}
+    for panel in graphs:
+        for holder in (panel, *panel["targets"]):
+            assert holder["datasource"] == expected, panel["title"]
+    ids = [p["id"] for p in _panels(dashboard)]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
