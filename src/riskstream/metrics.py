@@ -122,6 +122,16 @@ class ContainmentMetrics:
             "Actions waiting for approval.",
             registry=registry,
         )
+        self.oldest_pending = Gauge(
+            "riskstream_containment_oldest_pending_timestamp_seconds",
+            "Wall time the oldest action still waiting for approval was requested (0: none).",
+            registry=registry,
+        )
+        self.next_deadline = Gauge(
+            "riskstream_containment_pending_next_deadline_timestamp_seconds",
+            "Earliest approval deadline among the waiting actions (0: none has one).",
+            registry=registry,
+        )
         self.time_to_flag = Histogram(
             "riskstream_containment_incident_to_flag_seconds",
             "From receiving an incident to its routing flags written.",

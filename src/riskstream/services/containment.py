@@ -339,6 +339,8 @@ class ContainmentService:
         outcome = self._apply(
             pending.action_id, Action.from_data(pending.action), pending.labels, actor
         )
+        if outcome.startswith("failed"):  # on_incident counts only the outcomes it starts with
+            self._metrics.actions.labels(pending.action["kind"], "failed").inc()
         # An approved action is marked applied; one applied on timeout stays "expired"
         # (the audit trail shows riskstream/timeout as who changed the flag).
         if pending.status == "approved" and not outcome.startswith("failed"):
@@ -425,4 +427,8 @@ class ContainmentService:
         return self._audit_entries
 
     def _refresh_pending_gauge(self) -> None:
-        self._metrics.pending.set(len(self._approvals.list("pending")))
+        pending = self._approvals.list("pending")
+        deadlines = [p.expires_at for p in pending if p.expires_at is not None]
+        self._metrics.pending.set(len(pending))
+        self._metrics.oldest_pending.set(min((p.requested_at for p in pending), default=0))
+        self._metrics.next_deadline.set(min(deadlines, default=0))

@@ -13,6 +13,7 @@ and the re-emitted incidents carry the same deterministic ids.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -127,6 +128,7 @@ class Processor:
             self._checkpoint(owned)
         for tp in owned:
             del self._owned[tp]
+            self._forget_lag(tp)
         log.info("%s %d partitions", "lost" if lost else "released", len(owned))
         self._update_gauges()
 
@@ -282,6 +284,7 @@ class Processor:
                 log.warning("dropping %s[%d]: %s", tp[0], tp[1], exc)
                 self._metrics.fenced.inc()
                 del self._owned[tp]
+                self._forget_lag(tp)
                 continue
             except StateStoreError:
                 # Outcome unknown but atomic: keep the changes dirty so a retry saves them.
@@ -307,6 +310,11 @@ class Processor:
             high = self._consumer.high_watermark(tp)
             if high is not None and owned.next_offset is not None:
                 m.lag.labels(tp[0], str(tp[1])).set(max(high - owned.next_offset, 0))
+
+    def _forget_lag(self, tp: TopicPartition) -> None:
+        """Stop exporting the lag of a partition given up: its new owner reports it now."""
+        with contextlib.suppress(KeyError):  # never set: older prometheus_client raises
+            self._metrics.lag.remove(tp[0], str(tp[1]))
 
     # -- inspection and shutdown --------------------------------------------------------
 

@@ -1,0 +1,108 @@
+"""The metrics that deploy/prometheus/alerts.yml alerts on are set where they should be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory_state import InMemoryStateStore
+from riskstream.bootstrap import embedded_containment, embedded_processor
+from riskstream.config import load_config
+from riskstream.core.timeutil import format_time
+
+PLAYBOOKS = """\
+version: 1
+playbooks:
+  - name: clinical
+    match: {subject: "diagnosis*"}
+    actions:
+      - {kind: route-to-version, version: dx-2.0, approval: {required: true}}
+  - name: anything-else
+    actions:
+      - {kind: fallback, approval: {required: true, timeout: 60, on_timeout: apply}}
+"""
+
+T0 = 1_800_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _incident(incident_id: str, subject: str) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "type": "drift",
+        "severity": "critical",
+        "status": "open",
+        "subject": subject,
+        "onset_at": format_time(T0),
+    }
+
+
+def test_the_oldest_pending_request_and_the_next_deadline_are_exported(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(PLAYBOOKS)
+    registry, clock = CollectorRegistry(), Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), registry, clock)
+
+    def sample(name: str) -> float | None:
+        return registry.get_sample_value(f"riskstream_containment_{name}")
+
+    assert sample("oldest_pending_timestamp_seconds") == 0  # nothing waiting yet
+    service.on_incident(_incident("a", "diagnosis-v4"))  # waits, no deadline
+    clock.now += 10
+    service.on_incident(_incident("b", "ranker"))  # waits, deadline in 60 s
+    assert sample("pending_actions") == 2
+    assert sample("oldest_pending_timestamp_seconds") == T0
+    assert sample("pending_next_deadline_timestamp_seconds") == T0 + 10 + 60
+
+    clock.now += 61
+    service.expire_due()  # "b" expires; "a" has no deadline and keeps waiting
+    assert sample("pending_actions") == 1
+    assert sample("oldest_pending_timestamp_seconds") == T0
+    assert sample("pending_next_deadline_timestamp_seconds") == 0
+
+    (waiting,) = service.pending()
+    service.decide(waiting.action_id, "rejected", "dr.lee")
+    assert sample("pending_actions") == 0
+    assert sample("oldest_pending_timestamp_seconds") == 0
+
+
+def test_an_action_that_fails_after_approval_or_on_timeout_counts_as_failed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(PLAYBOOKS)
+    registry, clock = CollectorRegistry(), Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), registry, clock)
+    service.on_incident(_incident("b", "ranker"))  # fallback: ranker has none, so it fails
+    clock.now += 61
+    (expired,) = service.expire_due()  # applied on timeout, and failed
+    assert expired.status == "expired"
+    failed = {"kind": "fallback", "outcome": "failed"}
+    assert registry.get_sample_value("riskstream_containment_actions_total", failed) == 1
+
+
+def test_a_partition_given_up_stops_exporting_its_lag() -> None:
+    bus, store, registry = InMemoryBus(), InMemoryStateStore(), CollectorRegistry()
+    producer = bus.producer()
+    for i in range(20):
+        event = {"event_id": str(i), "time": format_time(T0 + i), "sensor_id": "s1", "value": 1.0}
+        producer.produce("sensor-events", orjson.dumps(event), b"s1")
+    processor = embedded_processor(load_config(None), bus, store, registry=registry)
+    processor.start()
+    processor.step(0)
+    processor.checkpoint()
+    lag = {"topic": "sensor-events", "partition": "0"}
+    assert registry.get_sample_value("riskstream_consumer_lag", lag) == 0
+    processor.close()  # releases every partition
+    assert registry.get_sample_value("riskstream_consumer_lag", lag) is None
