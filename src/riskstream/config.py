@@ -19,11 +19,12 @@ import yaml
 from riskstream.config_yaml import Problem, YamlNode, integer, number, scalar, string
 from riskstream.containment_config import read_containment, read_enrichment
 from riskstream.core.detectors import DETECTOR_KINDS, make_detector
+from riskstream.core.discoveries import FdrSettings
 from riskstream.core.enrichment import Enrichment
 from riskstream.core.monitors import MISSING, GapSettings, MonitorSpec, ValueSpec
 from riskstream.core.playbooks import ContainmentPolicy
 from riskstream.core.silence import check_silence_params
-from riskstream.core.streams import Seasonality, StreamSettings
+from riskstream.core.streams import RULES, Seasonality, StreamSettings
 from riskstream.errors import ConfigError, RiskstreamError
 
 __all__ = ["DEFAULT_CONFIG", "EVENT_KINDS", "Config", "ProcessorSettings", "Topics", "load_config"]
@@ -210,6 +211,7 @@ class _Reader:
                 "episode",
                 "users",
                 "users_window",
+                "fdr",
                 "severity",
                 "incident_type",
             ),
@@ -264,6 +266,7 @@ class _Reader:
                 users_window=integer(fields["users_window"], 1)
                 if "users_window" in fields
                 else 1024,
+                fdr=_fdr(fields["fdr"], kind, settings) if "fdr" in fields else None,
             )
         except RiskstreamError as exc:
             raise Problem(node, str(exc)) from None
@@ -321,6 +324,24 @@ def _paths(node: YamlNode) -> tuple[str, ...]:
     if isinstance(node.node, yaml.ScalarNode):
         return (string(node),)
     return tuple(string(n) for n in node.seq())
+
+
+def _fdr(node: YamlNode, kind: str, settings: StreamSettings) -> FdrSettings:
+    """False-discovery control confirms mean shifts; rules and silence have none to test."""
+    if kind in RULES or kind == MISSING:
+        raise Problem(node, f"fdr does not apply to {kind!r}: it confirms shifts in a mean")
+    if settings.seasonality is not None:
+        raise Problem(node, "fdr cannot be combined with seasonality yet; drop one of them")
+    f = node.known(("q", "confirm", "window"))
+    defaults = FdrSettings()
+    try:
+        return FdrSettings(
+            q=number(f["q"]) if "q" in f else defaults.q,
+            confirm=integer(f["confirm"], 1) if "confirm" in f else defaults.confirm,
+            window_s=number(f["window"]) if "window" in f else defaults.window_s,
+        )
+    except ConfigError as exc:
+        raise Problem(node, str(exc)) from None
 
 
 def _gap(node: YamlNode) -> GapSettings:

@@ -43,6 +43,7 @@ def incident_from_finding(finding: Finding) -> dict[str, Any]:
             "delay_samples": a.index - a.onset + 1,
             **({"group_gap": finding.detail} if finding.detail else {}),
             **({"episode": finding.episode} if finding.episode else {}),
+            **({"fdr": finding.fdr} if finding.fdr else {}),
         },
         **_reach(finding),
     }

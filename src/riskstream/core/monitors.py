@@ -17,12 +17,18 @@ from typing import Any
 import orjson
 
 from riskstream.core.detectors import Alarm, Detector, WindowStats, make_detector
+from riskstream.core.discoveries import (
+    DiscoveryControl,
+    FdrSettings,
+    alarm_from_data,
+    alarm_to_data,
+)
 from riskstream.core.episodes import EPISODE_MARK, Episodes
 from riskstream.core.groups import GapSample, GroupRates, group_getter
 from riskstream.core.reach import RecentUsers
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
 from riskstream.core.streams import StreamAlarm, StreamDetector, StreamSettings
-from riskstream.core.timeutil import parse_time
+from riskstream.core.timeutil import format_time, parse_time
 
 __all__ = [
     "Finding",
@@ -137,6 +143,7 @@ class MonitorSpec:
     gap: GapSettings = field(default_factory=lambda: GapSettings())
     users: str | None = None  # field path of the user id: count people reached since onset
     users_window: int = 1024  # samples per stream the count can look back over
+    fdr: FdrSettings | None = None  # set: alarms are confirmed under FDR control first
 
     def new_detector(self) -> Detector:
         return make_detector(self.detector, self.params)
@@ -155,6 +162,7 @@ class Finding:
     episode: dict[str, Any] | None = None  # alarms so far in this incident's episode
     update: bool = False  # True: a later alarm of an incident already opened
     users: tuple[int, bool] | None = None  # distinct users since onset; whether all were kept
+    fdr: dict[str, Any] | None = None  # the confirmation test that let it through
 
 
 def _key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
@@ -175,6 +183,7 @@ class _Compiled:
     """A spec with its getters precompiled, and its streams on this partition."""
 
     __slots__ = (
+        "control",
         "dirty",
         "filters",
         "group_of",
@@ -206,6 +215,14 @@ class _Compiled:
         self.users_of = field_getter(spec.users) if spec.users else None
         self.trails: dict[str, RecentUsers] = {}  # per stream, when users_of is set
         self.trails_dirty: set[str] = set()
+        self.control = DiscoveryControl(spec.fdr) if spec.fdr else None
+
+    def encode(self, f: Finding) -> list[Any]:
+        return [f.finding_id, f.stream_key, f.subject, alarm_to_data(f.alarm), f.detail, f.users]
+
+    def decode(self, d: list[Any]) -> Finding:
+        users = None if d[5] is None else (int(d[5][0]), bool(d[5][1]))
+        return Finding(d[0], self.spec, d[1], d[2], alarm_from_data(d[3]), d[4], users=users)
 
 
 STATE_KEY_SEPARATOR = "\x1f"
@@ -213,6 +230,9 @@ STATE_KEY_SEPARATOR = "\x1f"
 
 GAP_MARK = "\x1e"
 """Marks the state key of a monitor's group rates, apart from its streams' keys."""
+
+FDR_MARK = "\x1b"
+"""Marks the state key of a monitor's false-discovery control (one per partition)."""
 
 USERS_MARK = "\x1c"
 """Marks the state key of a stream's recent users (see :mod:`riskstream.core.reach`)."""
@@ -308,6 +328,8 @@ class PartitionDetectors:
             if t is None:
                 t = parse_time(event["time"])
             m.dirty.add(key)
+            if m.control is not None:
+                findings.extend(self._confirm(m, key, x, t))
             trail = None
             if m.users_of is not None:
                 trail = m.trails.get(key)
@@ -322,7 +344,10 @@ class PartitionDetectors:
                     finding = replace(
                         finding, users=trail.distinct_last(alarm.index - alarm.onset + 1)
                     )
-                findings.append(finding)
+                if m.control is not None:
+                    m.control.hold(key, alarm, finding)
+                else:
+                    findings.append(finding)
         for sm in self._silences:
             if sm.filters and not all(get(event) in allowed for get, allowed in sm.filters):
                 continue
@@ -333,6 +358,31 @@ class PartitionDetectors:
         if findings:
             return [self._episodes.assign(f, STATE_KEY_SEPARATOR) for f in findings]
         return findings
+
+    @staticmethod
+    def _confirm(m: _Compiled, key: str, x: float, t: float) -> list[Finding]:
+        """Feed a fresh value to the false-discovery control; what it lets through."""
+        control = m.control
+        assert control is not None
+        streams = len(m.streams)
+        passed = control.tick(t, streams)
+        if (done := control.see(key, x)) is not None:
+            p, _, finding = done
+            if control.decide(p, finding, streams) is not None:
+                passed.append((finding, p, control.settings.q / max(streams, 1)))
+        settings = control.settings
+        return [
+            replace(
+                f,
+                alarm=replace(f.alarm, detected_at=t),
+                fdr={
+                    "p_value": p, "level": level, "q": settings.q, "streams": streams,
+                    "confirm_samples": settings.confirm, "window_s": settings.window_s,
+                    "alarm_at": format_time(f.alarm.detected_at),
+                },
+            )
+            for f, p, level in passed
+        ]  # fmt: skip
 
     @staticmethod
     def _finding(
@@ -367,6 +417,9 @@ class PartitionDetectors:
             for key in m.trails_dirty:
                 out[prefix + USERS_MARK + key] = dumps(m.trails[key].snapshot())
             m.trails_dirty.clear()
+            if m.control is not None and m.control.dirty:
+                out[prefix + FDR_MARK] = dumps(m.control.snapshot(m.encode))
+                m.control.dirty = False
         for sm in self._silences:
             for key in sm.watch.dirty:
                 out[sm.prefix + key] = dumps(sm.watch.snapshot(key))
@@ -388,6 +441,8 @@ class PartitionDetectors:
                 m.rates_dirty.add(key[len(GAP_MARK) :])
             elif m is not None and key.startswith(USERS_MARK):
                 m.trails_dirty.add(key[len(USERS_MARK) :])
+            elif m is not None and m.control is not None and key == FDR_MARK:
+                m.control.dirty = True
             elif (sm := self._silence_by_name.get(name)) is not None:
                 sm.watch.dirty.add(key)
 
@@ -414,6 +469,10 @@ class PartitionDetectors:
             if key.startswith(USERS_MARK):
                 m.trails[key[len(USERS_MARK) :]] = RecentUsers.restore(orjson.loads(raw))
                 continue
+            if key == FDR_MARK:
+                if m.control is not None:
+                    m.control.load(orjson.loads(raw), m.decode)
+                continue
             m.streams[key] = StreamDetector.restore(
                 orjson.loads(raw), m.spec.new_detector, m.spec.settings
             )
@@ -429,6 +488,8 @@ class PartitionDetectors:
         for m in self._monitors:
             out.update((m.prefix + GAP_MARK + k, r.snapshot()) for k, r in m.rates.items())
             out.update((m.prefix + USERS_MARK + k, u.snapshot()) for k, u in m.trails.items())
+            if m.control is not None:
+                out[m.prefix + FDR_MARK] = m.control.snapshot(m.encode)
         for sm in self._silences:
             out.update((sm.prefix + k, sm.watch.snapshot(k)) for k in sm.watch.streams())
         out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
