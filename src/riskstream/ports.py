@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 
 from riskstream.core.approvals import PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
+from riskstream.core.delivery import AttemptResult
 from riskstream.core.routing import FlagChange, RoutingFlag
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "RevokeHandler",
     "StateStore",
     "TopicPartition",
+    "Webhook",
 ]
 
 TopicPartition = tuple[str, int]
@@ -83,6 +85,14 @@ class Consumer(Protocol):
 
     def high_watermark(self, partition: TopicPartition) -> int | None:
         """The partition's end offset as last seen, or None when unknown (no I/O)."""
+        ...
+
+    def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """The group's committed offsets (None: nothing committed yet).
+
+        For consumers whose progress lives in the bus itself (the notifier), not
+        in a state store; an assign handler can return these as the starts.
+        """
         ...
 
     def close(self) -> None: ...
@@ -210,3 +220,9 @@ class ApprovalStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Webhook(Protocol):
+    """One HTTP POST of a JSON body; every outcome is a result, never an exception."""
+
+    def post(self, url: str, body: bytes, timeout: float) -> AttemptResult: ...
