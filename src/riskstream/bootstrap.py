@@ -7,6 +7,7 @@ stand-ins exist, and which one a command gets.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
@@ -15,11 +16,14 @@ from riskstream.adapters.memory_bus import InMemoryBus
 from riskstream.adapters.memory_state import InMemoryStateStore
 from riskstream.codec import EventDecoder
 from riskstream.config import Config
-from riskstream.errors import StateStoreError
-from riskstream.metrics import ContainmentMetrics, ProcessorMetrics
+from riskstream.core.notifications import NotificationSettings
+from riskstream.errors import ConfigError, StateStoreError
+from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMetrics
+from riskstream.notifications_config import receiver_secrets
 from riskstream.ports import StateStore
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
+from riskstream.services.notifier import Destination, Notifier
 from riskstream.validation import validator_for
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "embedded_containment",
     "embedded_processor",
     "kafka_containment",
+    "kafka_notifier",
     "kafka_processor",
     "redis_url_from_env",
 ]
@@ -142,4 +147,51 @@ def kafka_containment(
         RedisApprovalStore.from_url(url, namespace=namespace),
         KafkaBus(KafkaSettings.from_env(bootstrap)).producer(),
         ContainmentMetrics(registry),
+    )
+
+
+def notifier_poll_interval_ms(settings: NotificationSettings) -> int:
+    """A ``max.poll.interval.ms`` long enough for one batch's worst case.
+
+    The notifier polls again only once a batch is settled; if that took longer
+    than the interval, the group would give its partitions away mid-batch and
+    the batch would be sent twice.  Worst case per receiver: one retry budget,
+    then one timed-out try per notification; receivers take turns in one thread.
+    """
+    if not settings.receivers:
+        return 30_000
+    timeout = max(r.timeout_s for r in settings.receivers)
+    per_receiver = settings.retry.max_elapsed_s + timeout * (settings.batch_size + 1)
+    return int(1000 * per_receiver * len(settings.receivers)) + 30_000
+
+
+def kafka_notifier(
+    config: Config,
+    bootstrap: str | None,
+    registry: CollectorRegistry,
+    max_poll_interval_ms: int = 30_000,
+    sleep: Callable[[float], object] | None = None,
+) -> Notifier:
+    """The notifier on Kafka, posting over HTTP; secrets read from the environment now."""
+    from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.webhooks import HttpWebhook
+
+    settings = config.notifications
+    if not settings.receivers:
+        raise ConfigError(
+            f"{config.source}: no notification receivers: the notifier has nothing to do; "
+            "add notifications.receivers to the config (see the README)"
+        )
+    destinations = [Destination(r, *receiver_secrets(r, os.environ)) for r in settings.receivers]
+    poll_ms = max(max_poll_interval_ms, notifier_poll_interval_ms(settings))
+    bus = KafkaBus(KafkaSettings.from_env(bootstrap), poll_ms, synchronous_commits=True)
+    return Notifier(
+        settings,
+        destinations,
+        config.topics.incidents,
+        bus.consumer(settings.group_id),
+        bus.producer(),
+        HttpWebhook(),
+        NotifierMetrics(registry),
+        sleep=sleep or time.sleep,
     )
