@@ -192,6 +192,8 @@ def _config(args: argparse.Namespace) -> int:
     print(f"{config.source}: ok, {len(config.monitors)} monitors")
     for m in config.monitors:
         print(f"  {m.name}: reads {m.reads}, key {'+'.join(m.key)}, {m.detector}")
+    for r in config.notifications.receivers:
+        print(f"  notifies {r.name}: {r.kind}, min severity {r.min_severity}")
     return 0
 
 

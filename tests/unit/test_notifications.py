@@ -331,3 +331,14 @@ def test_run_notifier_refuses_to_start_without_receivers_or_secrets(
     assert main(["run", "notifier", "--config", str(path), "--bootstrap", "127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert "TEST_PD_KEY" in err and "routing_key_env" in err and "s3kr1t" not in err
+
+
+def test_the_commented_example_in_the_shipped_default_is_a_valid_section(tmp_path: Path) -> None:
+    from importlib import resources
+
+    text = resources.files("riskstream").joinpath("default-config.yaml").read_text()
+    block = text.split("# notifications:\n")[1].split("\n\n")[0]
+    lines = [line.removeprefix("# ") for line in block.splitlines()]
+    path = _write(tmp_path, "version: 1\nnotifications:\n" + "\n".join(lines) + "\n")
+    names = [r.name for r in load_config(path).notifications.receivers]
+    assert names == ["on-call", "trust-and-safety", "oncall-bridge"]

@@ -243,8 +243,8 @@ class Notifier:
             "receiver_down": "the receiver was already down in this batch: check it",
         }[reason]
         log.error(
-            "receiver %s (%s): incident %s (%s) NOT delivered after %d attempts: %s — %s; "
-            "the payload is on %s for replay",
+            "receiver %s (%s): incident %s (%s) NOT delivered (attempts: %d): %s — %s; "
+            "the payload is kept on topic %s, the reason in its headers",
             receiver.name, receiver.kind, p.incident_id, p.event, p.attempts, result.detail,
             advice, self._settings.dead_letter_topic,
         )  # fmt: skip
