@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -39,6 +40,7 @@ class Receivers:
     def __init__(self) -> None:
         self.answers: dict[str, Answer] = {}
         self.requests: list[tuple[str, int, dict[str, Any]]] = []
+        self.auth: list[str | None] = []
         self.lock = threading.Lock()
         owner = self
 
@@ -48,6 +50,7 @@ class Receivers:
                 status, text, headers = owner.answers.get(self.path, lambda: (200, b"ok", {}))()
                 with owner.lock:
                     owner.requests.append((self.path, status, body))
+                    owner.auth.append(self.headers.get("Authorization"))
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -322,3 +325,32 @@ def test_a_receiver_that_stays_down_is_dead_lettered_and_a_restart_resends_nothi
     ] == "model-9"
     assert len(receivers.delivered("/slack")) == 5
     assert len(read_topic(kafka_bootstrap, dead_topic, idle=1)) == 10
+
+
+def test_the_http_adapter_classifies_real_answers(receivers: Receivers) -> None:
+    from riskstream.adapters.webhooks import HttpWebhook
+
+    receivers.answers["/moved"] = lambda: (302, b"", {"Location": "/elsewhere"})
+    receivers.answers["/busy"] = lambda: (429, b"slow down", {"Retry-After": "3"})
+    receivers.answers["/slow"] = lambda: (time.sleep(1.5), (200, b"late", {}))[1]
+    hook = HttpWebhook()
+    ok = hook.post(f"{receivers.url}/fine", b"{}", 2)
+    assert (ok.outcome, ok.status) == ("delivered", 200)
+    moved = hook.post(f"{receivers.url}/moved", b"{}", 2)
+    assert (moved.outcome, moved.status) == ("permanent", 302)
+    assert "redirects are not followed" in moved.detail
+    assert receivers.attempts("/elsewhere") == 0
+    busy = hook.post(f"{receivers.url}/busy", b"{}", 2)
+    assert (busy.outcome, busy.retry_after_s, busy.detail) == (
+        "retryable",
+        3.0,
+        "HTTP 429: slow down",
+    )
+    slow = hook.post(f"{receivers.url}/slow", b"{}", 0.3)
+    assert slow.outcome == "retryable" and "within 0.3 s" in slow.detail
+    refused = hook.post(f"http://user:pw@127.0.0.1:{_free_port()}/secret-path", b"{}", 1)
+    assert refused.outcome == "retryable" and "Connection refused" in refused.detail
+    assert "secret-path" not in refused.detail and "pw" not in refused.detail
+    authed = hook.post(f"{receivers.url.replace('//', '//bot:p%40ss@')}/auth", b"{}", 2)
+    assert authed.outcome == "delivered"
+    assert receivers.auth[-1] == "Basic " + base64.b64encode(b"bot:p@ss").decode()

@@ -151,7 +151,7 @@ def test_alertmanager_payload_is_version_4_with_a_stable_fingerprint() -> None:
 
 def test_slack_message_text_and_blocks_escape_and_stay_within_limits() -> None:
     msg = slack_message(incident(subject="<chat&bot>" + "x" * 200), "opened", CONSOLE)
-    assert msg["text"].startswith(":rotating_light: [CRITICAL] safety on <chat&bot>")
+    assert msg["text"].startswith(":rotating_light: [CRITICAL] safety on &lt;chat&amp;bot&gt;")
     header, section, context = msg["blocks"]
     assert header["type"] == "header" and len(header["text"]["text"]) <= 150
     assert "&lt;chat&amp;bot&gt;" in section["text"]["text"]
@@ -342,3 +342,12 @@ def test_the_commented_example_in_the_shipped_default_is_a_valid_section(tmp_pat
     path = _write(tmp_path, "version: 1\nnotifications:\n" + "\n".join(lines) + "\n")
     names = [r.name for r in load_config(path).notifications.receivers]
     assert names == ["on-call", "trust-and-safety", "oncall-bridge"]
+
+
+def test_the_poll_interval_covers_a_batch_of_a_receiver_that_stays_down() -> None:
+    from riskstream.bootstrap import notifier_poll_interval_ms
+    from riskstream.core.notifications import NotificationSettings
+
+    receivers = (Receiver("a", "slack", timeout_s=5), Receiver("b", "slack", timeout_s=2))
+    settings = NotificationSettings(receivers, RetryPolicy(max_elapsed_s=60), batch_size=10)
+    assert notifier_poll_interval_ms(settings) >= 2 * (60 + 5 * 11) * 1000

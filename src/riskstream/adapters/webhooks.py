@@ -4,20 +4,21 @@ One POST per call, no retries here: the notifier decides about retries, with
 the policy in :mod:`riskstream.core.delivery`.  Every failure becomes an
 :class:`AttemptResult` instead of an exception, so a receiver's trouble can
 never stop the notifier.  Redirects are not followed (a POST redirected is a
-config mistake worth seeing), proxies from ``HTTPS_PROXY``/``NO_PROXY`` are
-honoured, and TLS certificates are verified.
+config mistake worth seeing), credentials in the URL become basic auth, proxies
+from ``HTTPS_PROXY``/``NO_PROXY`` are honoured, and TLS certificates are verified.
 
 URLs can hold secrets (Slack's do), so results name only the host and port.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import http.client
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from riskstream import __version__
 from riskstream.core.delivery import BODY_EXCERPT, AttemptResult, classify_status
@@ -57,6 +58,17 @@ def _where(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
+def _basic_auth(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """``https://user:password@host/path`` as basic auth, which urllib does not do itself."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, headers
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    host = parts.netloc.rpartition("@")[2]
+    auth = "Basic " + base64.b64encode(credentials.encode()).decode()
+    return urlunsplit(parts._replace(netloc=host)), {**headers, "Authorization": auth}
+
+
 class HttpWebhook:
     """The :class:`riskstream.ports.Webhook` over urllib."""
 
@@ -68,7 +80,8 @@ class HttpWebhook:
         }
 
     def post(self, url: str, body: bytes, timeout: float) -> AttemptResult:
-        request = urllib.request.Request(url, data=body, headers=self._headers, method="POST")
+        target, headers = _basic_auth(url, self._headers)
+        request = urllib.request.Request(target, data=body, headers=headers, method="POST")
         try:
             with self._opener.open(request, timeout=timeout) as response:
                 return classify_status(response.status, response.read(BODY_EXCERPT))

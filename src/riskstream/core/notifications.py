@@ -255,7 +255,7 @@ def slack_message(
     if link := incident_link(console_url, str(incident["incident_id"])):
         footer += f" · <{link}|open in the console>"
     return {
-        "text": f"{icon} {title}",
+        "text": f"{icon} {_mrkdwn(title)}",
         "blocks": [
             {
                 "type": "header",
