@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +319,17 @@ def test_secrets_come_from_the_environment_and_never_show(tmp_path: Path) -> Non
     assert "is not set" in str(err.value)
 
 
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """main() points the root logger at this test's captured stderr; put it back after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("root_logging")
 def test_run_notifier_refuses_to_start_without_receivers_or_secrets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
