@@ -194,11 +194,15 @@ def test_filters_and_updates_decide_who_hears_what() -> None:
     send(bus, incident(1, severity="warning"))
     send(bus, incident(2), INCIDENT_UPDATED)
     bus.producer().produce(TOPIC, b"not json", b"k")
+    send(bus, incident(3, suspected_changes=[{"lead_seconds": 5}], evidence=[1]))  # odd types
+    send(bus, incident(4, suspected_changes=["?"], blast_radius={"estimated_cost": "lots"}))
     n.step(0)
-    assert [c[0] for c in hook.calls] == ["http://upd", "http://upd"]
-    (dead,) = bus.records(DEAD)
-    assert dict(dead.headers)["riskstream_reason"] == b"unreadable_incident"
-    assert bus.consumer("riskstream-notifier").committed([(TOPIC, 0)]) == {(TOPIC, 0): 3}
+    assert len(hook.delivered("http://upd")) == 4  # odd field types still make a message
+    assert len(hook.delivered("http://slack")) == 2  # inc-3, inc-4; inc-1 is only a warning
+    assert [dict(r.headers)["riskstream_reason"] for r in bus.records(DEAD)] == [
+        b"unreadable_incident"
+    ]
+    assert bus.consumer("riskstream-notifier").committed([(TOPIC, 0)]) == {(TOPIC, 0): 5}
 
 
 def test_a_stop_mid_batch_commits_only_what_is_settled() -> None:

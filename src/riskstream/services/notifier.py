@@ -165,13 +165,20 @@ class Notifier:
         ce_time = headers.get("ce_time")
         at = ce_time.decode(errors="replace") if ce_time else str(incident.get("detected_at"))
         incident_id = str(incident["incident_id"])
-        return [
-            _Pending(index, record, d, incident_id, event, build_payload(
-                d.receiver, incident, event, at, self._settings.console_url, d.routing_key or ""
-            ))
-            for d in self._destinations
-            if d.receiver.wants(incident, event)
-        ]  # fmt: skip
+        try:
+            return [
+                _Pending(index, record, d, incident_id, event, build_payload(
+                    d.receiver, incident, event, at, self._settings.console_url,
+                    d.routing_key or "",
+                ))
+                for d in self._destinations
+                if d.receiver.wants(incident, event)
+            ]  # fmt: skip
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # A field of an unexpected type: one bad record must not stop every other.
+            log.exception("incident %s cannot be put into words; dead-lettered", incident_id)
+            self._dead_letter_record(record, "unreadable_incident", f"{type(exc).__name__}: {exc}")
+            return []
 
     def _deliver(self, lanes: dict[str, _Lane], remaining: list[int]) -> None:
         while any(lane.queue for lane in lanes.values()):
@@ -266,8 +273,12 @@ class Notifier:
             ],
         )
 
-    def _dead_letter_record(self, record: Record, reason: str) -> None:
-        error = "the message is not an incident riskstream can read"
+    def _dead_letter_record(
+        self,
+        record: Record,
+        reason: str,
+        error: str = "the message is not an incident riskstream can read",
+    ) -> None:
         self._producer.produce(
             self._settings.dead_letter_topic,
             record.value or b"",
