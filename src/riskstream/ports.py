@@ -77,9 +77,10 @@ class Consumer(Protocol):
         ...
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Record progress (the *next* offset to read) in the bus, for lag monitoring.
+        """Record progress (the *next* offset to read) in the bus.
 
-        The state store, not this commit, is where a restart resumes from.
+        The processor resumes from its state store and commits for lag monitoring
+        only; the notifier resumes from these commits (see :meth:`committed`).
         """
         ...
 
