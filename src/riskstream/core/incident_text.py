@@ -34,7 +34,9 @@ def human_time(text: object) -> str:
 
 
 def human_duration(seconds: float) -> str:
-    """>>> [human_duration(s) for s in (42, 600, 9000, 86400 * 15)]
+    """A lag in the unit a person thinks in.
+
+    >>> [human_duration(s) for s in (42, 600, 9000, 86400 * 15)]
     ['42 s', '10 min', '2.5 h', '15.0 days']
     """
     s = abs(seconds)

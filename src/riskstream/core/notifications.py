@@ -110,7 +110,9 @@ class NotificationSettings:
 
 
 def incident_link(console_url: str | None, incident_id: str) -> str | None:
-    """>>> incident_link("https://rs.example/", "a b")
+    """Where the console shows the incident (its route: ``/incidents/ID``), if configured.
+
+    >>> incident_link("https://rs.example/", "a b")
     'https://rs.example/incidents/a%20b'
     """
     if not console_url:
