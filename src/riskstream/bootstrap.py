@@ -17,11 +17,14 @@ from riskstream.adapters.memory_state import InMemoryStateStore
 from riskstream.codec import EventDecoder
 from riskstream.config import Config
 from riskstream.core.incident_records import Correlation
-from riskstream.errors import StateStoreError
-from riskstream.metrics import ContainmentMetrics, ProcessorMetrics
+from riskstream.core.notifications import NotificationSettings
+from riskstream.errors import ConfigError, StateStoreError
+from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMetrics
+from riskstream.notifications_config import receiver_secrets
 from riskstream.ports import IncidentStore, StateStore
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
+from riskstream.services.notifier import Destination, Notifier
 from riskstream.services.operations import OperatorService
 from riskstream.validation import validator_for
 
@@ -33,6 +36,7 @@ __all__ = [
     "embedded_operations",
     "embedded_processor",
     "kafka_containment",
+    "kafka_notifier",
     "kafka_operations",
     "kafka_processor",
     "redis_url_from_env",
@@ -195,3 +199,50 @@ def kafka_operations(
     producer = KafkaBus(KafkaSettings.from_env(bootstrap)).producer()
     incidents = RedisIncidentStore.from_url(url, namespace=namespace)
     return OperatorService(containment, incidents, producer, config.topics.incidents)
+
+
+def notifier_poll_interval_ms(settings: NotificationSettings) -> int:
+    """A ``max.poll.interval.ms`` long enough for one batch's worst case.
+
+    The notifier polls again only once a batch is settled; if that took longer
+    than the interval, the group would give its partitions away mid-batch and
+    the batch would be sent twice.  Worst case per receiver: one retry budget,
+    then one timed-out try per notification; receivers take turns in one thread.
+    """
+    if not settings.receivers:
+        return 30_000
+    timeout = max(r.timeout_s for r in settings.receivers)
+    per_receiver = settings.retry.max_elapsed_s + timeout * (settings.batch_size + 1)
+    return int(1000 * per_receiver * len(settings.receivers)) + 30_000
+
+
+def kafka_notifier(
+    config: Config,
+    bootstrap: str | None,
+    registry: CollectorRegistry,
+    max_poll_interval_ms: int = 30_000,
+    sleep: Callable[[float], object] | None = None,
+) -> Notifier:
+    """The notifier on Kafka, posting over HTTP; secrets read from the environment now."""
+    from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.webhooks import HttpWebhook
+
+    settings = config.notifications
+    if not settings.receivers:
+        raise ConfigError(
+            f"{config.source}: no notification receivers: the notifier has nothing to do; "
+            "add notifications.receivers to the config (see the README)"
+        )
+    destinations = [Destination(r, *receiver_secrets(r, os.environ)) for r in settings.receivers]
+    poll_ms = max(max_poll_interval_ms, notifier_poll_interval_ms(settings))
+    bus = KafkaBus(KafkaSettings.from_env(bootstrap), poll_ms, synchronous_commits=True)
+    return Notifier(
+        settings,
+        destinations,
+        config.topics.incidents,
+        bus.consumer(settings.group_id),
+        bus.producer(),
+        HttpWebhook(),
+        NotifierMetrics(registry),
+        sleep=sleep or time.sleep,
+    )

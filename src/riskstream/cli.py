@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from riskstream import __version__, cli_containment, cli_simulate
+from riskstream import __version__, cli_containment, cli_notifier, cli_simulate
 from riskstream.errors import RiskstreamError
 
 __all__ = ["main"]
@@ -41,7 +41,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     run = sub.add_parser("run", help="run a long-lived process")
-    run.add_argument("process", choices=["processor", "containment"], help="which process")
+    run.add_argument(
+        "process", choices=["processor", "containment", "notifier"], help="which process"
+    )
     _config_arg(run)
     run.add_argument("--bootstrap", help="Kafka bootstrap servers (env RISKSTREAM_KAFKA_BOOTSTRAP)")
     run.add_argument("--redis-url", help="Redis URL (env RISKSTREAM_REDIS_URL)")
@@ -136,6 +138,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.process == "containment":
         return cli_containment.run_containment(args)
+    if args.process == "notifier":
+        return cli_notifier.run_notifier(args)
     from prometheus_client import CollectorRegistry
 
     from riskstream.bootstrap import kafka_processor
@@ -188,6 +192,8 @@ def _config(args: argparse.Namespace) -> int:
     print(f"{config.source}: ok, {len(config.monitors)} monitors")
     for m in config.monitors:
         print(f"  {m.name}: reads {m.reads}, key {'+'.join(m.key)}, {m.detector}")
+    for r in config.notifications.receivers:
+        print(f"  notifies {r.name}: {r.kind}, min severity {r.min_severity}")
     return 0
 
 

@@ -22,10 +22,12 @@ from riskstream.core.detectors import DETECTOR_KINDS, make_detector
 from riskstream.core.discoveries import FdrSettings
 from riskstream.core.enrichment import Enrichment
 from riskstream.core.monitors import MISSING, GapSettings, MonitorSpec, ValueSpec
+from riskstream.core.notifications import NotificationSettings
 from riskstream.core.playbooks import ContainmentPolicy
 from riskstream.core.silence import check_silence_params
 from riskstream.core.streams import RULES, Seasonality, StreamSettings
 from riskstream.errors import ConfigError, RiskstreamError
+from riskstream.notifications_config import read_notifications
 
 __all__ = ["DEFAULT_CONFIG", "EVENT_KINDS", "Config", "ProcessorSettings", "Topics", "load_config"]
 
@@ -89,6 +91,7 @@ class Config:
     containment: ContainmentPolicy = field(default_factory=ContainmentPolicy)
     enrichment: Enrichment = field(default_factory=Enrichment)
     labels: LabelSettings = field(default_factory=LabelSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     @property
     def joins_labels(self) -> bool:
@@ -136,6 +139,7 @@ class _Reader:
         containment: dict[str, YamlNode] = {}
         enrichment: dict[str, YamlNode] = {}
         labels = LabelSettings()
+        notifications = NotificationSettings()
         monitors: list[MonitorSpec] = []
         seen: set[str] = set()
         for key, node in root.items():
@@ -162,6 +166,8 @@ class _Reader:
                     for k, v in self._known(node, ProcessorSettings)
                 }
                 processor = ProcessorSettings(**values)
+            elif key == "notifications":
+                notifications = read_notifications(node, self.source)
             elif key == "known_subjects":
                 known = frozenset(string(v) for v in node.seq())
             elif key == "monitors":
@@ -175,13 +181,13 @@ class _Reader:
                 raise Problem(
                     node,
                     f"unknown section {key!r}; known: version, topics, processor, "
-                    f"known_subjects, monitors, labels, "
+                    f"known_subjects, monitors, labels, notifications, "
                     f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS)}",
                 )
         policy = read_containment(containment, topics.routing_changes)
         return Config(
             self.source, topics, processor, tuple(monitors), known, policy,
-            read_enrichment(enrichment), labels,
+            read_enrichment(enrichment), labels, notifications,
         )  # fmt: skip
 
     @staticmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["ProcessorMetrics", "serve_metrics"]
+__all__ = ["NotifierMetrics", "ProcessorMetrics", "serve_metrics"]
 
 
 class ProcessorMetrics:
@@ -141,5 +141,40 @@ class ContainmentMetrics:
         self.audit_length = Gauge(
             "riskstream_containment_audit_entries",
             "Entries in the routing audit trail.",
+            registry=registry,
+        )
+
+
+class NotifierMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.notifications = Counter(
+            "riskstream_notifications_total",
+            "Notifications by receiver and final outcome (delivered, dead_lettered).",
+            ["receiver", "outcome"],
+            registry=registry,
+        )
+        self.attempts = Counter(
+            "riskstream_notification_attempts_total",
+            "Webhook POSTs by receiver and result (delivered, retryable, permanent).",
+            ["receiver", "result"],
+            registry=registry,
+        )
+        self.delivery_seconds = Histogram(
+            "riskstream_notification_delivery_seconds",
+            "From the first attempt to delivery, retries included.",
+            ["receiver"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=registry,
+        )
+        self.retrying = Gauge(
+            "riskstream_notifier_retrying",
+            "Notifications waiting for their next attempt (a receiver is failing).",
+            registry=registry,
+        )
+        self.incidents = Counter(
+            "riskstream_notifier_incidents_total",
+            "Incident events consumed, by event (opened, updated, resolved, unreadable).",
+            ["event"],
             registry=registry,
         )

@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 
 from riskstream.core.approvals import PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
+from riskstream.core.delivery import AttemptResult
 from riskstream.core.incident_records import IncidentRecord
 from riskstream.core.routing import FlagChange, RoutingFlag
 
@@ -31,6 +32,7 @@ __all__ = [
     "RevokeHandler",
     "StateStore",
     "TopicPartition",
+    "Webhook",
 ]
 
 TopicPartition = tuple[str, int]
@@ -77,14 +79,23 @@ class Consumer(Protocol):
         ...
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Record progress (the *next* offset to read) in the bus, for lag monitoring.
+        """Record progress (the *next* offset to read) in the bus.
 
-        The state store, not this commit, is where a restart resumes from.
+        The processor resumes from its state store and commits for lag monitoring
+        only; the notifier resumes from these commits (see :meth:`committed`).
         """
         ...
 
     def high_watermark(self, partition: TopicPartition) -> int | None:
         """The partition's end offset as last seen, or None when unknown (no I/O)."""
+        ...
+
+    def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """The group's committed offsets (None: nothing committed yet).
+
+        For consumers whose progress lives in the bus itself (the notifier), not
+        in a state store; an assign handler can return these as the starts.
+        """
         ...
 
     def close(self) -> None: ...
@@ -249,3 +260,9 @@ class IncidentStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Webhook(Protocol):
+    """One HTTP POST of a JSON body; every outcome is a result, never an exception."""
+
+    def post(self, url: str, body: bytes, timeout: float) -> AttemptResult: ...

@@ -8,6 +8,9 @@ Every librdkafka setting riskstream relies on is set here, with why:
   callback that seeks each assigned partition to the offset saved with its state.
 - consumer ``max.poll.interval.ms`` (default 30 s here): a member that stops
   polling that long loses its partitions; its state writes are then fenced.
+- commits are asynchronous, except for consumers whose progress *is* the commit
+  (the notifier: ``synchronous_commits=True``), so a rebalance or restart right
+  after a batch does not resend it.
 - producer ``enable.idempotence=true`` (implies ``acks=all``): no duplicates
   from retries; ``linger.ms=5`` batches incidents without adding visible delay.
 
@@ -119,15 +122,23 @@ class KafkaSettings:
 
 
 class KafkaBus:
-    def __init__(self, settings: KafkaSettings, max_poll_interval_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        max_poll_interval_ms: int = 30_000,
+        synchronous_commits: bool = False,
+    ) -> None:
         self._settings = settings
         self._max_poll_interval_ms = max_poll_interval_ms
+        self._synchronous_commits = synchronous_commits
 
     def producer(self) -> KafkaProducer:
         return KafkaProducer(self._settings)
 
     def consumer(self, group: str) -> KafkaConsumer:
-        return KafkaConsumer(self._settings, group, self._max_poll_interval_ms)
+        return KafkaConsumer(
+            self._settings, group, self._max_poll_interval_ms, self._synchronous_commits
+        )
 
 
 _CONFIG_ERRORS = frozenset(
@@ -192,7 +203,14 @@ class KafkaProducer:
 class KafkaConsumer:
     """A group member; assignment seeks to the offsets the state store returns."""
 
-    def __init__(self, settings: KafkaSettings, group: str, max_poll_interval_ms: int) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        group: str,
+        max_poll_interval_ms: int,
+        synchronous_commits: bool = False,
+    ) -> None:
+        self._synchronous_commits = synchronous_commits
         conf = settings.librdkafka()
         conf.update(
             {
@@ -259,13 +277,18 @@ class KafkaConsumer:
         return out
 
     def commit(self, offsets: Mapping[TP, int]) -> None:
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                asynchronous=True,
-            )
-        except KafkaException as exc:  # advisory only: lag dashboards lag a little
+            if not self._synchronous_commits:
+                self._consumer.commit(offsets=tps, asynchronous=True)
+                return
+            done = self._consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:  # async: lag dashboards lag; sync: records come again
             log.warning("offset commit failed: %s", exc)
+            return
+        failed = [tp for tp in done if tp.error]
+        for tp in failed:  # at least once: these records will be consumed again
+            log.warning("offset commit of %s[%d] failed: %s", tp.topic, tp.partition, tp.error)
 
     def high_watermark(self, partition: TP) -> int | None:
         try:
@@ -275,6 +298,13 @@ class KafkaConsumer:
         except KafkaException:
             return None
         return int(high) if high >= 0 else None
+
+    def committed(self, partitions: Sequence[TP], timeout: float = 10.0) -> dict[TP, int | None]:
+        try:
+            found = self._consumer.committed([TopicPartition(*tp) for tp in partitions], timeout)
+        except KafkaException as exc:
+            raise _bus_error("cannot read committed offsets", exc.args[0]) from exc
+        return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in found}
 
     def close(self) -> None:
         self._consumer.close()

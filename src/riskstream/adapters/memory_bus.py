@@ -100,6 +100,9 @@ class _MemoryConsumer:
     def high_watermark(self, partition: TopicPartition) -> int | None:
         return self._bus.size(partition[0])
 
+    def committed(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        return {tp: self._bus._committed.get((self._group, tp)) for tp in partitions}
+
     def close(self) -> None:
         if self._on_revoke is not None:
             self._on_revoke([(t, 0) for t in sorted(self._topics)], False)

@@ -7,7 +7,12 @@ from typing import Any
 from riskstream.core.monitors import Finding
 from riskstream.core.timeutil import format_time
 
-__all__ = ["incident_from_finding"]
+__all__ = ["INCIDENT_OPENED", "INCIDENT_RESOLVED", "INCIDENT_UPDATED", "incident_from_finding"]
+
+# The CloudEvent types on the incidents topic.
+INCIDENT_OPENED = "io.riskstream.incident.opened"
+INCIDENT_UPDATED = "io.riskstream.incident.updated"  # a later alarm of the same episode
+INCIDENT_RESOLVED = "io.riskstream.incident.resolved"  # a person resolved it
 
 
 def incident_from_finding(finding: Finding) -> dict[str, Any]:

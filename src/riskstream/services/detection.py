@@ -26,7 +26,7 @@ import orjson
 from riskstream.codec import EventDecoder, Rejection, encode_cloudevent
 from riskstream.config import Config
 from riskstream.core.enrichment import enrich
-from riskstream.core.incidents import incident_from_finding
+from riskstream.core.incidents import INCIDENT_OPENED, INCIDENT_UPDATED, incident_from_finding
 from riskstream.core.labels import PredictionStore, join, prediction_record
 from riskstream.core.monitors import Finding, PartitionDetectors
 from riskstream.errors import FencedError, StateStoreError
@@ -37,8 +37,6 @@ __all__ = ["INCIDENT_OPENED", "Processor"]
 
 log = logging.getLogger(__name__)
 
-INCIDENT_OPENED = "io.riskstream.incident.opened"
-INCIDENT_UPDATED = "io.riskstream.incident.updated"
 CHANGE_MEMORY = 10_000  # recent change events kept for correlation
 
 

@@ -21,6 +21,7 @@ from riskstream.core.incident_records import (
     acknowledge,
     resolve,
 )
+from riskstream.core.incidents import INCIDENT_RESOLVED
 from riskstream.core.routing import RoutingFlag
 from riskstream.core.timeutil import format_time
 from riskstream.errors import ContainmentError, NotFoundError
@@ -28,8 +29,6 @@ from riskstream.ports import IncidentStore, Producer
 from riskstream.services.containment import ContainmentService
 
 __all__ = ["INCIDENT_RESOLVED", "OperatorService"]
-
-INCIDENT_RESOLVED = "io.riskstream.incident.resolved"
 
 
 class OperatorService:
