@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["NotifierMetrics", "ProcessorMetrics", "serve_metrics"]
+__all__ = ["ContainmentMetrics", "NotifierMetrics", "ProcessorMetrics", "serve_metrics"]
 
 
 class ProcessorMetrics:
