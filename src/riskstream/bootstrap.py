@@ -31,6 +31,7 @@ from riskstream.validation import validator_for
 __all__ = [
     "SUBJECT_FIELDS",
     "build_decoder",
+    "change_retention_s",
     "correlation_of",
     "embedded_containment",
     "embedded_operations",
@@ -64,6 +65,7 @@ def embedded_processor(
     on_incident: Callable[[dict[str, object]], None] | None = None,
 ) -> Processor:
     """A processor on the in-memory bus and store: the embedded default."""
+    from riskstream.adapters.memory_changes import InMemoryChangeLog
     from riskstream.adapters.memory_predictions import InMemoryPredictionStore
 
     return Processor(
@@ -73,6 +75,7 @@ def embedded_processor(
         store or InMemoryStateStore(),
         build_decoder(config),
         ProcessorMetrics(registry or CollectorRegistry()),
+        InMemoryChangeLog(change_retention_s(config)),
         on_incident=on_incident,
         predictions=InMemoryPredictionStore() if config.joins_labels else None,
     )
@@ -87,6 +90,7 @@ def kafka_processor(
 ) -> Processor:
     """A processor on Kafka and Redis, configured from arguments and the environment."""
     from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis_changes import RedisChangeLog
     from riskstream.adapters.redis_predictions import RedisPredictionStore
     from riskstream.adapters.redis_state import RedisStateStore
 
@@ -103,8 +107,14 @@ def kafka_processor(
         store,
         build_decoder(config),
         ProcessorMetrics(registry),
+        RedisChangeLog.from_url(url, config.processor.group_id, change_retention_s(config)),
         predictions=predictions,
     )
+
+
+def change_retention_s(config: Config) -> float:
+    """How long change events are kept: twice the look-back, for late incidents."""
+    return 2 * config.enrichment.lookback_s
 
 
 def correlation_of(config: Config) -> Correlation:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from riskstream.core.approvals import PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
@@ -22,6 +22,7 @@ __all__ = [
     "AssignHandler",
     "AuditEntry",
     "AuditReport",
+    "ChangeLog",
     "Consumer",
     "FlagStore",
     "IncidentStore",
@@ -266,3 +267,21 @@ class Webhook(Protocol):
     """One HTTP POST of a JSON body; every outcome is a result, never an exception."""
 
     def post(self, url: str, body: bytes, timeout: float) -> AttemptResult: ...
+
+
+class ChangeLog(Protocol):
+    """Recent change events (deploys, prompt and pipeline changes), shared by processors.
+
+    Each processor reads only its partitions of the change topic, but an incident
+    must be correlated with every change; so they all write here and read here.
+    """
+
+    def add(self, change: Mapping[str, Any]) -> None:
+        """Keep one change event (adding the same event twice keeps it once)."""
+        ...
+
+    def between(self, subjects: Sequence[str], start: float, end: float) -> list[dict[str, Any]]:
+        """The changes on ``subjects`` with data time in ``[start, end]``, oldest first."""
+        ...
+
+    def close(self) -> None: ...

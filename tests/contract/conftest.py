@@ -165,3 +165,35 @@ def incident_store(
         yield backend
     finally:
         backend.close()
+
+
+# --- change logs (appended) ---
+
+from riskstream.adapters.memory_changes import InMemoryChangeLog  # noqa: E402
+from riskstream.adapters.redis_changes import RedisChangeLog  # noqa: E402
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("memory"),
+        pytest.param("real-redis", marks=pytest.mark.integration),
+    ]
+)
+def change_logs(
+    request: pytest.FixtureRequest, unique: Callable[[str], str]
+) -> Iterator[tuple[InMemoryChangeLog | RedisChangeLog, InMemoryChangeLog | RedisChangeLog]]:
+    """Two handles on one change log (one per processor), keeping 3600 s."""
+    if request.param == "memory":
+        log = InMemoryChangeLog(3600.0)
+        yield log, log
+        return
+    url, namespace = request.getfixturevalue("redis_url"), unique("changes")
+    a, b = (
+        RedisChangeLog.from_url(url, namespace, 3600.0),
+        RedisChangeLog.from_url(url, namespace, 3600.0),
+    )
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()

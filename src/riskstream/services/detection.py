@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,19 +24,17 @@ import orjson
 
 from riskstream.codec import EventDecoder, Rejection, encode_cloudevent
 from riskstream.config import Config
-from riskstream.core.enrichment import enrich
+from riskstream.core.enrichment import enrich, upstream_of
 from riskstream.core.incidents import INCIDENT_OPENED, INCIDENT_UPDATED, incident_from_finding
 from riskstream.core.labels import PredictionStore, join, prediction_record
 from riskstream.core.monitors import Finding, PartitionDetectors
 from riskstream.errors import FencedError, StateStoreError
 from riskstream.metrics import ProcessorMetrics
-from riskstream.ports import Consumer, Producer, Record, StateStore, TopicPartition
+from riskstream.ports import ChangeLog, Consumer, Producer, Record, StateStore, TopicPartition
 
 __all__ = ["INCIDENT_OPENED", "Processor"]
 
 log = logging.getLogger(__name__)
-
-CHANGE_MEMORY = 10_000  # recent change events kept for correlation
 
 
 @dataclass(slots=True)
@@ -63,6 +60,7 @@ class Processor:
         store: StateStore,
         decoder: EventDecoder,
         metrics: ProcessorMetrics,
+        changes: ChangeLog,
         clock: Callable[[], float] = time.monotonic,
         on_incident: Callable[[dict[str, object]], None] | None = None,
         predictions: PredictionStore | None = None,
@@ -81,9 +79,9 @@ class Processor:
         self._scope = config.processor.group_id
         self._kinds = config.topics.input_kinds()
         self._owned: dict[TopicPartition, _Owned] = {}
-        # Recent change events, for the suspects an incident lists.  Held in process:
-        # with several processors, each sees the changes of the partitions it owns.
-        self._changes: deque[dict[str, Any]] = deque(maxlen=CHANGE_MEMORY)
+        # Recent change events, for the suspects an incident lists: shared (Redis) when
+        # several processors each read only some of the change topic's partitions.
+        self._changes = changes
         self._since_checkpoint = 0
         self._last_checkpoint = clock()
         self._closed = False
@@ -172,7 +170,7 @@ class Processor:
             else:
                 kind = kinds.get(record.topic)
                 if kind == "change":
-                    self._changes.append(result)
+                    self._changes.add(result)
                 elif self._predictions is not None:
                     if kind == "inference":
                         self._unsaved.append(
@@ -227,7 +225,11 @@ class Processor:
 
     def _emit(self, finding: Finding) -> None:
         data = incident_from_finding(finding)
-        children = enrich(data, self._config.enrichment, self._changes)
+        enrichment = self._config.enrichment
+        subjects = [finding.subject, *upstream_of(finding.subject, enrichment.lineage)]
+        onset, detected = finding.alarm.onset_at, finding.alarm.detected_at
+        nearby = self._changes.between(subjects, onset - enrichment.lookback_s, detected)
+        children = enrich(data, enrichment, nearby)
         self._metrics.alarms.labels(finding.monitor.name).inc()
         ce_type = INCIDENT_UPDATED if finding.update else INCIDENT_OPENED
         for incident in (data, *children):

@@ -1,0 +1,35 @@
+"""The ChangeLog contract: what one processor records, every processor finds."""
+
+from __future__ import annotations
+
+from riskstream.adapters.memory_changes import InMemoryChangeLog
+from riskstream.adapters.redis_changes import RedisChangeLog
+from riskstream.core.timeutil import format_time, parse_time
+
+Log = InMemoryChangeLog | RedisChangeLog
+T0 = parse_time("2026-11-26T10:00:00Z")
+
+
+def _change(n: int, subject: str, minutes: float) -> dict[str, object]:
+    return {"event_id": f"c{n}", "time": format_time(T0 + minutes * 60), "kind": "deploy",
+            "subject": subject, "version": f"v{n}"}  # fmt: skip
+
+
+def test_changes_recorded_by_one_are_found_by_the_other(change_logs: tuple[Log, Log]) -> None:
+    writer, reader = change_logs
+    writer.add(_change(1, "bot", 0))
+    writer.add(_change(2, "ingest", 10))
+    reader.add(_change(3, "bot", 20))
+    reader.add(_change(3, "bot", 20))  # read twice (a redelivery): kept once
+    found = reader.between(["bot", "ingest"], T0, T0 + 15 * 60)
+    assert [c["event_id"] for c in found] == ["c1", "c2"]
+    assert [c["event_id"] for c in writer.between(["bot"], T0, T0 + 3600)] == ["c1", "c3"]
+    assert writer.between(["other"], T0, T0 + 3600) == []
+
+
+def test_changes_older_than_the_retention_are_dropped(change_logs: tuple[Log, Log]) -> None:
+    writer, reader = change_logs
+    writer.add(_change(1, "bot", 0))
+    writer.add(_change(2, "bot", 30))
+    writer.add(_change(3, "bot", 61))  # retention 3600 s: c1 is now too old
+    assert [c["event_id"] for c in reader.between(["bot"], 0, 2 * T0)] == ["c2", "c3"]
