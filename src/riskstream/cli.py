@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from riskstream import __version__, cli_containment, cli_simulate
+from riskstream import __version__, cli_containment, cli_incidents, cli_simulate, cli_tools
 from riskstream.errors import RiskstreamError
 
 __all__ = ["main"]
@@ -86,6 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--topic", help="the input holds bare events of this topic")
 
     cli_containment.add_parsers(sub)
+    cli_incidents.add_parsers(sub)
+    cli_tools.add_parsers(sub)
     cli_simulate.add_parser(sub)
 
     cfg = sub.add_parser("config", help="check a config file")
@@ -184,10 +186,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> int:
     from riskstream.config import load_config
 
-    config = load_config(args.file)
-    print(f"{config.source}: ok, {len(config.monitors)} monitors")
-    for m in config.monitors:
-        print(f"  {m.name}: reads {m.reads}, key {'+'.join(m.key)}, {m.detector}")
+    print(cli_tools.config_summary(load_config(args.file)))
     return 0
 
 
@@ -197,6 +196,8 @@ _COMMANDS = {
     "replay": _replay,
     "config": _config,
     **cli_containment.COMMANDS,
+    **cli_incidents.COMMANDS,
+    **cli_tools.COMMANDS,
     "simulate": cli_simulate.run,
 }
 
