@@ -11,7 +11,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from riskstream import __version__, cli_containment, cli_incidents, cli_simulate, cli_tools
+from riskstream import (
+    __version__,
+    cli_containment,
+    cli_incidents,
+    cli_reports,
+    cli_simulate,
+    cli_tools,
+)
 from riskstream.errors import RiskstreamError
 
 __all__ = ["main"]
@@ -87,6 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     cli_containment.add_parsers(sub)
     cli_incidents.add_parsers(sub)
+    cli_reports.add_parsers(sub)
     cli_tools.add_parsers(sub)
     cli_simulate.add_parser(sub)
 
@@ -197,6 +205,7 @@ _COMMANDS = {
     "config": _config,
     **cli_containment.COMMANDS,
     **cli_incidents.COMMANDS,
+    **cli_reports.COMMANDS,
     **cli_tools.COMMANDS,
     "simulate": cli_simulate.run,
 }

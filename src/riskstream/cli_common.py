@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from riskstream.config import Config
 from riskstream.core.timeutil import format_time
 from riskstream.services.operations import OperatorService
 
@@ -41,14 +42,16 @@ def connection_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def operations(args: argparse.Namespace, publishes: bool = False) -> OperatorService:
+def operations(
+    args: argparse.Namespace, publishes: bool = False, config: Config | None = None
+) -> OperatorService:
     """The operator service for a command; Kafka only when the act publishes."""
     from prometheus_client import CollectorRegistry
 
     from riskstream.bootstrap import kafka_operations, redis_operations
     from riskstream.config import load_config
 
-    config = load_config(args.config)
+    config = config or load_config(args.config)
     if publishes:
         return kafka_operations(
             config, args.bootstrap, args.redis_url, CollectorRegistry(), args.namespace

@@ -158,8 +158,12 @@ def show_text(record: IncidentRecord, now: float) -> str:
             max_cell=200,
         ).splitlines()
     ]
+    later = [f"riskstream report {record.incident_id} --kind postmortem"]
+    if deadline is not None:
+        later.insert(0, f"riskstream report {record.incident_id} --kind art73")
     if record.acknowledged_by is None:
-        lines += ["", f"next: riskstream incidents ack {record.incident_id} --by NAME"]
+        later.insert(0, f"riskstream incidents ack {record.incident_id} --by NAME")
+    lines += ["", "next: " + "\n      ".join(later)]
     return "\n".join(lines)
 
 

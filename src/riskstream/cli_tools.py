@@ -63,8 +63,16 @@ def config_summary(config: Config) -> str:
             a.kind + (" (approval)" if a.approval.required else "") for a in p.actions
         )
         lines.append(f"  playbook  {p.name}: {steps}")
+    reporting = config.reporting
     for model_id, model in sorted(policy.models.items()):
-        lines.append(f"  model     {model_id}: risk class {model.risk_class}")
+        name = reporting.system(model_id).name
+        lines.append(
+            f"  model     {model_id}: risk class {model.risk_class}" + (f", {name}" if name else "")
+        )
+    if reporting.provider.name:
+        lines.append(f"  provider  {reporting.provider.name}")
+    if reporting.raci:
+        lines.append(f"  raci      for {', '.join(pattern for pattern, _ in reporting.raci)}")
     return "\n".join(lines)
 
 

@@ -22,9 +22,11 @@ from riskstream.core.detectors import DETECTOR_KINDS, make_detector
 from riskstream.core.enrichment import Enrichment
 from riskstream.core.monitors import MISSING, GapSettings, MonitorSpec, ValueSpec
 from riskstream.core.playbooks import ContainmentPolicy
+from riskstream.core.reports.settings import ReportSettings
 from riskstream.core.silence import check_silence_params
 from riskstream.core.streams import Seasonality, StreamSettings
 from riskstream.errors import ConfigError, RiskstreamError
+from riskstream.report_config import read_reporting
 
 __all__ = ["DEFAULT_CONFIG", "EVENT_KINDS", "Config", "ProcessorSettings", "Topics", "load_config"]
 
@@ -33,6 +35,7 @@ SEVERITIES = ("info", "warning", "critical")
 DEFAULT_CONFIG = "default-config.yaml"
 _CONTAINMENT_SECTIONS = ("playbooks", "models", "limits")
 _ENRICHMENT_SECTIONS = ("lineage", "costs", "regulation", "change_lookback")
+_REPORT_SECTIONS = ("provider", "raci")  # and the AI-system keys of `models`
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class Config:
     containment: ContainmentPolicy = field(default_factory=ContainmentPolicy)
     enrichment: Enrichment = field(default_factory=Enrichment)
     labels: LabelSettings = field(default_factory=LabelSettings)
+    reporting: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def joins_labels(self) -> bool:
@@ -128,6 +132,7 @@ class _Reader:
         topics, processor, known = Topics(), ProcessorSettings(), None
         containment: dict[str, YamlNode] = {}
         enrichment: dict[str, YamlNode] = {}
+        reporting: dict[str, YamlNode] = {}
         labels = LabelSettings()
         monitors: list[MonitorSpec] = []
         seen: set[str] = set()
@@ -139,6 +144,8 @@ class _Reader:
                 containment[key] = node
             elif key in _ENRICHMENT_SECTIONS:
                 enrichment[key] = node
+            elif key in _REPORT_SECTIONS:
+                reporting[key] = node
             elif key == "labels":
                 f = node.known(("ttl_days", "positive"))
                 labels = LabelSettings(
@@ -169,12 +176,14 @@ class _Reader:
                     node,
                     f"unknown section {key!r}; known: version, topics, processor, "
                     f"known_subjects, monitors, labels, "
-                    f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS)}",
+                    f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS + _REPORT_SECTIONS)}",
                 )
         policy = read_containment(containment, topics.routing_changes)
+        if "models" in containment:
+            reporting["models"] = containment["models"]
         return Config(
             self.source, topics, processor, tuple(monitors), known, policy,
-            read_enrichment(enrichment), labels,
+            read_enrichment(enrichment), labels, read_reporting(reporting),
         )  # fmt: skip
 
     @staticmethod

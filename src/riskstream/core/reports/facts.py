@@ -8,23 +8,27 @@ in (no clock in the core).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from riskstream.core.incident_records import IncidentRecord
+from riskstream.core.routing import RoutingFlag
 from riskstream.core.timeutil import format_time, parse_time
 
 __all__ = [
     "DAY",
     "TO_FILL",
     "corrective_actions",
+    "current_routing",
     "evidence_summary",
     "is_to_fill",
+    "placeholders",
     "reach_summary",
     "reporting_deadline",
     "suspect_summary",
     "to_fill",
     "version_at_onset",
+    "walk_placeholders",
 ]
 
 DAY = 86_400.0
@@ -163,3 +167,38 @@ def corrective_actions(record: IncidentRecord) -> list[dict[str, Any]]:
         for e in record.timeline
         if e.kind in _DONE
     ]
+
+
+def current_routing(flag: RoutingFlag | None) -> dict[str, Any] | None:
+    """How the model is served now: the end state of the corrective actions."""
+    if flag is None:
+        return None
+    return {
+        "version": flag.active_version,
+        "mode": flag.mode,
+        "traffic_fraction": flag.traffic_fraction,
+        "set_by": flag.actor,
+        "since": format_time(flag.updated_at),
+        "reason": flag.reason,
+    }
+
+
+def placeholders(data: Any) -> list[str]:
+    """The dotted paths of every placeholder: the checklist of what a person must write.
+
+    >>> placeholders({"a": {"to_fill": "x"}, "b": [{"c": {"to_fill": "y"}}], "d": 1})
+    ['a', 'b[0].c']
+    """
+    return [path for path, _ in walk_placeholders(data)]
+
+
+def walk_placeholders(data: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, prompt) of every placeholder, in document order."""
+    if is_to_fill(data):
+        yield path, str(data[TO_FILL])
+    elif isinstance(data, Mapping):
+        for k, v in data.items():
+            yield from walk_placeholders(v, f"{path}.{k}".lstrip("."))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from walk_placeholders(v, f"{path}[{i}]")
