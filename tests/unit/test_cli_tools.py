@@ -76,7 +76,10 @@ def test_config_check_summarises_topics_monitors_playbooks_and_models(
     assert out[0] == f"{path}: ok, 1 monitors, 1 playbooks, 1 models"
     assert out[1].startswith("  topics    in: inference-events, sensor-events")
     assert "  playbook  clinical: human-review, route-to-version (approval)" in out
-    assert "  model     diagnosis-v4: risk class high" in out
+    assert "  model     diagnosis-v4: risk class high, Example Dx imaging classifier" in out
+    assert out[-2:] == [
+        "  provider  Example Diagnostics B.V. (fictional)", "  raci      for diagnosis-*, default"
+    ]  # fmt: skip
 
 
 def test_config_check_names_the_path_of_an_error(

@@ -242,7 +242,9 @@ def _postmortem(r: Mapping[str, Any]) -> list[str]:
         "",
         *_fields((role.capitalize(), roles[role]) for role in RACI_ROLES),
         "",
-        f"From {_v(roles['source'])}." if roles["source"] else "No `raci:` in the config.",
+        f"From `{roles['source']}` in the config."
+        if roles["source"]
+        else "No `raci:` in the config.",
         "",
         "## Five whys",
     ]

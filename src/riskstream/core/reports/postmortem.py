@@ -117,8 +117,12 @@ def _five_whys(record: IncidentRecord, onset: float | None, detected: float | No
     suspects = [suspect_summary(c) for c in inc.get("suspected_changes") or ()]
     version = version_at_onset(inc)
     first_action = next((e for e in record.timeline if e.kind == "action"), None)
+    before, after = ((ev.get(k) or {}).get("mean") for k in ("before", "after"))
+    moved = "move"
+    if isinstance(before, int | float) and isinstance(after, int | float):
+        moved = f"move from {before:.4g} to {after:.4g}"
     seeds = [
-        (f"Why did {value} on {where} move?", evidence_summary(inc)),
+        (f"Why did `{value}` on {where} {moved}?", evidence_summary(inc)),
         (
             f"Why did it begin around {inc.get('onset_at', 'the onset')}?",
             "Changes nearest the onset: " + "; ".join(suspects)
