@@ -93,6 +93,12 @@ def test_incidents_and_flags_from_the_command_line(
     )
     assert "shadow" in cli("flags", "get", "diagnosis")
 
+    draft = cli("report", "med-1", "--kind", "art73")
+    assert draft.startswith("# Serious incident report (EU AI Act, Article 73)\n")
+    assert "| Acknowledged | by: ana; at: " in draft and "dx-2.0, mode shadow, 50%" in draft
+    skeleton = orjson.loads(cli("report", "med-1", "--kind", "postmortem", "--format", "json"))
+    assert skeleton["timeline"][-1]["kind"] == "acknowledged"
+
     assert cli("incidents", "resolve", "med-1", "--by", "ana", "--note", "retrained") == (
         "med-1: resolved by ana\n"
     )
