@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from riskstream.cli_common import (
@@ -167,7 +168,7 @@ def show_text(record: IncidentRecord, now: float) -> str:
     return "\n".join(lines)
 
 
-def _time_of(incident: dict[str, Any] | Any, key: str) -> str:
+def _time_of(incident: Mapping[str, Any], key: str) -> str:
     value = incident.get(key)
     return short_time(parse_time(str(value))) if value else "-"
 
