@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -16,9 +17,11 @@ from riskstream.adapters.memory_bus import InMemoryBus
 from riskstream.adapters.memory_state import InMemoryStateStore
 from riskstream.codec import EventDecoder
 from riskstream.config import Config
-from riskstream.core.incident_records import Correlation
+from riskstream.core.approvals import PendingAction
+from riskstream.core.incident_records import Correlation, IncidentRecord
 from riskstream.core.notifications import NotificationSettings
-from riskstream.errors import ConfigError, StateStoreError
+from riskstream.core.routing import RoutingFlag
+from riskstream.errors import BusError, ConfigError, StateStoreError
 from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMetrics
 from riskstream.notifications_config import receiver_secrets
 from riskstream.ports import IncidentStore, StateStore
@@ -40,6 +43,7 @@ __all__ = [
     "kafka_notifier",
     "kafka_operations",
     "kafka_processor",
+    "redis_operations",
     "redis_url_from_env",
 ]
 
@@ -256,3 +260,55 @@ def kafka_notifier(
         NotifierMetrics(registry),
         sleep=sleep or time.sleep,
     )
+
+
+def redis_operations(
+    config: Config, redis_url: str | None, namespace: str = "default"
+) -> OperatorService:
+    """What a person reads and acknowledges, on Redis alone: no broker needed at 3 a.m.
+
+    Acts that publish (resolve, approvals, flag changes) need :func:`kafka_operations`;
+    here they are refused before anything is written, never half done.
+    """
+    from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+    from riskstream.adapters.redis_incidents import RedisIncidentStore
+
+    url = redis_url or redis_url_from_env()
+    incidents = RedisIncidentStore.from_url(url, namespace=namespace)
+    containment = ContainmentService(
+        config.containment,
+        RedisFlagStore.from_url(url, namespace=namespace),
+        RedisApprovalStore.from_url(url, namespace=namespace),
+        _NoProducer(),
+        ContainmentMetrics(CollectorRegistry()),
+        incidents=incidents,
+    )
+    return _RedisOnlyOperations(containment, incidents, _NoProducer(), config.topics.incidents)
+
+
+_NEEDS_KAFKA = "this publishes to Kafka: pass --bootstrap or set RISKSTREAM_KAFKA_BOOTSTRAP"
+
+
+class _RedisOnlyOperations(OperatorService):
+    def resolve(self, incident_id: str, by: str, note: str = "") -> IncidentRecord:
+        raise BusError(_NEEDS_KAFKA)
+
+    def decide(self, action_id: str, approve: bool, by: str, note: str = "") -> PendingAction:
+        raise BusError(_NEEDS_KAFKA)
+
+    def set_flag(self, model_id: str, by: str, reason: str, **changes: Any) -> RoutingFlag:
+        raise BusError(_NEEDS_KAFKA)
+
+
+class _NoProducer:
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        raise BusError(_NEEDS_KAFKA)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        pass

@@ -11,7 +11,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from riskstream import __version__, cli_containment, cli_notifier, cli_simulate
+from riskstream import (
+    __version__,
+    cli_containment,
+    cli_incidents,
+    cli_notifier,
+    cli_reports,
+    cli_simulate,
+    cli_tools,
+)
 from riskstream.errors import RiskstreamError
 
 __all__ = ["main"]
@@ -88,6 +96,9 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--topic", help="the input holds bare events of this topic")
 
     cli_containment.add_parsers(sub)
+    cli_incidents.add_parsers(sub)
+    cli_reports.add_parsers(sub)
+    cli_tools.add_parsers(sub)
     cli_simulate.add_parser(sub)
 
     cfg = sub.add_parser("config", help="check a config file")
@@ -189,9 +200,7 @@ def _config(args: argparse.Namespace) -> int:
     from riskstream.config import load_config
 
     config = load_config(args.file)
-    print(f"{config.source}: ok, {len(config.monitors)} monitors")
-    for m in config.monitors:
-        print(f"  {m.name}: reads {m.reads}, key {'+'.join(m.key)}, {m.detector}")
+    print(cli_tools.config_summary(config))
     for r in config.notifications.receivers:
         print(f"  notifies {r.name}: {r.kind}, min severity {r.min_severity}")
     return 0
@@ -203,6 +212,9 @@ _COMMANDS = {
     "replay": _replay,
     "config": _config,
     **cli_containment.COMMANDS,
+    **cli_incidents.COMMANDS,
+    **cli_reports.COMMANDS,
+    **cli_tools.COMMANDS,
     "simulate": cli_simulate.run,
 }
 

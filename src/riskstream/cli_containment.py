@@ -10,26 +10,17 @@ from typing import Any
 
 import orjson
 
-from riskstream.core.timeutil import format_time
+from riskstream.cli_common import connection_args, fraction, operations, short_time, table
+from riskstream.core.routing import MODES, RoutingFlag
 
 __all__ = ["COMMANDS", "add_parsers"]
-
-
-def _connection_args(p: argparse.ArgumentParser, kafka: bool = True) -> None:
-    p.add_argument("--config", help="config (YAML); default: the shipped default")
-    p.add_argument("--redis-url", help="Redis URL (env RISKSTREAM_REDIS_URL)")
-    p.add_argument("--namespace", default="default", help="flag namespace (default: default)")
-    if kafka:
-        p.add_argument(
-            "--bootstrap", help="Kafka bootstrap servers (env RISKSTREAM_KAFKA_BOOTSTRAP)"
-        )
 
 
 def add_parsers(sub: Any) -> None:
     actions = sub.add_parser("actions", help="list, approve or reject containment actions")
     a_sub = actions.add_subparsers(dest="action_command", required=True, metavar="ACTION")
     a_list = a_sub.add_parser("list", help="actions waiting for approval (or --status)")
-    _connection_args(a_list, kafka=False)
+    connection_args(a_list)
     a_list.add_argument(
         "--status", default="pending", help="pending|approved|rejected|expired|applied|all"
     )
@@ -41,19 +32,27 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("action_id")
         p.add_argument("--by", required=True, help="your name: recorded with the decision")
         p.add_argument("--note", default="", help="why, for the record")
-        _connection_args(p)
+        connection_args(p)
 
-    flags = sub.add_parser("flags", help="show routing flags")
+    flags = sub.add_parser("flags", help="show or set routing flags")
     f_sub = flags.add_subparsers(dest="flags_command", required=True, metavar="ACTION")
     f_get = f_sub.add_parser("get", help="one model's flag, or all")
     f_get.add_argument("model_id", nargs="?")
-    f_get.add_argument("--json", action="store_true")
-    _connection_args(f_get, kafka=False)
+    f_get.add_argument("--json", action="store_true", help="one JSON object per line")
+    connection_args(f_get)
+    f_set = f_sub.add_parser("set", help="set a model's flag by hand (audited, published)")
+    f_set.add_argument("model_id")
+    f_set.add_argument("--by", required=True, help="your name: recorded in the audit trail")
+    f_set.add_argument("--reason", required=True, help="why, for the audit trail")
+    f_set.add_argument("--version", help="the version to serve")
+    f_set.add_argument("--mode", choices=MODES, help="how to serve it")
+    f_set.add_argument("--traffic", type=fraction, help="share of traffic the mode applies to")
+    connection_args(f_set)
 
     audit = sub.add_parser("audit", help="the routing audit trail")
     au_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = au_sub.add_parser("verify", help="recompute the hash chain; exit 1 if tampered")
-    _connection_args(verify, kafka=False)
+    connection_args(verify)
 
 
 def run_containment(args: argparse.Namespace) -> int:
@@ -85,74 +84,74 @@ def run_containment(args: argparse.Namespace) -> int:
     Worker(app, loglevel=args.log_level or "info", quiet=True).execute_from_commandline()  # exits
 
 
-def _stores(args: argparse.Namespace) -> tuple[Any, Any]:
-    from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
-    from riskstream.bootstrap import redis_url_from_env
-
-    url = args.redis_url or redis_url_from_env()
-    return (
-        RedisFlagStore.from_url(url, namespace=args.namespace),
-        RedisApprovalStore.from_url(url, namespace=args.namespace),
-    )
-
-
 def actions(args: argparse.Namespace) -> int:
     if args.action_command == "list":
-        _, approvals = _stores(args)
-        status = None if args.status == "all" else args.status
-        items = approvals.list(status)
+        items = operations(args).actions(None if args.status == "all" else args.status)
         if args.json:
             for p in items:
                 sys.stdout.write(orjson.dumps(p.to_data()).decode() + "\n")
             return 0
         if not items:
             print(f"no {args.status} actions")
-        for p in items:
-            due = "never" if p.expires_at is None else format_time(p.expires_at)
-            print(
-                f"{p.action_id}  {p.status:<8} {p.action['kind']:<16} {p.model_id:<24} "
-                f"incident {p.incident_id}  requested {format_time(p.requested_at)}  "
-                f"expires {due}" + (f"\n    note: {p.note}" if p.note else "")
-            )
+            return 0
+        rows = [
+            [p.action_id, p.status, p.action["kind"], p.model_id, p.incident_id,
+             short_time(p.requested_at),
+             "never" if p.expires_at is None else short_time(p.expires_at), p.note]
+            for p in items
+        ]  # fmt: skip
+        headers = ["ID", "STATUS", "ACTION", "MODEL", "INCIDENT", "REQUESTED", "EXPIRES", "NOTE"]
+        print(table(headers, rows))
         return 0
-    from prometheus_client import CollectorRegistry
-
-    from riskstream.bootstrap import kafka_containment
-    from riskstream.config import load_config
-
-    service = kafka_containment(
-        load_config(args.config),
-        args.bootstrap,
-        args.redis_url,
-        CollectorRegistry(),
-        args.namespace,
+    decided = operations(args, publishes=True).decide(
+        args.action_id, args.action_command == "approve", args.by, args.note
     )
-    status = "approved" if args.action_command == "approve" else "rejected"
-    decided = service.decide(args.action_id, status, args.by, args.note)
     print(f"{decided.action_id}: {decided.status} by {decided.decided_by}")
     return 0
 
 
 def flags(args: argparse.Namespace) -> int:
-    store, _ = _stores(args)
-    found = store.all() if args.model_id is None else {args.model_id: store.get(args.model_id)}
-    for model_id, flag in sorted(found.items()):
-        if flag is None:
-            print(f"{model_id}: no flag (the serving layer uses its default)")
-        elif args.json:
-            print(orjson.dumps(flag.to_data()).decode())
-        else:
+    ops = operations(args, publishes=args.flags_command == "set")
+    if args.flags_command == "set":
+        flag = ops.set_flag(
+            args.model_id, args.by, args.reason,
+            version=args.version, mode=args.mode, traffic_fraction=args.traffic,
+        )  # fmt: skip
+        print(f"{flag.model_id}: set to {_flag_text(flag)}")
+        return 0
+    found = ops.flags()
+    if args.model_id is not None:
+        found = {args.model_id: found[args.model_id]} if args.model_id in found else {}
+        if not found:
             print(
-                f"{model_id}: {flag.active_version} mode={flag.mode} "
-                f"traffic={flag.traffic_fraction:.0%} rev={flag.revision} "
-                f"by {flag.actor} at {format_time(flag.updated_at)}\n    {flag.reason}"
+                f"{args.model_id}: no flag (the serving layer uses its default)",
+                file=sys.stderr if args.json else sys.stdout,
             )
+    if args.json:
+        for _, flag in sorted(found.items()):
+            print(orjson.dumps(flag.to_data()).decode())
+    elif found:
+        rows = [
+            [m, f.active_version, f.mode, f"{f.traffic_fraction:.0%}", f.revision, f.actor,
+             short_time(f.updated_at), f.reason]
+            for m, f in sorted(found.items())
+        ]  # fmt: skip
+        headers = ["MODEL", "VERSION", "MODE", "TRAFFIC", "REV", "BY", "UPDATED", "REASON"]
+        print(table(headers, rows))
+    elif args.model_id is None:
+        print("no flags yet: every model is served as its default")
     return 0
 
 
+def _flag_text(flag: RoutingFlag) -> str:
+    return (
+        f"{flag.active_version} mode={flag.mode} traffic={flag.traffic_fraction:.0%} "
+        f"rev={flag.revision} by {flag.actor}"
+    )
+
+
 def audit(args: argparse.Namespace) -> int:
-    store, _ = _stores(args)
-    report = store.verify_audit()
+    report = operations(args).verify_audit()
     if report.ok:
         print(f"audit trail intact: {report.length} entries, hash chain verified")
         return 0

@@ -24,10 +24,12 @@ from riskstream.core.enrichment import Enrichment
 from riskstream.core.monitors import MISSING, GapSettings, MonitorSpec, ValueSpec
 from riskstream.core.notifications import NotificationSettings
 from riskstream.core.playbooks import ContainmentPolicy
+from riskstream.core.reports.settings import ReportSettings
 from riskstream.core.silence import check_silence_params
 from riskstream.core.streams import RULES, Seasonality, StreamSettings
 from riskstream.errors import ConfigError, RiskstreamError
 from riskstream.notifications_config import read_notifications
+from riskstream.report_config import read_reporting
 
 __all__ = ["DEFAULT_CONFIG", "EVENT_KINDS", "Config", "ProcessorSettings", "Topics", "load_config"]
 
@@ -42,6 +44,7 @@ _ENRICHMENT_SECTIONS = (
     "change_lookback",
     "correlation_window",
 )
+_REPORT_SECTIONS = ("provider", "raci")  # and the AI-system keys of `models`
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,7 @@ class Config:
     enrichment: Enrichment = field(default_factory=Enrichment)
     labels: LabelSettings = field(default_factory=LabelSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    reporting: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def joins_labels(self) -> bool:
@@ -138,6 +142,7 @@ class _Reader:
         topics, processor, known = Topics(), ProcessorSettings(), None
         containment: dict[str, YamlNode] = {}
         enrichment: dict[str, YamlNode] = {}
+        reporting: dict[str, YamlNode] = {}
         labels = LabelSettings()
         notifications = NotificationSettings()
         monitors: list[MonitorSpec] = []
@@ -150,6 +155,8 @@ class _Reader:
                 containment[key] = node
             elif key in _ENRICHMENT_SECTIONS:
                 enrichment[key] = node
+            elif key in _REPORT_SECTIONS:
+                reporting[key] = node
             elif key == "labels":
                 f = node.known(("ttl_days", "positive"))
                 labels = LabelSettings(
@@ -182,12 +189,14 @@ class _Reader:
                     node,
                     f"unknown section {key!r}; known: version, topics, processor, "
                     f"known_subjects, monitors, labels, notifications, "
-                    f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS)}",
+                    f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS + _REPORT_SECTIONS)}",
                 )
         policy = read_containment(containment, topics.routing_changes)
+        if "models" in containment:
+            reporting["models"] = containment["models"]
         return Config(
             self.source, topics, processor, tuple(monitors), known, policy,
-            read_enrichment(enrichment), labels, notifications,
+            read_enrichment(enrichment), labels, notifications, read_reporting(reporting),
         )  # fmt: skip
 
     @staticmethod

@@ -21,12 +21,13 @@ from riskstream.core.playbooks import (
     Playbook,
 )
 from riskstream.errors import RiskstreamError
+from riskstream.report_config import SYSTEM_KEYS
 
 __all__ = ["read_containment", "read_enrichment"]
 
 _ACTION_KEYS = ("kind", "version", "fraction", "approval", "revert_on_resolve", "ttl", "channel")
 _APPROVAL_KEYS = ("required", "timeout", "on_timeout", "separate_approver")
-_MODEL_KEYS = ("fallback_version", "known_good", "risk_class")
+_MODEL_KEYS = ("fallback_version", "known_good", "risk_class", *SYSTEM_KEYS)  # reports read those
 _LIMIT_KEYS = ("window", "max_models", "max_traffic_fraction")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory_incidents import InMemoryIncidentStore
 from riskstream.bootstrap import embedded_containment, embedded_processor
 from riskstream.config import Config
 from riskstream.core.routing import RoutingFlag
@@ -45,7 +46,11 @@ class EmbeddedPipeline:
         self.incidents: list[IncidentRecord] = []
         # Containment runs on data time here, so approvals and expiry follow the story.
         self.now = 0.0
-        self.containment = embedded_containment(config, self.bus, clock=lambda: self.now)
+        # Every incident's record with its timeline, as the operator surface reads it.
+        self.records = InMemoryIncidentStore()
+        self.containment = embedded_containment(
+            config, self.bus, clock=lambda: self.now, incidents=self.records
+        )
         self._processor = embedded_processor(config, self.bus, on_incident=self._on_incident)
         self._processor.start()
         self._progress = progress

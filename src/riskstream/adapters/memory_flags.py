@@ -119,7 +119,10 @@ def check_new_pending(pending: PendingAction) -> None:
 
 
 def unknown_action(action_id: str, doing: str) -> ContainmentError:
-    return ContainmentError(f"cannot {doing} action {action_id}: no such action is stored")
+    return ContainmentError(
+        f"cannot {doing} action {action_id}: no such action is stored "
+        "(list them with `riskstream actions list --status all`)"
+    )
 
 
 def refuse_mark_applied(pending: PendingAction) -> None:

@@ -1,0 +1,115 @@
+"""What the operator commands share: connection flags, the service, tables and JSON lines.
+
+People read a table at 3 a.m.; scripts read ``--json``.  Both come from here so
+every command prints the same way: one aligned table, or one JSON object per line
+for a list and one object for a single thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+import orjson
+
+from riskstream.config import Config
+from riskstream.core.timeutil import format_time
+from riskstream.services.operations import OperatorService
+
+__all__ = [
+    "connection_args",
+    "fraction",
+    "operations",
+    "print_json",
+    "print_json_lines",
+    "short_time",
+    "table",
+]
+
+MAX_CELL = 60
+
+
+def connection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="config (YAML); default: the shipped default")
+    p.add_argument("--redis-url", help="Redis URL (env RISKSTREAM_REDIS_URL)")
+    p.add_argument("--namespace", default="default", help="flag namespace (default: default)")
+    p.add_argument(
+        "--bootstrap",
+        help="Kafka bootstrap servers (env RISKSTREAM_KAFKA_BOOTSTRAP); "
+        "needed only by acts that publish: resolve, approve, reject, flags set",
+    )
+
+
+def operations(
+    args: argparse.Namespace, publishes: bool = False, config: Config | None = None
+) -> OperatorService:
+    """The operator service for a command; Kafka only when the act publishes."""
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.bootstrap import kafka_operations, redis_operations
+    from riskstream.config import load_config
+
+    config = config or load_config(args.config)
+    if publishes:
+        return kafka_operations(
+            config, args.bootstrap, args.redis_url, CollectorRegistry(), args.namespace
+        )
+    return redis_operations(config, args.redis_url, args.namespace)
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a share of traffic, 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def short_time(epoch: float | None) -> str:
+    """``2026-12-06 07:36Z``: minutes are what a person compares in a table.
+
+    >>> short_time(1796542560.693), short_time(None)
+    ('2026-12-06 07:36Z', '-')
+    """
+    if epoch is None:
+        return "-"
+    return format_time(epoch)[:16].replace("T", " ") + "Z"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], max_cell: int = MAX_CELL) -> str:
+    """Left-aligned columns, two spaces apart; cells past ``max_cell`` cut with an ellipsis.
+
+    >>> print(table(["id", "what"], [["a1", "drift"], ["b", None]]))
+    id  what
+    a1  drift
+    b   -
+    """
+    cells = [[_cell(v, max_cell) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = [headers, *cells]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def _cell(value: Any, max_cell: int) -> str:
+    text = "-" if value is None or value == "" else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= max_cell else text[: max_cell - 1] + "…"
+
+
+def print_json_lines(items: Iterable[Mapping[str, Any]], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    for item in items:
+        out.write(orjson.dumps(item).decode() + "\n")
+
+
+def print_json(item: Mapping[str, Any], out: TextIO | None = None) -> None:
+    (out or sys.stdout).write(orjson.dumps(item, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -1,0 +1,221 @@
+"""The operator commands' wording and argument handling, on the in-memory service.
+
+The commands are adapters over OperatorService; here the service runs on the
+in-memory stores (the Redis path is tests/integration/test_cli_operator.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from riskstream import cli_containment, cli_incidents
+from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.bootstrap import embedded_operations
+from riskstream.cli import main
+from riskstream.cli_common import table
+from riskstream.config import load_config
+from riskstream.core.timeutil import parse_time
+from riskstream.services.operations import OperatorService
+
+CONFIG = """\
+version: 1
+models:
+  diagnosis-v4: {known_good: dx-4.0, risk_class: high}
+playbooks:
+  - name: clinical
+    match: {subject: "diagnosis*"}
+    actions:
+      - {kind: human-review, fraction: 1.0}
+      - kind: route-to-version
+        version: last-known-good
+        approval: {required: true, timeout: 600}
+"""
+NOW = parse_time("2026-12-07T07:36:00Z")
+
+
+def incident(incident_id: str = "inc-1", **extra: Any) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id, "type": "recall-drop", "severity": "critical",
+        "status": "open", "subject": "diagnosis-v4", "monitor": "missed",
+        "stream_key": "diagnosis-v4|subtype-c|70+",
+        "detected_at": "2026-12-06T07:36:00.000Z", "onset_at": "2026-12-05T10:00:00.000Z",
+        "evidence": {"detector": "page-hinkley", "value": "missed", "delay_samples": 33,
+                     "before": {"mean": 0.15, "count": 150}, "after": {"mean": 0.55, "count": 33}},
+        "suspected_changes": [{"event_id": "c1", "kind": "deploy", "subject": "diagnosis-v4",
+                               "version": "dx-4.1", "actor": "ml-release",
+                               "time": "2026-12-03T07:30:00.000Z", "lead_seconds": 181800.0}],
+        "blast_radius": {"affected_events": 33, "segments": ["diagnosis-v4|subtype-c|70+"]},
+        "regulatory": {"framework": "EU AI Act", "article": "73", "report_within_days": 15,
+                       "potential_serious_incident": True,
+                       "report_deadline": "2026-12-21T07:36:00.000Z"},
+        **extra,
+    }  # fmt: skip
+
+
+class Clock:
+    now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OperatorService:
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG)
+    service = embedded_operations(load_config(path), InMemoryBus(), clock=Clock())
+    service._containment.on_incident(incident())
+    later = {"detected_at": "2026-12-06T09:00:00.000Z", "severity": "warning"}
+    service._containment.on_incident(incident("inc-2", subject="ranker", **later))
+    for module in (cli_incidents, cli_containment):
+        monkeypatch.setattr(module, "operations", lambda args, publishes=False: service)
+    return service
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_table_aligns_columns_and_cuts_long_cells() -> None:
+    text = table(["A", "B"], [["x" * 70, None], ["y", "z"]])
+    first, second, third = text.splitlines()
+    assert first.index("B") == second.index("-") == third.index("z") == 62
+    assert second.startswith("x" * 59 + "…")
+
+
+def test_list_is_a_table_filters_apply_and_json_is_one_object_per_line(
+    ops: OperatorService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "incidents", "list")
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["ID", "STATUS", "SEVERITY", "DETECTED", "SUBJECT", "ACK", "WHAT"]
+    assert [r.split()[:3] for r in rows] == [
+        ["inc-2", "open", "warning"], ["inc-1", "contained", "critical"]
+    ]  # fmt: skip
+    _, out, _ = run(capsys, "incidents", "list", "--severity", "critical", "--json")
+    (line,) = out.splitlines()
+    data = orjson.loads(line)
+    assert data["incident"]["incident_id"] == "inc-1" and data["status"] == "contained"
+    assert data["headline"].endswith("diagnosis-v4|subtype-c|70+: missed 0.15 → 0.55")
+    _, out, _ = run(capsys, "incidents", "list", "--subject", "nobody")
+    assert out == "no incidents match these filters\n"
+
+
+def test_list_refuses_an_unknown_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["incidents", "list", "--status", "closed"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'closed'" in capsys.readouterr().err
+
+
+def test_show_has_what_a_person_needs_on_one_screen(
+    ops: OperatorService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = cli_incidents.show_text(ops.incident("inc-1"), NOW)
+    assert text.splitlines()[:2] == [
+        "inc-1  CONTAINED",
+        "critical recall-drop on diagnosis-v4|subtype-c|70+: missed 0.15 → 0.55",
+    ]
+    for expected in (
+        "onset         2026-12-05 10:00Z (estimated)",
+        "evidence      page-hinkley on missed: mean 0.15 over 150 samples before, "
+        "0.55 over 33 since onset; 33 samples from onset to detection",
+        "suspect       1. deploy of diagnosis-v4 dx-4.1 by ml-release, 50.5 h before onset",
+        "reach         33 events since onset; segments diagnosis-v4|subtype-c|70+",
+        "report due 2026-12-21 07:36Z, 14 days left",
+        "route-to-version: pending: approval required",
+        "next: riskstream incidents ack inc-1 --by NAME",
+    ):
+        assert expected in text
+    late = cli_incidents.show_text(ops.incident("inc-1"), NOW + 16 * 86_400)
+    assert "OVERDUE by 2 days" in late
+    code, out, _ = run(capsys, "incidents", "show", "inc-1", "--json")
+    assert code == 0 and orjson.loads(out)["timeline"][0]["kind"] == "onset"
+
+
+def test_an_unknown_id_says_how_to_list(
+    ops: OperatorService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "incidents", "show", "nope")
+    assert code == 2 and "list them with `riskstream incidents list`" in err
+    code, _, err = run(capsys, "actions", "approve", "nope", "--by", "ana")
+    assert code == 2 and "riskstream actions list --status all" in err
+
+
+def test_ack_and_resolve_name_who_and_say_when_someone_was_first(
+    ops: OperatorService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "incidents", "ack", "inc-1", "--by", "ana")[1] == (
+        "inc-1: acknowledged by ana\n"
+    )
+    assert run(capsys, "incidents", "ack", "inc-1", "--by", "ben")[1] == (
+        "inc-1: already acknowledged by ana; nothing changed\n"
+    )
+    code, _, err = run(capsys, "incidents", "ack", "inc-2", "--by", " ")
+    assert code == 2 and "say who you are" in err
+    resolved = run(capsys, "incidents", "resolve", "inc-1", "--by", "ana", "--note", "retrained")
+    assert resolved[1] == "inc-1: resolved by ana\n"
+    assert ops.incident("inc-1").status == "resolved"
+
+
+def test_approvals_and_flags_go_through_the_operator_service(
+    ops: OperatorService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (pending,) = ops.actions("pending")
+    code, out, _ = run(capsys, "actions", "list")
+    assert code == 0 and pending.action_id in out and "route-to-version" in out
+    code, out, _ = run(capsys, "actions", "approve", pending.action_id, "--by", "dr.okafor")
+    assert out == f"{pending.action_id}: approved by dr.okafor\n"
+    assert ops.flags()["diagnosis-v4"].active_version == "dx-4.0"
+    code, out, _ = run(
+        capsys, "flags", "set", "diagnosis-v4", "--by", "ana", "--reason", "ward confirmed",
+        "--mode", "shadow", "--traffic", "0.25",
+    )  # fmt: skip
+    assert out.startswith("diagnosis-v4: set to dx-4.0 mode=shadow traffic=25% rev=")
+    _, out, _ = run(capsys, "flags", "get")
+    header, row = out.splitlines()
+    assert header.split()[:4] == ["MODEL", "VERSION", "MODE", "TRAFFIC"]
+    assert row.split()[:4] == ["diagnosis-v4", "dx-4.0", "shadow", "25%"]
+    _, out, _ = run(capsys, "flags", "get", "ranker")
+    assert out == "ranker: no flag (the serving layer uses its default)\n"
+    _, out, _ = run(capsys, "flags", "get", "diagnosis-v4", "--json")
+    assert orjson.loads(out)["actor"] == "ana"
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--traffic", "1.5"], "1.5 is not between 0 and 1"),
+        (["--traffic", "most"], "'most' is not a number"),
+        (["--mode", "off"], "invalid choice: 'off'"),
+        ([], "required: --by, --reason"),
+    ],
+)
+def test_flags_set_checks_its_arguments(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = ["--by", "ana", "--reason", "r"] if argv else []
+    with pytest.raises(SystemExit):
+        main(["flags", "set", "m", *names, *argv])
+    assert complaint in capsys.readouterr().err
+
+
+def test_redis_unreachable_gives_the_usual_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "incidents", "list", "--redis-url", "redis://127.0.0.1:1/0")
+    assert code == 2 and "Is Redis up and reachable at 127.0.0.1:1" in err
+
+
+def test_acts_that_publish_need_kafka_and_change_nothing_without_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RISKSTREAM_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.setenv("RISKSTREAM_REDIS_URL", "redis://127.0.0.1:1/0")
+    code, _, err = run(capsys, "incidents", "resolve", "inc-1", "--by", "ana")
+    assert code == 2 and "pass --bootstrap or set RISKSTREAM_KAFKA_BOOTSTRAP" in err
