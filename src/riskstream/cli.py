@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from riskstream import __version__, cli_containment, cli_simulate
+from riskstream import __version__, cli_api, cli_containment, cli_simulate
 from riskstream.errors import RiskstreamError
 
 __all__ = ["main"]
@@ -41,7 +41,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     run = sub.add_parser("run", help="run a long-lived process")
-    run.add_argument("process", choices=["processor", "containment"], help="which process")
+    run.add_argument("process", choices=["processor", "containment", "api"], help="which process")
     _config_arg(run)
     run.add_argument("--bootstrap", help="Kafka bootstrap servers (env RISKSTREAM_KAFKA_BOOTSTRAP)")
     run.add_argument("--redis-url", help="Redis URL (env RISKSTREAM_REDIS_URL)")
@@ -78,6 +78,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default=30_000,
         help="a member silent this long loses its partitions (default 30000)",
     )
+    cli_api.add_run_args(run)
 
     rep = sub.add_parser("replay", help="back-test monitors on a file of recorded events")
     _config_arg(rep)
@@ -86,6 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--topic", help="the input holds bare events of this topic")
 
     cli_containment.add_parsers(sub)
+    cli_api.add_parsers(sub)
     cli_simulate.add_parser(sub)
 
     cfg = sub.add_parser("config", help="check a config file")
@@ -136,6 +138,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.process == "containment":
         return cli_containment.run_containment(args)
+    if args.process == "api":
+        return cli_api.run_api(args)
     from prometheus_client import CollectorRegistry
 
     from riskstream.bootstrap import kafka_processor
@@ -197,6 +201,7 @@ _COMMANDS = {
     "replay": _replay,
     "config": _config,
     **cli_containment.COMMANDS,
+    **cli_api.COMMANDS,
     "simulate": cli_simulate.run,
 }
 
