@@ -227,3 +227,42 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
 
 def _send(bootstrap: str, topic: str, *events: dict[str, Any]) -> None:
     produce(bootstrap, topic, [(str(e["subject"]).encode(), orjson.dumps(e)) for e in events])
+
+
+# -- the OpenAPI document as a test oracle ------------------------------------------
+
+
+def spec_document() -> dict[str, Any]:
+    from riskstream.api.spec import load_spec
+
+    document: dict[str, Any] = orjson.loads(load_spec())
+    return document
+
+
+def spec_template(spec: Mapping[str, Any], path: str) -> str | None:
+    """The spec's path template that ``path`` (no query) falls under, if any."""
+    for template in spec["paths"]:
+        pattern = "^" + re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            return str(template)
+    return None
+
+
+def check_answer(spec: Mapping[str, Any], method: str, path: str, status: int, body: Any) -> None:
+    """The answer is documented for that route and status, and matches its schema."""
+    from openapi_schema_validator import OAS31Validator
+
+    template = spec_template(spec, path.split("?")[0])
+    if template is None or status in (405, 500):  # no such route; undocumented failures
+        return
+    responses = spec["paths"][template][method.lower()]["responses"]
+    assert str(status) in responses, f"{method} {template} answered {status}, undocumented"
+    response = responses[str(status)]
+    if "$ref" in response:
+        response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    schema = response["content"]["application/json"]["schema"]
+    validator = OAS31Validator(
+        {"components": spec["components"], **schema}, format_checker=OAS31Validator.FORMAT_CHECKER
+    )
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(body)]
+    assert not problems, f"{method} {path} {status} does not match the spec: {problems}"

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from api_support import check_answer, spec_document
 from riskstream.adapters.memory_bus import InMemoryBus
 from riskstream.api import TokenTable, build_app, token_digest
 from riskstream.bootstrap import embedded_operations
@@ -44,6 +45,7 @@ monitors:
 """
 USERS = {"val": "viewer", "ana": "operator", "dr.okafor": "approver", "dr.lee": "approver"}
 TOKENS = {name: f"rs_test_token_of_{name}" for name in USERS}
+SPEC = spec_document()
 
 
 def incident(incident_id: str = "inc-1", **extra: Any) -> dict[str, Any]:
@@ -74,6 +76,7 @@ class Env:
             headers["Authorization"] = f"Bearer {TOKENS[user]}"
         response = await self.client.request(method, path, json=body, headers=headers, **kw)
         data = await response.json() if response.content_type == "application/json" else None
+        check_answer(SPEC, method, path, response.status, data)  # every answer, as documented
         return response.status, data
 
 

@@ -24,6 +24,7 @@ from riskstream.api.auth import TokenTable
 from riskstream.api.context import API, Api, caller, caller_scope, set_caller
 from riskstream.api.errors import ApiError, from_exception
 from riskstream.api.routes import ROUTES, Route, json_response
+from riskstream.api.spec import load_spec
 from riskstream.config import Config
 from riskstream.metrics import ApiMetrics
 from riskstream.services.operations import OperatorService
@@ -49,13 +50,17 @@ def console_dir() -> Path:
 
 
 def build_app(
-    ops: OperatorService, config: Config, tokens: TokenTable, metrics: ApiMetrics
+    ops: OperatorService,
+    config: Config,
+    tokens: TokenTable,
+    metrics: ApiMetrics,
+    spec: bytes | None = None,
 ) -> web.Application:
-    """The API over ``ops``, the console at ``/``."""
+    """The API over ``ops``, the console at ``/``; ``spec`` defaults to schemas/openapi.yaml."""
     app = web.Application(
         middlewares=[_measured, _errors, _authenticated], client_max_size=64 * 1024
     )
-    app[API] = Api(ops, config.monitors, tokens, metrics)
+    app[API] = Api(ops, config.monitors, tokens, metrics, spec or load_spec())
     app[_ROLE_OF] = {}
     for route in ROUTES:
         resource = app.router.add_resource(route.path)

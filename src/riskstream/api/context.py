@@ -35,6 +35,7 @@ class Api:
     monitors: tuple[MonitorSpec, ...]
     tokens: TokenTable
     metrics: ApiMetrics
+    spec: bytes  # the OpenAPI document, as served
     workers: int = 8
     _executor: ThreadPoolExecutor | None = field(default=None, init=False)
     _write_lock: asyncio.Lock | None = field(default=None, init=False)

@@ -139,6 +139,10 @@ async def health(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "ok", "redis": "ok", "version": __version__})
 
 
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=request.app[API].spec, content_type="application/json")
+
+
 async def me(request: web.Request) -> web.StreamResponse:
     who = principal(request)
     return json_response({"name": who.name, "role": who.role})
@@ -278,6 +282,7 @@ async def verify_audit(request: web.Request) -> web.StreamResponse:
 _V1 = "/api/v1"
 ROUTES = (
     Route("GET", f"{_V1}/health", health, None, "the health check"),
+    Route("GET", f"{_V1}/openapi.json", openapi, None, "the API description"),
     Route("GET", f"{_V1}/me", me, "viewer", "reading"),
     Route("GET", f"{_V1}/incidents", list_incidents, "viewer", "reading"),
     Route("GET", f"{_V1}/incidents/{{incident_id}}", get_incident, "viewer", "reading"),
