@@ -67,9 +67,8 @@ def build_app(
         resource.add_route(route.method, route.handler)
         app[_ROLE_OF][(route.method, resource.canonical)] = route
     static = console_dir()
-    if static.is_dir():
-        app.router.add_get("/", _index(static / "index.html"))
-        app.router.add_static("/static/", static, show_index=False, follow_symlinks=False)
+    app.router.add_get("/", _index(static / "index.html"))
+    app.router.add_static("/static/", static, show_index=False, follow_symlinks=False)
     app.on_response_prepare.append(_headers)
     app.on_cleanup.append(_close)
     return app
