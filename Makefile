@@ -57,3 +57,7 @@ check: lint typecheck  ## lint and type-check
 
 clean:  ## remove the virtualenv and caches (not the cached Kafka jars)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .ci/out
+
+.PHONY: console-screenshot
+console-screenshot: $(VENV)/.installed-dev system-packages fetch-kafka  ## redo docs/console-incident.png from the browser test
+	RISKSTREAM_SCREENSHOT_DIR=docs $(PY) -m pytest -p no:cacheprovider tests/integration/test_console.py

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from riskstream import (
     __version__,
+    cli_api,
     cli_containment,
     cli_incidents,
     cli_notifier,
@@ -50,7 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a long-lived process")
     run.add_argument(
-        "process", choices=["processor", "containment", "notifier"], help="which process"
+        "process", choices=["processor", "containment", "notifier", "api"], help="which process"
     )
     _config_arg(run)
     run.add_argument("--bootstrap", help="Kafka bootstrap servers (env RISKSTREAM_KAFKA_BOOTSTRAP)")
@@ -88,6 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default=30_000,
         help="a member silent this long loses its partitions (default 30000)",
     )
+    cli_api.add_run_args(run)
 
     rep = sub.add_parser("replay", help="back-test monitors on a file of recorded events")
     _config_arg(rep)
@@ -99,6 +101,7 @@ def _build_parser() -> argparse.ArgumentParser:
     cli_incidents.add_parsers(sub)
     cli_reports.add_parsers(sub)
     cli_tools.add_parsers(sub)
+    cli_api.add_parsers(sub)
     cli_simulate.add_parser(sub)
 
     cfg = sub.add_parser("config", help="check a config file")
@@ -151,6 +154,8 @@ def _run(args: argparse.Namespace) -> int:
         return cli_containment.run_containment(args)
     if args.process == "notifier":
         return cli_notifier.run_notifier(args)
+    if args.process == "api":
+        return cli_api.run_api(args)
     from prometheus_client import CollectorRegistry
 
     from riskstream.bootstrap import kafka_processor
@@ -215,6 +220,7 @@ _COMMANDS = {
     **cli_incidents.COMMANDS,
     **cli_reports.COMMANDS,
     **cli_tools.COMMANDS,
+    **cli_api.COMMANDS,
     "simulate": cli_simulate.run,
 }
 

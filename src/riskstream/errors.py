@@ -14,6 +14,7 @@ __all__ = [
     "ContainmentError",
     "FencedError",
     "NotFoundError",
+    "NotPermittedError",
     "RiskstreamError",
     "SchemaError",
     "StateStoreError",
@@ -46,6 +47,10 @@ class FencedError(StateStoreError):
 
 class ContainmentError(RiskstreamError):
     """A containment action could not be applied."""
+
+
+class NotPermittedError(ContainmentError):
+    """A rule forbids this person this act, e.g. approving what they requested."""
 
 
 class NotFoundError(RiskstreamError):

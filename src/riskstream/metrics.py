@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["ContainmentMetrics", "NotifierMetrics", "ProcessorMetrics", "serve_metrics"]
+__all__ = [
+    "ApiMetrics",
+    "ContainmentMetrics",
+    "NotifierMetrics",
+    "ProcessorMetrics",
+    "serve_metrics",
+]
 
 
 class ProcessorMetrics:
@@ -176,5 +182,26 @@ class NotifierMetrics:
             "riskstream_notifier_incidents_total",
             "Incident events consumed, by event (opened, updated, resolved, unreadable).",
             ["event"],
+            registry=registry,
+        )
+
+
+class ApiMetrics:
+    """The operator API: requests by route template (not raw path, to bound the
+    label values), method and status, and how long they took."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "riskstream_api_requests_total",
+            "API requests by route template, method and HTTP status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "riskstream_api_request_seconds",
+            "Time to answer an API request, by route template and method.",
+            ["route", "method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=registry,
         )

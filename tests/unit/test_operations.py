@@ -156,3 +156,40 @@ def test_related_incidents_form_one_group_led_by_the_first(tmp_path: Path) -> No
     ops.resolve("first", "ana")
     worker.on_incident(_incident("after-resolve", detected_at="2026-12-06T08:10:00.000Z"))
     assert ops.incident("after-resolve").group == "first"  # the story keeps its name
+
+
+def test_a_manual_override_refuses_values_the_serving_layer_cannot_act_on(tmp_path: Path) -> None:
+    ops, _ = _contained(tmp_path)
+    for kwargs, message in (
+        ({}, "say what to change"),
+        ({"mode": "banana"}, "use one of normal, fallback"),
+        ({"traffic_fraction": 1.5}, "from 0 to 1"),
+        ({"version": " "}, "must not be empty"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            ops.set_flag("diagnosis-v4", "ana", "why", **kwargs)
+    assert ops.flag("diagnosis-v4").mode == "human-review"  # nothing changed
+    with pytest.raises(NotFoundError, match="no routing flag for 'nope'"):
+        ops.flag("nope")
+
+
+def test_actions_by_incident_and_unknown_or_forbidden_decisions(tmp_path: Path) -> None:
+    from riskstream.core.approvals import PendingAction
+    from riskstream.errors import NotPermittedError
+
+    ops, _ = _contained(tmp_path)
+    (pending,) = ops.actions("pending", incident_id="inc-1")
+    assert ops.actions("pending", incident_id="inc-2") == []
+    assert ops.action(pending.action_id) == pending
+    with pytest.raises(ConfigError, match="use one of pending"):
+        ops.actions("waiting")
+    with pytest.raises(NotFoundError, match="no action 'nope'"):
+        ops.decide("nope", True, "dr.okafor")
+    asked = PendingAction("own", "inc-1", "diagnosis-v4", {"kind": "block"}, "dr.lee", 0.0, None)
+    ops._containment._approvals.add(asked)
+    with pytest.raises(NotPermittedError, match="may not approve it too"):
+        ops.decide("own", True, "dr.lee")
+    ops.decide(pending.action_id, False, "dr.okafor", "not needed")
+    with pytest.raises(ContainmentError, match="already rejected"):
+        ops.decide(pending.action_id, True, "dr.okafor")
+    ops.ping()  # the in-memory store always answers

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from riskstream.errors import ContainmentError
+from riskstream.errors import ContainmentError, NotPermittedError
 
 __all__ = ["DECIDED", "PendingAction", "check_decision"]
 
@@ -73,7 +73,7 @@ def check_decision(pending: PendingAction, status: str, by: str) -> None:
             f"(by {pending.decided_by}); nothing changed"
         )
     if status == "approved" and pending.separate_approver and by == pending.requested_by:
-        raise ContainmentError(
+        raise NotPermittedError(
             f"{by} requested action {pending.action_id} and may not approve it too; "
             "ask another approver"
         )

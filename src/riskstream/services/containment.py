@@ -241,6 +241,9 @@ class ContainmentService:
         """Actions held for approval, in any state (``None``: all)."""
         return self._approvals.list(status)
 
+    def action(self, action_id: str) -> PendingAction | None:
+        return self._approvals.get(action_id)
+
     def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
         return self._flags.audit(start, count)
 

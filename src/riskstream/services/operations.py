@@ -22,13 +22,15 @@ from riskstream.core.incident_records import (
     resolve,
 )
 from riskstream.core.incidents import INCIDENT_RESOLVED
-from riskstream.core.routing import RoutingFlag
+from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.core.timeutil import format_time
-from riskstream.errors import ContainmentError, NotFoundError
+from riskstream.errors import ConfigError, ContainmentError, NotFoundError
 from riskstream.ports import IncidentStore, Producer
 from riskstream.services.containment import ContainmentService
 
-__all__ = ["INCIDENT_RESOLVED", "OperatorService"]
+__all__ = ["ACTION_STATUSES", "INCIDENT_RESOLVED", "OperatorService"]
+
+ACTION_STATUSES = ("pending", "approved", "rejected", "expired", "applied")
 
 
 class OperatorService:
@@ -92,16 +94,40 @@ class OperatorService:
 
     # -- actions and flags -------------------------------------------------------
 
-    def actions(self, status: str | None = "pending") -> list[PendingAction]:
-        return self._containment.actions(status)
+    def actions(
+        self, status: str | None = "pending", incident_id: str | None = None
+    ) -> list[PendingAction]:
+        """Actions held for approval (``status=None``: all), of one incident if given."""
+        if status is not None and status not in ACTION_STATUSES:
+            raise ConfigError(f"status {status!r}: use one of {', '.join(ACTION_STATUSES)}")
+        found = self._containment.actions(status)
+        return [a for a in found if incident_id is None or a.incident_id == incident_id]
+
+    def action(self, action_id: str) -> PendingAction:
+        pending = self._containment.action(action_id)
+        if pending is None:
+            raise NotFoundError(
+                f"no action {action_id!r}: list them with `riskstream actions list --status all`"
+            )
+        return pending
 
     def decide(self, action_id: str, approve: bool, by: str, note: str = "") -> PendingAction:
         """Approve (carried out at once) or reject; the separate-approver rule applies."""
         status = "approved" if approve else "rejected"
+        self.action(action_id)  # an unknown id is "not found", not a refused decision
         return self._containment.decide(action_id, status, _named(by), note)
 
     def flags(self) -> dict[str, RoutingFlag]:
         return self._containment.flags()
+
+    def flag(self, model_id: str) -> RoutingFlag:
+        flag = self.flags().get(model_id)
+        if flag is None:
+            raise NotFoundError(
+                f"no routing flag for {model_id!r}: the serving layer uses its own default "
+                "until containment or a person sets one"
+            )
+        return flag
 
     def set_flag(
         self,
@@ -113,6 +139,15 @@ class OperatorService:
         mode: str | None = None,
         traffic_fraction: float | None = None,
     ) -> RoutingFlag:
+        """A manual override; refuses values the serving layer could not act on."""
+        if version is None and mode is None and traffic_fraction is None:
+            raise ConfigError("say what to change: a version, a mode or a traffic_fraction")
+        if version is not None and not version.strip():
+            raise ConfigError("version must not be empty")
+        if mode is not None and mode not in MODES:
+            raise ConfigError(f"mode {mode!r}: use one of {', '.join(MODES)}")
+        if traffic_fraction is not None and not 0.0 <= traffic_fraction <= 1.0:
+            raise ConfigError(f"traffic_fraction {traffic_fraction}: give a share from 0 to 1")
         return self._containment.override(
             model_id, _named(by), reason,
             version=version, mode=mode, traffic_fraction=traffic_fraction,
@@ -123,6 +158,10 @@ class OperatorService:
 
     def verify_audit(self) -> AuditReport:
         return self._containment.verify_audit()
+
+    def ping(self) -> None:
+        """One cheap read of the stores; raises StateStoreError when they do not answer."""
+        self._incidents.recent(1)
 
     # -- internals ----------------------------------------------------------------
 

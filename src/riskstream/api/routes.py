@@ -1,0 +1,305 @@
+"""The routes under ``/api/v1``: parse the request, call OperatorService, shape the answer.
+
+Nothing here decides anything about incidents, actions or flags; every rule
+(who may approve, what a flag may say, what "already decided" means) lives in
+the service and the core, and their errors become HTTP answers in ``errors``.
+Each route names the least role it needs (``None``: no token).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from riskstream import __version__
+from riskstream.api.context import API, principal
+from riskstream.api.errors import ApiError
+from riskstream.api.views import (
+    action_view,
+    audit_view,
+    flag_view,
+    incident_view,
+    monitor_view,
+    summary,
+)
+from riskstream.core.incident_records import IncidentFilter, IncidentRecord
+from riskstream.errors import RiskstreamError
+
+__all__ = ["ROUTES", "Route", "json_response"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_Fields = Mapping[str, type | tuple[type, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    role: str | None  # the least role allowed; None: open (health, the spec)
+    doing: str  # for the 403 message: "<doing> needs the <role> role"
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+# -- request parsing ------------------------------------------------------------------
+
+
+def _query(request: web.Request, known: tuple[str, ...]) -> dict[str, str]:
+    """The query's parameters; an unknown or repeated one is refused (it is a typo)."""
+    for name in request.query:
+        if name not in known:
+            raise ApiError(
+                400, "bad_request",
+                f"unknown query parameter {name!r}; this route knows: {', '.join(known)}",
+            )  # fmt: skip
+        if len(request.query.getall(name)) > 1:
+            raise ApiError(400, "bad_request", f"query parameter {name!r} is given twice")
+    return {k: v for k, v in request.query.items() if v != ""}
+
+
+def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ApiError(
+            400, "bad_request", f"{name} must be a whole number {low}-{high}, not {raw!r}"
+        )
+    return value
+
+
+def _bool(params: Mapping[str, str], name: str) -> bool | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if raw not in ("true", "false"):
+        raise ApiError(400, "bad_request", f"{name} must be true or false, not {raw!r}")
+    return raw == "true"
+
+
+async def _body(request: web.Request, fields: _Fields, required: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON object sent, checked against the fields the route takes."""
+    data: Any = {}
+    if request.can_read_body:
+        try:
+            data = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            raise ApiError(
+                400, "bad_request", "the body is not valid JSON; send a JSON object"
+            ) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    for key, value in data.items():
+        if key not in fields:
+            raise ApiError(
+                400, "bad_request", f"unknown field {key!r}; this route takes: {', '.join(fields)}"
+            )
+        wanted = fields[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, wanted)):
+            kind = "a number" if wanted == (int, float) else "a string"
+            raise ApiError(400, "bad_request", f"{key} must be {kind}, not {value!r}")
+    for key in required:
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise ApiError(400, "bad_request", f"{key!r} is required: say why, for the audit trail")
+    return data
+
+
+_NOTE: _Fields = {"note": str}
+_FLAG: _Fields = {"version": str, "mode": str, "traffic_fraction": (int, float), "reason": str}
+
+
+# -- handlers ---------------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    try:
+        await api.read(api.ops.ping)
+    except RiskstreamError as exc:
+        log.warning("health check: the store does not answer: %s", exc)
+        return json_response(
+            {"status": "unavailable", "redis": "not answering", "version": __version__,
+             "message": "Redis does not answer; the API's log says why"},
+            status=503,
+        )  # fmt: skip
+    return json_response({"status": "ok", "redis": "ok", "version": __version__})
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=request.app[API].spec, content_type="application/json")
+
+
+async def me(request: web.Request) -> web.StreamResponse:
+    who = principal(request)
+    return json_response({"name": who.name, "role": who.role})
+
+
+async def list_incidents(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    q = _query(
+        request, ("status", "min_severity", "subject", "type", "monitor", "acknowledged", "limit")
+    )
+    where = IncidentFilter(
+        status=q.get("status"), min_severity=q.get("min_severity"), subject=q.get("subject"),
+        type=q.get("type"), monitor=q.get("monitor"), acknowledged=_bool(q, "acknowledged"),
+    )  # fmt: skip
+    records = await api.read(api.ops.incidents, where, _int(q, "limit", 100, 1, 1000))
+    return json_response({"incidents": [summary(r) for r in records]})
+
+
+async def _incident(request: web.Request, record: IncidentRecord) -> web.StreamResponse:
+    api = request.app[API]
+    actions = await api.read(api.ops.actions, None, record.incident_id)
+    return json_response(incident_view(record, actions))
+
+
+async def get_incident(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    _query(request, ())
+    record = await api.read(api.ops.incident, request.match_info["incident_id"])
+    return await _incident(request, record)
+
+
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    body = await _body(request, _NOTE, ())
+    record = await api.write(
+        api.ops.acknowledge,
+        request.match_info["incident_id"], principal(request).name, body.get("note") or "",
+    )  # fmt: skip
+    return await _incident(request, record)
+
+
+async def resolve(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    body = await _body(request, _NOTE, ())
+    record = await api.write(
+        api.ops.resolve,
+        request.match_info["incident_id"], principal(request).name, body.get("note") or "",
+    )  # fmt: skip
+    return await _incident(request, record)
+
+
+async def list_actions(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    q = _query(request, ("status", "incident_id"))
+    status = q.get("status", "pending")
+    actions = await api.read(
+        api.ops.actions, None if status == "all" else status, q.get("incident_id")
+    )
+    return json_response({"actions": [action_view(a) for a in actions]})
+
+
+async def get_action(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    _query(request, ())
+    return json_response(
+        action_view(await api.read(api.ops.action, request.match_info["action_id"]))
+    )
+
+
+async def _decide(request: web.Request, approve: bool) -> web.StreamResponse:
+    api = request.app[API]
+    action_id = request.match_info["action_id"]
+    body = await _body(request, _NOTE, ())
+    await api.write(
+        api.ops.decide, action_id, approve, principal(request).name, body.get("note") or ""
+    )
+    return json_response(action_view(await api.read(api.ops.action, action_id)))
+
+
+async def approve(request: web.Request) -> web.StreamResponse:
+    return await _decide(request, True)
+
+
+async def reject(request: web.Request) -> web.StreamResponse:
+    return await _decide(request, False)
+
+
+async def list_flags(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    _query(request, ())
+    flags = await api.read(api.ops.flags)
+    return json_response({"flags": [flag_view(flags[m]) for m in sorted(flags)]})
+
+
+async def get_flag(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    _query(request, ())
+    return json_response(flag_view(await api.read(api.ops.flag, request.match_info["model_id"])))
+
+
+async def put_flag(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    body = await _body(request, _FLAG, ("reason",))
+    fraction = body.get("traffic_fraction")
+    flag = await api.write(
+        api.ops.set_flag, request.match_info["model_id"], principal(request).name,
+        body["reason"], version=body.get("version"), mode=body.get("mode"),
+        traffic_fraction=None if fraction is None else float(fraction),
+    )  # fmt: skip
+    return json_response(flag_view(flag))
+
+
+async def monitors(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    _query(request, ())
+    return json_response({"monitors": [monitor_view(m) for m in api.monitors]})
+
+
+async def audit(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    q = _query(request, ("start", "limit"))
+    start = _int(q, "start", 0, 0, 2**62)
+    entries = await api.read(api.ops.audit, start, _int(q, "limit", 100, 1, 1000))
+    return json_response(
+        {"entries": [audit_view(e) for e in entries],
+         "next_start": entries[-1].seq if entries else start}
+    )  # fmt: skip
+
+
+async def verify_audit(request: web.Request) -> web.StreamResponse:
+    api = request.app[API]
+    _query(request, ())
+    report = await api.read(api.ops.verify_audit)
+    return json_response({"ok": report.ok, "length": report.length, "problem": report.problem})
+
+
+_V1 = "/api/v1"
+ROUTES = (
+    Route("GET", f"{_V1}/health", health, None, "the health check"),
+    Route("GET", f"{_V1}/openapi.json", openapi, None, "the API description"),
+    Route("GET", f"{_V1}/me", me, "viewer", "reading"),
+    Route("GET", f"{_V1}/incidents", list_incidents, "viewer", "reading"),
+    Route("GET", f"{_V1}/incidents/{{incident_id}}", get_incident, "viewer", "reading"),
+    Route("POST", f"{_V1}/incidents/{{incident_id}}/acknowledge", acknowledge, "operator",
+          "acknowledging an incident"),
+    Route("POST", f"{_V1}/incidents/{{incident_id}}/resolve", resolve, "operator",
+          "resolving an incident"),
+    Route("GET", f"{_V1}/actions", list_actions, "viewer", "reading"),
+    Route("GET", f"{_V1}/actions/{{action_id}}", get_action, "viewer", "reading"),
+    Route("POST", f"{_V1}/actions/{{action_id}}/approve", approve, "approver",
+          "approving an action"),
+    Route("POST", f"{_V1}/actions/{{action_id}}/reject", reject, "approver",
+          "rejecting an action"),
+    Route("GET", f"{_V1}/flags", list_flags, "viewer", "reading"),
+    Route("GET", f"{_V1}/flags/{{model_id}}", get_flag, "viewer", "reading"),
+    Route("PUT", f"{_V1}/flags/{{model_id}}", put_flag, "operator", "overriding a routing flag"),
+    Route("GET", f"{_V1}/monitors", monitors, "viewer", "reading"),
+    Route("GET", f"{_V1}/audit", audit, "viewer", "reading"),
+    Route("GET", f"{_V1}/audit/verify", verify_audit, "viewer", "reading"),
+)  # fmt: skip

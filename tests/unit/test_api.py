@@ -1,0 +1,401 @@
+"""The HTTP API in-process over the in-memory service: auth, roles, errors, every route."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from api_support import check_answer, spec_document
+from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.api import TokenTable, build_app, token_digest
+from riskstream.bootstrap import embedded_operations
+from riskstream.config import load_config
+from riskstream.core.approvals import PendingAction
+from riskstream.metrics import ApiMetrics
+from riskstream.services.operations import OperatorService
+
+CONFIG = """\
+version: 1
+models:
+  diagnosis-v4: {known_good: dx-2.0}
+playbooks:
+  - name: clinical
+    match: {subject: "diagnosis*"}
+    actions:
+      - {kind: human-review, revert_on_resolve: true}
+      - kind: route-to-version
+        version: last-known-good
+        approval: {required: true, timeout: 600}
+monitors:
+  - name: recall
+    reads: label
+    key: [model_id, segment.subtype]
+    value: missed
+    where: {model_id: [diagnosis-v4]}
+    detector: {kind: adwin, delta: 0.002}
+    severity: critical
+    incident_type: recall-drop
+"""
+USERS = {"val": "viewer", "ana": "operator", "dr.okafor": "approver", "dr.lee": "approver"}
+TOKENS = {name: f"rs_test_token_of_{name}" for name in USERS}
+SPEC = spec_document()
+
+
+def incident(incident_id: str = "inc-1", **extra: Any) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id, "type": "recall-drop", "severity": "critical",
+        "status": "open", "subject": "diagnosis-v4", "monitor": "recall",
+        "stream_key": "diagnosis-v4|subtype-c", "detected_at": "2026-12-06T07:36:00.000Z",
+        "onset_at": "2026-12-03T07:00:00.000Z",
+        "evidence": {"detector": "adwin", "value": "missed", "before": {"count": 800,
+                     "mean": 0.12, "std": 0.3}, "after": {"count": 60, "mean": 0.7},
+                     "samples": 860, "onset_sample": 801},
+        **extra,
+    }  # fmt: skip
+
+
+class Env:
+    """A running app, its service and metrics registry, and a request helper per user."""
+
+    def __init__(self, client: TestClient[web.Request, web.Application], ops: OperatorService,
+                 registry: CollectorRegistry) -> None:  # fmt: skip
+        self.client, self.ops, self.registry = client, ops, registry
+
+    async def call(
+        self, method: str, path: str, user: str | None = None, body: Any = None, **kw: Any
+    ) -> tuple[int, Any]:
+        headers = dict(kw.pop("headers", {}))
+        if user is not None:
+            headers["Authorization"] = f"Bearer {TOKENS[user]}"
+        response = await self.client.request(method, path, json=body, headers=headers, **kw)
+        data = await response.json() if response.content_type == "application/json" else None
+        check_answer(SPEC, method, path, response.status, data)  # every answer, as documented
+        return response.status, data
+
+
+def run(tmp_path: Path, scenario: Callable[[Env], Awaitable[None]]) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG)
+    config = load_config(path)
+    ops = embedded_operations(config, InMemoryBus())
+    ops._containment.on_incident(incident())
+    ops._containment.on_incident(incident("inc-2", severity="warning", subject="ranker"))
+    tokens = TokenTable({token_digest(TOKENS[n]): _principal(n) for n in USERS})
+    registry = CollectorRegistry()
+    app = build_app(ops, config, tokens, ApiMetrics(registry))
+
+    async def main() -> None:
+        async with TestClient(TestServer(app)) as client:
+            await scenario(Env(client, ops, registry))
+
+    asyncio.run(main())
+
+
+def _principal(name: str) -> Any:
+    from riskstream.api import Principal
+
+    return Principal(name, USERS[name])
+
+
+def test_health_is_open_and_everything_else_needs_a_known_token(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        assert await env.call("GET", "/api/v1/health") == (
+            200, {"status": "ok", "redis": "ok", "version": "0.1.0.dev0"}
+        )  # fmt: skip
+        status, error = await env.call("GET", "/api/v1/incidents")
+        assert (status, error["error"]) == (401, "unauthorized")
+        assert "Authorization: Bearer" in error["message"]
+        response = await env.client.get(
+            "/api/v1/me", headers={"Authorization": "Bearer rs_not_a_token"}
+        )
+        assert response.status == 401 and "Bearer" in response.headers["WWW-Authenticate"]
+        assert "not in the API's tokens file" in (await response.json())["message"]
+        assert await env.call("GET", "/api/v1/me", "ana") == (
+            200,
+            {"name": "ana", "role": "operator"},
+        )
+
+    run(tmp_path, scenario)
+
+
+def test_roles_viewer_reads_operator_acts_approver_decides(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        status, _ = await env.call("GET", "/api/v1/incidents/inc-1", "val")
+        assert status == 200
+        status, error = await env.call("POST", "/api/v1/incidents/inc-1/acknowledge", "val")
+        assert (status, error["error"]) == (403, "forbidden")
+        assert error["message"].startswith(
+            "acknowledging an incident needs the operator role; val is a viewer."
+        )
+        (pending,) = env.ops.actions("pending")
+        status, error = await env.call(
+            "POST", f"/api/v1/actions/{pending.action_id}/approve", "ana"
+        )
+        assert status == 403 and "needs the approver role; ana is an operator" in error["message"]
+        assert env.ops.action(pending.action_id).status == "pending"  # nothing happened
+
+    run(tmp_path, scenario)
+
+
+def test_incident_list_filters_and_bad_parameters(tmp_path: Path) -> None:
+    async def ids(env: Env, query: str) -> list[str]:
+        status, body = await env.call("GET", f"/api/v1/incidents{query}", "val")
+        assert status == 200, body
+        return [row["incident_id"] for row in body["incidents"]]
+
+    async def scenario(env: Env) -> None:
+        assert set(await ids(env, "")) == {"inc-1", "inc-2"}
+        assert await ids(env, "?min_severity=critical") == ["inc-1"]
+        assert await ids(env, "?status=open") == ["inc-2"]  # inc-1 is contained
+        assert await ids(env, "?subject=ranker&type=recall-drop&monitor=recall") == ["inc-2"]
+        assert await ids(env, "?acknowledged=true") == []
+        assert len(await ids(env, "?limit=1")) == 1
+        for query, message in (
+            ("?severity=critical", "unknown query parameter 'severity'"),
+            ("?status=closed", "status 'closed': use one of open"),
+            ("?limit=0", "limit must be a whole number 1-1000"),
+            ("?limit=many", "limit must be a whole number"),
+            ("?acknowledged=yes", "acknowledged must be true or false"),
+            ("?status=open&status=resolved", "given twice"),
+        ):
+            status, error = await env.call("GET", f"/api/v1/incidents{query}", "val")
+            assert (status, error["error"]) == (400, "bad_request"), query
+            assert message in error["message"], error
+
+    run(tmp_path, scenario)
+
+
+def test_incident_detail_has_evidence_timeline_and_actions(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        status, body = await env.call("GET", "/api/v1/incidents/inc-1", "val")
+        assert status == 200
+        assert (
+            body["headline"] == "critical recall-drop on diagnosis-v4|subtype-c: missed 0.12 → 0.7"
+        )
+        assert body["incident"]["evidence"]["onset_sample"] == 801
+        assert [e["kind"] for e in body["timeline"]] == ["onset", "detected", "action", "action"]
+        assert body["timeline"][0]["at"] == "2026-12-03T07:00:00.000Z"
+        (action,) = body["actions"]
+        assert (action["status"], action["action"]["kind"]) == ("pending", "route-to-version")
+        assert action["requested_at"].endswith("Z")
+        status, error = await env.call("GET", "/api/v1/incidents/nope", "val")
+        assert (status, error["error"]) == (404, "not_found") and "no incident 'nope'" in (
+            error["message"]
+        )
+
+    run(tmp_path, scenario)
+
+
+def test_acknowledge_and_resolve_record_the_token_user(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        status, body = await env.call(
+            "POST", "/api/v1/incidents/inc-1/acknowledge", "ana", {"note": "on it"}
+        )
+        assert (status, body["acknowledged_by"]) == (200, "ana")
+        status, body = await env.call(
+            "POST", "/api/v1/incidents/inc-1/resolve", "dr.okafor", {"note": "retrained"}
+        )
+        assert (status, body["status"], body["resolved_by"]) == (200, "resolved", "dr.okafor")
+        assert ("resolved", "dr.okafor", "retrained") in [
+            (e["kind"], e["actor"], e["detail"]) for e in body["timeline"]
+        ]
+        audit = [(e.actor, e.after.get("event")) for e in env.ops.audit()]
+        assert ("ana", "incident.acknowledged") in audit
+        assert ("dr.okafor", "incident.resolved") in audit
+        status, error = await env.call(
+            "POST", "/api/v1/incidents/inc-1/resolve", "ana", {"note": 3}
+        )
+        assert status == 400 and "note must be a string" in error["message"]
+
+    run(tmp_path, scenario)
+
+
+def test_approve_reject_and_the_rules_of_the_core(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        (pending,) = env.ops.actions("pending")
+        path = f"/api/v1/actions/{pending.action_id}"
+        status, body = await env.call("POST", f"{path}/approve", "dr.okafor", {"note": "seen"})
+        assert (status, body["status"], body["decided_by"]) == (200, "applied", "dr.okafor")
+        status, flag = await env.call("GET", "/api/v1/flags/diagnosis-v4", "val")
+        assert (flag["active_version"], flag["actor"]) == ("dx-2.0", "dr.okafor")
+        status, error = await env.call("POST", f"{path}/reject", "dr.lee")
+        assert (status, error["error"]) == (409, "conflict")
+        assert "already applied (by dr.okafor)" in error["message"]
+        status, error = await env.call("POST", "/api/v1/actions/nope/approve", "dr.lee")
+        assert (status, error["error"]) == (404, "not_found")
+
+        asked = PendingAction("own", "inc-2", "ranker", {"kind": "block"}, "dr.lee", 0.0, None)
+        env.ops._containment._approvals.add(asked)
+        status, error = await env.call("POST", "/api/v1/actions/own/approve", "dr.lee")
+        assert (status, error["error"]) == (403, "not_permitted")
+        assert "may not approve it too; ask another approver" in error["message"]
+        status, body = await env.call("GET", "/api/v1/actions?status=all", "val")
+        assert {a["status"] for a in body["actions"]} == {"applied", "pending"}
+        status, body = await env.call("GET", "/api/v1/actions?incident_id=inc-2", "val")
+        assert [a["action_id"] for a in body["actions"]] == ["own"]
+        status, error = await env.call("GET", "/api/v1/actions?status=waiting", "val")
+        assert status == 400
+
+    run(tmp_path, scenario)
+
+
+def test_flag_override_needs_operator_a_reason_and_sane_values(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        path = "/api/v1/flags/diagnosis-v4"
+        for body, message in (
+            ({"mode": "normal"}, "'reason' is required"),
+            ({"mode": "normal", "reason": " "}, "'reason' is required"),
+            ({"mode": "banana", "reason": "x"}, "mode 'banana': use one of"),
+            ({"traffic_fraction": 2, "reason": "x"}, "from 0 to 1"),
+            ({"traffic_fraction": True, "reason": "x"}, "must be a number"),
+            ({"colour": "red", "reason": "x"}, "unknown field 'colour'"),
+            ([1, 2], "must be a JSON object"),
+        ):
+            status, error = await env.call("PUT", path, "ana", body)
+            assert (status, error["error"]) == (400, "bad_request"), body
+            assert message in error["message"], error
+        response = await env.client.put(
+            path, data=b"{not json", headers={"Authorization": f"Bearer {TOKENS['ana']}"}
+        )
+        assert response.status == 400 and "not valid JSON" in (await response.json())["message"]
+        status, flag = await env.call(
+            "PUT", path, "ana", {"mode": "normal", "traffic_fraction": 0.5, "reason": "ward ok"}
+        )
+        assert status == 200
+        assert (flag["mode"], flag["traffic_fraction"], flag["actor"]) == ("normal", 0.5, "ana")
+        assert flag["reason"] == "manual: ward ok"
+        new = {"mode": "normal", "reason": "x"}
+        status, error = await env.call("PUT", "/api/v1/flags/new", "ana", new)
+        assert status == 409 and "give a version" in error["message"]
+        status, body = await env.call("GET", "/api/v1/flags", "val")
+        assert [f["model_id"] for f in body["flags"]] == ["diagnosis-v4"]
+        assert (await env.call("GET", "/api/v1/flags/nope", "val"))[0] == 404
+
+    run(tmp_path, scenario)
+
+
+def test_monitors_and_the_audit_trail_paged(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        status, body = await env.call("GET", "/api/v1/monitors", "val")
+        assert status == 200
+        (monitor,) = body["monitors"]
+        assert monitor["name"] == "recall" and monitor["kind"] == "label"
+        assert (monitor["detector"], monitor["params"]) == ("adwin", {"delta": 0.002})
+        assert monitor["subjects"] == ["diagnosis-v4"]
+        await env.call("POST", "/api/v1/incidents/inc-1/acknowledge", "ana")
+        _, page = await env.call("GET", "/api/v1/audit?limit=1", "val")
+        assert [e["seq"] for e in page["entries"]] == [1] and page["next_start"] == 1
+        _, page = await env.call("GET", "/api/v1/audit?start=1&limit=10", "val")
+        assert [e["seq"] for e in page["entries"]] == [2]
+        assert page["entries"][0]["actor"] == "ana"
+        assert await env.call("GET", "/api/v1/audit/verify", "val") == (
+            200, {"ok": True, "length": 2, "problem": ""}
+        )  # fmt: skip
+
+    run(tmp_path, scenario)
+
+
+def test_unknown_routes_wrong_methods_and_failures_answer_json_without_details(
+    tmp_path: Path,
+) -> None:
+    async def scenario(env: Env) -> None:
+        status, error = await env.call("GET", "/api/v1/nothing", "val")
+        assert (status, error["error"]) == (404, "not_found")
+        response = await env.client.delete("/api/v1/incidents")
+        assert response.status == 405 and "GET" in response.headers["Allow"]
+        assert (await response.json())["error"] == "method_not_allowed"
+
+        def broken(*_args: Any) -> Any:
+            raise RuntimeError("password=hunter2 in a stack frame")
+
+        env.ops.incidents = broken  # type: ignore[method-assign]
+        response = await env.client.get(
+            "/api/v1/incidents", headers={"Authorization": f"Bearer {TOKENS['val']}"}
+        )
+        text = await response.text()
+        assert response.status == 500 and "hunter2" not in text and "Traceback" not in text
+        assert (await response.json())["message"].startswith("the API failed unexpectedly")
+
+    run(tmp_path, scenario)
+
+
+def test_requests_are_counted_by_route_template_and_status(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        await env.call("GET", "/api/v1/incidents/inc-1", "val")
+        await env.call("GET", "/api/v1/incidents/nope", "val")
+        await env.call("GET", "/api/v1/incidents/inc-1")
+        sample = env.registry.get_sample_value
+        route = "/api/v1/incidents/{incident_id}"
+        for status, count in (("200", 1.0), ("404", 1.0), ("401", 1.0)):
+            labels = {"route": route, "method": "GET", "status": status}
+            assert sample("riskstream_api_requests_total", labels) == count, status
+        assert (
+            sample("riskstream_api_request_seconds_count", {"route": route, "method": "GET"}) == 3.0
+        )
+        response = await env.client.get("/api/v1/health")
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+    run(tmp_path, scenario)
+
+
+def test_the_health_check_says_when_the_store_does_not_answer(tmp_path: Path) -> None:
+    from riskstream.errors import StateStoreError
+
+    async def scenario(env: Env) -> None:
+        def down() -> None:
+            raise StateStoreError("Redis flag store at cache:6379 could not ...")
+
+        env.ops.ping = down  # type: ignore[method-assign]
+        status, body = await env.call("GET", "/api/v1/health")
+        assert (status, body["status"], body["redis"]) == (503, "unavailable", "not answering")
+        assert "cache:6379" not in str(body)  # no infrastructure details to anonymous callers
+
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the tokens file is empty"),
+        ("users: {}", "expected a list"),
+        ("people: []", "unknown key 'people'"),
+        ("users:\n  - {name: ana, role: admin, sha256: " + "a" * 64 + "}", "role 'admin'"),
+        ("users:\n  - {name: ana, role: viewer, sha256: rs_secret}", "never the token itself"),
+        ("users:\n  - {name: riskstream/containment, role: approver, sha256: " + "a" * 64 + "}",
+         "reserved"),
+        ("users:\n  - {name: ana, role: viewer}", "missing 'sha256'"),
+        ("users:\n  - {name: ana, role: viewer, sha256: " + "a" * 64 + "}\n"
+         "  - {name: ana, role: approver, sha256: " + "b" * 64 + "}", "listed twice"),
+    ],
+)  # fmt: skip
+def test_a_bad_tokens_file_is_refused_with_its_line(text: str, message: str) -> None:
+    from riskstream.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as caught:
+        TokenTable.from_yaml(text, "tokens.yaml")
+    assert str(caught.value).startswith("tokens.yaml")
+
+
+def test_api_token_prints_a_token_whose_entry_authenticates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from riskstream.api import load_tokens
+    from riskstream.cli import main
+
+    assert main(["api-token", "--user", "dr.okafor", "--role", "approver"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    token = out[1].strip()
+    (tmp_path / "tokens.yaml").write_text("users:\n" + out[3] + "\n")
+    table = load_tokens(tmp_path / "tokens.yaml")
+    who = table.authenticate(token)
+    assert who is not None and (who.name, who.role) == ("dr.okafor", "approver")
+    assert token not in (tmp_path / "tokens.yaml").read_text()
+    assert main(["api-token", "--user", "riskstream/timeout", "--role", "viewer"]) == 2

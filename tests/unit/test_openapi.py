@@ -1,0 +1,69 @@
+"""schemas/openapi.yaml is a valid OpenAPI 3.1 document describing exactly the app's routes.
+
+(Every answer of tests/unit/test_api.py is also checked against it, status and body.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate
+from prometheus_client import CollectorRegistry
+
+from api_support import spec_document
+from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.api import TokenTable, build_app
+from riskstream.api.routes import ROUTES
+from riskstream.bootstrap import embedded_operations
+from riskstream.config import load_config
+from riskstream.metrics import ApiMetrics
+
+SPEC = spec_document()
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    validate(SPEC)
+    assert SPEC["openapi"].startswith("3.1.")
+
+
+def test_its_paths_and_methods_are_the_apps_routes() -> None:
+    documented = {
+        (method.upper(), path)
+        for path, item in SPEC["paths"].items()
+        for method in item
+        if method in METHODS
+    }
+    assert documented == {(r.method, r.path) for r in ROUTES}
+
+
+def test_open_routes_need_no_token_and_the_others_name_their_role() -> None:
+    for route in ROUTES:
+        operation = SPEC["paths"][route.path][route.method.lower()]
+        if route.role is None:
+            assert operation["security"] == [], route.path
+            continue
+        assert "security" not in operation, route.path  # the document's default: bearer
+        assert f"({route.role})" in operation["summary"], route.path
+        assert "401" in operation["responses"], route.path
+        if route.role != "viewer":
+            assert "403" in operation["responses"], route.path
+
+
+def test_the_app_serves_the_document_without_a_token(tmp_path: Path) -> None:
+    config = load_config(None)
+    app = build_app(
+        embedded_operations(config, InMemoryBus()), config, TokenTable({}),
+        ApiMetrics(CollectorRegistry()),
+    )  # fmt: skip
+
+    async def fetch() -> object:
+        async with TestClient(TestServer(app)) as client:
+            response = await client.get("/api/v1/openapi.json")
+            assert response.status == 200
+            return orjson.loads(await response.read())
+
+    assert asyncio.run(fetch()) == SPEC
