@@ -88,6 +88,9 @@ def test_approval_lands_on_the_timeline_and_in_the_audit_trail(tmp_path: Path) -
     ops.decide(pending.action_id, True, "dr.okafor", "confirmed on the ward")
     record = ops.incident("inc-1")
     assert ("approved", "dr.okafor") in [(e.kind, e.actor) for e in record.timeline]
+    assert ("action", "dr.okafor", "route-to-version: applied") in [
+        (e.kind, e.actor, e.detail) for e in record.timeline
+    ]
     assert ops.flags()["diagnosis-v4"].active_version == "dx-2.0"
     events = [e.after.get("event") for e in ops.audit()]
     assert "action.approved" in events

@@ -344,6 +344,9 @@ class ContainmentService:
         )
         if outcome.startswith("failed"):  # on_incident counts only the outcomes it starts with
             self._metrics.actions.labels(pending.action["kind"], "failed").inc()
+        self._note_action(
+            pending.incident_id, actor, str(pending.action["kind"]), outcome, pending.action_id
+        )
         # An approved action is marked applied; one applied on timeout stays "expired"
         # (the audit trail shows riskstream/timeout as who changed the flag).
         if pending.status == "approved" and not outcome.startswith("failed"):
