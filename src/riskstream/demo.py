@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from riskstream.config import load_config
 from riskstream.core.timeutil import format_time, parse_time
-from riskstream.embedded import EmbeddedPipeline, IncidentRecord
+from riskstream.embedded import EmbeddedPipeline, EmittedIncident
 from riskstream.errors import ContainmentError
 from riskstream.simulate import SCENARIOS
 
@@ -38,6 +38,7 @@ class SituationResult:
     pending: list[dict[str, Any]] = field(default_factory=list)
     approved: list[dict[str, Any]] = field(default_factory=list)
     flags: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # first incident -> related
 
     @property
     def detection_delay_s(self) -> float | None:
@@ -63,6 +64,7 @@ class SituationResult:
             "actions_pending": self.pending,
             "approvals": self.approved,
             "final_flags": self.flags,
+            "incident_groups": self.groups,
         }
 
 
@@ -125,11 +127,14 @@ def run_situation(
         if not _is_true(incident, sim.truth):
             result.false_incidents.append(incident)
     result.flags = {m: f.to_data() for m, f in sorted(pipeline.flags().items())}
+    for stored in sorted(pipeline.records.recent(10_000), key=lambda r: r.detected_at):
+        if stored.group != stored.incident_id:
+            result.groups.setdefault(stored.group, []).append(stored.incident_id)
     pipeline.close()
     return result, pipeline
 
 
-def _applied(record: IncidentRecord) -> list[dict[str, Any]]:
+def _applied(record: EmittedIncident) -> list[dict[str, Any]]:
     return [
         {"incident_id": record.data["incident_id"], "subject": record.data["subject"],
          "outcome": outcome}
@@ -204,6 +209,13 @@ def _tell(r: SituationResult, out: TextIO) -> None:
             due = _clock(parse_time(reg["report_deadline"]))
             p(f"    regulatory  potential serious incident, {reg['framework']} Article "
               f"{reg['article']}: report due {due}")  # fmt: skip
+    by_id = {i["incident_id"]: i for i in r.incidents}
+    for first, related in r.groups.items():
+        lead = by_id.get(first, {})
+        others = ", ".join(sorted({by_id[i]["subject"] for i in related if i in by_id}))
+        p(f"  grouped       {len(related) + 1} incidents as one story, first "
+          f"{lead.get('type', '?')} on {lead.get('subject', '?')} ({first[:12]}); "
+          f"also on {others}")  # fmt: skip
     for a in r.applied:
         p(f"  contained     {a['subject']}: {a['outcome']} (incident {a['incident_id'][:12]})")
     for pend in r.pending:

@@ -21,11 +21,11 @@ from riskstream.config import Config
 from riskstream.core.routing import RoutingFlag
 from riskstream.core.timeutil import parse_time
 
-__all__ = ["EmbeddedPipeline", "IncidentRecord"]
+__all__ = ["EmbeddedPipeline", "EmittedIncident"]
 
 
 @dataclass(slots=True)
-class IncidentRecord:
+class EmittedIncident:
     """One incident as the pipeline saw it, with what containment did about it."""
 
     data: dict[str, Any]
@@ -43,7 +43,7 @@ class EmbeddedPipeline:
     ) -> None:
         self.config = config
         self.bus = InMemoryBus()
-        self.incidents: list[IncidentRecord] = []
+        self.incidents: list[EmittedIncident] = []
         # Containment runs on data time here, so approvals and expiry follow the story.
         self.now = 0.0
         # Every incident's record with its timeline, as the operator surface reads it.
@@ -64,7 +64,7 @@ class EmbeddedPipeline:
         }
 
     def _on_incident(self, incident: dict[str, Any]) -> None:
-        record = IncidentRecord(incident)
+        record = EmittedIncident(incident)
         self.incidents.append(record)
         record.outcomes = self.containment.on_incident(incident)
 

@@ -34,6 +34,9 @@ def test_manufacturing_opens_one_cascade_and_routes_the_maintenance_model_to_fal
     flag = result.flags["maintenance-line-2"]
     assert (flag["mode"], flag["active_version"]) == ("fallback", "rules-v2")
     assert {m for m, f in result.flags.items() if f["incident_id"]} == {"maintenance-line-2"}
+    # the sensor, the flat anomaly model and the maintenance model: one story, not six pages
+    (related,) = result.groups.values()
+    assert drift["incident_id"] in related and len(related) + 1 == len(result.incidents)
 
 
 def test_medical_reviews_at_once_and_rolls_back_only_with_a_named_approval() -> None:
