@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from riskstream.cli_common import connection_args, operations
 from riskstream.config import load_config
-from riskstream.core.reports import FORMATS, KINDS, render
+from riskstream.core.reports import FORMATS, KINDS
 from riskstream.errors import ConfigError
 
 __all__ = ["COMMANDS", "add_parsers"]
@@ -37,9 +36,7 @@ def add_parsers(sub: Any) -> None:
 def report(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     ops = operations(args, config=config)
-    record = ops.incident(args.incident_id)
-    flag = ops.flags().get(record.subject)
-    text = render(args.kind, args.format, record, config.reporting, time.time(), flag)
+    text = ops.report(args.incident_id, args.kind, args.format, config.reporting)
     if args.output is None:
         sys.stdout.write(text)
         return 0

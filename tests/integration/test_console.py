@@ -133,6 +133,12 @@ def test_an_approver_sees_the_evidence_approves_the_rollback_and_the_flag_change
                 expect(timeline.locator("li[data-kind=approved]")).to_contain_text("dr.okafor")
                 expect(page.locator("[data-test=action][data-status=applied]")).to_have_count(1)
 
+                with page.expect_download() as downloaded:  # the report, drafted from the record
+                    page.get_by_test_id("report-art73").click()
+                report = Path(downloaded.value.path()).read_text(encoding="utf-8")
+                assert report.startswith("# Serious incident report (EU AI Act, Article 73)")
+                assert "route-to-version: applied" in report and "dr.okafor" in report
+
                 page.get_by_role("link", name="Routing flags").click()
                 expect(page.locator("tr[data-model=diagnosis]")).to_contain_text("dx-2.0")
                 assert problems == []

@@ -193,6 +193,27 @@ def test_incident_detail_has_evidence_timeline_and_actions(tmp_path: Path) -> No
     run(tmp_path, scenario)
 
 
+def test_reports_come_as_markdown_or_json_for_any_viewer(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        auth = {"Authorization": f"Bearer {TOKENS['val']}"}
+        response = await env.client.get("/api/v1/incidents/inc-1/report", headers=auth)
+        text = await response.text()
+        assert (response.status, response.content_type) == (200, "text/markdown")
+        assert text.startswith("# Serious incident report (EU AI Act, Article 73)")
+        status, body = await env.call(
+            "GET", "/api/v1/incidents/inc-1/report?kind=postmortem&format=json", "val"
+        )
+        assert status == 200 and (body["kind"], body["incident_id"]) == ("postmortem", "inc-1")
+        status, error = await env.call("GET", "/api/v1/incidents/inc-1/report?kind=memo", "val")
+        assert (status, error["error"]) == (400, "bad_request") and "art73" in error["message"]
+        status, _ = await env.call("GET", "/api/v1/incidents/nope/report", "val")
+        assert status == 404
+        status, _ = await env.call("GET", "/api/v1/incidents/inc-1/report")
+        assert status == 401
+
+    run(tmp_path, scenario)
+
+
 def test_acknowledge_and_resolve_record_the_token_user(tmp_path: Path) -> None:
     async def scenario(env: Env) -> None:
         status, body = await env.call(

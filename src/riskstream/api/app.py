@@ -60,7 +60,7 @@ def build_app(
     app = web.Application(
         middlewares=[_measured, _errors, _authenticated], client_max_size=64 * 1024
     )
-    app[API] = Api(ops, config.monitors, tokens, metrics, spec or load_spec())
+    app[API] = Api(ops, config.monitors, tokens, metrics, spec or load_spec(), config.reporting)
     app[_ROLE_OF] = {}
     for route in ROUTES:
         resource = app.router.add_resource(route.path)

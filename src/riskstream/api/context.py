@@ -21,6 +21,7 @@ from aiohttp import web
 
 from riskstream.api.auth import Principal, TokenTable
 from riskstream.core.monitors import MonitorSpec
+from riskstream.core.reports.settings import ReportSettings
 from riskstream.metrics import ApiMetrics
 from riskstream.services.operations import OperatorService
 
@@ -36,6 +37,7 @@ class Api:
     tokens: TokenTable
     metrics: ApiMetrics
     spec: bytes  # the OpenAPI document, as served
+    reporting: ReportSettings = field(default_factory=ReportSettings)
     workers: int = 8
     _executor: ThreadPoolExecutor | None = field(default=None, init=False)
     _write_lock: asyncio.Lock | None = field(default=None, init=False)

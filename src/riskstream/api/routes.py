@@ -28,6 +28,7 @@ from riskstream.api.views import (
     summary,
 )
 from riskstream.core.incident_records import IncidentFilter, IncidentRecord
+from riskstream.core.reports import FORMATS, KINDS
 from riskstream.errors import RiskstreamError
 
 __all__ = ["ROUTES", "Route", "json_response"]
@@ -174,6 +175,23 @@ async def get_incident(request: web.Request) -> web.StreamResponse:
     return await _incident(request, record)
 
 
+async def report(request: web.Request) -> web.StreamResponse:
+    """A regulator's draft or a post-mortem, as Markdown (to read) or JSON (for tools)."""
+    api = request.app[API]
+    q = _query(request, ("kind", "format"))
+    kind, fmt = q.get("kind", "art73"), q.get("format", "md")
+    if kind not in KINDS or fmt not in FORMATS:
+        raise ApiError(
+            400, "bad_request",
+            f"kind must be one of {', '.join(KINDS)} and format one of {', '.join(FORMATS)}",
+        )  # fmt: skip
+    text = await api.read(
+        api.ops.report, request.match_info["incident_id"], kind, fmt, api.reporting
+    )
+    content_type = "application/json" if fmt == "json" else "text/markdown"
+    return web.Response(text=text, content_type=content_type, charset="utf-8")
+
+
 async def acknowledge(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
     body = await _body(request, _NOTE, ())
@@ -286,6 +304,7 @@ ROUTES = (
     Route("GET", f"{_V1}/me", me, "viewer", "reading"),
     Route("GET", f"{_V1}/incidents", list_incidents, "viewer", "reading"),
     Route("GET", f"{_V1}/incidents/{{incident_id}}", get_incident, "viewer", "reading"),
+    Route("GET", f"{_V1}/incidents/{{incident_id}}/report", report, "viewer", "reading"),
     Route("POST", f"{_V1}/incidents/{{incident_id}}/acknowledge", acknowledge, "operator",
           "acknowledging an incident"),
     Route("POST", f"{_V1}/incidents/{{incident_id}}/resolve", resolve, "operator",

@@ -60,3 +60,26 @@ export async function call(method, path, body, token) {
 export function path(...parts) {
   return parts.map((p) => encodeURIComponent(p)).join("/");
 }
+
+// Fetch a text document the API renders (a report) and hand it to the browser as a file:
+// a plain link cannot carry the bearer token.
+export async function download(apiPath, filename) {
+  const response = await fetch(`/api/v1${apiPath}`, {
+    headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN) || ""}` },
+  });
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      message = (await response.json()).message || message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new ApiError(response.status, "error", message);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

@@ -1,6 +1,6 @@
 // One incident: what happened, the evidence, what containment did, and what waits for you.
 
-import { ApiError, call, path } from "./api.js";
+import { ApiError, call, download, path } from "./api.js";
 import { evidenceChart } from "./chart.js";
 import { append, badge, facts, h, notify, num, section, showError, time } from "./dom.js";
 import { flagTable } from "./pages.js";
@@ -42,7 +42,13 @@ function operatorBar(record, rerender) {
         await call("POST", `/incidents/${id}/resolve`, { note: resolveNote.value });
         return "Resolved: actions marked revert-on-resolve are undone; subscribers are told.";
       }, rerender) },
-    }, resolved ? `Resolved by ${record.resolved_by}` : "Resolve")));
+    }, resolved ? `Resolved by ${record.resolved_by}` : "Resolve")),
+    ...[["art73", "Article 73 report"], ["postmortem", "Post-mortem"]].map(([kind, label]) =>
+      h("button", {
+        type: "button", class: "secondary", "data-test": `report-${kind}`,
+        on: { click: () => download(`/incidents/${id}/report?kind=${kind}&format=md`,
+          `${record.incident_id}-${kind}.md`).catch(showError) },
+      }, label)));
 }
 
 function regulatory(incident) {

@@ -22,6 +22,8 @@ from riskstream.core.incident_records import (
     resolve,
 )
 from riskstream.core.incidents import INCIDENT_RESOLVED
+from riskstream.core.reports import render
+from riskstream.core.reports.settings import ReportSettings
 from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.core.timeutil import format_time
 from riskstream.errors import ConfigError, ContainmentError, NotFoundError
@@ -152,6 +154,12 @@ class OperatorService:
             model_id, _named(by), reason,
             version=version, mode=mode, traffic_fraction=traffic_fraction,
         )  # fmt: skip
+
+    def report(self, incident_id: str, kind: str, fmt: str, settings: ReportSettings) -> str:
+        """An Article 73 draft or a post-mortem skeleton of the incident, as of now."""
+        record = self.incident(incident_id)
+        flag = self.flags().get(record.subject)
+        return render(kind, fmt, record, settings, self._clock(), flag)
 
     def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
         return self._containment.audit(start, count)
