@@ -8,10 +8,7 @@ read it from the log, so no port is guessed.
 from __future__ import annotations
 
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +28,7 @@ from support import (
     CONTAINMENT_YAML,
     START,
     ContainmentProcess,
+    RiskstreamProcess,
     Setup,
     create_topics,
     deploy,
@@ -83,7 +81,7 @@ def http(url: str, method: str = "GET", token: str | None = None, body: Any = No
     return Answer(status, orjson.loads(raw) if is_json else None, text, dict(got))
 
 
-class ApiProcess:
+class ApiProcess(RiskstreamProcess):
     """``riskstream run api`` on a free port, against the test's broker and Redis."""
 
     def __init__(
@@ -96,15 +94,12 @@ class ApiProcess:
         namespace: str,
         metrics_port: int = 0,
     ) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        cmd = [
-            sys.executable, "-m", "riskstream", "run", "api",
-            "--config", str(setup.config_path), "--bootstrap", bootstrap,
-            "--redis-url", redis_url, "--namespace", namespace, "--tokens", str(tokens),
-            "--port", "0", "--metrics-port", str(metrics_port),
-        ]  # fmt: skip
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        super().__init__(
+            ["run", "api", "--config", str(setup.config_path), "--bootstrap", bootstrap,
+             "--redis-url", redis_url, "--namespace", namespace, "--tokens", str(tokens),
+             "--port", "0", "--metrics-port", str(metrics_port)],
+            log_path,
+        )  # fmt: skip
         self.url = self._wait_for_url()
 
     def _wait_for_url(self, timeout: float = 60.0) -> str:
@@ -121,19 +116,8 @@ class ApiProcess:
         return http(self.url + path, method, token, body)
 
     def log(self) -> str:
+        """All of it: the tests that no secret is logged read every line."""
         return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if not self._log.closed:
-            self._log.close()
-        return self.process.returncode
 
 
 @contextmanager

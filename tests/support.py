@@ -5,13 +5,12 @@ Imported as ``support`` (tests/conftest.py puts this folder on ``sys.path``).
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,22 +224,14 @@ def redis_state(redis_url: str, scope: str, tps: Iterable[tuple[str, int]]) -> d
     return dict(sorted(merged.items()))
 
 
-class ProcessorProcess:
-    """``riskstream run processor`` as a child process, for crash and pause tests."""
+class RiskstreamProcess:
+    """A ``riskstream`` command as a child process, its output in a log file."""
 
-    def __init__(
-        self, setup: Setup, bootstrap: str, redis_url: str, log_path: Path, poll_ms: int = 6000
-    ) -> None:
+    def __init__(self, args: Sequence[str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
-        cmd = [
-            sys.executable, "-m", "riskstream", "run", "processor",
-            "--config", str(setup.config_path), "--bootstrap", bootstrap,
-            "--redis-url", redis_url, "--metrics-port", "0",
-            "--max-poll-interval-ms", str(poll_ms),
-        ]  # fmt: skip
         self.process = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ}
+            [sys.executable, "-m", "riskstream", *args], stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def signal(self, sig: int) -> None:
@@ -251,7 +242,8 @@ class ProcessorProcess:
         self.process.wait(10)
         self._log.close()
 
-    def stop(self, timeout: float = 30.0) -> int:
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -259,11 +251,27 @@ class ProcessorProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
         return self.process.returncode
 
     def log(self) -> str:
+        """The end of the log: enough to see why a test failed."""
         return self.log_path.read_text(errors="replace")[-5000:]
+
+
+class ProcessorProcess(RiskstreamProcess):
+    """``riskstream run processor``, for crash and pause tests."""
+
+    def __init__(
+        self, setup: Setup, bootstrap: str, redis_url: str, log_path: Path, poll_ms: int = 6000
+    ) -> None:
+        super().__init__(
+            ["run", "processor", "--config", str(setup.config_path), "--bootstrap", bootstrap,
+             "--redis-url", redis_url, "--metrics-port", "0",
+             "--max-poll-interval-ms", str(poll_ms)],
+            log_path,
+        )  # fmt: skip
 
 
 CONTAINMENT_YAML = """
@@ -285,8 +293,8 @@ playbooks:
 """
 
 
-class ContainmentProcess:
-    """``riskstream run containment`` (the faust worker) as a child process."""
+class ContainmentProcess(RiskstreamProcess):
+    """``riskstream run containment`` (the faust worker)."""
 
     def __init__(
         self,
@@ -297,35 +305,12 @@ class ContainmentProcess:
         namespace: str,
         *extra: str,
     ) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        cmd = [
-            sys.executable, "-m", "riskstream", "run", "containment",
-            "--config", str(setup.config_path), "--bootstrap", bootstrap,
-            "--redis-url", redis_url, "--metrics-port", "0", "--namespace", namespace,
-            "--app-id", f"{setup.group}-containment", *extra,
-        ]  # fmt: skip
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(10)
-        self._log.close()
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if not self._log.closed:
-            self._log.close()
-        return self.process.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+        super().__init__(
+            ["run", "containment", "--config", str(setup.config_path), "--bootstrap", bootstrap,
+             "--redis-url", redis_url, "--metrics-port", "0", "--namespace", namespace,
+             "--app-id", f"{setup.group}-containment", *extra],
+            log_path,
+        )  # fmt: skip
 
 
 def incident(incident_id: str, subject: str, **extra: Any) -> dict[str, Any]:

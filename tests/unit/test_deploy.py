@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_services_use_existing_files_and_real_commands() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"kafka", "redis", "prometheus", "processor", "containment"} <= set(services)
+    assert {"kafka", "redis", "prometheus", "processor", "containment", "api"} <= set(services)
     for name, service in services.items():
         assert "image" in service or "build" in service, name
         for dependency in service.get("depends_on", {}):
@@ -24,7 +24,7 @@ def test_compose_services_use_existing_files_and_real_commands() -> None:
         if "build" in service:
             assert (ROOT / service["build"]["dockerfile"]).exists()
     parser = _build_parser()
-    for name in ("processor", "containment"):
+    for name in ("processor", "containment", "api"):
         command = services[name]["command"]
         assert command[0] == "riskstream"
         parser.parse_args(command[1:])  # exits (fails the test) on an unknown command
@@ -35,4 +35,4 @@ def test_prometheus_scrapes_every_riskstream_process() -> None:
     targets = {
         t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
     }
-    assert {"processor:9400", "containment:9400"} <= targets
+    assert {"processor:9400", "containment:9400", "api:9400"} <= targets
