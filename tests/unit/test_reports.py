@@ -123,9 +123,10 @@ def test_art73_carries_provider_system_dates_reach_actions_and_deadline(
     taken = [(a["kind"], a["by"]) for a in r["corrective_actions"]["taken"]]
     assert taken == [
         ("action", "riskstream/containment"), ("action", "riskstream/containment"),
-        ("approved", "dr.okafor"),
+        ("approved", "dr.okafor"), ("action", "dr.okafor"),
     ]  # fmt: skip
     assert r["corrective_actions"]["current_routing"]["version"] == "dx-4.0"
+    assert "not yet people" in r["affected"]["persons_affected"]["to_fill"]
     assert r["deadline"]["report_deadline"] == "2026-12-21T07:36:00.000Z"
     assert (r["deadline"]["days_left"], r["deadline"]["overdue"]) == (14.0, False)
     # what only a person knows is asked for, never guessed; the config filled the rest
@@ -264,3 +265,11 @@ def test_reports_of_a_bare_record_do_not_fail() -> None:
     bare = IncidentRecord(incident={"incident_id": "x", "subject": "s"}, received_at=NOW)
     for kind in ("art73", "postmortem"):
         assert "**[TO FILL]**" in render(kind, "md", bare, ReportSettings(), NOW)
+
+
+def test_counted_users_seed_the_question_about_people() -> None:
+    from riskstream.core.reports.art73 import _persons_prompt
+
+    assert "counted 212 distinct users" in _persons_prompt({"affected_users": 212})
+    bound = _persons_prompt({"affected_users": 9, "affected_users_is_lower_bound": True})
+    assert "at least 9 distinct users" in bound

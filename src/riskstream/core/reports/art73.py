@@ -13,6 +13,7 @@ of occurrence and awareness, persons affected, causal link, corrective measures.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from riskstream.core.incident_records import IncidentRecord, headline
@@ -127,10 +128,7 @@ def art73_report(
             "hours_since_onset": radius.get("hours_since_onset"),
             "downstream": radius.get("downstream") or [],
             "estimated_cost": radius.get("estimated_cost"),
-            "persons_affected": to_fill(
-                "how many people were affected: the affected events are predictions or "
-                "answers, not yet people"
-            ),
+            "persons_affected": to_fill(_persons_prompt(radius)),
             "member_states": to_fill(
                 "the Member State(s) where it occurred: the report goes to their market "
                 "surveillance authority"
@@ -163,3 +161,18 @@ def art73_report(
     }
     report["to_fill"] = placeholders(report)
     return report
+
+
+def _persons_prompt(radius: Mapping[str, Any]) -> str:
+    """What to ask about people: seeded with the users the monitor counted, if it did."""
+    users = radius.get("affected_users")
+    if users is None:
+        return (
+            "how many people were affected: the affected events are predictions or "
+            "answers, not yet people"
+        )
+    bound = "at least " if radius.get("affected_users_is_lower_bound") else ""
+    return (
+        f"how many people were affected: riskstream counted {bound}{users} distinct users "
+        "between the estimated onset and detection; confirm who was harmed"
+    )
