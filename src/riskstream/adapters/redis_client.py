@@ -31,6 +31,10 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
+SOCKET_TIMEOUT_S = 10.0  # no riskstream command takes a healthy Redis this long
+CONNECT_TIMEOUT_S = 5.0
+
+
 def client_from_url(
     url: str,
     *,
@@ -41,7 +45,14 @@ def client_from_url(
     ssl_keyfile: str | None = None,
     **client_kwargs: Any,
 ) -> redis.Redis:
-    """A client for ``redis://``, ``rediss://`` or ``unix://``; refuses contradictions."""
+    """A client for ``redis://``, ``rediss://`` or ``unix://``; refuses contradictions.
+
+    Timeouts are on by default (:data:`SOCKET_TIMEOUT_S`, :data:`CONNECT_TIMEOUT_S`):
+    without them a Redis that hangs, rather than refuses, would hang every caller
+    (an API request, a checkpoint) until TCP gives up, minutes later.
+    """
+    client_kwargs.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
+    client_kwargs.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
     parts = urlsplit(url)
     shown = shown_url(url)
     if (parts.password and password) or (parts.username and username):
