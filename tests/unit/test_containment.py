@@ -94,6 +94,23 @@ def test_a_rollback_goes_to_the_version_before_the_deploy_that_preceded_the_onse
     )
 
 
+def test_an_incident_that_overtakes_its_deploy_still_rolls_back_before_it(
+    tmp_path: Path,
+) -> None:
+    service, _, _ = _service(tmp_path)
+    service.on_change_event(_deploy("d1", "chatbot", "v7", 1_799_990_000.0))
+    late = _deploy("d2", "chatbot", "v8", 1_799_999_000.0)  # not read by the worker yet
+    suspects = [{k: late[k] for k in ("event_id", "kind", "subject", "version", "actor", "time")}]
+    service.on_incident(_incident("i1", "chatbot", suspected_changes=suspects))
+    flag = _flags(service).get("chatbot")
+    assert (flag.active_version, flag.incident_id) == ("v7", "i1")
+    assert service.on_change_event(late) == "duplicate"  # the change event, when it comes
+    assert _flags(service).get("chatbot").active_version == "v7"
+    old = _deploy("d0", "chatbot", "v6", 1_799_980_000.0)  # older than the flag: not replayed
+    service.on_incident(_incident("i2", "chatbot", suspected_changes=[old]))
+    assert "v6" not in [e.after.get("active_version") for e in _flags(service).audit()]
+
+
 def test_the_same_incident_twice_flips_once_and_audits_once(tmp_path: Path) -> None:
     service, _, _ = _service(tmp_path)
     service.on_change_event(_deploy("d1", "chatbot", "v1", 1.0))

@@ -84,6 +84,7 @@ class ContainmentService:
         self._record_new(incident_id, incident, received)
         if incident.get("status") == "resolved":
             return self.on_resolved(incident)
+        self._catch_up_deploys(incident)
         playbook = select_playbook(self._policy.playbooks, incident)
         if playbook is None:
             log.info("incident %s: no playbook matches", incident_id)
@@ -257,6 +258,25 @@ class ContainmentService:
     ) -> None:
         if self._incidents is not None:
             self._incidents.update(incident_id, change)
+
+    def _catch_up_deploys(self, incident: Mapping[str, Any]) -> None:
+        """Record the subject's suspected deploys this worker has not read yet.
+
+        Incidents and change events come on different topics, so an incident can
+        overtake the deploy that caused it; "last known-good" would then be the
+        version just deployed.  The incident lists that deploy among its suspects,
+        so it is recorded first (the same change id as the change event's, so
+        whichever comes second is a duplicate).  A deploy older than the flag's
+        last change is not replayed over it.
+        """
+        subject = incident.get("subject")
+        for change in incident.get("suspected_changes") or ():
+            if change.get("kind") != "deploy" or change.get("subject") != subject:
+                continue
+            current = self._flags.get(str(subject))
+            if current is not None and current.updated_at >= parse_time(str(change["time"])):
+                continue
+            self.on_change_event(change)
 
     def _record_new(self, incident_id: str, incident: Mapping[str, Any], at: float) -> None:
         """Record the incident; a new one joins the group of a related open one."""
