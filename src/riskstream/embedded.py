@@ -90,6 +90,7 @@ class EmbeddedPipeline:
         if self._on_chunk is not None:
             self._on_chunk(self)
         self.containment.expire_due()
+        self.containment.lapse_flags()
 
     def _drain(self) -> None:
         while self._processor.step(0):

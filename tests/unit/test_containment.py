@@ -202,3 +202,26 @@ def test_a_bad_playbook_is_refused_with_its_line(tmp_path: Path) -> None:
     path.write_text(PLAYBOOKS.replace("kind: fallback,", "kind: fallbak,"))
     with pytest.raises(ConfigError, match=rf"^{path}:21: .*unknown action 'fallbak'"):
         load_config(path)
+
+
+def test_a_flag_change_with_a_ttl_lapses_back_to_what_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n  ranker: {fallback_version: rules-v1}\nplaybooks:\n"
+        "  - name: brief\n    actions:\n      - {kind: fallback, ttl: 600}\n"
+    )
+    bus, clock = InMemoryBus(), Clock()
+    service = embedded_containment(load_config(path), bus, clock=clock)
+    service.on_change_event(_deploy("d1", "ranker", "v3", clock.now - 100))
+    assert service.on_incident(_incident("i1", "ranker")) == ["applied"]
+    flag = _flags(service).get("ranker")
+    assert (flag.mode, flag.expires_at) == ("fallback", clock.now + 600)
+    clock.now += 599
+    assert service.lapse_flags() == []
+    clock.now += 2
+    assert service.lapse_flags() == ["ranker"]
+    flag = _flags(service).get("ranker")
+    assert (flag.active_version, flag.mode, flag.expires_at) == ("v3", "normal", None)
+    assert flag.reason.startswith("lapsed after its ttl")
+    assert service.lapse_flags() == []  # once
+    assert _flags(service).verify_audit().ok

@@ -78,5 +78,7 @@ def build_app(
     async def expire_approvals() -> None:
         for pending in service.expire_due():
             log.warning("approval for %s expired", pending.action_id)
+        for model_id in service.lapse_flags():
+            log.warning("routing flag of %s lapsed after its ttl: restored", model_id)
 
     return app

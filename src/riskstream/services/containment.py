@@ -193,6 +193,46 @@ class ContainmentService:
         self._refresh_pending_gauge()
         return expired
 
+    def lapse_flags(self) -> list[str]:
+        """Undo flag changes whose ``ttl`` has run out; the models whose flag was restored.
+
+        The flag goes back to what it was before the change that set the expiry,
+        unless someone changed it since (then it carries no expiry of ours any more).
+        """
+        now = self._clock()
+        restored = []
+        for model_id, flag in self._flags.all().items():
+            if flag.expires_at is None or flag.expires_at > now:
+                continue
+            setting = next(
+                (e for e in reversed(self._audit())
+                 if e.model_id == model_id and e.after.get("revision") == flag.revision),
+                None,
+            )  # fmt: skip
+            before = setting.before if setting is not None else None
+            cid = f"{setting.change_id if setting else f'{model_id}:{flag.revision}'}:lapsed"
+
+            def wanted(
+                cur: RoutingFlag | None, before: Any = before, flag: RoutingFlag = flag
+            ) -> RoutingFlag:
+                assert cur is not None
+                back = (
+                    RoutingFlag.from_data(before)
+                    if before
+                    else cur.evolve(mode="normal", traffic_fraction=1.0)
+                )
+                return back.evolve(
+                    reason=f"lapsed after its ttl: {flag.reason}", actor=CONTAINMENT_ACTOR,
+                    revision=cur.revision + 1, updated_at=now, expires_at=None,
+                    incident_id=flag.incident_id,
+                )  # fmt: skip
+
+            outcome = self._write(cid, model_id, wanted, now)
+            if flag.incident_id:
+                self._note_action(flag.incident_id, CONTAINMENT_ACTOR, "ttl lapsed", outcome, cid)
+            restored.append(model_id)
+        return restored
+
     def override(
         self,
         model_id: str,
