@@ -222,6 +222,9 @@ class KafkaConsumer:
                 # Brokers refuse sessions under group.min.session.timeout.ms (6 s default).
                 "session.timeout.ms": max(6_000, min(max_poll_interval_ms, 45_000)),
                 "heartbeat.interval.ms": min(max_poll_interval_ms // 10, 3000),
+                # An input topic created after the consumer started (the first producer
+                # auto-creates it) is noticed within 10 s, not librdkafka's 5 minutes.
+                "topic.metadata.refresh.interval.ms": 10_000,
             }
         )
         self._consumer = Consumer(conf)

@@ -28,6 +28,7 @@ from riskstream.core.enrichment import enrich, upstream_of
 from riskstream.core.incidents import INCIDENT_OPENED, INCIDENT_UPDATED, incident_from_finding
 from riskstream.core.labels import PredictionStore, join, prediction_record
 from riskstream.core.monitors import Finding, PartitionDetectors
+from riskstream.core.parked_labels import PARKED_KEY, ParkedLabels
 from riskstream.errors import FencedError, StateStoreError
 from riskstream.metrics import ProcessorMetrics
 from riskstream.ports import ChangeLog, Consumer, Producer, Record, StateStore, TopicPartition
@@ -46,6 +47,7 @@ class _Owned:
     next_offset: int | None
     counters: dict[str, int]
     saved_offset: int | None
+    parked: ParkedLabels
     sizes: dict[str, int] = field(default_factory=dict)
 
 
@@ -76,6 +78,7 @@ class Processor:
         # Delayed labels: predictions are kept until their label comes, then joined.
         self._predictions = predictions if config.joins_labels else None
         self._unsaved: list[tuple[str, dict[str, Any]]] = []
+        self._stored_since_join = False
         self._scope = config.processor.group_id
         self._kinds = config.topics.input_kinds()
         self._owned: dict[TopicPartition, _Owned] = {}
@@ -98,12 +101,16 @@ class Processor:
             saved = self._store.claim(self._scope, tp)
             detectors = PartitionDetectors(self._config.monitors, self._kinds.get(tp[0], ""))
             detectors.load(saved.snapshots)
+            parked = ParkedLabels(self._config.labels.ttl_s)
+            if PARKED_KEY in saved.snapshots:
+                parked.load(saved.snapshots[PARKED_KEY])
             self._owned[tp] = _Owned(
                 epoch=saved.epoch,
                 detectors=detectors,
                 next_offset=saved.offset,
                 counters={"applied": 0, "dead_lettered": 0, **saved.counters},
                 saved_offset=saved.offset,
+                parked=parked,
                 sizes={k: len(v) for k, v in saved.snapshots.items()},
             )
             starts[tp] = saved.offset
@@ -177,19 +184,24 @@ class Processor:
                             (str(result["prediction_id"]), prediction_record(result))
                         )
                     elif kind == "label":
-                        joined = self._join(record, result)
+                        joined = self._join(result)
                         if isinstance(joined, Rejection):
                             self._dead_letter(record, joined)
                             owned.counters["dead_lettered"] += 1
                             owned.next_offset = record.offset + 1
                             continue
-                        result = joined or {}  # unmatched: applied, nothing to observe
+                        if joined is None:  # its prediction is not here (yet): wait for it
+                            self._park(owned, result)
+                        result = joined or {}
                 for finding in owned.detectors.observe(result) if result else ():
                     self._emit(finding)
                 owned.counters["applied"] += 1
                 applied[record.topic] = applied.get(record.topic, 0) + 1
             owned.next_offset = record.offset + 1
         self._save_predictions()
+        if self._stored_since_join:
+            self._join_parked()
+            self._stored_since_join = False
         m = self._metrics
         for topic, n in applied.items():
             m.applied.labels(topic).inc(n)
@@ -199,21 +211,46 @@ class Processor:
             m.consumed.labels(topic).inc(n)
 
     def _save_predictions(self) -> None:
-        if self._unsaved and self._predictions is not None:
-            self._predictions.put_many(self._unsaved, self._config.labels.ttl_s)
-            self._unsaved = []
+        if not self._unsaved or self._predictions is None:
+            return
+        self._predictions.put_many(self._unsaved, self._config.labels.ttl_s)
+        self._unsaved = []
+        self._stored_since_join = True  # parked labels may find their predictions now
 
-    def _join(self, record: Record, label: dict[str, Any]) -> dict[str, Any] | Rejection | None:
+    def _park(self, owned: _Owned, label: dict[str, Any]) -> None:
+        self._metrics.labels.labels("parked").inc()
+        given_up = owned.parked.park(label)
+        if given_up:
+            self._metrics.labels.labels("unmatched").inc(len(given_up))
+
+    def _join_parked(self) -> None:
+        """Join the parked labels whose predictions have been stored since they came."""
+        assert self._predictions is not None
+        for owned in self._owned.values():
+            if not len(owned.parked):
+                continue
+            found = self._predictions.get_many(owned.parked.ids())
+            for label in owned.parked.take(found):
+                joined = self._join(label, found[str(label["prediction_id"])])
+                if isinstance(joined, Rejection):
+                    log.warning("parked label %s: %s", label.get("event_id"), joined.message)
+                    continue
+                for finding in owned.detectors.observe(joined) if joined else ():
+                    self._emit(finding)
+
+    def _join(
+        self, label: dict[str, Any], stored: dict[str, Any] | None = None
+    ) -> dict[str, Any] | Rejection | None:
         """The label scored against its stored prediction, as an event for the monitors.
 
-        None when the prediction is unknown (expired, or never seen): counted, not
-        dead-lettered, since labels for old predictions are normal and not an error.
+        None when the prediction is not stored (not yet, expired, or never seen): the
+        caller parks the label until it comes.
         """
         assert self._predictions is not None
-        self._save_predictions()  # a label may follow its prediction in the same batch
-        stored = self._predictions.get(str(label["prediction_id"]))
         if stored is None:
-            self._metrics.labels.labels("unmatched").inc()
+            self._save_predictions()  # a label may follow its prediction in the same batch
+            stored = self._predictions.get(str(label["prediction_id"]))
+        if stored is None:
             return None
         try:
             outcome = join(stored, label, self._config.labels.positive)
@@ -276,6 +313,9 @@ class Processor:
             ):
                 continue
             changed = owned.detectors.take_changed()
+            if owned.parked.dirty:
+                changed[PARKED_KEY] = owned.parked.snapshot()
+                owned.parked.dirty = False
             try:
                 self._store.save(
                     self._scope, tp, owned.epoch, owned.next_offset, owned.counters, changed
@@ -289,6 +329,7 @@ class Processor:
             except StateStoreError:
                 # Outcome unknown but atomic: keep the changes dirty so a retry saves them.
                 owned.detectors.mark_dirty(changed)
+                owned.parked.dirty = owned.parked.dirty or PARKED_KEY in changed
                 raise
             owned.saved_offset = owned.next_offset
             owned.sizes.update((k, len(v)) for k, v in changed.items())

@@ -1,0 +1,90 @@
+"""Labels read before their predictions (a backlog, a backfill) wait for them, then join."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from prometheus_client import CollectorRegistry
+
+from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory_state import InMemoryStateStore
+from riskstream.bootstrap import embedded_processor
+from riskstream.config import load_config
+from riskstream.core.parked_labels import ParkedLabels
+from riskstream.core.timeutil import format_time
+
+CONFIG = """\
+version: 1
+labels: {ttl_days: 30, positive: [malignant]}
+monitors:
+  - name: missed
+    reads: label
+    key: [model_id, segment.label]
+    subject: model_id
+    value: missed
+    detector: {kind: page-hinkley, threshold: 50}
+"""
+T0 = 1.8e9
+N = 300
+
+
+def _produce(bus: InMemoryBus, topic: str, events: list[dict[str, object]]) -> None:
+    producer = bus.producer()
+    for event in events:
+        producer.produce(topic, orjson.dumps(event), b"dx")
+
+
+def _prediction(i: int) -> dict[str, object]:
+    return {"event_id": f"p{i}", "time": format_time(T0 + i), "model_id": "dx",
+            "prediction_id": f"pred-{i}", "prediction": {"label": "malignant"}}  # fmt: skip
+
+
+def _label(i: int) -> dict[str, object]:
+    return {"event_id": f"l{i}", "time": format_time(T0 + 86_400 + i), "model_id": "dx",
+            "prediction_id": f"pred-{i}", "label": "malignant"}  # fmt: skip
+
+
+def _labels_total(registry: CollectorRegistry, outcome: str) -> float:
+    return registry.get_sample_value("riskstream_labels_total", {"outcome": outcome}) or 0.0
+
+
+def test_labels_read_first_join_when_their_predictions_come(tmp_path: Path) -> None:
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG)
+    config = load_config(config_path)
+    bus, store = InMemoryBus(), InMemoryStateStore()
+    _produce(bus, "label-events", [_label(i) for i in range(N)])  # the label topic is read first
+
+    registry = CollectorRegistry()
+    first = embedded_processor(config, bus, store, registry)
+    first.start()
+    while first.step(0):
+        pass
+    first.close()  # a restart in between: the parked labels are in the checkpoint
+    assert _labels_total(registry, "parked") == N and _labels_total(registry, "joined") == 0
+
+    _produce(bus, "inference-events", [_prediction(i) for i in range(N)])
+    registry = CollectorRegistry()
+    second = embedded_processor(config, bus, store, registry)
+    second.start()
+    while second.step(0):
+        pass
+    assert _labels_total(registry, "joined") == N
+    streams = [k for state in second.state().values() for k in state if k.startswith("missed")]
+    assert streams == ["missed\x1fdx|malignant"]
+    second.close()
+
+
+def test_labels_wait_no_longer_than_the_horizon_or_the_limit() -> None:
+    parked = ParkedLabels(horizon_s=100.0)
+    assert parked.park(_label(0)) == [] and parked.park(_label(50)) == []
+    assert [x["event_id"] for x in parked.park(_label(150))] == ["l0"]  # 150 s behind l150
+    full = ParkedLabels(horizon_s=1000.0, max_size=3)
+    for i in (1, 2, 3):
+        assert full.park(_label(i)) == []
+    assert [x["event_id"] for x in full.park(_label(4))] == ["l1"]  # the longest waiting
+    assert [x["event_id"] for x in full.take(["pred-3", "pred-9"])] == ["l3"]
+    restored = ParkedLabels(horizon_s=1000.0)
+    restored.load(full.snapshot())
+    assert sorted(restored.ids()) == ["pred-2", "pred-4"] and len(restored) == 2
