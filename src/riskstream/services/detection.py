@@ -159,6 +159,11 @@ class Processor:
         return len(batch)
 
     def _process(self, batch: list[Record]) -> None:
+        change_topic = self._config.topics.change
+        if any(r.topic == change_topic for r in batch):
+            # Change events first: an incident raised by this batch should list the
+            # deploy that came with it (partitions have no order between them anyway).
+            batch = sorted(batch, key=lambda r: r.topic != change_topic)
         decode = self._decoder.decode
         owned_map = self._owned
         kinds = self._kinds
