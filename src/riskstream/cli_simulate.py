@@ -133,6 +133,11 @@ def run(args: argparse.Namespace) -> int:
         _produce(args.bootstrap, sim.records, topic_of)
     if not args.output and not args.bootstrap:
         _summary(sim.records, sim.truth, topic_of, sys.stdout)
+        print(
+            "simulate: nothing produced or written (a summary only): give --bootstrap "
+            "HOST:PORT to produce to Kafka, or --output FILE for the records",
+            file=sys.stderr,
+        )
     return 0
 
 

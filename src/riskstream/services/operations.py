@@ -32,6 +32,8 @@ from riskstream.services.containment import ContainmentService
 
 __all__ = ["ACTION_STATUSES", "INCIDENT_RESOLVED", "OperatorService"]
 
+SCANNED = 2000  # the latest incidents a filtered list looks through, at least
+
 ACTION_STATUSES = ("pending", "approved", "rejected", "expired", "applied")
 
 
@@ -55,9 +57,11 @@ class OperatorService:
     def incidents(
         self, where: IncidentFilter | None = None, limit: int = 100
     ) -> list[IncidentRecord]:
-        """The latest incidents that match, most recently detected first."""
+        """The latest incidents that match, most recently detected first (among the
+        latest max(10 x limit, SCANNED) incidents: a list, not an archive search)."""
         where = where or IncidentFilter()
-        return [r for r in self._incidents.recent(max(limit, 1) * 10) if where.matches(r)][:limit]
+        scanned = self._incidents.recent(max(limit * 10, SCANNED))
+        return [r for r in scanned if where.matches(r)][:limit]
 
     def incident(self, incident_id: str) -> IncidentRecord:
         record = self._incidents.get(incident_id)
