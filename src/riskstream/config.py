@@ -72,6 +72,7 @@ class ProcessorSettings:
     batch_size: int = 1000
     checkpoint_interval_ms: int = 1000
     checkpoint_events: int = 50_000
+    checkpoint_budget: float = 0.25  # at most this share of the time goes to checkpoints
     max_event_bytes: int = 64 * 1024
 
 
@@ -171,7 +172,16 @@ class _Reader:
                 values: dict[str, Any] = {
                     k: (string(v) if k == "group_id" else integer(v, 1))
                     for k, v in self._known(node, ProcessorSettings)
+                    if k != "checkpoint_budget"
                 }
+                if "checkpoint_budget" in (fields := dict(node.items())):
+                    budget = number(fields["checkpoint_budget"])
+                    if not 0.0 < budget <= 1.0:
+                        raise Problem(
+                            fields["checkpoint_budget"],
+                            "checkpoint_budget is a share of the time: above 0, at most 1",
+                        )
+                    values["checkpoint_budget"] = budget
                 processor = ProcessorSettings(**values)
             elif key == "notifications":
                 notifications = read_notifications(node, self.source)

@@ -77,3 +77,12 @@ def test_config_check_command_reports_ok_or_the_problem(
     assert main(["config", "check", str(bad)]) == 2
     assert f"{bad}:7:" in capsys.readouterr().err
     assert main(["config", "check", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_checkpoint_budget_is_a_share_of_the_time(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nprocessor: {checkpoint_budget: 0.25}\n")
+    assert load_config(path).processor.checkpoint_budget == 0.25
+    path.write_text("version: 1\nprocessor: {checkpoint_budget: 2}\n")
+    with pytest.raises(ConfigError, match="checkpoint_budget is a share of the time"):
+        load_config(path)

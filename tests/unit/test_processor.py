@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -89,3 +91,39 @@ def test_bad_records_are_counted_dead_lettered_and_never_stop_the_loop() -> None
     reasons = [dict(r.headers)["riskstream_reason"] for r in bus.records("dead-letter")]
     assert reasons == [b"not_object", b"schema"]
     assert store.peek(SCOPE, (TOPIC, 0)).counters == {"applied": 10, "dead_lettered": 2}
+
+
+def test_checkpoints_take_at_most_their_budget_of_the_time() -> None:
+    from riskstream.adapters.memory_changes import InMemoryChangeLog
+    from riskstream.bootstrap import build_decoder
+    from riskstream.metrics import ProcessorMetrics
+    from riskstream.services.detection import Processor
+
+    now = [0.0]
+
+    class SlowStore(InMemoryStateStore):
+        def save(self, *args: Any, **kwargs: Any) -> Any:
+            now[0] += 0.5  # a big state: each save takes half a second
+            return super().save(*args, **kwargs)
+
+    config = load_config(None)  # interval 1 s
+    config = replace(config, processor=replace(config.processor, checkpoint_budget=0.1))
+    bus, store = InMemoryBus(), SlowStore()
+    processor = Processor(
+        config, bus.consumer(config.processor.group_id), bus.producer(), store,
+        build_decoder(config), ProcessorMetrics(CollectorRegistry()), InMemoryChangeLog(),
+        clock=lambda: now[0],
+    )  # fmt: skip
+    processor.start()
+    saves = []
+    for second in range(20):
+        _fill(bus, 10, drift_at=10**9, seed=second)
+        before = now[0]
+        processor.step(0)
+        if now[0] > before:
+            saves.append(before)
+        now[0] += 1.0
+    processor.close()
+    # 0.5 s per save at a 10% budget: the next waits 4.5 s, so about one save in 5.5 s
+    gaps = [b - a for a, b in itertools.pairwise(saves)]
+    assert len(saves) >= 3 and all(gap >= 4.5 for gap in gaps), saves

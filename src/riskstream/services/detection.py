@@ -38,6 +38,9 @@ __all__ = ["INCIDENT_OPENED", "Processor"]
 log = logging.getLogger(__name__)
 
 
+MAX_CHECKPOINT_GAP_S = 60.0
+
+
 @dataclass(slots=True)
 class _Owned:
     """One assigned input partition: its fencing epoch, detectors and progress."""
@@ -87,6 +90,7 @@ class Processor:
         self._changes = changes
         self._since_checkpoint = 0
         self._last_checkpoint = clock()
+        self._checkpoint_gap_s = 0.0  # the least time until the next one (see _checkpoint)
         self._closed = False
 
     # -- assignment ---------------------------------------------------------------
@@ -151,9 +155,10 @@ class Processor:
             self._process(batch)
             self._metrics.batch_seconds.observe(self._clock() - started)
             self._since_checkpoint += len(batch)
-        if (
+        since = self._clock() - self._last_checkpoint
+        if since >= self._checkpoint_gap_s and (
             self._since_checkpoint >= settings.checkpoint_events
-            or (self._clock() - self._last_checkpoint) * 1000 >= settings.checkpoint_interval_ms
+            or since * 1000 >= settings.checkpoint_interval_ms
         ):
             self._checkpoint(list(self._owned))
         return len(batch)
@@ -341,6 +346,12 @@ class Processor:
             saved[tp] = owned.next_offset
         self._since_checkpoint = 0
         self._last_checkpoint = self._clock()
+        # Checkpoints may take at most `checkpoint_budget` of the time: with many streams
+        # a full save takes long, and saving it every second would starve the loop.
+        # Only the replay after a crash grows (it is deterministic either way).
+        budget = self._config.processor.checkpoint_budget
+        took = self._last_checkpoint - started
+        self._checkpoint_gap_s = min(MAX_CHECKPOINT_GAP_S, took * (1.0 - budget) / budget)
         if saved:
             self._consumer.commit(saved)
             self._metrics.checkpoint_seconds.observe(self._last_checkpoint - started)
