@@ -1,105 +1,88 @@
-"""Every state store backend, behind one ``store`` fixture.
+"""Every store backend, one fixture per port: the in-memory reference and real Redis.
 
 The ``real-redis`` cases talk to the session's real redis-server (see
 ``tests/conftest.py``) and carry the ``integration`` marker; the ``memory`` cases
-need nothing and run everywhere.
+need nothing and run everywhere.  Each Redis case gets a fresh namespace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, TypeVar
 
 import pytest
 
+from riskstream.adapters.memory_changes import InMemoryChangeLog
+from riskstream.adapters.memory_flags import InMemoryApprovalStore, InMemoryFlagStore
+from riskstream.adapters.memory_incidents import InMemoryIncidentStore
+from riskstream.adapters.memory_predictions import InMemoryPredictionStore
 from riskstream.adapters.memory_state import InMemoryStateStore
+from riskstream.adapters.redis_changes import RedisChangeLog
+from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+from riskstream.adapters.redis_incidents import RedisIncidentStore
+from riskstream.adapters.redis_predictions import RedisPredictionStore
 from riskstream.adapters.redis_state import RedisStateStore
 
 Store = InMemoryStateStore | RedisStateStore
+FlagStoreBackend = InMemoryFlagStore | RedisFlagStore
+ApprovalStoreBackend = InMemoryApprovalStore | RedisApprovalStore
+ChangeLogBackend = InMemoryChangeLog | RedisChangeLog
+
+BACKENDS = [pytest.param("memory"), pytest.param("real-redis", marks=pytest.mark.integration)]
+
+T = TypeVar("T")
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("memory"),
-        pytest.param("real-redis", marks=pytest.mark.integration),
-    ]
-)
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    backend: Store
+def _backend(
+    request: pytest.FixtureRequest,
+    memory: Callable[[], T],
+    redis: Callable[[str, str], T],
+    unique: Callable[[str], str],
+) -> Iterator[T]:
+    """The in-memory store, or the Redis one on ``(url, a fresh namespace)``; closed after."""
     if request.param == "memory":
-        backend = InMemoryStateStore()
+        backend = memory()
     else:
-        backend = RedisStateStore.from_url(request.getfixturevalue("redis_url"))
+        backend = redis(request.getfixturevalue("redis_url"), unique(request.node.name))
     try:
         yield backend
     finally:
-        backend.close()
+        backend.close()  # type: ignore[attr-defined]
 
 
-# --- flag and approval stores (appended; the fixtures above are the state store's) ---
-
-from collections.abc import Callable  # noqa: E402
-
-from riskstream.adapters.memory_flags import (  # noqa: E402
-    InMemoryApprovalStore,
-    InMemoryFlagStore,
-)
-from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore  # noqa: E402
-
-FlagStoreBackend = InMemoryFlagStore | RedisFlagStore
-ApprovalStoreBackend = InMemoryApprovalStore | RedisApprovalStore
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, unique: Callable[[str], str]) -> Iterator[Store]:
+    yield from _backend(
+        request, InMemoryStateStore, lambda url, _: RedisStateStore.from_url(url), unique
+    )
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("memory"),
-        pytest.param("real-redis", marks=pytest.mark.integration),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def flag_store(
     request: pytest.FixtureRequest, unique: Callable[[str], str]
 ) -> Iterator[FlagStoreBackend]:
-    """An empty flag store: a fresh in-memory one, or a fresh namespace on real Redis."""
-    backend: FlagStoreBackend
-    if request.param == "memory":
-        backend = InMemoryFlagStore()
-    else:
-        url = request.getfixturevalue("redis_url")
-        backend = RedisFlagStore.from_url(url, namespace=unique(request.node.name))
-    try:
-        yield backend
-    finally:
-        backend.close()
+    """An empty flag store."""
+    redis = lambda url, ns: RedisFlagStore.from_url(url, namespace=ns)  # noqa: E731
+    yield from _backend(request, InMemoryFlagStore, redis, unique)
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("memory"),
-        pytest.param("real-redis", marks=pytest.mark.integration),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def approval_store(
     request: pytest.FixtureRequest, unique: Callable[[str], str]
 ) -> Iterator[ApprovalStoreBackend]:
-    """An empty approval store: a fresh in-memory one, or a fresh namespace on real Redis."""
-    backend: ApprovalStoreBackend
-    if request.param == "memory":
-        backend = InMemoryApprovalStore()
-    else:
-        url = request.getfixturevalue("redis_url")
-        backend = RedisApprovalStore.from_url(url, namespace=unique(request.node.name))
-    try:
-        yield backend
-    finally:
-        backend.close()
+    """An empty approval store."""
+    redis = lambda url, ns: RedisApprovalStore.from_url(url, namespace=ns)  # noqa: E731
+    yield from _backend(request, InMemoryApprovalStore, redis, unique)
 
 
-# --- prediction stores (appended; the fixtures above are the other stores') ---
-
-import time  # noqa: E402
-from typing import NamedTuple  # noqa: E402
-
-from riskstream.adapters.memory_predictions import InMemoryPredictionStore  # noqa: E402
-from riskstream.adapters.redis_predictions import RedisPredictionStore  # noqa: E402
+@pytest.fixture(params=BACKENDS)
+def incident_store(
+    request: pytest.FixtureRequest, unique: Callable[[str], str]
+) -> Iterator[InMemoryIncidentStore | RedisIncidentStore]:
+    """An empty incident store."""
+    redis = lambda url, ns: RedisIncidentStore.from_url(url, namespace=ns)  # noqa: E731
+    yield from _backend(request, InMemoryIncidentStore, redis, unique)
 
 
 class PredictionBackend(NamedTuple):
@@ -109,91 +92,37 @@ class PredictionBackend(NamedTuple):
     wait: Callable[[float], None]
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("memory"),
-        pytest.param("real-redis", marks=pytest.mark.integration),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def predictions(
     request: pytest.FixtureRequest, unique: Callable[[str], str]
 ) -> Iterator[PredictionBackend]:
-    """An empty prediction store: in memory on a manual clock, or a fresh namespace on
-    real Redis (where waiting is sleeping)."""
-    backend: InMemoryPredictionStore | RedisPredictionStore
-    if request.param == "memory":
-        now = [1000.0]
+    """An empty prediction store: in memory on a manual clock, or on real Redis (where
+    waiting is sleeping)."""
+    now = [1000.0]
 
-        def advance(seconds: float) -> None:
-            now[0] += seconds
+    def advance(seconds: float) -> None:
+        now[0] += seconds
 
-        backend = InMemoryPredictionStore(clock=lambda: now[0])
-        wait = advance
-    else:
-        url = request.getfixturevalue("redis_url")
-        backend = RedisPredictionStore.from_url(url, namespace=unique("predictions"))
-        wait = time.sleep
-    try:
+    wait: Callable[[float], None] = advance if request.param == "memory" else time.sleep
+    redis = lambda url, ns: RedisPredictionStore.from_url(url, namespace=ns)  # noqa: E731
+    memory = lambda: InMemoryPredictionStore(clock=lambda: now[0])  # noqa: E731
+    for backend in _backend(request, memory, redis, unique):
         yield PredictionBackend(backend, wait)
-    finally:
-        backend.close()
 
 
-# --- incident stores (appended) ---
-
-from riskstream.adapters.memory_incidents import InMemoryIncidentStore  # noqa: E402
-from riskstream.adapters.redis_incidents import RedisIncidentStore  # noqa: E402
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory"),
-        pytest.param("real-redis", marks=pytest.mark.integration),
-    ]
-)
-def incident_store(
-    request: pytest.FixtureRequest, unique: Callable[[str], str]
-) -> Iterator[InMemoryIncidentStore | RedisIncidentStore]:
-    """An empty incident store: in memory, or a fresh namespace on real Redis."""
-    backend: InMemoryIncidentStore | RedisIncidentStore
-    if request.param == "memory":
-        backend = InMemoryIncidentStore()
-    else:
-        url = request.getfixturevalue("redis_url")
-        backend = RedisIncidentStore.from_url(url, namespace=unique(request.node.name))
-    try:
-        yield backend
-    finally:
-        backend.close()
-
-
-# --- change logs (appended) ---
-
-from riskstream.adapters.memory_changes import InMemoryChangeLog  # noqa: E402
-from riskstream.adapters.redis_changes import RedisChangeLog  # noqa: E402
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory"),
-        pytest.param("real-redis", marks=pytest.mark.integration),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def change_logs(
     request: pytest.FixtureRequest, unique: Callable[[str], str]
-) -> Iterator[tuple[InMemoryChangeLog | RedisChangeLog, InMemoryChangeLog | RedisChangeLog]]:
+) -> Iterator[tuple[ChangeLogBackend, ChangeLogBackend]]:
     """Two handles on one change log (one per processor), keeping 3600 s."""
     if request.param == "memory":
         log = InMemoryChangeLog(3600.0)
         yield log, log
         return
     url, namespace = request.getfixturevalue("redis_url"), unique("changes")
-    a, b = (
-        RedisChangeLog.from_url(url, namespace, 3600.0),
-        RedisChangeLog.from_url(url, namespace, 3600.0),
-    )
+    handles: list[Any] = [RedisChangeLog.from_url(url, namespace, 3600.0) for _ in range(2)]
     try:
-        yield a, b
+        yield handles[0], handles[1]
     finally:
-        a.close()
-        b.close()
+        for handle in handles:
+            handle.close()
