@@ -24,7 +24,7 @@ from riskstream.core.routing import RoutingFlag
 from riskstream.errors import BusError, ConfigError, StateStoreError
 from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMetrics
 from riskstream.notifications_config import receiver_secrets
-from riskstream.ports import IncidentStore, StateStore
+from riskstream.ports import IncidentStore, Producer, StateStore
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
 from riskstream.services.notifier import Destination, Notifier
@@ -179,8 +179,13 @@ def kafka_containment(
     redis_url: str | None,
     registry: CollectorRegistry,
     namespace: str = "default",
+    producer: Producer | None = None,
+    incidents: IncidentStore | None = None,
 ) -> ContainmentService:
-    """The containment service on Redis flags and approvals, publishing to Kafka."""
+    """The containment service on Redis flags and approvals, publishing to Kafka.
+
+    ``producer`` and ``incidents``: ones the caller shares (else built here).
+    """
     from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
     from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
     from riskstream.adapters.redis_incidents import RedisIncidentStore
@@ -190,9 +195,9 @@ def kafka_containment(
         config.containment,
         RedisFlagStore.from_url(url, namespace=namespace),
         RedisApprovalStore.from_url(url, namespace=namespace),
-        KafkaBus(KafkaSettings.from_env(bootstrap)).producer(),
+        producer or KafkaBus(KafkaSettings.from_env(bootstrap)).producer(),
         ContainmentMetrics(registry),
-        incidents=RedisIncidentStore.from_url(url, namespace=namespace),
+        incidents=incidents or RedisIncidentStore.from_url(url, namespace=namespace),
         correlation=correlation_of(config),
     )
 
@@ -209,9 +214,11 @@ def kafka_operations(
     from riskstream.adapters.redis_incidents import RedisIncidentStore
 
     url = redis_url or redis_url_from_env()
-    containment = kafka_containment(config, bootstrap, redis_url, registry, namespace)
     producer = KafkaBus(KafkaSettings.from_env(bootstrap)).producer()
     incidents = RedisIncidentStore.from_url(url, namespace=namespace)
+    containment = kafka_containment(
+        config, bootstrap, url, registry, namespace, producer=producer, incidents=incidents
+    )
     return OperatorService(containment, incidents, producer, config.topics.incidents)
 
 

@@ -105,7 +105,7 @@ class DiscoveryControl:
             self._candidates[key] = [alarm, item, 0, 0.0]
             self.dirty = True
 
-    def see(self, key: str, x: float) -> tuple[float, StreamAlarm, Any] | None:
+    def see(self, key: str, x: float) -> tuple[float, Any] | None:
         """One fresh value of a stream; its candidate's test when it has enough."""
         candidate = self._candidates.get(key)
         if candidate is None:
@@ -117,7 +117,7 @@ class DiscoveryControl:
             return None
         del self._candidates[key]
         alarm, item, n, total = candidate
-        return confirmation_p_value(alarm, n, total), alarm, item
+        return confirmation_p_value(alarm, n, total), item
 
     def decide(self, p: float, item: Any, streams: int) -> Any | None:
         """Release ``item`` now if BH rejects it whatever else comes; else hold it."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from riskstream.core.enrichment import downstream_of, upstream_of
+from riskstream.core.incident_text import change_text
 from riskstream.core.timeutil import parse_time
 from riskstream.errors import ConfigError
 
@@ -139,14 +140,12 @@ def headline(incident: Mapping[str, Any]) -> str:
     """
     if incident.get("summary"):
         return str(incident["summary"])
-    evidence = incident.get("evidence") or {}
-    before = (evidence.get("before") or {}).get("mean")
-    after = (evidence.get("after") or {}).get("mean")
-    moved = ""
-    if isinstance(before, int | float) and isinstance(after, int | float):
-        moved = f": {evidence.get('value') or 'value'} {before:.4g} → {after:.4g}"
+    evidence = incident.get("evidence")
+    moved = change_text(evidence) if isinstance(evidence, Mapping) else None
     where = incident.get("stream_key") or incident.get("subject")
-    return f"{incident.get('severity')} {incident.get('type')} on {where}{moved}"
+    return f"{incident.get('severity')} {incident.get('type')} on {where}" + (
+        f": {moved}" if moved else ""
+    )
 
 
 def record_incident(

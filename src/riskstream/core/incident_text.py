@@ -15,7 +15,7 @@ from typing import Any
 
 from riskstream.core.timeutil import parse_time
 
-__all__ = ["details", "headline", "human_duration", "human_time"]
+__all__ = ["change_text", "details", "headline", "human_duration", "human_time"]
 
 MAX_SUSPECTS_SHOWN = 1
 
@@ -55,7 +55,7 @@ def _num(value: object) -> str:
     return f"{value:.4g}"
 
 
-def _change(evidence: Mapping[str, Any]) -> str | None:
+def change_text(evidence: Mapping[str, Any]) -> str | None:
     """``safety.harmful 0.012 → 0.081``, or None when the evidence has no means."""
     before, after = evidence.get("before"), evidence.get("after")
     if not isinstance(before, Mapping) or not isinstance(after, Mapping):
@@ -74,7 +74,7 @@ def headline(incident: Mapping[str, Any], event: str) -> str:
         f"{incident.get('type', 'incident')} on {incident.get('subject', '?')}"
     )
     evidence = incident.get("evidence")
-    change = _change(evidence) if isinstance(evidence, Mapping) else None
+    change = change_text(evidence) if isinstance(evidence, Mapping) else None
     gap = evidence.get("group_gap") if isinstance(evidence, Mapping) else None
     if isinstance(gap, Mapping) and "group" in gap:
         change = f"group {gap['group']} at {_num(gap.get('rate'))} vs {_num(gap.get('rest_rate'))}"
@@ -125,7 +125,7 @@ def details(incident: Mapping[str, Any], event: str) -> list[str]:
 
 def _evidence_lines(evidence: Mapping[str, Any]) -> list[str]:
     lines = []
-    if change := _change(evidence):
+    if change := change_text(evidence):
         before, after = evidence["before"], evidence["after"]
         line = (
             f"Changed: {change} (mean over {before.get('count', '?')} samples before, "

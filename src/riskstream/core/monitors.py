@@ -367,7 +367,7 @@ class PartitionDetectors:
         streams = len(m.streams)
         passed = control.tick(t, streams)
         if (done := control.see(key, x)) is not None:
-            p, _, finding = done
+            p, finding = done
             if control.decide(p, finding, streams) is not None:
                 passed.append((finding, p, control.settings.q / max(streams, 1)))
         settings = control.settings
