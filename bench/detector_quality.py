@@ -59,6 +59,8 @@ WEEK = 7 * DAY
 HALF_MS = 0.0005  # times compared to the millisecond the events carry
 GOAL = 1.0  # false incidents per 100k events per stream
 GOAL_DELAY = 60  # events, median, iid gaussian +1 sigma
+GLITCH_EVERY = 20_000  # future-glitch: one reading in this many is dated an hour ahead
+BATCH_S = 900.0  # batched: a gateway forwards half the sensors' readings this often
 RATE_REL_SD = 0.2  # day-to-day spread of a harmful rate, relative to its base rate
 SCORE_WANDER_SD = 0.5  # stationary sd of a model's mean logit score (noise sd 1)
 
@@ -175,6 +177,24 @@ FAMILIES: tuple[Family, ...] = (
         dt=10.0,
         kind="mixed",
     ),
+    Family(
+        "future-glitch",
+        "sensor",
+        f"iid N(mu, sigma); one reading in {GLITCH_EVERY:,} (per sensor) carries a time 1 h "
+        "ahead (a clock glitch), delivered in arrival order",
+        "1 event/s per sensor",
+        kind="glitch",
+    ),
+    Family(
+        "batched",
+        "sensor",
+        f"iid N(mu, sigma); half the sensors' readings reach the partition in batches every "
+        f"{BATCH_S / 60:g} min (a gateway's buffer; data time = reading time), the other "
+        "half live, interleaved in arrival order",
+        "1 event every 10 s per sensor",
+        dt=10.0,
+        kind="batched",
+    ),
     *(
         Family(
             f"harmful-{p:g}",
@@ -260,7 +280,7 @@ def sensor_base(fam: Family, rng: np.random.Generator, n: int, dt: float | None 
     ts = _times(rng, n, dt, irregular=fam.kind == "irregular")
     n = len(ts)
     kind = fam.kind
-    if kind in ("gauss", "irregular", "mixed", "rounded"):
+    if kind in ("gauss", "irregular", "mixed", "rounded", "glitch", "batched"):
         noise = rng.normal(0.0, sigma, n)
         b = Base(ts, np.full(n, mu), noise, sigma)
         if kind == "rounded":
@@ -300,8 +320,9 @@ class Stream:
     """One stream of a partition: its key, event times and per-event columns."""
 
     key: str
-    ts: np.ndarray
+    ts: np.ndarray  # arrival: the order the partition delivers them in
     cols: dict[str, np.ndarray]
+    data_ts: np.ndarray | None = None  # the time the event carries, when not ``ts``
 
 
 def sensor_partition(fam: Family, rng: np.random.Generator, streams: int, n: int) -> list[Stream]:
@@ -313,7 +334,15 @@ def sensor_partition(fam: Family, rng: np.random.Generator, streams: int, n: int
             dt = MIXED_CADENCES[s % len(MIXED_CADENCES)]
             count = max(int(span / dt), 2)
         b = sensor_base(fam, rng, count, dt)
-        out.append(Stream(f"s{s:02d}", b.ts, {"value": _finish(b, b.values())}))
+        arrival, data = b.ts, None
+        if fam.kind == "glitch":
+            data = b.ts.copy()
+            data[rng.random(len(data)) < 1.0 / GLITCH_EVERY] += HOUR
+        elif fam.kind == "batched" and s % 2:
+            data = b.ts
+            windows = np.floor((b.ts - T0) / BATCH_S) + 1.0
+            arrival = T0 + windows * BATCH_S + rng.uniform(0.0, 5.0)
+        out.append(Stream(f"s{s:02d}", arrival, {"value": _finish(b, b.values())}, data))
     return out
 
 
@@ -465,11 +494,12 @@ def _time_strings(ts: np.ndarray) -> list[str]:
 
 def _sensor_events(streams: Sequence[Stream]) -> Iterable[tuple[float, dict[str, Any]]]:
     ts = np.concatenate([s.ts for s in streams])
+    data = np.concatenate([s.ts if s.data_ts is None else s.data_ts for s in streams])
     which = np.concatenate([np.full(len(s.ts), k) for k, s in enumerate(streams)])
     pos = np.concatenate([np.arange(len(s.ts)) for s in streams])
     order = np.argsort(ts, kind="stable")
     ts, which, pos = ts[order], which[order].tolist(), pos[order].tolist()
-    times = _time_strings(ts)
+    times = _time_strings(data[order])
     values = [s.cols["value"].tolist() for s in streams]
     keys = [s.key for s in streams]
     for t, tstr, k, i in zip(ts.tolist(), times, which, pos, strict=True):
@@ -675,9 +705,13 @@ def run_change(job: ChangeJob) -> list[Outcome]:
     first_any: dict[str, Seen] = {}
     early: set[str] = set()
 
+    owner: dict[str, str | None] = {}  # a finding's stream key -> the target it is on
+
     def done(s: Seen) -> bool:
-        k = s.stream_key
-        if k not in targets:
+        k = owner.get(s.stream_key, "")
+        if k == "":
+            k = owner[s.stream_key] = on_target(s.stream_key, targets)
+        if k is None:
             return False
         if s.detected_at < t_change[k] - HALF_MS:
             if not s.update:
@@ -716,6 +750,20 @@ def run_change(job: ChangeJob) -> list[Outcome]:
             )
         )
     return out
+
+
+def on_target(stream_key: str, targets: Iterable[str]) -> str | None:
+    """The target stream a finding's stream key is on: the same key, or a key that
+    holds all of the target's parts (a monitor keyed finer than the failed stream).
+
+    >>> on_target("s01|x", ["s00", "s01"]), on_target("m0", ["m0|g1"])
+    ('s01', None)
+    """
+    parts = set(stream_key.split("|"))
+    for target in targets:
+        if stream_key == target or parts.issuperset(target.split("|")):
+            return target
+    return None
 
 
 # --------------------------------------------------------------------------- plumbing

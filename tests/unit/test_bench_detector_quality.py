@@ -113,3 +113,25 @@ def test_rate_doubles_in_one_group_only(dq: ModuleType) -> None:
     late = np.flatnonzero(g == 1)[3000:]
     ratio = after.cols["harmful"][late].mean() / before.cols["harmful"][late].mean()
     assert 1.7 < ratio < 2.3
+
+
+def test_findings_are_matched_to_the_failed_stream(dq: ModuleType) -> None:
+    assert dq.on_target("s03", ["s01", "s03"]) == "s03"
+    assert dq.on_target("s03|vibration", ["s01", "s03"]) == "s03"
+    assert dq.on_target("m0|g1", ["m0|g1"]) == "m0|g1"
+    assert dq.on_target("m0", ["m0|g1"]) is None  # the model's score is not the group's rate
+    assert dq.on_target("s04", ["s01"]) is None
+
+
+def test_arrival_order_and_data_time(dq: ModuleType) -> None:
+    glitch = dq.sensor_partition(dq.FAMILY["future-glitch"], np.random.default_rng(7), 2, 50_000)
+    ahead = np.concatenate([s.data_ts - s.ts for s in glitch])
+    assert set(np.round(ahead).tolist()) == {0.0, 3600.0}
+    assert 1 <= np.count_nonzero(ahead) <= 20  # about one in 20,000
+    batched = dq.sensor_partition(dq.FAMILY["batched"], np.random.default_rng(8), 2, 1000)
+    live, late = batched
+    assert live.data_ts is None
+    lag = late.ts - late.data_ts
+    assert np.all(lag >= 0) and lag.max() <= dq.BATCH_S + 5 and len(np.unique(late.ts)) < 20
+    events = [e for _, e in dq._sensor_events(batched)]
+    assert len(events) == 2000 and {e["sensor_id"] for e in events} == {"s00", "s01"}
