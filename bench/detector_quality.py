@@ -621,7 +621,7 @@ class StationaryResult:
     streams: int
     new: Counter[str] = field(default_factory=Counter)
     updates: Counter[str] = field(default_factory=Counter)
-    hit: set[str] = field(default_factory=set)  # streams with a new incident
+    hit: dict[str, int] = field(default_factory=dict)  # stream -> index of its 1st incident
 
 
 def run_stationary(job: StationaryJob) -> StationaryResult:
@@ -640,7 +640,7 @@ def run_stationary(job: StationaryJob) -> StationaryResult:
     for s in seen:
         (out.updates if s.update else out.new)[s.monitor] += 1
         if not s.update:
-            out.hit.add(f"{job.partition}/{s.stream_key}")
+            out.hit.setdefault(f"{job.partition}/{s.stream_key}", s.index)
     return out
 
 
@@ -962,12 +962,13 @@ def _stationary(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) 
     print(
         f"\n  incidents = new incidents (update=False); updates = later findings of an open "
         f"incident; per 100k = incidents per 100k events per stream (goal <= {GOAL:g}); "
-        "95% up = Poisson upper bound; hit = streams with an incident; by monitor = "
+        "95% up = Poisson upper bound; hit = streams with an incident; 1st at = median "
+        "event (of its stream) of a stream's first incident; by monitor = "
         "incidents/updates; events include each stream's warm-up"
     )
     head = (
         f"  {'family':15}{'events':>10}{'incidents':>10}{'updates':>9}{'per 100k':>10}"
-        f"{'95% up':>9}{'hit':>8}  {'verdict':8}by monitor"
+        f"{'95% up':>9}{'hit':>8}{'1st at':>8}  {'verdict':8}by monitor"
     )
     print(head)
     worst: tuple[float, str] = (0.0, "-")
@@ -980,9 +981,10 @@ def _stationary(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) 
         rate = k / events * 1e5
         worst = max(worst, (rate, f.name))
         hit = f"{sum(len(r.hit) for r in rs)}/{sum(r.streams for r in rs)}"
+        first_at = percentile([i for r in rs for i in r.hit.values()], 0.5)
         print(
             f"  {f.name:15}{events:>10,}{k:>10}{sum(upd.values()):>9}{rate:>10.2f}"
-            f"{poisson_upper(k) / events * 1e5:>9.2f}{hit:>8}  "
+            f"{poisson_upper(k) / events * 1e5:>9.2f}{hit:>8}{_fmt(first_at):>8}  "
             f"{'ok' if rate <= GOAL else 'MISSES':8}{_by_monitor(new, upd)}"
         )
     verdict = "meets" if worst[0] <= GOAL else "MISSES"
