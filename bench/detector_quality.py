@@ -418,10 +418,10 @@ class Failure:
 
 
 FAILURES = (
-    Failure("shift-1s", "level + 1 sigma from the change on"),
+    Failure("shift-1s", "level + 1 sigma from the change on (counts: + Poisson(sigma))"),
     Failure("shift-2s", "level + 2 sigma"),
     Failure("ramp", "level rises linearly by 2 sigma over --ramp events, then holds"),
-    Failure("variance-x2", "noise variance doubles (counts: negative binomial, same mean)"),
+    Failure("variance-x2", "noise variance doubles (counts: negative binomial, the same mean)"),
     Failure("stuck", "the value freezes at the last reading before the change"),
     Failure("missing", "the sensor stops sending; the others go on"),
     Failure("spikes", "5 spikes of 6-12 sigma (random sign; counts: upwards) in 20 events"),
@@ -442,16 +442,15 @@ def apply_failure(
     if failure in ("shift-1s", "shift-2s", "ramp"):
         k = {"shift-1s": 1.0, "shift-2s": 2.0}.get(failure)
         add = np.where(after, k, 0.0) if k is not None else 2.0 * np.clip((i - at + 1) / ramp, 0, 1)
-        if counts:
-            assert b.lam is not None
-            post = rng.poisson(np.maximum(b.lam + add[at:] * b.sigma, 0.0))
-            x[at:] = post
+        if counts:  # extra Poisson counts: Poisson(lam) becomes Poisson(lam + k sigma)
+            x[at:] += rng.poisson(add[at:] * b.sigma)
         else:
             x += add * b.sigma
     elif failure == "variance-x2":
-        if counts:
+        if counts:  # negative binomial, the same mean and twice the variance
             assert b.lam is not None
-            x[at:] = rng.negative_binomial(b.lam, 0.5, n - at)
+            p = b.lam / (2.0 * b.sigma**2)
+            x[at:] = rng.negative_binomial(b.lam * p / (1.0 - p), p, n - at)
         else:
             x[at:] = b.level[at:] + math.sqrt(2.0) * b.noise[at:]
     elif failure == "stuck":

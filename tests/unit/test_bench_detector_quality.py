@@ -135,3 +135,14 @@ def test_arrival_order_and_data_time(dq: ModuleType) -> None:
     assert np.all(lag >= 0) and lag.max() <= dq.BATCH_S + 5 and len(np.unique(late.ts)) < 20
     events = [e for _, e in dq._sensor_events(batched)]
     assert len(events) == 2000 and {e["sensor_id"] for e in events} == {"s00", "s01"}
+
+
+def test_count_failures_keep_counts(dq: ModuleType) -> None:
+    b = dq.sensor_base(dq.FAMILY["poisson-1"], np.random.default_rng(9), 40_000)
+    at = 1000
+    for name, mean, var in (("shift-2s", 3.0, 3.0), ("variance-x2", 1.0, 2.0)):
+        _, x = dq.apply_failure(b, name, at, np.random.default_rng(10), ramp=100)
+        assert np.all(x == np.round(x)) and np.all(x >= 0)
+        assert np.array_equal(x[:at], b.values()[:at])
+        assert x[at:].mean() == pytest.approx(mean, rel=0.05)
+        assert x[at:].var() == pytest.approx(var, rel=0.1)
