@@ -100,6 +100,7 @@ MAX_LAG = 0.9  # shift: what the model left of lag-1 correlation, at most (a 19x
 LEARN_EVERY = 5  # memory of the slow learning after warm-up, in warm-ups
 ONSET_SPREAD = 4.0
 MIN_RUN = 20  # frozen: never fewer equal readings in a row than this
+REFIT_MODEL_AFTER = (3, 8, 64)  # shift: refit the model after this many warm-ups
 REFIT_TAIL = 256  # outlier: refit the tail every this many events
 TAIL_PRIOR = (0.3, 1.0)  # the tail's shape and scale before data: heavy, so cautious
 TAIL_PRIOR_WEIGHT = 30.0  # ...worth this many exceedances
@@ -187,6 +188,7 @@ class LearnedStream:
         "_base",
         "_cusums",
         "_e",
+        "_long",
         "_h",
         "_kind",
         "_params",
@@ -222,6 +224,9 @@ class LearnedStream:
         self._h = math.log(params.false_alarm_every * max(len(self._cusums), 1))
         self._run = [math.nan, 0, 0]  # frozen: the value repeated, its run, the run before
         self.armed = True  # outlier: re-armed by a reading back inside the tail
+        # shift: the model's moments over a longer stretch, to refit it after
+        # REFIT_MODEL_AFTER warm-ups, as slow components (a daily cycle) show themselves
+        self._long: list[Any] | None = _new_moments() if kind == "shift" else None
         self._new_fit()
 
     # ------------------------------------------------------------------ learning
@@ -239,10 +244,10 @@ class LearnedStream:
         # 7-15 (count, sums of u, u^2, lag-1 products, previous u, the tail's count,
         # excess and squared excess, grid exceedance counts); phase A's fit 16-19
         # (level, phi, provisional spread, sd); runs 20-22 (equal pairs, pairs, longest).
-        nan = math.nan
-        self._acc: list[Any] | None = [0, nan, 0.0, 0.0, 0.0, 0.0, 0.0]
-        self._acc += [0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, [0] * len(GRID)]
-        self._acc += [nan, nan, nan, nan, 0, 0, 0, 0.0, 0.0, 0.0]  # 23-25: lag-2, y'', theta
+        acc = _new_moments()
+        acc[7:] = [0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, [0] * len(GRID)]
+        acc += [math.nan] * 4 + [0, 0, 0, 0.0, 0.0, 0.0]  # 23-25: lag-2, y'', theta
+        self._acc: list[Any] | None = acc
         self._e = 0.0
         self._u = 0.0  # the previous innovation in provisional units (noise)
         self._base: list[float] | None = None
@@ -255,19 +260,7 @@ class LearnedStream:
         acc = self._acc
         assert acc is not None
         if acc[16] != acc[16]:  # phase A: no fit yet
-            if acc[0] == 0:
-                acc[1] = x
-            y = x - acc[1]
-            acc[0] += 1
-            acc[2] += y
-            acc[3] += y * y
-            if acc[0] > 1:
-                acc[4] += y * acc[5]
-            if acc[0] > 2:
-                acc[23] += y * acc[24]
-            acc[24] = acc[5]
-            acc[5] = y
-            acc[6] = x
+            _moments(acc, x)
             if acc[0] >= self._warmup // 2:
                 self._fit_a()
         else:  # phase B, in the provisional units fitted in phase A
@@ -306,13 +299,8 @@ class LearnedStream:
             acc[0:7] = [0, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0]
             acc[23:25] = [0.0, 0.0]
             return
-        rho1 = (acc[4] / (n - 1) - mean * mean) / g0
-        rho2 = (acc[23] / (n - 2) - mean * mean) / g0
-        phi, theta = _arma11(rho1, rho2, n)
-        # The innovations' variance under that ARMA(1,1): gamma0 (1 - phi^2) / (1 + 2 phi
-        # theta + theta^2).
-        s0 = math.sqrt(g0 * (1.0 - phi * phi) / (1.0 + 2.0 * phi * theta + theta * theta))
-        acc[16:20] = [acc[1] + mean, phi, s0, math.sqrt(g0)]
+        level, phi, theta, s0, sd = _model(acc)
+        acc[16:20] = [level, phi, s0, sd]
         acc[25] = theta
 
     def _fit_b(self) -> None:
@@ -378,6 +366,11 @@ class LearnedStream:
         u = e / b[2]
         self._prev = x
         if kind == "shift":
+            long = self._long
+            if long is not None:
+                _moments(long, x)
+                if long[0] % self._warmup == 0 and long[0] // self._warmup in REFIT_MODEL_AFTER:
+                    self._refit_model(b, long)
             return self._shift(u, x, t, b)
         if kind == "noise":
             return self._noise(u, x, t, b)
@@ -420,18 +413,46 @@ class LearnedStream:
                 j += 1
         if fired is not None:
             c, _, d, hs = fired
-            return self._alarm(c, t, hs, d, refit=True)
-        # Learn slowly, as means until the memory is full: the input's spread always (an
-        # excursion's own values are part of how wide this stream swings), its centre
-        # only while quiet, so that a drift under way is not learned as normal.
+            alarm = self._alarm(c, t, hs, d, refit=False)
+            self._resettle(b)
+            return alarm
+        # Keep learning, as means until the memory is full: the input's spread and skew
+        # always (an excursion's own values are part of how this stream swings), over
+        # LEARN_EVERY warm-ups; its centre only while quiet (a drift under way is not
+        # learned as normal), over one warm-up, so that slow cycles and wandering levels
+        # that the model cannot follow are followed here.
         b[12] += 1
-        eta = 1.0 / min(b[12] - b[13] - self._warmup // 2, LEARN_EVERY * self._warmup)
+        seen = b[12] - b[13] - self._warmup // 2
+        eta = 1.0 / min(seen, LEARN_EVERY * self._warmup)
         dev = z * b[6]
         b[20] += (dev * dev - b[20]) * eta
+        b[23] += (dev * dev * dev - b[23]) * eta
         b[6] = math.sqrt(b[20] * b[22])
+        if not int(seen) % REFIT_TAIL:
+            self._tilts(b)
         if quiet:
-            b[5] += dev * eta
+            b[5] += dev / min(seen, self._warmup)
         return None
+
+    def _refit_model(self, b: list[float], long: list[Any]) -> None:
+        """Refit the ARMA(1,1) on the longer stretch, then settle the input afresh."""
+        level, phi, theta, s0, sd = _model(long)
+        if s0 > 0:
+            scale = s0 / b[2]
+            b[0], b[1], b[17], b[2], b[3] = level, phi, theta, s0, sd
+            b[4] /= scale  # the robust spread stays the same in the value's units
+            self._resettle(b)
+        if long[0] >= REFIT_MODEL_AFTER[-1] * self._warmup:
+            self._long = None
+
+    def _resettle(self, b: list[float]) -> None:
+        """Learn the input's centre, spread and skew again (after an alarm: the new
+        level; after a refit: the new model), keeping what the stream knows of its
+        structure."""
+        b[18:24] = [0.0] * 6
+        for c in self._cusums:
+            c.stat, c.count, c.total = 0.0, 0, 0.0
+        self.start = self.n
 
     def _settle(self, z: float, b: list[float]) -> None:
         b[18] += 1
@@ -450,17 +471,22 @@ class LearnedStream:
         lag = min(max(lag, 0.0), MAX_LAG)
         b[5] = mean
         b[20] = var
-        sd = math.sqrt(var)
-        skew = (b[23] / n - 3 * mean * var - mean**3) / sd**3 if sd > 0 else 0.0
-        # A CUSUM of d (z - d/2) is a log-likelihood ratio only for gaussian z; for a
-        # skewed input its false-alarm run length is exp(theta h), theta the root of
-        # its cumulant generating function (to third order).  Raise h to h / theta.
-        for i, (d, side) in enumerate(((1.0, 1.0), (1.0, -1.0), (SMALL_SHIFT, 1.0))):
-            b[24 + i] = _tilt(d, side * skew)
-        b[27] = _tilt(SMALL_SHIFT, -skew)
+        b[23] = b[23] / n - 3 * mean * var - mean**3  # the third central moment
         b[22] = (1.0 + lag) / (1.0 - lag)  # what is left of memory inflates the variance
         b[6] = math.sqrt(var * b[22])  # long-run spread
         b[12] += n
+        self._tilts(b)
+
+    @staticmethod
+    def _tilts(b: list[float]) -> None:
+        """A CUSUM of d (z - d/2) is a log-likelihood ratio only for gaussian z; for a
+        skewed input (counts, bursts) its false-alarm run length is about exp(theta h),
+        theta the positive root of its cumulant generating function (to third order):
+        so each CUSUM's threshold is h / theta."""
+        skew = b[23] / b[20] ** 1.5 if b[20] > 0 else 0.0
+        for i, (d, side) in enumerate(((1.0, 1.0), (1.0, -1.0), (SMALL_SHIFT, 1.0))):
+            b[24 + i] = _tilt(d, side * skew)
+        b[27] = _tilt(SMALL_SHIFT, -skew)
 
     def _noise(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         a = abs(u - self._u)
@@ -482,13 +508,14 @@ class LearnedStream:
             quiet = quiet and s < h / 3
         if fired is not None:
             return self._alarm(fired, t, h, None, refit=True)
-        if quiet:
-            b[12] += 1
-            eta = 1.0 / min(b[12], LEARN_EVERY * self._warmup)
-            if b[9] > 0:
-                b[9] += ((a > b[8]) - b[9]) * eta
-            if b[11] > 0:
-                b[11] += ((a > b[10]) - b[11]) * eta
+        # The bands' rates are learned from every reading: bursts that are part of a
+        # stream's normal life raise them, a lasting change is caught long before.
+        b[12] += 1
+        eta = 1.0 / min(b[12], LEARN_EVERY * self._warmup)
+        if b[9] > 0:
+            b[9] += ((a > b[8]) - b[9]) * eta
+        if b[11] > 0:
+            b[11] += ((a > b[10]) - b[11]) * eta
         return None
 
     def _outlier(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
@@ -668,6 +695,7 @@ class LearnedStream:
             "cusums": [c.dump() for c in self._cusums],
             "times": self._times.dump(),
             "season": None if self._season is None else self._season.dump(),
+            "long": None if self._long is None else [_f(v) for v in self._long],
         }
 
     @classmethod
@@ -697,6 +725,8 @@ class LearnedStream:
         s._base = None if snap["base"] is None else [float(v) for v in snap["base"]]
         s._cusums = [_Cusum.load(c) for c in snap["cusums"]]
         s._times = _TimeIndex.load(snap["times"])
+        long = snap["long"]
+        s._long = None if long is None else [_unf(v) if isinstance(v, str) else v for v in long]
         if s._season is not None:
             if snap.get("season") is None:
                 raise ConfigError("stream snapshot has no seasonal profile; reset its state")
@@ -710,6 +740,41 @@ def _f(x: float) -> float | str:
 
 def _unf(x: Any) -> float:
     return math.nan if isinstance(x, str) else float(x)
+
+
+def _new_moments() -> list[Any]:
+    return [0, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0] + [0.0] * 16 + [0.0, 0.0]
+
+
+def _moments(acc: list[Any], x: float) -> None:
+    """Count ``x`` into a model's moments (indices 0-6, 23, 24 of an accumulator):
+    sums of values, squares, lag-1 and lag-2 products, shifted by the first value."""
+    if acc[0] == 0:
+        acc[1] = x
+    y = x - acc[1]
+    acc[0] += 1
+    acc[2] += y
+    acc[3] += y * y
+    if acc[0] > 1:
+        acc[4] += y * acc[5]
+    if acc[0] > 2:
+        acc[23] += y * acc[24]
+    acc[24] = acc[5]
+    acc[5] = y
+    acc[6] = x
+
+
+def _model(acc: list[Any]) -> tuple[float, float, float, float, float]:
+    """(level, phi, theta, innovation sd, sd) of an ARMA(1,1) from such moments."""
+    n = acc[0]
+    mean = acc[2] / n
+    g0 = max(acc[3] / n - mean * mean, 1e-300)
+    rho1 = (acc[4] / (n - 1) - mean * mean) / g0
+    rho2 = (acc[23] / (n - 2) - mean * mean) / g0
+    phi, theta = _arma11(rho1, rho2, n)
+    # The innovations' variance: gamma0 (1 - phi^2) / (1 + 2 phi theta + theta^2).
+    s0 = math.sqrt(g0 * (1.0 - phi * phi) / (1.0 + 2.0 * phi * theta + theta * theta))
+    return acc[1] + mean, phi, theta, s0, math.sqrt(g0)
 
 
 def _arma11(rho1: float, rho2: float, n: int) -> tuple[float, float]:
