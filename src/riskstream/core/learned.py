@@ -333,7 +333,7 @@ class LearnedStream:
         self._base = [
             level, phi, s0, sd, rho, mean_u / rho, sd_psi * math.sqrt(kappa), limit,
             g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
-            acc[25], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            acc[25], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
         ]  # fmt: skip
         self._base = [float(v) for v in self._base]
         self._acc = None
@@ -383,6 +383,10 @@ class LearnedStream:
             self._settle(z, b)
             return None
         z = (z - b[5]) / b[6]
+        # and clipped again once standardized: however sparse and bursty the stream
+        # (a series at 0 between bursts has a tiny spread), one reading adds at most
+        # CLIP - d/2 to a CUSUM
+        z = CLIP if z > CLIP else -CLIP if z < -CLIP else z
         h, n, cusums = self._h, self.n, self._cusums
         up = self._params.direction != "down"
         down = self._params.direction != "up"
@@ -427,6 +431,8 @@ class LearnedStream:
         dev = z * b[6]
         b[20] += (dev * dev - b[20]) * eta
         b[23] += (dev * dev * dev - b[23]) * eta
+        b[29] += (dev * b[28] - b[29]) * eta
+        b[28] = dev
         b[6] = math.sqrt(b[20] * b[22])
         if not int(seen) % REFIT_TAIL:
             self._tilts(b)
@@ -472,17 +478,22 @@ class LearnedStream:
         b[5] = mean
         b[20] = var
         b[23] = b[23] / n - 3 * mean * var - mean**3  # the third central moment
-        b[22] = (1.0 + lag) / (1.0 - lag)  # what is left of memory inflates the variance
-        b[6] = math.sqrt(var * b[22])  # long-run spread
+        b[29] = lag * var  # the lag-1 covariance, learned on from here
         b[12] += n
         self._tilts(b)
 
     @staticmethod
     def _tilts(b: list[float]) -> None:
-        """A CUSUM of d (z - d/2) is a log-likelihood ratio only for gaussian z; for a
+        """The input's long-run spread (its variance inflated by what is left of its
+        lag-1 correlation), and the thresholds' tilts.
+
+        A CUSUM of d (z - d/2) is a log-likelihood ratio only for gaussian z; for a
         skewed input (counts, bursts) its false-alarm run length is about exp(theta h),
         theta the positive root of its cumulant generating function (to third order):
         so each CUSUM's threshold is h / theta."""
+        lag = min(max(b[29] / b[20], 0.0), MAX_LAG) if b[20] > 0 else 0.0
+        b[22] = (1.0 + lag) / (1.0 - lag)  # what is left of memory inflates the variance
+        b[6] = math.sqrt(b[20] * b[22])  # the long-run spread
         skew = b[23] / b[20] ** 1.5 if b[20] > 0 else 0.0
         for i, (d, side) in enumerate(((1.0, 1.0), (1.0, -1.0), (SMALL_SHIFT, 1.0))):
             b[24 + i] = _tilt(d, side * skew)

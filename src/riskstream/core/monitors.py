@@ -263,22 +263,26 @@ MISSING = "missing"
 class _SilenceMonitor:
     """A ``missing`` monitor: one :class:`SilenceWatch` per partition."""
 
-    __slots__ = ("filters", "key_of", "prefix", "spec", "subject_index", "watch")
+    __slots__ = ("filters", "key_of", "prefix", "spec", "subject", "watch")
 
     def __init__(self, spec: MonitorSpec) -> None:
         self.spec = spec
         self.key_of = _key_getter(spec.key)
+        self.subject = field_getter(spec.subject)
         self.filters = tuple((field_getter(p), frozenset(v)) for p, v in spec.where.items())
         self.prefix = spec.name + STATE_KEY_SEPARATOR
-        self.subject_index = spec.key.index(spec.subject) if spec.subject in spec.key else None
         self.watch = SilenceWatch(check_silence_params(dict(spec.params)))
+
+    def see(self, event: Event, t: float) -> None:
+        subject = self.subject(event)
+        self.watch.see(self.key_of(event), subject if type(subject) is str else str(subject), t)
 
     def finding(self, silent: Silent) -> Finding:
         n = silent.events
         stats = WindowStats(n, 0.0)
         gap = silent.noticed_at - silent.last_seen
         alarm = StreamAlarm(
-            alarm=Alarm(n, n + 1, stats, WindowStats(0, 0.0), MISSING, gap, self.watch_after),
+            alarm=Alarm(n, n + 1, stats, WindowStats(0, 0.0), MISSING, gap, silent.allowed),
             index=n,
             onset=n + 1,
             detected_at=silent.noticed_at,
@@ -287,14 +291,9 @@ class _SilenceMonitor:
             reference_std=0.0,
             after=WindowStats(0, 0.0),
         )
-        parts = silent.key.split("|")
-        subject = parts[self.subject_index] if self.subject_index is not None else silent.key
         digest = hashlib.sha256(f"{self.prefix}{silent.key}\x1f{n}".encode()).hexdigest()
-        return Finding(digest[:32], self.spec, silent.key, subject, alarm)
-
-    @property
-    def watch_after(self) -> float:
-        return float(self.spec.params["after"])
+        # The subject is the one its events named, never parsed out of a joined key.
+        return Finding(digest[:32], self.spec, silent.key, silent.subject, alarm)
 
 
 class PartitionDetectors:
@@ -372,7 +371,7 @@ class PartitionDetectors:
                 continue
             if t is None:
                 t = parse_time(event["time"])
-            sm.watch.see(sm.key_of(event), t)
+            sm.see(event, t)
             findings.extend(sm.finding(silent) for silent in sm.watch.silent())
         if findings:
             return [self._episodes.assign(f, STATE_KEY_SEPARATOR) for f in findings]
@@ -509,5 +508,6 @@ class PartitionDetectors:
                 out[m.prefix + FDR_MARK] = m.control.snapshot(m.encode)
         for sm in self._silences:
             out.update((sm.prefix + k, sm.watch.snapshot(k)) for k in sm.watch.streams())
+            out[sm.prefix + SilenceWatch.CLOCK_KEY] = sm.watch.snapshot(SilenceWatch.CLOCK_KEY)
         out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
         return dict(sorted(out.items()))

@@ -1,122 +1,237 @@
-"""Missing data: streams that stop sending, judged in data time.
+"""Missing data: streams that stop sending, each judged by its own cadence.
 
-A sensor that dies sends nothing, so no per-sample detector can notice it.  A
-stream is *silent* when the partition's data time (the newest event time any of
-this monitor's streams has sent) has moved ``after`` seconds past the stream's
-last event.  Data time, not wall time, keeps a replay and a restart deterministic;
-the price is that a partition that goes silent as a whole is seen by consumer-lag
-and heartbeat alerts on the processor, not here.
+A sensor that dies sends nothing, so no per-sample detector can notice it.  What
+"too long without a reading" means is learned per stream: sensors report every
+second, every ten minutes, hourly, irregularly, or in batches from a gateway.
 
-Streams are kept in order of their last event, so each event costs O(1): only the
-stalest stream is ever looked at.
+- **The partition's clock** is the median data time of the last ``CLOCK_WINDOW``
+  events, never moving back: one reading dated in the future, or a backfill of old
+  readings, does not move it.  Data time, not wall time, keeps a replay and a
+  restart deterministic; a partition that goes silent as a whole is seen by
+  consumer-lag and heartbeat alerts on the processor, not here.
+- **Each stream's arrivals** are timed on that clock, not by the readings' own
+  times: a gateway that delivers a sensor's readings every 15 minutes makes that
+  sensor's gaps 15 minutes long, however densely its readings are dated.  Over its
+  first ``LEARN_GAPS`` gaps a stream learns their mean and mean absolute deviation
+  (and keeps learning them slowly, over ``LEARN_GAPS * MEMORY`` gaps).
+- **Silent** is a gap past ``max(min_gaps * mean, mean + 1.36 ln(N) * deviation)``:
+  for exponential (memoryless) arrivals the second term is the gap exceeded once in
+  ``N`` gaps (their deviation from the mean is 0.736 of the mean); for regular ones
+  the first, "several typical gaps with nothing", governs.  ``after``, where set,
+  is a floor in seconds.
+
+Deadlines sit in a heap, so each event costs O(log streams) and a silence is
+noticed by the first event whose clock passes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+import heapq
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from riskstream.errors import ConfigError
 
-__all__ = ["SilenceWatch", "Silent", "check_silence_params"]
+__all__ = ["SilenceParams", "SilenceWatch", "Silent", "check_silence_params"]
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+CLOCK_WINDOW = 7  # events the partition clock takes its median over (3 outliers cannot move it)
+LEARN_GAPS = 20  # gaps a stream shows before it is watched
+MEMORY = 25  # ...and it keeps learning over this many times as many
+EXPONENTIAL_MAD = 1.36  # 1 / 0.736: the mean absolute deviation of an exponential gap
 
 
-def check_silence_params(params: dict[str, Any]) -> float:
-    """Validate ``{after: seconds}`` and return it."""
-    unknown = set(params) - {"after"}
+@dataclass(frozen=True, slots=True)
+class SilenceParams:
+    """A ``missing`` monitor's parameters."""
+
+    false_alarm_every: float = 1_000_000.0  # gaps
+    min_gaps: float = 8.0
+    after: float = 0.0  # seconds, a floor
+
+
+def check_silence_params(params: Mapping[str, Any]) -> SilenceParams:
+    """Validate ``{false_alarm_every, min_gaps, after}``; a ConfigError names what is wrong."""
+    accepted = ("after", "false_alarm_every", "min_gaps")
+    unknown = sorted(set(params) - set(accepted))
     if unknown:
-        raise ConfigError(f"missing: unknown parameter(s) {sorted(unknown)}; accepted: after")
-    after = params.get("after")
-    if isinstance(after, bool) or not isinstance(after, int | float) or after <= 0:
-        raise ConfigError(f"missing: 'after' must be a number of seconds > 0, got {after!r}")
-    return float(after)
+        raise ConfigError(
+            f"missing: unknown parameter(s) {unknown}; accepted: {', '.join(accepted)}"
+        )
+    out = {}
+    for name, low, what in (
+        ("after", 0.0, "a number of seconds >= 0 (a floor under the learned cadence)"),
+        ("false_alarm_every", 100.0, "a number of gaps >= 100"),
+        ("min_gaps", 2.0, "a number >= 2 (typical gaps with nothing before a stream is silent)"),
+    ):
+        if name not in params:
+            continue
+        v = params[name]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not low <= v < math.inf:
+            raise ConfigError(f"missing: {name!r} must be {what}, got {v!r}")
+        out[name] = float(v)
+    return SilenceParams(**out)
 
 
 @dataclass(frozen=True, slots=True)
 class Silent:
-    """One stream found silent: its last event, the data time it was noticed, its count."""
+    """One stream found silent: its last reading's time, when it was noticed (the
+    partition clock), its events so far, its subject and the gap it was allowed."""
 
     key: str
     last_seen: float
     noticed_at: float
     events: int
+    subject: str
+    allowed: float
+
+
+class _Stream:
+    __slots__ = ("arrived", "count", "gaps", "last_seen", "mad", "mean", "silent", "subject")
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.last_seen = -math.inf  # the newest reading's own time
+        self.arrived = -math.inf  # the partition clock at its last arrival
+        self.count = 0
+        self.gaps = 0
+        self.mean = 0.0
+        self.mad = 0.0
+        self.silent = False
+
+    def dump(self) -> list[Any]:
+        return [
+            SNAPSHOT_VERSION, self.last_seen, self.count, int(self.silent), self.arrived,
+            self.gaps, self.mean, self.mad, self.subject,
+        ]  # fmt: skip
 
 
 class SilenceWatch:
-    """Last-seen times of one monitor's streams on one partition.
+    """The streams of one ``missing`` monitor on one partition.
 
-    >>> w = SilenceWatch(after=60)
-    >>> w.see("a", 0.0); w.see("b", 10.0)
+    >>> w = SilenceWatch(SilenceParams(min_gaps=5))
+    >>> for i in range(60):
+    ...     w.see("a", "a", 10.0 * i); w.see("b", "b", 10.0 * i + 1)
     >>> list(w.silent())
     []
-    >>> w.see("b", 65.0)
-    >>> [(s.key, s.last_seen, s.noticed_at) for s in w.silent()]
-    [('a', 0.0, 65.0)]
-    >>> w.see("b", 200.0); list(w.silent())  # 'a' is reported once per silence
-    []
+    >>> for i in range(60, 70):
+    ...     w.see("b", "b", 10.0 * i + 1)
+    >>> [(s.key, s.last_seen, s.allowed) for s in w.silent()]
+    [('a', 590.0, 50.0)]
     """
 
-    __slots__ = ("_after", "_counts", "_last", "_seq", "_silent", "_ticks", "dirty", "watermark")
+    __slots__ = ("_clock", "_heap", "_params", "_recent", "_streams", "dirty")
 
-    def __init__(self, after: float) -> None:
-        self._after = after
-        self._last: dict[str, float] = {}  # insertion order = order of last event
-        self._silent: dict[str, float] = {}
-        self._counts: dict[str, int] = {}
-        self._seq: dict[str, int] = {}  # when each stream last moved to the back
-        self._ticks = 0
-        self.watermark = float("-inf")
+    CLOCK_KEY = "\x1a"  # the state key (after the monitor's prefix) of the partition clock
+
+    def __init__(self, params: SilenceParams) -> None:
+        self._params = params
+        self._streams: dict[str, _Stream] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._recent: list[float] = []  # the last CLOCK_WINDOW event times, arrival order
+        self._clock = -math.inf
         self.dirty: set[str] = set()
 
     def __len__(self) -> int:
-        return len(self._counts)
+        return len(self._streams)
 
     def streams(self) -> list[str]:
-        return list(self._counts)
+        return list(self._streams)
 
-    def see(self, key: str, t: float) -> None:
-        last = self._last.pop(key, None)
-        if last is None:
-            last = self._silent.pop(key, None)
-        self._last[key] = t if last is None or t > last else last
-        self._counts[key] = self._counts.get(key, 0) + 1
-        self._ticks += 1
-        self._seq[key] = self._ticks
-        if t > self.watermark:
-            self.watermark = t
+    @property
+    def clock(self) -> float:
+        return self._clock
+
+    def see(self, key: str, subject: str, t: float) -> None:
+        self._tick(t)
+        s = self._streams.get(key)
+        if s is None:
+            s = self._streams[key] = _Stream(subject)
+        elif s.arrived > -math.inf and not s.silent and self._clock > s.arrived:
+            # (readings that arrive together, a gateway's batch, are one arrival)
+            self._learn(s, self._clock - s.arrived)
+        s.silent = False
+        s.subject = subject
+        s.count += 1
+        s.arrived = self._clock
+        if t > s.last_seen:
+            s.last_seen = t
+        if s.gaps >= LEARN_GAPS:
+            heapq.heappush(self._heap, (s.arrived + self._allowed(s), key))
+            if len(self._heap) > 4 * len(self._streams) + 64:
+                self._rebuild()
         self.dirty.add(key)
+
+    def _tick(self, t: float) -> None:
+        recent = self._recent
+        recent.append(t)
+        if len(recent) > CLOCK_WINDOW:
+            del recent[0]
+        ordered = sorted(recent)
+        median = ordered[len(ordered) // 2]
+        if median > self._clock:
+            self._clock = median
+        self.dirty.add(self.CLOCK_KEY)
+
+    @staticmethod
+    def _learn(s: _Stream, gap: float) -> None:
+        s.gaps += 1
+        w = 1.0 / min(s.gaps, LEARN_GAPS * MEMORY)
+        s.mean += (gap - s.mean) * w
+        s.mad += (abs(gap - s.mean) - s.mad) * w
+
+    def _allowed(self, s: _Stream) -> float:
+        p = self._params
+        spread = s.mean + EXPONENTIAL_MAD * math.log(p.false_alarm_every) * s.mad
+        return max(p.min_gaps * s.mean, spread, p.after)
+
+    def _rebuild(self) -> None:
+        self._heap = sorted(
+            (s.arrived + self._allowed(s), k)
+            for k, s in self._streams.items()
+            if s.gaps >= LEARN_GAPS and not s.silent
+        )
 
     def silent(self) -> Iterator[Silent]:
         """Streams that just fell silent (each once per silence)."""
-        cutoff = self.watermark - self._after
-        while self._last:
-            key = next(iter(self._last))
-            last = self._last[key]
-            if last >= cutoff:
-                return
-            del self._last[key]
-            self._silent[key] = last
+        heap, streams, clock = self._heap, self._streams, self._clock
+        while heap and heap[0][0] < clock:
+            deadline, key = heapq.heappop(heap)
+            s = streams[key]
+            allowed = self._allowed(s)
+            if s.silent or s.arrived + allowed != deadline:
+                continue  # superseded by a later arrival
+            s.silent = True
             self.dirty.add(key)
-            yield Silent(key, last, self.watermark, self._counts[key])
+            yield Silent(key, s.last_seen, clock, s.count, s.subject, allowed)
 
     def snapshot(self, key: str) -> list[Any]:
-        silent = key not in self._last
-        last = self._silent[key] if silent else self._last[key]
-        return [SNAPSHOT_VERSION, last, self._counts[key], int(silent), self._seq[key]]
+        if key == self.CLOCK_KEY:
+            return [SNAPSHOT_VERSION, self._clock, list(self._recent)]
+        return self._streams[key].dump()
 
-    def load(self, items: dict[str, list[Any]]) -> None:
-        """Restore streams from snapshots (any order); rebuilds the exact stream order."""
-        for key, snap in sorted(items.items(), key=lambda kv: kv[1][4]):
-            version, last, count, silent, seq = snap
-            if version != SNAPSHOT_VERSION:
+    def load(self, items: Mapping[str, list[Any]]) -> None:
+        """Restore from snapshots; version 1 (a fixed ``after``) starts learning afresh."""
+        for key, snap in items.items():
+            version = snap[0]
+            if key == self.CLOCK_KEY:
+                self._clock, self._recent = float(snap[1]), [float(t) for t in snap[2]]
+                continue
+            s = _Stream(key)
+            if version == 1:  # [1, last, count, silent, seq]: keep what it knew
+                s.last_seen, s.count, s.silent = float(snap[1]), int(snap[2]), bool(snap[3])
+            elif version == SNAPSHOT_VERSION:
+                s.last_seen, s.count, s.silent = float(snap[1]), int(snap[2]), bool(snap[3])
+                s.arrived, s.gaps = float(snap[4]), int(snap[5])
+                s.mean, s.mad, s.subject = float(snap[6]), float(snap[7]), str(snap[8])
+            else:
                 raise ConfigError(
-                    f"missing: snapshot version {version!r} is not {SNAPSHOT_VERSION}"
+                    f"missing: snapshot version {version!r} of stream {key!r} is not "
+                    f"{SNAPSHOT_VERSION}: it was written by another riskstream version; "
+                    "reset the monitor's state to continue"
                 )
-            (self._silent if silent else self._last)[key] = float(last)
-            self._counts[key] = int(count)
-            self._seq[key] = int(seq)
-            self._ticks = max(self._ticks, int(seq))
-            self.watermark = max(self.watermark, float(last))
+            self._streams[key] = s
+        self._rebuild()
