@@ -505,12 +505,16 @@ class LearnedStream:
         h, n = self._h, self.n
         fired = None
         quiet = True
-        for c, g, p0, ratio in (
+        # Each band's rate is an estimate from the events learned so far: judge against
+        # its upper confidence bound (two standard errors), so a young stream is cautious.
+        learned = min(b[12], LEARN_EVERY * self._warmup)
+        for c, g, rate, ratio in (
             (self._cusums[0], b[8], b[9], CENTRAL_RATIO),
             (self._cusums[1], b[10], b[11], TAIL_RATIO),
         ):
-            if p0 <= 0.0:
+            if rate <= 0.0:
                 continue
+            p0 = min(rate + 2.0 * math.sqrt(rate * (1.0 - rate) / learned), 0.9)
             p1 = min(0.95, ratio * p0)
             hit = a > g
             s = c.add(math.log(p1 / p0) if hit else math.log((1.0 - p1) / (1.0 - p0)), x, n)
