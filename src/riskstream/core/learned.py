@@ -26,8 +26,9 @@ for a monitor that runs ``k`` CUSUMs; a tail test alarms at probability ``1/N``.
 Kinds:
 
 ``shift``
-    A level change.  Two-sided CUSUMs on the standardized, clipped (at
-    ``CLIP``) innovations, for a large (1 sd) and a small (``SMALL_SHIFT``) change.
+    A level change.  A two-sided CUSUM (for a change of one noise sd) on the
+    standardized innovations, clipped at ``CLIP`` robust spreads and again at ``CLIP``
+    standard deviations.
     Clipping bounds what one wild reading can add (heavy tails); the innovations'
     residual autocorrelation scales the input (long-run variance).
 ``noise``
@@ -91,7 +92,6 @@ GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0
 """Where the innovations' size histogram is cut, in provisional spreads."""
 TAIL_FROM = 2.0  # the generalised Pareto tail is fitted to the excess over this
 CLIP = 3.0  # a shift CUSUM's input is clipped here (in robust spreads): heavy tails
-SMALL_SHIFT = 0.35  # the small shift a shift monitor also looks for, in noise units
 CENTRAL_P, TAIL_P = 0.2, 0.03  # noise: the bands whose leaving rate is watched
 CENTRAL_RATIO, TAIL_RATIO = 2.5, 8.0  # ...and how much more often counts as a change
 MAX_PHI = 0.995
@@ -104,7 +104,6 @@ REFIT_MODEL_AFTER = (3, 8, 64)  # shift: refit the model after this many warm-up
 REFIT_TAIL = 256  # outlier: refit the tail every this many events
 TAIL_PRIOR = (0.3, 1.0)  # the tail's shape and scale before data: heavy, so cautious
 TAIL_PRIOR_WEIGHT = 30.0  # ...worth this many exceedances
-SMALL_AFTER = 10**9  # shift: the small-shift CUSUMs start once this many warm-ups are learned
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +187,9 @@ class LearnedStream:
         "_base",
         "_cusums",
         "_e",
-        "_long",
         "_h",
         "_kind",
+        "_long",
         "_params",
         "_prev",
         "_run",
@@ -234,7 +233,7 @@ class LearnedStream:
     def _cusum_count(self) -> int:
         kind, direction = self._kind, self._params.direction
         if kind == "shift":
-            return 4 if direction == "both" else 2
+            return 2  # up, down (one of them idle where direction says so)
         return {"noise": 2, "rate": 1}.get(kind, 0)
 
     def _new_fit(self) -> None:
@@ -334,6 +333,7 @@ class LearnedStream:
             level, phi, s0, sd, rho, mean_u / rho, sd_psi * math.sqrt(kappa), limit,
             g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
             acc[25], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0,
         ]  # fmt: skip
         self._base = [float(v) for v in self._base]
         self._acc = None
@@ -387,57 +387,40 @@ class LearnedStream:
         # (a series at 0 between bursts has a tiny spread), one reading adds at most
         # CLIP - d/2 to a CUSUM
         z = CLIP if z > CLIP else -CLIP if z < -CLIP else z
-        h, n, cusums = self._h, self.n, self._cusums
-        up = self._params.direction != "down"
-        down = self._params.direction != "up"
-        i = 0
-        fired = None
-        quiet = True
-        small = b[12] >= SMALL_AFTER * self._warmup
         # The centre is an estimate from the events learned since warm-up: judge against
         # it less its uncertainty (two standard errors), so a young stream is cautious.
-        slack = 2.0 / math.sqrt(max(b[12] - b[13] - self._warmup // 2, 1.0))
-        j = 24  # where this CUSUM's tilt is kept: (1, up), (1, down), (small, up), (small, down)
-        for d in (1.0, SMALL_SHIFT):
-            for side, on in ((1.0, up), (-1.0, down)):
-                if not on:
-                    j += 1
-                    continue
-                if d != 1.0 and not small:
-                    i += 1
-                    j += 1
-                    continue
-                c = cusums[i]
-                s = c.add(d * (side * z - 0.5 * d - slack), x, n)
-                hs = h / b[j]
-                if s > hs and (fired is None or s - hs > fired[1]):
-                    fired = (c, s - hs, d, hs)
-                quiet = quiet and s < hs / 3
-                i += 1
-                j += 1
-        if fired is not None:
-            c, _, d, hs = fired
-            alarm = self._alarm(c, t, hs, d, refit=False)
+        seen = b[12] - b[13] - self._warmup // 2
+        k = 0.5 + 2.0 / math.sqrt(seen if seen > 1.0 else 1.0)
+        h, n = self._h, self.n
+        up, down = self._cusums
+        fired = None
+        s_up = up.add(z - k, x, n) if b[24] else 0.0
+        s_down = down.add(-z - k, x, n) if b[25] else 0.0
+        h_up, h_down = h / (b[24] or 1.0), h / (b[25] or 1.0)
+        if s_up > h_up or s_down > h_down:
+            if s_up - h_up >= s_down - h_down:
+                alarm = self._alarm(up, t, h_up, 1.0, refit=False)
+            else:
+                alarm = self._alarm(down, t, h_down, 1.0, refit=False)
             self._resettle(b)
             return alarm
+        quiet = s_up < h_up / 3 and s_down < h_down / 3
         # Keep learning, as means until the memory is full: the input's spread and skew
         # always (an excursion's own values are part of how this stream swings), over
         # LEARN_EVERY warm-ups; its centre only while quiet (a drift under way is not
         # learned as normal), over one warm-up, so that slow cycles and wandering levels
         # that the model cannot follow are followed here.
         b[12] += 1
-        seen = b[12] - b[13] - self._warmup // 2
-        eta = 1.0 / min(seen, LEARN_EVERY * self._warmup)
+        eta = 1.0 / min(seen + 1.0, LEARN_EVERY * self._warmup)
         dev = z * b[6]
         b[20] += (dev * dev - b[20]) * eta
         b[23] += (dev * dev * dev - b[23]) * eta
         b[29] += (dev * b[28] - b[29]) * eta
         b[28] = dev
-        b[6] = math.sqrt(b[20] * b[22])
         if not int(seen) % REFIT_TAIL:
             self._tilts(b)
         if quiet:
-            b[5] += dev / min(seen, self._warmup)
+            b[5] += dev / min(seen + 1.0, self._warmup)
         return None
 
     def _refit_model(self, b: list[float], long: list[Any]) -> None:
@@ -482,8 +465,7 @@ class LearnedStream:
         b[12] += n
         self._tilts(b)
 
-    @staticmethod
-    def _tilts(b: list[float]) -> None:
+    def _tilts(self, b: list[float]) -> None:
         """The input's long-run spread (its variance inflated by what is left of its
         lag-1 correlation), and the thresholds' tilts.
 
@@ -495,43 +477,45 @@ class LearnedStream:
         b[22] = (1.0 + lag) / (1.0 - lag)  # what is left of memory inflates the variance
         b[6] = math.sqrt(b[20] * b[22])  # the long-run spread
         skew = b[23] / b[20] ** 1.5 if b[20] > 0 else 0.0
-        for i, (d, side) in enumerate(((1.0, 1.0), (1.0, -1.0), (SMALL_SHIFT, 1.0))):
-            b[24 + i] = _tilt(d, side * skew)
-        b[27] = _tilt(SMALL_SHIFT, -skew)
+        up, down = self._params.direction != "down", self._params.direction != "up"
+        b[24] = _tilt(1.0, skew) if up else 0.0  # 0: that side is not watched
+        b[25] = _tilt(1.0, -skew) if down else 0.0
 
     def _noise(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         a = abs(u - self._u)
         self._u = u
+        if b[30] == 0.0:  # the log-likelihood ratios, refreshed as the bands' rates move
+            self._noise_steps(b)
         h, n = self._h, self.n
-        fired = None
-        quiet = True
-        # Each band's rate is an estimate from the events learned so far: judge against
-        # its upper confidence bound (two standard errors), so a young stream is cautious.
+        central, tail = self._cusums
+        hit_c, hit_t = a > b[8], a > b[10]
+        s_c = central.add(b[30] if hit_c else b[31], x, n)
+        s_t = tail.add(b[32] if hit_t else b[33], x, n)
+        if s_c > h or s_t > h:
+            return self._alarm(central if s_c > h else tail, t, h, None, refit=True)
+        # The bands' rates are learned from every reading: bursts that are part of a
+        # stream's normal life raise them; a lasting change is caught long before.
+        b[12] += 1
+        eta = 1.0 / min(b[12], LEARN_EVERY * self._warmup)
+        b[9] += (hit_c - b[9]) * eta
+        b[11] += (hit_t - b[11]) * eta
+        if not int(b[12]) % REFIT_TAIL:
+            b[30] = 0.0
+        return None
+
+    def _noise_steps(self, b: list[float]) -> None:
+        """Each band's CUSUM steps (log-likelihood ratios of a hit and a miss), judged
+        against its rate's upper confidence bound (two standard errors) so that a
+        young stream is cautious; a band that could not be placed never moves."""
         learned = min(b[12], LEARN_EVERY * self._warmup)
-        for c, g, rate, ratio in (
-            (self._cusums[0], b[8], b[9], CENTRAL_RATIO),
-            (self._cusums[1], b[10], b[11], TAIL_RATIO),
-        ):
+        for at, rate, ratio in ((30, b[9], CENTRAL_RATIO), (32, b[11], TAIL_RATIO)):
             if rate <= 0.0:
+                b[at], b[at + 1] = -1.0, -1.0
                 continue
             p0 = min(rate + 2.0 * math.sqrt(rate * (1.0 - rate) / learned), 0.9)
             p1 = min(0.95, ratio * p0)
-            hit = a > g
-            s = c.add(math.log(p1 / p0) if hit else math.log((1.0 - p1) / (1.0 - p0)), x, n)
-            if s > h and fired is None:
-                fired = c
-            quiet = quiet and s < h / 3
-        if fired is not None:
-            return self._alarm(fired, t, h, None, refit=True)
-        # The bands' rates are learned from every reading: bursts that are part of a
-        # stream's normal life raise them, a lasting change is caught long before.
-        b[12] += 1
-        eta = 1.0 / min(b[12], LEARN_EVERY * self._warmup)
-        if b[9] > 0:
-            b[9] += ((a > b[8]) - b[9]) * eta
-        if b[11] > 0:
-            b[11] += ((a > b[10]) - b[11]) * eta
-        return None
+            b[at] = math.log(p1 / p0) if p1 > p0 else -1.0
+            b[at + 1] = math.log((1.0 - p1) / (1.0 - p0))
 
     def _outlier(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         a = abs(u - b[5] * b[4])

@@ -123,7 +123,7 @@ class SilenceWatch:
     [('a', 590.0, 50.0)]
     """
 
-    __slots__ = ("_clock", "_heap", "_params", "_recent", "_streams", "dirty")
+    __slots__ = ("_clock", "_heap", "_ordered", "_params", "_recent", "_streams", "dirty")
 
     CLOCK_KEY = "\x1a"  # the state key (after the monitor's prefix) of the partition clock
 
@@ -132,6 +132,7 @@ class SilenceWatch:
         self._streams: dict[str, _Stream] = {}
         self._heap: list[tuple[float, str]] = []
         self._recent: list[float] = []  # the last CLOCK_WINDOW event times, arrival order
+        self._ordered: list[float] = []  # the same, sorted
         self._clock = -math.inf
         self.dirty: set[str] = set()
 
@@ -166,11 +167,11 @@ class SilenceWatch:
         self.dirty.add(key)
 
     def _tick(self, t: float) -> None:
-        recent = self._recent
+        recent, ordered = self._recent, self._ordered
         recent.append(t)
+        bisect.insort(ordered, t)
         if len(recent) > CLOCK_WINDOW:
-            del recent[0]
-        ordered = sorted(recent)
+            del ordered[bisect.bisect_left(ordered, recent.pop(0))]
         median = ordered[len(ordered) // 2]
         if median > self._clock:
             self._clock = median
@@ -219,6 +220,7 @@ class SilenceWatch:
             version = snap[0]
             if key == self.CLOCK_KEY:
                 self._clock, self._recent = float(snap[1]), [float(t) for t in snap[2]]
+                self._ordered = sorted(self._recent)
                 continue
             s = _Stream(key)
             if version == 1:  # [1, last, count, silent, seq]: keep what it knew
