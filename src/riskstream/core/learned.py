@@ -231,7 +231,7 @@ class LearnedStream:
     # ------------------------------------------------------------------ learning
 
     def _cusum_count(self) -> int:
-        kind, direction = self._kind, self._params.direction
+        kind = self._kind
         if kind == "shift":
             return 2  # up, down (one of them idle where direction says so)
         return {"noise": 2, "rate": 1}.get(kind, 0)
@@ -325,10 +325,13 @@ class LearnedStream:
         g_c, p_c = _band(tail, CENTRAL_P, nb)
         g_t, p_t = _band(tail, TAIL_P, nb)
         # By index: 0 level, 1 phi, 2 provisional spread, 3 sd, 4 robust spread (in
-        # provisional ones), 5 innovations' centre (robust units), 6 the shift input's
-        # divisor, 7 the outlier limit, 8-11 the noise bands and their rates, 12
-        # events learned from, 13-16 the tail's data (events, count, sums) that the
-        # outlier kind keeps learning from.
+        # provisional ones), 5 the shift input's centre (robust units), 6 its long-run
+        # spread, 7 the outlier limit, 8-11 the noise bands and their rates, 12 events
+        # learned from, 13-16 the tail's data (events, count, sums) that the outlier
+        # kind keeps learning from, 17 theta; shift: 18-23 settling sums (then 20 the
+        # variance, 22 its memory factor, 23 the third moment), 24-25 the up and down
+        # tilts (0: not watched), 28-29 the last deviation and lag-1 covariance; noise:
+        # 30-33 the bands' CUSUM steps (0: to be refreshed).
         self._base = [
             level, phi, s0, sd, rho, mean_u / rho, sd_psi * math.sqrt(kappa), limit,
             g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
@@ -393,7 +396,6 @@ class LearnedStream:
         k = 0.5 + 2.0 / math.sqrt(seen if seen > 1.0 else 1.0)
         h, n = self._h, self.n
         up, down = self._cusums
-        fired = None
         s_up = up.add(z - k, x, n) if b[24] else 0.0
         s_down = down.add(-z - k, x, n) if b[25] else 0.0
         h_up, h_down = h / (b[24] or 1.0), h / (b[25] or 1.0)
