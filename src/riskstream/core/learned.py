@@ -328,15 +328,16 @@ class LearnedStream:
         # provisional ones), 5 the shift input's centre (robust units), 6 its long-run
         # spread, 7 the outlier limit, 8-11 the noise bands and their rates, 12 events
         # learned from, 13-16 the tail's data (events, count, sums) that the outlier
-        # kind keeps learning from, 17 theta; shift: 18-23 settling sums (then 20 the
+        # kind keeps learning from, 17 theta; shift: 20 the
         # variance, 22 its memory factor, 23 the third moment), 24-25 the up and down
-        # tilts (0: not watched), 28-29 the last deviation and lag-1 covariance; noise:
-        # 30-33 the bands' CUSUM steps (0: to be refreshed).
+        # tilts (0: not watched), 26 settled (1) or not, 28-29 the last deviation and
+        # lag-1 covariance, 34-39 the settling sums; noise: 30-33 the bands' CUSUM
+        # steps (0: to be refreshed).
         self._base = [
             level, phi, s0, sd, rho, mean_u / rho, sd_psi * math.sqrt(kappa), limit,
             g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
             acc[25], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-            0.0, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
         ]  # fmt: skip
         self._base = [float(v) for v in self._base]
         self._acc = None
@@ -382,7 +383,7 @@ class LearnedStream:
     def _shift(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         z = u / b[4]
         z = CLIP if z > CLIP else -CLIP if z < -CLIP else z
-        if b[18] < self._warmup // 2:  # phase C: the clipped input's mean, spread, memory
+        if b[34] < self._warmup // 2:  # phase C: the clipped input's mean, spread, memory
             self._settle(z, b)
             return None
         z = (z - b[5]) / b[6]
@@ -432,6 +433,7 @@ class LearnedStream:
             scale = s0 / b[2]
             b[0], b[1], b[17], b[2], b[3] = level, phi, theta, s0, sd
             b[4] /= scale  # the robust spread stays the same in the value's units
+            b[26] = 0.0  # settle the spread, memory and skew afresh too
             self._resettle(b)
         if long[0] >= REFIT_MODEL_AFTER[-1] * self._warmup:
             self._long = None
@@ -440,31 +442,35 @@ class LearnedStream:
         """Learn the input's centre, spread and skew again (after an alarm: the new
         level; after a refit: the new model), keeping what the stream knows of its
         structure."""
-        b[18:24] = [0.0] * 6
+        b[34:40] = [0.0] * 6
         for c in self._cusums:
             c.stat, c.count, c.total = 0.0, 0, 0.0
         self.start = self.n
 
     def _settle(self, z: float, b: list[float]) -> None:
-        b[18] += 1
-        b[19] += z
-        b[20] += z * z
-        b[23] += z * z * z
-        if b[18] > 1:
-            b[21] += z * b[22]
-        b[22] = z
-        if b[18] < self._warmup // 2:
+        """Phase C: the clipped input's centre, and on a stream's first settling (or
+        after its model was refitted) its spread, memory and skew."""
+        b[34] += 1
+        b[35] += z
+        b[36] += z * z
+        b[39] += z * z * z
+        if b[34] > 1:
+            b[37] += z * b[38]
+        b[38] = z
+        n = b[34]
+        if n < self._warmup // 2:
             return
-        n = b[18]
-        mean = b[19] / n
-        var = max(b[20] / n - mean * mean, 1e-12)
-        lag = (b[21] / (n - 1) - mean * mean) / var
-        lag = min(max(lag, 0.0), MAX_LAG)
+        mean = b[35] / n
         b[5] = mean
-        b[20] = var
-        b[23] = b[23] / n - 3 * mean * var - mean**3  # the third central moment
-        b[29] = lag * var  # the lag-1 covariance, learned on from here
         b[12] += n
+        if b[26]:  # the stream knows its spread and memory: after an alarm, only re-centre
+            return
+        var = max(b[36] / n - mean * mean, 1e-12)
+        lag = (b[37] / (n - 1) - mean * mean) / var
+        b[20] = var
+        b[23] = b[39] / n - 3 * mean * var - mean**3  # the third central moment
+        b[29] = min(max(lag, 0.0), MAX_LAG) * var  # the lag-1 covariance, learned on
+        b[26] = 1.0
         self._tilts(b)
 
     def _tilts(self, b: list[float]) -> None:
