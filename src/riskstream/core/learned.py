@@ -101,6 +101,8 @@ LEARN_EVERY = 5  # memory of the slow learning after warm-up, in warm-ups
 ONSET_SPREAD = 4.0
 MIN_RUN = 20  # frozen: never fewer equal readings in a row than this
 REFIT_MODEL_AFTER = (3, 8, 64)  # shift: refit the model after this many warm-ups
+DISPERSION_BATCHES = 50  # rate: the dispersion's memory, in batches of warmup / 10
+MAX_DISPERSION = 10.0
 REFIT_TAIL = 256  # outlier: refit the tail every this many events
 TAIL_PRIOR = (0.3, 1.0)  # the tail's shape and scale before data: heavy, so cautious
 TAIL_PRIOR_WEIGHT = 30.0  # ...worth this many exceedances
@@ -598,8 +600,21 @@ class LearnedStream:
         s = c.add(llr / disp, x, self.n)
         if s > self._h:
             return self._alarm(c, t, self._h, None, refit=True)
-        if s < self._h / 3:
-            b[0] = min(max(p0 + (x - p0) / (LEARN_EVERY * self._warmup), 1e-6), 0.99)
+        if s > self._h / 3:  # well into an excursion: learn nothing from it
+            return None
+        b[0] = min(max(p0 + (x - p0) / (LEARN_EVERY * self._warmup), 1e-6), 0.99)
+        # Overdispersion keeps being learned, batch by batch: a base rate that wanders
+        # from one day to the next shows only over days, long after the warm-up.
+        b[3] += x
+        b[4] += 1
+        if b[4] >= max(self._warmup // 10, 20):
+            q = b[3] / b[4]
+            b[5] += 1
+            w = 1.0 / min(b[5], DISPERSION_BATCHES)
+            binomial = p0 * (1.0 - p0) / b[4]
+            b[6] += ((q - p0) ** 2 / binomial - b[6]) * w
+            b[1] = min(max(b[6], b[7]), MAX_DISPERSION)
+            b[3] = b[4] = 0.0
         return None
 
     def _learn_rate(self, x: float) -> None:
@@ -625,8 +640,10 @@ class LearnedStream:
         if acc[4] >= 3:
             m = acc[5] / acc[4]
             var = (acc[6] - acc[4] * m * m) / (acc[4] - 1)
-            disp = min(max(var / (p0 * (1 - p0) / batch), 1.0), 10.0)
-        self._base = [p0, disp, float(n)]
+            disp = min(max(var / (p0 * (1 - p0) / batch), 1.0), MAX_DISPERSION)
+        # 0 p0, 1 dispersion in use, 2 events learned, 3-4 the open batch's sum and
+        # count, 5 batches since, 6 their dispersion, 7 the warm-up's (a floor)
+        self._base = [p0, disp, float(n), 0.0, 0.0, float(acc[4]), disp, disp]
         self._acc = None
 
     # ------------------------------------------------------------------ alarms

@@ -28,6 +28,7 @@ from riskstream.core.groups import GapSample, GroupRates, group_getter
 from riskstream.core.learned import LEARNED_KINDS, LearnedStream, learned_params
 from riskstream.core.reach import RecentUsers
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
+from riskstream.core.streams import SNAPSHOT_VERSION as CLASSIC_SNAPSHOT_VERSION
 from riskstream.core.streams import StreamAlarm, StreamDetector, StreamSettings
 from riskstream.core.timeutil import format_time, parse_time
 
@@ -162,6 +163,10 @@ class MonitorSpec:
         kind, settings = self.detector, self.settings
         if kind in LEARNED_KINDS:
             params = learned_params(kind, self.params)
+            if snap.get("v") == CLASSIC_SNAPSHOT_VERSION:
+                # Written by this monitor when it ran a River or rule detector (the
+                # default config before learned kinds): the stream learns afresh.
+                return LearnedStream(kind, params, settings.warmup, settings.seasonality)
             return LearnedStream.restore(snap, kind, params, settings.warmup, settings.seasonality)
         return StreamDetector.restore(snap, self.new_detector, settings)
 
