@@ -27,6 +27,7 @@ from riskstream.core.detectors import (
     make_detector,
     restore_detector,
 )
+from riskstream.core.detectors.base import BaseDetector
 from riskstream.errors import ConfigError
 
 Stream = Callable[[random.Random], list[float]]
@@ -527,6 +528,7 @@ def test_every_kind_can_be_made_from_the_registry() -> None:
     for kind, cls in DETECTOR_KINDS.items():
         det = make_detector(kind, defaults.get(kind, {}))
         assert type(det) is cls and det.kind == kind
+        assert isinstance(det, BaseDetector), "every kind shares the base's snapshot plumbing"
         assert set(det.snapshot()) >= {"kind", "v"}
 
 
