@@ -21,7 +21,7 @@ from riskstream.core.approvals import PendingAction
 from riskstream.core.incident_records import Correlation, IncidentRecord
 from riskstream.core.notifications import NotificationSettings
 from riskstream.core.routing import RoutingFlag
-from riskstream.errors import BusError, ConfigError, StateStoreError
+from riskstream.errors import BusError, ConfigError
 from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMetrics
 from riskstream.notifications_config import receiver_secrets
 from riskstream.ports import IncidentStore, Producer, StateStore
@@ -130,7 +130,7 @@ def redis_url_from_env() -> str:
     """``RISKSTREAM_REDIS_URL``, or an error saying how to give one."""
     url = os.environ.get("RISKSTREAM_REDIS_URL")
     if not url:
-        raise StateStoreError("no Redis: pass --redis-url or set RISKSTREAM_REDIS_URL")
+        raise ConfigError("no Redis: pass --redis-url or set RISKSTREAM_REDIS_URL")
     return url
 
 

@@ -35,7 +35,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from riskstream.errors import BusError
+from riskstream.errors import BusError, ConfigError
 from riskstream.ports import AssignHandler, Record, RevokeHandler
 from riskstream.ports import TopicPartition as TP
 
@@ -83,7 +83,7 @@ class KafkaSettings:
         env = os.environ
         servers = bootstrap or env.get("RISKSTREAM_KAFKA_BOOTSTRAP")
         if not servers:
-            raise BusError(
+            raise ConfigError(
                 "no Kafka bootstrap servers: pass --bootstrap or set RISKSTREAM_KAFKA_BOOTSTRAP"
             )
         password = env.get("RISKSTREAM_KAFKA_SASL_PASSWORD")
@@ -154,7 +154,7 @@ _CONFIG_ERRORS = frozenset(
 
 
 def _bus_error(what: str, err: KafkaError) -> BusError:
-    return BusError(f"{what}: {err.str()} (librdkafka code {err.name()})")
+    return BusError(f"{what}: {err.str()} (librdkafka code {err.name()})", code=err.name())
 
 
 class KafkaProducer:

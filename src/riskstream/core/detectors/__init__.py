@@ -30,7 +30,7 @@ from riskstream.core.detectors.binary import DDM, EDDM, HDDMA, HDDMW
 from riskstream.core.detectors.kswin import KSWIN
 from riskstream.core.detectors.page_hinkley import PageHinkley
 from riskstream.core.detectors.rules import OutOfRange, Stuck, Threshold
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, RiskstreamError, SnapshotError
 
 __all__ = [
     "ADWIN",
@@ -66,10 +66,10 @@ DETECTOR_KINDS: dict[str, type[Detector]] = {
 }
 
 
-def _kind_class(kind: object) -> type[Detector]:
+def _kind_class(kind: object, error: type[RiskstreamError] = ConfigError) -> type[Detector]:
     cls = DETECTOR_KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ConfigError(f"unknown detector kind {kind!r}; known: {', '.join(DETECTOR_KINDS)}")
+        raise error(f"unknown detector kind {kind!r}; known: {', '.join(DETECTOR_KINDS)}")
     return cls
 
 
@@ -90,5 +90,5 @@ def make_detector(kind: str, params: Mapping[str, Any] | None = None) -> Detecto
 def restore_detector(snap: Mapping[str, Any]) -> Detector:
     """Rebuild any detector from its :meth:`snapshot`, dispatching on ``snap["kind"]``."""
     if not isinstance(snap, Mapping):
-        raise ConfigError(f"a detector snapshot must be a mapping, got {type(snap).__name__}")
-    return _kind_class(snap.get("kind")).restore(snap)
+        raise SnapshotError(f"a detector snapshot must be a mapping, got {type(snap).__name__}")
+    return _kind_class(snap.get("kind"), SnapshotError).restore(snap)

@@ -12,7 +12,7 @@ from river._river_rust import drift as river_rust_drift
 
 from riskstream.core.detectors.base import Alarm, BaseDetector, WindowStats, check_probability
 from riskstream.core.detectors.snapshot import check_header
-from riskstream.errors import ConfigError
+from riskstream.errors import SnapshotError
 
 __all__ = ["ADWIN"]
 
@@ -104,7 +104,9 @@ class ADWIN(BaseDetector):
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # River's Rust code panics (a BaseException) on bad bytes
-            raise ConfigError(f"adwin: snapshot field 'window' is not River state: {exc}") from None
+            raise SnapshotError(
+                f"adwin: snapshot field 'window' is not River state: {exc}"
+            ) from None
         det._det._helper = helper
         det._det._drift_detected = drift
         return det

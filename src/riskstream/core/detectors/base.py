@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from riskstream.core.detectors.snapshot import Fields, check_header, encode_float
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 __all__ = [
     "Alarm",
@@ -194,7 +194,10 @@ class BaseDetector:
         params = fields.get("params")
         if not isinstance(params, Mapping):
             raise fields.bad("params", "a mapping", params)
-        det = construct(cls, cls.kind, cls.PARAMS, params)
+        try:
+            det = construct(cls, cls.kind, cls.PARAMS, params)
+        except ConfigError as exc:  # settings no constructor accepts: the snapshot is bad
+            raise SnapshotError(f"{cls.kind}: snapshot field 'params': {exc}") from None
         det._load(fields)
         return det
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from river import stats as river_stats
 
-from riskstream.errors import ConfigError
+from riskstream.errors import SnapshotError
 
 __all__ = ["Fields", "check_header", "dump_mean", "encode_float"]
 
@@ -45,13 +45,13 @@ def check_header(kind: str, version: int, snap: object) -> Fields:
         found = f"kind={snap.get('kind')!r} v={snap.get('v')!r}"
     else:
         found = f"of type {type(snap).__name__}"
-    raise ConfigError(
+    raise SnapshotError(
         f"{kind}: cannot restore snapshot {found}; expected kind={kind!r} v={version}"
     )
 
 
 class Fields:
-    """Typed reads from a snapshot; a bad field raises a ConfigError naming it."""
+    """Typed reads from a snapshot; a bad field raises a SnapshotError naming it."""
 
     __slots__ = ("_data", "_kind", "_prefix")
 
@@ -60,16 +60,16 @@ class Fields:
         self._data = data
         self._prefix = prefix
 
-    def bad(self, key: str, want: str, got: object) -> ConfigError:
+    def bad(self, key: str, want: str, got: object) -> SnapshotError:
         name = f"{self._prefix}{key}"
-        return ConfigError(f"{self._kind}: snapshot field {name!r} must be {want}, got {got!r}")
+        return SnapshotError(f"{self._kind}: snapshot field {name!r} must be {want}, got {got!r}")
 
     def get(self, key: str) -> Any:
         try:
             return self._data[key]
         except KeyError:
             name = f"{self._prefix}{key}"
-            raise ConfigError(f"{self._kind}: snapshot has no field {name!r}") from None
+            raise SnapshotError(f"{self._kind}: snapshot has no field {name!r}") from None
 
     def sub(self, key: str) -> Fields:
         value = self.get(key)
