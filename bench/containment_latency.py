@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "deploy" / "local"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import services  # noqa: E402
-from riskstream.adapters.redis_flags import RedisFlagStore  # noqa: E402
+from riskstream.adapters.redis.flags import RedisFlagStore  # noqa: E402
 from riskstream.router import Router  # noqa: E402
 from support import CONTAINMENT_YAML, START, create_topics, deploy, incident, make_setup  # noqa: E402
 

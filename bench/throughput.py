@@ -614,10 +614,10 @@ class Instrument:
     """
 
     TARGETS = (
-        ("poll_batch", "riskstream.adapters.kafka_bus", "KafkaConsumer", "poll_batch"),
+        ("poll_batch", "riskstream.adapters.kafka.bus", "KafkaConsumer", "poll_batch"),
         ("take_changed", "riskstream.core.monitors", "PartitionDetectors", "take_changed"),
-        ("save", "riskstream.adapters.redis_state", "RedisStateStore", "save"),
-        ("producer flush", "riskstream.adapters.kafka_bus", "KafkaProducer", "flush"),
+        ("save", "riskstream.adapters.redis.state", "RedisStateStore", "save"),
+        ("producer flush", "riskstream.adapters.kafka.bus", "KafkaProducer", "flush"),
     )
 
     def __init__(self) -> None:
@@ -715,7 +715,7 @@ def throughput_phase(
 ) -> tuple[Any, Throughput]:
     from prometheus_client import CollectorRegistry
 
-    from riskstream.adapters.redis_state import RedisStateStore
+    from riskstream.adapters.redis.state import RedisStateStore
     from riskstream.bootstrap import kafka_processor
 
     registry = CollectorRegistry()
@@ -896,7 +896,7 @@ def breakdown_phase(
     def kafka_consume() -> None:
         from confluent_kafka import Consumer
 
-        from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+        from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
 
         bus = KafkaBus(KafkaSettings.from_env(servers.bootstrap))
         consumer = bus.consumer(f"bench-consume-{uuid.uuid4().hex[:8]}")
@@ -989,7 +989,7 @@ def breakdown_phase(
     attempt("decode", decode)
 
     def monitors() -> None:
-        from riskstream.adapters.redis_state import RedisStateStore
+        from riskstream.adapters.redis.state import RedisStateStore
         from riskstream.core.monitors import PartitionDetectors
         from riskstream.core.timeutil import parse_time
 
@@ -1037,7 +1037,7 @@ def breakdown_phase(
                     f"{c / max(len(changed), 1) * 1e6:.2f} µs/stream client CPU, {w:.2f} s",
                 )
             )
-            from riskstream.adapters.redis_state import partition_keys
+            from riskstream.adapters.redis.state import partition_keys
 
             store._client.delete(*partition_keys(scope, tp))
         finally:
@@ -1115,7 +1115,7 @@ def memory_phase(
     import gc
     import tracemalloc
 
-    from riskstream.adapters.redis_state import RedisStateStore
+    from riskstream.adapters.redis.state import RedisStateStore
     from riskstream.core.detectors import make_detector
     from riskstream.core.monitors import PartitionDetectors
     from riskstream.core.streams import StreamDetector, StreamSettings
@@ -1196,7 +1196,7 @@ def memory_phase(
     size = sum(map(len, changed.values()))
     store = RedisStateStore.from_url(servers.redis_url)
     try:
-        from riskstream.adapters.redis_state import partition_keys
+        from riskstream.adapters.redis.state import partition_keys
 
         scope, tp = f"bench-steady-{uuid.uuid4().hex[:8]}", (config.topics.sensor, 0)
         epoch = store.claim(scope, tp).epoch

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import redis
 
-from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
 from riskstream.api import token_digest
 from riskstream.core.timeutil import format_time
 from support import (

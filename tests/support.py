@@ -19,8 +19,8 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from riskstream.adapters.memory_bus import InMemoryBus
-from riskstream.adapters.redis_state import RedisStateStore
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.redis.state import RedisStateStore
 from riskstream.bootstrap import embedded_processor
 from riskstream.config import Config, load_config
 from riskstream.core.timeutil import format_time

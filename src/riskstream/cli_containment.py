@@ -59,7 +59,7 @@ def run_containment(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from riskstream.adapters.faust_app import build_app
-    from riskstream.adapters.kafka_bus import KafkaSettings
+    from riskstream.adapters.kafka.bus import KafkaSettings
     from riskstream.bootstrap import kafka_containment
     from riskstream.config import load_config
     from riskstream.metrics import serve_metrics

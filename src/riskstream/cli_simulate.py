@@ -165,7 +165,7 @@ def _produce(
     bootstrap: str, records: list[tuple[str, str, dict[str, Any]]], topic_of: dict[str, str]
 ) -> None:
     """Produce in order, keyed, with the idempotent producer; flush raises on any failure."""
-    from riskstream.adapters.kafka_bus import KafkaProducer, KafkaSettings
+    from riskstream.adapters.kafka.bus import KafkaProducer, KafkaSettings
 
     producer = KafkaProducer(KafkaSettings.from_env(bootstrap))
     started = last = time.monotonic()

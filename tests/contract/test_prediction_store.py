@@ -17,8 +17,8 @@ import orjson
 import pytest
 import redis
 
-from riskstream.adapters.memory_predictions import InMemoryPredictionStore
-from riskstream.adapters.redis_predictions import (
+from riskstream.adapters.memory.predictions import InMemoryPredictionStore
+from riskstream.adapters.redis.predictions import (
     REQUIRED_ACL,
     RedisPredictionStore,
     prediction_key_prefix,

@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from riskstream.adapters.redis_flags import (
+from riskstream.adapters.redis.flags import (
     REQUIRED_ACL,
     RedisApprovalStore,
     RedisFlagStore,

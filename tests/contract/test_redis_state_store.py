@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from riskstream.adapters.redis_state import REQUIRED_ACL, RedisStateStore, partition_keys
+from riskstream.adapters.redis.state import REQUIRED_ACL, RedisStateStore, partition_keys
 from riskstream.errors import ConfigError, StateStoreError
 from riskstream.ports import PartitionState
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from riskstream import cli_containment, cli_incidents
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_operations
 from riskstream.cli import main
 from riskstream.cli_common import table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from riskstream.adapters.kafka_bus import KafkaSettings
+from riskstream.adapters.kafka.bus import KafkaSettings
 from riskstream.errors import ConfigError
 
 

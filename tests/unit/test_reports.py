@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from riskstream import cli_reports
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_operations
 from riskstream.cli import main
 from riskstream.config import Config, load_config

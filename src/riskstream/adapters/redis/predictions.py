@@ -29,14 +29,16 @@ Failure semantics a caller must know:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 import redis
 
-from riskstream.adapters.memory_predictions import check_ttl, decode_record, encode_record
-from riskstream.adapters.redis_client import client_from_url, common_hint
+from riskstream.adapters.memory.predictions import check_ttl, decode_record, encode_record
+from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.keys import PREDICTIONS_ACL as REQUIRED_ACL
+from riskstream.adapters.redis.keys import prediction_key_prefix
 from riskstream.core.labels import PredictionStore
 from riskstream.errors import ConfigError, StateStoreError
 
@@ -48,15 +50,11 @@ __all__ = [
     "prediction_key_prefix",
 ]
 
-KEY_PREFIX: Final = "rs:pred"
-#: The least an ACL user needs (``ACL SETUSER <name> on >password <REQUIRED_ACL>``).
-REQUIRED_ACL: Final = f"~{KEY_PREFIX}|* +set +get +mget +evalsha +script|load"
 #: Records per put script: big enough that the round trip is noise, small enough
 #: that the server is not held for much more than a millisecond.
 PUT_CHUNK: Final = 500
 #: Keys per MGET (about 0.3 us each on the server).
 GET_CHUNK: Final = 2000
-_FORBIDDEN_IN_NAMESPACE: Final = frozenset(":{}")
 
 # KEYS: the prediction keys.  ARGV: 1 the TTL in ms, then one record per key.
 _PUT_LUA: Final = """
@@ -66,21 +64,6 @@ for i = 1, #KEYS do
 end
 return #KEYS
 """
-
-
-def prediction_key_prefix(namespace: str = "default") -> str:
-    """What every key of ``namespace`` starts with (the prediction id follows).
-
-    >>> prediction_key_prefix("prod")
-    'rs:pred|prod:'
-    """
-    if not namespace or _FORBIDDEN_IN_NAMESPACE.intersection(namespace):
-        raise ConfigError(
-            f"Prediction store namespace {namespace!r} must be non-empty and contain none "
-            "of ':', '{', '}' (a ':' would let two namespaces share keys, braces would "
-            "pin every prediction to one Redis Cluster slot)."
-        )
-    return f"{KEY_PREFIX}|{namespace}:"
 
 
 class RedisPredictionStore:
@@ -117,7 +100,7 @@ class RedisPredictionStore:
         cls, url: str, *, namespace: str = "default", **client_options: Any
     ) -> RedisPredictionStore:
         """A store with its own client; ``client_options`` (ACL credentials, TLS files,
-        redis-py options) as :func:`~riskstream.adapters.redis_client.client_from_url`."""
+        redis-py options) as :func:`~riskstream.adapters.redis.client.client_from_url`."""
         return cls(client_from_url(url, **client_options), namespace, owns_client=True)
 
     @property
@@ -183,36 +166,36 @@ class RedisPredictionStore:
                 f"writes ({exc}); something else wrote to it."
             ) from None
 
-    @contextlib.contextmanager
-    def _translate(self, action: str, *, partial: bool = False) -> Iterator[None]:
+    def _translate(
+        self, action: str, *, partial: bool = False
+    ) -> contextlib.AbstractContextManager[None]:
         """Re-raise redis-py errors as StateStoreError, saying what to check."""
-        try:
-            yield
-        except redis.RedisError as exc:
-            raise StateStoreError(
-                f"Redis prediction store at {self._where} (namespace {self._namespace!r}) "
-                f"could not {action}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
-                f"{self._hint(exc, partial)}"
-            ) from exc
-
-    def _hint(self, exc: redis.RedisError, partial: bool) -> str:
         unknown = (
             "Some, all or none of the predictions may be stored: put them again "
             "(a put replaces, so repeating is safe)."
             if partial
             else ""
         )
-        if common := common_hint(exc, self._where, REQUIRED_ACL, unknown):
-            return common
-        text = str(exc)
-        if isinstance(exc, redis.exceptions.OutOfMemoryError):
-            return (
-                "Redis is at maxmemory: raise maxmemory, shorten the predictions' TTL, or "
-                "keep fewer segment attributes per prediction."
-            )
-        if "CROSSSLOT" in text or "MOVED" in text:
-            return "This is a Redis Cluster: the prediction store needs one server."
-        return "Redis refused the command; its message above says why."
+        return translate_errors(
+            f"Redis prediction store at {self._where} (namespace {self._namespace!r})",
+            action,
+            self._where,
+            REQUIRED_ACL,
+            unknown=unknown,
+            hint=_hint,
+        )
+
+
+def _hint(exc: redis.RedisError) -> str | None:
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return (
+            "Redis is at maxmemory: raise maxmemory, shorten the predictions' TTL, or "
+            "keep fewer segment attributes per prediction."
+        )
+    text = str(exc)
+    if "CROSSSLOT" in text or "MOVED" in text:
+        return "This is a Redis Cluster: the prediction store needs one server."
+    return None
 
 
 if TYPE_CHECKING:  # mypy proves the class implements the port

@@ -35,24 +35,20 @@ Failure semantics a caller must know:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import redis
 
-from riskstream.adapters.memory_state import check_save_arguments, fenced_error
-from riskstream.adapters.redis_client import client_from_url, common_hint
-from riskstream.errors import ConfigError, StateStoreError
+from riskstream.adapters.memory.state import check_save_arguments, fenced_error
+from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.keys import STATE_ACL as REQUIRED_ACL
+from riskstream.adapters.redis.keys import partition_keys
+from riskstream.errors import ConfigError
 from riskstream.ports import PartitionState, StateStore, TopicPartition
 
-__all__ = ["RedisStateStore"]
+__all__ = ["REQUIRED_ACL", "RedisStateStore", "partition_keys"]
 
-KEY_PREFIX: Final = "rs"
-#: The least an ACL user needs (``ACL SETUSER <name> on >password <REQUIRED_ACL>``).
-REQUIRED_ACL: Final = (
-    f"~{KEY_PREFIX}:* +multi +exec +hincrby +hgetall +evalsha +script|load "
-    "+hget +hset +hdel +hkeys +memory|usage"
-)
 _COUNTER_PREFIX: Final = b"c:"
 _FENCED: Final = b"FENCED"
 
@@ -104,17 +100,6 @@ return 'OK'
 """
 
 
-def _escape(part: str) -> str:
-    return part.replace("%", "%25").replace("|", "%7C").replace("{", "%7B").replace("}", "%7D")
-
-
-def partition_keys(scope: str, partition: TopicPartition) -> tuple[str, str]:
-    """The ``(meta, snap)`` key names of one partition, for operators and tests."""
-    topic, number = partition
-    tag = f"{KEY_PREFIX}:{{{_escape(scope)}|{_escape(topic)}|{int(number)}}}"
-    return f"{tag}:meta", f"{tag}:snap"
-
-
 class RedisStateStore:
     """Partition state in Redis (standalone, or one primary with replicas).
 
@@ -142,7 +127,7 @@ class RedisStateStore:
     @classmethod
     def from_url(cls, url: str, **client_options: Any) -> RedisStateStore:
         """A store with its own client; ``client_options`` (ACL credentials, TLS files,
-        redis-py options) as :func:`~riskstream.adapters.redis_client.client_from_url`."""
+        redis-py options) as :func:`~riskstream.adapters.redis.client.client_from_url`."""
         return cls(client_from_url(url, **client_options), owns_client=True)
 
     def __repr__(self) -> str:
@@ -218,36 +203,33 @@ class RedisStateStore:
         if self._owns_client:
             self._client.close()
 
-    @contextlib.contextmanager
-    def _translate(self, action: str, scope: str, partition: TopicPartition) -> Iterator[None]:
+    def _translate(
+        self, action: str, scope: str, partition: TopicPartition
+    ) -> contextlib.AbstractContextManager[None]:
         """Re-raise redis-py errors as StateStoreError, saying what to check."""
-        try:
-            yield
-        except redis.RedisError as exc:
-            topic, number = partition
-            raise StateStoreError(
-                f"Redis state store at {self._where} could not {action} scope {scope!r}, "
-                f"partition {topic}[{number}]: {type(exc).__name__}: {str(exc).rstrip('.')}. "
-                f"{self._hint(exc, action)}"
-            ) from exc
-
-    def _hint(self, exc: redis.RedisError, action: str) -> str:
+        topic, number = partition
         unknown = (
             "The save may or may not have been applied (it is atomic either way): "
             "repeat it, or claim the partition again to read what is stored."
             if action == "save"
             else ""
         )
-        if common := common_hint(exc, self._where, REQUIRED_ACL, unknown):
-            return common
-        text = str(exc)
-        if isinstance(exc, redis.exceptions.OutOfMemoryError):
-            return "Redis is at maxmemory: raise maxmemory or free memory; nothing was written."
-        if isinstance(exc, redis.exceptions.DataError):
-            return "A value of an unsupported type was passed: snapshots must be bytes."
-        if text.startswith("WRONGTYPE"):
-            return "Another program wrote these keys with other types; check the scope."
-        return "Redis refused the command; its message above says why."
+        return translate_errors(
+            f"Redis state store at {self._where}",
+            f"{action} scope {scope!r}, partition {topic}[{number}]",
+            self._where,
+            REQUIRED_ACL,
+            unknown=unknown,
+            hint=_hint,
+        )
+
+
+def _hint(exc: redis.RedisError) -> str | None:
+    if isinstance(exc, redis.exceptions.DataError):
+        return "A value of an unsupported type was passed: snapshots must be bytes."
+    if str(exc).startswith("WRONGTYPE"):
+        return "Another program wrote these keys with other types; check the scope."
+    return None
 
 
 if TYPE_CHECKING:  # mypy proves the class implements the port

@@ -12,23 +12,19 @@ few (deploys, prompt and pipeline changes), so one set scanned by time is enough
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Final, Self, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, Self, cast
 
 import orjson
 import redis
 
-from riskstream.adapters.redis_client import client_from_url, common_hint
+from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.keys import CHANGES_ACL as REQUIRED_ACL
+from riskstream.adapters.redis.keys import change_log_key
 from riskstream.core.timeutil import parse_time
-from riskstream.errors import StateStoreError
 from riskstream.ports import ChangeLog
 
 __all__ = ["REQUIRED_ACL", "RedisChangeLog"]
-
-KEY_PREFIX: Final = "rs:changes"
-REQUIRED_ACL: Final = (
-    f"~{KEY_PREFIX}|* +zadd +zrangebyscore +zremrangebyscore +zrevrange +multi +exec"
-)
 
 
 class RedisChangeLog:
@@ -36,7 +32,7 @@ class RedisChangeLog:
         self, client: redis.Redis, namespace: str, retention_s: float = 12 * 3600.0
     ) -> None:
         self._client = client
-        self._key = f"{KEY_PREFIX}|{namespace}"
+        self._key = change_log_key(namespace)
         self._retention_s = retention_s
         kwargs = client.get_connection_kwargs()
         self._where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
@@ -68,16 +64,10 @@ class RedisChangeLog:
     def close(self) -> None:
         self._client.close()
 
-    @contextlib.contextmanager
-    def _translate(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except redis.RedisError as exc:
-            hint = common_hint(exc, self._where, REQUIRED_ACL, "") or "see Redis's message"
-            raise StateStoreError(
-                f"Redis change log at {self._where} ({self._key}) could not {action}: "
-                f"{type(exc).__name__}: {exc}. {hint}"
-            ) from exc
+    def _translate(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return translate_errors(
+            f"Redis change log at {self._where} ({self._key})", action, self._where, REQUIRED_ACL
+        )
 
     @staticmethod
     def _implements_port(log: RedisChangeLog) -> ChangeLog:

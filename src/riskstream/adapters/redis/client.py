@@ -6,18 +6,29 @@ server's certificate and, for mutual TLS, this client's certificate and key.
 authenticates as ``default``); pass them here rather than in the URL, which tends
 to end up in logs.  Other keyword arguments go to :meth:`redis.Redis.from_url`
 (timeouts, ``retry``, ``client_name``).
+
+:func:`translate_errors` is the one place redis-py's exceptions become
+:class:`~riskstream.errors.StateStoreError`: every adapter's message has the same
+shape (what failed, Redis's own words, then what to check), and the hints for the
+failures every adapter meets (credentials, reachability, ACL, read-only replica,
+maxmemory) are written once.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, StateStoreError
 
-__all__ = ["client_from_url", "common_hint", "shown_url"]
+__all__ = ["client_from_url", "common_hint", "explain", "shown_url", "translate_errors"]
+
+Hint = Callable[[redis.RedisError], str | None]
+"""An adapter's own advice for a Redis error, or None to fall back to the shared one."""
 
 
 def shown_url(url: str) -> str:
@@ -102,3 +113,44 @@ def common_hint(
     if isinstance(exc, redis.exceptions.ReadOnlyError):
         return "This is a read-only replica: point the URL at the primary."
     return None
+
+
+def _no_hint(exc: redis.RedisError) -> str | None:
+    return None
+
+
+def explain(
+    exc: redis.RedisError, where: str, required_acl: str, unknown: str = "", hint: Hint = _no_hint
+) -> str:
+    """What to check: the shared hints first, then the adapter's, then a general one."""
+    if common := common_hint(exc, where, required_acl, unknown):
+        return common
+    if own := hint(exc):
+        return own
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return "Redis is at maxmemory: raise maxmemory or free memory; nothing was written."
+    return "Redis refused the command; its message above says why."
+
+
+@contextlib.contextmanager
+def translate_errors(
+    subject: str,
+    action: str,
+    where: str,
+    required_acl: str,
+    *,
+    unknown: str = "",
+    hint: Hint = _no_hint,
+) -> Iterator[None]:
+    """Re-raise redis-py errors as ``"<subject> could not <action>: <error>. <what to
+    check>"``, a :class:`~riskstream.errors.StateStoreError` with the cause attached.
+
+    ``unknown`` is what to tell the caller when a write may or may not have happened.
+    """
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StateStoreError(
+            f"{subject} could not {action}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
+            f"{explain(exc, where, required_acl, unknown, hint)}"
+        ) from exc

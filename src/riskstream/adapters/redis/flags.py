@@ -13,8 +13,9 @@ clients read this layout directly; it is a contract, not an implementation detai
     rs:{flags|<ns>}:changed   pub/sub channel: {"model_id", "revision"} per applied change
 
 A namespace must be non-empty and free of ``{``, ``}``, ``|`` and ``%`` (they
-would change the hash tag): the same rule as :func:`riskstream.router.flag_keys`,
-so the store and the router always agree on the keys.  Audit seqs start at 1, so stream ids run
+would change the hash tag).  Keys and rule come from :mod:`riskstream.adapters.redis.keys`,
+which the router uses too, so the store and the router always agree on the keys.
+Audit seqs start at 1, so stream ids run
 ``1-0``, ``2-0``...: ``XRANGE`` by seq is direct, and ``XADD`` itself refuses a seq
 that is not past the stream's last id.
 
@@ -56,12 +57,23 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Self, cast
+from typing import TYPE_CHECKING, Any, Final, Self, cast
 
 import orjson
 import redis
 
-from riskstream.adapters.memory_flags import (
+from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.keys import FLAGS_ACL as REQUIRED_ACL
+from riskstream.adapters.redis.keys import FlagKeys, flag_keys
+from riskstream.core.approvals import PendingAction, check_decision
+from riskstream.core.audit import (
+    GENESIS,
+    entry_from_data,
+    entry_to_data,
+    next_entry,
+    verify_with_head,
+)
+from riskstream.core.flag_checks import (
     check_audit_range,
     check_change,
     check_event,
@@ -70,15 +82,6 @@ from riskstream.adapters.memory_flags import (
     pending_to_json,
     refuse_mark_applied,
     unknown_action,
-)
-from riskstream.adapters.redis_client import client_from_url, common_hint
-from riskstream.core.approvals import PendingAction, check_decision
-from riskstream.core.audit import (
-    GENESIS,
-    entry_from_data,
-    entry_to_data,
-    next_entry,
-    verify_with_head,
 )
 from riskstream.core.routing import FlagChange, RoutingFlag
 from riskstream.errors import ConfigError, StateStoreError
@@ -93,15 +96,6 @@ __all__ = [
     "flag_keys",
 ]
 
-KEY_PREFIX: Final = "rs"
-#: The least an ACL user of both stores needs (``ACL SETUSER <name> on >pw <REQUIRED_ACL>``).
-#: ``&`` grants the ``changed`` channel (Redis 7 denies channels by default).  A router
-#: client that only reads needs :data:`riskstream.router.REQUIRED_ACL` instead.
-REQUIRED_ACL: Final = (
-    f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* +multi +exec +evalsha +script|load "
-    "+hget +hmget +hgetall +hsetnx +hset +sismember +sadd "
-    "+xadd +xrange +xrevrange +publish +watch +unwatch +zadd +zrevrange"
-)
 _PAGE: Final = 1000  # stream entries per XRANGE while reading the whole trail
 
 # KEYS: flags, applied, audit, head
@@ -184,37 +178,6 @@ return 1
 """
 
 
-class FlagKeys(NamedTuple):
-    """The key names (and the channel) of one namespace."""
-
-    flags: str
-    applied: str
-    audit: str
-    head: str
-    pending: str
-    changed: str
-    incidents: str  # incident records by id (riskstream.adapters.redis_incidents)
-    incidents_by_time: str  # their ids scored by detection time
-
-
-_FORBIDDEN_IN_NAMESPACE: Final = frozenset("{}|%")
-
-
-def flag_keys(namespace: str = "default") -> FlagKeys:
-    """The keys of ``namespace``, for operators, router clients and tests.
-
-    >>> flag_keys("prod").audit
-    'rs:{flags|prod}:audit'
-    """
-    if not namespace or _FORBIDDEN_IN_NAMESPACE.intersection(namespace):
-        raise ConfigError(
-            f"Flag store namespace {namespace!r} must be non-empty and contain none of "
-            "'{', '}', '|', '%' (they would change the Redis key's hash tag)."
-        )
-    tag = f"{KEY_PREFIX}:{{flags|{namespace}}}"
-    return FlagKeys(*(f"{tag}:{name}" for name in FlagKeys._fields))
-
-
 _apply_locks: dict[tuple[str, int, str], threading.Lock] = {}
 _apply_locks_guard = threading.Lock()
 
@@ -259,7 +222,7 @@ class RedisNamespaceStore:
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "default", **client_options: Any) -> Self:
         """A store with its own client; ``client_options`` (ACL credentials, TLS files,
-        redis-py options) as :func:`~riskstream.adapters.redis_client.client_from_url`."""
+        redis-py options) as :func:`~riskstream.adapters.redis.client.client_from_url`."""
         return cls(client_from_url(url, **client_options), namespace, owns_client=True)
 
     @property
@@ -279,27 +242,22 @@ class RedisNamespaceStore:
         if self._owns_client:
             self._client.close()
 
-    @contextlib.contextmanager
-    def _translate(self, action: str, unknown: str = "") -> Iterator[None]:
+    def _translate(self, action: str, unknown: str = "") -> contextlib.AbstractContextManager[None]:
         """Re-raise redis-py errors as StateStoreError, saying what to check.
 
         ``unknown`` is what to tell the caller when a write may have happened.
         """
-        try:
-            yield
-        except redis.RedisError as exc:
-            raise StateStoreError(
-                f"{self._noun} at {self._where} (namespace {self._namespace!r}) could not "
-                f"{action}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
-                f"{self._hint(exc, unknown)}"
-            ) from exc
+        return translate_errors(
+            f"{self._noun} at {self._where} (namespace {self._namespace!r})",
+            action,
+            self._where,
+            REQUIRED_ACL,
+            unknown=unknown,
+            hint=self._hint,
+        )
 
-    def _hint(self, exc: redis.RedisError, unknown: str) -> str:
-        if common := common_hint(exc, self._where, REQUIRED_ACL, unknown):
-            return common
+    def _hint(self, exc: redis.RedisError) -> str | None:
         text = str(exc)
-        if isinstance(exc, redis.exceptions.OutOfMemoryError):
-            return "Redis is at maxmemory: raise maxmemory or free memory; nothing was written."
         if "WRONGTYPE" in text:
             return (
                 f"Another program wrote keys under {self._keys.flags.rsplit(':', 1)[0]} with "
@@ -311,7 +269,7 @@ class RedisNamespaceStore:
                 f"{self._keys.head}: something else wrote to it (run verify_audit); "
                 "nothing was written."
             )
-        return "Redis refused the command; its message above says why."
+        return None
 
     def _corrupt(self, key: str, field: str, exc: Exception) -> StateStoreError:
         return StateStoreError(

@@ -15,7 +15,7 @@ from typing import Final, cast
 import orjson
 import redis
 
-from riskstream.adapters.redis_flags import RedisNamespaceStore
+from riskstream.adapters.redis.flags import RedisNamespaceStore
 from riskstream.core.incident_records import IncidentRecord
 from riskstream.errors import StateStoreError
 from riskstream.ports import IncidentStore
