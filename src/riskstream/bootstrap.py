@@ -6,7 +6,6 @@ stand-ins exist, and which one a command gets.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,13 +16,14 @@ from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.adapters.memory.state import InMemoryStateStore
 from riskstream.codec import EventDecoder
 from riskstream.config import Config
+from riskstream.config.environment import redis_url
+from riskstream.config.notifications import receiver_secrets
 from riskstream.core.approvals import PendingAction
 from riskstream.core.incident_records import Correlation, IncidentRecord
 from riskstream.core.notifications import NotificationSettings
 from riskstream.core.routing import RoutingFlag
 from riskstream.errors import BusError, ConfigError
 from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMetrics
-from riskstream.notifications_config import receiver_secrets
 from riskstream.ports import IncidentStore, Producer, StateStore
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
@@ -128,10 +128,7 @@ def correlation_of(config: Config) -> Correlation:
 
 def redis_url_from_env() -> str:
     """``RISKSTREAM_REDIS_URL``, or an error saying how to give one."""
-    url = os.environ.get("RISKSTREAM_REDIS_URL")
-    if not url:
-        raise ConfigError("no Redis: pass --redis-url or set RISKSTREAM_REDIS_URL")
-    return url
+    return redis_url()
 
 
 def embedded_containment(
@@ -254,7 +251,7 @@ def kafka_notifier(
             f"{config.source}: no notification receivers: the notifier has nothing to do; "
             "add notifications.receivers to the config (see the README)"
         )
-    destinations = [Destination(r, *receiver_secrets(r, os.environ)) for r in settings.receivers]
+    destinations = [Destination(r, *receiver_secrets(r)) for r in settings.receivers]
     poll_ms = max(max_poll_interval_ms, notifier_poll_interval_ms(settings))
     bus = KafkaBus(KafkaSettings.from_env(bootstrap), poll_ms, synchronous_commits=True)
     return Notifier(

@@ -6,12 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 from typing import Any
 
-__all__ = ["COMMANDS", "add_parsers", "add_run_args", "run_api"]
+from riskstream.config.environment import API_TOKENS_ENV as TOKENS_ENV
 
-TOKENS_ENV = "RISKSTREAM_API_TOKENS"
+__all__ = ["COMMANDS", "add_parsers", "add_run_args", "run_api"]
 
 
 def add_run_args(run: argparse.ArgumentParser) -> None:
@@ -37,10 +36,11 @@ def run_api(args: argparse.Namespace) -> int:
     from riskstream.api import build_app, load_tokens, serve
     from riskstream.bootstrap import kafka_operations
     from riskstream.config import load_config
+    from riskstream.config.environment import api_tokens_path
     from riskstream.errors import ConfigError
     from riskstream.metrics import ApiMetrics, serve_metrics
 
-    path = args.tokens or os.environ.get(TOKENS_ENV)
+    path = api_tokens_path(args.tokens)
     if not path:
         raise ConfigError(
             f"no tokens file: pass --tokens FILE or set {TOKENS_ENV}; "

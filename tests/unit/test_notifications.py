@@ -24,7 +24,7 @@ from riskstream.core.notifications import (
     slack_message,
 )
 from riskstream.errors import ConfigError
-from riskstream.notifications_config import receiver_secrets
+from riskstream.config.notifications import receiver_secrets
 from riskstream.services import detection
 from riskstream.services.notifier import Destination
 

@@ -20,10 +20,8 @@ librdkafka errors become :class:`riskstream.errors.BusError`, keeping the code.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -35,90 +33,14 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from riskstream.errors import BusError, ConfigError
+from riskstream.config.environment import KafkaSettings, Secret
+from riskstream.errors import BusError
 from riskstream.ports import AssignHandler, Record, RevokeHandler
 from riskstream.ports import TopicPartition as TP
 
 __all__ = ["KafkaBus", "KafkaSettings", "Secret"]
 
 log = logging.getLogger(__name__)
-
-
-class Secret:
-    """A string that never shows itself in logs, reprs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaSettings:
-    """Connection settings; TLS and SASL included.  ``extra`` passes librdkafka keys."""
-
-    bootstrap: str
-    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
-    sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
-    sasl_username: str | None = None
-    sasl_password: Secret | None = None
-    ssl_ca_location: str | None = None
-    ssl_certificate_location: str | None = None
-    ssl_key_location: str | None = None
-    ssl_key_password: Secret | None = None
-    client_id: str = "riskstream"
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls, bootstrap: str | None = None) -> KafkaSettings:
-        """Read ``RISKSTREAM_KAFKA_*`` variables (the bootstrap may be given instead)."""
-        env = os.environ
-        servers = bootstrap or env.get("RISKSTREAM_KAFKA_BOOTSTRAP")
-        if not servers:
-            raise ConfigError(
-                "no Kafka bootstrap servers: pass --bootstrap or set RISKSTREAM_KAFKA_BOOTSTRAP"
-            )
-        password = env.get("RISKSTREAM_KAFKA_SASL_PASSWORD")
-        key_password = env.get("RISKSTREAM_KAFKA_SSL_KEY_PASSWORD")
-        return cls(
-            bootstrap=servers,
-            security_protocol=env.get("RISKSTREAM_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
-            sasl_mechanism=env.get("RISKSTREAM_KAFKA_SASL_MECHANISM"),
-            sasl_username=env.get("RISKSTREAM_KAFKA_SASL_USERNAME"),
-            sasl_password=Secret(password) if password else None,
-            ssl_ca_location=env.get("RISKSTREAM_KAFKA_SSL_CA_LOCATION"),
-            ssl_certificate_location=env.get("RISKSTREAM_KAFKA_SSL_CERTIFICATE_LOCATION"),
-            ssl_key_location=env.get("RISKSTREAM_KAFKA_SSL_KEY_LOCATION"),
-            ssl_key_password=Secret(key_password) if key_password else None,
-        )
-
-    def librdkafka(self) -> dict[str, Any]:
-        """The librdkafka config dict (contains secrets: never log it)."""
-        conf: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap,
-            "security.protocol": self.security_protocol,
-            "client.id": self.client_id,
-        }
-        optional = {
-            "sasl.mechanism": self.sasl_mechanism,
-            "sasl.username": self.sasl_username,
-            "sasl.password": self.sasl_password.get() if self.sasl_password else None,
-            "ssl.ca.location": self.ssl_ca_location,
-            "ssl.certificate.location": self.ssl_certificate_location,
-            "ssl.key.location": self.ssl_key_location,
-            "ssl.key.password": self.ssl_key_password.get() if self.ssl_key_password else None,
-        }
-        conf.update({k: v for k, v in optional.items() if v is not None})
-        conf.update(self.extra)
-        return conf
 
 
 class KafkaBus:

@@ -8,11 +8,12 @@ only when the notifier starts, by :func:`receiver_secrets`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import yaml
 
-from riskstream.config_yaml import Problem, YamlNode, boolean, integer, number, string
+from riskstream.config.nodes import Problem, YamlNode, boolean, integer, number, string
 from riskstream.core.delivery import RetryPolicy
 from riskstream.core.notifications import (
     PAGERDUTY_URL,
@@ -130,13 +131,17 @@ def _retry(node: YamlNode) -> RetryPolicy:
         raise Problem(node, str(exc)) from None
 
 
-def receiver_secrets(receiver: Receiver, environ: Mapping[str, str]) -> tuple[str, str | None]:
-    """The receiver's URL and routing key, read from the environment where named.
+def receiver_secrets(
+    receiver: Receiver, environ: Mapping[str, str] | None = None
+) -> tuple[str, str | None]:
+    """The receiver's URL and routing key, read from the environment where named
+    (``environ``, by default the process's own).
 
     Raises :class:`ConfigError` naming the config line and the variable (never
     its value) when one is unset, so the notifier refuses to start instead of
     failing on the first incident.
     """
+    environ = os.environ if environ is None else environ
     where = f"{receiver.origin} (receiver {receiver.name!r})"
     url = receiver.url
     if receiver.url_env is not None:

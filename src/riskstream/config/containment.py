@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from riskstream.config_yaml import Problem, YamlNode, boolean, number, string
+from riskstream.config.nodes import Problem, YamlNode, boolean, number, string
+from riskstream.config.reports import SYSTEM_KEYS
 from riskstream.core.enrichment import Costs, Enrichment, Regulation
 from riskstream.core.playbooks import (
     ACTION_KINDS,
@@ -21,7 +22,6 @@ from riskstream.core.playbooks import (
     Playbook,
 )
 from riskstream.errors import RiskstreamError
-from riskstream.report_config import SYSTEM_KEYS
 
 __all__ = ["read_containment", "read_enrichment"]
 

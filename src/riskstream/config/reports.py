@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import yaml
 
-from riskstream.config_yaml import Problem, YamlNode, string
+from riskstream.config.nodes import Problem, YamlNode, string
 from riskstream.core.reports.settings import (
     RACI_ROLES,
     AISystem,
