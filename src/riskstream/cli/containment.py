@@ -1,23 +1,25 @@
-"""The containment commands: the worker, approvals, flags and the audit trail."""
+"""The containment commands: approvals, routing flags and the audit trail.
+
+(The containment worker itself is ``riskstream run containment``, in :mod:`.run`.)
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
 from typing import Any
 
 import orjson
 
-from riskstream.cli_common import connection_args, fraction, operations, short_time, table
+from riskstream.cli.common import connection_args, fraction, operations, short_time, table
 from riskstream.core.routing import MODES, RoutingFlag
 
-__all__ = ["COMMANDS", "add_parsers"]
+__all__ = ["register"]
 
 
-def add_parsers(sub: Any) -> None:
+def register(sub: Any) -> None:
     actions = sub.add_parser("actions", help="list, approve or reject containment actions")
+    actions.set_defaults(handler=actions_command)
     a_sub = actions.add_subparsers(dest="action_command", required=True, metavar="ACTION")
     a_list = a_sub.add_parser("list", help="actions waiting for approval (or --status)")
     connection_args(a_list)
@@ -35,6 +37,7 @@ def add_parsers(sub: Any) -> None:
         connection_args(p)
 
     flags = sub.add_parser("flags", help="show or set routing flags")
+    flags.set_defaults(handler=flags_command)
     f_sub = flags.add_subparsers(dest="flags_command", required=True, metavar="ACTION")
     f_get = f_sub.add_parser("get", help="one model's flag, or all")
     f_get.add_argument("model_id", nargs="?")
@@ -50,41 +53,13 @@ def add_parsers(sub: Any) -> None:
     connection_args(f_set)
 
     audit = sub.add_parser("audit", help="the routing audit trail")
+    audit.set_defaults(handler=audit_command)
     au_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = au_sub.add_parser("verify", help="recompute the hash chain; exit 1 if tampered")
     connection_args(verify)
 
 
-def run_containment(args: argparse.Namespace) -> int:
-    from prometheus_client import CollectorRegistry
-
-    from riskstream.adapters.faust_app import build_app
-    from riskstream.adapters.kafka.bus import KafkaSettings
-    from riskstream.bootstrap import kafka_containment
-    from riskstream.config import load_config
-    from riskstream.metrics import serve_metrics
-
-    config = load_config(args.config)
-    registry = CollectorRegistry()
-    service = kafka_containment(config, args.bootstrap, args.redis_url, registry, args.namespace)
-    serve_metrics(registry, args.metrics_port)
-    bootstrap = KafkaSettings.from_env(args.bootstrap).bootstrap
-    app = build_app(
-        config, bootstrap, service,
-        app_id=args.app_id, replication_factor=args.replication_factor,
-        commit_every=args.commit_every, commit_interval_s=args.commit_interval,
-    )  # fmt: skip
-    from faust.worker import Worker
-
-    logging.getLogger("riskstream").info(
-        "containment worker: %d playbooks, metrics on :%s",
-        len(config.containment.playbooks), args.metrics_port,
-    )  # fmt: skip
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    Worker(app, loglevel=args.log_level or "info", quiet=True).execute_from_commandline()  # exits
-
-
-def actions(args: argparse.Namespace) -> int:
+def actions_command(args: argparse.Namespace) -> int:
     if args.action_command == "list":
         items = operations(args).actions(None if args.status == "all" else args.status)
         if args.json:
@@ -110,7 +85,7 @@ def actions(args: argparse.Namespace) -> int:
     return 0
 
 
-def flags(args: argparse.Namespace) -> int:
+def flags_command(args: argparse.Namespace) -> int:
     ops = operations(args, publishes=args.flags_command == "set")
     if args.flags_command == "set":
         flag = ops.set_flag(
@@ -150,13 +125,10 @@ def _flag_text(flag: RoutingFlag) -> str:
     )
 
 
-def audit(args: argparse.Namespace) -> int:
+def audit_command(args: argparse.Namespace) -> int:
     report = operations(args).verify_audit()
     if report.ok:
         print(f"audit trail intact: {report.length} entries, hash chain verified")
         return 0
     print(f"audit trail TAMPERED: {report.problem}", file=sys.stderr)
     return 1
-
-
-COMMANDS = {"actions": actions, "flags": flags, "audit": audit}

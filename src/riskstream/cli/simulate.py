@@ -24,7 +24,7 @@ import orjson
 
 from riskstream.errors import ConfigError, RiskstreamError
 
-__all__ = ["add_parser", "run"]
+__all__ = ["register", "run"]
 
 _SCENARIO_NAMES = ("chatbot", "manufacturing", "medical")
 _PROGRESS_EVERY_S = 1.0
@@ -32,7 +32,7 @@ _TABLES = ("harmful_rates", "recall", "lineage", "options")
 """Bulky truth entries the stdout summary leaves out."""
 
 
-def add_parser(sub: Any) -> None:
+def register(sub: Any) -> None:
     """Add ``simulate`` to the sub-commands ``sub`` of the riskstream parser."""
     p = sub.add_parser(
         "simulate",
@@ -61,6 +61,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--truth", help="write the ground truth as JSON to this file")
     p.add_argument("--bootstrap", help="produce the records to this Kafka cluster (HOST:PORT)")
     p.add_argument("--config", help="config (YAML) naming the topics; default: the shipped default")
+    p.set_defaults(handler=run)
 
 
 def _options(simulator: Any, pairs: list[str]) -> dict[str, Any]:

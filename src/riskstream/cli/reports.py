@@ -11,15 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from riskstream.cli_common import connection_args, operations
+from riskstream.cli.common import connection_args, operations
 from riskstream.config import load_config
 from riskstream.core.reports import FORMATS, KINDS
 from riskstream.errors import ConfigError
 
-__all__ = ["COMMANDS", "add_parsers"]
+__all__ = ["register"]
 
 
-def add_parsers(sub: Any) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser(
         "report", help="an EU AI Act Article 73 draft or a post-mortem skeleton of an incident"
     )
@@ -31,6 +31,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, default="md", help="md (default) or json")
     p.add_argument("--output", help="write to this file (default: stdout)")
     connection_args(p)
+    p.set_defaults(handler=report)
 
 
 def report(args: argparse.Namespace) -> int:
@@ -46,6 +47,3 @@ def report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--output {args.output}: {exc.strerror}") from exc
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
-
-
-COMMANDS = {"report": report}

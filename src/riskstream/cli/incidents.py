@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from riskstream.cli_common import (
+from riskstream.cli.common import (
     connection_args,
     operations,
     print_json,
@@ -29,13 +29,14 @@ from riskstream.core.reports.facts import (
 )
 from riskstream.core.timeutil import parse_time
 
-__all__ = ["COMMANDS", "add_parsers", "record_data", "show_text"]
+__all__ = ["record_data", "register", "show_text"]
 
 STATUSES = ("open", "contained", "resolved", "unresolved")
 
 
-def add_parsers(sub: Any) -> None:
+def register(sub: Any) -> None:
     incidents = sub.add_parser("incidents", help="list, show, acknowledge or resolve incidents")
+    incidents.set_defaults(handler=incidents_command)
     i_sub = incidents.add_subparsers(dest="incidents_command", required=True, metavar="ACTION")
 
     listing = i_sub.add_parser("list", help="the latest incidents, most recently detected first")
@@ -61,7 +62,7 @@ def add_parsers(sub: Any) -> None:
         connection_args(p)
 
 
-def incidents(args: argparse.Namespace) -> int:
+def incidents_command(args: argparse.Namespace) -> int:
     command = args.incidents_command
     if command == "list":
         return _list(args)
@@ -171,6 +172,3 @@ def show_text(record: IncidentRecord, now: float) -> str:
 def _time_of(incident: Mapping[str, Any], key: str) -> str:
     value = incident.get(key)
     return short_time(parse_time(str(value))) if value else "-"
-
-
-COMMANDS = {"incidents": incidents}

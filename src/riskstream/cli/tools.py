@@ -1,4 +1,4 @@
-"""Checks that need no server: ``riskstream schemas validate`` and the config summary.
+"""Checks that need no server: ``riskstream schemas validate`` and ``riskstream config check``.
 
 Both answer "will this work?" before anything is deployed, so a bad file is
 found on a laptop, with its line number, instead of on the dead-letter topic.
@@ -14,11 +14,12 @@ from riskstream.config import Config
 from riskstream.errors import ConfigError
 from riskstream.schema_files import SCHEMA_NAMES, check_text
 
-__all__ = ["COMMANDS", "add_parsers", "config_summary"]
+__all__ = ["config_summary", "register_config", "register_schemas"]
 
 
-def add_parsers(sub: Any) -> None:
+def register_schemas(sub: Any) -> None:
     schemas = sub.add_parser("schemas", help="check event files against the contracts")
+    schemas.set_defaults(handler=schemas_command)
     s_sub = schemas.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
     validate = s_sub.add_parser(
         "validate", help="check a JSON or JSON-lines file of events; exit 1 if any is bad"
@@ -30,7 +31,24 @@ def add_parsers(sub: Any) -> None:
     )  # fmt: skip
 
 
-def schemas(args: argparse.Namespace) -> int:
+def register_config(sub: Any) -> None:
+    cfg = sub.add_parser("config", help="check a config file")
+    cfg.add_argument("action", choices=["check"])
+    cfg.add_argument("file", nargs="?", help="the file (default: the shipped default)")
+    cfg.set_defaults(handler=config_command)
+
+
+def config_command(args: argparse.Namespace) -> int:
+    from riskstream.config import load_config
+
+    config = load_config(args.file)
+    print(config_summary(config))
+    for r in config.notifications.receivers:
+        print(f"  notifies {r.name}: {r.kind}, min severity {r.min_severity}")
+    return 0
+
+
+def schemas_command(args: argparse.Namespace) -> int:
     try:
         text = Path(args.file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -74,6 +92,3 @@ def config_summary(config: Config) -> str:
     if reporting.raci:
         lines.append(f"  raci      for {', '.join(pattern for pattern, _ in reporting.raci)}")
     return "\n".join(lines)
-
-
-COMMANDS = {"schemas": schemas}
