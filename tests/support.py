@@ -1,6 +1,7 @@
 """Helpers shared by the integration tests: topics, configs, data, processes.
 
-Imported as ``support`` (tests/conftest.py puts this folder on ``sys.path``).
+Imported as ``support`` (pytest's ``pythonpath`` setting in pyproject.toml puts this
+folder on ``sys.path``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 The ``real-redis`` cases talk to the session's real redis-server (see
 ``tests/conftest.py``) and carry the ``integration`` marker; the ``memory`` cases
-need nothing and run everywhere.  Each Redis case gets a fresh namespace.
+need nothing and run everywhere.  Each Redis case gets a fresh namespace.  Suites
+that only the Redis adapters have live in ``tests/integration/``; the bus contract
+(``test_bus.py``) brings its own fixture, over the in-memory bus and real Kafka.
 """
 
 from __future__ import annotations

@@ -79,28 +79,6 @@ def test_the_store_and_the_router_agree_on_keys_and_namespaces() -> None:
             RedisFlagStore(redis.Redis(), bad)
 
 
-def test_a_client_that_decodes_responses_is_refused() -> None:
-    for store in (RedisFlagStore, RedisApprovalStore):
-        with pytest.raises(ConfigError, match="decode_responses=False"):
-            store(redis.Redis(decode_responses=True))
-
-
-@pytest.mark.parametrize(
-    ("url", "kwargs", "match"),
-    [
-        ("redis://h:6379/0", {"ssl_ca_certs": "/ca.pem"}, r"use a rediss:// URL"),
-        ("http://h:6379", {}, r"must start with redis://"),
-        ("redis://u:pw@h:6379/0", {"password": "pw2"}, r"both in the URL 'redis://h:6379/0'"),
-    ],
-)
-def test_from_url_rejects_contradictory_settings(
-    url: str, kwargs: dict[str, str], match: str
-) -> None:
-    with pytest.raises(ConfigError, match=match) as raised:
-        RedisFlagStore.from_url(url, **kwargs)
-    assert "pw" not in str(raised.value).replace("pw2", "")
-
-
 # --- on the real server --------------------------------------------------------
 
 
@@ -401,20 +379,6 @@ def test_applies_survive_a_flushed_script_cache(store: RedisFlagStore, client: r
     approvals.add(PendingAction("a", "i", MODEL, {}, "riskstream", T0, None))
     client.script_flush()
     assert approvals.decide("a", "approved", "dr.lee", T0).status == "approved"
-
-
-@pytest.mark.integration
-def test_an_unreachable_server_says_where_and_what_to_check() -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    store = RedisFlagStore.from_url(f"redis://127.0.0.1:{port}/0", retry=Retry(NoBackoff(), 0))
-    with pytest.raises(StateStoreError) as raised:
-        store.apply(_change(0), at=T0)
-    message = str(raised.value)
-    assert f"Is Redis up and reachable at 127.0.0.1:{port}" in message
-    assert "apply the same change again, it comes back 'duplicate' if it was" in message
-    assert isinstance(raised.value.__cause__, redis.ConnectionError)
 
 
 # --- an ACL user with a password -----------------------------------------------
