@@ -23,17 +23,9 @@ Build it after a pre-fork server (gunicorn ``--preload``, multiprocessing) has
 forked: the refresh thread does not survive ``fork()``, and a child would serve
 a frozen cache that turns stale after ``max_staleness_s``.
 
-Redis layout (written by the flag store; ``<ns>`` is the namespace)::
-
-    rs:{flags|<ns>}:flags     hash: model_id -> flag JSON (RoutingFlag.to_data())
-    rs:{flags|<ns>}:changed   pub/sub channel: {"model_id": ..., "revision": ...}
-
-A daemon thread subscribes to the channel *first*, waits for Redis to confirm,
-and only then loads the whole hash, so no change can slip between the two.  On a
-message it re-reads just the models named (one ``HMGET`` per burst of messages);
-every ``max_staleness_s / 2`` it re-reads the whole hash and PINGs the
-subscription, because messages are lost while a connection is down and an idle
-connection can die silently (NAT and load-balancer idle timeouts).
+It reads the flags hash and the ``changed`` channel of its namespace, as the flag
+store writes them (:mod:`riskstream.adapters.redis.keys`).  How it keeps its copy
+fresh without missing a change, and why, is in ``docs/design/router.md``.
 
 Failure semantics a caller must know:
 

@@ -37,8 +37,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "simulate",
         help="generate a seeded scenario (chatbot, manufacturing, medical) and its ground truth",
-        description="Generate the records of one scenario of DESIGN.md §1, deterministically "
-        "from --seed, with the ground truth (failure start, failing subjects, cause).",
+        description="Generate the records of one situation of docs/design/situations.md, "
+        "deterministically from --seed, with the ground truth (failure start, failing "
+        "subjects, cause).",
     )
     p.add_argument("scenario", choices=_SCENARIO_NAMES, help="which situation")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")

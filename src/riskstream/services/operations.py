@@ -38,6 +38,9 @@ ACTION_STATUSES = ("pending", "approved", "rejected", "expired", "applied")
 
 
 class OperatorService:
+    """The acts a person may do (list, acknowledge, resolve, approve, set a flag, report),
+    each recorded with who did it; the API, the console and the CLI all go through it."""
+
     def __init__(
         self,
         containment: ContainmentService,

@@ -44,6 +44,13 @@ log = logging.getLogger(__name__)
 
 
 class KafkaBus:
+    """The message bus on Kafka: producers and consumer-group members with the settings above.
+
+    ``max_poll_interval_ms`` bounds how long a member may go without polling before
+    it loses its partitions; ``synchronous_commits`` is for consumers whose progress
+    is the commit itself (the notifier).
+    """
+
     def __init__(
         self,
         settings: KafkaSettings,

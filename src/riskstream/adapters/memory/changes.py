@@ -18,6 +18,9 @@ __all__ = ["InMemoryChangeLog"]
 
 
 class InMemoryChangeLog:
+    """The change log in one process: change events by data time, kept ``retention_s``
+    behind the newest, each event once (the embedded mode and the tests)."""
+
     def __init__(self, retention_s: float = 12 * 3600.0) -> None:
         self._retention_s = retention_s
         self._times: list[float] = []

@@ -16,6 +16,9 @@ __all__ = ["InMemoryIncidentStore"]
 
 
 class InMemoryIncidentStore:
+    """Incident records in a dict behind one lock: the reference the Redis store matches
+    (``tests/contract`` runs one suite over both)."""
+
     def __init__(self) -> None:
         self._records: dict[str, IncidentRecord] = {}
         self._lock = threading.Lock()

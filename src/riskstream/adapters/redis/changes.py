@@ -28,6 +28,9 @@ __all__ = ["REQUIRED_ACL", "RedisChangeLog"]
 
 
 class RedisChangeLog:
+    """The change log in one Redis sorted set per namespace, shared by every processor
+    (the module docstring says why and how)."""
+
     def __init__(
         self, client: redis.Redis, namespace: str, retention_s: float = 12 * 3600.0
     ) -> None:

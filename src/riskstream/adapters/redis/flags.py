@@ -1,41 +1,20 @@
 """The Redis :class:`~riskstream.ports.FlagStore` and :class:`~riskstream.ports.ApprovalStore`.
 
-One namespace (a deployment) owns these keys.  They share one hash tag, so Redis
-Cluster puts them in one slot and one script may touch them all.  The router
-clients read this layout directly; it is a contract, not an implementation detail::
-
-    rs:{flags|<ns>}:flags     hash    model_id -> RoutingFlag.to_data() as JSON
-    rs:{flags|<ns>}:applied   set     ids of the changes applied
-    rs:{flags|<ns>}:audit     stream  one entry per applied change, id "<seq>-0",
-                                      field "entry" = the AuditEntry as JSON (hash too)
-    rs:{flags|<ns>}:head      hash    seq, hash: the last audit entry's
-    rs:{flags|<ns>}:pending   hash    action_id -> PendingAction.to_data() as JSON
-    rs:{flags|<ns>}:changed   pub/sub channel: {"model_id", "revision"} per applied change
-
-A namespace must be non-empty and free of ``{``, ``}``, ``|`` and ``%`` (they
-would change the hash tag).  Keys and rule come from :mod:`riskstream.adapters.redis.keys`,
-which the router uses too, so the store and the router always agree on the keys.
+One namespace (a deployment) owns these keys (``rs:{flags|<ns>}:flags``, ``applied``,
+``audit``, ``head``, ``pending`` and the ``changed`` channel), drawn with what each holds
+in :mod:`riskstream.adapters.redis.keys`.  They share one hash tag, so Redis Cluster
+puts them in one slot and one script may touch them all.  The router clients read
+this layout directly; it is a contract, not an implementation detail, and the store
+and the router take it from the same module, so they always agree on the keys.
 Audit seqs start at 1, so stream ids run
 ``1-0``, ``2-0``...: ``XRANGE`` by seq is direct, and ``XADD`` itself refuses a seq
 that is not past the stream's last id.
 
-An apply is a read (head and the model's flag, in one ``MULTI``), the next audit
-entry hashed here (Redis' Lua has no sha256), then one Lua script that decides
-and writes atomically: ``duplicate`` if the change id was applied, ``conflict``
-if the model's revision is not the expected one, ``retry`` if the head or the flag
-moved since the read (another writer appended; the reply carries the new head
-and flag, so the next attempt needs no extra read), else the stream entry, the
-flag, the change id and the head are written and the change is published.
-
-Applies to one namespace from one process are serialized by a lock shared by
-every store object on that server, database and namespace: threads of a process
-never race each other on the head (an optimistic loop is not fair: eight
-threads on two cores, unserialized, saw 7 of 8 give up after 50 attempts).
-Store objects in other processes do race; the loser retries at once on the head
-the reply carried, with no extra read.  After
-:attr:`RedisFlagStore.max_apply_attempts` the apply fails with
-:class:`~riskstream.errors.StateStoreError`, having written nothing.  (The lock is
-a ``threading.Lock``: do not ``fork`` while another thread is applying.)
+How an apply stays atomic and fair between writers, and why, is in
+``docs/design/flag-store.md``.  After :attr:`RedisFlagStore.max_apply_attempts`
+contended attempts an apply fails with :class:`~riskstream.errors.StateStoreError`,
+having written nothing.  Applies of one process to one namespace take turns on a
+``threading.Lock``: do not ``fork`` while another thread is applying.
 
 Failure semantics a caller must know:
 

@@ -26,6 +26,9 @@ _ATTEMPTS: Final = 50
 
 
 class RedisIncidentStore(RedisNamespaceStore):
+    """Incident records in the flag namespace's hash and sorted set; updates are
+    optimistic transactions, retried on a conflict."""
+
     _noun = "Redis incident store"
 
     def update(

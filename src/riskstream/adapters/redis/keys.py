@@ -9,7 +9,8 @@ adapters build their key names only from here::
     rs:{<scope>|<topic>|<partition>}:snap   hash     stream key -> detector snapshot bytes
     rs:{flags|<ns>}:flags                   hash     model_id -> routing flag JSON
     rs:{flags|<ns>}:applied                 set      ids of the changes applied
-    rs:{flags|<ns>}:audit                   stream   the hash-chained audit trail
+    rs:{flags|<ns>}:audit                   stream   the hash-chained audit trail, one entry
+                                                     per change, id "<seq>-0", field "entry"
     rs:{flags|<ns>}:head                    hash     seq, hash of the last audit entry
     rs:{flags|<ns>}:pending                 hash     action_id -> pending action JSON
     rs:{flags|<ns>}:changed                 channel  {"model_id", "revision"} per change

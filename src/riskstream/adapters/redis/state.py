@@ -9,15 +9,9 @@ in one slot and one transaction or script may touch both::
 ``|``, ``{``, ``}`` and ``%`` in the scope or topic are percent-escaped, so two
 different partitions can never share a key.
 
-A claim is ``MULTI`` HINCRBY + two HGETALL ``EXEC``: Redis runs the three with no
-other command in between, so the state returned is exactly what the previous owner
-last saved.  (A Lua script would do the same but build a Lua table of every
-snapshot first, holding the server about six times longer.)
-
-A save is one Lua script, because the fencing check and the writes must be one
-atomic step and ``MULTI`` cannot branch (a ``WATCH`` loop would need a round trip
-per attempt and could starve under contention).  It is sent as ``EVALSHA`` and
-re-sent whole only when the server's script cache lacks it.
+A claim reads what the previous owner last saved and bumps the epoch in one
+``MULTI``; a save is one Lua script that checks the epoch and writes, sent as
+``EVALSHA``.  Why these and not the alternatives is in ``docs/design/state-store.md``.
 
 Failure semantics a caller must know:
 
