@@ -12,34 +12,23 @@ import pytest
 
 import riskstream
 
+ERRORS = [
+    "BusError",
+    "ConfigError",
+    "ContainmentError",
+    "FencedError",
+    "InputError",
+    "NotFoundError",
+    "NotPermittedError",
+    "RiskstreamError",
+    "SchemaError",
+    "SnapshotError",
+    "StateStoreError",
+]
+
 PUBLIC = {
-    "riskstream": [
-        "BusError",
-        "ConfigError",
-        "ContainmentError",
-        "FencedError",
-        "InputError",
-        "NotFoundError",
-        "NotPermittedError",
-        "RiskstreamError",
-        "SchemaError",
-        "SnapshotError",
-        "StateStoreError",
-        "__version__",
-    ],
-    "riskstream.errors": [
-        "BusError",
-        "ConfigError",
-        "ContainmentError",
-        "FencedError",
-        "InputError",
-        "NotFoundError",
-        "NotPermittedError",
-        "RiskstreamError",
-        "SchemaError",
-        "SnapshotError",
-        "StateStoreError",
-    ],
+    "riskstream": [*ERRORS, "__version__"],  # the error tree is re-exported at the top
+    "riskstream.errors": ERRORS,
     "riskstream.config": [
         "DEFAULT_CONFIG",
         "EVENT_KINDS",

@@ -39,18 +39,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from riskstream.core import flag_checks as checks
 from riskstream.core.approvals import PendingAction, check_decision
 from riskstream.core.audit import GENESIS, next_entry, verify_with_head
-from riskstream.core.flag_checks import (
-    check_audit_range,
-    check_change,
-    check_event,
-    check_new_pending,
-    pending_from_json,
-    pending_to_json,
-    refuse_mark_applied,
-    unknown_action,
-)
 from riskstream.core.routing import FlagChange, RoutingFlag
 from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
 
@@ -103,7 +94,7 @@ class InMemoryFlagStore:
         return {model_id: RoutingFlag.from_data(data) for model_id, data in flags.items()}
 
     def apply(self, change: FlagChange, at: float) -> ApplyResult:
-        check_change(change)
+        checks.check_change(change)
         model_id = change.flag.model_id
         after = change.flag.to_data()
         with self._lock:
@@ -137,7 +128,7 @@ class InMemoryFlagStore:
     def record_event(
         self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]
     ) -> bool:
-        check_event(event)
+        checks.check_event(event)
         with self._lock:
             if change_id in self._applied:
                 return False
@@ -152,7 +143,7 @@ class InMemoryFlagStore:
         return True
 
     def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
-        check_audit_range(start, count)
+        checks.check_audit_range(start, count)
         with self._lock:
             entries = [entry for entry in self._entries if entry.seq > start]
         return [_copy(entry) for entry in entries[:count]]
@@ -181,8 +172,8 @@ class InMemoryApprovalStore:
         self._actions: dict[str, bytes] = {}  # action_id -> JSON, as Redis keeps it
 
     def add(self, pending: PendingAction) -> bool:
-        check_new_pending(pending)
-        data = pending_to_json(pending)
+        checks.check_new_pending(pending)
+        data = checks.pending_to_json(pending)
         with self._lock:
             if pending.action_id in self._actions:
                 return False
@@ -192,12 +183,12 @@ class InMemoryApprovalStore:
     def get(self, action_id: str) -> PendingAction | None:
         with self._lock:
             data = self._actions.get(action_id)
-        return None if data is None else pending_from_json(data)
+        return None if data is None else checks.pending_from_json(data)
 
     def list(self, status: str | None = None) -> builtins.list[PendingAction]:
         with self._lock:
             stored = builtins.list(self._actions.values())
-        actions = [pending_from_json(data) for data in stored]
+        actions = [checks.pending_from_json(data) for data in stored]
         return sorted(
             (action for action in actions if status is None or action.status == status),
             key=lambda action: (action.requested_at, action.action_id),
@@ -209,21 +200,21 @@ class InMemoryApprovalStore:
         with self._lock:
             data = self._actions.get(action_id)
             if data is None:
-                raise unknown_action(action_id, f"decide ({status})")
-            decided = pending_from_json(data)
+                raise checks.unknown_action(action_id, f"decide ({status})")
+            decided = checks.pending_from_json(data)
             check_decision(decided, status, by)
             decided = decided.decided(status, by, float(at), note)
-            self._actions[action_id] = pending_to_json(decided)
+            self._actions[action_id] = checks.pending_to_json(decided)
         return decided
 
     def mark_applied(self, action_id: str) -> None:
         with self._lock:
             data = self._actions.get(action_id)
             if data is None:
-                raise unknown_action(action_id, "mark applied")
-            pending = pending_from_json(data)
-            refuse_mark_applied(pending)
-            self._actions[action_id] = pending_to_json(replace(pending, status="applied"))
+                raise checks.unknown_action(action_id, "mark applied")
+            pending = checks.pending_from_json(data)
+            checks.refuse_mark_applied(pending)
+            self._actions[action_id] = checks.pending_to_json(replace(pending, status="applied"))
 
     def close(self) -> None:
         return None

@@ -44,6 +44,7 @@ import redis
 from riskstream.adapters.redis.client import client_from_url, translate_errors
 from riskstream.adapters.redis.keys import FLAGS_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import FlagKeys, flag_keys
+from riskstream.core import flag_checks as checks
 from riskstream.core.approvals import PendingAction, check_decision
 from riskstream.core.audit import (
     GENESIS,
@@ -51,16 +52,6 @@ from riskstream.core.audit import (
     entry_to_data,
     next_entry,
     verify_with_head,
-)
-from riskstream.core.flag_checks import (
-    check_audit_range,
-    check_change,
-    check_event,
-    check_new_pending,
-    pending_from_json,
-    pending_to_json,
-    refuse_mark_applied,
-    unknown_action,
 )
 from riskstream.core.routing import FlagChange, RoutingFlag
 from riskstream.errors import ConfigError, StateStoreError
@@ -301,7 +292,7 @@ class RedisFlagStore(RedisNamespaceStore):
         }
 
     def apply(self, change: FlagChange, at: float) -> ApplyResult:
-        check_change(change)
+        checks.check_change(change)
         model_id = change.flag.model_id
         after = change.flag.to_data()
         flag_json = orjson.dumps(after)
@@ -362,7 +353,7 @@ class RedisFlagStore(RedisNamespaceStore):
     def record_event(
         self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]
     ) -> bool:
-        check_event(event)
+        checks.check_event(event)
         action = f"record {event['event']} ({change_id}) in the audit trail"
         unknown = "It may or may not have been recorded: record it again (it is kept once)."
         keys = (self._keys.applied, self._keys.audit, self._keys.head)
@@ -389,7 +380,7 @@ class RedisFlagStore(RedisNamespaceStore):
         )
 
     def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
-        check_audit_range(start, count)
+        checks.check_audit_range(start, count)
         entries: list[AuditEntry] = []
         with self._translate("read the audit trail"):
             for stream_id, fields in self._stream(f"{start + 1}-0", "+", count):
@@ -506,8 +497,8 @@ class RedisApprovalStore(RedisNamespaceStore):
         self._swap_script = client.register_script(_SWAP_LUA)
 
     def add(self, pending: PendingAction) -> bool:
-        check_new_pending(pending)
-        data = pending_to_json(pending)
+        checks.check_new_pending(pending)
+        data = checks.pending_to_json(pending)
         with self._translate(f"add action {pending.action_id}"):
             return bool(self._client.hsetnx(self._keys.pending, pending.action_id, data))
 
@@ -536,7 +527,7 @@ class RedisApprovalStore(RedisNamespaceStore):
 
     def mark_applied(self, action_id: str) -> None:
         def applied(pending: PendingAction) -> PendingAction:
-            refuse_mark_applied(pending)
+            checks.refuse_mark_applied(pending)
             return replace(pending, status="applied")
 
         self._swap(action_id, "mark applied", applied)
@@ -551,11 +542,11 @@ class RedisApprovalStore(RedisNamespaceStore):
             with self._translate(f"read action {action_id}"):
                 raw = cast(bytes | None, self._client.hget(self._keys.pending, action_id))
             if raw is None:
-                raise unknown_action(action_id, doing)
+                raise checks.unknown_action(action_id, doing)
             new = change(self._action(raw, action_id))
             with self._translate(f"{doing} action {action_id}", unknown):
                 swapped = self._swap_script(
-                    keys=[self._keys.pending], args=[action_id, raw, pending_to_json(new)]
+                    keys=[self._keys.pending], args=[action_id, raw, checks.pending_to_json(new)]
                 )
             if swapped == 1:
                 return new
@@ -567,7 +558,7 @@ class RedisApprovalStore(RedisNamespaceStore):
 
     def _action(self, raw: bytes, action_id: str) -> PendingAction:
         try:
-            return pending_from_json(raw)
+            return checks.pending_from_json(raw)
         except (ValueError, TypeError) as exc:
             raise self._corrupt(self._keys.pending, action_id, exc) from exc
 
