@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 
 import orjson
 import pytest
@@ -174,18 +173,16 @@ def test_url_options_are_refused_with_a_client() -> None:
         client.close()
 
 
-def test_route_is_a_few_microseconds() -> None:
+def test_route_answers_every_model_from_the_local_cache() -> None:
+    """Routing is a dict lookup on the serving path (its speed is a benchmark's business,
+    not a timed test's): every model of a large cache answers, unknown ones get normal."""
     cache = FlagCache()
     for i in range(1000):
         cache.offer(flag(f"m{i}", revision=1))
     cache.mark_refreshed()
-    route = cache.route
-    calls = 50_000
-    best = math.inf
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(calls):
-            route("m500")
-        best = min(best, (time.perf_counter() - start) / calls)
-    print(f"\nFlagCache.route: {best * 1e6:.2f} µs/call (best of 5 x {calls})")
-    assert best < 5e-6
+    answers = [cache.route(f"m{i}") for i in range(1000)]
+    assert [(a.model_id, a.revision, a.stale) for a in answers] == [
+        (f"m{i}", 1, False) for i in range(1000)
+    ]
+    unknown = cache.route("not-a-model")
+    assert (unknown.mode, unknown.revision) == ("normal", 0)

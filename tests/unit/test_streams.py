@@ -10,6 +10,7 @@ import dataclasses
 import math
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -33,8 +34,13 @@ VALUE_MONITORS = ("sensor-value-drift", "sensor-out-of-range", "prediction-score
 Stream = list[tuple[float, float]]
 
 
+CLASSIC = Path(__file__).resolve().parent.parent / "data" / "classic-monitors.yaml"
+
+
 def _defaults() -> dict[str, MonitorSpec]:
-    return {m.name: m for m in load_config(None).monitors}
+    """The monitors of the previous default config: River and rule kinds in a StreamDetector
+    (the learned kinds of today's default are tested in test_learned.py)."""
+    return {m.name: m for m in load_config(str(CLASSIC)).monitors}
 
 
 DEFAULTS = _defaults()

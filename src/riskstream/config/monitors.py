@@ -12,6 +12,7 @@ from riskstream.config.nodes import Problem, YamlNode, integer, number, scalar, 
 from riskstream.config.processor import EVENT_KINDS
 from riskstream.core.detectors import DETECTOR_KINDS, make_detector
 from riskstream.core.discoveries import FdrSettings
+from riskstream.core.learned import LEARNED_KINDS, learned_params
 from riskstream.core.monitors import MISSING, GapSettings, MonitorSpec, ValueSpec
 from riskstream.core.silence import check_silence_params
 from riskstream.core.streams import RULES, Seasonality, StreamSettings
@@ -131,12 +132,14 @@ def _detector(node: YamlNode) -> tuple[str, Mapping[str, Any]]:
             raise Problem(node, "detector needs a 'kind'")
         kind = raw.pop("kind")
         params = raw
-    known = [*DETECTOR_KINDS, MISSING]
+    known = [*DETECTOR_KINDS, *LEARNED_KINDS, MISSING]
     if kind not in known:
         raise Problem(node, f"unknown detector {kind!r}; known: {', '.join(known)}")
     try:
         if kind == MISSING:
             check_silence_params(params)
+        elif kind in LEARNED_KINDS:
+            learned_params(kind, params)
         else:
             make_detector(kind, params)
     except RiskstreamError as exc:
@@ -161,6 +164,10 @@ def _fdr(node: YamlNode, kind: str, settings: StreamSettings) -> FdrSettings:
     """False-discovery control confirms mean shifts; rules and silence have none to test."""
     if kind in RULES or kind == MISSING:
         raise Problem(node, f"fdr does not apply to {kind!r}: it confirms shifts in a mean")
+    if kind in LEARNED_KINDS:
+        raise Problem(
+            node, f"fdr does not apply to {kind!r}: its threshold already is a false-alarm rate"
+        )
     if settings.seasonality is not None:
         raise Problem(node, "fdr cannot be combined with seasonality yet; drop one of them")
     f = node.known(("q", "confirm", "window"))

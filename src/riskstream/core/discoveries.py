@@ -188,6 +188,7 @@ def alarm_to_data(a: StreamAlarm) -> list[Any]:
         inner.after.mean, inner.detector, inner.statistic, inner.threshold,
         a.index, a.onset, a.detected_at, a.onset_at, a.reference.count, a.reference.mean,
         a.reference_std, a.after.count, a.after.mean,
+        None if a.onset_range is None else list(a.onset_range),
     ]  # fmt: skip
 
 
@@ -202,4 +203,5 @@ def alarm_from_data(d: list[Any]) -> StreamAlarm:
         WindowStats(d[13], d[14]),
         d[15],
         WindowStats(d[16], d[17]),
+        None if len(d) < 19 or d[18] is None else (float(d[18][0]), float(d[18][1])),
     )

@@ -46,6 +46,18 @@ def incident_from_finding(finding: Finding) -> dict[str, Any]:
             "samples": a.index,
             "onset_sample": a.onset,
             "delay_samples": a.index - a.onset + 1,
+            **(
+                {
+                    "onset_interval": {
+                        "from": format_time(a.onset_range[0]),
+                        "to": format_time(a.onset_range[1]),
+                    },
+                    "statistic": a.alarm.statistic,
+                    "threshold": a.alarm.threshold,
+                }
+                if a.onset_range is not None
+                else {}
+            ),
             **({"group_gap": finding.detail} if finding.detail else {}),
             **({"episode": finding.episode} if finding.episode else {}),
             **({"fdr": finding.fdr} if finding.fdr else {}),

@@ -25,6 +25,7 @@ from riskstream.core.discoveries import (
 )
 from riskstream.core.episodes import EPISODE_MARK, Episodes
 from riskstream.core.groups import GapSample, GroupRates, group_getter
+from riskstream.core.learned import LEARNED_KINDS, LearnedStream, learned_params
 from riskstream.core.reach import RecentUsers
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
 from riskstream.core.streams import StreamAlarm, StreamDetector, StreamSettings
@@ -148,6 +149,22 @@ class MonitorSpec:
     def new_detector(self) -> Detector:
         return make_detector(self.detector, self.params)
 
+    def stream_factory(self) -> Callable[[], StreamDetector | LearnedStream]:
+        """What makes a new stream of this monitor: a learned stream for the learned
+        kinds (see :mod:`riskstream.core.learned`), else a detector in a StreamDetector."""
+        kind, settings = self.detector, self.settings
+        if kind in LEARNED_KINDS:
+            params = learned_params(kind, self.params)
+            return lambda: LearnedStream(kind, params, settings.warmup, settings.seasonality)
+        return lambda: StreamDetector(self.new_detector, settings)
+
+    def restore_stream(self, snap: Mapping[str, Any]) -> StreamDetector | LearnedStream:
+        kind, settings = self.detector, self.settings
+        if kind in LEARNED_KINDS:
+            params = learned_params(kind, self.params)
+            return LearnedStream.restore(snap, kind, params, settings.warmup, settings.seasonality)
+        return StreamDetector.restore(snap, self.new_detector, settings)
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -188,6 +205,7 @@ class _Compiled:
         "filters",
         "group_of",
         "key_of",
+        "new_stream",
         "prefix",
         "rates",
         "rates_dirty",
@@ -210,7 +228,8 @@ class _Compiled:
         self.subject = field_getter(spec.subject)
         self.filters = tuple((field_getter(p), frozenset(v)) for p, v in spec.where.items())
         self.prefix = spec.name + STATE_KEY_SEPARATOR
-        self.streams: dict[str, StreamDetector] = {}
+        self.streams: dict[str, StreamDetector | LearnedStream] = {}
+        self.new_stream = spec.stream_factory()
         self.dirty: set[str] = set()
         self.users_of = field_getter(spec.users) if spec.users else None
         self.trails: dict[str, RecentUsers] = {}  # per stream, when users_of is set
@@ -324,7 +343,7 @@ class PartitionDetectors:
                 x, key, detail = gap.excess, f"{key}|{group}", gap
             stream = m.streams.get(key)
             if stream is None:
-                stream = m.streams[key] = StreamDetector(m.spec.new_detector, m.spec.settings)
+                stream = m.streams[key] = m.new_stream()
             if t is None:
                 t = parse_time(event["time"])
             m.dirty.add(key)
@@ -473,9 +492,7 @@ class PartitionDetectors:
                 if m.control is not None:
                     m.control.load(orjson.loads(raw), m.decode)
                 continue
-            m.streams[key] = StreamDetector.restore(
-                orjson.loads(raw), m.spec.new_detector, m.spec.settings
-            )
+            m.streams[key] = m.spec.restore_stream(orjson.loads(raw))
 
         for name, items in silent.items():
             self._silence_by_name[name].watch.load(items)

@@ -124,6 +124,7 @@ class StreamAlarm:
     reference: WindowStats
     reference_std: float
     after: WindowStats
+    onset_range: tuple[float, float] | None = None  # data times: where the onset likely is
 
 
 class StreamDetector:

@@ -1,0 +1,803 @@
+"""Streams judged against their own learned normal, with one knob: false alarms per stream.
+
+Real signals are autocorrelated, heavy-tailed, sometimes counts that sit at zero,
+sometimes rounded, sometimes cyclic with a period nobody declared.  A detector
+tuned on independent gaussian noise raises alarm after alarm on them.  So each
+stream of a *learned* monitor first learns, from its own warm-up and online (a few
+dozen numbers per stream, no buffer), what normal is for it:
+
+- **phase A** (first half of the warm-up): its level and its lag-1 autocorrelation
+  ``phi`` (an AR(1) fit).  A slow cycle or a wandering physical quantity shows up
+  here as a high ``phi``;
+- **phase B** (second half): the *innovations* ``e = (x - level) - phi (x' - level)``
+  — what the AR(1) could not predict — in units of their provisional spread: a
+  histogram of their size on a fixed grid (so quantiles, the median absolute value
+  and tail probabilities come from counts, whatever the distribution), the moments
+  of the excess over 2 (a generalised Pareto tail), and their own lag-1
+  correlation (what the AR(1) left over).  A series that repeats values (counts,
+  rounded readings, plateaus) shows it in how often consecutive readings are equal.
+
+Every test is then a CUSUM of log-likelihood ratios, or a single tail probability,
+and its threshold comes from one number: ``false_alarm_every`` (N), "at most one
+false alarm per N events of a stream".  For a log-likelihood-ratio CUSUM the false
+alarm run length is at least about ``exp(h)`` (Wald, Lorden), so ``h = ln(N k)``
+for a monitor that runs ``k`` CUSUMs; a tail test alarms at probability ``1/N``.
+
+Kinds:
+
+``shift``
+    A level change.  Two-sided CUSUMs on the standardized, clipped (at
+    ``CLIP``) innovations, for a large (1 sd) and a small (``SMALL_SHIFT``) change.
+    Clipping bounds what one wild reading can add (heavy tails); the innovations'
+    residual autocorrelation scales the input (long-run variance).
+``noise``
+    The stream gets noisier or throws bursts of spikes: Bernoulli CUSUMs on how
+    often innovations leave their usual central band (p about 0.2) and their tail
+    (p about 0.03), whatever the distribution.
+``outlier``
+    One reading whose innovation lies beyond the learned tail's ``1/N`` quantile.
+``frozen``
+    The same value repeated far longer than this stream ever repeats: the run
+    length whose probability, at the learned rate of equal consecutive readings,
+    is ``1/N``.
+``rate``
+    A 0/1 indicator (a harmful answer, a misdiagnosis) becomes ``ratio`` times as
+    frequent.  A Bernoulli CUSUM whose log-likelihood ratios are divided by the
+    learned overdispersion (the variance of batch rates over the binomial one), so
+    a base rate that wanders from day to day does not read as a change.
+
+After warm-up the stream keeps learning slowly (``LEARN_EVERY`` times the warm-up
+as its memory) while none of its statistics is more than a third of the way to its
+threshold: never from data inside an excursion.  An alarm of a CUSUM kind makes the
+stream learn afresh, so one change raises one alarm.
+
+At an alarm the onset is the CUSUM's restart point (the maximum-likelihood change
+point for the alarmed size), with an approximate 95% interval of
+``ONSET_SPREAD / d**2`` samples either side, ``d`` the change in noise units.
+
+>>> import random
+>>> rng = random.Random(5)
+>>> s = LearnedStream("shift", LearnedParams(), warmup=300)
+>>> hits = [a for i in range(6000) if (a := s.update(rng.gauss(0, 1) + (1 if i >= 4000 else 0), i))]
+>>> len(hits), 4000 <= hits[0].index <= 4100, abs(hits[0].onset - 4000) <= 30
+(1, True, True)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from riskstream.core.detectors import Alarm, WindowStats
+from riskstream.core.streams import Seasonality, StreamAlarm, _Profile, _TimeIndex
+from riskstream.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_FALSE_ALARM_EVERY",
+    "LEARNED_KINDS",
+    "LearnedParams",
+    "LearnedStream",
+    "learned_params",
+]
+
+LEARNED_KINDS = ("shift", "noise", "outlier", "frozen", "rate")
+DEFAULT_FALSE_ALARM_EVERY = 1_000_000.0
+SNAPSHOT_VERSION = "learned/1"
+
+GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 11.0, 16.0)
+"""Where the innovations' size histogram is cut, in provisional spreads."""
+TAIL_FROM = 2.0  # the generalised Pareto tail is fitted to the excess over this
+CLIP = 3.0  # a shift CUSUM's input is clipped here (in robust spreads): heavy tails
+SMALL_SHIFT = 0.35  # the small shift a shift monitor also looks for, in noise units
+CENTRAL_P, TAIL_P = 0.2, 0.03  # noise: the bands whose leaving rate is watched
+CENTRAL_RATIO, TAIL_RATIO = 2.5, 8.0  # ...and how much more often counts as a change
+MAX_PHI = 0.995
+MAX_THETA = 0.97
+MAX_LAG = 0.9  # shift: what the model left of lag-1 correlation, at most (a 19x variance)
+LEARN_EVERY = 5  # memory of the slow learning after warm-up, in warm-ups
+ONSET_SPREAD = 4.0
+MIN_RUN = 20  # frozen: never fewer equal readings in a row than this
+REFIT_TAIL = 256  # outlier: refit the tail every this many events
+TAIL_PRIOR = (0.3, 1.0)  # the tail's shape and scale before data: heavy, so cautious
+TAIL_PRIOR_WEIGHT = 30.0  # ...worth this many exceedances
+SMALL_AFTER = 10**9  # shift: the small-shift CUSUMs start once this many warm-ups are learned
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedParams:
+    """A learned monitor's parameters (``detector:`` in the config)."""
+
+    false_alarm_every: float = DEFAULT_FALSE_ALARM_EVERY
+    direction: str = "both"  # shift and rate: both, up or down (rate: up or down)
+    ratio: float = 2.0  # rate: how many times the learned rate counts as a change
+    min_run: int = MIN_RUN  # frozen
+
+
+def learned_params(kind: str, raw: Mapping[str, Any]) -> LearnedParams:
+    """Validate a learned kind's parameters; a ConfigError names what is wrong."""
+    accepted = {"false_alarm_every"}
+    if kind in ("shift", "rate"):
+        accepted.add("direction")
+    if kind == "rate":
+        accepted.add("ratio")
+    if kind == "frozen":
+        accepted.add("min_run")
+    unknown = sorted(set(raw) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"{kind}: unknown parameter(s) {', '.join(unknown)}; accepted: "
+            f"{', '.join(sorted(accepted))}"
+        )
+    n = raw.get("false_alarm_every", DEFAULT_FALSE_ALARM_EVERY)
+    if isinstance(n, bool) or not isinstance(n, int | float) or not (100 <= n < math.inf):
+        raise ConfigError(
+            f"{kind}: false_alarm_every must be a number of events >= 100 "
+            f"(one false alarm per that many events of a stream), got {n!r}"
+        )
+    direction = raw.get("direction", "up" if kind == "rate" else "both")
+    if direction not in (("up", "down") if kind == "rate" else ("both", "up", "down")):
+        raise ConfigError(f"{kind}: direction must be both, up or down, got {direction!r}")
+    ratio = raw.get("ratio", 2.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 1 < ratio < 100:
+        raise ConfigError(f"{kind}: ratio must be a number in (1, 100), got {ratio!r}")
+    min_run = raw.get("min_run", MIN_RUN)
+    if isinstance(min_run, bool) or not isinstance(min_run, numbers.Integral) or min_run < 2:
+        raise ConfigError(f"{kind}: min_run must be an integer >= 2, got {min_run!r}")
+    return LearnedParams(float(n), str(direction), float(ratio), int(min_run))
+
+
+class _Cusum:
+    """One CUSUM of log-likelihood ratios, with where its excursion began and the
+    raw values' count and sum since then (the evidence after the change)."""
+
+    __slots__ = ("count", "start", "stat", "total")
+
+    def __init__(self, stat: float = 0.0, start: int = 0, count: int = 0, total: float = 0.0):
+        self.stat, self.start, self.count, self.total = stat, start, count, total
+
+    def add(self, llr: float, x: float, n: int) -> float:
+        s = self.stat + llr
+        if s <= 0.0:
+            if self.stat:
+                self.stat, self.count, self.total = 0.0, 0, 0.0
+            return 0.0
+        if self.stat == 0.0:
+            self.start, self.count, self.total = n, 0, 0.0
+        self.stat = s
+        self.count += 1
+        self.total += x
+        return s
+
+    def dump(self) -> list[float]:
+        return [self.stat, self.start, self.count, self.total]
+
+    @classmethod
+    def load(cls, d: list[Any]) -> _Cusum:
+        return cls(float(d[0]), int(d[1]), int(d[2]), float(d[3]))
+
+
+class LearnedStream:
+    """One stream of a learned monitor: its warm-up fit, its tests and its times."""
+
+    __slots__ = (
+        "_acc",
+        "_base",
+        "_cusums",
+        "_e",
+        "_h",
+        "_kind",
+        "_params",
+        "_prev",
+        "_run",
+        "_season",
+        "_times",
+        "_u",
+        "_warmup",
+        "armed",
+        "n",
+        "start",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        params: LearnedParams,
+        warmup: int,
+        seasonality: Seasonality | None = None,
+    ) -> None:
+        if kind not in LEARNED_KINDS:
+            raise ConfigError(f"unknown learned kind {kind!r}; known: {', '.join(LEARNED_KINDS)}")
+        if warmup < 20:
+            raise ConfigError(f"{kind}: warmup must be at least 20 events to learn from")
+        self._kind = kind
+        self._params = params
+        self._warmup = warmup
+        self._season = None if seasonality is None else _Profile(seasonality)
+        self._times = _TimeIndex()
+        self.n = 0
+        self._cusums: list[_Cusum] = [_Cusum() for _ in range(self._cusum_count())]
+        self._h = math.log(params.false_alarm_every * max(len(self._cusums), 1))
+        self._run = [math.nan, 0, 0]  # frozen: the value repeated, its run, the run before
+        self.armed = True  # outlier: re-armed by a reading back inside the tail
+        self._new_fit()
+
+    # ------------------------------------------------------------------ learning
+
+    def _cusum_count(self) -> int:
+        kind, direction = self._kind, self._params.direction
+        if kind == "shift":
+            return 4 if direction == "both" else 2
+        return {"noise": 2, "rate": 1}.get(kind, 0)
+
+    def _new_fit(self) -> None:
+        """Start learning afresh (at start and after a CUSUM kind's alarm)."""
+        # Accumulators, by index: phase A 0-6 (count, first value, then sums shifted by
+        # it: values, squares, lag-1 products, previous, and the last value); phase B
+        # 7-15 (count, sums of u, u^2, lag-1 products, previous u, the tail's count,
+        # excess and squared excess, grid exceedance counts); phase A's fit 16-19
+        # (level, phi, provisional spread, sd); runs 20-22 (equal pairs, pairs, longest).
+        nan = math.nan
+        self._acc: list[Any] | None = [0, nan, 0.0, 0.0, 0.0, 0.0, 0.0]
+        self._acc += [0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, [0] * len(GRID)]
+        self._acc += [nan, nan, nan, nan, 0, 0, 0, 0.0, 0.0, 0.0]  # 23-25: lag-2, y'', theta
+        self._e = 0.0
+        self._u = 0.0  # the previous innovation in provisional units (noise)
+        self._base: list[float] | None = None
+        self._prev = math.nan
+        self.start = self.n  # samples before this belong to an earlier fit
+        for c in self._cusums:
+            c.stat, c.count, c.total = 0.0, 0, 0.0
+
+    def _learn(self, x: float) -> None:
+        acc = self._acc
+        assert acc is not None
+        if acc[16] != acc[16]:  # phase A: no fit yet
+            if acc[0] == 0:
+                acc[1] = x
+            y = x - acc[1]
+            acc[0] += 1
+            acc[2] += y
+            acc[3] += y * y
+            if acc[0] > 1:
+                acc[4] += y * acc[5]
+            if acc[0] > 2:
+                acc[23] += y * acc[24]
+            acc[24] = acc[5]
+            acc[5] = y
+            acc[6] = x
+            if acc[0] >= self._warmup // 2:
+                self._fit_a()
+        else:  # phase B, in the provisional units fitted in phase A
+            level, phi, s0 = acc[16], acc[17], acc[18]
+            e = (x - level) - phi * (self._prev - level) - acc[25] * self._e
+            self._e = e
+            u = e / s0
+            acc[7] += 1
+            acc[8] += u
+            acc[9] += u * u
+            acc[10] += u * acc[11]
+            # noise judges spread by successive differences, which a level shift
+            # leaves alone; the other kinds judge the innovation itself
+            a = abs(u - acc[11]) if self._kind == "noise" else abs(u)
+            acc[11] = u
+            if a > TAIL_FROM:
+                acc[12] += 1
+                acc[13] += a - TAIL_FROM
+                acc[14] += (a - TAIL_FROM) ** 2
+            grid = acc[15]
+            for i, g in enumerate(GRID):
+                if a <= g:
+                    break
+                grid[i] += 1
+            if acc[0] + acc[7] >= self._warmup:
+                self._fit_b()
+
+    def _fit_a(self) -> None:
+        acc = self._acc
+        assert acc is not None
+        n = acc[0]
+        mean = acc[2] / n
+        g0 = acc[3] / n - mean * mean
+        if not g0 > 0 or not math.isfinite(g0):
+            # No variation yet: nothing to judge against.  Keep learning phase A.
+            acc[0:7] = [0, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0]
+            acc[23:25] = [0.0, 0.0]
+            return
+        rho1 = (acc[4] / (n - 1) - mean * mean) / g0
+        rho2 = (acc[23] / (n - 2) - mean * mean) / g0
+        phi, theta = _arma11(rho1, rho2, n)
+        # The innovations' variance under that ARMA(1,1): gamma0 (1 - phi^2) / (1 + 2 phi
+        # theta + theta^2).
+        s0 = math.sqrt(g0 * (1.0 - phi * phi) / (1.0 + 2.0 * phi * theta + theta * theta))
+        acc[16:20] = [acc[1] + mean, phi, s0, math.sqrt(g0)]
+        acc[25] = theta
+
+    def _fit_b(self) -> None:
+        acc = self._acc
+        assert acc is not None
+        nb = acc[7]
+        level, phi, s0, sd = acc[16], acc[17], acc[18], acc[19]
+        grid = acc[15]
+        # Tail function at the grid points, P(|u| > g), and the median of |u|.
+        tail = [c / nb for c in grid]
+        med = _crossing(tail, 0.5)
+        mean_u = acc[8] / nb
+        var_u = max(acc[9] / nb - mean_u * mean_u, 0.0)
+        rho = (med * 1.4826 if med > 0 else math.sqrt(var_u)) or 1.0  # robust / provisional
+        # The clipped, robust-unit innovations' spread, from the histogram.
+        second = _clipped_second_moment(tail, rho) - (mean_u / rho) ** 2
+        sd_psi = math.sqrt(max(second, 0.25))
+        lag = (acc[10] / max(nb - 1, 1) - mean_u * mean_u) / var_u if var_u > 0 else 0.0
+        lag = min(max(lag, 0.0), 0.6)
+        kappa = (1.0 + lag) / (1.0 - lag)  # long-run variance of what is left over
+        limit = _tail_limit(nb, acc[12], acc[13], acc[14], self._params.false_alarm_every)
+        # Bands whose leaving rate the noise kind watches (grid points, so counts are exact).
+        g_c, p_c = _band(tail, CENTRAL_P, nb)
+        g_t, p_t = _band(tail, TAIL_P, nb)
+        # By index: 0 level, 1 phi, 2 provisional spread, 3 sd, 4 robust spread (in
+        # provisional ones), 5 innovations' centre (robust units), 6 the shift input's
+        # divisor, 7 the outlier limit, 8-11 the noise bands and their rates, 12
+        # events learned from, 13-16 the tail's data (events, count, sums) that the
+        # outlier kind keeps learning from.
+        self._base = [
+            level, phi, s0, sd, rho, mean_u / rho, sd_psi * math.sqrt(kappa), limit,
+            g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
+            acc[25], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+        ]  # fmt: skip
+        self._base = [float(v) for v in self._base]
+        self._acc = None
+
+    # ------------------------------------------------------------------- the hot path
+
+    def update(self, x: float, t: float) -> StreamAlarm | None:
+        n = self.n = self.n + 1
+        times = self._times
+        if not (n - 1) % times.STRIDE:
+            times.add(n, t)
+        season = self._season
+        if season is not None:
+            base = season.update(x, t, math.inf)
+            if base is None:
+                return None
+            x -= base
+        kind = self._kind
+        if kind == "frozen":
+            return self._frozen(x, t)
+        if kind == "rate":
+            return self._rate(x, t)
+        b = self._base
+        if b is None:
+            self._learn(x)
+            self._prev = x
+            return None
+        e = (x - b[0]) - b[1] * (self._prev - b[0]) - b[17] * self._e
+        self._e = e
+        u = e / b[2]
+        self._prev = x
+        if kind == "shift":
+            return self._shift(u, x, t, b)
+        if kind == "noise":
+            return self._noise(u, x, t, b)
+        return self._outlier(u, x, t, b)
+
+    def _shift(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
+        z = u / b[4]
+        z = CLIP if z > CLIP else -CLIP if z < -CLIP else z
+        if b[18] < self._warmup // 2:  # phase C: the clipped input's mean, spread, memory
+            self._settle(z, b)
+            return None
+        z = (z - b[5]) / b[6]
+        h, n, cusums = self._h, self.n, self._cusums
+        up = self._params.direction != "down"
+        down = self._params.direction != "up"
+        i = 0
+        fired = None
+        quiet = True
+        small = b[12] >= SMALL_AFTER * self._warmup
+        # The centre is an estimate from the events learned since warm-up: judge against
+        # it less its uncertainty (two standard errors), so a young stream is cautious.
+        slack = 2.0 / math.sqrt(max(b[12] - b[13] - self._warmup // 2, 1.0))
+        j = 24  # where this CUSUM's tilt is kept: (1, up), (1, down), (small, up), (small, down)
+        for d in (1.0, SMALL_SHIFT):
+            for side, on in ((1.0, up), (-1.0, down)):
+                if not on:
+                    j += 1
+                    continue
+                if d != 1.0 and not small:
+                    i += 1
+                    j += 1
+                    continue
+                c = cusums[i]
+                s = c.add(d * (side * z - 0.5 * d - slack), x, n)
+                hs = h / b[j]
+                if s > hs and (fired is None or s - hs > fired[1]):
+                    fired = (c, s - hs, d, hs)
+                quiet = quiet and s < hs / 3
+                i += 1
+                j += 1
+        if fired is not None:
+            c, _, d, hs = fired
+            return self._alarm(c, t, hs, d, refit=True)
+        # Learn slowly, as means until the memory is full: the input's spread always (an
+        # excursion's own values are part of how wide this stream swings), its centre
+        # only while quiet, so that a drift under way is not learned as normal.
+        b[12] += 1
+        eta = 1.0 / min(b[12] - b[13] - self._warmup // 2, LEARN_EVERY * self._warmup)
+        dev = z * b[6]
+        b[20] += (dev * dev - b[20]) * eta
+        b[6] = math.sqrt(b[20] * b[22])
+        if quiet:
+            b[5] += dev * eta
+        return None
+
+    def _settle(self, z: float, b: list[float]) -> None:
+        b[18] += 1
+        b[19] += z
+        b[20] += z * z
+        b[23] += z * z * z
+        if b[18] > 1:
+            b[21] += z * b[22]
+        b[22] = z
+        if b[18] < self._warmup // 2:
+            return
+        n = b[18]
+        mean = b[19] / n
+        var = max(b[20] / n - mean * mean, 1e-12)
+        lag = (b[21] / (n - 1) - mean * mean) / var
+        lag = min(max(lag, 0.0), MAX_LAG)
+        b[5] = mean
+        b[20] = var
+        sd = math.sqrt(var)
+        skew = (b[23] / n - 3 * mean * var - mean**3) / sd**3 if sd > 0 else 0.0
+        # A CUSUM of d (z - d/2) is a log-likelihood ratio only for gaussian z; for a
+        # skewed input its false-alarm run length is exp(theta h), theta the root of
+        # its cumulant generating function (to third order).  Raise h to h / theta.
+        for i, (d, side) in enumerate(((1.0, 1.0), (1.0, -1.0), (SMALL_SHIFT, 1.0))):
+            b[24 + i] = _tilt(d, side * skew)
+        b[27] = _tilt(SMALL_SHIFT, -skew)
+        b[22] = (1.0 + lag) / (1.0 - lag)  # what is left of memory inflates the variance
+        b[6] = math.sqrt(var * b[22])  # long-run spread
+        b[12] += n
+
+    def _noise(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
+        a = abs(u - self._u)
+        self._u = u
+        h, n = self._h, self.n
+        fired = None
+        quiet = True
+        for c, g, p0, ratio in (
+            (self._cusums[0], b[8], b[9], CENTRAL_RATIO),
+            (self._cusums[1], b[10], b[11], TAIL_RATIO),
+        ):
+            if p0 <= 0.0:
+                continue
+            p1 = min(0.95, ratio * p0)
+            hit = a > g
+            s = c.add(math.log(p1 / p0) if hit else math.log((1.0 - p1) / (1.0 - p0)), x, n)
+            if s > h and fired is None:
+                fired = c
+            quiet = quiet and s < h / 3
+        if fired is not None:
+            return self._alarm(fired, t, h, None, refit=True)
+        if quiet:
+            b[12] += 1
+            eta = 1.0 / min(b[12], LEARN_EVERY * self._warmup)
+            if b[9] > 0:
+                b[9] += ((a > b[8]) - b[9]) * eta
+            if b[11] > 0:
+                b[11] += ((a > b[10]) - b[11]) * eta
+        return None
+
+    def _outlier(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
+        a = abs(u - b[5] * b[4])
+        if a <= b[7]:  # inside the tail's limit: learn the tail, slowly refit the limit
+            b[13] += 1
+            if a > TAIL_FROM:
+                b[14] += 1
+                b[15] += a - TAIL_FROM
+                b[16] += (a - TAIL_FROM) ** 2
+            else:
+                self.armed = True
+            if not int(b[13]) % REFIT_TAIL:
+                b[7] = _tail_limit(b[13], b[14], b[15], b[16], self._params.false_alarm_every)
+            return None
+        if not self.armed:
+            return None
+        self.armed = False
+        n = self.n
+        stat = WindowStats(1, x)
+        inner = Alarm(n, n, WindowStats(int(b[12]), b[0]), stat, "outlier", a, b[7])
+        return self._stream_alarm(inner, n, (n, n), stat, t)
+
+    def _frozen(self, x: float, t: float) -> StreamAlarm | None:
+        run = self._run  # value, run length, the previous run's length
+        if x == run[0]:
+            run[1] += 1
+        else:
+            run[2] = run[1]
+            run[0], run[1] = x, 1
+            self.armed = True
+        b = self._base
+        if b is None:  # learning how long this stream's runs of one value last
+            b = self._base = [0.0] * 16 + [0.0, 0.0, 0.0]  # 16-18: equal pairs, ends, longest
+        if run[1] < b[0] or b[12] < self._warmup:
+            # Equal pairs, and ends of runs that did repeat (a value seen once ends no
+            # run), so the continuation rate is that of the runs this stream has: a series
+            # at 0 between bursts repeats its 0s, not its bursts.
+            b[12] += 1
+            if run[1] > 1:
+                b[16] += 1
+                b[18] = max(b[18], run[1])
+            elif run[2] > 1:
+                b[17] += 1
+                run[2] = 0
+            if (b[12] >= self._warmup and not int(b[12]) % REFIT_TAIL) or b[12] == self._warmup:
+                p = (b[16] + 1.0) / (b[16] + b[17] + 2.0)
+                need = 1.0 + math.log(self._params.false_alarm_every) / -math.log(p)
+                b[0] = max(float(self._params.min_run), need, 2.0 * b[18] + 1.0)
+                b[1] = p
+            return None
+        if not self.armed:
+            return None
+        self.armed = False
+        n = self.n
+        length = int(run[1])
+        onset = n - length + 1
+        after = WindowStats(length, x)
+        inner = Alarm(n, onset, WindowStats(0, x), after, "frozen", float(length), b[0])
+        return self._stream_alarm(inner, onset, (onset, onset), after, t)
+
+    def _rate(self, x: float, t: float) -> StreamAlarm | None:
+        b = self._base
+        if b is None:
+            self._learn_rate(x)
+            return None
+        p0, disp = b[0], b[1]
+        c = self._cusums[0]
+        up = self._params.direction == "up"
+        r = self._params.ratio if up else 1.0 / self._params.ratio
+        p1 = min(max(p0 * r, 1e-9), 0.999)
+        llr = x * math.log(p1 / p0) + (1.0 - x) * math.log((1.0 - p1) / (1.0 - p0))
+        s = c.add(llr / disp, x, self.n)
+        if s > self._h:
+            return self._alarm(c, t, self._h, None, refit=True)
+        if s < self._h / 3:
+            b[0] = min(max(p0 + (x - p0) / (LEARN_EVERY * self._warmup), 1e-6), 0.99)
+        return None
+
+    def _learn_rate(self, x: float) -> None:
+        acc = self._acc
+        assert acc is not None
+        # reuse: [0] count, [2] sum, [3] batch sum, [4] batches, [5] sum of batch
+        # rates, [6] sum of squared batch rates
+        batch = max(self._warmup // 10, 20)
+        acc[0] += 1
+        acc[2] += x
+        acc[3] += x
+        if acc[0] % batch == 0:
+            q = acc[3] / batch
+            acc[4] += 1
+            acc[5] += q
+            acc[6] += q * q
+            acc[3] = 0.0
+        if acc[0] < self._warmup:
+            return
+        n = acc[0]
+        p0 = min(max((acc[2] + 0.5) / (n + 1.0), 1e-6), 0.99)
+        disp = 1.0
+        if acc[4] >= 3:
+            m = acc[5] / acc[4]
+            var = (acc[6] - acc[4] * m * m) / (acc[4] - 1)
+            disp = min(max(var / (p0 * (1 - p0) / batch), 1.0), 10.0)
+        self._base = [p0, disp, float(n)]
+        self._acc = None
+
+    # ------------------------------------------------------------------ alarms
+
+    def _alarm(self, c: _Cusum, t: float, h: float, size: float | None, refit: bool) -> StreamAlarm:
+        n = self.n
+        onset = max(c.start, self.start + 1)
+        count = max(c.count, 1)
+        after = WindowStats(count, c.total / count)
+        b = self._base
+        assert b is not None
+        # The change in noise units, estimated from the CUSUM: its statistic is the
+        # log-likelihood ratio for `size`, so the mean input since onset follows.
+        if size is not None:
+            d = c.stat / (size * count) + size / 2
+        else:
+            d = math.sqrt(2.0 * c.stat / count)
+        half = math.ceil(ONSET_SPREAD / max(d * d, 1e-6))
+        interval = (max(onset - half, self.start + 1), min(onset + half, n))
+        if self._kind == "rate":
+            before = WindowStats(int(b[2]), b[0])
+            std = math.sqrt(b[0] * (1 - b[0]))
+        else:
+            before = WindowStats(int(b[12]), b[0])
+            std = b[3]
+        inner = Alarm(n, onset, before, after, self._kind, c.stat, h)
+        result = self._stream_alarm(inner, onset, interval, after, t, std)
+        if refit:
+            self._new_fit()
+        return result
+
+    def _stream_alarm(
+        self,
+        inner: Alarm,
+        onset: int,
+        interval: tuple[int, int],
+        after: WindowStats,
+        t: float,
+        std: float | None = None,
+    ) -> StreamAlarm:
+        b = self._base
+        assert b is not None
+        time_of = self._times.time_of
+        return StreamAlarm(
+            alarm=inner,
+            index=self.n,
+            onset=onset,
+            detected_at=t,
+            onset_at=time_of(onset),
+            reference=inner.before,
+            reference_std=b[3] if std is None else std,
+            after=after,
+            onset_range=(time_of(interval[0]), time_of(interval[1])),
+        )
+
+    # ---------------------------------------------------------------- snapshots
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "v": SNAPSHOT_VERSION,
+            "kind": self._kind,
+            "n": self.n,
+            "start": self.start,
+            "prev": _f(self._prev),
+            "e": self._e,
+            "u": self._u,
+            "run": [_f(self._run[0]), self._run[1], self._run[2]],
+            "armed": self.armed,
+            "acc": None
+            if self._acc is None
+            else [_f(v) if isinstance(v, float) else v for v in self._acc],
+            "base": self._base,
+            "cusums": [c.dump() for c in self._cusums],
+            "times": self._times.dump(),
+            "season": None if self._season is None else self._season.dump(),
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        snap: Mapping[str, Any],
+        kind: str,
+        params: LearnedParams,
+        warmup: int,
+        seasonality: Seasonality | None = None,
+    ) -> LearnedStream:
+        if snap.get("v") != SNAPSHOT_VERSION or snap.get("kind") != kind:
+            raise ConfigError(
+                f"stream snapshot ({snap.get('v')!r}, kind {snap.get('kind')!r}) was not "
+                f"written by a {kind!r} monitor of this riskstream version: the monitor "
+                "changed; reset its state to continue"
+            )
+        s = cls(kind, params, warmup, seasonality)
+        s.n, s.start = int(snap["n"]), int(snap["start"])
+        s._prev = _unf(snap["prev"])
+        s._e = float(snap["e"])
+        s._u = float(snap["u"])
+        s._run = [_unf(snap["run"][0]), int(snap["run"][1]), int(snap["run"][2])]
+        s.armed = bool(snap["armed"])
+        acc = snap["acc"]
+        s._acc = None if acc is None else [_unf(v) if isinstance(v, str) else v for v in acc]
+        s._base = None if snap["base"] is None else [float(v) for v in snap["base"]]
+        s._cusums = [_Cusum.load(c) for c in snap["cusums"]]
+        s._times = _TimeIndex.load(snap["times"])
+        if s._season is not None:
+            if snap.get("season") is None:
+                raise ConfigError("stream snapshot has no seasonal profile; reset its state")
+            s._season.load(snap["season"])
+        return s
+
+
+def _f(x: float) -> float | str:
+    return x if math.isfinite(x) else "nan"
+
+
+def _unf(x: Any) -> float:
+    return math.nan if isinstance(x, str) else float(x)
+
+
+def _arma11(rho1: float, rho2: float, n: int) -> tuple[float, float]:
+    """An ARMA(1,1)'s (phi, theta) from the lag-1 and lag-2 autocorrelations (method
+    of moments).  A slow component under white noise (a cycle, a wandering level)
+    shows as rho2 / rho1 near 1 with rho1 well below it; that is an ARMA(1,1), whose
+    one-step prediction is an exponentially weighted mean.  Correlations within
+    noise of zero give (0, 0); where no invertible solution exists, an AR(1)."""
+    noise = 2.0 / math.sqrt(n)
+    if rho1 <= noise:
+        return 0.0, 0.0
+    phi = rho2 / rho1 if rho2 > noise else 0.0
+    phi = min(max(phi, 0.0), MAX_PHI)
+    a = rho1 - phi
+    if abs(a) < 1e-9:
+        return phi, 0.0
+    b = 2.0 * rho1 * phi - 1.0 - phi * phi
+    disc = b * b - 4.0 * a * a
+    if disc < 0:
+        return min(rho1, MAX_PHI), 0.0
+    root = math.sqrt(disc)
+    theta = min(((-b + root) / (2 * a), (-b - root) / (2 * a)), key=abs)
+    if abs(theta) >= MAX_THETA:
+        return min(rho1, MAX_PHI), 0.0
+    return phi, theta
+
+
+def _tilt(d: float, skew: float) -> float:
+    """The root theta > 0 of -d^2/2 t + d^2/2 t^2 + d^3 skew / 6 t^3 = 0, in [0.2, 1]."""
+    c = d * skew / 3.0
+    if abs(c) < 1e-9:
+        return 1.0
+    disc = 1.0 + 4.0 * c
+    if disc <= 0:
+        return 1.0
+    return min(max((-1.0 + math.sqrt(disc)) / (2.0 * c), 0.2), 1.0)
+
+
+def _tail_limit(n: float, k: float, s1: float, s2: float, every: float) -> float:
+    """The |innovation| exceeded with probability ``1 / every``: a generalised Pareto
+    tail beyond TAIL_FROM, fitted by moments to ``k`` of ``n`` events (excess sum
+    ``s1``, squared ``s2``), its shape kept in [0, 0.5] (never lighter than
+    exponential) and shrunk towards a heavy prior while exceedances are few."""
+    xi, beta = TAIL_PRIOR
+    if k >= 2:
+        ybar = s1 / k
+        v = max(s2 / k - ybar * ybar, 1e-12)
+        fit = min(max(0.5 * (1.0 - ybar * ybar / v), 0.0), 0.5)
+        w = k / (k + TAIL_PRIOR_WEIGHT)  # few exceedances: lean on the heavy prior
+        xi = w * fit + (1 - w) * xi
+        beta = w * max(ybar * (1.0 - fit), 0.05) + (1 - w) * beta
+    ratio = max(k, 1.0) / n * every
+    if ratio <= 1:
+        return TAIL_FROM
+    if xi > 1e-6:
+        return TAIL_FROM + beta / xi * (float(ratio**xi) - 1.0)
+    return TAIL_FROM + beta * math.log(ratio)
+
+
+def _crossing(tail: list[float], p: float) -> float:
+    """Where the tail function P(|u| > g) falls through ``p``, interpolated on GRID."""
+    prev_g, prev_p = 0.0, 1.0
+    for g, q in zip(GRID, tail, strict=True):
+        if q <= p:
+            if prev_p == q:
+                return g
+            return prev_g + (g - prev_g) * (prev_p - p) / (prev_p - q)
+        prev_g, prev_p = g, q
+    return GRID[-1]
+
+
+def _clipped_second_moment(tail: list[float], rho: float) -> float:
+    """E[min((u / rho)^2, CLIP^2)] from the histogram of |u| (bin midpoints)."""
+    total, prev_g, prev_p = 0.0, 0.0, 1.0
+    for g, q in zip(GRID, tail, strict=True):
+        mid = min((prev_g + g) / 2 / rho, CLIP)
+        total += (prev_p - q) * mid * mid
+        prev_g, prev_p = g, q
+    return total + prev_p * CLIP * CLIP
+
+
+def _band(tail: list[float], p: float, nb: int) -> tuple[float, float]:
+    """The grid point whose exceedance rate is nearest ``p`` (within a factor of 3),
+    and that rate with a one-count prior; (inf, 0) where no grid point qualifies."""
+    best = None
+    for g, q in zip(GRID, tail, strict=True):
+        if p / 3 <= q <= min(3 * p, 0.5) and (best is None or abs(math.log(q / p)) < best[2]):
+            best = (g, q, abs(math.log(q / p)))
+    if best is None:
+        return math.inf, 0.0
+    return best[0], (best[1] * nb + 1.0) / (nb + 2.0)

@@ -1,0 +1,168 @@
+"""Learned streams: each judged against its own normal, one false-alarm knob.
+
+Quality across signal families (false alarms per 100k, delays, onset errors) is
+measured by bench/detector_quality.py; these tests pin the behaviour each kind
+promises, on signals where the old fixed rules failed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from riskstream.core.learned import LEARNED_KINDS, LearnedParams, LearnedStream, learned_params
+from riskstream.errors import ConfigError
+
+Signal = Callable[[random.Random, int], float]
+
+
+def _alarms(stream: LearnedStream, signal: Signal, n: int, seed: int = 1) -> list[int]:
+    rng = random.Random(seed)
+    return [i for i in range(n) if stream.update(signal(rng, i), float(i))]
+
+
+def _ar(phi: float) -> Signal:
+    state = {"x": 0.0}
+    sd = math.sqrt(1 - phi * phi)
+
+    def draw(rng: random.Random, i: int) -> float:
+        state["x"] = phi * state["x"] + rng.gauss(0, sd)
+        return 50.0 + 3.0 * state["x"]
+
+    return draw
+
+
+def _student_t3(rng: random.Random, i: int) -> float:
+    z = rng.gauss(0, 1)
+    chi = sum(rng.gauss(0, 1) ** 2 for _ in range(3))
+    return 20.0 + z / math.sqrt(chi / 3)
+
+
+def _zero_inflated(rng: random.Random, i: int) -> float:
+    return float(rng.randint(1, 6)) if rng.random() < 0.03 else 0.0
+
+
+QUIET = {
+    "ar(1) 0.9": _ar(0.9),
+    "student-t(3)": _student_t3,
+    "zero-inflated counts": _zero_inflated,
+    "rounded": lambda rng, i: round(rng.gauss(10, 0.6)),
+}
+
+
+@pytest.mark.parametrize("kind", ["shift", "noise", "outlier", "frozen"])
+@pytest.mark.parametrize("family", sorted(QUIET))
+def test_no_alarm_on_real_shaped_stationary_signals(kind: str, family: str) -> None:
+    """The old defaults alarmed on all four of these within their first thousands."""
+    stream = LearnedStream(kind, LearnedParams(), warmup=300)
+    assert _alarms(stream, QUIET[family], 20_000) == []
+
+
+def test_a_one_sigma_shift_is_caught_fast_with_its_onset_and_interval() -> None:
+    stream = LearnedStream("shift", LearnedParams(), warmup=300)
+    rng = random.Random(7)
+    found = [
+        (i, a)
+        for i in range(6000)
+        if (a := stream.update(rng.gauss(5 + (1.0 if i >= 4000 else 0.0), 1.0), 1000.0 + i))
+    ]
+    assert len(found) == 1
+    i, alarm = found[0]
+    assert 4000 <= i < 4060
+    assert abs(alarm.onset - 4001) <= 15
+    assert alarm.onset_range is not None
+    lo, hi = alarm.onset_range
+    assert lo <= alarm.onset_at <= hi and hi - lo < 200
+    assert alarm.reference.mean == pytest.approx(5.0, abs=0.3)
+    assert alarm.after.mean == pytest.approx(6.0, abs=0.4)
+
+
+def test_a_stream_that_gets_noisier_raises_one_noise_alarm() -> None:
+    stream = LearnedStream("noise", LearnedParams(), warmup=300)
+    hits = _alarms(stream, lambda rng, i: rng.gauss(0, 2.0 if i >= 3000 else 1.0), 3400)
+    assert len(hits) == 1 and 3000 <= hits[0] < 3150
+
+
+def test_a_level_shift_is_not_mistaken_for_noise() -> None:
+    stream = LearnedStream("noise", LearnedParams(), warmup=300)
+    assert _alarms(stream, lambda rng, i: rng.gauss(4.0 if i >= 3000 else 0.0, 1.0), 5000) == []
+
+
+def test_an_outlier_is_one_alarm_at_the_reading() -> None:
+    stream = LearnedStream("outlier", LearnedParams(), warmup=300)
+    hits = _alarms(stream, lambda rng, i: rng.gauss(0, 1) + (15 if i in (3000, 3001) else 0), 5000)
+    assert hits == [3000]
+
+
+def test_frozen_needs_far_longer_than_the_stream_ever_repeats() -> None:
+    stream = LearnedStream("frozen", LearnedParams(), warmup=300)
+
+    def signal(rng: random.Random, i: int) -> float:
+        return 7.25 if 3000 <= i < 3200 else rng.gauss(0, 1)
+
+    hits = _alarms(stream, signal, 4000)
+    assert len(hits) == 1 and 3000 + 19 <= hits[0] < 3050
+    # A zero-inflated series sits at 0 for long stretches: it learns that it does.
+    assert _alarms(LearnedStream("frozen", LearnedParams(), 300), _zero_inflated, 30_000) == []
+
+
+def test_a_doubled_rate_is_caught_while_a_wandering_rate_is_not() -> None:
+    def wandering(rng: random.Random, i: int, double_at: int | None = None) -> float:
+        day = i // 5000
+        base = 0.05 * (1.0 + 0.3 * math.sin(day * 1.7))  # the base rate wanders by day
+        if double_at is not None and i >= double_at:
+            base *= 2
+        return 1.0 if rng.random() < base else 0.0
+
+    quiet = LearnedStream("rate", learned_params("rate", {}), warmup=2000)
+    assert _alarms(quiet, wandering, 60_000) == []
+    hit = LearnedStream("rate", learned_params("rate", {}), warmup=2000)
+    hits = _alarms(hit, lambda rng, i: wandering(rng, i, 10_000), 14_000)
+    assert hits and 10_000 <= hits[0] < 14_000
+
+
+@pytest.mark.parametrize("kind", LEARNED_KINDS)
+def test_a_restored_stream_continues_bit_for_bit(kind: str) -> None:
+    params = learned_params(kind, {})
+    rng = random.Random(3)
+    values = [rng.gauss(0, 1) + (3 if i > 2500 else 0) for i in range(4000)]
+    if kind == "rate":
+        values = [1.0 if v > 1.2 else 0.0 for v in values]
+    whole = LearnedStream(kind, params, 300)
+    split = LearnedStream(kind, params, 300)
+    out_whole, out_split = [], []
+    for i, v in enumerate(values):
+        out_whole.append(whole.update(v, float(i)))
+        if i % 137 == 0:  # through JSON, as a checkpoint does
+            split = LearnedStream.restore(
+                orjson.loads(orjson.dumps(split.snapshot())), kind, params, 300
+            )
+        out_split.append(split.update(v, float(i)))
+    assert out_whole == out_split
+    assert orjson.dumps(whole.snapshot()) == orjson.dumps(split.snapshot())
+
+
+def test_a_snapshot_of_another_kind_is_refused_with_what_to_do() -> None:
+    snap = LearnedStream("shift", LearnedParams(), 300).snapshot()
+    with pytest.raises(ConfigError, match="reset its state"):
+        LearnedStream.restore(snap, "noise", LearnedParams(), 300)
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "message"),
+    [
+        ("shift", {"false_alarm_every": 10}, "false_alarm_every must be a number of events >= 100"),
+        ("shift", {"ratio": 2}, "unknown parameter"),
+        ("rate", {"direction": "both"}, "direction must be"),
+        ("frozen", {"min_run": 1}, "min_run must be an integer >= 2"),
+    ],
+)
+def test_bad_parameters_are_refused_by_name(
+    kind: str, params: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        learned_params(kind, params)
