@@ -22,25 +22,15 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import orjson
 from confluent_kafka import Producer
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "deploy" / "local"))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import services  # noqa: E402
-from riskstream.adapters.redis_flags import RedisFlagStore  # noqa: E402
-from riskstream.router import Router  # noqa: E402
-from support import CONTAINMENT_YAML, START, create_topics, deploy, incident, make_setup  # noqa: E402
-
-
-def _progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from harness import progress, start_servers
+from riskstream.adapters.redis.flags import RedisFlagStore
+from riskstream.router import Router
+from support import CONTAINMENT_YAML, START, create_topics, deploy, incident, make_setup
 
 
 def main() -> int:
@@ -49,19 +39,9 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between incidents")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="rs-bench-contain-"))
-    started: list[services.Service] = []
-    bootstrap = os.environ.get("RISKSTREAM_KAFKA_BOOTSTRAP")
-    redis_url = os.environ.get("RISKSTREAM_REDIS_URL")
-    if not bootstrap:
-        _progress("starting Kafka ...")
-        broker = services.start_kafka(work / "kafka")
-        started.append(broker)
-        bootstrap = broker.bootstrap
-    if not redis_url:
-        server = services.start_redis(work / "redis")
-        started.append(server)
-        redis_url = server.url
+    progress("starting Kafka and Redis (unless the environment names running ones) ...")
+    servers = start_servers(server_jvm=False)
+    work, bootstrap, redis_url = servers.workdir, servers.bootstrap, servers.redis_url
     worker = None
     try:
         # Lift the automatic-action limit: every incident here is for a different model.
@@ -82,7 +62,7 @@ def main() -> int:
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
         models = [f"chatbot-{i:04d}" for i in range(args.incidents)]
 
-        _progress(f"deploying {len(models)} models (two versions each) ...")
+        progress(f"deploying {len(models)} models (two versions each) ...")
         for m in models:
             for n, version in enumerate(("v1", "v2")):
                 event = deploy(f"{m}-{version}", m, version, START + n)
@@ -94,7 +74,7 @@ def main() -> int:
                 raise SystemExit(f"the worker did not record the deploys; see {work}/worker.log")
             time.sleep(0.2)
 
-        _progress(f"measuring {len(models)} incidents ...")
+        progress(f"measuring {len(models)} incidents ...")
         latencies = []
         for m in models:
             value = orjson.dumps(incident(f"inc-{m}", m))
@@ -112,8 +92,7 @@ def main() -> int:
         if worker is not None:
             worker.terminate()
             worker.wait(30)
-        for service in started:
-            service.stop()
+        servers.stop(keep_workdir=True)  # the worker's log stays for a look
 
     latencies.sort()
     q = statistics.quantiles(latencies, n=100)

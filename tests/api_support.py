@@ -1,6 +1,7 @@
 """The operator API as a child process, and a small HTTP client for the tests.
 
-Imported as ``api_support`` (tests/conftest.py puts this folder on ``sys.path``).
+Imported as ``api_support`` (pytest's ``pythonpath`` setting in pyproject.toml puts this
+folder on ``sys.path``).
 ``riskstream run api --port 0`` picks a free port and logs its URL; the tests
 read it from the log, so no port is guessed.
 """
@@ -21,7 +22,7 @@ from typing import Any
 import orjson
 import redis
 
-from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
 from riskstream.api import token_digest
 from riskstream.core.timeutil import format_time
 from support import (

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,11 +20,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "deploy" / "local"))
-sys.path.insert(0, str(ROOT / "tests"))  # for `import support`
+import services as local_services  # deploy/local/services.py, on pytest's pythonpath
 
-import services as local_services  # noqa: E402  (deploy/local/services.py)
+ROOT = Path(__file__).resolve().parent.parent
 
 _started: list[local_services.Service] = []
 

@@ -1,6 +1,7 @@
 """Helpers shared by the integration tests: topics, configs, data, processes.
 
-Imported as ``support`` (tests/conftest.py puts this folder on ``sys.path``).
+Imported as ``support`` (pytest's ``pythonpath`` setting in pyproject.toml puts this
+folder on ``sys.path``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from riskstream.adapters.memory_bus import InMemoryBus
-from riskstream.adapters.redis_state import RedisStateStore
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.redis.state import RedisStateStore
 from riskstream.bootstrap import embedded_processor
 from riskstream.config import Config, load_config
 from riskstream.core.timeutil import format_time

@@ -7,8 +7,12 @@ from riskstream.errors import (
     ConfigError,
     ContainmentError,
     FencedError,
+    InputError,
+    NotFoundError,
+    NotPermittedError,
     RiskstreamError,
     SchemaError,
+    SnapshotError,
     StateStoreError,
 )
 
@@ -19,8 +23,12 @@ __all__ = [
     "ConfigError",
     "ContainmentError",
     "FencedError",
+    "InputError",
+    "NotFoundError",
+    "NotPermittedError",
     "RiskstreamError",
     "SchemaError",
+    "SnapshotError",
     "StateStoreError",
     "__version__",
 ]

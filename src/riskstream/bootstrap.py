@@ -6,24 +6,24 @@ stand-ins exist, and which one a command gets.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from riskstream.adapters.memory_bus import InMemoryBus
-from riskstream.adapters.memory_state import InMemoryStateStore
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.memory.state import InMemoryStateStore
 from riskstream.codec import EventDecoder
 from riskstream.config import Config
+from riskstream.config.environment import redis_url
+from riskstream.config.notifications import receiver_secrets
 from riskstream.core.approvals import PendingAction
 from riskstream.core.incident_records import Correlation, IncidentRecord
 from riskstream.core.notifications import NotificationSettings
 from riskstream.core.routing import RoutingFlag
-from riskstream.errors import BusError, ConfigError, StateStoreError
+from riskstream.errors import BusError, ConfigError
 from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMetrics
-from riskstream.notifications_config import receiver_secrets
 from riskstream.ports import IncidentStore, Producer, StateStore
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
@@ -69,8 +69,8 @@ def embedded_processor(
     on_incident: Callable[[dict[str, object]], None] | None = None,
 ) -> Processor:
     """A processor on the in-memory bus and store: the embedded default."""
-    from riskstream.adapters.memory_changes import InMemoryChangeLog
-    from riskstream.adapters.memory_predictions import InMemoryPredictionStore
+    from riskstream.adapters.memory.changes import InMemoryChangeLog
+    from riskstream.adapters.memory.predictions import InMemoryPredictionStore
 
     return Processor(
         config,
@@ -93,10 +93,10 @@ def kafka_processor(
     max_poll_interval_ms: int = 30_000,
 ) -> Processor:
     """A processor on Kafka and Redis, configured from arguments and the environment."""
-    from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
-    from riskstream.adapters.redis_changes import RedisChangeLog
-    from riskstream.adapters.redis_predictions import RedisPredictionStore
-    from riskstream.adapters.redis_state import RedisStateStore
+    from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis.changes import RedisChangeLog
+    from riskstream.adapters.redis.predictions import RedisPredictionStore
+    from riskstream.adapters.redis.state import RedisStateStore
 
     bus = KafkaBus(KafkaSettings.from_env(bootstrap), max_poll_interval_ms)
     url = redis_url or redis_url_from_env()
@@ -128,10 +128,7 @@ def correlation_of(config: Config) -> Correlation:
 
 def redis_url_from_env() -> str:
     """``RISKSTREAM_REDIS_URL``, or an error saying how to give one."""
-    url = os.environ.get("RISKSTREAM_REDIS_URL")
-    if not url:
-        raise StateStoreError("no Redis: pass --redis-url or set RISKSTREAM_REDIS_URL")
-    return url
+    return redis_url()
 
 
 def embedded_containment(
@@ -142,8 +139,8 @@ def embedded_containment(
     incidents: IncidentStore | None = None,
 ) -> ContainmentService:
     """The containment service on in-memory stores and bus: the embedded default."""
-    from riskstream.adapters.memory_flags import InMemoryApprovalStore, InMemoryFlagStore
-    from riskstream.adapters.memory_incidents import InMemoryIncidentStore
+    from riskstream.adapters.memory.flags import InMemoryApprovalStore, InMemoryFlagStore
+    from riskstream.adapters.memory.incidents import InMemoryIncidentStore
 
     return ContainmentService(
         config.containment,
@@ -164,7 +161,7 @@ def embedded_operations(
     clock: Callable[[], float] | None = None,
 ) -> OperatorService:
     """What a person does about incidents, on in-memory stores (the demo, unit tests)."""
-    from riskstream.adapters.memory_incidents import InMemoryIncidentStore
+    from riskstream.adapters.memory.incidents import InMemoryIncidentStore
 
     incidents = InMemoryIncidentStore()
     containment = embedded_containment(config, bus, registry, clock, incidents)
@@ -186,9 +183,9 @@ def kafka_containment(
 
     ``producer`` and ``incidents``: ones the caller shares (else built here).
     """
-    from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
-    from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
-    from riskstream.adapters.redis_incidents import RedisIncidentStore
+    from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
 
     url = redis_url or redis_url_from_env()
     return ContainmentService(
@@ -210,8 +207,8 @@ def kafka_operations(
     namespace: str = "default",
 ) -> OperatorService:
     """What a person does about incidents, on the Redis stores the worker writes."""
-    from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
-    from riskstream.adapters.redis_incidents import RedisIncidentStore
+    from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
 
     url = redis_url or redis_url_from_env()
     producer = KafkaBus(KafkaSettings.from_env(bootstrap)).producer()
@@ -245,7 +242,7 @@ def kafka_notifier(
     sleep: Callable[[float], object] | None = None,
 ) -> Notifier:
     """The notifier on Kafka, posting over HTTP; secrets read from the environment now."""
-    from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
     from riskstream.adapters.webhooks import HttpWebhook
 
     settings = config.notifications
@@ -254,7 +251,7 @@ def kafka_notifier(
             f"{config.source}: no notification receivers: the notifier has nothing to do; "
             "add notifications.receivers to the config (see the README)"
         )
-    destinations = [Destination(r, *receiver_secrets(r, os.environ)) for r in settings.receivers]
+    destinations = [Destination(r, *receiver_secrets(r)) for r in settings.receivers]
     poll_ms = max(max_poll_interval_ms, notifier_poll_interval_ms(settings))
     bus = KafkaBus(KafkaSettings.from_env(bootstrap), poll_ms, synchronous_commits=True)
     return Notifier(
@@ -277,8 +274,8 @@ def redis_operations(
     Acts that publish (resolve, approvals, flag changes) need :func:`kafka_operations`;
     here they are refused before anything is written, never half done.
     """
-    from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
-    from riskstream.adapters.redis_incidents import RedisIncidentStore
+    from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
 
     url = redis_url or redis_url_from_env()
     incidents = RedisIncidentStore.from_url(url, namespace=namespace)

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from riskstream.adapters.memory_bus import InMemoryBus
-from riskstream.adapters.memory_incidents import InMemoryIncidentStore
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.memory.incidents import InMemoryIncidentStore
 from riskstream.bootstrap import embedded_containment, embedded_processor
 from riskstream.config import Config
 from riskstream.core.routing import RoutingFlag

@@ -1,9 +1,26 @@
 """One root exception for everything riskstream raises on purpose.
 
 Callers catch ``RiskstreamError`` to handle any of our failures; the subclasses say
-which part of the system is at fault, so an operator knows where to look.  Adapters
-translate third-party errors into these with ``raise ... from exc`` and keep the
-original error code in the message.
+which part of the system is at fault, so an operator knows where to look::
+
+    RiskstreamError
+    ├── ConfigError            a config file, option or setting is wrong or missing
+    │                          (a bad monitor, no Kafka bootstrap, no Redis URL)
+    ├── InputError             what an operator asked for is wrong (HTTP 400)
+    │   └── NotFoundError      no incident, action or flag with that id (HTTP 404)
+    ├── SchemaError            an event does not match its contract in ``schemas/``
+    ├── BusError               Kafka (or the in-memory bus) failed; ``code`` keeps
+    │                          librdkafka's error name where there is one
+    ├── StateStoreError        Redis (or the in-memory store) failed or refused a write
+    │   ├── FencedError        a stale owner tried to write state it no longer owns
+    │   └── SnapshotError      saved state is corrupt, foreign or of an unknown version
+    └── ContainmentError       a containment action could not be applied (HTTP 409)
+        └── NotPermittedError  a rule forbids this person this act (HTTP 403)
+
+Adapters translate third-party errors into these at the boundary with
+``raise ... from exc``, so the cause stays attached, and word the message for the
+person who has to act on it.  The HTTP API maps the tree to status codes in
+:mod:`riskstream.api.errors`; the CLI prints the message and exits with 2.
 """
 
 from __future__ import annotations
@@ -13,10 +30,12 @@ __all__ = [
     "ConfigError",
     "ContainmentError",
     "FencedError",
+    "InputError",
     "NotFoundError",
     "NotPermittedError",
     "RiskstreamError",
     "SchemaError",
+    "SnapshotError",
     "StateStoreError",
 ]
 
@@ -26,7 +45,20 @@ class RiskstreamError(Exception):
 
 
 class ConfigError(RiskstreamError):
-    """A configuration file or option is wrong; the message names where and why."""
+    """A configuration file, option or setting is wrong or missing; the message
+    names where and why (``file:line`` for the YAML config)."""
+
+
+class InputError(RiskstreamError):
+    """Something an operator asked for is wrong: an unknown status, an empty version.
+
+    Kept apart from :class:`ConfigError` because the fix is in the request, not in
+    the deployment: the API answers it with 400, a config error is the server's.
+    """
+
+
+class NotFoundError(InputError):
+    """An incident, action or flag asked for by id does not exist."""
 
 
 class SchemaError(RiskstreamError):
@@ -34,7 +66,16 @@ class SchemaError(RiskstreamError):
 
 
 class BusError(RiskstreamError):
-    """The message bus (Kafka or the in-memory bus) failed."""
+    """The message bus (Kafka or the in-memory bus) failed.
+
+    ``code`` is librdkafka's name for the error (``_TRANSPORT``,
+    ``TOPIC_AUTHORIZATION_FAILED``, ...) when Kafka gave one, so a caller can
+    decide on it without parsing the message; ``None`` otherwise.
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class StateStoreError(RiskstreamError):
@@ -45,13 +86,17 @@ class FencedError(StateStoreError):
     """A write came from an owner whose claim on the partition was superseded."""
 
 
+class SnapshotError(StateStoreError):
+    """Saved state cannot be restored: corrupt, of another kind, or of an unknown version.
+
+    A state error, not a config error: the settings may be fine, it is what was
+    stored that is wrong (written by another version, or damaged in the store).
+    """
+
+
 class ContainmentError(RiskstreamError):
     """A containment action could not be applied."""
 
 
 class NotPermittedError(ContainmentError):
     """A rule forbids this person this act, e.g. approving what they requested."""
-
-
-class NotFoundError(RiskstreamError):
-    """An incident, action or flag asked for by id does not exist."""

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import orjson
 
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import SUBJECT_FIELDS, embedded_processor
 from riskstream.config import Config
 from riskstream.errors import ConfigError

@@ -23,17 +23,9 @@ Build it after a pre-fork server (gunicorn ``--preload``, multiprocessing) has
 forked: the refresh thread does not survive ``fork()``, and a child would serve
 a frozen cache that turns stale after ``max_staleness_s``.
 
-Redis layout (written by the flag store; ``<ns>`` is the namespace)::
-
-    rs:{flags|<ns>}:flags     hash: model_id -> flag JSON (RoutingFlag.to_data())
-    rs:{flags|<ns>}:changed   pub/sub channel: {"model_id": ..., "revision": ...}
-
-A daemon thread subscribes to the channel *first*, waits for Redis to confirm,
-and only then loads the whole hash, so no change can slip between the two.  On a
-message it re-reads just the models named (one ``HMGET`` per burst of messages);
-every ``max_staleness_s / 2`` it re-reads the whole hash and PINGs the
-subscription, because messages are lost while a connection is down and an idle
-connection can die silently (NAT and load-balancer idle timeouts).
+It reads the flags hash and the ``changed`` channel of its namespace, as the flag
+store writes them (:mod:`riskstream.adapters.redis.keys`).  How it keeps its copy
+fresh without missing a change, and why, is in ``docs/design/router.md``.
 
 Failure semantics a caller must know:
 
@@ -88,7 +80,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from riskstream.adapters.redis_client import client_from_url
+from riskstream.adapters.redis import keys
+from riskstream.adapters.redis.client import client_from_url, explain
+from riskstream.adapters.redis.keys import ROUTER_ACL as REQUIRED_ACL
 from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.errors import ConfigError
 
@@ -96,29 +90,20 @@ __all__ = ["REQUIRED_ACL", "Decision", "FlagCache", "Router", "flag_keys"]
 
 log = logging.getLogger(__name__)
 
-#: The least an ACL user needs (``ACL SETUSER <name> on >password <REQUIRED_ACL>``).
-#: ``+info`` is optional: without it a Redis restart or failover is not noticed
-#: and revisions that went backwards with it are ignored until the process restarts.
-REQUIRED_ACL: Final = (
-    "~rs:{flags|* &rs:{flags|* +hgetall +hmget +subscribe +ping +client|setname +info"
-)
-
 _IDLE_WAIT_S: Final = 0.2  # longest wait for a message: bounds how long close() takes
 _MAX_BATCH: Final = 1000  # messages drained before one HMGET
 _BACKOFF_START_S: Final = 0.05
 _DEFAULT_SOCKET_TIMEOUT_S: Final = 1.0
-_FORBIDDEN_IN_NAMESPACE: Final = frozenset("{}|%")
 
 
 def flag_keys(namespace: str = "default") -> tuple[str, str]:
-    """The ``(hash, channel)`` names of a namespace's flags, for operators and tests."""
-    if not namespace or _FORBIDDEN_IN_NAMESPACE.intersection(namespace):
-        raise ConfigError(
-            f"Routing namespace {namespace!r} must be non-empty and contain none of "
-            "'{', '}', '|', '%' (they would change the Redis key's hash tag)."
-        )
-    tag = f"rs:{{flags|{namespace}}}"
-    return f"{tag}:flags", f"{tag}:changed"
+    """The ``(hash, channel)`` names of a namespace's flags, for operators and tests.
+
+    A view of :func:`riskstream.adapters.redis.keys.flag_keys`, which owns the layout
+    and the namespace rule, so the router and the flag store cannot disagree.
+    """
+    flag = keys.flag_keys(namespace)
+    return flag.flags, flag.changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,7 +446,7 @@ class Router:
                 type(exc).__name__,
                 str(exc).rstrip("."),
                 self._cache.max_staleness_s,
-                _hint(exc),
+                explain(exc, self._where, REQUIRED_ACL),
             )
         else:
             log.debug("Router retry %d failed: %s", self._failures, exc)
@@ -622,20 +607,6 @@ class Router:
         self._cache.mark_refreshed()
         self._metrics.last_refresh.set_to_current_time()
         self._first_attempt.set()
-
-
-def _hint(exc: redis.RedisError) -> str:
-    text = str(exc)
-    if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
-        return "Check the Redis username and password."
-    if isinstance(exc, redis.exceptions.NoPermissionError) or "NOPERM" in text:
-        return f"The Redis ACL user needs {REQUIRED_ACL!r}."
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return (
-            "Is Redis up and reachable, and do the URL's scheme (rediss:// for TLS), "
-            "the certificates and the timeouts match the server?"
-        )
-    return "Redis refused the command; its message says why."
 
 
 def _client_from_url(url: str, **client_kwargs: Any) -> redis.Redis:

@@ -2,7 +2,9 @@
 
 The ``real-redis`` cases talk to the session's real redis-server (see
 ``tests/conftest.py``) and carry the ``integration`` marker; the ``memory`` cases
-need nothing and run everywhere.  Each Redis case gets a fresh namespace.
+need nothing and run everywhere.  Each Redis case gets a fresh namespace.  Suites
+that only the Redis adapters have live in ``tests/integration/``; the bus contract
+(``test_bus.py``) brings its own fixture, over the in-memory bus and real Kafka.
 """
 
 from __future__ import annotations
@@ -13,16 +15,16 @@ from typing import Any, NamedTuple, TypeVar
 
 import pytest
 
-from riskstream.adapters.memory_changes import InMemoryChangeLog
-from riskstream.adapters.memory_flags import InMemoryApprovalStore, InMemoryFlagStore
-from riskstream.adapters.memory_incidents import InMemoryIncidentStore
-from riskstream.adapters.memory_predictions import InMemoryPredictionStore
-from riskstream.adapters.memory_state import InMemoryStateStore
-from riskstream.adapters.redis_changes import RedisChangeLog
-from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
-from riskstream.adapters.redis_incidents import RedisIncidentStore
-from riskstream.adapters.redis_predictions import RedisPredictionStore
-from riskstream.adapters.redis_state import RedisStateStore
+from riskstream.adapters.memory.changes import InMemoryChangeLog
+from riskstream.adapters.memory.flags import InMemoryApprovalStore, InMemoryFlagStore
+from riskstream.adapters.memory.incidents import InMemoryIncidentStore
+from riskstream.adapters.memory.predictions import InMemoryPredictionStore
+from riskstream.adapters.memory.state import InMemoryStateStore
+from riskstream.adapters.redis.changes import RedisChangeLog
+from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
+from riskstream.adapters.redis.incidents import RedisIncidentStore
+from riskstream.adapters.redis.predictions import RedisPredictionStore
+from riskstream.adapters.redis.state import RedisStateStore
 
 Store = InMemoryStateStore | RedisStateStore
 FlagStoreBackend = InMemoryFlagStore | RedisFlagStore

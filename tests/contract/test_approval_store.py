@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import pytest
 
-from riskstream.adapters.memory_flags import InMemoryApprovalStore
-from riskstream.adapters.redis_flags import RedisApprovalStore
+from riskstream.adapters.memory.flags import InMemoryApprovalStore
+from riskstream.adapters.redis.flags import RedisApprovalStore
 from riskstream.core.approvals import PendingAction
 from riskstream.errors import ContainmentError
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from riskstream.adapters.memory_changes import InMemoryChangeLog
-from riskstream.adapters.redis_changes import RedisChangeLog
+from riskstream.adapters.memory.changes import InMemoryChangeLog
+from riskstream.adapters.redis.changes import RedisChangeLog
 from riskstream.core.timeutil import format_time, parse_time
 
 Log = InMemoryChangeLog | RedisChangeLog

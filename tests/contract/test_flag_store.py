@@ -14,8 +14,8 @@ from collections import Counter
 
 import pytest
 
-from riskstream.adapters.memory_flags import InMemoryFlagStore
-from riskstream.adapters.redis_flags import RedisFlagStore
+from riskstream.adapters.memory.flags import InMemoryFlagStore
+from riskstream.adapters.redis.flags import RedisFlagStore
 from riskstream.core.audit import GENESIS, entry_body, entry_hash
 from riskstream.core.routing import FlagChange, RoutingFlag, change_id
 from riskstream.errors import ContainmentError

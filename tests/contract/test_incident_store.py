@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from riskstream.adapters.memory_flags import InMemoryFlagStore
-from riskstream.adapters.memory_incidents import InMemoryIncidentStore
-from riskstream.adapters.redis_flags import RedisFlagStore
-from riskstream.adapters.redis_incidents import RedisIncidentStore
+from riskstream.adapters.memory.flags import InMemoryFlagStore
+from riskstream.adapters.memory.incidents import InMemoryIncidentStore
+from riskstream.adapters.redis.flags import RedisFlagStore
+from riskstream.adapters.redis.incidents import RedisIncidentStore
 from riskstream.core.incident_records import (
     IncidentRecord,
     acknowledge,

@@ -17,8 +17,8 @@ import orjson
 import pytest
 import redis
 
-from riskstream.adapters.memory_predictions import InMemoryPredictionStore
-from riskstream.adapters.redis_predictions import (
+from riskstream.adapters.memory.predictions import InMemoryPredictionStore
+from riskstream.adapters.redis.predictions import (
     REQUIRED_ACL,
     RedisPredictionStore,
     prediction_key_prefix,
@@ -174,37 +174,6 @@ def test_the_key_layout_is_pinned() -> None:
     for bad in ("", "a:b", "{x}", "a}"):
         with pytest.raises(ConfigError, match="namespace"):
             prediction_key_prefix(bad)
-
-
-def test_a_text_decoding_client_is_refused() -> None:
-    client = redis.Redis(decode_responses=True)
-    with pytest.raises(ConfigError, match="decode_responses=False"):
-        RedisPredictionStore(client)
-    client.close()
-
-
-@pytest.mark.parametrize(
-    ("url", "kwargs", "match"),
-    [
-        ("http://localhost:6379", {}, "must start with redis://"),
-        ("redis://localhost:6379", {"ssl_ca_certs": "/ca.pem"}, "is not TLS"),
-        ("redis://user:pw@localhost:6379", {"password": "pw"}, "given both"),
-    ],
-)
-def test_bad_urls_are_refused(url: str, kwargs: dict[str, str], match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
-        RedisPredictionStore.from_url(url, **kwargs)
-
-
-def test_an_unreachable_server_is_a_state_store_error_that_says_what_to_check() -> None:
-    store = RedisPredictionStore.from_url(
-        "redis://127.0.0.1:1/0", socket_connect_timeout=0.5, retry=None
-    )
-    with pytest.raises(StateStoreError, match=r"reachable at 127\.0\.0\.1:1.*put them again"):
-        store.put_many([("p", {"v": 1})], ttl_s=DAY)
-    with pytest.raises(StateStoreError, match="could not read prediction 'p'"):
-        store.get("p")
-    store.close()
 
 
 @pytest.mark.integration

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import pytest
 
-from riskstream.adapters.memory_state import InMemoryStateStore
-from riskstream.adapters.redis_state import RedisStateStore
+from riskstream.adapters.memory.state import InMemoryStateStore
+from riskstream.adapters.redis.state import RedisStateStore
 from riskstream.errors import FencedError
 from riskstream.ports import PartitionState
 

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
 from riskstream.bootstrap import kafka_processor
 from riskstream.core.timeutil import parse_time
 from riskstream.router import Router

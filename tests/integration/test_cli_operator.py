@@ -14,8 +14,8 @@ from pathlib import Path
 
 import orjson
 
-from riskstream.adapters.redis_flags import RedisFlagStore
-from riskstream.adapters.redis_incidents import RedisIncidentStore
+from riskstream.adapters.redis.flags import RedisFlagStore
+from riskstream.adapters.redis.incidents import RedisIncidentStore
 from support import (
     CONTAINMENT_YAML,
     ContainmentProcess,

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import redis
 
-from riskstream.adapters.redis_flags import RedisApprovalStore, RedisFlagStore
+from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
 from riskstream.router import Router
 from support import (
     CONTAINMENT_YAML,

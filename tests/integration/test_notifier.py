@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from riskstream.adapters.kafka_bus import KafkaBus, KafkaSettings
+from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
 from riskstream.bootstrap import kafka_notifier
 from riskstream.codec import encode_cloudevent
 from riskstream.services.notifier import Notifier

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from api_support import check_answer, spec_document
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.api import TokenTable, build_app, token_digest
 from riskstream.bootstrap import embedded_operations
 from riskstream.config import load_config

@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
-from riskstream import cli_containment, cli_incidents
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_operations
+from riskstream.cli import containment as cli_containment
+from riskstream.cli import incidents as cli_incidents
 from riskstream.cli import main
-from riskstream.cli_common import table
+from riskstream.cli.common import table
 from riskstream.config import load_config
 from riskstream.core.timeutil import parse_time
 from riskstream.services.operations import OperatorService

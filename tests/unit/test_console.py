@@ -8,7 +8,7 @@ import re
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.api import TokenTable, build_app
 from riskstream.api.app import console_dir
 from riskstream.bootstrap import embedded_operations

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_containment
 from riskstream.config import load_config
 from riskstream.core.timeutil import format_time

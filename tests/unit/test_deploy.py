@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from riskstream.cli import _build_parser
+from riskstream.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def test_compose_services_use_existing_files_and_real_commands() -> None:
             assert (ROOT / volume.split(":")[0]).exists(), volume
         if "build" in service:
             assert (ROOT / service["build"]["dockerfile"]).exists()
-    parser = _build_parser()
+    parser = build_parser()
     for name in ("processor", "containment", "api"):
         command = services[name]["command"]
         assert command[0] == "riskstream"

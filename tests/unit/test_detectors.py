@@ -5,7 +5,7 @@ import random
 import pytest
 
 from riskstream.core.detectors import ADWIN
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 
 def _shifted(seed: int, n: int = 4000, at: int = 2000, shift: float = 1.0) -> list[float]:
@@ -37,5 +37,5 @@ def test_adwin_restored_from_snapshot_behaves_like_one_that_never_stopped(cut: i
 def test_adwin_refuses_bad_settings_and_foreign_snapshots() -> None:
     with pytest.raises(ConfigError, match="delta"):
         ADWIN(delta=0)
-    with pytest.raises(ConfigError, match="kind='adwin'"):
+    with pytest.raises(SnapshotError, match="kind='adwin'"):
         ADWIN.restore({"kind": "page-hinkley", "v": 1})

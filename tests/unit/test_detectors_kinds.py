@@ -27,7 +27,8 @@ from riskstream.core.detectors import (
     make_detector,
     restore_detector,
 )
-from riskstream.errors import ConfigError
+from riskstream.core.detectors.base import BaseDetector
+from riskstream.errors import ConfigError, SnapshotError
 
 Stream = Callable[[random.Random], list[float]]
 
@@ -527,6 +528,7 @@ def test_every_kind_can_be_made_from_the_registry() -> None:
     for kind, cls in DETECTOR_KINDS.items():
         det = make_detector(kind, defaults.get(kind, {}))
         assert type(det) is cls and det.kind == kind
+        assert isinstance(det, BaseDetector), "every kind shares the base's snapshot plumbing"
         assert set(det.snapshot()) >= {"kind", "v"}
 
 
@@ -534,14 +536,14 @@ def test_every_kind_can_be_made_from_the_registry() -> None:
 def test_foreign_and_future_snapshots_are_refused(kind: str) -> None:
     cls = DETECTOR_KINDS[kind]
     other = "stuck" if kind != "stuck" else "adwin"
-    with pytest.raises(ConfigError, match=f"expected kind='{kind}' v=1"):
+    with pytest.raises(SnapshotError, match=f"expected kind='{kind}' v=1"):
         cls.restore(make_detector(other, {}).snapshot())
     params = {"upper": 1.0} if kind == "threshold" else {}
     params = {"low": 0.0, "high": 1.0} if kind == "out-of-range" else params
     snap = make_detector(kind, params).snapshot()
-    with pytest.raises(ConfigError, match=f"{kind}: cannot restore snapshot kind='{kind}' v=2"):
+    with pytest.raises(SnapshotError, match=f"{kind}: cannot restore snapshot kind='{kind}' v=2"):
         cls.restore({**snap, "v": 2})
-    with pytest.raises(ConfigError, match="of type list"):
+    with pytest.raises(SnapshotError, match="of type list"):
         cls.restore([snap])  # type: ignore[arg-type]
 
 
@@ -574,34 +576,34 @@ def test_malformed_snapshots_are_refused_naming_the_field(
         det.update(float(x % 5))
     snap = _json(det.snapshot())
     snap_edit(snap)
-    with pytest.raises(ConfigError, match=match):
+    with pytest.raises(SnapshotError, match=match):
         restore_detector(snap)
 
 
-def test_malformed_rust_and_rng_state_is_a_config_error_not_a_panic() -> None:
+def test_malformed_rust_and_rng_state_is_a_snapshot_error_not_a_panic() -> None:
     snap = make_detector("adwin", {}).snapshot()
-    with pytest.raises(ConfigError, match="adwin: snapshot field 'window'"):
+    with pytest.raises(SnapshotError, match="adwin: snapshot field 'window'"):
         restore_detector({**snap, "window": "AAAA"})
-    with pytest.raises(ConfigError, match="adwin: snapshot field 'window' must be base64"):
+    with pytest.raises(SnapshotError, match="adwin: snapshot field 'window' must be base64"):
         restore_detector({**snap, "window": "not base64!"})
     snap = _json(KSWIN().snapshot())
     snap["river"]["rng"]["mt"] = "AAAA"
-    with pytest.raises(ConfigError, match=r"kswin: snapshot field 'river\.rng\.mt'"):
+    with pytest.raises(SnapshotError, match=r"kswin: snapshot field 'river\.rng\.mt'"):
         restore_detector(snap)
     snap = _json(Stuck(window=3).snapshot())
     snap["values"] = [1.0, 2.0, 3.0, 4.0]
-    with pytest.raises(ConfigError, match="stuck: snapshot field 'values'"):
+    with pytest.raises(SnapshotError, match="stuck: snapshot field 'values'"):
         restore_detector(snap)
 
 
 def test_restore_detector_dispatches_on_kind_and_refuses_unknown_ones() -> None:
     det = make_detector("hddm-w", {"two_sided_test": True})
     assert type(restore_detector(det.snapshot())) is HDDMW
-    with pytest.raises(ConfigError, match="unknown detector kind 'pickle'; known: adwin"):
+    with pytest.raises(SnapshotError, match="unknown detector kind 'pickle'; known: adwin"):
         restore_detector({"kind": "pickle", "v": 1})
-    with pytest.raises(ConfigError, match="unknown detector kind None"):
+    with pytest.raises(SnapshotError, match="unknown detector kind None"):
         restore_detector({"v": 1})
-    with pytest.raises(ConfigError, match="must be a mapping, got bytes"):
+    with pytest.raises(SnapshotError, match="must be a mapping, got bytes"):
         restore_detector(b"\x80\x04")  # type: ignore[arg-type]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_processor
 from riskstream.config import load_config
 from riskstream.core.timeutil import format_time

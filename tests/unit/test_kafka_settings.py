@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from riskstream.adapters.kafka_bus import KafkaSettings
-from riskstream.errors import BusError
+from riskstream.adapters.kafka.bus import KafkaSettings
+from riskstream.errors import ConfigError
 
 
 def test_sasl_and_tls_settings_from_the_environment_and_no_secret_in_repr(
@@ -32,5 +32,5 @@ def test_sasl_and_tls_settings_from_the_environment_and_no_secret_in_repr(
 
 def test_no_bootstrap_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RISKSTREAM_KAFKA_BOOTSTRAP", raising=False)
-    with pytest.raises(BusError, match="RISKSTREAM_KAFKA_BOOTSTRAP"):
+    with pytest.raises(ConfigError, match="RISKSTREAM_KAFKA_BOOTSTRAP"):
         KafkaSettings.from_env()

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from riskstream.adapters.memory_predictions import InMemoryPredictionStore
+from riskstream.adapters.memory.predictions import InMemoryPredictionStore
 from riskstream.core.labels import LabelOutcome, join, label_text, prediction_record
 from riskstream.core.monitors import MonitorSpec, PartitionDetectors, ValueSpec, field_getter
 from riskstream.core.streams import StreamSettings

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.ports import TopicPartition
 
 

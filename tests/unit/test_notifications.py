@@ -12,6 +12,7 @@ import pytest
 from riskstream.adapters.webhooks import parse_retry_after
 from riskstream.cli import main
 from riskstream.config import load_config
+from riskstream.config.notifications import receiver_secrets
 from riskstream.core.delivery import RetryPolicy, classify_status
 from riskstream.core.notifications import (
     INCIDENT_OPENED,
@@ -24,7 +25,6 @@ from riskstream.core.notifications import (
     slack_message,
 )
 from riskstream.errors import ConfigError
-from riskstream.notifications_config import receiver_secrets
 from riskstream.services import detection
 from riskstream.services.notifier import Destination
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.codec import encode_cloudevent
 from riskstream.core.delivery import AttemptResult, RetryPolicy
 from riskstream.core.notifications import (

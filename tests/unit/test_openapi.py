@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 from prometheus_client import CollectorRegistry
 
 from api_support import spec_document
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.api import TokenTable, build_app
 from riskstream.api.routes import ROUTES
 from riskstream.bootstrap import embedded_operations

@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_operations
 from riskstream.config import load_config
 from riskstream.core.incident_records import IncidentFilter, headline
-from riskstream.errors import ConfigError, ContainmentError, NotFoundError
+from riskstream.errors import ContainmentError, InputError, NotFoundError
 from riskstream.services.operations import OperatorService
 
 CONFIG = """\
@@ -121,7 +121,7 @@ def test_filters_and_unknown_ids(tmp_path: Path) -> None:
     assert {r.incident_id for r in ops.incidents(IncidentFilter(status="open"))} == {"inc-2"}
     with pytest.raises(NotFoundError, match="riskstream incidents list"):
         ops.incident("nope")
-    with pytest.raises(ConfigError, match="use one of"):
+    with pytest.raises(InputError, match="use one of"):
         IncidentFilter(status="closed")
 
 
@@ -169,7 +169,7 @@ def test_a_manual_override_refuses_values_the_serving_layer_cannot_act_on(tmp_pa
         ({"traffic_fraction": 1.5}, "from 0 to 1"),
         ({"version": " "}, "must not be empty"),
     ):
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(InputError, match=message):
             ops.set_flag("diagnosis-v4", "ana", "why", **kwargs)
     assert ops.flag("diagnosis-v4").mode == "human-review"  # nothing changed
     with pytest.raises(NotFoundError, match="no routing flag for 'nope'"):
@@ -184,7 +184,7 @@ def test_actions_by_incident_and_unknown_or_forbidden_decisions(tmp_path: Path) 
     (pending,) = ops.actions("pending", incident_id="inc-1")
     assert ops.actions("pending", incident_id="inc-2") == []
     assert ops.action(pending.action_id) == pending
-    with pytest.raises(ConfigError, match="use one of pending"):
+    with pytest.raises(InputError, match="use one of pending"):
         ops.actions("waiting")
     with pytest.raises(NotFoundError, match="no action 'nope'"):
         ops.decide("nope", True, "dr.okafor")

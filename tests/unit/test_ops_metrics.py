@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from riskstream.adapters.memory_bus import InMemoryBus
-from riskstream.adapters.memory_state import InMemoryStateStore
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.memory.state import InMemoryStateStore
 from riskstream.bootstrap import embedded_containment, embedded_processor
 from riskstream.config import load_config
 from riskstream.core.timeutil import format_time

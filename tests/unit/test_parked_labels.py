@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 from prometheus_client import CollectorRegistry
 
-from riskstream.adapters.memory_bus import InMemoryBus
-from riskstream.adapters.memory_state import InMemoryStateStore
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.memory.state import InMemoryStateStore
 from riskstream.bootstrap import embedded_processor
 from riskstream.config import load_config
 from riskstream.core.parked_labels import ParkedLabels

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from riskstream.adapters.memory_bus import InMemoryBus
-from riskstream.adapters.memory_state import InMemoryStateStore
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.memory.state import InMemoryStateStore
 from riskstream.bootstrap import embedded_processor
 from riskstream.config import load_config
 from riskstream.core.timeutil import format_time
@@ -94,7 +94,7 @@ def test_bad_records_are_counted_dead_lettered_and_never_stop_the_loop() -> None
 
 
 def test_checkpoints_take_at_most_their_budget_of_the_time() -> None:
-    from riskstream.adapters.memory_changes import InMemoryChangeLog
+    from riskstream.adapters.memory.changes import InMemoryChangeLog
     from riskstream.bootstrap import build_decoder
     from riskstream.metrics import ProcessorMetrics
     from riskstream.services.detection import Processor

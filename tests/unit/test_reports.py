@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from riskstream import cli_reports
-from riskstream.adapters.memory_bus import InMemoryBus
+from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_operations
 from riskstream.cli import main
+from riskstream.cli import reports as cli_reports
 from riskstream.config import Config, load_config
 from riskstream.core.incident_records import IncidentRecord, record_incident
 from riskstream.core.reports import art73_report, postmortem_report, render

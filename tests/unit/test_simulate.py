@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from riskstream import cli_simulate
 from riskstream.cli import main
+from riskstream.cli import simulate as cli_simulate
 from riskstream.core.enrichment import downstream_of, upstream_of
 from riskstream.core.timeutil import parse_time
 from riskstream.errors import ConfigError
@@ -332,14 +332,14 @@ def test_medical_recall_falls_for_one_subtype_in_one_age_band_only(
 
 def _simulate(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="riskstream")
-    cli_simulate.add_parser(parser.add_subparsers(dest="command", required=True))
+    cli_simulate.register(parser.add_subparsers(dest="command", required=True))
     return cli_simulate.run(parser.parse_args(["simulate", *argv]))
 
 
 def test_the_command_offers_every_scenario() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    cli_simulate.add_parser(sub)
+    cli_simulate.register(sub)
     for name in SCENARIOS:
         assert parser.parse_args(["simulate", name]).scenario == name
     with pytest.raises(SystemExit):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from riskstream.config_yaml import Problem, YamlNode, string
+from riskstream.config.nodes import Problem, YamlNode, string
 from riskstream.errors import ConfigError
 
 __all__ = ["ROLES", "Principal", "TokenTable", "load_tokens", "new_token", "token_digest"]

@@ -32,6 +32,9 @@ T = TypeVar("T")
 
 @dataclass
 class Api:
+    """What every request handler needs: the operator service, the monitors, the token
+    table and metrics, and a thread pool so Redis and Kafka calls never block the loop."""
+
     ops: OperatorService
     monitors: tuple[MonitorSpec, ...]
     tokens: TokenTable

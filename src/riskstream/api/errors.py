@@ -12,6 +12,7 @@ from riskstream.errors import (
     BusError,
     ConfigError,
     ContainmentError,
+    InputError,
     NotFoundError,
     NotPermittedError,
     StateStoreError,
@@ -34,12 +35,13 @@ def from_exception(exc: Exception) -> ApiError | None:
         return exc
     if isinstance(exc, NotFoundError):
         return ApiError(404, "not_found", str(exc))
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, InputError | ConfigError):  # ConfigError: a setting in the request
         return ApiError(400, "bad_request", str(exc))
     if isinstance(exc, NotPermittedError):
         return ApiError(403, "not_permitted", str(exc))
     if isinstance(exc, ContainmentError):  # already decided, no flag to change, ...
         return ApiError(409, "conflict", str(exc))
+    # SnapshotError is a StateStoreError: stored state is bad, not the request.
     if isinstance(exc, StateStoreError | BusError):  # the adapters' messages say what to check
         return ApiError(503, "unavailable", str(exc))
     return None

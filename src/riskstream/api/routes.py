@@ -41,6 +41,8 @@ _Fields = Mapping[str, type | tuple[type, ...]]
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """One endpoint: method and path, its handler, and the least role that may call it."""
+
     method: str
     path: str
     handler: Handler

@@ -19,7 +19,7 @@ from typing import Any
 from riskstream.core.enrichment import downstream_of, upstream_of
 from riskstream.core.incident_text import change_text
 from riskstream.core.timeutil import parse_time
-from riskstream.errors import ConfigError
+from riskstream.errors import InputError
 
 __all__ = [
     "DETECTION_ACTOR",
@@ -239,9 +239,9 @@ class IncidentFilter:
     def __post_init__(self) -> None:
         statuses = ("open", "contained", "resolved", "unresolved")
         if self.status is not None and self.status not in statuses:
-            raise ConfigError(f"status {self.status!r}: use one of {', '.join(statuses)}")
+            raise InputError(f"status {self.status!r}: use one of {', '.join(statuses)}")
         if self.min_severity is not None and self.min_severity not in SEVERITY_RANK:
-            raise ConfigError(
+            raise InputError(
                 f"severity {self.min_severity!r}: use one of {', '.join(SEVERITY_RANK)}"
             )
 

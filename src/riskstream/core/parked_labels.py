@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from riskstream.core.timeutil import parse_time
-from riskstream.errors import ConfigError
+from riskstream.errors import SnapshotError
 
 __all__ = ["PARKED_KEY", "ParkedLabels"]
 
@@ -89,7 +89,7 @@ class ParkedLabels:
     def load(self, raw: bytes) -> None:
         snap = orjson.loads(raw)
         if not snap or snap[0] != SNAPSHOT_VERSION:
-            raise ConfigError(f"parked labels version {snap[:1]} is not {SNAPSHOT_VERSION}")
+            raise SnapshotError(f"parked labels version {snap[:1]} is not {SNAPSHOT_VERSION}")
         _, newest, waiting = snap
         self._newest = float(newest) if newest is not None else float("-inf")
         self._waiting = {str(k): list(v) for k, v in waiting.items()}

@@ -53,6 +53,13 @@ _INCIDENT_FIELDS = ("incident_id", "type", "severity", "subject", "onset_at", "s
 
 
 class ContainmentService:
+    """Applies the containment policy to incidents: picks the playbook, changes routing
+    flags (each change at most once), parks actions that need approval, reverts on
+    resolve, and records every step on the incident and in the audit trail.
+
+    It sees only ports, so the faust worker, the embedded demo and the tests share it.
+    """
+
     def __init__(
         self,
         policy: ContainmentPolicy,

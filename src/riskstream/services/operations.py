@@ -26,7 +26,7 @@ from riskstream.core.reports import render
 from riskstream.core.reports.settings import ReportSettings
 from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.core.timeutil import format_time
-from riskstream.errors import ConfigError, ContainmentError, NotFoundError
+from riskstream.errors import ContainmentError, InputError, NotFoundError
 from riskstream.ports import IncidentStore, Producer
 from riskstream.services.containment import ContainmentService
 
@@ -38,6 +38,9 @@ ACTION_STATUSES = ("pending", "approved", "rejected", "expired", "applied")
 
 
 class OperatorService:
+    """The acts a person may do (list, acknowledge, resolve, approve, set a flag, report),
+    each recorded with who did it; the API, the console and the CLI all go through it."""
+
     def __init__(
         self,
         containment: ContainmentService,
@@ -105,7 +108,7 @@ class OperatorService:
     ) -> list[PendingAction]:
         """Actions held for approval (``status=None``: all), of one incident if given."""
         if status is not None and status not in ACTION_STATUSES:
-            raise ConfigError(f"status {status!r}: use one of {', '.join(ACTION_STATUSES)}")
+            raise InputError(f"status {status!r}: use one of {', '.join(ACTION_STATUSES)}")
         found = self._containment.actions(status)
         return [a for a in found if incident_id is None or a.incident_id == incident_id]
 
@@ -147,13 +150,13 @@ class OperatorService:
     ) -> RoutingFlag:
         """A manual override; refuses values the serving layer could not act on."""
         if version is None and mode is None and traffic_fraction is None:
-            raise ConfigError("say what to change: a version, a mode or a traffic_fraction")
+            raise InputError("say what to change: a version, a mode or a traffic_fraction")
         if version is not None and not version.strip():
-            raise ConfigError("version must not be empty")
+            raise InputError("version must not be empty")
         if mode is not None and mode not in MODES:
-            raise ConfigError(f"mode {mode!r}: use one of {', '.join(MODES)}")
+            raise InputError(f"mode {mode!r}: use one of {', '.join(MODES)}")
         if traffic_fraction is not None and not 0.0 <= traffic_fraction <= 1.0:
-            raise ConfigError(f"traffic_fraction {traffic_fraction}: give a share from 0 to 1")
+            raise InputError(f"traffic_fraction {traffic_fraction}: give a share from 0 to 1")
         return self._containment.override(
             model_id, _named(by), reason,
             version=version, mode=mode, traffic_fraction=traffic_fraction,

@@ -1,4 +1,4 @@
-"""Seeded simulators of the three situations riskstream must handle (DESIGN.md §1).
+"""Seeded simulators of the three situations riskstream must handle (docs/design/situations.md).
 
 Each ``simulate_<name>(seed, *, scale, start, **options) -> Simulation`` returns the
 Kafka records of one scenario — ``(topic_kind, key, event)`` in data-time order,

@@ -1,0 +1,229 @@
+"""The reference :class:`~riskstream.ports.FlagStore` and :class:`~riskstream.ports.ApprovalStore`.
+
+Plain dicts behind one lock each.  They define the semantics the Redis stores
+must match (``tests/contract`` runs one suite over both) and back the embedded
+demo and unit tests.
+
+Semantics every flag store follows:
+
+- :meth:`~InMemoryFlagStore.apply` checks, in this order: the flag's revision is
+  ``expected_revision + 1`` (else :class:`~riskstream.errors.ContainmentError`, a
+  caller bug, before anything is read); ``change_id`` was applied before ->
+  ``duplicate``; the model's revision (0 when it has no flag) is not
+  ``expected_revision`` -> ``conflict``; else ``applied``: the flag, the change id
+  and one audit entry are written together and listeners are told.
+- Flags are stored as :meth:`RoutingFlag.to_data` (RFC 3339 times to the
+  millisecond), so what comes back is ``RoutingFlag.from_data(flag.to_data())``:
+  sub-millisecond parts of ``updated_at`` / ``expires_at`` are dropped.
+- The audit trail is a hash chain (:mod:`riskstream.core.audit`) with seqs 1, 2,
+  3...; ``audit(start, count)`` returns the entries with ``seq > start`` (so
+  ``start`` is both "how many to skip" and "the last seq already seen").
+- ``record_event`` appends an entry with ``before`` ``None`` and ``after`` the
+  event (which has an ``"event"`` key, and no flag's ``active_version``); its
+  change id shares the set of applied ids, so it is recorded at most once.
+
+Semantics every approval store follows: actions are stored as JSON-able data (a
+tuple in ``action`` comes back a list); ``add`` refuses anything not ``pending``;
+``decide`` applies :func:`~riskstream.core.approvals.check_decision` and moves
+``pending`` to a decision exactly once, even under races; ``mark_applied`` moves
+``approved`` to ``applied`` and refuses every other state; ``list`` is sorted by
+``requested_at`` (then ``action_id``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from riskstream.core import flag_checks as checks
+from riskstream.core.approvals import PendingAction, check_decision
+from riskstream.core.audit import GENESIS, next_entry, verify_with_head
+from riskstream.core.routing import FlagChange, RoutingFlag
+from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
+
+__all__ = [
+    "FlagListener",
+    "InMemoryApprovalStore",
+    "InMemoryFlagStore",
+]
+
+FlagListener = Callable[[str, int], None]
+"""Called with ``(model_id, revision)`` after every applied change."""
+
+
+class InMemoryFlagStore:
+    """Thread-safe, process-local flag store; everything is lost when it is dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flags: dict[str, dict[str, Any]] = {}  # model_id -> RoutingFlag.to_data()
+        self._applied: set[str] = set()
+        self._entries: list[AuditEntry] = []
+        self._head: tuple[int, str] = (0, GENESIS)
+        self._listeners: list[FlagListener] = []
+
+    def subscribe(self, listener: FlagListener) -> Callable[[], None]:
+        """Call ``listener(model_id, revision)`` after each applied change.
+
+        The in-process counterpart of the Redis store's ``changed`` channel.  It is
+        called outside the lock, in the applying thread; an exception it raises
+        propagates to the caller of :meth:`apply` (the change stays applied).
+        Returns a function that unsubscribes.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def get(self, model_id: str) -> RoutingFlag | None:
+        with self._lock:
+            data = self._flags.get(model_id)
+        return None if data is None else RoutingFlag.from_data(data)
+
+    def all(self) -> dict[str, RoutingFlag]:
+        with self._lock:
+            flags = dict(self._flags)
+        return {model_id: RoutingFlag.from_data(data) for model_id, data in flags.items()}
+
+    def apply(self, change: FlagChange, at: float) -> ApplyResult:
+        checks.check_change(change)
+        model_id = change.flag.model_id
+        after = change.flag.to_data()
+        with self._lock:
+            current = self._flags.get(model_id)
+            current_flag = None if current is None else RoutingFlag.from_data(current)
+            if change.change_id in self._applied:
+                return ApplyResult("duplicate", current_flag)
+            revision = 0 if current is None else int(current["revision"])
+            if revision != change.expected_revision:
+                return ApplyResult("conflict", current_flag)
+            seq, prev_hash = self._head
+            entry = next_entry(
+                seq=seq + 1,
+                prev_hash=prev_hash,
+                change_id=change.change_id,
+                model_id=model_id,
+                actor=change.flag.actor,
+                at=at,
+                before=current,
+                after=after,
+            )
+            self._flags[model_id] = after
+            self._applied.add(change.change_id)
+            self._entries.append(entry)
+            self._head = (entry.seq, entry.hash)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(model_id, change.flag.revision)
+        return ApplyResult("applied", RoutingFlag.from_data(after))
+
+    def record_event(
+        self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]
+    ) -> bool:
+        checks.check_event(event)
+        with self._lock:
+            if change_id in self._applied:
+                return False
+            seq, prev_hash = self._head
+            entry = next_entry(
+                seq=seq + 1, prev_hash=prev_hash, change_id=change_id, model_id=model_id,
+                actor=actor, at=at, before=None, after=dict(event),
+            )  # fmt: skip
+            self._applied.add(change_id)
+            self._entries.append(entry)
+            self._head = (entry.seq, entry.hash)
+        return True
+
+    def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
+        checks.check_audit_range(start, count)
+        with self._lock:
+            entries = [entry for entry in self._entries if entry.seq > start]
+        return [_copy(entry) for entry in entries[:count]]
+
+    def verify_audit(self) -> AuditReport:
+        with self._lock:
+            entries = list(self._entries)
+            head_seq, head_hash = self._head
+        return verify_with_head(entries, head_seq, head_hash)
+
+    def close(self) -> None:
+        return None
+
+
+def _copy(entry: AuditEntry) -> AuditEntry:
+    """The stored entry's dicts must not be the caller's to mutate (that would forge it)."""
+    before = None if entry.before is None else dict(entry.before)
+    return replace(entry, before=before, after=dict(entry.after))
+
+
+class InMemoryApprovalStore:
+    """Thread-safe, process-local approval store; everything is lost when it is dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._actions: dict[str, bytes] = {}  # action_id -> JSON, as Redis keeps it
+
+    def add(self, pending: PendingAction) -> bool:
+        checks.check_new_pending(pending)
+        data = checks.pending_to_json(pending)
+        with self._lock:
+            if pending.action_id in self._actions:
+                return False
+            self._actions[pending.action_id] = data
+            return True
+
+    def get(self, action_id: str) -> PendingAction | None:
+        with self._lock:
+            data = self._actions.get(action_id)
+        return None if data is None else checks.pending_from_json(data)
+
+    def list(self, status: str | None = None) -> builtins.list[PendingAction]:
+        with self._lock:
+            stored = builtins.list(self._actions.values())
+        actions = [checks.pending_from_json(data) for data in stored]
+        return sorted(
+            (action for action in actions if status is None or action.status == status),
+            key=lambda action: (action.requested_at, action.action_id),
+        )
+
+    def decide(
+        self, action_id: str, status: str, by: str, at: float, note: str = ""
+    ) -> PendingAction:
+        with self._lock:
+            data = self._actions.get(action_id)
+            if data is None:
+                raise checks.unknown_action(action_id, f"decide ({status})")
+            decided = checks.pending_from_json(data)
+            check_decision(decided, status, by)
+            decided = decided.decided(status, by, float(at), note)
+            self._actions[action_id] = checks.pending_to_json(decided)
+        return decided
+
+    def mark_applied(self, action_id: str) -> None:
+        with self._lock:
+            data = self._actions.get(action_id)
+            if data is None:
+                raise checks.unknown_action(action_id, "mark applied")
+            pending = checks.pending_from_json(data)
+            checks.refuse_mark_applied(pending)
+            self._actions[action_id] = checks.pending_to_json(replace(pending, status="applied"))
+
+    def close(self) -> None:
+        return None
+
+
+if TYPE_CHECKING:  # mypy proves the classes implement the ports
+
+    def _implements_flag_port(store: InMemoryFlagStore) -> FlagStore:
+        return store
+
+    def _implements_approval_port(store: InMemoryApprovalStore) -> ApprovalStore:
+        return store

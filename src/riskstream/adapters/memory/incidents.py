@@ -1,0 +1,52 @@
+"""The reference :class:`~riskstream.ports.IncidentStore`: a dict behind a lock.
+
+Backs the embedded demo and the unit tests; ``tests/contract`` holds the Redis
+store to the same behaviour.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from riskstream.core.incident_records import IncidentRecord
+from riskstream.ports import IncidentStore
+
+__all__ = ["InMemoryIncidentStore"]
+
+
+class InMemoryIncidentStore:
+    """Incident records in a dict behind one lock: the reference the Redis store matches
+    (``tests/contract`` runs one suite over both)."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, IncidentRecord] = {}
+        self._lock = threading.Lock()
+
+    def update(
+        self, incident_id: str, change: Callable[[IncidentRecord | None], IncidentRecord | None]
+    ) -> IncidentRecord | None:
+        with self._lock:
+            current = self._records.get(incident_id)
+            new = change(current)
+            if new is None:
+                return current
+            self._records[incident_id] = new
+            return new
+
+    def get(self, incident_id: str) -> IncidentRecord | None:
+        with self._lock:
+            return self._records.get(incident_id)
+
+    def recent(self, limit: int = 500) -> list[IncidentRecord]:
+        with self._lock:
+            records = list(self._records.values())
+        records.sort(key=lambda r: (r.detected_at, r.incident_id), reverse=True)
+        return records[: max(limit, 0)]
+
+    def close(self) -> None:
+        pass
+
+    @staticmethod
+    def _implements_port(store: InMemoryIncidentStore) -> IncidentStore:
+        return store

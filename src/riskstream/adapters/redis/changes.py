@@ -1,0 +1,77 @@
+"""Change events in Redis, so every processor correlates with the changes all of them read.
+
+Each processor consumes only its share of the change topic's partitions; an
+incident on one processor may be caused by a deploy another one read.  So each
+writes the change events it reads here and asks here when it enriches an
+incident.  One sorted set per namespace, scored by the change's data time; the
+member is the event's JSON (the same event written twice is one member).  Kept
+for ``retention_s`` of data time behind the newest change.  Change events are
+few (deploys, prompt and pipeline changes), so one set scanned by time is enough.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Self, cast
+
+import orjson
+import redis
+
+from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.keys import CHANGES_ACL as REQUIRED_ACL
+from riskstream.adapters.redis.keys import change_log_key
+from riskstream.core.timeutil import parse_time
+from riskstream.ports import ChangeLog
+
+__all__ = ["REQUIRED_ACL", "RedisChangeLog"]
+
+
+class RedisChangeLog:
+    """The change log in one Redis sorted set per namespace, shared by every processor
+    (the module docstring says why and how)."""
+
+    def __init__(
+        self, client: redis.Redis, namespace: str, retention_s: float = 12 * 3600.0
+    ) -> None:
+        self._client = client
+        self._key = change_log_key(namespace)
+        self._retention_s = retention_s
+        kwargs = client.get_connection_kwargs()
+        self._where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str, retention_s: float = 12 * 3600.0) -> Self:
+        return cls(client_from_url(url), namespace, retention_s)
+
+    def add(self, change: Mapping[str, Any]) -> None:
+        at = parse_time(str(change["time"]))
+        member = orjson.dumps(dict(change), option=orjson.OPT_SORT_KEYS)
+        with self._translate("record a change event"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.zadd(self._key, {member: at})
+            pipe.zrevrange(self._key, 0, 0, withscores=True)
+            _, newest = pipe.execute()
+            if newest:
+                self._client.zremrangebyscore(
+                    self._key, "-inf", f"({newest[0][1] - self._retention_s}"
+                )
+
+    def between(self, subjects: Sequence[str], start: float, end: float) -> list[dict[str, Any]]:
+        wanted = set(subjects)
+        with self._translate("read change events"):
+            raw = cast(list[bytes], self._client.zrangebyscore(self._key, start, end))
+        changes = [orjson.loads(r) for r in raw]
+        return [c for c in changes if c.get("subject") in wanted]
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _translate(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return translate_errors(
+            f"Redis change log at {self._where} ({self._key})", action, self._where, REQUIRED_ACL
+        )
+
+    @staticmethod
+    def _implements_port(log: RedisChangeLog) -> ChangeLog:
+        return log

@@ -1,0 +1,156 @@
+"""One way to turn a Redis URL and credentials into a client, for every Redis adapter.
+
+TLS needs ``rediss://``: the ``ssl_*`` files are the CA bundle that signs the
+server's certificate and, for mutual TLS, this client's certificate and key.
+``username``/``password`` are Redis 6 ACL credentials (a password alone
+authenticates as ``default``); pass them here rather than in the URL, which tends
+to end up in logs.  Other keyword arguments go to :meth:`redis.Redis.from_url`
+(timeouts, ``retry``, ``client_name``).
+
+:func:`translate_errors` is the one place redis-py's exceptions become
+:class:`~riskstream.errors.StateStoreError`: every adapter's message has the same
+shape (what failed, Redis's own words, then what to check), and the hints for the
+failures every adapter meets (credentials, reachability, ACL, read-only replica,
+maxmemory) are written once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+
+from riskstream.errors import ConfigError, StateStoreError
+
+__all__ = ["client_from_url", "common_hint", "explain", "shown_url", "translate_errors"]
+
+Hint = Callable[[redis.RedisError], str | None]
+"""An adapter's own advice for a Redis error, or None to fall back to the shared one."""
+
+
+def shown_url(url: str) -> str:
+    """The URL without credentials, fit for messages and logs.
+
+    >>> shown_url("redis://app:s3cret@cache:6380/2")
+    'redis://cache:6380/2'
+    """
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+SOCKET_TIMEOUT_S = 10.0  # no riskstream command takes a healthy Redis this long
+CONNECT_TIMEOUT_S = 5.0
+
+
+def client_from_url(
+    url: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ssl_ca_certs: str | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    **client_kwargs: Any,
+) -> redis.Redis:
+    """A client for ``redis://``, ``rediss://`` or ``unix://``; refuses contradictions.
+
+    Timeouts are on by default (:data:`SOCKET_TIMEOUT_S`, :data:`CONNECT_TIMEOUT_S`):
+    without them a Redis that hangs, rather than refuses, would hang every caller
+    (an API request, a checkpoint) until TCP gives up, minutes later.
+    """
+    client_kwargs.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
+    client_kwargs.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
+    parts = urlsplit(url)
+    shown = shown_url(url)
+    if (parts.password and password) or (parts.username and username):
+        raise ConfigError(
+            f"Redis credentials given both in the URL {shown!r} and as arguments; "
+            "give them once (redis-py would silently use the URL's)."
+        )
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(
+            f"Redis URL {shown!r} must start with redis://, rediss:// (TLS) or unix://"
+        )
+    tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
+    given_tls = {name: value for name, value in tls.items() if value is not None}
+    if given_tls and parts.scheme != "rediss":
+        raise ConfigError(
+            f"TLS options {sorted(given_tls)} were given but the Redis URL {shown!r} "
+            "is not TLS; use a rediss:// URL."
+        )
+    auth = {"username": username, "password": password}
+    client_kwargs.update({k: v for k, v in auth.items() if v is not None})
+    client_kwargs.update(given_tls)
+    return redis.Redis.from_url(url, **client_kwargs)
+
+
+def common_hint(
+    exc: redis.RedisError, where: str, required_acl: str, unknown: str = ""
+) -> str | None:
+    """What to check for the failures every Redis adapter meets, or None for others.
+
+    ``unknown`` is what to tell the caller when a write may or may not have happened.
+    """
+    text = str(exc)
+    if isinstance(exc, redis.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")):
+        return "Check the Redis username and password."
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return (
+            f"Is Redis up and reachable at {where}, and do the URL's scheme "
+            f"(rediss:// for TLS), the TLS certificates and the timeouts match the "
+            f"server?{' ' + unknown if unknown else ''}"
+        )
+    if (
+        isinstance(exc, redis.exceptions.NoPermissionError)
+        or "can't run this" in text
+        or "NOPERM" in text
+    ):
+        return f"The Redis ACL user needs {required_acl!r}."
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return "This is a read-only replica: point the URL at the primary."
+    return None
+
+
+def _no_hint(exc: redis.RedisError) -> str | None:
+    return None
+
+
+def explain(
+    exc: redis.RedisError, where: str, required_acl: str, unknown: str = "", hint: Hint = _no_hint
+) -> str:
+    """What to check: the shared hints first, then the adapter's, then a general one."""
+    if common := common_hint(exc, where, required_acl, unknown):
+        return common
+    if own := hint(exc):
+        return own
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return "Redis is at maxmemory: raise maxmemory or free memory; nothing was written."
+    return "Redis refused the command; its message above says why."
+
+
+@contextlib.contextmanager
+def translate_errors(
+    subject: str,
+    action: str,
+    where: str,
+    required_acl: str,
+    *,
+    unknown: str = "",
+    hint: Hint = _no_hint,
+) -> Iterator[None]:
+    """Re-raise redis-py errors as ``"<subject> could not <action>: <error>. <what to
+    check>"``, a :class:`~riskstream.errors.StateStoreError` with the cause attached.
+
+    ``unknown`` is what to tell the caller when a write may or may not have happened.
+    """
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StateStoreError(
+            f"{subject} could not {action}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
+            f"{explain(exc, where, required_acl, unknown, hint)}"
+        ) from exc

@@ -1,0 +1,572 @@
+"""The Redis :class:`~riskstream.ports.FlagStore` and :class:`~riskstream.ports.ApprovalStore`.
+
+One namespace (a deployment) owns these keys (``rs:{flags|<ns>}:flags``, ``applied``,
+``audit``, ``head``, ``pending`` and the ``changed`` channel), drawn with what each holds
+in :mod:`riskstream.adapters.redis.keys`.  They share one hash tag, so Redis Cluster
+puts them in one slot and one script may touch them all.  The router clients read
+this layout directly; it is a contract, not an implementation detail, and the store
+and the router take it from the same module, so they always agree on the keys.
+Audit seqs start at 1, so stream ids run
+``1-0``, ``2-0``...: ``XRANGE`` by seq is direct, and ``XADD`` itself refuses a seq
+that is not past the stream's last id.
+
+How an apply stays atomic and fair between writers, and why, is in
+``docs/design/flag-store.md``.  After :attr:`RedisFlagStore.max_apply_attempts`
+contended attempts an apply fails with :class:`~riskstream.errors.StateStoreError`,
+having written nothing.  Applies of one process to one namespace take turns on a
+``threading.Lock``: do not ``fork`` while another thread is applying.
+
+Failure semantics a caller must know:
+
+- ``duplicate``, ``conflict``, ``ContainmentError``: nothing was written.
+- :class:`~riskstream.errors.StateStoreError` after the script was sent
+  (connection dropped, timeout): the outcome is *unknown* but atomic.  Apply the
+  same change again: it comes back ``applied`` or ``duplicate``.  redis-py's
+  default client re-sends on connection errors by itself, so ``duplicate`` can
+  mean "applied by this very call, whose first reply was lost".
+- No write can fail after the script's first write (Redis would keep the part
+  done): every read that proves a key's type, and the ACL check of every write,
+  come first, and the first write is the ``XADD`` that refuses a stale seq.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final, Self, cast
+
+import orjson
+import redis
+
+from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.keys import FLAGS_ACL as REQUIRED_ACL
+from riskstream.adapters.redis.keys import FlagKeys, flag_keys
+from riskstream.core import flag_checks as checks
+from riskstream.core.approvals import PendingAction, check_decision
+from riskstream.core.audit import (
+    GENESIS,
+    entry_from_data,
+    entry_to_data,
+    next_entry,
+    verify_with_head,
+)
+from riskstream.core.routing import FlagChange, RoutingFlag
+from riskstream.errors import ConfigError, StateStoreError
+from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
+
+__all__ = [
+    "REQUIRED_ACL",
+    "FlagKeys",
+    "RedisApprovalStore",
+    "RedisFlagStore",
+    "RedisNamespaceStore",
+    "flag_keys",
+]
+
+_PAGE: Final = 1000  # stream entries per XRANGE while reading the whole trail
+
+# KEYS: flags, applied, audit, head
+# ARGV: 1 change_id, 2 model_id, 3 expected revision, 4 seq, 5 prev_hash, 6 hash,
+#       7 the flag JSON the entry's `before` was made from ('' for none), 8 new flag JSON,
+#       9 entry JSON, 10 channel, 11 message, 12 genesis hash
+_APPLY_LUA: Final = """
+local current = redis.call('HGET', KEYS[1], ARGV[2])
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  return {'duplicate', current}
+end
+local revision = 0
+if current then
+  revision = tonumber(cjson.decode(current)['revision'])
+end
+if revision ~= tonumber(ARGV[3]) then
+  return {'conflict', current}
+end
+local head = redis.call('HMGET', KEYS[4], 'seq', 'hash')
+local head_seq = head[1] or '0'
+local head_hash = head[2] or ARGV[12]
+if head_hash ~= ARGV[5] or tonumber(head_seq) + 1 ~= tonumber(ARGV[4])
+    or (current or '') ~= ARGV[7] then
+  return {'retry', head_seq, head_hash, current}
+end
+if redis.acl_check_cmd then
+  local writes = {{'XADD', KEYS[3], '1-0', 'entry', 'x'}, {'HSET', KEYS[1], 'k', 'v'},
+                  {'SADD', KEYS[2], 'm'}, {'HSET', KEYS[4], 'k', 'v'},
+                  {'PUBLISH', ARGV[10], 'm'}}
+  for _, command in ipairs(writes) do
+    if not redis.acl_check_cmd(unpack(command)) then
+      return redis.error_reply('NOPERM the ACL user may not run ' .. command[1] ..
+        ' on ' .. command[2] .. ' (nothing was written)')
+    end
+  end
+end
+redis.call('XADD', KEYS[3], ARGV[4] .. '-0', 'entry', ARGV[9])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[8])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[4], 'seq', ARGV[4], 'hash', ARGV[6])
+redis.call('PUBLISH', ARGV[10], ARGV[11])
+return {'applied'}
+"""
+
+# KEYS: pending.  ARGV: action_id, the JSON read, the JSON to write.  1 if swapped.
+# KEYS: applied, audit, head
+# ARGV: 1 change_id, 2 seq, 3 prev_hash, 4 hash, 5 entry JSON, 6 genesis hash
+_RECORD_LUA: Final = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  return {'duplicate'}
+end
+local head = redis.call('HMGET', KEYS[3], 'seq', 'hash')
+local head_seq = head[1] or '0'
+local head_hash = head[2] or ARGV[6]
+if head_hash ~= ARGV[3] or tonumber(head_seq) + 1 ~= tonumber(ARGV[2]) then
+  return {'retry', head_seq, head_hash}
+end
+if redis.acl_check_cmd then
+  local writes = {{'XADD', KEYS[2], '1-0', 'entry', 'x'}, {'SADD', KEYS[1], 'm'},
+                  {'HSET', KEYS[3], 'k', 'v'}}
+  for _, command in ipairs(writes) do
+    if not redis.acl_check_cmd(unpack(command)) then
+      return redis.error_reply('NOPERM the ACL user may not run ' .. command[1] ..
+        ' on ' .. command[2] .. ' (nothing was written)')
+    end
+  end
+end
+redis.call('XADD', KEYS[2], ARGV[2] .. '-0', 'entry', ARGV[5])
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[3], 'seq', ARGV[2], 'hash', ARGV[4])
+return {'recorded'}
+"""
+
+_SWAP_LUA: Final = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+
+_apply_locks: dict[tuple[str, int, str], threading.Lock] = {}
+_apply_locks_guard = threading.Lock()
+
+
+def _apply_lock(where: str, db: int, namespace: str) -> threading.Lock:
+    """The one lock of this process for applies to one namespace of one database."""
+    with _apply_locks_guard:
+        return _apply_locks.setdefault((where, db, namespace), threading.Lock())
+
+
+class _BadStreamEntry(Exception):
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class RedisNamespaceStore:
+    """What the stores of a namespace share: the client, from_url and error wording."""
+
+    _noun: str = "Redis store"
+
+    def __init__(
+        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+    ) -> None:
+        kwargs = client.get_connection_kwargs()
+        if kwargs.get("decode_responses"):
+            raise ConfigError(
+                f"{type(self).__name__} needs a redis.Redis client with "
+                "decode_responses=False (the one RedisStateStore takes, so one client "
+                "can serve all stores)."
+            )
+        self._client = client
+        self._owns_client = owns_client
+        self._namespace = namespace
+        self._keys = flag_keys(namespace)
+        self._where = (
+            f"unix:{kwargs['path']}"
+            if kwargs.get("path")
+            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        )
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str = "default", **client_options: Any) -> Self:
+        """A store with its own client; ``client_options`` (ACL credentials, TLS files,
+        redis-py options) as :func:`~riskstream.adapters.redis.client.client_from_url`."""
+        return cls(client_from_url(url, **client_options), namespace, owns_client=True)
+
+    @property
+    def keys(self) -> FlagKeys:
+        """The namespace's key names and channel."""
+        return self._keys
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._where}, namespace={self._namespace!r})"
+
+    def close(self) -> None:
+        """Close the client if :meth:`from_url` built it; a passed-in client stays open."""
+        if self._owns_client:
+            self._client.close()
+
+    def _translate(self, action: str, unknown: str = "") -> contextlib.AbstractContextManager[None]:
+        """Re-raise redis-py errors as StateStoreError, saying what to check.
+
+        ``unknown`` is what to tell the caller when a write may have happened.
+        """
+        return translate_errors(
+            f"{self._noun} at {self._where} (namespace {self._namespace!r})",
+            action,
+            self._where,
+            REQUIRED_ACL,
+            unknown=unknown,
+            hint=self._hint,
+        )
+
+    def _hint(self, exc: redis.RedisError) -> str | None:
+        text = str(exc)
+        if "WRONGTYPE" in text:
+            return (
+                f"Another program wrote keys under {self._keys.flags.rsplit(':', 1)[0]} with "
+                "other types; nothing was written."
+            )
+        if "equal or smaller than the target stream top item" in text:
+            return (
+                f"The audit stream {self._keys.audit} holds entries past the head "
+                f"{self._keys.head}: something else wrote to it (run verify_audit); "
+                "nothing was written."
+            )
+        return None
+
+    def _corrupt(self, key: str, field: str, exc: Exception) -> StateStoreError:
+        return StateStoreError(
+            f"{self._noun} at {self._where}: {key} field {field!r} is not what riskstream "
+            f"writes ({type(exc).__name__}: {exc}); something else wrote to it."
+        )
+
+
+class RedisFlagStore(RedisNamespaceStore):
+    """Routing flags, their hash-chained audit trail and change notifications in Redis.
+
+    Give it a ``redis.Redis`` client built with ``decode_responses=False``; the
+    caller keeps owning that client.  Use :meth:`from_url` to have the store build,
+    own and close its client.  Safe to share between threads.
+    """
+
+    _noun = "Redis flag store"
+
+    #: Script runs per apply before giving up when other processes keep winning.
+    #: Eight processes saturating one namespace on two cores needed up to 144
+    #: (about 0.2 s); two to four processes, up to 11.
+    max_apply_attempts: int = 200
+
+    def __init__(
+        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+    ) -> None:
+        super().__init__(client, namespace, owns_client=owns_client)
+        self._apply_script = client.register_script(_APPLY_LUA)
+        self._record_script = client.register_script(_RECORD_LUA)
+        db = int(client.get_connection_kwargs().get("db", 0))
+        self._apply_lock = _apply_lock(self._where, db, namespace)
+        self._retries = 0
+
+    @property
+    def retries(self) -> int:
+        """Script runs repeated because another writer appended first, since construction."""
+        return self._retries
+
+    def get(self, model_id: str) -> RoutingFlag | None:
+        with self._translate(f"read the flag of model {model_id!r}"):
+            raw = cast(bytes | None, self._client.hget(self._keys.flags, model_id))
+        return None if raw is None else self._flag(raw, model_id)
+
+    def all(self) -> dict[str, RoutingFlag]:
+        with self._translate("read the flags"):
+            stored = cast(dict[bytes, bytes], self._client.hgetall(self._keys.flags))
+        return {
+            model_id.decode(): self._flag(raw, model_id.decode())
+            for model_id, raw in stored.items()
+        }
+
+    def apply(self, change: FlagChange, at: float) -> ApplyResult:
+        checks.check_change(change)
+        model_id = change.flag.model_id
+        after = change.flag.to_data()
+        flag_json = orjson.dumps(after)
+        message = orjson.dumps({"model_id": model_id, "revision": change.flag.revision})
+        action = f"apply change {change.change_id} to model {model_id!r}"
+        unknown = (
+            "The change may or may not have been applied (atomically either way): apply "
+            "the same change again, it comes back 'duplicate' if it was."
+        )
+        with self._apply_lock, self._translate(action, unknown):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hmget(self._keys.head, ["seq", "hash"])
+            pipe.hget(self._keys.flags, model_id)
+            (seq, prev_hash), current = pipe.execute()
+            for _ in range(self.max_apply_attempts):
+                entry = next_entry(
+                    seq=int(seq or 0) + 1,
+                    prev_hash=GENESIS if prev_hash is None else prev_hash.decode(),
+                    change_id=change.change_id,
+                    model_id=model_id,
+                    actor=change.flag.actor,
+                    at=at,
+                    before=None if current is None else self._flag_data(current, model_id),
+                    after=after,
+                )
+                reply = self._apply_script(
+                    keys=self._keys[:4],
+                    args=[
+                        change.change_id,
+                        model_id,
+                        change.expected_revision,
+                        entry.seq,
+                        entry.prev_hash,
+                        entry.hash,
+                        current or b"",
+                        flag_json,
+                        orjson.dumps(entry_to_data(entry)),
+                        self._keys.changed,
+                        message,
+                        GENESIS,
+                    ],
+                )
+                outcome = reply[0].decode()
+                if outcome == "applied":
+                    return ApplyResult("applied", RoutingFlag.from_data(after))
+                if outcome in ("duplicate", "conflict"):
+                    now = None if reply[1] is None else self._flag(reply[1], model_id)
+                    return ApplyResult(outcome, now)
+                _, seq, prev_hash, current = reply
+                self._retries += 1  # under the apply lock: one writer at a time
+        raise StateStoreError(
+            f"{self._noun} at {self._where} (namespace {self._namespace!r}) could not "
+            f"{action}: other writers appended to the audit trail before each of "
+            f"{self.max_apply_attempts} attempts; nothing was written. Fewer processes "
+            "applying to one namespace at once (or a higher max_apply_attempts) will do."
+        )
+
+    def record_event(
+        self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]
+    ) -> bool:
+        checks.check_event(event)
+        action = f"record {event['event']} ({change_id}) in the audit trail"
+        unknown = "It may or may not have been recorded: record it again (it is kept once)."
+        keys = (self._keys.applied, self._keys.audit, self._keys.head)
+        with self._apply_lock, self._translate(action, unknown):
+            head = self._client.hmget(self._keys.head, ["seq", "hash"])
+            seq, prev_hash = cast(list[bytes | None], head)
+            for _ in range(self.max_apply_attempts):
+                entry = next_entry(
+                    seq=int(seq or 0) + 1,
+                    prev_hash=GENESIS if prev_hash is None else prev_hash.decode(),
+                    change_id=change_id, model_id=model_id, actor=actor, at=at,
+                    before=None, after=dict(event),
+                )  # fmt: skip
+                args: list[Any] = [change_id, entry.seq, entry.prev_hash, entry.hash]
+                data = orjson.dumps(entry_to_data(entry))
+                reply = self._record_script(keys=keys, args=[*args, data, GENESIS])
+                if reply[0] != b"retry":
+                    return bool(reply[0] == b"recorded")
+                _, seq, prev_hash = reply
+                self._retries += 1
+        raise StateStoreError(
+            f"{self._noun} at {self._where} could not {action}: other writers appended "
+            f"to the audit trail before each of {self.max_apply_attempts} attempts"
+        )
+
+    def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
+        checks.check_audit_range(start, count)
+        entries: list[AuditEntry] = []
+        with self._translate("read the audit trail"):
+            for stream_id, fields in self._stream(f"{start + 1}-0", "+", count):
+                try:
+                    entries.append(self._entry(fields))
+                except ValueError as exc:
+                    raise self._corrupt(self._keys.audit, stream_id.decode(), exc) from exc
+        return entries
+
+    def verify_audit(self) -> AuditReport:
+        """Check the whole chain, and that it ends at the head, as of one instant.
+
+        The head and the stream's last id are read in one ``MULTI``; entries
+        appended after it are left for the next check.  Also reports a stream entry
+        whose id is not ``<its seq>-0`` or that cannot be read as an entry; then
+        ``length`` counts the entries before it only.
+        """
+        with self._translate("verify the audit trail"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hmget(self._keys.head, ["seq", "hash"])
+            pipe.xrevrange(self._keys.audit, "+", "-", count=1)
+            (seq, head_hash), last = pipe.execute()
+            head_seq = int(seq or 0)
+            head = GENESIS if head_hash is None else head_hash.decode()
+            if not last:
+                return verify_with_head([], head_seq, head)
+            try:
+                return verify_with_head(self._checked_entries(last[0][0]), head_seq, head)
+            except _BadStreamEntry as exc:
+                return AuditReport(ok=False, length=exc.position, problem=str(exc))
+
+    def _checked_entries(self, last_id: bytes) -> Iterator[AuditEntry]:
+        for position, (stream_id, fields) in enumerate(self._stream("-", last_id, None)):
+            try:
+                entry = self._entry(fields)
+            except ValueError as exc:
+                raise _BadStreamEntry(
+                    f"audit stream entry {stream_id.decode()} cannot be read ({exc}): "
+                    "something else wrote it",
+                    position,
+                ) from exc
+            if stream_id != f"{entry.seq}-0".encode():
+                raise _BadStreamEntry(
+                    f"audit stream entry {stream_id.decode()} holds audit seq {entry.seq}: "
+                    "entries were re-added under other ids",
+                    position,
+                )
+            yield entry
+
+    def _stream(
+        self, first: str | bytes, last: str | bytes, count: int | None
+    ) -> Iterator[tuple[bytes, dict[bytes, bytes]]]:
+        """``XRANGE first last`` in pages, up to ``count`` entries (None: all)."""
+        left = count
+        while left is None or left > 0:
+            page = _PAGE if left is None else min(_PAGE, left)
+            batch = cast(
+                list[tuple[bytes, dict[bytes, bytes]]],
+                self._client.xrange(self._keys.audit, first, last, count=page),
+            )
+            yield from batch
+            if len(batch) < page:
+                return
+            if left is not None:
+                left -= len(batch)
+            first = b"(" + batch[-1][0]
+
+    @staticmethod
+    def _entry(fields: dict[bytes, bytes]) -> AuditEntry:
+        raw = fields.get(b"entry")
+        if raw is None:
+            raise ValueError("no 'entry' field")
+        data = orjson.loads(raw)  # orjson.JSONDecodeError is a ValueError
+        if not isinstance(data, dict):
+            raise ValueError("the entry is not a JSON object")
+        try:
+            return entry_from_data(data)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from exc
+
+    def _flag(self, raw: bytes, model_id: str) -> RoutingFlag:
+        try:
+            return RoutingFlag.from_data(self._flag_data(raw, model_id))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._corrupt(self._keys.flags, model_id, exc) from exc
+
+    def _flag_data(self, raw: bytes, model_id: str) -> dict[str, Any]:
+        try:
+            data = orjson.loads(raw)
+        except ValueError as exc:
+            raise self._corrupt(self._keys.flags, model_id, exc) from exc
+        if not isinstance(data, dict):
+            raise self._corrupt(self._keys.flags, model_id, TypeError("not a JSON object"))
+        return data
+
+
+class RedisApprovalStore(RedisNamespaceStore):
+    """Pending actions in the namespace's ``pending`` hash; decisions by compare-and-swap.
+
+    A decision reads the action, applies
+    :func:`~riskstream.core.approvals.check_decision` here, and swaps the JSON in
+    only if it is still the JSON read (one small script).  A racing decision makes
+    the swap fail; the re-read then sees the action decided and refuses.
+    """
+
+    _noun = "Redis approval store"
+    #: Swaps tried per decision; more than two only if something rewrites actions.
+    max_swap_attempts: int = 10
+
+    def __init__(
+        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+    ) -> None:
+        super().__init__(client, namespace, owns_client=owns_client)
+        self._swap_script = client.register_script(_SWAP_LUA)
+
+    def add(self, pending: PendingAction) -> bool:
+        checks.check_new_pending(pending)
+        data = checks.pending_to_json(pending)
+        with self._translate(f"add action {pending.action_id}"):
+            return bool(self._client.hsetnx(self._keys.pending, pending.action_id, data))
+
+    def get(self, action_id: str) -> PendingAction | None:
+        with self._translate(f"read action {action_id}"):
+            raw = cast(bytes | None, self._client.hget(self._keys.pending, action_id))
+        return None if raw is None else self._action(raw, action_id)
+
+    def list(self, status: str | None = None) -> builtins.list[PendingAction]:
+        with self._translate("list actions"):
+            stored = cast(dict[bytes, bytes], self._client.hgetall(self._keys.pending))
+        actions = [self._action(raw, action_id.decode()) for action_id, raw in stored.items()]
+        return sorted(
+            (action for action in actions if status is None or action.status == status),
+            key=lambda action: (action.requested_at, action.action_id),
+        )
+
+    def decide(
+        self, action_id: str, status: str, by: str, at: float, note: str = ""
+    ) -> PendingAction:
+        def decided(pending: PendingAction) -> PendingAction:
+            check_decision(pending, status, by)
+            return pending.decided(status, by, float(at), note)
+
+        return self._swap(action_id, f"decide ({status})", decided)
+
+    def mark_applied(self, action_id: str) -> None:
+        def applied(pending: PendingAction) -> PendingAction:
+            checks.refuse_mark_applied(pending)
+            return replace(pending, status="applied")
+
+        self._swap(action_id, "mark applied", applied)
+
+    def _swap(
+        self, action_id: str, doing: str, change: Callable[[PendingAction], PendingAction]
+    ) -> PendingAction:
+        unknown = (
+            "The change may or may not have been recorded: get() the action to see its status."
+        )
+        for _ in range(self.max_swap_attempts):
+            with self._translate(f"read action {action_id}"):
+                raw = cast(bytes | None, self._client.hget(self._keys.pending, action_id))
+            if raw is None:
+                raise checks.unknown_action(action_id, doing)
+            new = change(self._action(raw, action_id))
+            with self._translate(f"{doing} action {action_id}", unknown):
+                swapped = self._swap_script(
+                    keys=[self._keys.pending], args=[action_id, raw, checks.pending_to_json(new)]
+                )
+            if swapped == 1:
+                return new
+        raise StateStoreError(
+            f"{self._noun} at {self._where} (namespace {self._namespace!r}) could not "
+            f"{doing} action {action_id}: it changed under each of {self.max_swap_attempts} "
+            "attempts; something keeps rewriting it."
+        )
+
+    def _action(self, raw: bytes, action_id: str) -> PendingAction:
+        try:
+            return checks.pending_from_json(raw)
+        except (ValueError, TypeError) as exc:
+            raise self._corrupt(self._keys.pending, action_id, exc) from exc
+
+
+if TYPE_CHECKING:  # mypy proves the classes implement the ports
+
+    def _implements_flag_port(store: RedisFlagStore) -> FlagStore:
+        return store
+
+    def _implements_approval_port(store: RedisApprovalStore) -> ApprovalStore:
+        return store

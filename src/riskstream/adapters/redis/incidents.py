@@ -1,0 +1,91 @@
+"""Incident records in Redis, beside the flags and approvals of the same namespace.
+
+Records are JSON in one hash, their ids in a sorted set scored by detection
+time (for "the latest 500").  :meth:`RedisIncidentStore.update` is an optimistic
+transaction (WATCH the hash, MULTI, EXEC, again on a conflict), so the worker
+recording an action and a person acknowledging at once both land.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from typing import Final, cast
+
+import orjson
+import redis
+
+from riskstream.adapters.redis.flags import RedisNamespaceStore
+from riskstream.core.incident_records import IncidentRecord
+from riskstream.errors import StateStoreError
+from riskstream.ports import IncidentStore
+
+__all__ = ["RedisIncidentStore"]
+
+_ATTEMPTS: Final = 50
+
+
+class RedisIncidentStore(RedisNamespaceStore):
+    """Incident records in the flag namespace's hash and sorted set; updates are
+    optimistic transactions, retried on a conflict."""
+
+    _noun = "Redis incident store"
+
+    def update(
+        self, incident_id: str, change: Callable[[IncidentRecord | None], IncidentRecord | None]
+    ) -> IncidentRecord | None:
+        keys = self._keys
+        with self._translate(f"update incident {incident_id}"):
+            for _ in range(_ATTEMPTS):
+                with self._client.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(keys.incidents)  # type: ignore[no-untyped-call]
+                        raw = cast(bytes | None, pipe.hget(keys.incidents, incident_id))
+                        current = None if raw is None else self._record(raw, incident_id)
+                        new = change(current)
+                        if new is None or new == current:
+                            return current
+                        pipe.multi()
+                        pipe.hset(keys.incidents, incident_id, orjson.dumps(new.to_data()))
+                        pipe.zadd(keys.incidents_by_time, {incident_id: new.detected_at})
+                        pipe.execute()
+                        return new
+                    except redis.WatchError:
+                        continue
+        raise StateStoreError(
+            f"{self._noun} at {self._where}: incident {incident_id} kept changing under "
+            f"{_ATTEMPTS} attempts; nothing was written, try again"
+        )
+
+    def get(self, incident_id: str) -> IncidentRecord | None:
+        with self._translate(f"read incident {incident_id}"):
+            raw = self._client.hget(self._keys.incidents, incident_id)
+        return None if raw is None else self._record(cast(bytes, raw), incident_id)
+
+    def recent(self, limit: int = 500) -> builtins.list[IncidentRecord]:
+        if limit <= 0:
+            return []
+        with self._translate("list incidents"):
+            ids = cast(
+                list[bytes], self._client.zrevrange(self._keys.incidents_by_time, 0, limit - 1)
+            )
+            raws = (
+                cast(list[bytes | None], self._client.hmget(self._keys.incidents, ids))
+                if ids
+                else []
+            )
+        return [
+            self._record(raw, incident_id.decode())
+            for incident_id, raw in zip(ids, raws, strict=True)
+            if raw is not None
+        ]
+
+    def _record(self, raw: bytes, incident_id: str) -> IncidentRecord:
+        try:
+            return IncidentRecord.from_data(orjson.loads(raw))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise self._corrupt(self._keys.incidents, incident_id, exc) from exc
+
+    @staticmethod
+    def _implements_port(store: RedisIncidentStore) -> IncidentStore:
+        return store

@@ -1,0 +1,162 @@
+"""Every Redis key riskstream writes, the rules that keep namespaces apart, and the
+ACL each process needs.
+
+The layout is a contract (router clients in serving processes read the flags
+directly, operators grant ACLs by prefix), so it lives in this one module and the
+adapters build their key names only from here::
+
+    rs:{<scope>|<topic>|<partition>}:meta   hash     detector state: epoch, offset, counters
+    rs:{<scope>|<topic>|<partition>}:snap   hash     stream key -> detector snapshot bytes
+    rs:{flags|<ns>}:flags                   hash     model_id -> routing flag JSON
+    rs:{flags|<ns>}:applied                 set      ids of the changes applied
+    rs:{flags|<ns>}:audit                   stream   the hash-chained audit trail, one entry
+                                                     per change, id "<seq>-0", field "entry"
+    rs:{flags|<ns>}:head                    hash     seq, hash of the last audit entry
+    rs:{flags|<ns>}:pending                 hash     action_id -> pending action JSON
+    rs:{flags|<ns>}:changed                 channel  {"model_id", "revision"} per change
+    rs:{flags|<ns>}:incidents               hash     incident_id -> incident record JSON
+    rs:{flags|<ns>}:incidents_by_time       zset     incident ids by detection time
+    rs:pred|<ns>:<prediction_id>            string   a parked prediction, with a PX expiry
+    rs:changes|<ns>                         zset     change events by data time
+
+Hash tags (the part in braces) decide the Redis Cluster slot: a partition's two
+keys share one, and so do all keys of one flag namespace, so one script may touch
+them together.  Predictions carry no hash tag on purpose: they are the largest and
+hottest data and should spread over every slot.  So that two namespaces can never
+share a key or change a hash tag, a flag namespace may not contain ``{``, ``}``,
+``|`` or ``%``, a prediction namespace no ``:``, ``{`` or ``}``; a scope or topic
+name is percent-escaped instead, because it comes from Kafka, not from an operator.
+
+The ``*_ACL`` constants are the least an ACL user needs
+(``ACL SETUSER <name> on >password <ACL>``); :data:`PROCESS_ACLS` combines them
+per long-lived process.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+from riskstream.errors import ConfigError
+from riskstream.ports import TopicPartition
+
+__all__ = [
+    "CHANGES_ACL",
+    "FLAGS_ACL",
+    "KEY_PREFIX",
+    "PREDICTIONS_ACL",
+    "PROCESS_ACLS",
+    "ROUTER_ACL",
+    "STATE_ACL",
+    "FlagKeys",
+    "change_log_key",
+    "flag_keys",
+    "partition_keys",
+    "prediction_key_prefix",
+]
+
+#: What every riskstream key starts with.
+KEY_PREFIX: Final = "rs"
+_CHANGES: Final = f"{KEY_PREFIX}:changes"
+_PREDICTIONS: Final = f"{KEY_PREFIX}:pred"
+
+#: The detector state store (the processor).
+STATE_ACL: Final = (
+    f"~{KEY_PREFIX}:* +multi +exec +hincrby +hgetall +evalsha +script|load "
+    "+hget +hset +hdel +hkeys +memory|usage"
+)
+#: The flag and approval stores, and the incident store that shares their namespace.
+#: ``&`` grants the ``changed`` channel (Redis 7 denies channels by default).
+FLAGS_ACL: Final = (
+    f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* +multi +exec +evalsha +script|load "
+    "+hget +hmget +hgetall +hsetnx +hset +sismember +sadd "
+    "+xadd +xrange +xrevrange +publish +watch +unwatch +zadd +zrevrange"
+)
+#: A router client, which only reads flags.  ``+info`` is optional: without it a
+#: Redis restart or failover is not noticed and revisions that went backwards with
+#: it are ignored until the process restarts.
+ROUTER_ACL: Final = (
+    f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* "
+    "+hgetall +hmget +subscribe +ping +client|setname +info"
+)
+#: The parked-prediction store (the processor, to join labels).
+PREDICTIONS_ACL: Final = f"~{_PREDICTIONS}|* +set +get +mget +evalsha +script|load"
+#: The change log the processors share.
+CHANGES_ACL: Final = f"~{_CHANGES}|* +zadd +zrangebyscore +zremrangebyscore +zrevrange +multi +exec"
+
+#: What each long-lived process touches in Redis, as one ACL rule list per process.
+PROCESS_ACLS: Final = {
+    "processor": f"{STATE_ACL} {PREDICTIONS_ACL} {CHANGES_ACL}",
+    "containment": FLAGS_ACL,
+    "api": FLAGS_ACL,
+    "router": ROUTER_ACL,
+}
+
+_FORBIDDEN_IN_FLAG_NAMESPACE: Final = frozenset("{}|%")
+_FORBIDDEN_IN_PREDICTION_NAMESPACE: Final = frozenset(":{}")
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace("|", "%7C").replace("{", "%7B").replace("}", "%7D")
+
+
+def partition_keys(scope: str, partition: TopicPartition) -> tuple[str, str]:
+    """The ``(meta, snap)`` key names of one partition, for operators and tests.
+
+    >>> partition_keys("detectors", ("sensor-events", 3))
+    ('rs:{detectors|sensor-events|3}:meta', 'rs:{detectors|sensor-events|3}:snap')
+    """
+    topic, number = partition
+    tag = f"{KEY_PREFIX}:{{{_escape(scope)}|{_escape(topic)}|{int(number)}}}"
+    return f"{tag}:meta", f"{tag}:snap"
+
+
+class FlagKeys(NamedTuple):
+    """The key names (and the channel) of one flag namespace."""
+
+    flags: str
+    applied: str
+    audit: str
+    head: str
+    pending: str
+    changed: str
+    incidents: str  # incident records by id (riskstream.adapters.redis.incidents)
+    incidents_by_time: str  # their ids scored by detection time
+
+
+def flag_keys(namespace: str = "default") -> FlagKeys:
+    """The keys of ``namespace``, for the stores, router clients, operators and tests.
+
+    >>> flag_keys("prod").audit
+    'rs:{flags|prod}:audit'
+    """
+    if not namespace or _FORBIDDEN_IN_FLAG_NAMESPACE.intersection(namespace):
+        raise ConfigError(
+            f"Flag store namespace {namespace!r} must be non-empty and contain none of "
+            "'{', '}', '|', '%' (they would change the Redis key's hash tag)."
+        )
+    tag = f"{KEY_PREFIX}:{{flags|{namespace}}}"
+    return FlagKeys(*(f"{tag}:{name}" for name in FlagKeys._fields))
+
+
+def prediction_key_prefix(namespace: str = "default") -> str:
+    """What every prediction key of ``namespace`` starts with (the prediction id follows).
+
+    >>> prediction_key_prefix("prod")
+    'rs:pred|prod:'
+    """
+    if not namespace or _FORBIDDEN_IN_PREDICTION_NAMESPACE.intersection(namespace):
+        raise ConfigError(
+            f"Prediction store namespace {namespace!r} must be non-empty and contain none "
+            "of ':', '{', '}' (a ':' would let two namespaces share keys, braces would "
+            "pin every prediction to one Redis Cluster slot)."
+        )
+    return f"{_PREDICTIONS}|{namespace}:"
+
+
+def change_log_key(namespace: str) -> str:
+    """The sorted set of ``namespace``'s change events.
+
+    >>> change_log_key("riskstream")
+    'rs:changes|riskstream'
+    """
+    return f"{_CHANGES}|{namespace}"

@@ -1,0 +1,134 @@
+"""The containment commands: approvals, routing flags and the audit trail.
+
+(The containment worker itself is ``riskstream run containment``, in :mod:`.run`.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from riskstream.cli.common import connection_args, fraction, operations, short_time, table
+from riskstream.core.routing import MODES, RoutingFlag
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    actions = sub.add_parser("actions", help="list, approve or reject containment actions")
+    actions.set_defaults(handler=actions_command)
+    a_sub = actions.add_subparsers(dest="action_command", required=True, metavar="ACTION")
+    a_list = a_sub.add_parser("list", help="actions waiting for approval (or --status)")
+    connection_args(a_list)
+    a_list.add_argument(
+        "--status", default="pending", help="pending|approved|rejected|expired|applied|all"
+    )
+    a_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    for verb in ("approve", "reject"):
+        p = a_sub.add_parser(
+            verb, help=f"{verb} a pending action (carried out at once if approved)"
+        )
+        p.add_argument("action_id")
+        p.add_argument("--by", required=True, help="your name: recorded with the decision")
+        p.add_argument("--note", default="", help="why, for the record")
+        connection_args(p)
+
+    flags = sub.add_parser("flags", help="show or set routing flags")
+    flags.set_defaults(handler=flags_command)
+    f_sub = flags.add_subparsers(dest="flags_command", required=True, metavar="ACTION")
+    f_get = f_sub.add_parser("get", help="one model's flag, or all")
+    f_get.add_argument("model_id", nargs="?")
+    f_get.add_argument("--json", action="store_true", help="one JSON object per line")
+    connection_args(f_get)
+    f_set = f_sub.add_parser("set", help="set a model's flag by hand (audited, published)")
+    f_set.add_argument("model_id")
+    f_set.add_argument("--by", required=True, help="your name: recorded in the audit trail")
+    f_set.add_argument("--reason", required=True, help="why, for the audit trail")
+    f_set.add_argument("--version", help="the version to serve")
+    f_set.add_argument("--mode", choices=MODES, help="how to serve it")
+    f_set.add_argument("--traffic", type=fraction, help="share of traffic the mode applies to")
+    connection_args(f_set)
+
+    audit = sub.add_parser("audit", help="the routing audit trail")
+    audit.set_defaults(handler=audit_command)
+    au_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = au_sub.add_parser("verify", help="recompute the hash chain; exit 1 if tampered")
+    connection_args(verify)
+
+
+def actions_command(args: argparse.Namespace) -> int:
+    if args.action_command == "list":
+        items = operations(args).actions(None if args.status == "all" else args.status)
+        if args.json:
+            for p in items:
+                sys.stdout.write(orjson.dumps(p.to_data()).decode() + "\n")
+            return 0
+        if not items:
+            print(f"no {args.status} actions")
+            return 0
+        rows = [
+            [p.action_id, p.status, p.action["kind"], p.model_id, p.incident_id,
+             short_time(p.requested_at),
+             "never" if p.expires_at is None else short_time(p.expires_at), p.note]
+            for p in items
+        ]  # fmt: skip
+        headers = ["ID", "STATUS", "ACTION", "MODEL", "INCIDENT", "REQUESTED", "EXPIRES", "NOTE"]
+        print(table(headers, rows))
+        return 0
+    decided = operations(args, publishes=True).decide(
+        args.action_id, args.action_command == "approve", args.by, args.note
+    )
+    print(f"{decided.action_id}: {decided.status} by {decided.decided_by}")
+    return 0
+
+
+def flags_command(args: argparse.Namespace) -> int:
+    ops = operations(args, publishes=args.flags_command == "set")
+    if args.flags_command == "set":
+        flag = ops.set_flag(
+            args.model_id, args.by, args.reason,
+            version=args.version, mode=args.mode, traffic_fraction=args.traffic,
+        )  # fmt: skip
+        print(f"{flag.model_id}: set to {_flag_text(flag)}")
+        return 0
+    found = ops.flags()
+    if args.model_id is not None:
+        found = {args.model_id: found[args.model_id]} if args.model_id in found else {}
+        if not found:
+            print(
+                f"{args.model_id}: no flag (the serving layer uses its default)",
+                file=sys.stderr if args.json else sys.stdout,
+            )
+    if args.json:
+        for _, flag in sorted(found.items()):
+            print(orjson.dumps(flag.to_data()).decode())
+    elif found:
+        rows = [
+            [m, f.active_version, f.mode, f"{f.traffic_fraction:.0%}", f.revision, f.actor,
+             short_time(f.updated_at), f.reason]
+            for m, f in sorted(found.items())
+        ]  # fmt: skip
+        headers = ["MODEL", "VERSION", "MODE", "TRAFFIC", "REV", "BY", "UPDATED", "REASON"]
+        print(table(headers, rows))
+    elif args.model_id is None:
+        print("no flags yet: every model is served as its default")
+    return 0
+
+
+def _flag_text(flag: RoutingFlag) -> str:
+    return (
+        f"{flag.active_version} mode={flag.mode} traffic={flag.traffic_fraction:.0%} "
+        f"rev={flag.revision} by {flag.actor}"
+    )
+
+
+def audit_command(args: argparse.Namespace) -> int:
+    report = operations(args).verify_audit()
+    if report.ok:
+        print(f"audit trail intact: {report.length} entries, hash chain verified")
+        return 0
+    print(f"audit trail TAMPERED: {report.problem}", file=sys.stderr)
+    return 1

@@ -1,0 +1,71 @@
+"""The ``riskstream`` command line: the parser, and ``main`` that runs a command.
+
+Every command family registers itself the same way: a ``register(sub)`` function
+that adds its parsers and sets ``handler`` on each, so ``main`` only parses and
+calls ``args.handler(args)``.  Errors riskstream raises on purpose are printed for
+a person (``riskstream: error: ...``) with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from riskstream import __version__
+from riskstream.cli import containment, demo, incidents, reports, run, simulate, tokens, tools
+from riskstream.errors import RiskstreamError
+
+__all__ = ["build_parser", "main"]
+
+#: The command families, in the order ``riskstream --help`` lists their commands.
+_REGISTER = (
+    demo.register_demo,
+    run.register,
+    demo.register_replay,
+    containment.register,
+    incidents.register,
+    reports.register,
+    tools.register_schemas,
+    tokens.register,
+    simulate.register,
+    tools.register_config,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riskstream",
+        description="Catch AI failures in live traffic and contain them in seconds.",
+    )
+    parser.add_argument("--version", action="version", version=f"riskstream {__version__}")
+    parser.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING (default: INFO for `run`, WARNING otherwise)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _REGISTER:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = run.move_process_first(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=(args.log_level or ("INFO" if args.command == "run" else "WARNING")).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    try:
+        return int(args.handler(args))
+    except RiskstreamError as exc:
+        print(f"riskstream: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""``riskstream run PROCESS``: the four long-lived processes, each with its own options.
+
+Each process has its own sub-parser listing only what it uses, and each option an
+environment variable can set says which one.  Options of another process are
+still accepted (hidden, and ignored with a warning), and options may come before
+the process name, so deployment scripts written for the single ``run`` parser of
+earlier versions keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from riskstream.config.environment import API_TOKENS_ENV, KAFKA_BOOTSTRAP_ENV, REDIS_URL_ENV
+
+__all__ = ["PROCESSES", "move_process_first", "register", "warn_ignored"]
+
+log = logging.getLogger("riskstream")
+
+Option = tuple[str, dict[str, Any]]
+
+_CONFIG: Option = ("--config", {"help": "monitor config (YAML); default: the shipped default"})
+_BOOTSTRAP: Option = (
+    "--bootstrap",
+    {"help": f"Kafka bootstrap servers (env {KAFKA_BOOTSTRAP_ENV})"},
+)
+_REDIS_URL: Option = ("--redis-url", {"help": f"Redis URL (env {REDIS_URL_ENV})"})
+_METRICS_PORT: Option = (
+    "--metrics-port",
+    {"type": int, "default": 9400, "help": "Prometheus /metrics port (0: off)"},
+)
+_MAX_POLL: Option = (
+    "--max-poll-interval-ms",
+    {
+        "type": int,
+        "default": 30_000,
+        "help": "a member silent this long loses its partitions (default 30000)",
+    },
+)
+_NAMESPACE: Option = ("--namespace", {"default": "default", "help": "flag namespace"})
+_CONTAINMENT: tuple[Option, ...] = (
+    (
+        "--replication-factor",
+        {"type": int, "default": 1, "help": "replication of faust's own topics (default 1)"},
+    ),
+    (
+        "--app-id",
+        {
+            "default": "riskstream-containment",
+            "help": "the faust app id, which is also its consumer group",
+        },
+    ),
+    (
+        "--commit-every",
+        {"type": int, "default": 1, "help": "commit offsets after this many incidents (default 1)"},
+    ),
+    (
+        "--commit-interval",
+        {"type": float, "default": 2.8, "help": "...or after this many seconds (default 2.8)"},
+    ),
+)
+_API: tuple[Option, ...] = (
+    ("--host", {"default": "127.0.0.1", "help": "address to listen on"}),
+    ("--port", {"type": int, "default": 8080, "help": "port (default 8080; 0: any)"}),
+    ("--tokens", {"help": f"the tokens file (YAML; env {API_TOKENS_ENV})"}),
+)
+
+_COMMON = (_CONFIG, _BOOTSTRAP)
+_OPTIONS: dict[str, tuple[Option, ...]] = {
+    "processor": (*_COMMON, _REDIS_URL, _METRICS_PORT, _MAX_POLL),
+    "containment": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE, *_CONTAINMENT),
+    "notifier": (*_COMMON, _METRICS_PORT, _MAX_POLL),
+    "api": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE, *_API),
+}
+_HELP = {
+    "processor": "detection: Kafka in, incidents out",
+    "containment": "playbooks: incidents in, routing flags out (the faust worker)",
+    "notifier": "webhooks: incidents in, pages and messages out",
+    "api": "operator API under /api/v1 and the web console",
+}
+#: Every option any process takes, by its flag: what older scripts may pass to any of them.
+_ALL_OPTIONS: dict[str, Option] = {o[0]: o for opts in _OPTIONS.values() for o in opts}
+
+
+def register(sub: Any) -> None:
+    """Add ``run`` and one sub-parser per process to the sub-commands ``sub``."""
+    run = sub.add_parser("run", help="run a long-lived process")
+    processes = run.add_subparsers(dest="process", required=True, metavar="PROCESS")
+    for name, handler in PROCESSES.items():
+        p = processes.add_parser(name, help=_HELP[name], description=f"{name}: {_HELP[name]}")
+        own = _OPTIONS[name]
+        for flag, kwargs in own:
+            p.add_argument(flag, **kwargs)
+        for flag, _kwargs in _ALL_OPTIONS.values():
+            if all(flag != o[0] for o in own):  # accepted for old scripts, not listed
+                p.add_argument(flag, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.set_defaults(handler=_with_warning(name, handler))
+
+
+def move_process_first(argv: Sequence[str]) -> list[str]:
+    """``run --config F processor`` -> ``run processor --config F``.
+
+    The single ``run`` parser of earlier versions took its options before or after
+    the process name; the sub-parsers need the name first.
+    """
+    args = list(argv)
+    command = 0
+    while command < len(args) and args[command].startswith("-"):  # riskstream's own options
+        command += 1 if "=" in args[command] or args[command] != "--log-level" else 2
+    if command >= len(args) or args[command] != "run":
+        return args
+    at = command + 1
+    i = at
+    while i < len(args) and args[i].startswith("-") and args[i] not in ("-h", "--help"):
+        i += 1 if "=" in args[i] else 2  # every run option takes a value
+    if i < len(args) and i != at and args[i] in PROCESSES:
+        args.insert(at, args.pop(i))
+    return args
+
+
+def warn_ignored(process: str, args: argparse.Namespace) -> None:
+    """Say which given options belong to another process (they change nothing here)."""
+    own = {o[0] for o in _OPTIONS[process]}
+    for flag in _ALL_OPTIONS:
+        dest = flag.lstrip("-").replace("-", "_")
+        if flag not in own and dest in vars(args):
+            print(
+                f"riskstream: warning: {flag} does not apply to `run {process}`; ignored",
+                file=sys.stderr,
+            )
+
+
+def _with_warning(
+    process: str, handler: Callable[[argparse.Namespace], int]
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        warn_ignored(process, args)
+        return handler(args)
+
+    return run
+
+
+def run_processor(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.bootstrap import kafka_processor
+    from riskstream.config import load_config
+    from riskstream.metrics import serve_metrics
+
+    config = load_config(args.config)
+    registry = CollectorRegistry()
+    processor = kafka_processor(
+        config, args.bootstrap, args.redis_url, registry, args.max_poll_interval_ms
+    )
+    serve_metrics(registry, args.metrics_port)
+    stopping = False
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    processor.start()
+    log.info(
+        "processor running: %d monitors, metrics on :%s", len(config.monitors), args.metrics_port
+    )
+    processor.run(lambda: stopping)
+    return 0
+
+
+def run_containment(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.adapters.faust_app import build_app
+    from riskstream.bootstrap import kafka_containment
+    from riskstream.config import load_config
+    from riskstream.config.environment import KafkaSettings
+    from riskstream.metrics import serve_metrics
+
+    config = load_config(args.config)
+    registry = CollectorRegistry()
+    service = kafka_containment(config, args.bootstrap, args.redis_url, registry, args.namespace)
+    serve_metrics(registry, args.metrics_port)
+    bootstrap = KafkaSettings.from_env(args.bootstrap).bootstrap
+    app = build_app(
+        config, bootstrap, service,
+        app_id=args.app_id, replication_factor=args.replication_factor,
+        commit_every=args.commit_every, commit_interval_s=args.commit_interval,
+    )  # fmt: skip
+    from faust.worker import Worker
+
+    log.info(
+        "containment worker: %d playbooks, metrics on :%s",
+        len(config.containment.playbooks), args.metrics_port,
+    )  # fmt: skip
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    Worker(app, loglevel=args.log_level or "info", quiet=True).execute_from_commandline()  # exits
+
+
+def run_notifier(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.bootstrap import kafka_notifier
+    from riskstream.config import load_config
+    from riskstream.metrics import serve_metrics
+
+    config = load_config(args.config)
+    settings = config.notifications
+    if not settings.receivers:
+        log.error(
+            "notifier: nothing to do: %s has no notifications.receivers; add at least one "
+            "(alertmanager, pagerduty or slack; see the README's Notifications section)",
+            config.source,
+        )
+        return 2
+    registry = CollectorRegistry()
+    stopping = threading.Event()  # its wait() is the notifier's sleep: a stop cuts a backoff short
+    notifier = kafka_notifier(
+        config, args.bootstrap, registry, args.max_poll_interval_ms, sleep=stopping.wait
+    )
+    serve_metrics(registry, args.metrics_port)
+
+    def stop(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    notifier.start()
+    log.info(
+        "notifier running: receivers %s, dead letters to %s, metrics on :%s",
+        ", ".join(f"{r.name} ({r.kind})" for r in settings.receivers),
+        settings.dead_letter_topic, args.metrics_port,
+    )  # fmt: skip
+    notifier.run(stopping.is_set)
+    log.info("notifier stopped; delivered notifications are committed")
+    return 0
+
+
+def run_api(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.api import build_app, load_tokens, serve
+    from riskstream.bootstrap import kafka_operations
+    from riskstream.config import load_config
+    from riskstream.config.environment import api_tokens_path
+    from riskstream.errors import ConfigError
+    from riskstream.metrics import ApiMetrics, serve_metrics
+
+    path = api_tokens_path(args.tokens)
+    if not path:
+        raise ConfigError(
+            f"no tokens file: pass --tokens FILE or set {API_TOKENS_ENV}; "
+            "add people to it with `riskstream api-token --user NAME --role ROLE`"
+        )
+    tokens = load_tokens(path)
+    if not len(tokens):
+        raise ConfigError(f"{path}: lists no users, so nobody could use the API")
+    config = load_config(args.config)
+    registry = CollectorRegistry()
+    ops = kafka_operations(config, args.bootstrap, args.redis_url, registry, args.namespace)
+    app = build_app(ops, config, tokens, ApiMetrics(registry))
+    serve_metrics(registry, args.metrics_port)
+    log.info(
+        "api: %d users from %s, namespace %r, metrics on :%s",
+        len(tokens), path, args.namespace, args.metrics_port,
+    )  # fmt: skip
+    asyncio.run(serve(app, args.host, args.port))
+    return 0
+
+
+#: The processes ``run`` starts, by name, in the order ``--help`` lists them.
+PROCESSES: dict[str, Callable[[argparse.Namespace], int]] = {
+    "processor": run_processor,
+    "containment": run_containment,
+    "notifier": run_notifier,
+    "api": run_api,
+}

@@ -1,0 +1,93 @@
+"""The checks every flag and approval store applies, whatever it stores in.
+
+The in-memory and the Redis stores must refuse the same things with the same words
+(``tests/contract`` runs one suite over both), so the rules live here, beside the
+routing and approval types they guard, rather than in one adapter the other imports.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from riskstream.core.approvals import PendingAction
+from riskstream.core.routing import FlagChange
+from riskstream.errors import ContainmentError
+
+__all__ = [
+    "check_audit_range",
+    "check_change",
+    "check_event",
+    "check_new_pending",
+    "pending_from_json",
+    "pending_to_json",
+    "refuse_mark_applied",
+    "unknown_action",
+]
+
+
+def check_change(change: FlagChange) -> None:
+    """Refuse a malformed change before anything is read or written."""
+    if not change.change_id:
+        raise ContainmentError(
+            f"flag change for model {change.flag.model_id!r} has an empty change_id; "
+            "build it with riskstream.core.routing.change_id()"
+        )
+    if change.flag.revision != change.expected_revision + 1:
+        raise ContainmentError(
+            f"flag change {change.change_id} for model {change.flag.model_id!r} carries "
+            f"revision {change.flag.revision} but expects the current one to be "
+            f"{change.expected_revision}: the new revision must be "
+            f"{change.expected_revision + 1}; nothing changed"
+        )
+
+
+def check_event(event: dict[str, object]) -> None:
+    """An audit event names itself and cannot be mistaken for a flag."""
+    if not isinstance(event.get("event"), str) or not event["event"]:
+        raise ContainmentError(f"audit event {event!r} needs a non-empty 'event' key")
+    if "active_version" in event:
+        raise ContainmentError("an audit event must not carry a flag's 'active_version'")
+
+
+def check_audit_range(start: int, count: int | None) -> None:
+    if start < 0:
+        raise ValueError(f"start must be >= 0 (the last seq already seen), got {start}")
+    if count is not None and count < 0:
+        raise ValueError(f"count must be >= 0 or None (all), got {count}")
+
+
+def pending_to_json(pending: PendingAction) -> bytes:
+    try:
+        return orjson.dumps(pending.to_data())
+    except TypeError as exc:  # orjson.JSONEncodeError
+        raise ContainmentError(
+            f"pending action {pending.action_id} cannot be stored: {exc}; its action and "
+            "labels must be plain JSON data (str, int, float, bool, None, list, dict)"
+        ) from exc
+
+
+def pending_from_json(data: bytes | str) -> PendingAction:
+    return PendingAction.from_data(orjson.loads(data))
+
+
+def check_new_pending(pending: PendingAction) -> None:
+    if pending.status != "pending":
+        raise ContainmentError(
+            f"action {pending.action_id} is {pending.status}, not pending: only a new, "
+            "undecided action can be added; nothing stored"
+        )
+
+
+def unknown_action(action_id: str, doing: str) -> ContainmentError:
+    return ContainmentError(
+        f"cannot {doing} action {action_id}: no such action is stored "
+        "(list them with `riskstream actions list --status all`)"
+    )
+
+
+def refuse_mark_applied(pending: PendingAction) -> None:
+    if pending.status != "approved":
+        raise ContainmentError(
+            f"action {pending.action_id} is {pending.status}, not approved: only an "
+            "approved action can be marked applied; nothing changed"
+        )
