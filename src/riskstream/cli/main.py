@@ -14,23 +14,31 @@ import sys
 from collections.abc import Sequence
 
 from riskstream import __version__
-from riskstream.cli import containment, demo, incidents, reports, run, simulate, tokens, tools
+from riskstream.cli.containment import register as register_containment
+from riskstream.cli.demo import register_demo, register_replay
+from riskstream.cli.incidents import register as register_incidents
+from riskstream.cli.reports import register as register_reports
+from riskstream.cli.run import move_process_first
+from riskstream.cli.run import register as register_run
+from riskstream.cli.simulate import register as register_simulate
+from riskstream.cli.tokens import register as register_tokens
+from riskstream.cli.tools import register_config, register_schemas
 from riskstream.errors import RiskstreamError
 
 __all__ = ["build_parser", "main"]
 
 #: The command families, in the order ``riskstream --help`` lists their commands.
 _REGISTER = (
-    demo.register_demo,
-    run.register,
-    demo.register_replay,
-    containment.register,
-    incidents.register,
-    reports.register,
-    tools.register_schemas,
-    tokens.register,
-    simulate.register,
-    tools.register_config,
+    register_demo,
+    register_run,
+    register_replay,
+    register_containment,
+    register_incidents,
+    register_reports,
+    register_schemas,
+    register_tokens,
+    register_simulate,
+    register_config,
 )
 
 
@@ -50,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = run.move_process_first(sys.argv[1:] if argv is None else argv)
+    argv = move_process_first(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=(args.log_level or ("INFO" if args.command == "run" else "WARNING")).upper(),

@@ -13,16 +13,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from riskstream.core.state_keys import EPISODE_MARK
 from riskstream.core.timeutil import format_time
 from riskstream.errors import ConfigError
 
 if TYPE_CHECKING:
-    from riskstream.core.monitors import Finding
+    from riskstream.core.findings import Finding
 
-__all__ = ["EPISODE_MARK", "Episodes"]
-
-EPISODE_MARK = "\x1d"
-"""Marks an episode's state key (monitor, then this, then the subject)."""
+__all__ = ["Episodes"]
 SNAPSHOT_VERSION = 1
 MAX_STREAMS = 20
 

@@ -61,6 +61,7 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from riskstream.core.fields import field_getter
 from riskstream.errors import ConfigError
 
 __all__ = ["GapSample", "GroupRates", "group_getter"]
@@ -262,8 +263,6 @@ def group_getter(paths: Sequence[str]) -> Callable[[Mapping[str, Any]], str | No
     >>> print(of({"segment": {"gender": "female"}}))
     None
     """
-    # Imported here: the monitors will import this module.
-    from riskstream.core.monitors import field_getter
 
     if not paths:
         raise ConfigError("group: name at least one field path, e.g. [segment.group]")

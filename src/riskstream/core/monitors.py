@@ -9,196 +9,45 @@ Kafka assigns and the unit whose state is checkpointed with its offset.
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from riskstream.core.detectors import Alarm, Detector, WindowStats, make_detector
-from riskstream.core.discoveries import (
-    DiscoveryControl,
-    FdrSettings,
-    alarm_from_data,
-    alarm_to_data,
-)
-from riskstream.core.episodes import EPISODE_MARK, Episodes
+from riskstream.core.detectors import Alarm, WindowStats
+from riskstream.core.discoveries import DiscoveryControl, alarm_from_data, alarm_to_data
+from riskstream.core.episodes import Episodes
+from riskstream.core.fields import Event, field_getter, key_getter
+from riskstream.core.findings import Finding
 from riskstream.core.groups import GapSample, GroupRates, group_getter
-from riskstream.core.learned import LEARNED_KINDS, LearnedStream, learned_params
+from riskstream.core.learned import LearnedStream
 from riskstream.core.reach import RecentUsers
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
-from riskstream.core.streams import SNAPSHOT_VERSION as CLASSIC_SNAPSHOT_VERSION
-from riskstream.core.streams import StreamAlarm, StreamDetector, StreamSettings
+from riskstream.core.specs import MISSING, GapSettings, MonitorSpec, ValueSpec
+from riskstream.core.state_keys import (
+    CLOCK_MARK,
+    FDR_MARK,
+    GAP_MARK,
+    STATE_KEY_SEPARATOR,
+    USERS_MARK,
+    StateKind,
+)
+from riskstream.core.state_keys import parse as parse_state_key
+from riskstream.core.streams import StreamAlarm, StreamDetector
 from riskstream.core.timeutil import format_time, parse_time
 
+# The monitor's parts live in their own modules; these names are re-exported because
+# the rest of riskstream (and users' code) has always imported them from here.
 __all__ = [
+    "MISSING",
     "Finding",
+    "GapSettings",
     "MonitorSpec",
     "PartitionDetectors",
     "ValueSpec",
     "field_getter",
 ]
-
-Event = Mapping[str, Any]
-Getter = Callable[[Event], Any]
-
-
-def field_getter(path: str) -> Getter:
-    """A fast accessor for a dotted field path; missing parts give ``None``.
-
-    >>> field_getter("safety.toxicity")({"safety": {"toxicity": 0.2}})
-    0.2
-    >>> field_getter("segment.group")({"segment": None}) is None
-    True
-    """
-    parts = tuple(path.split("."))
-    if len(parts) == 1:
-        (only,) = parts
-        return lambda e: e.get(only)
-    if len(parts) == 2:
-        first, second = parts
-
-        def get2(e: Event) -> Any:
-            inner = e.get(first)
-            return inner.get(second) if isinstance(inner, dict) else None
-
-        return get2
-
-    def get(e: Event) -> Any:
-        cur: Any = e
-        for p in parts:
-            if not isinstance(cur, dict):
-                return None
-            cur = cur.get(p)
-        return cur
-
-    return get
-
-
-@dataclass(frozen=True, slots=True)
-class ValueSpec:
-    """The tracked value: a field, or an indicator derived from it (for rates).
-
-    ``above`` turns a score into 1.0/0.0 (the mean of which is a rate);
-    ``equals`` does the same for a label.  Bools count as 1.0/0.0.
-    """
-
-    path: str
-    above: float | None = None
-    equals: Any = None
-
-    def getter(self) -> Callable[[Event], float | None]:
-        get = field_getter(self.path)
-        above, equals = self.above, self.equals
-        if equals is not None:
-            return lambda e: None if (v := get(e)) is None else float(v == equals)
-        if above is not None:
-
-            def indicator(e: Event) -> float | None:
-                v = get(e)
-                if v is None or isinstance(v, str):
-                    return None
-                return 1.0 if v > above else 0.0
-
-            return indicator
-
-        def number(e: Event) -> float | None:
-            v = get(e)
-            if v is None or isinstance(v, str):
-                return None
-            x = float(v)
-            return x if math.isfinite(x) else None
-
-        return number
-
-
-@dataclass(frozen=True, slots=True)
-class GapSettings:
-    """How a group-gap monitor weighs its groups' rates (see :class:`GroupRates`)."""
-
-    half_life: float = 2000.0
-    min_samples: int = 200
-    ratio_floor: float = 1e-3
-
-    def new_rates(self) -> GroupRates:
-        return GroupRates(self.half_life, self.min_samples, self.ratio_floor)
-
-
-@dataclass(frozen=True, slots=True)
-class MonitorSpec:
-    """One declared monitor: selection, value, key, detector and what it means."""
-
-    name: str
-    reads: str
-    value: ValueSpec
-    key: tuple[str, ...]
-    subject: str
-    detector: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    settings: StreamSettings = field(default_factory=StreamSettings)
-    where: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
-    severity: str = "warning"
-    incident_type: str = "drift"
-    episode_s: float = 6 * 3600.0  # later alarms on the subject update the incident (0: off)
-    group: tuple[str, ...] = ()  # set: track each group's gap to the rest (see core.groups)
-    gap: GapSettings = field(default_factory=lambda: GapSettings())
-    users: str | None = None  # field path of the user id: count people reached since onset
-    users_window: int = 1024  # samples per stream the count can look back over
-    fdr: FdrSettings | None = None  # set: alarms are confirmed under FDR control first
-
-    def new_detector(self) -> Detector:
-        return make_detector(self.detector, self.params)
-
-    def stream_factory(self) -> Callable[[], StreamDetector | LearnedStream]:
-        """What makes a new stream of this monitor: a learned stream for the learned
-        kinds (see :mod:`riskstream.core.learned`), else a detector in a StreamDetector."""
-        kind, settings = self.detector, self.settings
-        if kind in LEARNED_KINDS:
-            params = learned_params(kind, self.params)
-            return lambda: LearnedStream(kind, params, settings.warmup, settings.seasonality)
-        return lambda: StreamDetector(self.new_detector, settings)
-
-    def restore_stream(self, snap: Mapping[str, Any]) -> StreamDetector | LearnedStream:
-        kind, settings = self.detector, self.settings
-        if kind in LEARNED_KINDS:
-            params = learned_params(kind, self.params)
-            if snap.get("v") == CLASSIC_SNAPSHOT_VERSION:
-                # Written by this monitor when it ran a River or rule detector (the
-                # default config before learned kinds): the stream learns afresh.
-                return LearnedStream(kind, params, settings.warmup, settings.seasonality)
-            return LearnedStream.restore(snap, kind, params, settings.warmup, settings.seasonality)
-        return StreamDetector.restore(snap, self.new_detector, settings)
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A stream alarm, attributed to its monitor and subject, with a stable id."""
-
-    finding_id: str
-    monitor: MonitorSpec
-    stream_key: str
-    subject: str
-    alarm: StreamAlarm
-    detail: dict[str, Any] | None = None  # e.g. the group's rate and the rest's
-    episode: dict[str, Any] | None = None  # alarms so far in this incident's episode
-    update: bool = False  # True: a later alarm of an incident already opened
-    users: tuple[int, bool] | None = None  # distinct users since onset; whether all were kept
-    fdr: dict[str, Any] | None = None  # the confirmation test that let it through
-
-
-def _key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
-    """The stream key of an event: its key fields' values joined by ``|``."""
-    getters = tuple(field_getter(p) for p in paths)
-    if len(getters) == 1:
-        (get,) = getters
-
-        def one(e: Event) -> str:
-            v = get(e)
-            return v if type(v) is str else str(v)
-
-        return one
-    return lambda e: "|".join([str(get(e)) for get in getters])
 
 
 class _Compiled:
@@ -226,7 +75,7 @@ class _Compiled:
     def __init__(self, spec: MonitorSpec) -> None:
         self.spec = spec
         self.value = spec.value.getter()
-        self.key_of = _key_getter(spec.key)
+        self.key_of = key_getter(spec.key)
         self.group_of = group_getter(spec.group) if spec.group else None
         self.rates: dict[str, GroupRates] = {}  # per key, when group_of is set
         self.rates_dirty: set[str] = set()
@@ -249,22 +98,6 @@ class _Compiled:
         return Finding(d[0], self.spec, d[1], d[2], alarm_from_data(d[3]), d[4], users=users)
 
 
-STATE_KEY_SEPARATOR = "\x1f"
-"""Between monitor name and stream key in a state key (cannot occur in either)."""
-
-GAP_MARK = "\x1e"
-"""Marks the state key of a monitor's group rates, apart from its streams' keys."""
-
-FDR_MARK = "\x1b"
-"""Marks the state key of a monitor's false-discovery control (one per partition)."""
-
-USERS_MARK = "\x1c"
-"""Marks the state key of a stream's recent users (see :mod:`riskstream.core.reach`)."""
-
-MISSING = "missing"
-"""The detector kind for silence, which no per-sample detector can see."""
-
-
 class _SilenceMonitor:
     """A ``missing`` monitor: one :class:`SilenceWatch` per partition."""
 
@@ -272,7 +105,7 @@ class _SilenceMonitor:
 
     def __init__(self, spec: MonitorSpec) -> None:
         self.spec = spec
-        self.key_of = _key_getter(spec.key)
+        self.key_of = key_getter(spec.key)
         self.subject = field_getter(spec.subject)
         self.filters = tuple((field_getter(p), frozenset(v)) for p, v in spec.where.items())
         self.prefix = spec.name + STATE_KEY_SEPARATOR
@@ -455,48 +288,51 @@ class PartitionDetectors:
     def mark_dirty(self, state_keys: Iterable[str]) -> None:
         """Mark streams changed again (after a checkpoint that may not have landed)."""
         for state_key in state_keys:
-            name, _, key = state_key.partition(STATE_KEY_SEPARATOR)
-            if key.startswith(EPISODE_MARK):
+            name, kind, key = parse_state_key(state_key)
+            m = self._by_name.get(name)
+            if kind is StateKind.EPISODE:
                 self._episodes.dirty.add(state_key)
-            elif (m := self._by_name.get(name)) is not None and key in m.streams:
-                m.dirty.add(key)
-            elif m is not None and key.startswith(GAP_MARK):
-                m.rates_dirty.add(key[len(GAP_MARK) :])
-            elif m is not None and key.startswith(USERS_MARK):
-                m.trails_dirty.add(key[len(USERS_MARK) :])
-            elif m is not None and m.control is not None and key == FDR_MARK:
-                m.control.dirty = True
             elif (sm := self._silence_by_name.get(name)) is not None:
-                sm.watch.dirty.add(key)
+                sm.watch.dirty.add(CLOCK_MARK if kind is StateKind.CLOCK else key)
+            elif m is None:
+                continue
+            elif kind is StateKind.STREAM and key in m.streams:
+                m.dirty.add(key)
+            elif kind is StateKind.GROUP_RATES:
+                m.rates_dirty.add(key)
+            elif kind is StateKind.USERS:
+                m.trails_dirty.add(key)
+            elif kind is StateKind.FDR and m.control is not None:
+                m.control.dirty = True
 
     def load(self, snapshots: Mapping[str, bytes]) -> None:
         """Restore streams from a checkpoint; state of monitors no longer configured is ignored."""
         silent: dict[str, dict[str, Any]] = {}
         for state_key, raw in snapshots.items():
-            name, _, key = state_key.partition(STATE_KEY_SEPARATOR)
-            if key.startswith(EPISODE_MARK):
+            name, kind, key = parse_state_key(state_key)
+            if kind is StateKind.EPISODE:
                 self._episodes.load(state_key, orjson.loads(raw))
                 continue
             if name in self._silence_by_name:
-                silent.setdefault(name, {})[key] = orjson.loads(raw)
+                silent.setdefault(name, {})[CLOCK_MARK if kind is StateKind.CLOCK else key] = (
+                    orjson.loads(raw)
+                )
                 continue
             m = self._by_name.get(name)
             if m is None:
                 continue
-            if key.startswith(GAP_MARK):
+            if kind is StateKind.GROUP_RATES:
                 gap = m.spec.gap
-                m.rates[key[len(GAP_MARK) :]] = GroupRates.restore(
+                m.rates[key] = GroupRates.restore(
                     orjson.loads(raw), gap.half_life, gap.min_samples, gap.ratio_floor
                 )
-                continue
-            if key.startswith(USERS_MARK):
-                m.trails[key[len(USERS_MARK) :]] = RecentUsers.restore(orjson.loads(raw))
-                continue
-            if key == FDR_MARK:
+            elif kind is StateKind.USERS:
+                m.trails[key] = RecentUsers.restore(orjson.loads(raw))
+            elif kind is StateKind.FDR:
                 if m.control is not None:
                     m.control.load(orjson.loads(raw), m.decode)
-                continue
-            m.streams[key] = m.spec.restore_stream(orjson.loads(raw))
+            elif kind is StateKind.STREAM:
+                m.streams[key] = m.spec.restore_stream(orjson.loads(raw))
 
         for name, items in silent.items():
             self._silence_by_name[name].watch.load(items)
@@ -513,6 +349,6 @@ class PartitionDetectors:
                 out[m.prefix + FDR_MARK] = m.control.snapshot(m.encode)
         for sm in self._silences:
             out.update((sm.prefix + k, sm.watch.snapshot(k)) for k in sm.watch.streams())
-            out[sm.prefix + SilenceWatch.CLOCK_KEY] = sm.watch.snapshot(SilenceWatch.CLOCK_KEY)
+            out[sm.prefix + CLOCK_MARK] = sm.watch.snapshot(CLOCK_MARK)
         out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
         return dict(sorted(out.items()))

@@ -33,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from riskstream.core.state_keys import CLOCK_MARK
 from riskstream.errors import ConfigError
 
 __all__ = ["SilenceParams", "SilenceWatch", "Silent", "check_silence_params"]
@@ -125,7 +126,7 @@ class SilenceWatch:
 
     __slots__ = ("_clock", "_heap", "_ordered", "_params", "_recent", "_streams", "dirty")
 
-    CLOCK_KEY = "\x1a"  # the state key (after the monitor's prefix) of the partition clock
+    CLOCK_KEY = CLOCK_MARK  # the state key (after the monitor's prefix) of the partition clock
 
     def __init__(self, params: SilenceParams) -> None:
         self._params = params
