@@ -96,11 +96,12 @@ CENTRAL_P, TAIL_P = 0.2, 0.03  # noise: the bands whose leaving rate is watched
 CENTRAL_RATIO, TAIL_RATIO = 2.5, 8.0  # ...and how much more often counts as a change
 MAX_PHI = 0.995
 MAX_THETA = 0.97
+SPREAD_PRIOR = 30.0  # shift: readings' worth of unit spread mixed into a settled spread
 MAX_LAG = 0.9  # shift: what the model left of lag-1 correlation, at most (a 19x variance)
 LEARN_EVERY = 5  # memory of the slow learning after warm-up, in warm-ups
 ONSET_SPREAD = 4.0
 MIN_RUN = 20  # frozen: never fewer equal readings in a row than this
-REFIT_MODEL_AFTER = (3, 8, 64)  # shift: refit the model after this many warm-ups
+REFIT_MODEL_AFTER = (2, 4, 8, 64)  # shift: refit the model after this many warm-ups
 DISPERSION_BATCHES = 50  # rate: the dispersion's memory, in batches of warmup / 10
 MAX_DISPERSION = 10.0
 REFIT_TAIL = 256  # outlier: refit the tail every this many events
@@ -388,7 +389,8 @@ class LearnedStream:
         if b[34] < self._warmup // 2:  # phase C: the clipped input's mean, spread, memory
             self._settle(z, b)
             return None
-        z = (z - b[5]) / b[6]
+        dev = z - b[5]
+        z = dev / b[6]
         # and clipped again once standardized: however sparse and bursty the stream
         # (a series at 0 between bursts has a tiny spread), one reading adds at most
         # CLIP - d/2 to a CUSUM
@@ -417,11 +419,11 @@ class LearnedStream:
         # that the model cannot follow are followed here.
         b[12] += 1
         eta = 1.0 / min(seen + 1.0, LEARN_EVERY * self._warmup)
-        dev = z * b[6]
         b[20] += (dev * dev - b[20]) * eta
         b[23] += (dev * dev * dev - b[23]) * eta
         b[29] += (dev * b[28] - b[29]) * eta
         b[28] = dev
+        b[6] = math.sqrt(b[20] * b[22])
         if not int(seen) % REFIT_TAIL:
             self._tilts(b)
         if quiet:
@@ -467,8 +469,12 @@ class LearnedStream:
         b[12] += n
         if b[26]:  # the stream knows its spread and memory: after an alarm, only re-centre
             return
-        var = max(b[36] / n - mean * mean, 1e-12)
-        lag = (b[37] / (n - 1) - mean * mean) / var
+        var = max(b[36] / n - mean * mean, 0.0)
+        lag = (b[37] / (n - 1) - mean * mean) / var if var > 0 else 0.0
+        # A stream that showed (almost) no spread yet, one at 0 between rare bursts, is
+        # not trusted to have none: a unit spread in robust units, worth SPREAD_PRIOR
+        # readings, is mixed in.
+        var = (n * var + SPREAD_PRIOR) / (n + SPREAD_PRIOR)
         b[20] = var
         b[23] = b[39] / n - 3 * mean * var - mean**3  # the third central moment
         b[29] = min(max(lag, 0.0), MAX_LAG) * var  # the lag-1 covariance, learned on
