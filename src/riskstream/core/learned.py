@@ -27,8 +27,8 @@ Kinds:
 
 ``shift``
     A level change.  A two-sided CUSUM (for a change of one noise sd) on the
-    standardized innovations, clipped at ``CLIP`` robust spreads and again at ``CLIP``
-    standard deviations.
+    standardized innovations, clipped at ``CLIP`` robust spreads and again at
+    ``STEP_CLIP`` standard deviations.
     Clipping bounds what one wild reading can add (heavy tails); the innovations'
     residual autocorrelation scales the input (long-run variance).
 ``noise``
@@ -92,6 +92,7 @@ GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0
 """Where the innovations' size histogram is cut, in provisional spreads."""
 TAIL_FROM = 2.0  # the generalised Pareto tail is fitted to the excess over this
 CLIP = 3.0  # a shift CUSUM's input is clipped here (in robust spreads): heavy tails
+STEP_CLIP = 2.0  # ...and again here once standardized: one reading adds at most 1.5
 CENTRAL_P, TAIL_P = 0.2, 0.03  # noise: the bands whose leaving rate is watched
 CENTRAL_RATIO, TAIL_RATIO = 2.5, 8.0  # ...and how much more often counts as a change
 MAX_PHI = 0.995
@@ -393,8 +394,8 @@ class LearnedStream:
         z = dev / b[6]
         # and clipped again once standardized: however sparse and bursty the stream
         # (a series at 0 between bursts has a tiny spread), one reading adds at most
-        # CLIP - d/2 to a CUSUM
-        z = CLIP if z > CLIP else -CLIP if z < -CLIP else z
+        # STEP_CLIP - 1/2 to a CUSUM
+        z = STEP_CLIP if z > STEP_CLIP else -STEP_CLIP if z < -STEP_CLIP else z
         # The centre is an estimate from the events learned since warm-up: judge against
         # it less its uncertainty (two standard errors), so a young stream is cautious.
         seen = b[12] - b[13] - self._warmup // 2
