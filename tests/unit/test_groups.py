@@ -13,7 +13,7 @@ import pytest
 from riskstream.core.detectors import make_detector
 from riskstream.core.groups import GapSample, GroupRates, group_getter
 from riskstream.core.streams import StreamDetector, StreamSettings
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 
 def _stream(
@@ -161,9 +161,9 @@ def test_state_stays_small_however_long_the_stream() -> None:
 
 def test_a_snapshot_of_another_version_or_shape_is_refused() -> None:
     snap = GroupRates().snapshot()
-    with pytest.raises(ConfigError, match="version 99 is not 1"):
+    with pytest.raises(SnapshotError, match="version 99 is not 1"):
         GroupRates.restore({**snap, "v": 99})
-    with pytest.raises(ConfigError, match="malformed"):
+    with pytest.raises(SnapshotError, match="malformed"):
         GroupRates.restore({**snap, "groups": {"a": [1, 2]}})
 
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from riskstream.core.learned import LEARNED_KINDS, LearnedParams, LearnedStream, learned_params
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 Signal = Callable[[random.Random, int], float]
 
@@ -153,7 +153,7 @@ def test_a_restored_stream_continues_bit_for_bit(kind: str) -> None:
 
 def test_a_snapshot_of_another_kind_is_refused_with_what_to_do() -> None:
     snap = LearnedStream("shift", LearnedParams(), 300).snapshot()
-    with pytest.raises(ConfigError, match="reset its state"):
+    with pytest.raises(SnapshotError, match="reset its state"):
         LearnedStream.restore(snap, "noise", LearnedParams(), 300)
 
 

@@ -25,7 +25,7 @@ from riskstream.core.streams import (
     StreamDetector,
     StreamSettings,
 )
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 DAY = 86_400.0
 T0 = 1_795_651_200.0  # a midnight, UTC
@@ -224,19 +224,19 @@ def test_a_snapshot_of_another_version_or_shape_is_refused() -> None:
     for x, t in _gauss(1, 100):
         det.update(x, t)
     snap = det.snapshot()
-    with pytest.raises(ConfigError, match=f"version 1 is not {SNAPSHOT_VERSION}"):
+    with pytest.raises(SnapshotError, match=f"version 1 is not {SNAPSHOT_VERSION}"):
         StreamDetector.restore({**snap, "v": 1}, spec.new_detector, spec.settings)
-    with pytest.raises(ConfigError, match="has no seasonal profile but the monitor has"):
+    with pytest.raises(SnapshotError, match="has no seasonal profile but the monitor has"):
         StreamDetector.restore({**snap, "season": None}, spec.new_detector, spec.settings)
     plain = dataclasses.replace(spec.settings, seasonality=None)
-    with pytest.raises(ConfigError, match="has a seasonal profile but the monitor no longer"):
+    with pytest.raises(SnapshotError, match="has a seasonal profile but the monitor no longer"):
         StreamDetector.restore(snap, spec.new_detector, plain)
     for other, problem in [
         (Seasonality(DAY, 48), "24 bins over 86400 s but the monitor has 48 bins over 86400 s"),
         (Seasonality(7 * DAY), "24 bins over 86400 s but the monitor has 24 bins over 604800 s"),
     ]:
         settings = dataclasses.replace(spec.settings, seasonality=other)
-        with pytest.raises(ConfigError, match=problem):
+        with pytest.raises(SnapshotError, match=problem):
             StreamDetector.restore(snap, spec.new_detector, settings)
 
 

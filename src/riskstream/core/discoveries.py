@@ -35,7 +35,7 @@ from typing import Any
 
 from riskstream.core.detectors import Alarm, WindowStats
 from riskstream.core.streams import StreamAlarm
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 __all__ = ["DiscoveryControl", "FdrSettings", "confirmation_p_value"]
 
@@ -155,7 +155,7 @@ class DiscoveryControl:
 
     def load(self, snap: list[Any], decode: Callable[[Any], Any]) -> None:
         if not snap or snap[0] != SNAPSHOT_VERSION:
-            raise ConfigError(f"fdr snapshot version {snap[:1]} is not {SNAPSHOT_VERSION}")
+            raise SnapshotError(f"fdr snapshot version {snap[:1]} is not {SNAPSHOT_VERSION}")
         _, window, tested, held, candidates = snap
         self._window = window
         self._tested = [float(p) for p in tested]

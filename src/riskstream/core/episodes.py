@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from riskstream.core.state_keys import EPISODE_MARK
 from riskstream.core.timeutil import format_time
-from riskstream.errors import ConfigError
+from riskstream.errors import SnapshotError
 
 if TYPE_CHECKING:
     from riskstream.core.findings import Finding
@@ -63,7 +63,7 @@ class Episodes:
 
     def load(self, key: str, snap: list[Any]) -> None:
         if not snap or snap[0] != SNAPSHOT_VERSION:
-            raise ConfigError(f"episode snapshot version {snap[:1]} is not {SNAPSHOT_VERSION}")
+            raise SnapshotError(f"episode snapshot version {snap[:1]} is not {SNAPSHOT_VERSION}")
         incident_id, first, last, alarms, streams = snap[1:]
         self._open[key] = [str(incident_id), float(first), float(last), int(alarms), list(streams)]
 

@@ -62,7 +62,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from riskstream.core.fields import field_getter
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 __all__ = ["GapSample", "GroupRates", "group_getter"]
 
@@ -232,7 +232,7 @@ class GroupRates:
         applies from the next event on, to rates that stay meaningful.
         """
         if snap.get("v") != SNAPSHOT_VERSION:
-            raise ConfigError(
+            raise SnapshotError(
                 f"group rates snapshot version {snap.get('v')!r} is not {SNAPSHOT_VERSION}; "
                 "it was written by another riskstream version — reset the state to continue"
             )
@@ -248,7 +248,7 @@ class GroupRates:
                 for g, (c, p, w, s, gw, gs, gt) in groups.items()
             }
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"group rates snapshot is malformed: {exc}") from None
+            raise SnapshotError(f"group rates snapshot is malformed: {exc}") from None
         return rates
 
 

@@ -74,7 +74,7 @@ from typing import Any
 
 from riskstream.core.detectors import Alarm, WindowStats
 from riskstream.core.streams import Seasonality, StreamAlarm, _Profile, _TimeIndex
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 __all__ = [
     "DEFAULT_FALSE_ALARM_EVERY",
@@ -739,7 +739,7 @@ class LearnedStream:
         seasonality: Seasonality | None = None,
     ) -> LearnedStream:
         if snap.get("v") != SNAPSHOT_VERSION or snap.get("kind") != kind:
-            raise ConfigError(
+            raise SnapshotError(
                 f"stream snapshot ({snap.get('v')!r}, kind {snap.get('kind')!r}) was not "
                 f"written by a {kind!r} monitor of this riskstream version: the monitor "
                 "changed; reset its state to continue"
@@ -760,7 +760,7 @@ class LearnedStream:
         s._long = None if long is None else [_unf(v) if isinstance(v, str) else v for v in long]
         if s._season is not None:
             if snap.get("season") is None:
-                raise ConfigError("stream snapshot has no seasonal profile; reset its state")
+                raise SnapshotError("stream snapshot has no seasonal profile; reset its state")
             s._season.load(snap["season"])
         return s
 

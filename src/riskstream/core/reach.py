@@ -20,7 +20,7 @@ import zlib
 from array import array
 from typing import Any
 
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 __all__ = ["RecentUsers"]
 
@@ -73,7 +73,7 @@ class RecentUsers:
     @classmethod
     def restore(cls, snap: list[Any]) -> RecentUsers:
         if not snap or snap[0] != SNAPSHOT_VERSION:
-            raise ConfigError(f"users snapshot version {snap[:1]} is not {SNAPSHOT_VERSION}")
+            raise SnapshotError(f"users snapshot version {snap[:1]} is not {SNAPSHOT_VERSION}")
         _, capacity, next_, filled, ring = snap
         users = cls(int(capacity))
         users._ring = array("I", base64.b64decode(ring))

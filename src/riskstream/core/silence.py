@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riskstream.core.state_keys import CLOCK_MARK
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 __all__ = ["SilenceParams", "SilenceWatch", "Silent", "check_silence_params"]
 
@@ -231,7 +231,7 @@ class SilenceWatch:
                 s.arrived, s.gaps = float(snap[4]), int(snap[5])
                 s.mean, s.mad, s.subject = float(snap[6]), float(snap[7]), str(snap[8])
             else:
-                raise ConfigError(
+                raise SnapshotError(
                     f"missing: snapshot version {version!r} of stream {key!r} is not "
                     f"{SNAPSHOT_VERSION}: it was written by another riskstream version; "
                     "reset the monitor's state to continue"

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riskstream.core.detectors import Alarm, Detector, WindowStats, restore_detector
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, SnapshotError
 
 __all__ = ["Seasonality", "StreamAlarm", "StreamDetector", "StreamSettings"]
 
@@ -263,7 +263,7 @@ class StreamDetector:
         cls, snap: Mapping[str, Any], new_detector: Callable[[], Detector], settings: StreamSettings
     ) -> StreamDetector:
         if snap.get("v") != SNAPSHOT_VERSION:
-            raise ConfigError(
+            raise SnapshotError(
                 f"stream snapshot version {snap.get('v')!r} is not {SNAPSHOT_VERSION}; "
                 "it was written by another riskstream version — reset the state to continue"
             )
@@ -272,7 +272,7 @@ class StreamDetector:
         det._cool_until = int(snap["cool"])
         if (det._season is None) != (snap.get("season") is None):
             had, has = ("no", "has") if det._season is not None else ("a", "no longer has")
-            raise ConfigError(
+            raise SnapshotError(
                 f"stream snapshot has {had} seasonal profile but the monitor {has} "
                 "seasonality — reset the state to continue"
             )
@@ -347,13 +347,13 @@ class _Profile:
     def load(self, data: list[Any]) -> None:
         period, counts, means, phases = data
         if not (float(period) == self.period and len(counts) == self.bins):
-            raise ConfigError(
+            raise SnapshotError(
                 f"stream snapshot has a seasonal profile of {len(counts)} bins over "
                 f"{period:g} s but the monitor has {self.bins} bins over {self.period:g} s "
                 "— reset the state to continue"
             )
         if not len(means) == len(phases) == self.bins:
-            raise ConfigError("stream snapshot's seasonal profile is malformed")
+            raise SnapshotError("stream snapshot's seasonal profile is malformed")
         self.count = [int(c) for c in counts]
         self.mean = [float(m) for m in means]
         self.phase = [float(p) for p in phases]
