@@ -120,8 +120,8 @@ class SilenceWatch:
     []
     >>> for i in range(60, 70):
     ...     w.see("b", "b", 10.0 * i + 1)
-    >>> [(s.key, s.last_seen, s.allowed) for s in w.silent()]
-    [('a', 590.0, 50.0)]
+    >>> [(s.key, s.last_seen, round(s.allowed)) for s in w.silent()]
+    [('a', 590.0, 48)]
     """
 
     __slots__ = ("_clock", "_heap", "_ordered", "_params", "_recent", "_streams", "dirty")
