@@ -26,32 +26,9 @@ of something good, such as approvals, this is the disparate-impact ratio whose
     values are nearly independent (``rest_rate`` moves slowly), which is what a
     change detector (Page-Hinkley, ADWIN) assumes of its input.
 
-Which one to feed a detector: ``excess``.  ``difference`` is a moving average,
-so consecutive values are strongly correlated (over ~``2.9 * half_life``
-events); a detector that treats them as independent mistakes one slow wander of
-the average for a sustained shift and alarms again and again.  ``difference``
-and ``ratio`` are the evidence to show, and what a *rule* (``threshold``) may
-compare with a bound: "the harmful rate of a group exceeds the rest's by more
-than 5 points".  A change that hits every group alike moves ``rest_rate`` too,
-so it barely moves ``excess``: that is a rate monitor's finding, not a gap's.
-Measured with the shipped safety detector (Page-Hinkley, delta 0.05, threshold
-100, warm-up 2,000, on standardized values) and half-life 2,000: on steady
-streams of 400,000 events with a 10% group, 11-14 false alarms per stream fed
-``difference``, none fed ``excess`` (5 seeds each); a group's harmful rate
-going from 5% to 10% was caught after 400-800 of its events either way.
-``excess`` has the spread of the indicator itself (``sqrt(p (1 - p))``), so the
-parameters tuned for per-group rates fit it unchanged.  The spread of
-``difference`` is about ``sqrt(p (1 - p) / n_eff)`` of each side, combined.
-
-Nothing is reported (``observe`` returns ``None``) until ``g`` and the rest have
-each seen ``min_samples`` events: a rate from ten events is noise.  Counts are
-raw (no forgetting) and ``positives`` is the plain sum of the indicators, for
-the incident's blast radius.
-
-Cost: O(1) per event and a few numbers per group, no history.  The rest is the
-whole stream minus ``g``: every group keeps its weights in stream time, brought
-up to date lazily (one power per event) and subtracted from the stream's totals.
-Rounding in that subtraction decays with the weights, so it cannot build up.
+Feed a detector ``excess``, not ``difference``: why, with the measurements, is in
+``docs/design/group-gaps.md``.  Nothing is reported (``observe`` returns ``None``)
+until ``g`` and the rest have each seen ``min_samples`` events.  O(1) per event.
 """
 
 from __future__ import annotations
