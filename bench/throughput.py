@@ -23,8 +23,9 @@ Phases (each says on stderr what it is doing; bench/README.md has the long versi
              saved once a second.  ``--runs`` runs, each with a new consumer group (fresh
              state); the median one is detailed.  Before each, up to ``--quiet-wait`` s
              for other work on the (shared) machine to calm down.  Where the wall time
-             goes comes from the processor's own histograms, timers wrapped around the
-             once-per-batch / once-per-checkpoint methods, and ``gc.callbacks``.
+             goes comes from the processor's own metrics (``riskstream_batch_seconds``,
+             ``riskstream_checkpoint_seconds``, ``riskstream_processor_phase_seconds``)
+             and ``gc.callbacks``.
 4. latency   The last run's processor continues in a background thread
              (``processor.run(stop.is_set, --poll-timeout)``), while a child process
              produces live traffic at a fixed rate over the same keys.  Every so often it
@@ -372,64 +373,6 @@ class GcWatch:
         gc.callbacks.remove(self._callback)
 
 
-class Instrument:
-    """Times a few once-per-batch or once-per-checkpoint methods during a run.
-
-    The methods are wrapped on their classes in this process only (no file changes),
-    and only ones called per batch or per partition checkpoint, never per event, so
-    the overhead is nil.  Each gets wall time and main-thread CPU time: their
-    difference is waiting (for Redis, for the broker).  A method that no longer
-    exists is skipped and reported as n/a.
-    """
-
-    TARGETS = (
-        ("poll_batch", "riskstream.adapters.kafka.bus", "KafkaConsumer", "poll_batch"),
-        ("take_changed", "riskstream.core.monitors", "PartitionDetectors", "take_changed"),
-        ("save", "riskstream.adapters.redis.state", "RedisStateStore", "save"),
-        ("producer flush", "riskstream.adapters.kafka.bus", "KafkaProducer", "flush"),
-    )
-
-    def __init__(self) -> None:
-        self.wall: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
-        self._undo: list[tuple[type, str, Any]] = []
-        self.enabled = False
-
-    def __enter__(self) -> Instrument:
-        import importlib
-
-        for label, module, cls_name, method in self.TARGETS:
-            try:
-                cls = getattr(importlib.import_module(module), cls_name)
-                original = cls.__dict__[method]
-            except (ImportError, AttributeError, KeyError):
-                continue
-            self.wall[label] = self.cpu[label] = 0.0
-            self.calls[label] = 0
-            setattr(cls, method, self._wrap(label, original))
-            self._undo.append((cls, method, original))
-        return self
-
-    def _wrap(self, label: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        def timed_method(*args: Any, **kwargs: Any) -> Any:
-            if not self.enabled or threading.current_thread() is not threading.main_thread():
-                return original(*args, **kwargs)
-            t0, c0 = time.perf_counter(), time.thread_time()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.wall[label] += time.perf_counter() - t0
-                self.cpu[label] += time.thread_time() - c0
-                self.calls[label] += 1
-
-        return timed_method
-
-    def __exit__(self, *exc: object) -> None:
-        for cls, method, original in reversed(self._undo):
-            setattr(cls, method, original)
-
-
 @dataclass
 class Throughput:
     events: int
@@ -448,7 +391,7 @@ class Throughput:
     saved_ok: bool
     saved: dict[Any, Any]
     metrics: dict[str, float | None]
-    parts: dict[str, tuple[float, float, int]]  # label -> (wall s, main-thread CPU s, calls)
+    parts: dict[str, float]  # the processor's riskstream_processor_phase_seconds, by phase
     gc: GcWatch
     windows: list[float]  # events/s in each 1 s window
 
@@ -492,7 +435,6 @@ def throughput_phase(
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     processor = kafka_processor(config, servers.bootstrap, servers.redis_url, registry)
     watch = CpuWatch({"kafka": servers.kafka_pid, "redis": servers.redis_pid})
-    instrument = Instrument()
     t_join = time.perf_counter()
     processor.start()
     first: tuple[float, float, float] | None = None
@@ -502,16 +444,17 @@ def throughput_phase(
     windows: list[float] = []
     window_start, window_done = 0.0, 0
     gc_watch = GcWatch()
-    with instrument, gc_watch:
+    metrics_at_first: dict[str, float] = {}
+    with gc_watch:
         while True:
             t0, c0, h0 = time.perf_counter(), time.process_time(), time.thread_time()
             n = processor.step(0.05)
             t1 = time.perf_counter()
             if n and first is None:
                 first = (t0, c0, h0)
+                metrics_at_first = phase_seconds(registry, {})  # from the second batch on
                 window_start = t0
                 watch.begin()
-                instrument.enabled = True  # from the second batch on: close enough
             if first is not None:
                 step_seconds += t1 - t0
             done = all_done(processor)
@@ -558,9 +501,7 @@ def throughput_phase(
         saved_ok=all(saved[tp] == end for tp, end in ends.items() if end > 0),
         saved=saved,
         metrics=metrics,
-        parts={
-            k: (instrument.wall[k], instrument.cpu[k], instrument.calls[k]) for k in instrument.wall
-        },
+        parts=phase_seconds(registry, metrics_at_first),
         windows=windows,
         gc=gc_watch,
     )
@@ -1124,12 +1065,22 @@ def _share(seconds: float, tp: Throughput) -> str:
 
 def _part(tp: Throughput, label: str) -> str:
     if label not in tp.parts:
-        return "n/a (method not found to instrument)"
-    wall, cpu, calls = tp.parts[label]
-    return (
-        f"{_share(wall, tp)}; main-thread CPU {cpu / tp.events * 1e6:.1f} µs/ev, "
-        f"waiting {(wall - cpu) / tp.events * 1e6:.1f} µs/ev ({calls:,} calls)"
-    )
+        return "n/a (the processor exports no such phase)"
+    return f"{_share(tp.parts[label], tp)}  (riskstream_processor_phase_seconds{{{label}}})"
+
+
+def phase_seconds(registry: Any, since: dict[str, float]) -> dict[str, float]:
+    """The processor's own time per phase (``riskstream_processor_phase_seconds``), less
+    what it had counted before ``since`` was read."""
+    out: dict[str, float] = {}
+    for metric in registry.collect():
+        if metric.name != "riskstream_processor_phase_seconds":
+            continue
+        for s in metric.samples:
+            if s.name.endswith("_total"):
+                phase = s.labels["phase"]
+                out[phase] = s.value - since.get(phase, 0.0)
+    return out
 
 
 def print_report(r: Report) -> None:
@@ -1149,11 +1100,12 @@ def print_report(r: Report) -> None:
     main_us = tp.main_thread_cpu / tp.events * 1e6
     saved = "saved offsets == topic end" if tp.saved_ok else f"SAVED {tp.saved} != {r.ends}"
     goal = "MET" if rate >= 50_000 else "NOT MET"
-    poll = tp.parts.get("poll_batch", (0.0, 0.0, 0))[0]
+    poll = tp.parts.get("poll", 0.0)
     rest = tp.step_seconds - bt_sum - cp_sum - poll
-    take = tp.parts.get("take_changed", (0.0, 0.0, 0))[0]
-    save = tp.parts.get("save", (0.0, 0.0, 0))[0]
-    cp_rest = cp_sum - take - save
+    take = tp.parts.get("encode", 0.0)
+    save = tp.parts.get("save", 0.0)
+    flush = tp.parts.get("flush", 0.0)
+    cp_rest = cp_sum - take - save - flush
     w = sorted(tp.windows)
     all_runs = "; ".join(
         f"#{i + 1} {x.events / x.wall:,.0f}/s, {x.cpu / x.events * 1e6:.1f} µs CPU/ev, "
@@ -1178,15 +1130,16 @@ def print_report(r: Report) -> None:
         ("cores used (avg)", fmt_cores(tp.cores)),
         ("wall per event", f"{tp.wall / tp.events * 1e6:.1f} µs; in step() "
                            f"{tp.step_seconds / tp.events * 1e6:.1f} µs, of which:"),
-        ("  poll_batch", _part(tp, "poll_batch")),
+        ("  poll", _part(tp, "poll")),
         ("  _process", f"{_share(bt_sum, tp)}  (riskstream_batch_seconds: decode, "
                        "monitors, emit)"),
         ("  checkpoints", f"{_share(cp_sum, tp)}  ({cp_cnt:.0f} x "
                           f"{cp_sum / max(cp_cnt, 1) * 1000:.0f} ms, "
                           "riskstream_checkpoint_seconds), of which:"),
-        ("    take_changed (encode)", _part(tp, "take_changed")),
-        ("    RedisStateStore.save", _part(tp, "save")),
-        ("    flush, commit, gauges", f"{_share(cp_rest, tp)}"),
+        ("    flush", _part(tp, "flush")),
+        ("    encode", _part(tp, "encode")),
+        ("    save", _part(tp, "save")),
+        ("    commit, gauges", f"{_share(cp_rest, tp)}"),
         ("  rest of step()", f"{_share(rest, tp)}  (counters, the gauges' bookkeeping)"),
         ("  garbage collector", f"{_share(sum(tp.gc.seconds), tp)}, included above: "
                                 f"{tp.gc.count[0]:,}/{tp.gc.count[1]:,}/{tp.gc.count[2]:,} "

@@ -67,6 +67,14 @@ class ProcessorMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
             registry=registry,
         )
+        self.phase_seconds = Counter(
+            "riskstream_processor_phase_seconds",
+            "Wall time the processor loop spent in each phase: poll (waiting for and "
+            "fetching a batch), flush (outputs made durable before a checkpoint), encode "
+            "(changed state to snapshots), save (state and offsets to the store).",
+            ["phase"],
+            registry=registry,
+        )
         self.lag = Gauge(
             "riskstream_consumer_lag",
             "Records behind the partition's end, per partition.",

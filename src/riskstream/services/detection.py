@@ -76,6 +76,10 @@ class Processor:
         self._store = store
         self._decoder = decoder
         self._metrics = metrics
+        self._phase = {
+            phase: metrics.phase_seconds.labels(phase=phase)
+            for phase in ("poll", "flush", "encode", "save")
+        }
         self._clock = clock
         self._on_incident = on_incident
         # Delayed labels: predictions are kept until their label comes, then joined.
@@ -149,7 +153,9 @@ class Processor:
     def step(self, poll_timeout: float = 0.05) -> int:
         """Consume and process one batch; checkpoint when due.  Returns the batch size."""
         settings = self._config.processor
+        polled = self._clock()
         batch = self._consumer.poll_batch(settings.batch_size, poll_timeout)
+        self._phase["poll"].inc(self._clock() - polled)
         if batch:
             started = self._clock()
             self._process(batch)
@@ -313,6 +319,7 @@ class Processor:
     def _checkpoint(self, partitions: Iterable[TopicPartition]) -> None:
         started = self._clock()
         self._producer.flush()  # outputs of the saved events are durable before the offsets move
+        self._phase["flush"].inc(self._clock() - started)
         saved: dict[TopicPartition, int] = {}
         for tp in partitions:
             owned = self._owned.get(tp)
@@ -322,14 +329,18 @@ class Processor:
                 or owned.next_offset == owned.saved_offset
             ):
                 continue
+            encoding = self._clock()
             changed = owned.detectors.take_changed()
             if owned.parked.dirty:
                 changed[PARKED_KEY] = owned.parked.snapshot()
                 owned.parked.dirty = False
+            saving = self._clock()
+            self._phase["encode"].inc(saving - encoding)
             try:
                 self._store.save(
                     self._scope, tp, owned.epoch, owned.next_offset, owned.counters, changed
                 )
+                self._phase["save"].inc(self._clock() - saving)
             except FencedError as exc:
                 log.warning("dropping %s[%d]: %s", tp[0], tp[1], exc)
                 self._metrics.fenced.inc()
