@@ -103,6 +103,7 @@ LEARN_EVERY = 5  # memory of the slow learning after warm-up, in warm-ups
 ONSET_SPREAD = 4.0
 MIN_RUN = 20  # frozen: never fewer equal readings in a row than this
 REFIT_MODEL_AFTER = (2, 4, 8, 64)  # shift: refit the model after this many warm-ups
+NOISE_BATCH = 50  # noise: readings per batch when learning how its exceedances cluster
 DISPERSION_BATCHES = 50  # rate: the dispersion's memory, in batches of warmup / 10
 MAX_DISPERSION = 10.0
 REFIT_TAIL = 256  # outlier: refit the tail every this many events
@@ -336,7 +337,8 @@ class LearnedStream:
         # variance, 22 its memory factor, 23 the third moment), 24-25 the up and down
         # tilts (0: not watched), 26 settled (1) or not, 28-29 the last deviation and
         # lag-1 covariance, 34-39 the settling sums; noise: 30-33 the bands' CUSUM
-        # steps (0: to be refreshed).
+        # steps (0: to be refreshed), 34-36 the open batch (readings, hits of each
+        # band), 37-38 each band's dispersion, 39 batches.
         self._base = [
             level, phi, s0, sd, rho, mean_u / rho, sd_psi * math.sqrt(kappa), limit,
             g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
@@ -516,6 +518,19 @@ class LearnedStream:
         eta = 1.0 / min(b[12], LEARN_EVERY * self._warmup)
         b[9] += (hit_c - b[9]) * eta
         b[11] += (hit_t - b[11]) * eta
+        # Exceedances that come in clusters (bursts that are part of normal life) are
+        # overdispersed: learn by how much, batch by batch, as the rate kind does.
+        b[34] += 1
+        b[35] += hit_c
+        b[36] += hit_t
+        if b[34] >= NOISE_BATCH:
+            b[39] += 1
+            w = 1.0 / min(b[39], DISPERSION_BATCHES)
+            for hits, rate, at in ((b[35], b[9], 37), (b[36], b[11], 38)):
+                if 0.0 < rate < 1.0:
+                    binomial = rate * (1.0 - rate) / b[34]
+                    b[at] += ((hits / b[34] - rate) ** 2 / binomial - b[at]) * w
+            b[34] = b[35] = b[36] = 0.0
         if not int(b[12]) % REFIT_TAIL:
             b[30] = 0.0
         return None
@@ -525,14 +540,18 @@ class LearnedStream:
         against its rate's upper confidence bound (two standard errors) so that a
         young stream is cautious; a band that could not be placed never moves."""
         learned = min(b[12], LEARN_EVERY * self._warmup)
-        for at, rate, ratio in ((30, b[9], CENTRAL_RATIO), (32, b[11], TAIL_RATIO)):
+        for at, rate, ratio, disp in (
+            (30, b[9], CENTRAL_RATIO, b[37]),
+            (32, b[11], TAIL_RATIO, b[38]),
+        ):
             if rate <= 0.0:
                 b[at], b[at + 1] = -1.0, -1.0
                 continue
+            disp = min(max(disp, 1.0), MAX_DISPERSION)
             p0 = min(rate + 2.0 * math.sqrt(rate * (1.0 - rate) / learned), 0.9)
             p1 = min(0.95, ratio * p0)
-            b[at] = math.log(p1 / p0) if p1 > p0 else -1.0
-            b[at + 1] = math.log((1.0 - p1) / (1.0 - p0))
+            b[at] = math.log(p1 / p0) / disp if p1 > p0 else -1.0
+            b[at + 1] = math.log((1.0 - p1) / (1.0 - p0)) / disp
 
     def _outlier(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         a = abs(u - b[5] * b[4])
