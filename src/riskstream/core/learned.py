@@ -518,8 +518,13 @@ class LearnedStream:
         eta = 1.0 / min(b[12], LEARN_EVERY * self._warmup)
         b[9] += (hit_c - b[9]) * eta
         b[11] += (hit_t - b[11]) * eta
+        if not int(b[12]) % REFIT_TAIL:
+            b[30] = 0.0
         # Exceedances that come in clusters (bursts that are part of normal life) are
-        # overdispersed: learn by how much, batch by batch, as the rate kind does.
+        # overdispersed: learn by how much, batch by batch, as the rate kind does, but
+        # not from inside an excursion (a change would raise it and hide itself).
+        if s_c > h / 3 or s_t > h / 3:
+            return None
         b[34] += 1
         b[35] += hit_c
         b[36] += hit_t
@@ -531,8 +536,6 @@ class LearnedStream:
                     binomial = rate * (1.0 - rate) / b[34]
                     b[at] += ((hits / b[34] - rate) ** 2 / binomial - b[at]) * w
             b[34] = b[35] = b[36] = 0.0
-        if not int(b[12]) % REFIT_TAIL:
-            b[30] = 0.0
         return None
 
     def _noise_steps(self, b: list[float]) -> None:
