@@ -101,3 +101,14 @@ def test_each_sensor_is_judged_by_its_own_cadence_and_arrival() -> None:
     assert set(found) == {"hourly", "batched"}
     hourly = found["hourly"]
     assert 4 * 3600 <= hourly.detected_at - hourly.onset_at <= 10 * 3600
+
+
+def test_a_pause_of_the_whole_partition_is_nobodys_silence() -> None:
+    """Every sensor stops for ten minutes (an outage upstream, a gap in a replayed
+    file) and then all resume: none of them is missing; one that does not resume is."""
+    t0, detectors = 1.8e9, _missing_only()
+    sensors = [f"s{k}" for k in range(8)]
+    before = [_sensor(s, t0 + i) for i in range(600) for s in sensors]
+    after = [_sensor(s, t0 + 1200 + i) for i in range(600) for s in sensors[:-1]]
+    found = [f.subject for e in before + after for f in detectors.observe(e)]
+    assert found == ["s7"]

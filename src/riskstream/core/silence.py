@@ -9,6 +9,9 @@ second, every ten minutes, hourly, irregularly, or in batches from a gateway.
   readings, does not move it.  Data time, not wall time, keeps a replay and a
   restart deterministic; a partition that goes silent as a whole is seen by
   consumer-lag and heartbeat alerts on the processor, not here.
+- **A partition-wide pause** (the clock jumps by ``PARTITION_PAUSE`` times its usual
+  step: an outage upstream, a gap in a replayed file) is nobody's own silence and
+  does not count against any stream.
 - **Each stream's arrivals** are timed on that clock, not by the readings' own
   times: a gateway that delivers a sensor's readings every 15 minutes makes that
   sensor's gaps 15 minutes long, however densely its readings are dated.  Over its
@@ -42,6 +45,7 @@ SNAPSHOT_VERSION = 2
 CLOCK_WINDOW = 7  # events the partition clock takes its median over (3 outliers cannot move it)
 LEARN_GAPS = 20  # gaps a stream shows before it is watched
 MEMORY = 25  # ...and it keeps learning over this many times as many
+PARTITION_PAUSE = 50  # a clock jump of this many of its mean steps: the partition paused
 EXPONENTIAL_MAD = 1.36  # 1 / 0.736: the mean absolute deviation of an exponential gap
 
 
@@ -124,7 +128,19 @@ class SilenceWatch:
     [('a', 590.0, 48)]
     """
 
-    __slots__ = ("_clock", "_heap", "_ordered", "_params", "_recent", "_streams", "dirty")
+    __slots__ = (
+        "_busy",
+        "_clock",
+        "_heap",
+        "_ordered",
+        "_params",
+        "_paused",
+        "_recent",
+        "_step",
+        "_steps",
+        "_streams",
+        "dirty",
+    )
 
     CLOCK_KEY = CLOCK_MARK  # the state key (after the monitor's prefix) of the partition clock
 
@@ -135,6 +151,10 @@ class SilenceWatch:
         self._recent: list[float] = []  # the last CLOCK_WINDOW event times, arrival order
         self._ordered: list[float] = []  # the same, sorted
         self._clock = -math.inf
+        self._paused = 0.0  # clock time the whole partition was silent (see _tick)
+        self._busy = -math.inf  # the clock less that: the time streams are judged in
+        self._step = 0.0  # the clock's mean advance per event
+        self._steps = 0
         self.dirty: set[str] = set()
 
     def __len__(self) -> int:
@@ -152,13 +172,13 @@ class SilenceWatch:
         s = self._streams.get(key)
         if s is None:
             s = self._streams[key] = _Stream(subject)
-        elif s.arrived > -math.inf and not s.silent and self._clock > s.arrived:
+        elif s.arrived > -math.inf and not s.silent and self._busy > s.arrived:
             # (readings that arrive together, a gateway's batch, are one arrival)
-            self._learn(s, self._clock - s.arrived)
+            self._learn(s, self._busy - s.arrived)
         s.silent = False
         s.subject = subject
         s.count += 1
-        s.arrived = self._clock
+        s.arrived = self._busy
         if t > s.last_seen:
             s.last_seen = t
         if s.gaps >= LEARN_GAPS:
@@ -174,8 +194,18 @@ class SilenceWatch:
         if len(recent) > CLOCK_WINDOW:
             del ordered[bisect.bisect_left(ordered, recent.pop(0))]
         median = ordered[len(ordered) // 2]
+        step = median - self._clock if median > self._clock > -math.inf else 0.0
         if median > self._clock:
             self._clock = median
+        # A jump far beyond the partition's usual pace is the whole partition falling
+        # silent (an outage upstream, the end of a replayed file): it is nobody's own
+        # silence, so it does not count against any stream.
+        if self._steps >= LEARN_GAPS * 5 and step > PARTITION_PAUSE * self._step:
+            self._paused += step
+        else:
+            self._steps += 1
+            self._step += (step - self._step) / min(self._steps, LEARN_GAPS * MEMORY)
+        self._busy = self._clock - self._paused
         self.dirty.add(self.CLOCK_KEY)
 
     @staticmethod
@@ -199,7 +229,7 @@ class SilenceWatch:
 
     def silent(self) -> Iterator[Silent]:
         """Streams that just fell silent (each once per silence)."""
-        heap, streams, clock = self._heap, self._streams, self._clock
+        heap, streams, clock = self._heap, self._streams, self._busy
         while heap and heap[0][0] < clock:
             deadline, key = heapq.heappop(heap)
             s = streams[key]
@@ -208,11 +238,14 @@ class SilenceWatch:
                 continue  # superseded by a later arrival
             s.silent = True
             self.dirty.add(key)
-            yield Silent(key, s.last_seen, clock, s.count, s.subject, allowed)
+            yield Silent(key, s.last_seen, self._clock, s.count, s.subject, allowed)
 
     def snapshot(self, key: str) -> list[Any]:
         if key == self.CLOCK_KEY:
-            return [SNAPSHOT_VERSION, self._clock, list(self._recent)]
+            return [
+                SNAPSHOT_VERSION, self._clock, list(self._recent), self._paused, self._step,
+                self._steps,
+            ]  # fmt: skip
         return self._streams[key].dump()
 
     def load(self, items: Mapping[str, list[Any]]) -> None:
@@ -221,6 +254,8 @@ class SilenceWatch:
             version = snap[0]
             if key == self.CLOCK_KEY:
                 self._clock, self._recent = float(snap[1]), [float(t) for t in snap[2]]
+                self._paused, self._step, self._steps = float(snap[3]), float(snap[4]), int(snap[5])
+                self._busy = self._clock - self._paused
                 self._ordered = sorted(self._recent)
                 continue
             s = _Stream(key)
