@@ -220,9 +220,12 @@ FAMILIES: tuple[Family, ...] = (
         dt=20.0,
         kind="score-wander",
         param=0.05,
+        base=True,
     ),
 )
 FAMILY = {f.name: f for f in FAMILIES}
+# families whose point is the partition's timing, not a stream's values: no failures on them
+NOT_BASES = frozenset({"mixed", "glitch", "batched"})
 GROUP_SHARES = (0.5, 0.3, 0.2)
 MIXED_CADENCES = (10.0, 600.0, 3600.0, 600.0, 3600.0, 3600.0)  # seconds, by sensor
 
@@ -362,9 +365,11 @@ def inference_partition(
     models: int,
     n: int,
     change: tuple[int, int, int] | None = None,
+    score_shift: tuple[int, int] | None = None,
 ) -> list[Stream]:
     """``models`` model streams of ``n`` events; ``change`` = (model, group, at): that
-    group's harmful rate doubles from its ``at``-th event on."""
+    group's harmful rate doubles from its ``at``-th event on; ``score_shift`` = (model,
+    at): that model's mean logit score rises by 1 from its ``at``-th event on."""
     out = []
     p = fam.param
     for m in range(models):
@@ -386,6 +391,8 @@ def inference_partition(
         logit = m0 + rng.normal(0.0, 1.0, k)
         if fam.kind == "score-wander":
             logit += _ou(rng, ts, DAY, SCORE_WANDER_SD)
+        if score_shift is not None and score_shift[0] == m:
+            logit[score_shift[1] :] += 1.0
         out.append(
             Stream(
                 f"m{m}",
@@ -427,7 +434,11 @@ FAILURES = (
     Failure("spikes", "5 spikes of 6-12 sigma (random sign; counts: upwards) in 20 events"),
 )
 RATE_FAILURE = Failure("rate-x2", "one group's harmful rate doubles (the others unchanged)")
-FAILURE = {f.name: f for f in (*FAILURES, RATE_FAILURE)}
+SCORE_FAILURE = Failure(
+    "score-shift", "a model's mean logit score + 1 (its noise sd), in all groups"
+)
+MODEL_FAILURES = (RATE_FAILURE, SCORE_FAILURE)
+FAILURE = {f.name: f for f in (*FAILURES, *MODEL_FAILURES)}
 
 
 def apply_failure(
@@ -686,6 +697,16 @@ def run_change(job: ChangeJob) -> list[Outcome]:
                 ts, x = b.ts, _finish(b, b.values())
             streams.append(Stream(key, ts, {"value": x}))
         horizon = sz.horizon
+    elif job.failure == SCORE_FAILURE.name:
+        streams = []
+        horizon = sz.horizon
+        at = score_at(at, fam)
+        for m in range(sz.models):
+            shift = (0, at) if m < sz.models - 1 else None
+            one = inference_partition(fam, rng, 1, at + horizon + 100, score_shift=shift)[0]
+            streams.append(Stream(f"m{m}", one.ts, one.cols))
+            if shift is not None:
+                targets[f"m{m}"] = one.ts
     else:
         streams = []
         horizon = sz.rate_horizon
@@ -749,6 +770,12 @@ def run_change(job: ChangeJob) -> list[Outcome]:
             )
         )
     return out
+
+
+def score_at(at: int, fam: Family) -> int:
+    """Where a score shift starts: event ``at``, but not within the model's first 36 h
+    (a monitor that learns a daily cycle is blind to a change inside its first day)."""
+    return max(at, int(1.5 * DAY / fam.dt))
 
 
 def on_target(stream_key: str, targets: Iterable[str]) -> str | None:
@@ -879,7 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--all-bases",
         action="store_true",
-        help="failures on every family but mixed-cadence (default: "
+        help="failures on every family but mixed-cadence, future-glitch, batched (default: "
         + ", ".join(f.name for f in FAMILIES if f.base)
         + ")",
     )
@@ -995,25 +1022,27 @@ def _stationary(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) 
 
 def _changes(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) -> None:
     if args.family:
-        bases = [FAMILY[n] for n in args.family if FAMILY[n].kind != "mixed"]
+        bases = [FAMILY[n] for n in args.family if FAMILY[n].kind not in NOT_BASES]
     elif args.all_bases:
-        bases = [f for f in FAMILIES if f.kind != "mixed"]
+        bases = [f for f in FAMILIES if f.kind not in NOT_BASES]
     else:
         bases = [f for f in FAMILIES if f.base]
     pairs = []
     for b in bases:
-        fails = (RATE_FAILURE,) if b.side == "inference" else FAILURES
+        fails = MODEL_FAILURES if b.side == "inference" else FAILURES
         pairs += [(b, f) for f in fails if not args.failure or f.name in args.failure]
     if not pairs:
         return
     print(
         f"\n(b) failures from stream event {args.at:,}: sensors {sz.change_seeds} partitions "
         f"x {sz.change_streams} sensors ({sz.change_streams - 2} fail, 2 do not), horizon "
-        f"{sz.horizon:,} events; rates {sz.change_seeds} partitions x {sz.models} models "
-        f"({sz.models - 1} with one group's rate doubled), horizon {sz.rate_horizon:,} "
-        "group events; sigma = the base noise's marginal sd (counts: sqrt(rate))"
+        f"{sz.horizon:,} events; models {sz.change_seeds} partitions x {sz.models} models "
+        f"({sz.models - 1} change, 1 does not), horizon {sz.rate_horizon:,} group events "
+        f"(rate-x2) or {sz.horizon:,} model events (score-shift, from model event "
+        f"{score_at(args.at, FAMILY['score-wander']):,}, after 36 h); sigma = the base "
+        "noise's marginal sd (counts: sqrt(rate))"
     )
-    for f in (*FAILURES, RATE_FAILURE):
+    for f in (*FAILURES, *MODEL_FAILURES):
         if any(f is g for _, g in pairs):
             what = f.what.replace("--ramp events", f"{args.ramp:,} events")
             print(f"  {f.name:12} {what}")
@@ -1023,7 +1052,7 @@ def _changes(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) -> 
         for p in range(sz.change_seeds)
     ]
     # the slow ones first, so two workers finish together
-    jobs.sort(key=lambda j: FAMILY[j.base].side != "inference")
+    jobs.sort(key=lambda j: j.failure != RATE_FAILURE.name)
     results: dict[tuple[str, str], list[Outcome]] = {}
     t0 = time.perf_counter()
     for i, outs in enumerate(pool.map(run_change, jobs, chunksize=1), 1):

@@ -146,3 +146,13 @@ def test_count_failures_keep_counts(dq: ModuleType) -> None:
         assert np.array_equal(x[:at], b.values()[:at])
         assert x[at:].mean() == pytest.approx(mean, rel=0.05)
         assert x[at:].var() == pytest.approx(var, rel=0.1)
+
+
+def test_score_shift_moves_one_model_only(dq: ModuleType) -> None:
+    fam = dq.FAMILY["harmful-0.05"]
+    (before,) = dq.inference_partition(fam, np.random.default_rng(11), 1, 20_000)
+    (after,) = dq.inference_partition(fam, np.random.default_rng(11), 1, 20_000, None, (0, 5000))
+    b, a = before.cols["score"], after.cols["score"]
+    assert np.array_equal(b[:5000], a[:5000]) and np.all(a[5000:] > b[5000:])
+    logit = np.log(a / (1 - a)) - np.log(b / (1 - b))
+    assert np.allclose(logit[5000:], 1.0)
