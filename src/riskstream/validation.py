@@ -28,22 +28,19 @@ import itertools
 import json
 import linecache
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from riskstream.config import environment
 from riskstream.errors import ConfigError, SchemaError
 
 __all__ = ["DRAFT", "SCHEMA_DIR", "compile_schema", "load_schema", "validator_for"]
 
-#: The repository's ``schemas/`` (src/riskstream/../../schemas) until the package ships them.
-SCHEMA_DIR = Path(
-    os.environ.get("RISKSTREAM_SCHEMA_DIR")
-    or Path(__file__).resolve().parent.parent.parent / "schemas"
-)
-"""The repo's ``schemas/``; ``RISKSTREAM_SCHEMA_DIR`` points elsewhere (e.g. in an image)."""
+SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "schemas"
+"""The repo's ``schemas/`` (src/riskstream/../../schemas) until the package ships them;
+``RISKSTREAM_SCHEMA_DIR``, read when a schema is loaded, points elsewhere."""
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 _NUMBER_KW = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
@@ -412,7 +409,7 @@ def validator_for(name: str, schema_dir: str | Path | None = None) -> Callable[[
     """The compiled validator of ``<schema_dir>/<name>.schema.json``, built once per process."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", name):
         raise ConfigError(f"schema name {name!r}: expected lower-case words like 'inference-event'")
-    path = Path(schema_dir or SCHEMA_DIR) / f"{name}.schema.json"
+    path = Path(schema_dir or environment.schema_dir(SCHEMA_DIR)) / f"{name}.schema.json"
     schema = load_schema(path)
     try:
         return compile_schema(schema)

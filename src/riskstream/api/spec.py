@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import yaml
 
+from riskstream.config import environment
 from riskstream.errors import ConfigError
 from riskstream.validation import SCHEMA_DIR
 
@@ -21,7 +22,7 @@ SPEC_FILE = "openapi.yaml"
 
 def load_spec(schema_dir: str | Path | None = None) -> bytes:
     """The OpenAPI document as JSON bytes, read once at start."""
-    path = Path(schema_dir or SCHEMA_DIR) / SPEC_FILE
+    path = Path(schema_dir or environment.schema_dir(SCHEMA_DIR)) / SPEC_FILE
     try:
         document = yaml.safe_load(path.read_text())
     except OSError as exc:

@@ -8,6 +8,7 @@ time, so a test or an embedding program can set the environment first.  The
   :meth:`KafkaSettings.from_env`.
 - ``RISKSTREAM_REDIS_URL``: :func:`redis_url`.
 - ``RISKSTREAM_API_TOKENS``: :func:`api_tokens_path`.
+- ``RISKSTREAM_SCHEMA_DIR``: :func:`schema_dir`.
 - Notification receivers' secrets: :func:`riskstream.config.notifications.receiver_secrets`
   reads the variables each receiver names (``url_env``, ``routing_key_env``).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from riskstream.errors import ConfigError
@@ -34,6 +36,7 @@ __all__ = [
 KAFKA_BOOTSTRAP_ENV = "RISKSTREAM_KAFKA_BOOTSTRAP"
 REDIS_URL_ENV = "RISKSTREAM_REDIS_URL"
 API_TOKENS_ENV = "RISKSTREAM_API_TOKENS"
+SCHEMA_DIR_ENV = "RISKSTREAM_SCHEMA_DIR"
 
 
 def redis_url(given: str | None = None) -> str:
@@ -42,6 +45,12 @@ def redis_url(given: str | None = None) -> str:
     if not url:
         raise ConfigError(f"no Redis: pass --redis-url or set {REDIS_URL_ENV}")
     return url
+
+
+def schema_dir(default: Path) -> Path:
+    """``RISKSTREAM_SCHEMA_DIR`` (the event contracts somewhere else, e.g. in an image),
+    else ``default``."""
+    return Path(os.environ.get(SCHEMA_DIR_ENV) or default)
 
 
 def api_tokens_path(given: str | None = None) -> str | None:
