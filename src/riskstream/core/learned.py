@@ -73,7 +73,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riskstream.core.detectors import Alarm, WindowStats
-from riskstream.core.streams import Seasonality, StreamAlarm, _Profile, _TimeIndex
+from riskstream.core.streams import Cusum, Seasonality, StreamAlarm, _Profile, _TimeIndex
 from riskstream.errors import ConfigError, SnapshotError
 
 __all__ = [
@@ -154,36 +154,6 @@ def learned_params(kind: str, raw: Mapping[str, Any]) -> LearnedParams:
     return LearnedParams(float(n), str(direction), float(ratio), int(min_run))
 
 
-class _Cusum:
-    """One CUSUM of log-likelihood ratios, with where its excursion began and the
-    raw values' count and sum since then (the evidence after the change)."""
-
-    __slots__ = ("count", "start", "stat", "total")
-
-    def __init__(self, stat: float = 0.0, start: int = 0, count: int = 0, total: float = 0.0):
-        self.stat, self.start, self.count, self.total = stat, start, count, total
-
-    def add(self, llr: float, x: float, n: int) -> float:
-        s = self.stat + llr
-        if s <= 0.0:
-            if self.stat:
-                self.stat, self.count, self.total = 0.0, 0, 0.0
-            return 0.0
-        if self.stat == 0.0:
-            self.start, self.count, self.total = n, 0, 0.0
-        self.stat = s
-        self.count += 1
-        self.total += x
-        return s
-
-    def dump(self) -> list[float]:
-        return [self.stat, self.start, self.count, self.total]
-
-    @classmethod
-    def load(cls, d: list[Any]) -> _Cusum:
-        return cls(float(d[0]), int(d[1]), int(d[2]), float(d[3]))
-
-
 class LearnedStream:
     """One stream of a learned monitor: its warm-up fit, its tests and its times."""
 
@@ -224,7 +194,7 @@ class LearnedStream:
         self._season = None if seasonality is None else _Profile(seasonality)
         self._times = _TimeIndex()
         self.n = 0
-        self._cusums: list[_Cusum] = [_Cusum() for _ in range(self._cusum_count())]
+        self._cusums: list[Cusum] = [Cusum() for _ in range(self._cusum_count())]
         self._h = math.log(params.false_alarm_every * max(len(self._cusums), 1))
         self._run = [math.nan, 0, 0]  # frozen: the value repeated, its run, the run before
         self.armed = True  # outlier: re-armed by a reading back inside the tail
@@ -677,7 +647,7 @@ class LearnedStream:
 
     # ------------------------------------------------------------------ alarms
 
-    def _alarm(self, c: _Cusum, t: float, h: float, size: float | None, refit: bool) -> StreamAlarm:
+    def _alarm(self, c: Cusum, t: float, h: float, size: float | None, refit: bool) -> StreamAlarm:
         n = self.n
         onset = max(c.start, self.start + 1)
         count = max(c.count, 1)
@@ -776,7 +746,7 @@ class LearnedStream:
         acc = snap["acc"]
         s._acc = None if acc is None else [_unf(v) if isinstance(v, str) else v for v in acc]
         s._base = None if snap["base"] is None else [float(v) for v in snap["base"]]
-        s._cusums = [_Cusum.load(c) for c in snap["cusums"]]
+        s._cusums = [Cusum.load(c) for c in snap["cusums"]]
         s._times = _TimeIndex.load(snap["times"])
         long = snap["long"]
         s._long = None if long is None else [_unf(v) if isinstance(v, str) else v for v in long]

@@ -165,8 +165,8 @@ class StreamDetector:
         self._cool_until = 0
         self._ref = _Welford()
         self._mean, self._std = 0.0, 1.0  # the reference, fixed once the warm-up is done
-        self._up = _Cusum()
-        self._down = _Cusum()
+        self._up = Cusum()
+        self._down = Cusum()
         self._times = _TimeIndex()
         season = settings.seasonality
         self._season = None if season is None else _Profile(season)
@@ -239,8 +239,8 @@ class StreamDetector:
         # The seasonal profile is kept: a level shift does not change the cycle's shape.
         self._ref = _Welford()
         self._mean, self._std = 0.0, 1.0
-        self._up = _Cusum()
-        self._down = _Cusum()
+        self._up = Cusum()
+        self._down = Cusum()
         self._detector = self._new_detector()
         return result
 
@@ -282,8 +282,8 @@ class StreamDetector:
         det._ref = _Welford.load(snap["ref"])
         if det._ref.count >= settings.warmup:
             det._fix_reference(fold=False)
-        det._up = _Cusum.load(snap["up"])
-        det._down = _Cusum.load(snap["down"])
+        det._up = Cusum.load(snap["up"])
+        det._down = Cusum.load(snap["down"])
         det._times = _TimeIndex.load(snap["times"])
         det._detector = restore_detector(snap["det"])
         return det
@@ -384,31 +384,34 @@ class _Welford:
         return cls(int(data[0]), float(data[1]), float(data[2]))
 
 
-class _Cusum:
-    """One side of a CUSUM; ``start`` is where the current excursion began."""
+class Cusum:
+    """One side of a CUSUM; ``start`` is where the current excursion began, and the raw
+    values' count and sum since then are the evidence after the change."""
 
     __slots__ = ("count", "start", "stat", "total")
 
     def __init__(self, stat: float = 0.0, start: int = 0, count: int = 0, total: float = 0.0):
         self.stat, self.start, self.count, self.total = stat, start, count, total
 
-    def add(self, step: float, x: float, n: int) -> None:
+    def add(self, step: float, x: float, n: int) -> float:
+        """Add one step (for sample ``n`` of value ``x``); the statistic after it."""
         s = self.stat + step
         if s <= 0.0:
             if self.stat:
                 self.stat, self.count, self.total = 0.0, 0, 0.0
-            return
+            return 0.0
         if self.stat == 0.0:
             self.start = n
         self.stat = s
         self.count += 1
         self.total += x
+        return s
 
     def dump(self) -> list[float]:
         return [self.stat, self.start, self.count, self.total]
 
     @classmethod
-    def load(cls, data: list[float]) -> _Cusum:
+    def load(cls, data: list[float]) -> Cusum:
         return cls(float(data[0]), int(data[1]), int(data[2]), float(data[3]))
 
 
