@@ -37,7 +37,7 @@ from typing import Any
 from riskstream.core.detectors import Alarm, Detector, WindowStats, restore_detector
 from riskstream.errors import ConfigError, SnapshotError
 
-__all__ = ["Seasonality", "StreamAlarm", "StreamDetector", "StreamSettings"]
+__all__ = ["Cusum", "Seasonality", "StreamAlarm", "StreamDetector", "StreamSettings"]
 
 SNAPSHOT_VERSION = 3
 CUSUM_SLACK = 0.5  # in reference standard deviations: tuned to shifts of ~1 sigma
