@@ -215,12 +215,12 @@ class LearnedStream:
         """Start learning afresh (at start and after a CUSUM kind's alarm)."""
         # Accumulators, by index: phase A 0-6 (count, first value, then sums shifted by
         # it: values, squares, lag-1 products, previous, and the last value); phase B
-        # 7-15 (count, sums of u, u^2, lag-1 products, previous u, the tail's count,
-        # excess and squared excess, grid exceedance counts); phase A's fit 16-19
-        # (level, phi, provisional spread, sd); runs 20-22 (equal pairs, pairs, longest).
+        # 7-15 (count, sums of u, u^2, (unused), previous u, the tail's count, excess
+        # and squared excess, grid exceedance counts); phase A's fit 16-19 (level, phi,
+        # provisional spread, sd); 20-22 unused; 23-24 phase A's lag-2 sums; 25 theta.
         acc = _new_moments()
         acc[7:] = [0, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, [0] * len(GRID)]
-        acc += [math.nan] * 4 + [0, 0, 0, 0.0, 0.0, 0.0]  # 23-25: lag-2, y'', theta
+        acc += [math.nan] * 4 + [0, 0, 0, 0.0, 0.0, 0.0]
         self._acc: list[Any] | None = acc
         self._e = 0.0
         self._u = 0.0  # the previous innovation in provisional units (noise)
@@ -245,7 +245,6 @@ class LearnedStream:
             acc[7] += 1
             acc[8] += u
             acc[9] += u * u
-            acc[10] += u * acc[11]
             # noise judges spread by successive differences, which a level shift
             # leaves alone; the other kinds judge the innovation itself
             a = abs(u - acc[11]) if self._kind == "noise" else abs(u)
@@ -289,19 +288,14 @@ class LearnedStream:
         mean_u = acc[8] / nb
         var_u = max(acc[9] / nb - mean_u * mean_u, 0.0)
         rho = (med * 1.4826 if med > 0 else math.sqrt(var_u)) or 1.0  # robust / provisional
-        # The clipped, robust-unit innovations' spread, from the histogram.
-        second = _clipped_second_moment(tail, rho) - (mean_u / rho) ** 2
-        sd_psi = math.sqrt(max(second, 0.25))
-        lag = (acc[10] / max(nb - 1, 1) - mean_u * mean_u) / var_u if var_u > 0 else 0.0
-        lag = min(max(lag, 0.0), 0.6)
-        kappa = (1.0 + lag) / (1.0 - lag)  # long-run variance of what is left over
         limit = _tail_limit(nb, acc[12], acc[13], acc[14], self._params.false_alarm_every)
         # Bands whose leaving rate the noise kind watches (grid points, so counts are exact).
         g_c, p_c = _band(tail, CENTRAL_P, nb)
         g_t, p_t = _band(tail, TAIL_P, nb)
         # By index: 0 level, 1 phi, 2 provisional spread, 3 sd, 4 robust spread (in
-        # provisional ones), 5 the shift input's centre (robust units), 6 its long-run
-        # spread, 7 the outlier limit, 8-11 the noise bands and their rates, 12 events
+        # provisional ones), 5 the innovations' centre (robust units; the shift kind
+        # re-learns it when it settles), 6 the shift input's long-run spread (set when
+        # it settles), 7 the outlier limit, 8-11 the noise bands and their rates, 12 events
         # learned from, 13-16 the tail's data (events, count, sums) that the outlier
         # kind keeps learning from, 17 theta; shift: 20 the
         # variance, 22 its memory factor, 23 the third moment), 24-25 the up and down
@@ -310,7 +304,7 @@ class LearnedStream:
         # steps (0: to be refreshed), 34-36 the open batch (readings, hits of each
         # band), 37-38 each band's dispersion, 39 batches.
         self._base = [
-            level, phi, s0, sd, rho, mean_u / rho, sd_psi * math.sqrt(kappa), limit,
+            level, phi, s0, sd, rho, mean_u / rho, 1.0, limit,
             g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
             acc[25], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
             0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
@@ -867,16 +861,6 @@ def _crossing(tail: list[float], p: float) -> float:
             return prev_g + (g - prev_g) * (prev_p - p) / (prev_p - q)
         prev_g, prev_p = g, q
     return GRID[-1]
-
-
-def _clipped_second_moment(tail: list[float], rho: float) -> float:
-    """E[min((u / rho)^2, CLIP^2)] from the histogram of |u| (bin midpoints)."""
-    total, prev_g, prev_p = 0.0, 0.0, 1.0
-    for g, q in zip(GRID, tail, strict=True):
-        mid = min((prev_g + g) / 2 / rho, CLIP)
-        total += (prev_p - q) * mid * mid
-        prev_g, prev_p = g, q
-    return total + prev_p * CLIP * CLIP
 
 
 def _band(tail: list[float], p: float, nb: int) -> tuple[float, float]:

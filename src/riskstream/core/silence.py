@@ -163,10 +163,6 @@ class SilenceWatch:
     def streams(self) -> list[str]:
         return list(self._streams)
 
-    @property
-    def clock(self) -> float:
-        return self._clock
-
     def see(self, key: str, subject: str, t: float) -> None:
         self._tick(t)
         s = self._streams.get(key)
