@@ -30,11 +30,17 @@ Kinds:
     standardized innovations, clipped at ``CLIP`` robust spreads and again at
     ``STEP_CLIP`` standard deviations.
     Clipping bounds what one wild reading can add (heavy tails); the innovations'
-    residual autocorrelation scales the input (long-run variance).
+    residual autocorrelation scales the input (long-run variance); how far the
+    level wanders from one block of readings to the next (a cycle far longer than
+    the warm-up, a wandering score) widens the reference, so that wander the
+    stream showed from its warm-up on is not a change.  After an alarm the stream
+    re-centres on the new level within a tenth of a warm-up.
 ``noise``
     The stream gets noisier or throws bursts of spikes: Bernoulli CUSUMs on how
     often innovations leave their usual central band (p about 0.2) and their tail
-    (p about 0.03), whatever the distribution.
+    (p about 0.03), whatever the distribution.  Leavings that come in runs (a
+    series at 0 between bursts) count for less: the steps are divided by the
+    long-run variance factor of the hits, from how often a hit follows a hit.
 ``outlier``
     One reading whose innovation lies beyond the learned tail's ``1/N`` quantile.
 ``frozen``
@@ -100,10 +106,14 @@ MAX_THETA = 0.97
 SPREAD_PRIOR = 30.0  # shift: readings' worth of unit spread mixed into a settled spread
 MAX_LAG = 0.9  # shift: what the model left of lag-1 correlation, at most (a 19x variance)
 LEARN_EVERY = 5  # memory of the slow learning after warm-up, in warm-ups
+WANDER_BLOCKS = 2  # shift: blocks per warm-up, to learn how far the level wanders
+WANDER_QUIET = 0.5  # ...from blocks while every CUSUM stays under this share of its threshold
+WANDER_FACTOR = 1.0  # ...and the margin it adds: the centre's tracking error, in blocks' steps
 ONSET_SPREAD = 4.0
 MIN_RUN = 20  # frozen: never fewer equal readings in a row than this
 REFIT_MODEL_AFTER = (2, 4, 8, 64)  # shift: refit the model after this many warm-ups
 NOISE_BATCH = 50  # noise: readings per batch when learning how its exceedances cluster
+BURST_PRIOR = (0.5, 10.0)  # noise: P(hit after a hit) before data, worth this many hits
 DISPERSION_BATCHES = 50  # rate: the dispersion's memory, in batches of warmup / 10
 MAX_DISPERSION = 10.0
 REFIT_TAIL = 256  # outlier: refit the tail every this many events
@@ -282,6 +292,7 @@ class LearnedStream:
         nb = acc[7]
         level, phi, s0, sd = acc[16], acc[17], acc[18], acc[19]
         grid = acc[15]
+        warmup = self._warmup
         # Tail function at the grid points, P(|u| > g), and the median of |u|.
         tail = [c / nb for c in grid]
         med = _crossing(tail, 0.5)
@@ -300,14 +311,20 @@ class LearnedStream:
         # kind keeps learning from, 17 theta; shift: 20 the
         # variance, 22 its memory factor, 23 the third moment), 24-25 the up and down
         # tilts (0: not watched), 26 settled (1) or not, 28-29 the last deviation and
-        # lag-1 covariance, 34-39 the settling sums; noise: 30-33 the bands' CUSUM
-        # steps (0: to be refreshed), 34-36 the open batch (readings, hits of each
-        # band), 37-38 each band's dispersion, 39 batches.
+        # lag-1 covariance, 34-39 the settling sums, 40-41 the open block's sum and
+        # count, 42 the last block's mean, 43 half the mean squared difference of
+        # consecutive blocks, 44 blocks learned, 45 the wander margin, 54 the readings
+        # behind the centre, 55 the length of the settling under way; noise: 30-33 the
+        # bands' CUSUM steps (0: to be refreshed), 34-36 the open batch (readings, hits
+        # of each band), 37-38 each band's dispersion, 39 batches, 46-48 and 50-52
+        # each band's hits, hits right after a hit, and whether the last was one.
         self._base = [
             level, phi, s0, sd, rho, mean_u / rho, 1.0, limit,
             g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
             acc[25], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
             0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            0.0, 0.0, math.nan, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, warmup // 2,
         ]  # fmt: skip
         self._base = [float(v) for v in self._base]
         self._acc = None
@@ -353,9 +370,10 @@ class LearnedStream:
     def _shift(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         z = u / b[4]
         z = CLIP if z > CLIP else -CLIP if z < -CLIP else z
-        if b[34] < self._warmup // 2:  # phase C: the clipped input's mean, spread, memory
+        if b[34] < b[55]:  # phase C: the clipped input's mean, spread, memory
             self._settle(z, b)
             return None
+        raw = z
         dev = z - b[5]
         z = dev / b[6]
         # and clipped again once standardized: however sparse and bursty the stream
@@ -365,7 +383,7 @@ class LearnedStream:
         # The centre is an estimate from the events learned since warm-up: judge against
         # it less its uncertainty (two standard errors), so a young stream is cautious.
         seen = b[12] - b[13] - self._warmup // 2
-        k = 0.5 + 2.0 / math.sqrt(seen if seen > 1.0 else 1.0)
+        k = 0.5 + 2.0 / math.sqrt(b[54]) + b[45]
         h, n = self._h, self.n
         up, down = self._cusums
         s_up = up.add(z - k, x, n) if b[24] else 0.0
@@ -376,7 +394,10 @@ class LearnedStream:
                 alarm = self._alarm(up, t, h_up, 1.0, refit=False)
             else:
                 alarm = self._alarm(down, t, h_down, 1.0, refit=False)
-            self._resettle(b)
+            # Re-centre on the new level from a few readings, cautiously (the centre's
+            # standard error widens the reference), so a change that follows soon
+            # after is caught too.
+            self._resettle(b, max(self._warmup // 10, 20))
             return alarm
         quiet = s_up < h_up / 3 and s_down < h_down / 3
         # Keep learning, as means until the memory is full: the input's spread and skew
@@ -394,8 +415,46 @@ class LearnedStream:
         if not int(seen) % REFIT_TAIL:
             self._tilts(b)
         if quiet:
-            b[5] += dev / min(seen + 1.0, self._warmup)
+            b[54] += 1
+            b[5] += dev / min(b[54], self._warmup)
+        if s_up < h_up * WANDER_QUIET and s_down < h_down * WANDER_QUIET:
+            b[40] += raw
+            b[41] += 1
+            if b[41] >= self._warmup // WANDER_BLOCKS:
+                self._block(b)
+        else:
+            b[40] = b[41] = 0.0
+            b[42] = math.nan
         return None
+
+    def _block(self, b: list[float]) -> None:
+        """A block of readings ends: learn how far the level wanders between
+        consecutive blocks beyond what noise explains.
+
+        The centre follows the level with a memory of a warm-up, so it trails a level
+        that wanders (a slow cycle not yet learned, an Ornstein-Uhlenbeck score) by
+        about the wander's typical step from one block to the next.  That is normal
+        for such a stream, not a change: it widens the CUSUM's reference by that step
+        where it is significant (the mean squared difference exceeds the noise's
+        ``1/M`` by two standard errors), and by nothing on a stream whose level stays
+        put.  Blocks in which a CUSUM went past half its threshold are not learned
+        from, so the first part of a ramp is not taken for wander."""
+        m = b[41]
+        mean = b[40] / m
+        b[40] = b[41] = 0.0
+        prev, b[42] = b[42], mean
+        if prev != prev or b[6] <= 0:
+            return
+        d = (mean - prev) / b[6]
+        self._wander(b, d * d / 2.0, m)
+
+    def _wander(self, b: list[float], half_sq: float, m: float) -> None:
+        """Count half a squared block difference (in long-run spreads) into the
+        wander, whose memory is LEARN_EVERY warm-ups."""
+        nb = b[44] = b[44] + 1
+        b[43] += (half_sq - b[43]) / min(nb, 2 * LEARN_EVERY)
+        noise = (1.0 + 2.0 * math.sqrt(2.0 / min(nb, 2 * LEARN_EVERY))) / m
+        b[45] = WANDER_FACTOR * math.sqrt(b[43] - noise) if b[43] > noise else 0.0
 
     def _refit_model(self, b: list[float], long: list[Any]) -> None:
         """Refit the ARMA(1,1) on the longer stretch, then settle the input afresh."""
@@ -405,15 +464,17 @@ class LearnedStream:
             b[0], b[1], b[17], b[2], b[3] = level, phi, theta, s0, sd
             b[4] /= scale  # the robust spread stays the same in the value's units
             b[26] = 0.0  # settle the spread, memory and skew afresh too
-            self._resettle(b)
+            self._resettle(b, self._warmup // 2)
         if long[0] >= REFIT_MODEL_AFTER[-1] * self._warmup:
             self._long = None
 
-    def _resettle(self, b: list[float]) -> None:
-        """Learn the input's centre, spread and skew again (after an alarm: the new
-        level; after a refit: the new model), keeping what the stream knows of its
-        structure."""
-        b[34:40] = [0.0] * 6
+    def _resettle(self, b: list[float], readings: int) -> None:
+        """Learn the input's centre, spread and skew again over ``readings`` (after an
+        alarm: the new level; after a refit: the new model), keeping what the stream
+        knows of its structure."""
+        b[55] = float(readings)
+        b[34:42] = [0.0] * 8
+        b[42] = math.nan
         for c in self._cusums:
             c.stat, c.count, c.total = 0.0, 0, 0.0
         self.start = self.n
@@ -429,11 +490,12 @@ class LearnedStream:
             b[37] += z * b[38]
         b[38] = z
         n = b[34]
-        if n < self._warmup // 2:
+        if n < b[55]:
             return
         mean = b[35] / n
-        b[5] = mean
+        before, b[5], b[42] = b[5], mean, mean
         b[12] += n
+        b[54] = n
         if b[26]:  # the stream knows its spread and memory: after an alarm, only re-centre
             return
         var = max(b[36] / n - mean * mean, 0.0)
@@ -447,6 +509,12 @@ class LearnedStream:
         b[29] = min(max(lag, 0.0), MAX_LAG) * var  # the lag-1 covariance, learned on
         b[26] = 1.0
         self._tilts(b)
+        if not b[44] and b[6] > 0:
+            # The warm-up's own blocks: its second half's centre (the first half's is 0
+            # by construction) and this settling's.  A level already wandering is
+            # known to wander from the start.
+            for d in (before, mean - before):
+                self._wander(b, (d / b[6]) ** 2 / 2.0, n)
 
     def _tilts(self, b: list[float]) -> None:
         """The input's long-run spread (its variance inflated by what is left of its
@@ -488,7 +556,16 @@ class LearnedStream:
         # overdispersed: learn by how much, batch by batch, as the rate kind does, but
         # not from inside an excursion (a change would raise it and hide itself).
         if s_c > h / 3 or s_t > h / 3:
+            b[48] = b[52] = 0.0  # what follows is not paired with the excursion
             return None
+        # Hits, and hits that follow a hit: how much more likely a hit is right after
+        # one (bursts) than at random.
+        b[46] += hit_c
+        b[47] += hit_c and b[48]
+        b[48] = hit_c
+        b[50] += hit_t
+        b[51] += hit_t and b[52]
+        b[52] = hit_t
         b[34] += 1
         b[35] += hit_c
         b[36] += hit_t
@@ -507,14 +584,21 @@ class LearnedStream:
         against its rate's upper confidence bound (two standard errors) so that a
         young stream is cautious; a band that could not be placed never moves."""
         learned = min(b[12], LEARN_EVERY * self._warmup)
-        for at, rate, ratio, disp in (
-            (30, b[9], CENTRAL_RATIO, b[37]),
-            (32, b[11], TAIL_RATIO, b[38]),
+        c0, weight = BURST_PRIOR
+        for at, rate, ratio, disp, hits, pairs in (
+            (30, b[9], CENTRAL_RATIO, b[37], b[46], b[47]),
+            (32, b[11], TAIL_RATIO, b[38], b[50], b[51]),
         ):
             if rate <= 0.0:
                 b[at], b[at + 1] = -1.0, -1.0
                 continue
-            disp = min(max(disp, 1.0), MAX_DISPERSION)
+            # Hits that come in bursts inflate the variance of their count by the
+            # long-run factor (1 + rho) / (1 - rho), rho the hits' lag-1 correlation
+            # (from how often a hit follows a hit, shrunk towards a cautious prior
+            # while few hits were seen); or by the batches' dispersion if larger.
+            after_hit = (pairs + c0 * weight) / (hits + weight)
+            rho = min(max((after_hit - rate) / (1.0 - rate), 0.0), MAX_LAG)
+            disp = min(max(disp, (1.0 + rho) / (1.0 - rho), 1.0), MAX_DISPERSION)
             p0 = min(rate + 2.0 * math.sqrt(rate * (1.0 - rate) / learned), 0.9)
             p1 = min(0.95, ratio * p0)
             b[at] = math.log(p1 / p0) / disp if p1 > p0 else -1.0
@@ -708,7 +792,7 @@ class LearnedStream:
             "acc": None
             if self._acc is None
             else [_f(v) if isinstance(v, float) else v for v in self._acc],
-            "base": self._base,
+            "base": None if self._base is None else [_f(v) for v in self._base],
             "cusums": [c.dump() for c in self._cusums],
             "times": self._times.dump(),
             "season": None if self._season is None else self._season.dump(),
@@ -739,7 +823,11 @@ class LearnedStream:
         s.armed = bool(snap["armed"])
         acc = snap["acc"]
         s._acc = None if acc is None else [_unf(v) if isinstance(v, str) else v for v in acc]
-        s._base = None if snap["base"] is None else [float(v) for v in snap["base"]]
+        s._base = None if snap["base"] is None else [_unf(v) for v in snap["base"]]
+        if s._base is not None and len(s._base) == 40:  # written before the wander slots
+            s._base += [0.0, 0.0, math.nan, 0.0, 0.0, 0.0]
+            s._base += [0.0] * 8
+            s._base += [float(warmup), float(warmup // 2)]
         s._cusums = [Cusum.load(c) for c in snap["cusums"]]
         s._times = _TimeIndex.load(snap["times"])
         long = snap["long"]
