@@ -62,6 +62,10 @@ def test_the_layout_the_router_clients_read() -> None:
         "rs:{flags|default}:changed",
         "rs:{flags|default}:incidents",
         "rs:{flags|default}:incidents_by_time",
+        "rs:{flags|default}:actions",
+        "rs:{flags|default}:deadlines",
+        "rs:{flags|default}:action_incidents",
+        "rs:{flags|default}:members",
     )
     for namespace in ("default", "prod-eu", "team.a:b", "ünï"):
         slots = {key_slot(key.encode()) for key in flag_keys(namespace)}
