@@ -74,6 +74,11 @@ def actions_page_bytes(config_path: str, redis_url: str, namespace: str) -> tupl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--incidents", type=int, default=2000)
+    parser.add_argument(
+        "--storm-incidents",
+        type=int,
+        help="limits.storm_incidents (default: the config's default; 0 turns storm control off)",
+    )
     args = parser.parse_args()
 
     progress("starting Kafka and Redis (unless the environment names running ones) ...")
@@ -82,7 +87,10 @@ def main() -> int:
     worker = None
     try:
         name = f"storm{os.getpid()}"
-        setup = make_setup(work, name, extra_yaml=STORM_YAML)
+        extra = STORM_YAML
+        if args.storm_incidents is not None:
+            extra += f"limits: {{storm_incidents: {args.storm_incidents}}}\n"
+        setup = make_setup(work, name, extra_yaml=extra)
         create_topics(bootstrap, setup.topics.values(), partitions=1)
         worker = ContainmentProcess(setup, bootstrap, redis_url, work / "worker.log", name)
         group, topic = f"{setup.group}-containment", setup.topics["incidents"]
@@ -136,11 +144,13 @@ def main() -> int:
     print("  worker         riskstream run containment (faust-streaming), one process")
     print(f"  incidents      {args.incidents} safety incidents, one monitor, one model each,")
     print(f"                 produced at once ({produced:.2f} s); default limits (10 models/h)")
+    storms = "default" if args.storm_incidents is None else args.storm_incidents
+    print(f"  storm control  limits.storm_incidents: {storms}")
     print("results")
     print(f"  time           {elapsed:.1f} s first produce -> last offset committed")
     print(f"  rate           {args.incidents / elapsed:.1f} incidents/s")
     print(f"  worker CPU     {cpu:.1f} s ({cpu / args.incidents * 1000:.2f} ms per incident)")
-    print(f"  pending after  {pending} actions waiting for a person")
+    print(f"  pending after  {pending} actions waiting for a person (a grouped one counts once)")
     print(f"  GET /actions   {page:,} bytes (what the route answers without paging parameters)")
     return 0
 

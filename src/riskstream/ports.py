@@ -293,6 +293,12 @@ class IncidentStore(Protocol):
         """Up to ``limit`` records, the most recently detected first."""
         ...
 
+    def near(self, subjects: Iterable[str], since: float, until: float) -> list[IncidentRecord]:
+        """The records of these subjects detected from ``since`` to ``until`` (data time),
+        read through a per-subject index: what correlating a new incident needs, at a
+        cost that does not grow with the incidents stored."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -66,6 +66,7 @@ def test_the_layout_the_router_clients_read() -> None:
         "rs:{flags|default}:deadlines",
         "rs:{flags|default}:action_incidents",
         "rs:{flags|default}:members",
+        "rs:{flags|default}:incidents_of",
     )
     for namespace in ("default", "prod-eu", "team.a:b", "ünï"):
         slots = {key_slot(key.encode()) for key in flag_keys(namespace)}

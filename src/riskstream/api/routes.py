@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -36,6 +36,7 @@ __all__ = ["DEFAULT_LIMIT", "ROUTES", "Route", "json_response"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 DEFAULT_LIMIT = 100  # items per page of every list route, unless `limit` says otherwise
 MAX_LIMIT = 1000
 _Fields = Mapping[str, type | tuple[type, ...]]
@@ -164,20 +165,23 @@ async def list_incidents(request: web.Request) -> web.StreamResponse:
         type=q.get("type"), monitor=q.get("monitor"), acknowledged=_bool(q, "acknowledged"),
     )  # fmt: skip
     limit = _limit(q)
-    records = await api.read(api.ops.incidents, where, limit, q.get("after"))
-    return json_response(
-        {"incidents": [summary(r) for r in records],
-         "next": _next(records, limit, lambda r: r.incident_id)}
-    )  # fmt: skip
+    records = await api.read(api.ops.incidents, where, limit + 1, q.get("after"))
+    page, following = _page(records, limit, lambda r: r.incident_id)
+    return json_response({"incidents": [summary(r) for r in page], "next": following})
 
 
 def _limit(q: Mapping[str, str]) -> int:
     return _int(q, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
 
 
-def _next(page: Sequence[Any], limit: int, cursor: Callable[[Any], str]) -> str | None:
-    """The ``after`` of the next page, or None when this one is the last."""
-    return cursor(page[-1]) if len(page) == limit else None
+def _page(
+    fetched: Sequence[T], limit: int, cursor: Callable[[T], str]
+) -> tuple[Sequence[T], str | None]:
+    """A page of ``limit`` from ``limit + 1`` fetched, and the ``after`` of the next
+    page (None when there is none)."""
+    if len(fetched) <= limit:
+        return fetched, None
+    return fetched[:limit], cursor(fetched[limit - 1])
 
 
 async def _incident(request: web.Request, record: IncidentRecord) -> web.StreamResponse:
@@ -236,12 +240,10 @@ async def list_actions(request: web.Request) -> web.StreamResponse:
     status, limit = q.get("status", "pending"), _limit(q)
     actions = await api.read(
         api.ops.actions, None if status == "all" else status, q.get("incident_id"),
-        q.get("after"), limit,
+        q.get("after"), limit + 1,
     )  # fmt: skip
-    return json_response(
-        {"actions": [action_view(a) for a in actions],
-         "next": _next(actions, limit, lambda a: a.action_id)}
-    )  # fmt: skip
+    page, following = _page(actions, limit, lambda a: a.action_id)
+    return json_response({"actions": [action_view(a) for a in page], "next": following})
 
 
 async def action_members(request: web.Request) -> web.StreamResponse:
@@ -250,12 +252,10 @@ async def action_members(request: web.Request) -> web.StreamResponse:
     q = _query(request, ("limit", "after"))
     limit = _limit(q)
     members = await api.read(
-        api.ops.members, request.match_info["action_id"], q.get("after"), limit
+        api.ops.members, request.match_info["action_id"], q.get("after"), limit + 1
     )
-    return json_response(
-        {"members": [m.to_data() for m in members],
-         "next": _next(members, limit, lambda m: m.incident_id)}
-    )  # fmt: skip
+    page, following = _page(members, limit, lambda m: m.incident_id)
+    return json_response({"members": [m.to_data() for m in page], "next": following})
 
 
 async def get_action(request: web.Request) -> web.StreamResponse:
@@ -288,10 +288,9 @@ async def list_flags(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
     q = _query(request, ("limit", "after"))
     limit = _limit(q)
-    page = await api.read(api.ops.flag_page, q.get("after"), limit)
-    return json_response(
-        {"flags": [flag_view(f) for f in page], "next": _next(page, limit, lambda f: f.model_id)}
-    )
+    flags = await api.read(api.ops.flag_page, q.get("after"), limit + 1)
+    page, following = _page(flags, limit, lambda f: f.model_id)
+    return json_response({"flags": [flag_view(f) for f in page], "next": following})
 
 
 async def get_flag(request: web.Request) -> web.StreamResponse:

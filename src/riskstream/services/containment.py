@@ -386,7 +386,7 @@ class ContainmentService:
             return
         group = None
         if self._incidents.get(incident_id) is None:
-            group = correlate(incident, self._incidents.recent(200), self._correlation)
+            group = correlate(incident, self._neighbours(incident), self._correlation)
         self._record(incident_id, lambda r: record_incident(r, incident, at, group))
         if group is not None:
             detail = f"related incident {incident_id}: {headline(incident)}"
@@ -396,6 +396,28 @@ class ContainmentService:
                     r, at, "correlated", DETECTION_ACTOR, detail, f"member:{incident_id}"
                 ),
             )  # fmt: skip
+
+    def _neighbours(self, incident: Mapping[str, Any]) -> list[IncidentRecord]:
+        """The stored incidents a new one may be related to: those of related subjects
+        within the correlation window, and its parent."""
+        assert self._incidents is not None
+        rules = self._correlation
+        if rules.window_s <= 0:
+            return []
+        try:
+            detected = parse_time(str(incident["detected_at"]))
+        except (KeyError, ValueError):
+            detected = self._clock()
+        found = self._incidents.near(
+            rules.subjects(str(incident.get("subject"))),
+            detected - rules.window_s,
+            detected + rules.window_s,
+        )
+        parent = incident.get("parent_id")
+        if parent and all(r.incident_id != parent for r in found):
+            record = self._incidents.get(str(parent))
+            found += [record] if record is not None else []
+        return found
 
     def _note_action(self, incident_id: str, actor: str, what: str, outcome: str, key: str) -> None:
         at = self._clock()

@@ -16,6 +16,7 @@ adapters build their key names only from here::
     rs:{flags|<ns>}:changed                 channel  {"model_id", "revision"} per change
     rs:{flags|<ns>}:incidents               hash     incident_id -> incident record JSON
     rs:{flags|<ns>}:incidents_by_time       zset     incident ids by detection time
+    rs:{flags|<ns>}:incidents_of:<subject>  zset     one subject's incident ids, by detection time
     rs:{flags|<ns>}:actions:<status>        zset     action ids of one status (or "all"), all
                                                      scored 0, members "<requested_at>|<id>"
                                                      (requested_at zero-padded: lex = time order)
@@ -133,6 +134,7 @@ class FlagKeys(NamedTuple):
     deadlines: str  # pending action ids by expiry
     action_incidents: str  # incident id -> its action ids
     members: str  # + ":<action_id>": a grouped action's member incidents
+    incidents_of: str  # + ":<subject>": one subject's incident ids by detection time
 
 
 def flag_keys(namespace: str = "default") -> FlagKeys:
