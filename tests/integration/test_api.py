@@ -159,3 +159,27 @@ def test_a_redis_that_refuses_the_password_is_reported_without_showing_it(
         assert not [a.text for a in answers if secret in a.text]
     wait_for("a clean exit", lambda: api.process.returncode is not None)
     assert api.process.returncode == 0
+
+
+def test_the_log_cannot_be_forged_and_token_guessing_is_slowed(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """Issue 12, items 14 and 16, on the API process as deployed."""
+    from support import make_setup
+
+    setup = make_setup(tmp_path, unique("api-hygiene"))
+    tokens = write_tokens(tmp_path / "tokens.yaml", TOKENS)
+    api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", "ns")
+    fake = "2026-12-02 10:00:00,000 INFO riskstream.api: dr.okafor POST /api/v1/actions/a1/approve"
+    try:
+        forged = api.call("GET", "/api/v1/x%0A" + fake.replace(" ", "%20") + "%0D%0A")
+        assert forged.status == 404
+        answers = [api.call("GET", "/api/v1/me", "rs_a_guess") for _ in range(10)]
+        assert {a.status for a in answers} == {401}
+        refused = api.call("GET", "/api/v1/me", VIEWER)  # a good token, the same client
+        assert refused.status == 429 and int(refused.headers["Retry-After"]) > 0
+    finally:
+        api.stop()
+    log = api.log()
+    assert not [line for line in log.splitlines() if line.startswith(fake[:20])]
+    assert "/api/v1/x\\n2026-12-02 10:00:00,000 INFO riskstream.api" in log
