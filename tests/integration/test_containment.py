@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -52,6 +53,7 @@ def _cli(redis_url: str, namespace: str, setup: Setup, bootstrap: str, *args: st
          "--namespace", namespace, "--config", str(setup.config_path),
          *(["--bootstrap", bootstrap] if args[0] == "actions" and args[1] != "list" else [])],
         capture_output=True, text=True, timeout=60,
+        env={**os.environ, "LOGNAME": "dr.okafor"},  # the OS user recorded beside --by
     )  # fmt: skip
     assert done.returncode in (0, 1), done.stderr
     return done.stdout + done.stderr
@@ -151,11 +153,12 @@ def test_clinical_rollback_waits_for_a_named_approver_and_tampering_is_detected(
         worker.stop()
     approve = ("actions", "approve", pending.action_id, "--by", "dr.okafor", "--note", "seen")
     out = _cli(redis_url, namespace, setup, kafka_bootstrap, *approve)
-    assert f"{pending.action_id}: approved by dr.okafor" in out
+    okafor = "dr.okafor (os user dr.okafor)"
+    assert f"{pending.action_id}: approved by {okafor}" in out
     flag = flags.get("diagnosis")
-    assert (flag.active_version, flag.mode, flag.actor) == ("dx-2.0", "normal", "dr.okafor")
+    assert (flag.active_version, flag.mode, flag.actor) == ("dx-2.0", "normal", okafor)
     decided = approvals.get(pending.action_id)
-    assert (decided.status, decided.decided_by) == ("applied", "dr.okafor")
+    assert (decided.status, decided.decided_by) == ("applied", okafor)
 
     # human-review applied, the approval (an audit event), the rollback by the approver
     assert "intact: 3 entries" in _cli(

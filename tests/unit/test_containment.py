@@ -351,3 +351,13 @@ def test_an_incident_storm_becomes_one_grouped_action(tmp_path: Path) -> None:
     # another monitor is no part of this storm
     other = service.on_incident(_incident("t1", "m-9", type="drift", monitor="latency"))
     assert other[0] == "applied"
+
+
+def test_a_deploy_whose_version_holds_control_characters_is_not_recorded(
+    tmp_path: Path,
+) -> None:
+    service, _, _ = _service(tmp_path)
+    assert service.on_change_event(_deploy("d1", "chatbot", "v1\nmode=normal", 1.0)) is None
+    assert service.on_change_event(_deploy("d2", "chatbot", "v1\x00", 1.0)) is None
+    assert _flags(service).get("chatbot") is None
+    assert service.on_change_event(_deploy("d3", "chatbot", "v1", 1.0)) == "applied"

@@ -24,7 +24,7 @@ from riskstream.cli.simulate import register as register_simulate
 from riskstream.cli.tokens import register as register_tokens
 from riskstream.cli.tools import register_config, register_schemas
 from riskstream.errors import RiskstreamError
-from riskstream.logs import EscapingWriter, escape_logs
+from riskstream.logs import EscapingWriter, escape_logs, printable
 
 __all__ = ["build_parser", "main"]
 
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except RiskstreamError as exc:
-        print(f"riskstream: error: {exc}", file=sys.stderr)
+        print(f"riskstream: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -133,6 +133,13 @@ class ContainmentService:
         if event.get("kind") != "deploy" or not event.get("version"):
             return None
         model_id, version = str(event["subject"]), str(event["version"])
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in version + model_id):
+            log.error(
+                "deploy event %s: its subject or version holds control characters (%r, %r); "
+                "not recorded: a serving layer would misread it",
+                event.get("event_id"), model_id, version,
+            )  # fmt: skip
+            return None
         at = parse_time(str(event["time"]))
         actor = str(event.get("actor") or "unknown")
         reason = f"deploy {version} by {actor}: {event.get('description', '')}".strip(": ")
