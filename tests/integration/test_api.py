@@ -70,8 +70,9 @@ def test_roles_filters_errors_and_every_write_named_on_real_kafka_and_redis(
             # filters, on the records the worker wrote
             listed = _ok(call("GET", "/incidents?min_severity=critical&status=contained", VIEWER))
             assert [i["incident_id"] for i in listed["incidents"]] == [world.incident_id]
-            assert _ok(call("GET", "/incidents?acknowledged=true", VIEWER)) == {"incidents": []}
-            assert _ok(call("GET", "/incidents?subject=chatbot", VIEWER)) == {"incidents": []}
+            none = {"incidents": [], "next": None}
+            assert _ok(call("GET", "/incidents?acknowledged=true", VIEWER)) == none
+            assert _ok(call("GET", "/incidents?subject=chatbot", VIEWER)) == none
             bad = call("GET", "/incidents?min_severity=urgent", VIEWER)
             assert bad.status == 400 and "use one of info, warning, critical" in bad.body["message"]
             assert call("GET", "/incidents/no-such-incident", VIEWER).status == 404
@@ -96,10 +97,13 @@ def test_roles_filters_errors_and_every_write_named_on_real_kafka_and_redis(
             assert again.status == 409 and "already applied" in again.body["message"]
 
             assert call("PUT", "/flags/diagnosis", OPERATOR, {"mode": "normal"}).status == 400
-            flag = _ok(call("PUT", "/flags/diagnosis", OPERATOR,
-                            {"mode": "shadow", "traffic_fraction": 0.1,
-                             "reason": "compare dx-2.1 offline"}))  # fmt: skip
-            assert (flag["mode"], flag["actor"]) == ("shadow", "ana")
+            shadow = {"mode": "shadow", "traffic_fraction": 0.1, "reason": "compare offline"}
+            # an approver approved this flag: only an approver may change it (issue 12, item 9)
+            refused = call("PUT", "/flags/diagnosis", OPERATOR, shadow)
+            assert (refused.status, refused.body["error"]) == (403, "not_permitted")
+            assert "with the approval of dr.okafor" in refused.body["message"]
+            flag = _ok(call("PUT", "/flags/diagnosis", APPROVER, shadow))
+            assert (flag["mode"], flag["actor"]) == ("shadow", "dr.okafor")
 
             resolved = _ok(call("POST", f"/incidents/{world.incident_id}/resolve", OPERATOR,
                                 {"note": "model retrained"}))  # fmt: skip
@@ -108,7 +112,7 @@ def test_roles_filters_errors_and_every_write_named_on_real_kafka_and_redis(
             audit = _ok(call("GET", "/audit?limit=1000", VIEWER))["entries"]
             named = {(e["actor"], e["after"].get("event") or e["after"].get("mode")) for e in audit}
             assert {("ana", "incident.acknowledged"), ("dr.okafor", "action.approved"),
-                    ("dr.okafor", "normal"), ("ana", "shadow"),
+                    ("dr.okafor", "normal"), ("dr.okafor", "shadow"),
                     ("ana", "incident.resolved")} <= named  # fmt: skip
             assert _ok(call("GET", "/audit/verify", VIEWER))["ok"] is True
             monitors = _ok(call("GET", "/monitors", VIEWER))["monitors"]
