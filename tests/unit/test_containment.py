@@ -361,3 +361,29 @@ def test_a_deploy_whose_version_holds_control_characters_is_not_recorded(
     assert service.on_change_event(_deploy("d2", "chatbot", "v1\x00", 1.0)) is None
     assert _flags(service).get("chatbot") is None
     assert service.on_change_event(_deploy("d3", "chatbot", "v1", 1.0)) == "applied"
+
+
+def test_updates_of_an_incident_count_once_and_a_held_incident_stays_held(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(STORMY)
+    clock = Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), clock=clock)
+    drift = _incident("u0", "m-0", type="drift", monitor="feature-drift")
+    for n in range(10):  # one incident whose evidence keeps growing: no storm
+        clock.now += 1
+        assert service.on_incident({**drift, "evidence": {"alarms": n}})[0] in (
+            "applied",
+            "duplicate",
+        )
+    for i in range(1, 5):
+        clock.now += 1
+        service.on_incident(_incident(f"u{i}", f"m-{i}", type="drift", monitor="feature-drift"))
+    (group,) = service._approvals.list("pending")
+    assert [m.incident_id for m in service.members(group.action_id)] == ["u3", "u4"]
+    service.decide(group.action_id, "rejected", "dr.lee")
+    clock.now += 3600  # long after the storm: an update of a held incident stays held
+    update = _incident("u4", "m-4", type="drift", monitor="feature-drift", evidence={"a": 1})
+    assert service.on_incident(update)[0] == f"pending: held in grouped action {group.action_id}"
+    assert "m-4" not in _flags(service).all()

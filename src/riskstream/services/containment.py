@@ -102,7 +102,7 @@ class ContainmentService:
         received = self._clock()
         self._metrics.incidents.inc()
         incident_id = str(incident["incident_id"])
-        self._record_new(incident_id, incident, received)
+        new = self._record_new(incident_id, incident, received)
         if incident.get("status") == "resolved":
             return self.on_resolved(incident)
         self._catch_up_deploys(incident)
@@ -110,10 +110,17 @@ class ContainmentService:
         if playbook is None:
             log.info("incident %s: no playbook matches", incident_id)
             return []
-        storm = self._storms.admit(str(incident.get("monitor") or ""), received)
+        # A storm counts incidents, not their updates; an update of an incident a storm
+        # holds stays held (its group decides), whatever the count now.
+        held = None if new else self._held_by(incident_id)
+        storm = None
+        if new:
+            storm = self._storms.admit(str(incident.get("monitor") or ""), received)
         outcomes = []
         for index, action in enumerate(playbook.actions):
-            if storm is not None and action.changes_routing:
+            if held is not None and action.changes_routing:
+                outcome = f"pending: held in grouped action {held}"
+            elif storm is not None and action.changes_routing:
                 outcome = self._join_storm(storm, playbook, index, action, incident, received)
             else:
                 outcome = self._start(index, action, incident)
@@ -387,12 +394,14 @@ class ContainmentService:
                 continue
             self.on_change_event(change)
 
-    def _record_new(self, incident_id: str, incident: Mapping[str, Any], at: float) -> None:
-        """Record the incident; a new one joins the group of a related open one."""
+    def _record_new(self, incident_id: str, incident: Mapping[str, Any], at: float) -> bool:
+        """Record the incident; a new one joins the group of a related open one.
+        Whether it is new (True without an incident store: nothing says otherwise)."""
         if self._incidents is None:
-            return
+            return True
         group = None
-        if self._incidents.get(incident_id) is None:
+        new = self._incidents.get(incident_id) is None
+        if new:
             group = correlate(incident, self._neighbours(incident), self._correlation)
         self._record(incident_id, lambda r: record_incident(r, incident, at, group))
         if group is not None:
@@ -403,6 +412,12 @@ class ContainmentService:
                     r, at, "correlated", DETECTION_ACTOR, detail, f"member:{incident_id}"
                 ),
             )  # fmt: skip
+        return new
+
+    def _held_by(self, incident_id: str) -> str | None:
+        """The grouped (storm) action holding this incident, if one does."""
+        held = [a for a in self._approvals.list(incident_id=incident_id) if a.group is not None]
+        return held[0].action_id if held else None
 
     def _neighbours(self, incident: Mapping[str, Any]) -> list[IncidentRecord]:
         """The stored incidents a new one may be related to: those of related subjects
