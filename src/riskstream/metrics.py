@@ -213,3 +213,13 @@ class ApiMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
             registry=registry,
         )
+        self.auth_failures = Counter(
+            "riskstream_api_auth_failures_total",
+            "Requests to a route that needs a token, sent without a valid one.",
+            registry=registry,
+        )
+        self.auth_refused = Counter(
+            "riskstream_api_auth_refused_total",
+            "Requests refused unchecked (429) because their client sent too many bad tokens.",
+            registry=registry,
+        )

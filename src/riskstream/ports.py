@@ -6,11 +6,12 @@ implement them, and :mod:`riskstream.bootstrap` picks which.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from riskstream.core.approvals import PendingAction
+from riskstream.core.approvals import ActionSummary, Member, PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.delivery import AttemptResult
 from riskstream.core.incident_records import IncidentRecord
@@ -218,7 +219,39 @@ class ApprovalStore(Protocol):
 
     def get(self, action_id: str) -> PendingAction | None: ...
 
-    def list(self, status: str | None = None) -> list[PendingAction]: ...
+    def list(
+        self,
+        status: str | None = None,
+        *,
+        incident_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[PendingAction]:
+        """Actions of one status (``None``: any), oldest request first; of one incident
+        if given (grouped actions holding it included).  ``after`` (an action id: the
+        last of the previous page) and ``limit`` page through them, each page at a cost
+        that does not grow with the number stored."""
+        ...
+
+    def summary(self) -> ActionSummary:
+        """How many actions are pending, the oldest request and the next deadline."""
+        ...
+
+    def due(self, now: float) -> builtins.list[PendingAction]:
+        """Pending actions whose deadline has passed."""
+        ...
+
+    def join(self, action_id: str, member: Member) -> bool:
+        """Add an incident to a pending grouped action; False if it is in already.
+
+        Raises :class:`riskstream.errors.ContainmentError` when the action is unknown
+        or no longer pending (start a new group then).
+        """
+        ...
+
+    def members(self, action_id: str) -> builtins.list[Member]:
+        """A grouped action's incidents, in the order they joined."""
+        ...
 
     def decide(
         self, action_id: str, status: str, by: str, at: float, note: str = ""
@@ -258,6 +291,12 @@ class IncidentStore(Protocol):
 
     def recent(self, limit: int = 500) -> list[IncidentRecord]:
         """Up to ``limit`` records, the most recently detected first."""
+        ...
+
+    def near(self, subjects: Iterable[str], since: float, until: float) -> list[IncidentRecord]:
+        """The records of these subjects detected from ``since`` to ``until`` (data time),
+        read through a per-subject index: what correlating a new incident needs, at a
+        cost that does not grow with the incidents stored."""
         ...
 
     def close(self) -> None: ...

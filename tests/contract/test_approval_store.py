@@ -14,7 +14,7 @@ import pytest
 
 from riskstream.adapters.memory.flags import InMemoryApprovalStore
 from riskstream.adapters.redis.flags import RedisApprovalStore
-from riskstream.core.approvals import PendingAction
+from riskstream.core.approvals import Member, PendingAction
 from riskstream.errors import ContainmentError
 
 Store = InMemoryApprovalStore | RedisApprovalStore
@@ -180,3 +180,63 @@ def test_returned_actions_are_copies(approval_store: Store) -> None:
     got.labels["team"] = "forged"
     approval_store.list()[0].action["version"] = "forged"
     assert approval_store.get("a1") == _pending()
+
+
+# --- lists page at a constant cost; counts, deadlines and storms (issue 12) ----------
+
+
+def test_lists_page_in_request_order_with_an_action_id_cursor(approval_store: Store) -> None:
+    for i in range(7):  # requested out of order; two at the same instant
+        approval_store.add(_pending(f"a{i}", T0 + (3 - i) % 5))
+    order = [a.action_id for a in approval_store.list()]
+    assert order == ["a3", "a2", "a1", "a6", "a0", "a5", "a4"]  # by (requested_at, id)
+    pages, after = [], None
+    while True:
+        page = approval_store.list(after=after, limit=3)
+        pages.append([a.action_id for a in page])
+        if len(page) < 3:
+            break
+        after = page[-1].action_id
+    assert pages == [order[:3], order[3:6], order[6:]]
+    approval_store.decide("a1", "approved", "dr.lee", T0 + 60)
+    assert [a.action_id for a in approval_store.list("pending", limit=3)] == ["a3", "a2", "a6"]
+    assert [a.action_id for a in approval_store.list("approved")] == ["a1"]
+    assert [a.action_id for a in approval_store.list("pending", after="a1")] == order[3:]
+    with pytest.raises(ContainmentError, match="no such action"):
+        approval_store.list(after="never-added")
+
+
+def test_the_summary_and_due_follow_decisions(approval_store: Store) -> None:
+    assert approval_store.summary().pending == 0
+    approval_store.add(_pending("early", T0, expires_at=T0 + 10))
+    approval_store.add(_pending("late", T0 + 5, expires_at=T0 + 100))
+    approval_store.add(_pending("never", T0 + 6, expires_at=None))
+    summary = approval_store.summary()
+    assert (summary.pending, summary.oldest, summary.next_deadline) == (3, T0, T0 + 10)
+    assert [a.action_id for a in approval_store.due(T0 + 50)] == ["early"]
+    approval_store.decide("early", "rejected", "dr.lee", T0 + 20)
+    assert approval_store.due(T0 + 50) == []
+    summary = approval_store.summary()
+    assert (summary.pending, summary.oldest, summary.next_deadline) == (2, T0 + 5, T0 + 100)
+
+
+def test_a_grouped_action_holds_each_incident_once(approval_store: Store) -> None:
+    group = _pending("g1", incident_id="storm:drift@1", model_id="*", group="drift")
+    approval_store.add(group)
+    approval_store.add(_pending("solo"))  # incident-1's own action
+    first = Member("incident-1", "credit-v3", 0, T0 + 1, {"summary": "x"})
+    assert approval_store.join("g1", first) is True
+    assert approval_store.join("g1", replace(first, at=T0 + 9)) is False  # a redelivery
+    assert approval_store.join("g1", Member("incident-2", "credit-v4", 0, T0 + 2)) is True
+    assert [m.incident_id for m in approval_store.members("g1")] == ["incident-1", "incident-2"]
+    assert approval_store.members("g1")[0] == first
+    of_one = approval_store.list(incident_id="incident-1")
+    assert sorted(a.action_id for a in of_one) == ["g1", "solo"]
+    assert [a.action_id for a in approval_store.list(incident_id="incident-2")] == ["g1"]
+    with pytest.raises(ContainmentError, match="not a grouped action"):
+        approval_store.join("solo", Member("incident-3", "m", 0, T0))
+    approval_store.decide("g1", "rejected", "dr.lee", T0 + 60)
+    with pytest.raises(ContainmentError, match="start a new group"):
+        approval_store.join("g1", Member("incident-3", "m", 0, T0))
+    with pytest.raises(ContainmentError, match="no such action"):
+        approval_store.join("nope", Member("incident-3", "m", 0, T0))

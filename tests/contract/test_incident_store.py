@@ -47,6 +47,17 @@ def test_a_record_round_trips_and_lists_newest_first(incident_store: Store) -> N
     assert incident_store.get("nope") is None
 
 
+def test_near_finds_a_subjects_incidents_within_a_time_range(incident_store: Store) -> None:
+    """What correlating a new incident reads instead of the latest records (issue 12)."""
+    for n, (subject, minute) in enumerate((("a", "05"), ("a", "50"), ("b", "10"), ("c", "12"))):
+        data = {**_incident(f"n{n}", f"2026-11-26T10:{minute}:00.000Z"), "subject": subject}
+        incident_store.update(f"n{n}", lambda r, d=data: record_incident(r, d, T0))
+    since = incident_store.get("n0").detected_at  # type: ignore[union-attr]
+    found = incident_store.near(["a", "b", "nobody"], since, since + 10 * 60)
+    assert sorted(r.incident_id for r in found) == ["n0", "n2"]
+    assert incident_store.near([], since, since + 3600) == []
+
+
 def test_update_returning_none_writes_nothing(incident_store: Store) -> None:
     assert incident_store.update("i9", lambda r: None) is None
     assert incident_store.get("i9") is None and incident_store.recent() == []

@@ -70,8 +70,9 @@ def test_roles_filters_errors_and_every_write_named_on_real_kafka_and_redis(
             # filters, on the records the worker wrote
             listed = _ok(call("GET", "/incidents?min_severity=critical&status=contained", VIEWER))
             assert [i["incident_id"] for i in listed["incidents"]] == [world.incident_id]
-            assert _ok(call("GET", "/incidents?acknowledged=true", VIEWER)) == {"incidents": []}
-            assert _ok(call("GET", "/incidents?subject=chatbot", VIEWER)) == {"incidents": []}
+            none = {"incidents": [], "next": None}
+            assert _ok(call("GET", "/incidents?acknowledged=true", VIEWER)) == none
+            assert _ok(call("GET", "/incidents?subject=chatbot", VIEWER)) == none
             bad = call("GET", "/incidents?min_severity=urgent", VIEWER)
             assert bad.status == 400 and "use one of info, warning, critical" in bad.body["message"]
             assert call("GET", "/incidents/no-such-incident", VIEWER).status == 404
@@ -96,10 +97,13 @@ def test_roles_filters_errors_and_every_write_named_on_real_kafka_and_redis(
             assert again.status == 409 and "already applied" in again.body["message"]
 
             assert call("PUT", "/flags/diagnosis", OPERATOR, {"mode": "normal"}).status == 400
-            flag = _ok(call("PUT", "/flags/diagnosis", OPERATOR,
-                            {"mode": "shadow", "traffic_fraction": 0.1,
-                             "reason": "compare dx-2.1 offline"}))  # fmt: skip
-            assert (flag["mode"], flag["actor"]) == ("shadow", "ana")
+            shadow = {"mode": "shadow", "traffic_fraction": 0.1, "reason": "compare offline"}
+            # an approver approved this flag: only an approver may change it (issue 12, item 9)
+            refused = call("PUT", "/flags/diagnosis", OPERATOR, shadow)
+            assert (refused.status, refused.body["error"]) == (403, "not_permitted")
+            assert "with the approval of dr.okafor" in refused.body["message"]
+            flag = _ok(call("PUT", "/flags/diagnosis", APPROVER, shadow))
+            assert (flag["mode"], flag["actor"]) == ("shadow", "dr.okafor")
 
             resolved = _ok(call("POST", f"/incidents/{world.incident_id}/resolve", OPERATOR,
                                 {"note": "model retrained"}))  # fmt: skip
@@ -108,7 +112,7 @@ def test_roles_filters_errors_and_every_write_named_on_real_kafka_and_redis(
             audit = _ok(call("GET", "/audit?limit=1000", VIEWER))["entries"]
             named = {(e["actor"], e["after"].get("event") or e["after"].get("mode")) for e in audit}
             assert {("ana", "incident.acknowledged"), ("dr.okafor", "action.approved"),
-                    ("dr.okafor", "normal"), ("ana", "shadow"),
+                    ("dr.okafor", "normal"), ("dr.okafor", "shadow"),
                     ("ana", "incident.resolved")} <= named  # fmt: skip
             assert _ok(call("GET", "/audit/verify", VIEWER))["ok"] is True
             monitors = _ok(call("GET", "/monitors", VIEWER))["monitors"]
@@ -159,3 +163,27 @@ def test_a_redis_that_refuses_the_password_is_reported_without_showing_it(
         assert not [a.text for a in answers if secret in a.text]
     wait_for("a clean exit", lambda: api.process.returncode is not None)
     assert api.process.returncode == 0
+
+
+def test_the_log_cannot_be_forged_and_token_guessing_is_slowed(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """Issue 12, items 14 and 16, on the API process as deployed."""
+    from support import make_setup
+
+    setup = make_setup(tmp_path, unique("api-hygiene"))
+    tokens = write_tokens(tmp_path / "tokens.yaml", TOKENS)
+    api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", "ns")
+    fake = "2026-12-02 10:00:00,000 INFO riskstream.api: dr.okafor POST /api/v1/actions/a1/approve"
+    try:
+        forged = api.call("GET", "/api/v1/x%0A" + fake.replace(" ", "%20") + "%0D%0A")
+        assert forged.status == 404
+        answers = [api.call("GET", "/api/v1/me", "rs_a_guess") for _ in range(10)]
+        assert {a.status for a in answers} == {401}
+        refused = api.call("GET", "/api/v1/me", VIEWER)  # a good token, the same client
+        assert refused.status == 429 and int(refused.headers["Retry-After"]) > 0
+    finally:
+        api.stop()
+    log = api.log()
+    assert not [line for line in log.splitlines() if line.startswith(fake[:20])]
+    assert "/api/v1/x\\n2026-12-02 10:00:00,000 INFO riskstream.api" in log

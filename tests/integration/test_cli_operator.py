@@ -6,6 +6,7 @@ its own ``python -m riskstream`` process, the way someone at a terminal would.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -49,6 +50,7 @@ def test_incidents_and_flags_from_the_command_line(
              "--namespace", namespace, "--config", str(setup.config_path),
              "--bootstrap", kafka_bootstrap],
             capture_output=True, text=True, timeout=120,
+            env={**os.environ, "LOGNAME": "ops1"},  # the OS user recorded beside --by
         )  # fmt: skip
         assert done.returncode == code, done.stdout + done.stderr
         return done.stdout + done.stderr
@@ -78,7 +80,7 @@ def test_incidents_and_flags_from_the_command_line(
     assert "riskstream incidents list" in cli("incidents", "show", "nope", code=2)
 
     assert cli("incidents", "ack", "med-1", "--by", "ana", "--note", "on it") == (
-        "med-1: acknowledged by ana\n"
+        "med-1: acknowledged by ana (os user ops1)\n"
     )
     out = cli(
         "flags", "set", "diagnosis", "--by", "ana", "--reason", "ward asked for shadow",
@@ -88,26 +90,29 @@ def test_incidents_and_flags_from_the_command_line(
     flag = RedisFlagStore.from_url(redis_url, namespace=namespace).get("diagnosis")
     assert (flag.mode, flag.actor, flag.reason) == (
         "shadow",
-        "ana",
+        "ana (os user ops1)",
         "manual: ward asked for shadow",
     )
     assert "shadow" in cli("flags", "get", "diagnosis")
 
     draft = cli("report", "med-1", "--kind", "art73")
     assert draft.startswith("# Serious incident report (EU AI Act, Article 73)\n")
-    assert "| Acknowledged | by: ana; at: " in draft and "dx-2.0, mode shadow, 50%" in draft
+    assert "| Acknowledged | by: ana (os user ops1); at: " in draft
+    assert "dx-2.0, mode shadow, 50%" in draft
     skeleton = orjson.loads(cli("report", "med-1", "--kind", "postmortem", "--format", "json"))
     assert skeleton["timeline"][-1]["kind"] == "acknowledged"
 
     assert cli("incidents", "resolve", "med-1", "--by", "ana", "--note", "retrained") == (
-        "med-1: resolved by ana\n"
+        "med-1: resolved by ana (os user ops1)\n"
     )
     shown = orjson.loads(cli("incidents", "show", "med-1", "--json"))
     assert (shown["status"], shown["acknowledged_by"], shown["resolved_by"]) == (
-        "resolved", "ana", "ana"
+        "resolved", "ana (os user ops1)", "ana (os user ops1)"
     )  # fmt: skip
     kinds = [e["kind"] for e in shown["timeline"]]
-    assert kinds[:2] == ["onset", "detected"] and kinds[-2:] == ["acknowledged", "resolved"]
+    # resolving expired the rollback still waiting for approval (issue 12, item 8)
+    assert kinds[:2] == ["onset", "detected"]
+    assert kinds[-3:] == ["acknowledged", "resolved", "expired"]
     published = [
         orjson.loads(m.value()) for m in read_topic(kafka_bootstrap, setup.topics["incidents"])
     ]

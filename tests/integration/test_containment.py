@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 import redis
 
 from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
@@ -51,6 +53,7 @@ def _cli(redis_url: str, namespace: str, setup: Setup, bootstrap: str, *args: st
          "--namespace", namespace, "--config", str(setup.config_path),
          *(["--bootstrap", bootstrap] if args[0] == "actions" and args[1] != "list" else [])],
         capture_output=True, text=True, timeout=60,
+        env={**os.environ, "LOGNAME": "dr.okafor"},  # the OS user recorded beside --by
     )  # fmt: skip
     assert done.returncode in (0, 1), done.stderr
     return done.stdout + done.stderr
@@ -150,11 +153,12 @@ def test_clinical_rollback_waits_for_a_named_approver_and_tampering_is_detected(
         worker.stop()
     approve = ("actions", "approve", pending.action_id, "--by", "dr.okafor", "--note", "seen")
     out = _cli(redis_url, namespace, setup, kafka_bootstrap, *approve)
-    assert f"{pending.action_id}: approved by dr.okafor" in out
+    okafor = "dr.okafor (os user dr.okafor)"
+    assert f"{pending.action_id}: approved by {okafor}" in out
     flag = flags.get("diagnosis")
-    assert (flag.active_version, flag.mode, flag.actor) == ("dx-2.0", "normal", "dr.okafor")
+    assert (flag.active_version, flag.mode, flag.actor) == ("dx-2.0", "normal", okafor)
     decided = approvals.get(pending.action_id)
-    assert (decided.status, decided.decided_by) == ("applied", "dr.okafor")
+    assert (decided.status, decided.decided_by) == ("applied", okafor)
 
     # human-review applied, the approval (an audit event), the rollback by the approver
     assert "intact: 3 entries" in _cli(
@@ -218,3 +222,74 @@ def test_rejection_expiry_and_resolution_on_real_redis_and_kafka(
     ]
     assert flags.get("chatbot").active_version == "v2"
     assert flags.verify_audit().ok
+
+
+def test_a_storm_is_one_decision_and_resolved_incidents_are_not_contained_later(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """Issue 12 (items 8, 9, 12) through the faust worker on a real broker and Redis."""
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.bootstrap import kafka_operations
+    from riskstream.errors import ContainmentError, NotPermittedError
+
+    namespace = unique("ns")
+    extra = CONTAINMENT_YAML + (
+        "  - name: drift\n    match: {type: drift}\n    actions:\n"
+        "      - {kind: human-review}\n"
+        "limits: {max_models: 100, storm_incidents: 5, storm_window: 600}\n"
+    )
+    setup = make_setup(tmp_path, unique("storm"), extra_yaml=extra)
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
+    flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    worker = ContainmentProcess(setup, kafka_bootstrap, redis_url, tmp_path / "w.log", namespace)
+    drifts = [
+        incident(f"drift-{i:02d}", f"m-{i:02d}", type="drift", monitor="feature-drift")
+        for i in range(25)
+    ]
+    clinical = incident("med-1", "diagnosis", type="error-rate", monitor="missed")
+    try:
+        _send(kafka_bootstrap, setup.topics["incidents"], clinical, *drifts)
+
+        def storm_group() -> object:
+            for action in approvals.list("pending"):
+                if action.group and len(approvals.members(action.action_id)) == 20:
+                    return action
+            return None
+
+        group = _wait("the storm's grouped action with 20 members", storm_group)
+        assert group.group == "feature-drift" and group.model_id == "*"  # type: ignore[attr-defined]
+        reviewed = {m for m, f in flags.all().items() if f.mode == "human-review"}
+        assert reviewed == {"diagnosis"} | {f"m-{i:02d}" for i in range(5)}
+        (rollback,) = approvals.list("pending", incident_id="med-1")
+        assert len(approvals.list("pending")) == 2  # 21 incidents held: two decisions
+
+        ops = kafka_operations(
+            setup.config, kafka_bootstrap, redis_url, CollectorRegistry(), namespace
+        )
+        # Item 8: resolving expires the incident's pending action; approving it fails.
+        ops.resolve("med-1", "ana", "false alarm")
+        assert approvals.get(rollback.action_id).status == "expired"  # type: ignore[union-attr]
+        with pytest.raises(ContainmentError, match="resolved"):
+            ops.decide(rollback.action_id, True, "dr.okafor")
+        assert flags.get("diagnosis").mode == "human-review"  # type: ignore[union-attr]
+
+        # Item 12: one approval contains every member still open.
+        ops.resolve("drift-07", "ana", "a sensor glitch")
+        ops.decide(group.action_id, True, "dr.lee", "one cause: the feature pipeline")  # type: ignore[attr-defined]
+        reviewed = {m for m, f in flags.all().items() if f.mode == "human-review"}
+        assert reviewed == {"diagnosis"} | {f"m-{i:02d}" for i in range(25)} - {"m-07"}
+        assert flags.get("m-12").actor == "dr.lee"  # type: ignore[union-attr]
+        member = ops.incident("drift-12")
+        assert any(e.actor == "dr.lee" and e.kind == "action" for e in member.timeline)
+
+        # Item 9: an operator cannot undo what an approver approved; an approver can.
+        with pytest.raises(NotPermittedError, match=r"approval of dr\.lee"):
+            ops.set_flag("m-12", "ana", "looks fine", mode="normal")
+        assert ops.set_flag("m-12", "dr.okafor", "ok", mode="normal", approver=True).mode == (
+            "normal"
+        )
+        assert flags.verify_audit().ok
+    finally:
+        worker.stop()

@@ -62,6 +62,11 @@ def test_the_layout_the_router_clients_read() -> None:
         "rs:{flags|default}:changed",
         "rs:{flags|default}:incidents",
         "rs:{flags|default}:incidents_by_time",
+        "rs:{flags|default}:actions",
+        "rs:{flags|default}:deadlines",
+        "rs:{flags|default}:action_incidents",
+        "rs:{flags|default}:members",
+        "rs:{flags|default}:incidents_of",
     )
     for namespace in ("default", "prod-eu", "team.a:b", "ünï"):
         slots = {key_slot(key.encode()) for key in flag_keys(namespace)}
@@ -108,9 +113,12 @@ def test_what_is_stored_is_what_the_layout_says(
     approvals.add(pending)
 
     namespace_keys = sorted(client.scan_iter(match=keys.flags.rsplit(":", 1)[0] + ":*"))
+    indexes = (f"{keys.actions}:all", f"{keys.actions}:pending", f"{keys.actions}:indexed")
     assert namespace_keys == sorted(
-        k.encode() for k in (keys.flags, keys.applied, keys.audit, keys.head, keys.pending)
-    )
+        k.encode()
+        for k in (keys.flags, keys.applied, keys.audit, keys.head, keys.pending,
+                  keys.action_incidents, *indexes)
+    )  # fmt: skip
     assert orjson.loads(client.hget(keys.flags, MODEL)) == change.flag.to_data()
     assert client.smembers(keys.applied) == {change.change_id.encode()}
     (entry,) = store.audit()
@@ -119,6 +127,36 @@ def test_what_is_stored_is_what_the_layout_says(
     assert orjson.loads(fields[b"entry"]) == entry_to_data(entry)
     assert client.hgetall(keys.head) == {b"seq": b"1", b"hash": entry.hash.encode()}
     assert orjson.loads(client.hget(keys.pending, "act-1")) == pending.to_data()
+    member = f"{T0:021.6f}|act-1".encode()
+    assert client.zrange(f"{keys.actions}:pending", 0, -1) == [member]
+    assert orjson.loads(client.hget(keys.action_incidents, "inc-1")) == ["act-1"]
+
+
+@pytest.mark.integration
+def test_actions_stored_before_the_indexes_are_indexed_once(
+    store: RedisFlagStore, client: redis.Redis
+) -> None:
+    """A namespace written by an older riskstream (the pending hash only) still lists,
+    counts and expires right: the first store to touch it indexes it, in one script."""
+    keys = store.keys
+    old = [
+        PendingAction(f"old-{i}", f"inc-{i % 2}", MODEL, {"kind": "block"}, "riskstream",
+                      T0 + i, T0 + 100 + i, status="pending" if i < 3 else "rejected")
+        for i in range(5)
+    ]  # fmt: skip
+    for action in old:  # as the older store wrote them
+        client.hset(keys.pending, action.action_id, orjson.dumps(action.to_data()))
+    approvals = RedisApprovalStore(client, store.namespace)
+    assert [a.action_id for a in approvals.list("pending")] == ["old-0", "old-1", "old-2"]
+    assert [a.action_id for a in approvals.list("rejected")] == ["old-3", "old-4"]
+    summary = approvals.summary()
+    assert (summary.pending, summary.oldest, summary.next_deadline) == (3, T0, T0 + 100)
+    assert [a.action_id for a in approvals.due(T0 + 101)] == ["old-0", "old-1"]
+    assert [a.action_id for a in approvals.list(incident_id="inc-1")] == ["old-1", "old-3"]
+    approvals.decide("old-0", "approved", "dr.lee", T0 + 5)
+    again = RedisApprovalStore(client, store.namespace)  # indexed already: not redone
+    assert [a.action_id for a in again.list("pending")] == ["old-1", "old-2"]
+    assert [a.action_id for a in again.list("approved")] == ["old-0"]
 
 
 @pytest.mark.integration

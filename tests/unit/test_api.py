@@ -420,3 +420,87 @@ def test_api_token_prints_a_token_whose_entry_authenticates(
     assert who is not None and (who.name, who.role) == ("dr.okafor", "approver")
     assert token not in (tmp_path / "tokens.yaml").read_text()
     assert main(["api-token", "--user", "riskstream/timeout", "--role", "viewer"]) == 2
+
+
+def test_an_operator_cannot_undo_an_approved_decision(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        (pending,) = env.ops.actions("pending")
+        await env.call("POST", f"/api/v1/actions/{pending.action_id}/approve", "dr.okafor")
+        path, back = "/api/v1/flags/diagnosis-v4", {"mode": "normal", "reason": "looks fine"}
+        status, error = await env.call("PUT", path, "ana", {**back, "version": "dx-4.1"})
+        assert (status, error["error"]) == (403, "not_permitted")
+        assert "with the approval of dr.okafor" in error["message"]
+        assert "needs the approver role" in error["message"]
+        assert env.ops.flag("diagnosis-v4").actor == "dr.okafor"
+        status, flag = await env.call("PUT", path, "dr.lee", {**back, "version": "dx-4.1"})
+        assert (status, flag["actor"], flag["active_version"]) == (200, "dr.lee", "dx-4.1")
+
+    run(tmp_path, scenario)
+
+
+def test_lists_page_with_limit_and_after(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        for i in range(4):
+            env.ops._containment.on_incident(incident(f"p-{i}"))
+        everything = [a.action_id for a in env.ops.actions("pending")]
+        assert len(everything) == 5
+        seen, after = [], ""
+        while True:
+            status, body = await env.call("GET", f"/api/v1/actions?limit=2{after}", "val")
+            assert status == 200 and len(body["actions"]) <= 2
+            seen += [a["action_id"] for a in body["actions"]]
+            if body["next"] is None:
+                break
+            after = f"&after={body['next']}"
+        assert seen == everything
+        status, body = await env.call("GET", "/api/v1/incidents?limit=3", "val")
+        assert len(body["incidents"]) == 3 and body["next"] == body["incidents"][-1]["incident_id"]
+        after = body["next"]
+        status, more = await env.call("GET", f"/api/v1/incidents?limit=3&after={after}", "val")
+        assert more["next"] is None and len(more["incidents"]) == 3  # 6 incidents in all
+        env.ops.set_flag("zz-model", "ana", "a second flag", version="v1")
+        status, body = await env.call("GET", "/api/v1/flags?limit=1", "val")
+        assert status == 200 and body["next"] == body["flags"][0]["model_id"]
+        status, error = await env.call("GET", "/api/v1/actions?after=nope", "val")
+        assert status == 400 and "cursor 'nope'" in error["message"]
+        status, _ = await env.call("GET", "/api/v1/actions?limit=0", "val")
+        assert status == 400
+
+    run(tmp_path, scenario)
+
+
+def test_repeated_bad_tokens_are_refused_for_a_while(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        bad = {"headers": {"Authorization": "Bearer rs_guess"}}
+        for _ in range(10):
+            assert (await env.call("GET", "/api/v1/me", **bad))[0] == 401
+        response = await env.client.get("/api/v1/me", **bad)
+        assert response.status == 429 and int(response.headers["Retry-After"]) >= 59
+        status, error = await env.call("GET", "/api/v1/me", "ana")  # from the same client
+        assert (status, error["error"]) == (429, "too_many_requests")
+        assert sample(env, "riskstream_api_auth_failures_total") == 10
+        assert sample(env, "riskstream_api_auth_refused_total") == 2
+        assert (await env.call("GET", "/api/v1/health"))[0] == 200  # open routes stay open
+
+    run(tmp_path, scenario)
+
+
+def test_a_newline_in_the_path_cannot_forge_a_log_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "/api/v1/x%0A2026-12-02 10:00:00 INFO riskstream.api: dr.lee POST /approve 200"
+
+    async def scenario(env: Env) -> None:
+        response = await env.client.get(forged)
+        assert response.status == 404
+
+    with caplog.at_level("INFO", logger="riskstream.api"):
+        run(tmp_path, scenario)
+    (line,) = [r.getMessage() for r in caplog.records if "/api/v1/x" in r.getMessage()]
+    assert "\n" not in line and "/api/v1/x\\n2026-12-02 10:00:00 INFO" in line
+    assert "\n" not in caplog.text.split("/api/v1/x", 1)[1].split("\n", 1)[0] + "x"
+
+
+def sample(env: Env, name: str) -> float:
+    value = env.registry.get_sample_value(name)
+    return 0.0 if value is None else value

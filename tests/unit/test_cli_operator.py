@@ -57,6 +57,12 @@ def incident(incident_id: str = "inc-1", **extra: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def os_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operating-system user the CLI records beside --by (getpass reads LOGNAME)."""
+    monkeypatch.setenv("LOGNAME", "ops1")
+
+
 class Clock:
     now = NOW
 
@@ -154,15 +160,15 @@ def test_ack_and_resolve_name_who_and_say_when_someone_was_first(
     ops: OperatorService, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(capsys, "incidents", "ack", "inc-1", "--by", "ana")[1] == (
-        "inc-1: acknowledged by ana\n"
+        "inc-1: acknowledged by ana (os user ops1)\n"
     )
     assert run(capsys, "incidents", "ack", "inc-1", "--by", "ben")[1] == (
-        "inc-1: already acknowledged by ana; nothing changed\n"
+        "inc-1: already acknowledged by ana (os user ops1); nothing changed\n"
     )
     code, _, err = run(capsys, "incidents", "ack", "inc-2", "--by", " ")
     assert code == 2 and "say who you are" in err
     resolved = run(capsys, "incidents", "resolve", "inc-1", "--by", "ana", "--note", "retrained")
-    assert resolved[1] == "inc-1: resolved by ana\n"
+    assert resolved[1] == "inc-1: resolved by ana (os user ops1)\n"
     assert ops.incident("inc-1").status == "resolved"
 
 
@@ -173,7 +179,7 @@ def test_approvals_and_flags_go_through_the_operator_service(
     code, out, _ = run(capsys, "actions", "list")
     assert code == 0 and pending.action_id in out and "route-to-version" in out
     code, out, _ = run(capsys, "actions", "approve", pending.action_id, "--by", "dr.okafor")
-    assert out == f"{pending.action_id}: approved by dr.okafor\n"
+    assert out == f"{pending.action_id}: approved by dr.okafor (os user ops1)\n"
     assert ops.flags()["diagnosis-v4"].active_version == "dx-4.0"
     code, out, _ = run(
         capsys, "flags", "set", "diagnosis-v4", "--by", "ana", "--reason", "ward confirmed",
@@ -187,7 +193,7 @@ def test_approvals_and_flags_go_through_the_operator_service(
     _, out, _ = run(capsys, "flags", "get", "ranker")
     assert out == "ranker: no flag (the serving layer uses its default)\n"
     _, out, _ = run(capsys, "flags", "get", "diagnosis-v4", "--json")
-    assert orjson.loads(out)["actor"] == "ana"
+    assert orjson.loads(out)["actor"] == "ana (os user ops1)"
 
 
 @pytest.mark.parametrize(
@@ -220,3 +226,72 @@ def test_acts_that_publish_need_kafka_and_change_nothing_without_it(
     monkeypatch.setenv("RISKSTREAM_REDIS_URL", "redis://127.0.0.1:1/0")
     code, _, err = run(capsys, "incidents", "resolve", "inc-1", "--by", "ana")
     assert code == 2 and "pass --bootstrap or set RISKSTREAM_KAFKA_BOOTSTRAP" in err
+
+
+def test_reserved_names_are_refused_and_the_os_user_is_recorded(
+    ops: OperatorService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (pending,) = ops.actions("pending")
+    for name in ("riskstream/containment", "RiskStream", "riskstream/timeout"):
+        code, _, err = run(capsys, "actions", "approve", pending.action_id, "--by", name)
+        assert code == 2 and "reserved for riskstream's own processes" in err
+    assert ops.action(pending.action_id).status == "pending"
+    code, _, err = run(capsys, "incidents", "ack", "inc-1", "--by", "ana\nINFO approved")
+    assert code == 2 and "control character" in err
+    run(capsys, "actions", "approve", pending.action_id, "--by", "dr.okafor")
+    assert ops.action(pending.action_id).decided_by == "dr.okafor (os user ops1)"
+    (entry,) = [e for e in ops.audit() if e.change_id == f"{pending.action_id}:decision"]
+    assert entry.actor == "dr.okafor (os user ops1)"
+
+
+def test_human_output_escapes_terminal_control_characters(
+    ops: OperatorService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = "\x1b]0;pwned\x07\x1b[2J\u202eevil"
+    ops._containment.on_incident(incident("inc-3", subject=f"ranker{hostile}", type=hostile))
+    for argv in (["incidents", "list"], ["incidents", "show", "inc-3"]):
+        code, out, _ = run(capsys, *argv)
+        assert code == 0 and "\\x1b]0;pwned\\x07\\x1b[2J\\u202eevil" in out
+        assert not any(c in out for c in "\x1b\x07\u202e"), argv
+    code, _, err = run(capsys, "incidents", "show", f"nope{hostile}")
+    assert code == 2 and "\x1b" not in err and "\\x1b" in err
+    _, out, _ = run(capsys, "incidents", "show", "inc-3", "--json")  # JSON escapes by itself
+    assert orjson.loads(out)["incident"]["subject"] == f"ranker{hostile}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--version", "v1\x00"], "control character (U+0000)"),
+        (["--version", "v1\nmode=normal"], "control character (U+000A)"),
+        (["--traffic", "-0.0"], "-0.0 is not between 0 and 1"),
+        (["--traffic", "-0"], "-0 is not between 0 and 1"),
+        (["--traffic", "nan"], "nan is not between 0 and 1"),
+    ],
+)
+def test_flag_values_a_serving_layer_would_misread_are_refused(
+    ops: OperatorService, argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = ops.flags()
+    try:
+        code, _, err = run(capsys, "flags", "set", "m", "--by", "ana", "--reason", "r", *argv)
+    except SystemExit:
+        code, err = 2, capsys.readouterr().err
+    assert code == 2 and complaint in err
+    assert ops.flags() == before
+
+
+def test_list_commands_page(ops: OperatorService, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(5):
+        ops._containment.on_incident(incident(f"p-{i}", detected_at=f"2026-12-06T08:0{i}:00Z"))
+    ids = [a.action_id for a in ops.actions(None)]
+    assert len(ids) == 6
+    _, out, err = run(capsys, "actions", "list", "--status", "all", "--limit", "4")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ids[:4]
+    assert f"(more: --after {ids[3]})" in err
+    _, out, err = run(capsys, "actions", "list", "--status", "all", "--after", ids[3])
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ids[4:] and "more" not in err
+    _, out, err = run(capsys, "incidents", "list", "--limit", "2")
+    first = [line.split()[0] for line in out.splitlines()[1:]]
+    _, out, _ = run(capsys, "incidents", "list", "--limit", "2", "--after", first[-1])
+    assert len(first) == 2 and not set(first) & {line.split()[0] for line in out.splitlines()[1:]}

@@ -11,8 +11,9 @@ import pytest
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_containment
 from riskstream.config import load_config
+from riskstream.core.incident_records import resolve
 from riskstream.core.timeutil import format_time
-from riskstream.errors import ConfigError, ContainmentError
+from riskstream.errors import ConfigError, ContainmentError, NotPermittedError
 from riskstream.services.containment import ContainmentService
 
 PLAYBOOKS = """\
@@ -225,3 +226,164 @@ def test_a_flag_change_with_a_ttl_lapses_back_to_what_it_was(tmp_path: Path) -> 
     assert flag.reason.startswith("lapsed after its ttl")
     assert service.lapse_flags() == []  # once
     assert _flags(service).verify_audit().ok
+
+
+# --- issue 12: resolved incidents, roles, storms -------------------------------------
+
+
+def test_resolving_an_incident_expires_its_pending_actions(tmp_path: Path) -> None:
+    service, _, _ = _service(tmp_path)
+    service.on_incident(_incident("r1", "diagnosis-v4", type="error-rate"))
+    (pending,) = service._approvals.list("pending")
+    service.on_incident(_incident("r1", "diagnosis-v4", type="error-rate", status="resolved"))
+    expired = service._approvals.get(pending.action_id)
+    assert (expired.status, expired.note) == ("expired", "incident r1 resolved")
+    with pytest.raises(ContainmentError, match="incident r1 is resolved"):
+        service.decide(pending.action_id, "approved", "dr.okafor")
+    with pytest.raises(ContainmentError, match="already expired"):
+        service.decide(pending.action_id, "rejected", "dr.okafor")
+    flag = _flags(service).get("diagnosis-v4")
+    assert (flag.active_version, flag.mode) != ("dx-2.0", "normal")  # the rollback never ran
+    assert service._metrics.pending._value.get() == 0
+
+
+def test_an_approval_arriving_after_the_resolve_is_refused(tmp_path: Path) -> None:
+    """Even when the resolve was recorded without reaching this worker."""
+    service, _, _ = _service(tmp_path)
+    service.on_incident(_incident("r2", "diagnosis-v4", type="error-rate"))
+    (pending,) = service._approvals.list("pending")
+    before = _flags(service).get("diagnosis-v4")
+    # the record says resolved (as the API's resolve writes it); on_resolved did not run
+    service._incidents.update("r2", lambda r: None if r is None else resolve(r, "ana", 1.0, ""))
+    with pytest.raises(ContainmentError, match="incident r2 is resolved"):
+        service.decide(pending.action_id, "approved", "dr.okafor")
+    assert service._approvals.get(pending.action_id).status == "expired"
+    assert _flags(service).get("diagnosis-v4") == before
+
+
+def test_only_an_approver_may_undo_an_approved_decision(tmp_path: Path) -> None:
+    service, _, _ = _service(tmp_path)
+    service.on_incident(_incident("o1", "diagnosis-v4", type="error-rate"))
+    (pending,) = service._approvals.list("pending")
+    service.decide(pending.action_id, "approved", "dr.okafor")
+    approved = _flags(service).get("diagnosis-v4")
+    with pytest.raises(NotPermittedError, match=r"with the approval of dr\.okafor.*approver role"):
+        service.override("diagnosis-v4", "ana", "back to normal", mode="normal", version="dx-4.1")
+    assert _flags(service).get("diagnosis-v4") == approved
+    flag = service.override("diagnosis-v4", "dr.lee", "back", version="dx-4.1", approver=True)
+    assert (flag.active_version, flag.actor) == ("dx-4.1", "dr.lee")
+
+
+def test_a_change_the_playbook_gates_by_approval_needs_an_approver(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version: 1\nplaybooks:\n  - name: lockdown\n    match: {subject: 'credit*'}\n"
+        "    actions:\n      - {kind: block, approval: {required: true}}\n"
+    )
+    service = embedded_containment(load_config(path), InMemoryBus(), clock=Clock())
+    service.override("credit-v3", "ana", "first flag", version="v3")
+    with pytest.raises(NotPermittedError, match="playbook lockdown's block needs approval"):
+        service.override("credit-v3", "ana", "block it", mode="blocked")
+    assert _flags(service).get("credit-v3").mode == "normal"
+    service.override("credit-v3", "ana", "shadow is not gated", mode="shadow")
+    assert service.override("credit-v3", "dr.lee", "ok", mode="blocked", approver=True).mode == (
+        "blocked"
+    )
+
+
+STORMY = """\
+version: 1
+models:
+  m-0: {known_good: v0}
+limits: {max_models: 100, storm_incidents: 3, storm_window: 60}
+playbooks:
+  - name: review
+    match: {type: drift}
+    actions:
+      - {kind: human-review, revert_on_resolve: true}
+      - {kind: notify, channel: ml-oncall}
+"""
+
+
+def test_an_incident_storm_becomes_one_grouped_action(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(STORMY)
+    clock = Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), clock=clock)
+    outcomes = []
+    for i in range(8):
+        clock.now += 1
+        drift = _incident(f"s{i}", f"m-{i}", type="drift", monitor="feature-drift")
+        outcomes.append(service.on_incident(drift)[0])
+    assert outcomes[:3] == ["applied"] * 3
+    (group,) = service._approvals.list("pending")
+    assert group.group == "feature-drift" and group.model_id == "*"
+    assert (
+        outcomes[3:]
+        == [f"pending: grouped into action {group.action_id} (incident storm of feature-drift)"] * 5
+    )
+    clock.now += 1
+    service.on_incident(_incident("s4", "m-4", type="drift", monitor="feature-drift"))  # again
+    assert [m.incident_id for m in service.members(group.action_id)] == [
+        f"s{i}" for i in range(3, 8)
+    ]
+    assert {f"m-{i}" for i in range(3, 8)}.isdisjoint(_flags(service).all())
+    service.on_incident(_incident("s5", "m-5", type="drift", status="resolved"))
+    service.decide(group.action_id, "approved", "dr.lee")
+    flags = _flags(service).all()
+    assert {m for m in flags if flags[m].mode == "human-review"} == {
+        "m-0",
+        "m-1",
+        "m-2",
+        "m-3",
+        "m-4",
+        "m-6",
+        "m-7",
+    }  # m-5's incident was resolved before the decision: skipped
+    assert service._approvals.get(group.action_id).status == "applied"
+    record = service._incidents.get("s6")
+    assert any(e.kind == "action" and e.actor == "dr.lee" for e in record.timeline)
+    # the storm goes on: its decided group is not reopened, a new one starts
+    clock.now += 1
+    later = service.on_incident(_incident("s8", "m-8", type="drift", monitor="feature-drift"))
+    (second,) = service._approvals.list("pending")
+    assert second.action_id != group.action_id and str(second.action_id) in later[0]
+    # another monitor is no part of this storm
+    other = service.on_incident(_incident("t1", "m-9", type="drift", monitor="latency"))
+    assert other[0] == "applied"
+
+
+def test_a_deploy_whose_version_holds_control_characters_is_not_recorded(
+    tmp_path: Path,
+) -> None:
+    service, _, _ = _service(tmp_path)
+    assert service.on_change_event(_deploy("d1", "chatbot", "v1\nmode=normal", 1.0)) is None
+    assert service.on_change_event(_deploy("d2", "chatbot", "v1\x00", 1.0)) is None
+    assert _flags(service).get("chatbot") is None
+    assert service.on_change_event(_deploy("d3", "chatbot", "v1", 1.0)) == "applied"
+
+
+def test_updates_of_an_incident_count_once_and_a_held_incident_stays_held(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(STORMY)
+    clock = Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), clock=clock)
+    drift = _incident("u0", "m-0", type="drift", monitor="feature-drift")
+    for n in range(10):  # one incident whose evidence keeps growing: no storm
+        clock.now += 1
+        assert service.on_incident({**drift, "evidence": {"alarms": n}})[0] in (
+            "applied",
+            "duplicate",
+        )
+    for i in range(1, 5):
+        clock.now += 1
+        service.on_incident(_incident(f"u{i}", f"m-{i}", type="drift", monitor="feature-drift"))
+    (group,) = service._approvals.list("pending")
+    assert [m.incident_id for m in service.members(group.action_id)] == ["u3", "u4"]
+    service.decide(group.action_id, "rejected", "dr.lee")
+    clock.now += 3600  # long after the storm: an update of a held incident stays held
+    update = _incident("u4", "m-4", type="drift", monitor="feature-drift", evidence={"a": 1})
+    assert service.on_incident(update)[0] == f"pending: held in grouped action {group.action_id}"
+    assert "m-4" not in _flags(service).all()

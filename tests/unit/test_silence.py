@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
+import orjson
 import pytest
 
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.bootstrap import embedded_containment
 from riskstream.config import load_config
 from riskstream.core.monitors import PartitionDetectors
 from riskstream.core.timeutil import format_time, parse_time
+from support import embedded_run, make_setup
 
 
 def _events(seed: int, stops: dict[str, tuple[int, int]]) -> list[dict[str, object]]:
@@ -112,3 +117,54 @@ def test_a_pause_of_the_whole_partition_is_nobodys_silence() -> None:
     after = [_sensor(s, t0 + 1200 + i) for i in range(600) for s in sensors[:-1]]
     found = [f.subject for e in before + after for f in detectors.observe(e)]
     assert found == ["s7"]
+
+
+MISSING_ONLY = """\
+monitors:
+  - name: sensor-missing
+    reads: sensor
+    key: sensor_id
+    detector: {kind: missing, min_gaps: 8}
+    severity: warning
+    incident_type: sensor-missing
+"""
+PLAYBOOKS = """\
+playbooks:
+  - name: chatbot
+    match: {subject: support-bot}
+    actions: [{kind: block}]
+  - name: silent-sensor
+    match: {type: sensor-missing}
+    actions: [{kind: human-review}]
+"""
+
+
+def test_a_silent_sensor_named_like_a_model_opens_its_incident_on_the_sensor(
+    tmp_path: Path,
+) -> None:
+    """Issue 12, item 5: through the processor and containment, not just the detector.
+
+    A sensor ``support-bot|x`` goes silent; the incident's subject is that sensor, and
+    containment touches its flag, never the model ``support-bot``'s.
+    """
+    setup = make_setup(tmp_path, "bar", monitors_yaml=MISSING_ONLY, extra_yaml=PLAYBOOKS)
+    rng = random.Random(5)
+    records = []
+    for step in range(200):
+        for sensor in ("support-bot|x", "y") if step < 100 else ("y",):
+            reading = {
+                "event_id": f"{sensor}-{step}", "time": format_time(1.8e9 + 10 * step),
+                "line_id": "line-1", "asset_id": "a-1", "sensor_id": sensor,
+                "value": rng.gauss(20, 1), "unit": "C", "quality": "good",
+            }  # fmt: skip
+            records.append((sensor.encode(), orjson.dumps(reading)))
+    incidents, _, _ = embedded_run(setup, {setup.topics["sensor"]: records})
+    assert [(i["subject"], i["stream_key"], i["monitor"]) for i in incidents] == [
+        ("support-bot|x", "support-bot|x", "sensor-missing")
+    ]
+    containment = embedded_containment(setup.config, InMemoryBus())
+    for found in incidents:
+        containment.on_incident(found)
+    flags = containment.flags()
+    assert flags["support-bot|x"].mode == "human-review"
+    assert "support-bot" not in flags

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from riskstream.api.errors import ApiError, from_exception
 from riskstream.api.routes import ROUTES, Route, json_response
 from riskstream.api.spec import load_spec
 from riskstream.config import Config
+from riskstream.logs import escape_logs
 from riskstream.metrics import ApiMetrics
 from riskstream.services.operations import OperatorService
 
@@ -56,7 +58,11 @@ def build_app(
     metrics: ApiMetrics,
     spec: bytes | None = None,
 ) -> web.Application:
-    """The API over ``ops``, the console at ``/``; ``spec`` defaults to schemas/openapi.yaml."""
+    """The API over ``ops``, the console at ``/``; ``spec`` defaults to schemas/openapi.yaml.
+
+    Log messages are escaped from here on (a request path is the caller's text).
+    """
+    escape_logs()
     app = web.Application(
         middlewares=[_measured, _errors, _authenticated], client_max_size=64 * 1024
     )
@@ -152,6 +158,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def _refusal(error: ApiError, allow: str | None = None) -> web.Response:
     response = json_response({"error": error.code, "message": error.message}, error.status)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="riskstream"'
     if allow:
@@ -167,21 +175,37 @@ async def _authenticated(request: web.Request, handler: Handler) -> web.StreamRe
     route = request.app[_ROLE_OF].get((request.method, resource.canonical))
     if route is None or route.role is None:  # the console's files, health, the spec
         return await handler(request)
+    api, client = request.app[API], request.remote or "unknown"
+    wait = api.logins.retry_after(client)
+    if wait > 0:
+        api.metrics.auth_refused.inc()
+        raise ApiError(
+            429, "too_many_requests",
+            f"too many requests with a bad token from {client}; try again in "
+            f"{math.ceil(wait)} s with a valid token",
+            retry_after=math.ceil(wait),
+        )  # fmt: skip
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
+    who = None
+    if scheme.lower() == "bearer" and token.strip():
+        who = api.tokens.authenticate(token.strip())
+    if who is None:
+        api.logins.failed(client)
+        api.metrics.auth_failures.inc()
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(
             401, "unauthorized",
             "send your token as the header `Authorization: Bearer <token>`; "
             "ask your riskstream admin for one (they create it with `riskstream api-token`)",
         )  # fmt: skip
-    who = request.app[API].tokens.authenticate(token.strip())
     if who is None:
         raise ApiError(
             401, "unauthorized",
             "this token is not in the API's tokens file (mistyped, or revoked); "
             "ask your riskstream admin for a new one",
         )  # fmt: skip
+    api.logins.succeeded(client)
     set_caller(who)
     if not who.may(route.role):
         raise ApiError(

@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,15 @@ import yaml
 from riskstream.config.nodes import Problem, YamlNode, string
 from riskstream.errors import ConfigError
 
-__all__ = ["ROLES", "Principal", "TokenTable", "load_tokens", "new_token", "token_digest"]
+__all__ = [
+    "ROLES",
+    "FailedLogins",
+    "Principal",
+    "TokenTable",
+    "load_tokens",
+    "new_token",
+    "token_digest",
+]
 
 ROLES = ("viewer", "operator", "approver")
 """Lowest first; each role may do everything the ones before it may."""
@@ -135,6 +145,70 @@ def _users(root: YamlNode) -> dict[str, Principal]:
         names.add(name)
         users[digest] = Principal(name, role)
     return users
+
+
+class FailedLogins:
+    """Token checks per client, refused for a while after repeated failures.
+
+    A token is 256 random bits, so guessing one is hopeless; what this stops is a
+    client hammering the API with tokens (a leaked list, a misconfigured script)
+    and filling the log.  After ``failures`` bad tokens from one client within
+    ``window_s`` seconds, that client's requests are refused with 429 for
+    ``lockout_s`` seconds, before any token is checked; a good token clears its
+    count.  At most ``clients`` clients are remembered (the oldest forgotten first),
+    so a flood of addresses cannot grow memory without bound.
+
+    >>> now = [0.0]
+    >>> limiter = FailedLogins(failures=3, window_s=60, lockout_s=30, clock=lambda: now[0])
+    >>> for _ in range(3):
+    ...     limiter.failed("10.0.0.7")
+    >>> limiter.retry_after("10.0.0.7"), limiter.retry_after("10.0.0.8")
+    (30.0, 0.0)
+    >>> now[0] = 31.0
+    >>> limiter.retry_after("10.0.0.7")
+    0.0
+    """
+
+    def __init__(
+        self,
+        failures: int = 10,
+        window_s: float = 60.0,
+        lockout_s: float = 60.0,
+        clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._failures, self._window, self._lockout = failures, window_s, lockout_s
+        self._clients, self._clock = clients, clock
+        self._seen: OrderedDict[str, list[float]] = OrderedDict()  # client -> failure times
+        self._locked: dict[str, float] = {}  # client -> locked until
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until ``client`` may try again (0: now)."""
+        until = self._locked.get(client)
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            del self._locked[client]
+            return 0.0
+        return left
+
+    def failed(self, client: str) -> None:
+        now = self._clock()
+        times = [t for t in self._seen.pop(client, []) if t > now - self._window]
+        times.append(now)
+        if len(times) >= self._failures:
+            self._locked[client] = now + self._lockout
+            times = []
+        self._seen[client] = times
+        while len(self._seen) > self._clients:
+            self._seen.popitem(last=False)
+        if len(self._locked) > self._clients:
+            for old in [c for c, until in self._locked.items() if until <= now]:
+                del self._locked[old]
+
+    def succeeded(self, client: str) -> None:
+        self._seen.pop(client, None)
 
 
 def load_tokens(path: str | Path) -> TokenTable:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from riskstream.api.auth import Principal, TokenTable
+from riskstream.api.auth import FailedLogins, Principal, TokenTable
 from riskstream.core.monitors import MonitorSpec
 from riskstream.core.reports.settings import ReportSettings
 from riskstream.metrics import ApiMetrics
@@ -41,6 +41,7 @@ class Api:
     metrics: ApiMetrics
     spec: bytes  # the OpenAPI document, as served
     reporting: ReportSettings = field(default_factory=ReportSettings)
+    logins: FailedLogins = field(default_factory=FailedLogins)
     workers: int = 8
     _executor: ThreadPoolExecutor | None = field(default=None, init=False)
     _write_lock: asyncio.Lock | None = field(default=None, init=False)

@@ -24,9 +24,12 @@ __all__ = ["ApiError", "from_exception"]
 class ApiError(Exception):
     """A refusal decided at the HTTP edge: bad parameters, no token, role too low."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after  # seconds, for a 429's Retry-After header
 
 
 def from_exception(exc: Exception) -> ApiError | None:

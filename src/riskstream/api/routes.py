@@ -9,9 +9,9 @@ Each route names the least role it needs (``None``: no token).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -31,11 +31,14 @@ from riskstream.core.incident_records import IncidentFilter, IncidentRecord
 from riskstream.core.reports import FORMATS, KINDS
 from riskstream.errors import RiskstreamError
 
-__all__ = ["ROUTES", "Route", "json_response"]
+__all__ = ["DEFAULT_LIMIT", "ROUTES", "Route", "json_response"]
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+DEFAULT_LIMIT = 100  # items per page of every list route, unless `limit` says otherwise
+MAX_LIMIT = 1000
 _Fields = Mapping[str, type | tuple[type, ...]]
 
 
@@ -154,14 +157,31 @@ async def me(request: web.Request) -> web.StreamResponse:
 async def list_incidents(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
     q = _query(
-        request, ("status", "min_severity", "subject", "type", "monitor", "acknowledged", "limit")
+        request,
+        ("status", "min_severity", "subject", "type", "monitor", "acknowledged", "limit", "after"),
     )
     where = IncidentFilter(
         status=q.get("status"), min_severity=q.get("min_severity"), subject=q.get("subject"),
         type=q.get("type"), monitor=q.get("monitor"), acknowledged=_bool(q, "acknowledged"),
     )  # fmt: skip
-    records = await api.read(api.ops.incidents, where, _int(q, "limit", 100, 1, 1000))
-    return json_response({"incidents": [summary(r) for r in records]})
+    limit = _limit(q)
+    records = await api.read(api.ops.incidents, where, limit + 1, q.get("after"))
+    page, following = _page(records, limit, lambda r: r.incident_id)
+    return json_response({"incidents": [summary(r) for r in page], "next": following})
+
+
+def _limit(q: Mapping[str, str]) -> int:
+    return _int(q, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+
+
+def _page(
+    fetched: Sequence[T], limit: int, cursor: Callable[[T], str]
+) -> tuple[Sequence[T], str | None]:
+    """A page of ``limit`` from ``limit + 1`` fetched, and the ``after`` of the next
+    page (None when there is none)."""
+    if len(fetched) <= limit:
+        return fetched, None
+    return fetched[:limit], cursor(fetched[limit - 1])
 
 
 async def _incident(request: web.Request, record: IncidentRecord) -> web.StreamResponse:
@@ -216,12 +236,26 @@ async def resolve(request: web.Request) -> web.StreamResponse:
 
 async def list_actions(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
-    q = _query(request, ("status", "incident_id"))
-    status = q.get("status", "pending")
+    q = _query(request, ("status", "incident_id", "limit", "after"))
+    status, limit = q.get("status", "pending"), _limit(q)
     actions = await api.read(
-        api.ops.actions, None if status == "all" else status, q.get("incident_id")
+        api.ops.actions, None if status == "all" else status, q.get("incident_id"),
+        q.get("after"), limit + 1,
+    )  # fmt: skip
+    page, following = _page(actions, limit, lambda a: a.action_id)
+    return json_response({"actions": [action_view(a) for a in page], "next": following})
+
+
+async def action_members(request: web.Request) -> web.StreamResponse:
+    """The incidents a grouped (incident-storm) action holds, a page at a time."""
+    api = request.app[API]
+    q = _query(request, ("limit", "after"))
+    limit = _limit(q)
+    members = await api.read(
+        api.ops.members, request.match_info["action_id"], q.get("after"), limit + 1
     )
-    return json_response({"actions": [action_view(a) for a in actions]})
+    page, following = _page(members, limit, lambda m: m.incident_id)
+    return json_response({"members": [m.to_data() for m in page], "next": following})
 
 
 async def get_action(request: web.Request) -> web.StreamResponse:
@@ -252,9 +286,11 @@ async def reject(request: web.Request) -> web.StreamResponse:
 
 async def list_flags(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
-    _query(request, ())
-    flags = await api.read(api.ops.flags)
-    return json_response({"flags": [flag_view(flags[m]) for m in sorted(flags)]})
+    q = _query(request, ("limit", "after"))
+    limit = _limit(q)
+    flags = await api.read(api.ops.flag_page, q.get("after"), limit + 1)
+    page, following = _page(flags, limit, lambda f: f.model_id)
+    return json_response({"flags": [flag_view(f) for f in page], "next": following})
 
 
 async def get_flag(request: web.Request) -> web.StreamResponse:
@@ -271,6 +307,7 @@ async def put_flag(request: web.Request) -> web.StreamResponse:
         api.ops.set_flag, request.match_info["model_id"], principal(request).name,
         body["reason"], version=body.get("version"), mode=body.get("mode"),
         traffic_fraction=None if fraction is None else float(fraction),
+        approver=principal(request).may("approver"),
     )  # fmt: skip
     return json_response(flag_view(flag))
 
@@ -313,6 +350,7 @@ ROUTES = (
           "resolving an incident"),
     Route("GET", f"{_V1}/actions", list_actions, "viewer", "reading"),
     Route("GET", f"{_V1}/actions/{{action_id}}", get_action, "viewer", "reading"),
+    Route("GET", f"{_V1}/actions/{{action_id}}/members", action_members, "viewer", "reading"),
     Route("POST", f"{_V1}/actions/{{action_id}}/approve", approve, "approver",
           "approving an action"),
     Route("POST", f"{_V1}/actions/{{action_id}}/reject", reject, "approver",

@@ -8,6 +8,9 @@ for a list and one object for a single thing.
 from __future__ import annotations
 
 import argparse
+import getpass
+import math
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
@@ -16,12 +19,14 @@ import orjson
 
 from riskstream.config import Config
 from riskstream.core.timeutil import format_time
-from riskstream.services.operations import OperatorService
+from riskstream.services.operations import OperatorService, check_actor
 
 __all__ = [
+    "actor",
     "connection_args",
     "fraction",
     "operations",
+    "page_args",
     "print_json",
     "print_json_lines",
     "short_time",
@@ -65,9 +70,34 @@ def fraction(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= value <= 1.0 or math.copysign(1.0, value) < 0:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
     return value
+
+
+def actor(by: str) -> str:
+    """``--by NAME`` as recorded: the name given (checked: not empty, not reserved,
+    printable) with the operating-system user who ran the command beside it, since
+    anyone with the Redis credentials can type any name.
+
+    >>> actor("dr.lee").startswith("dr.lee (os user ")
+    True
+    """
+    if not by.strip():
+        return by  # the service says what is missing
+    check_actor(by.strip())
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        who = f"uid {os.getuid()}"
+    return f"{by.strip()} (os user {who})"
+
+
+def page_args(p: argparse.ArgumentParser, default: int = 50) -> None:
+    p.add_argument(
+        "--limit", type=int, default=default, help=f"at most this many (default {default})"
+    )
+    p.add_argument("--after", help="the last ID of the previous page: list the ones after it")
 
 
 def short_time(epoch: float | None) -> str:

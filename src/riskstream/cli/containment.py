@@ -11,7 +11,15 @@ from typing import Any
 
 import orjson
 
-from riskstream.cli.common import connection_args, fraction, operations, short_time, table
+from riskstream.cli.common import (
+    actor,
+    connection_args,
+    fraction,
+    operations,
+    page_args,
+    short_time,
+    table,
+)
 from riskstream.core.routing import MODES, RoutingFlag
 
 __all__ = ["register"]
@@ -26,7 +34,14 @@ def register(sub: Any) -> None:
     a_list.add_argument(
         "--status", default="pending", help="pending|approved|rejected|expired|applied|all"
     )
+    a_list.add_argument("--incident", help="only this incident's actions")
     a_list.add_argument("--json", action="store_true", help="one JSON object per line")
+    page_args(a_list)
+    a_members = a_sub.add_parser("members", help="the incidents a grouped (storm) action holds")
+    a_members.add_argument("action_id")
+    a_members.add_argument("--json", action="store_true", help="one JSON object per line")
+    page_args(a_members, 100)
+    connection_args(a_members)
     for verb in ("approve", "reject"):
         p = a_sub.add_parser(
             verb, help=f"{verb} a pending action (carried out at once if approved)"
@@ -42,6 +57,7 @@ def register(sub: Any) -> None:
     f_get = f_sub.add_parser("get", help="one model's flag, or all")
     f_get.add_argument("model_id", nargs="?")
     f_get.add_argument("--json", action="store_true", help="one JSON object per line")
+    page_args(f_get, 100)
     connection_args(f_get)
     f_set = f_sub.add_parser("set", help="set a model's flag by hand (audited, published)")
     f_set.add_argument("model_id")
@@ -60,8 +76,22 @@ def register(sub: Any) -> None:
 
 
 def actions_command(args: argparse.Namespace) -> int:
+    if args.action_command == "members":
+        members = operations(args).members(args.action_id, args.after, max(args.limit, 1))
+        if args.json:
+            for m in members:
+                sys.stdout.write(orjson.dumps(m.to_data()).decode() + "\n")
+            return 0
+        rows = [[m.incident_id, m.model_id, short_time(m.at), m.labels.get("summary")]
+                for m in members]  # fmt: skip
+        print(table(["INCIDENT", "MODEL", "JOINED", "SUMMARY"], rows) if rows else "no members")
+        _more(members, args.limit, lambda m: m.incident_id)
+        return 0
     if args.action_command == "list":
-        items = operations(args).actions(None if args.status == "all" else args.status)
+        items = operations(args).actions(
+            None if args.status == "all" else args.status, args.incident, args.after,
+            max(args.limit, 1),
+        )  # fmt: skip
         if args.json:
             for p in items:
                 sys.stdout.write(orjson.dumps(p.to_data()).decode() + "\n")
@@ -77,9 +107,10 @@ def actions_command(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         headers = ["ID", "STATUS", "ACTION", "MODEL", "INCIDENT", "REQUESTED", "EXPIRES", "NOTE"]
         print(table(headers, rows))
+        _more(items, args.limit, lambda p: p.action_id)
         return 0
     decided = operations(args, publishes=True).decide(
-        args.action_id, args.action_command == "approve", args.by, args.note
+        args.action_id, args.action_command == "approve", actor(args.by), args.note
     )
     print(f"{decided.action_id}: {decided.status} by {decided.decided_by}")
     return 0
@@ -88,14 +119,19 @@ def actions_command(args: argparse.Namespace) -> int:
 def flags_command(args: argparse.Namespace) -> int:
     ops = operations(args, publishes=args.flags_command == "set")
     if args.flags_command == "set":
+        # The CLI holds the deployment's Redis credentials, so it may do what an
+        # approver may (its user is recorded beside --by); the API checks roles.
         flag = ops.set_flag(
-            args.model_id, args.by, args.reason,
-            version=args.version, mode=args.mode, traffic_fraction=args.traffic,
+            args.model_id, actor(args.by), args.reason,
+            version=args.version, mode=args.mode, traffic_fraction=args.traffic, approver=True,
         )  # fmt: skip
         print(f"{flag.model_id}: set to {_flag_text(flag)}")
         return 0
-    found = ops.flags()
-    if args.model_id is not None:
+    if args.model_id is None:
+        page = ops.flag_page(args.after, max(args.limit, 1))
+        found = {f.model_id: f for f in page}
+    else:
+        found = ops.flags()
         found = {args.model_id: found[args.model_id]} if args.model_id in found else {}
         if not found:
             print(
@@ -113,9 +149,17 @@ def flags_command(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         headers = ["MODEL", "VERSION", "MODE", "TRAFFIC", "REV", "BY", "UPDATED", "REASON"]
         print(table(headers, rows))
+        if args.model_id is None:
+            _more(list(found.values()), args.limit, lambda f: f.model_id)
     elif args.model_id is None:
         print("no flags yet: every model is served as its default")
     return 0
+
+
+def _more(items: list[Any], limit: int, cursor: Any) -> None:
+    """Say how to see the next page, when this one is full."""
+    if items and len(items) >= limit:
+        print(f"(more: --after {cursor(items[-1])})", file=sys.stderr)
 
 
 def _flag_text(flag: RoutingFlag) -> str:

@@ -8,11 +8,13 @@ trail exactly as it would from the console.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from riskstream.cli.common import (
+    actor,
     connection_args,
     operations,
     print_json,
@@ -46,6 +48,7 @@ def register(sub: Any) -> None:
     listing.add_argument("--type", help="only this incident type (recall-drop, fairness…)")
     listing.add_argument("--monitor", help="only those raised by this monitor")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--after", help="the last ID of the previous page: list the ones after it")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     connection_args(listing)
 
@@ -73,12 +76,13 @@ def incidents_command(args: argparse.Namespace) -> int:
         else:
             print(show_text(record, time.time()))
         return 0
+    by = actor(args.by)
     if command == "ack":
-        record = operations(args).acknowledge(args.incident_id, args.by, args.note)
-        print(_outcome(record.incident_id, "acknowledged", record.acknowledged_by, args.by))
+        record = operations(args).acknowledge(args.incident_id, by, args.note)
+        print(_outcome(record.incident_id, "acknowledged", record.acknowledged_by, by))
         return 0
-    record = operations(args, publishes=True).resolve(args.incident_id, args.by, args.note)
-    print(_outcome(record.incident_id, "resolved", record.resolved_by, args.by))
+    record = operations(args, publishes=True).resolve(args.incident_id, by, args.note)
+    print(_outcome(record.incident_id, "resolved", record.resolved_by, by))
     return 0
 
 
@@ -87,7 +91,7 @@ def _list(args: argparse.Namespace) -> int:
         status=args.status, min_severity=args.severity, subject=args.subject,
         type=args.type, monitor=args.monitor,
     )  # fmt: skip
-    records = operations(args).incidents(where, limit=max(args.limit, 1))
+    records = operations(args).incidents(where, limit=max(args.limit, 1), after=args.after)
     if args.json:
         print_json_lines(record_data(r) for r in records)
         return 0
@@ -100,6 +104,8 @@ def _list(args: argparse.Namespace) -> int:
         for r in records
     ]  # fmt: skip
     print(table(["ID", "STATUS", "SEVERITY", "DETECTED", "SUBJECT", "ACK", "WHAT"], rows))
+    if len(records) >= max(args.limit, 1):
+        print(f"(more: --after {records[-1].incident_id})", file=sys.stderr)
     return 0
 
 

@@ -24,8 +24,13 @@ from riskstream.cli.simulate import register as register_simulate
 from riskstream.cli.tokens import register as register_tokens
 from riskstream.cli.tools import register_config, register_schemas
 from riskstream.errors import RiskstreamError
+from riskstream.logs import EscapingWriter, escape_logs, printable
 
 __all__ = ["build_parser", "main"]
+
+#: Commands whose output is for a person (unless --json, or a JSON report): what they
+#: print is escaped, so values from events or operators cannot drive the terminal.
+_HUMAN = frozenset(("incidents", "actions", "flags", "audit", "report", "config", "schemas"))
 
 #: The command families, in the order ``riskstream --help`` lists their commands.
 _REGISTER = (
@@ -66,13 +71,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         force=True,
     )
+    escape_logs()
+    stdout, stderr = sys.stdout, sys.stderr
+    if args.command != "run":
+        sys.stderr = EscapingWriter(stderr)
+    json_out = getattr(args, "json", False) or getattr(args, "format", None) == "json"
+    if args.command in _HUMAN and not json_out:
+        sys.stdout = EscapingWriter(stdout)
     try:
         return int(args.handler(args))
     except RiskstreamError as exc:
-        print(f"riskstream: error: {exc}", file=sys.stderr)
+        print(f"riskstream: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from riskstream.core.playbooks import (
     ModelPolicy,
     Playbook,
 )
+from riskstream.core.storms import Storms
 from riskstream.errors import RiskstreamError
 
 __all__ = ["read_containment", "read_enrichment"]
@@ -28,7 +29,7 @@ __all__ = ["read_containment", "read_enrichment"]
 _ACTION_KEYS = ("kind", "version", "fraction", "approval", "revert_on_resolve", "ttl", "channel")
 _APPROVAL_KEYS = ("required", "timeout", "on_timeout", "separate_approver")
 _MODEL_KEYS = ("fallback_version", "known_good", "risk_class", *SYSTEM_KEYS)  # reports read those
-_LIMIT_KEYS = ("window", "max_models", "max_traffic_fraction")
+_LIMIT_KEYS = ("window", "max_models", "max_traffic_fraction", "storm_incidents", "storm_window")
 
 
 def read_containment(
@@ -59,8 +60,24 @@ def read_containment(
             max_traffic_fraction=number(fields["max_traffic_fraction"])
             if "max_traffic_fraction" in fields
             else limits.max_traffic_fraction,
+            storms=_storms(fields, limits.storms),
         )
     return ContainmentPolicy(tuple(playbooks), models, limits, routing_changes_topic)
+
+
+def _storms(fields: dict[str, YamlNode], default: Storms) -> Storms:
+    incidents = default.incidents
+    if "storm_incidents" in fields:
+        value = number(fields["storm_incidents"])
+        if value != int(value) or value < 0:
+            raise Problem(fields["storm_incidents"], "expected a whole number >= 0 (0: off)")
+        incidents = int(value)
+    window = default.window_s
+    if "storm_window" in fields:
+        window = number(fields["storm_window"])
+        if not window > 0:
+            raise Problem(fields["storm_window"], "expected a number of seconds > 0")
+    return Storms(incidents, window)
 
 
 def _list_of_strings(node: YamlNode) -> tuple[str, ...]:

@@ -5,6 +5,11 @@ until a named person says so, and that the record shows who decided and when.
 A :class:`PendingAction` is that record; its ``status`` moves once, from
 ``pending`` to ``approved``, ``rejected`` or ``expired`` (and approved ones on to
 ``applied``), never back.
+
+An incident storm (many incidents of one monitor in a short window, see
+:mod:`riskstream.core.storms`) is held as one *grouped* action: ``group`` names the
+monitor, and its :class:`Member` incidents are stored beside it, so a person
+decides once for all of them and each member is still changed at most once.
 """
 
 from __future__ import annotations
@@ -14,9 +19,19 @@ from typing import Any
 
 from riskstream.errors import ContainmentError, NotPermittedError
 
-__all__ = ["DECIDED", "PendingAction", "check_decision"]
+__all__ = [
+    "DECIDED",
+    "GROUPED_MODEL",
+    "STATUSES",
+    "ActionSummary",
+    "Member",
+    "PendingAction",
+    "check_decision",
+]
 
 DECIDED = ("approved", "rejected", "expired")
+STATUSES = ("pending", *DECIDED, "applied")
+GROUPED_MODEL = "*"  # the model_id of a grouped action: each member names its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +56,7 @@ class PendingAction:
     decided_at: float | None = None
     note: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    group: str | None = None  # a storm's grouped action: the monitor whose incidents it holds
 
     def to_data(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +67,38 @@ class PendingAction:
 
     def decided(self, status: str, by: str, at: float, note: str = "") -> PendingAction:
         return replace(self, status=status, decided_by=by, decided_at=at, note=note)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One incident held in a grouped action: what to change, and where.
+
+    ``index`` is the action's place in the incident's playbook, so carrying it out
+    uses the same change id as it would have alone (at most once either way).
+    """
+
+    incident_id: str
+    model_id: str
+    index: int
+    at: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Member:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSummary:
+    """What the pending gauges show, read in constant time: how many wait, since when,
+    and the next deadline (0 for none)."""
+
+    pending: int
+    oldest: float
+    next_deadline: float
 
 
 def check_decision(pending: PendingAction, status: str, by: str) -> None:

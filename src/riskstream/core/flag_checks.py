@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import orjson
 
-from riskstream.core.approvals import PendingAction
+from riskstream.core.approvals import STATUSES, Member, PendingAction
 from riskstream.core.routing import FlagChange
 from riskstream.errors import ContainmentError
 
@@ -17,11 +17,17 @@ __all__ = [
     "check_audit_range",
     "check_change",
     "check_event",
+    "check_list",
     "check_new_pending",
+    "index_member",
+    "member_from_json",
+    "member_to_json",
     "pending_from_json",
     "pending_to_json",
+    "refuse_join",
     "refuse_mark_applied",
     "unknown_action",
+    "unknown_cursor",
 ]
 
 
@@ -91,3 +97,48 @@ def refuse_mark_applied(pending: PendingAction) -> None:
             f"action {pending.action_id} is {pending.status}, not approved: only an "
             "approved action can be marked applied; nothing changed"
         )
+
+
+def check_list(status: str | None, limit: int | None) -> None:
+    """Refuse a status no action can have, and a page size below one."""
+    if status is not None and status not in STATUSES:
+        raise ContainmentError(f"action status {status!r}: use one of {', '.join(STATUSES)}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 or None (all), got {limit}")
+
+
+def index_member(pending: PendingAction) -> str:
+    """The action's place in a status index: its request time, zero-padded so that
+    the byte order of the strings is the time order, then its id (ties).
+
+    >>> index_member(PendingAction("a1", "i", "m", {}, "x", 1796231031.5, None))
+    '00001796231031.500000|a1'
+    """
+    return f"{max(pending.requested_at, 0.0):021.6f}|{pending.action_id}"
+
+
+def unknown_cursor(after: str) -> ContainmentError:
+    return ContainmentError(
+        f"cannot page after action {after!r}: no such action is stored; start again "
+        "without a cursor"
+    )
+
+
+def refuse_join(pending: PendingAction) -> None:
+    if pending.group is None:
+        raise ContainmentError(
+            f"action {pending.action_id} is not a grouped action; nothing joined"
+        )
+    if pending.status != "pending":
+        raise ContainmentError(
+            f"grouped action {pending.action_id} is {pending.status}, not pending: "
+            "start a new group; nothing joined"
+        )
+
+
+def member_to_json(member: Member) -> bytes:
+    return orjson.dumps(member.to_data())
+
+
+def member_from_json(data: bytes | str) -> Member:
+    return Member.from_data(orjson.loads(data))

@@ -293,6 +293,11 @@ class Correlation:
     lineage: Mapping[str, Sequence[str]] = field(default_factory=dict)
     window_s: float = 3600.0
 
+    def subjects(self, subject: str) -> set[str]:
+        """The subjects whose incidents may be related to one on ``subject``."""
+        lineage = self.lineage
+        return {subject, *downstream_of(subject, lineage), *upstream_of(subject, lineage)}
+
     def related(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
         if a.get("parent_id") == b.get("incident_id") or b.get("parent_id") == a.get("incident_id"):
             return True

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from riskstream.core.routing import RoutingFlag
+from riskstream.core.storms import Storms
 from riskstream.errors import ConfigError, ContainmentError
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Limits",
     "ModelPolicy",
     "Playbook",
+    "gated_by_approval",
     "select_playbook",
     "target_flag",
 ]
@@ -125,6 +127,7 @@ class Limits:
     window_s: float = 3600.0
     max_models: int = 10
     max_traffic_fraction: float = 1.0
+    storms: Storms = field(default_factory=Storms)  # many incidents of one monitor: one action
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,35 @@ class ModelPolicy:
     fallback_version: str | None = None
     known_good: str | None = None
     risk_class: str = "minimal"
+
+
+def gated_by_approval(
+    playbooks: Sequence[Playbook], model_id: str, mode: str | None, changes_version: bool
+) -> str:
+    """Why a manual change to ``model_id`` is one the playbooks let happen only with a
+    person's approval ('' if none): an approval-gated action of a playbook that can
+    match the model sets the same mode (or, for a version change, any version).
+
+    >>> gated = Action("block", approval=Approval(required=True))
+    >>> books = [Playbook("p", (gated,), subjects=("chat*",))]
+    >>> gated_by_approval(books, "chatbot", "blocked", False)
+    "playbook p's block needs approval"
+    >>> gated_by_approval(books, "chatbot", "shadow", False)
+    ''
+    >>> gated_by_approval(books, "x", "blocked", False)
+    ''
+    """
+    for book in playbooks:
+        if book.subjects and not any(fnmatch.fnmatchcase(model_id, p) for p in book.subjects):
+            continue
+        for action in book.actions:
+            if not action.approval.required or not action.changes_routing:
+                continue
+            same_mode = mode is not None and _MODE_OF[action.kind] == mode and mode != "normal"
+            version = changes_version and action.kind in ("route-to-version", "fallback")
+            if same_mode or version:
+                return f"playbook {book.name}'s {action.kind} needs approval"
+    return ""
 
 
 def select_playbook(playbooks: Sequence[Playbook], incident: Mapping[str, Any]) -> Playbook | None:

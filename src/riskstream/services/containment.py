@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from riskstream.codec import encode_cloudevent
-from riskstream.core.approvals import PendingAction
+from riskstream.core.approvals import GROUPED_MODEL, Member, PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.incident_records import (
     DETECTION_ACTOR,
@@ -33,21 +34,26 @@ from riskstream.core.incident_records import (
 from riskstream.core.playbooks import (
     Action,
     ContainmentPolicy,
+    Playbook,
+    gated_by_approval,
     last_known_good,
     select_playbook,
     target_flag,
 )
 from riskstream.core.routing import FlagChange, RoutingFlag, change_id
+from riskstream.core.storms import StormControl
 from riskstream.core.timeutil import format_time, parse_time
-from riskstream.errors import ContainmentError
+from riskstream.errors import ContainmentError, NotPermittedError
 from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
 
-__all__ = ["CONTAINMENT_ACTOR", "ROUTING_CHANGED", "ContainmentService"]
+__all__ = ["CONTAINMENT_ACTOR", "RESERVED_ACTORS", "ROUTING_CHANGED", "ContainmentService"]
 
 log = logging.getLogger(__name__)
 
 CONTAINMENT_ACTOR = "riskstream/containment"
+TIMEOUT_ACTOR = "riskstream/timeout"
+RESERVED_ACTORS = "riskstream"  # riskstream and riskstream/...: its own processes, no person
 ROUTING_CHANGED = "io.riskstream.routing.changed"
 _INCIDENT_FIELDS = ("incident_id", "type", "severity", "subject", "onset_at", "summary")
 
@@ -79,7 +85,15 @@ class ContainmentService:
         self._clock = clock
         self._incidents = incidents
         self._correlation = correlation or Correlation()
-        self._audit_entries: list[AuditEntry] = []  # read incrementally; the trail only grows
+        self._storms = StormControl(policy.limits.storms)
+        # The audit trail, read incrementally (it only grows) into the indexes that keep
+        # each action's cost constant: entries by change id and by model, and the
+        # models automatic containment changed within the limits' window.
+        self._audit_seq = 0
+        self._by_change: dict[str, AuditEntry] = {}
+        self._by_model: dict[str, list[AuditEntry]] = {}
+        self._touches: deque[tuple[float, str]] = deque()
+        self._touched: Counter[str] = Counter()
 
     # -- inputs -----------------------------------------------------------------
 
@@ -88,7 +102,7 @@ class ContainmentService:
         received = self._clock()
         self._metrics.incidents.inc()
         incident_id = str(incident["incident_id"])
-        self._record_new(incident_id, incident, received)
+        new = self._record_new(incident_id, incident, received)
         if incident.get("status") == "resolved":
             return self.on_resolved(incident)
         self._catch_up_deploys(incident)
@@ -96,9 +110,20 @@ class ContainmentService:
         if playbook is None:
             log.info("incident %s: no playbook matches", incident_id)
             return []
+        # A storm counts incidents, not their updates; an update of an incident a storm
+        # holds stays held (its group decides), whatever the count now.
+        held = None if new else self._held_by(incident_id)
+        storm = None
+        if new:
+            storm = self._storms.admit(str(incident.get("monitor") or ""), received)
         outcomes = []
         for index, action in enumerate(playbook.actions):
-            outcome = self._start(index, action, incident)
+            if held is not None and action.changes_routing:
+                outcome = f"pending: held in grouped action {held}"
+            elif storm is not None and action.changes_routing:
+                outcome = self._join_storm(storm, playbook, index, action, incident, received)
+            else:
+                outcome = self._start(index, action, incident)
             self._metrics.actions.labels(action.kind, outcome.split(":")[0]).inc()
             self._note_action(
                 incident_id, CONTAINMENT_ACTOR, action.kind, outcome, change_id(incident_id, index)
@@ -115,6 +140,13 @@ class ContainmentService:
         if event.get("kind") != "deploy" or not event.get("version"):
             return None
         model_id, version = str(event["subject"]), str(event["version"])
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in version + model_id):
+            log.error(
+                "deploy event %s: its subject or version holds control characters (%r, %r); "
+                "not recorded: a serving layer would misread it",
+                event.get("event_id"), model_id, version,
+            )  # fmt: skip
+            return None
         at = parse_time(str(event["time"]))
         actor = str(event.get("actor") or "unknown")
         reason = f"deploy {version} by {actor}: {event.get('description', '')}".strip(": ")
@@ -131,14 +163,15 @@ class ContainmentService:
 
     def on_resolved(self, incident: Mapping[str, Any]) -> list[str]:
         """Undo the actions marked ``revert_on_resolve``, unless someone changed the flag since."""
+        incident_id = str(incident["incident_id"])
+        self._expire_actions_of(incident_id)
         playbook = select_playbook(self._policy.playbooks, incident)
         if playbook is None:
             return []
-        incident_id = str(incident["incident_id"])
-        by_change = {e.change_id: e for e in self._audit()}
+        self._catch_up()
         outcomes = []
         for index, action in enumerate(playbook.actions):
-            applied = by_change.get(change_id(incident_id, index))
+            applied = self._by_change.get(change_id(incident_id, index))
             if not action.revert_on_resolve or applied is None:
                 continue
             current = self._flags.get(applied.model_id)
@@ -168,12 +201,29 @@ class ContainmentService:
     # -- approvals ----------------------------------------------------------------
 
     def decide(self, action_id: str, status: str, by: str, note: str = "") -> PendingAction:
-        """Approve or reject a pending action; an approved one is carried out at once."""
+        """Approve or reject a pending action; an approved one is carried out at once.
+
+        An action of an incident resolved meanwhile is not carried out: it expires.
+        """
+        pending = self._approvals.get(action_id)
+        if (
+            status == "approved"
+            and pending is not None
+            and pending.group is None
+            and self._resolved(pending.incident_id)
+        ):
+            self._expire_actions_of(pending.incident_id)
+            raise ContainmentError(
+                f"action {action_id} cannot be approved: its incident "
+                f"{pending.incident_id} is resolved, so its pending actions expired"
+            )
         decided = self._approvals.decide(action_id, status, by, self._clock(), note)
         self._metrics.actions.labels(decided.action["kind"], status).inc()
         self._refresh_pending_gauge()
         self._decided(decided)
-        if status == "approved":
+        if status == "approved" and decided.group is not None:
+            self._carry_out_group(decided, actor=by)
+        elif status == "approved":
             outcome = self._carry_out(decided, actor=by)
             if outcome.startswith("failed"):
                 raise ContainmentError(f"approved, but not applied: {outcome[len('failed: ') :]}")
@@ -183,19 +233,19 @@ class ContainmentService:
         """Expire pending actions past their deadline; apply those whose playbook says so."""
         now = self._clock()
         expired = []
-        for pending in self._approvals.list("pending"):
-            if pending.expires_at is None or pending.expires_at > now:
-                continue
+        for pending in self._approvals.due(now):
             try:
                 decided = self._approvals.decide(
-                    pending.action_id, "expired", "riskstream/timeout", now, "approval timed out"
+                    pending.action_id, "expired", TIMEOUT_ACTOR, now, "approval timed out"
                 )
             except ContainmentError:  # decided meanwhile by a person: theirs stands
                 continue
             self._metrics.actions.labels(pending.action["kind"], "expired").inc()
             self._decided(decided)
-            if decided.on_timeout == "apply":
-                self._carry_out(decided, actor="riskstream/timeout")
+            if decided.on_timeout == "apply" and decided.group is not None:
+                self._carry_out_group(decided, actor=TIMEOUT_ACTOR)
+            elif decided.on_timeout == "apply" and not self._resolved(decided.incident_id):
+                self._carry_out(decided, actor=TIMEOUT_ACTOR)
             expired.append(decided)
         self._refresh_pending_gauge()
         return expired
@@ -211,9 +261,10 @@ class ContainmentService:
         for model_id, flag in self._flags.all().items():
             if flag.expires_at is None or flag.expires_at > now:
                 continue
+            self._catch_up()
             setting = next(
-                (e for e in reversed(self._audit())
-                 if e.model_id == model_id and e.after.get("revision") == flag.revision),
+                (e for e in reversed(self._by_model.get(model_id, ()))
+                 if e.after.get("revision") == flag.revision),
                 None,
             )  # fmt: skip
             before = setting.before if setting is not None else None
@@ -249,8 +300,14 @@ class ContainmentService:
         version: str | None = None,
         mode: str | None = None,
         traffic_fraction: float | None = None,
+        approver: bool = False,
     ) -> RoutingFlag:
-        """A person sets a model's flag by hand: audited under their name, published."""
+        """A person sets a model's flag by hand: audited under their name, published.
+
+        Only an ``approver`` may undo what a person approved, or make a change the
+        playbooks allow only with approval: anyone else would get around human
+        oversight with a manual override.
+        """
         if not reason.strip():
             raise ContainmentError("a manual flag change needs a reason, for the audit trail")
         cid = f"manual:{model_id}:{uuid.uuid4().hex}"
@@ -259,6 +316,8 @@ class ContainmentService:
         def wanted(current: RoutingFlag | None) -> RoutingFlag:
             if current is None and version is None:
                 raise ContainmentError(f"{model_id} has no flag yet: give a version to create one")
+            if not approver:
+                self._refuse_unapproved(model_id, current, by, version, mode)
             base = current or RoutingFlag(model_id=model_id, active_version=str(version))
             changes: dict[str, Any] = {"mode": mode, "traffic_fraction": traffic_fraction}
             changes["active_version"] = version
@@ -285,9 +344,19 @@ class ContainmentService:
         """Actions waiting for a person."""
         return self._approvals.list("pending")
 
-    def actions(self, status: str | None = None) -> list[PendingAction]:
-        """Actions held for approval, in any state (``None``: all)."""
-        return self._approvals.list(status)
+    def actions(
+        self,
+        status: str | None = None,
+        incident_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[PendingAction]:
+        """Actions held for approval, in any state (``None``: all), a page at a time."""
+        return self._approvals.list(status, incident_id=incident_id, after=after, limit=limit)
+
+    def members(self, action_id: str) -> list[Member]:
+        """The incidents a grouped (storm) action holds."""
+        return self._approvals.members(action_id)
 
     def action(self, action_id: str) -> PendingAction | None:
         return self._approvals.get(action_id)
@@ -325,13 +394,15 @@ class ContainmentService:
                 continue
             self.on_change_event(change)
 
-    def _record_new(self, incident_id: str, incident: Mapping[str, Any], at: float) -> None:
-        """Record the incident; a new one joins the group of a related open one."""
+    def _record_new(self, incident_id: str, incident: Mapping[str, Any], at: float) -> bool:
+        """Record the incident; a new one joins the group of a related open one.
+        Whether it is new (True without an incident store: nothing says otherwise)."""
         if self._incidents is None:
-            return
+            return True
         group = None
-        if self._incidents.get(incident_id) is None:
-            group = correlate(incident, self._incidents.recent(200), self._correlation)
+        new = self._incidents.get(incident_id) is None
+        if new:
+            group = correlate(incident, self._neighbours(incident), self._correlation)
         self._record(incident_id, lambda r: record_incident(r, incident, at, group))
         if group is not None:
             detail = f"related incident {incident_id}: {headline(incident)}"
@@ -341,6 +412,34 @@ class ContainmentService:
                     r, at, "correlated", DETECTION_ACTOR, detail, f"member:{incident_id}"
                 ),
             )  # fmt: skip
+        return new
+
+    def _held_by(self, incident_id: str) -> str | None:
+        """The grouped (storm) action holding this incident, if one does."""
+        held = [a for a in self._approvals.list(incident_id=incident_id) if a.group is not None]
+        return held[0].action_id if held else None
+
+    def _neighbours(self, incident: Mapping[str, Any]) -> list[IncidentRecord]:
+        """The stored incidents a new one may be related to: those of related subjects
+        within the correlation window, and its parent."""
+        assert self._incidents is not None
+        rules = self._correlation
+        if rules.window_s <= 0:
+            return []
+        try:
+            detected = parse_time(str(incident["detected_at"]))
+        except (KeyError, ValueError):
+            detected = self._clock()
+        found = self._incidents.near(
+            rules.subjects(str(incident.get("subject"))),
+            detected - rules.window_s,
+            detected + rules.window_s,
+        )
+        parent = incident.get("parent_id")
+        if parent and all(r.incident_id != parent for r in found):
+            record = self._incidents.get(str(parent))
+            found += [record] if record is not None else []
+        return found
 
     def _note_action(self, incident_id: str, actor: str, what: str, outcome: str, key: str) -> None:
         at = self._clock()
@@ -405,6 +504,118 @@ class ContainmentService:
             return f"pending: {over_limit or 'approval required'}"
         return self._apply(cid, action, incident, CONTAINMENT_ACTOR)
 
+    def _join_storm(
+        self,
+        storm: str,
+        playbook: Playbook,
+        index: int,
+        action: Action,
+        incident: Mapping[str, Any],
+        at: float,
+    ) -> str:
+        """Hold the incident's action in its storm's grouped action (one per playbook
+        action), to be decided once for every incident of the storm."""
+        monitor = str(incident.get("monitor") or "")
+        incident_id = str(incident["incident_id"])
+        member = Member(
+            incident_id, str(incident["subject"]), index, at,
+            {k: str(incident[k]) for k in _INCIDENT_FIELDS if k in incident},
+        )  # fmt: skip
+        for _ in range(100):
+            group_id = change_id(storm, index, f"storm:{playbook.name}")
+            timeout = action.approval.timeout_s
+            self._approvals.add(
+                PendingAction(
+                    action_id=group_id, incident_id=f"storm:{storm}", model_id=GROUPED_MODEL,
+                    action=action.to_data(), requested_by=CONTAINMENT_ACTOR, requested_at=at,
+                    expires_at=None if timeout is None else at + timeout,
+                    on_timeout=action.approval.on_timeout,
+                    separate_approver=action.approval.separate_approver,
+                    note=f"incident storm: monitor {monitor} opened more than "
+                    f"{self._policy.limits.storms.incidents} incidents within "
+                    f"{self._policy.limits.storms.window_s:.0f} s; one decision for all",
+                    labels={"monitor": monitor, "playbook": playbook.name, "storm": storm},
+                    group=monitor,
+                )
+            )  # fmt: skip
+            try:
+                self._approvals.join(group_id, member)
+            except ContainmentError:  # decided meanwhile: the storm goes on in a new group
+                storm = self._storms.renew(monitor, at)
+                continue
+            self._refresh_pending_gauge()
+            return f"pending: grouped into action {group_id} (incident storm of {monitor})"
+        raise ContainmentError(f"incident {incident_id}: no storm group would take it")
+
+    def _carry_out_group(self, group: PendingAction, actor: str) -> list[str]:
+        """Carry out a decided grouped action for each member whose incident is open."""
+        action = Action.from_data(group.action)
+        outcomes = []
+        for member in self._approvals.members(group.action_id):
+            cid = change_id(member.incident_id, member.index)
+            if self._resolved(member.incident_id):
+                outcome = "skipped: the incident is resolved"
+            else:
+                outcome = self._apply(cid, action, member.labels, actor)
+            self._metrics.actions.labels(action.kind, outcome.split(":")[0]).inc()
+            self._note_action(member.incident_id, actor, action.kind, outcome, cid)
+            outcomes.append(outcome)
+        if group.status == "approved" and not any(o.startswith("failed") for o in outcomes):
+            self._approvals.mark_applied(group.action_id)
+        return outcomes
+
+    def _resolved(self, incident_id: str) -> bool:
+        if self._incidents is None:
+            return False
+        record = self._incidents.get(incident_id)
+        return record is not None and record.status == "resolved"
+
+    def _expire_actions_of(self, incident_id: str) -> None:
+        """A resolved incident's pending actions expire: approving one later must not
+        change a model for an incident that is over.  (A grouped action stays: it skips
+        resolved members when carried out.)"""
+        now = self._clock()
+        for pending in self._approvals.list("pending", incident_id=incident_id):
+            if pending.group is not None:
+                continue
+            try:
+                decided = self._approvals.decide(
+                    pending.action_id, "expired", CONTAINMENT_ACTOR, now,
+                    f"incident {incident_id} resolved",
+                )  # fmt: skip
+            except ContainmentError:  # decided meanwhile
+                continue
+            self._metrics.actions.labels(pending.action["kind"], "expired").inc()
+            self._decided(decided)
+        self._refresh_pending_gauge()
+
+    def _refuse_unapproved(
+        self,
+        model_id: str,
+        current: RoutingFlag | None,
+        by: str,
+        version: str | None,
+        mode: str | None,
+    ) -> None:
+        """Refuse a manual change that would get around a person's approval."""
+        why = ""
+        if current is not None and current.incident_id and current.actor != CONTAINMENT_ACTOR:
+            why = (
+                f"its flag (revision {current.revision}) was set for incident "
+                f"{current.incident_id} with the approval of {current.actor}"
+            )
+        else:
+            changes_version = version is not None and (
+                current is None or version != current.active_version
+            )
+            changes_mode = mode if current is None or mode != current.mode else None
+            why = gated_by_approval(self._policy.playbooks, model_id, changes_mode, changes_version)
+        if why:
+            raise NotPermittedError(
+                f"{by} may not change the flag of {model_id}: {why}. Changing it needs "
+                "the approver role: ask an approver to make the change"
+            )
+
     def _carry_out(self, pending: PendingAction, actor: str) -> str:
         outcome = self._apply(
             pending.action_id, Action.from_data(pending.action), pending.labels, actor
@@ -467,10 +678,11 @@ class ContainmentService:
         self._producer.flush()
 
     def _history(self, model_id: str) -> list[tuple[float, str | None, str]]:
+        self._catch_up()
         return [
             (e.at, (e.before or {}).get("active_version"), str(e.after.get("active_version")))  # type: ignore[misc]
-            for e in self._audit()
-            if e.model_id == model_id and "active_version" in e.after
+            for e in self._by_model.get(model_id, ())
+            if "active_version" in e.after
         ]
 
     def _over_limits(self, model_id: str, action: Action) -> str:
@@ -481,10 +693,14 @@ class ContainmentService:
                 f"over the automatic limit: {action.fraction:.0%} of traffic "
                 f"> {limits.max_traffic_fraction:.0%}"
             )
+        self._catch_up()
         since = self._clock() - limits.window_s
-        touched = {
-            e.model_id for e in self._audit() if e.actor == CONTAINMENT_ACTOR and e.at >= since
-        }
+        touches, touched = self._touches, self._touched
+        while touches and touches[0][0] < since:
+            _, old = touches.popleft()
+            touched[old] -= 1
+            if not touched[old]:
+                del touched[old]
         if model_id not in touched and len(touched) >= limits.max_models:
             return (
                 f"over the automatic limit: {len(touched)} models changed in the last "
@@ -492,16 +708,21 @@ class ContainmentService:
             )
         return ""
 
-    def _audit(self) -> list[AuditEntry]:
-        """The audit trail, fetching only the entries appended since the last call."""
-        last = self._audit_entries[-1].seq if self._audit_entries else 0
-        self._audit_entries.extend(self._flags.audit(last))
-        self._metrics.audit_length.set(len(self._audit_entries))
-        return self._audit_entries
+    def _catch_up(self) -> None:
+        """Index the audit entries appended since the last call (by change id, by
+        model, and automatic containment's recent changes for the limits)."""
+        since = self._clock() - self._policy.limits.window_s
+        for entry in self._flags.audit(self._audit_seq):
+            self._audit_seq = entry.seq
+            self._by_change[entry.change_id] = entry
+            self._by_model.setdefault(entry.model_id, []).append(entry)
+            if entry.actor == CONTAINMENT_ACTOR and entry.at >= since:
+                self._touches.append((entry.at, entry.model_id))
+                self._touched[entry.model_id] += 1
+        self._metrics.audit_length.set(self._audit_seq)
 
     def _refresh_pending_gauge(self) -> None:
-        pending = self._approvals.list("pending")
-        deadlines = [p.expires_at for p in pending if p.expires_at is not None]
-        self._metrics.pending.set(len(pending))
-        self._metrics.oldest_pending.set(min((p.requested_at for p in pending), default=0))
-        self._metrics.next_deadline.set(min(deadlines, default=0))
+        summary = self._approvals.summary()
+        self._metrics.pending.set(summary.pending)
+        self._metrics.oldest_pending.set(summary.oldest)
+        self._metrics.next_deadline.set(summary.next_deadline)

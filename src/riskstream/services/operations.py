@@ -9,11 +9,13 @@ containment worker reverts what it did and notification receivers close the page
 
 from __future__ import annotations
 
+import math
 import time
+import unicodedata
 from collections.abc import Callable
 
 from riskstream.codec import encode_cloudevent
-from riskstream.core.approvals import PendingAction
+from riskstream.core.approvals import STATUSES, Member, PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.incident_records import (
     IncidentFilter,
@@ -28,13 +30,20 @@ from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.core.timeutil import format_time
 from riskstream.errors import ContainmentError, InputError, NotFoundError
 from riskstream.ports import IncidentStore, Producer
-from riskstream.services.containment import ContainmentService
+from riskstream.services.containment import RESERVED_ACTORS, ContainmentService
 
-__all__ = ["ACTION_STATUSES", "INCIDENT_RESOLVED", "OperatorService"]
+__all__ = [
+    "ACTION_STATUSES",
+    "INCIDENT_RESOLVED",
+    "OperatorService",
+    "check_actor",
+    "check_fraction",
+    "check_text",
+]
 
 SCANNED = 2000  # the latest incidents a filtered list looks through, at least
 
-ACTION_STATUSES = ("pending", "approved", "rejected", "expired", "applied")
+ACTION_STATUSES = STATUSES
 
 
 class OperatorService:
@@ -58,13 +67,22 @@ class OperatorService:
     # -- incidents ------------------------------------------------------------------
 
     def incidents(
-        self, where: IncidentFilter | None = None, limit: int = 100
+        self, where: IncidentFilter | None = None, limit: int = 100, after: str | None = None
     ) -> list[IncidentRecord]:
         """The latest incidents that match, most recently detected first (among the
-        latest max(10 x limit, SCANNED) incidents: a list, not an archive search)."""
+        latest max(10 x limit, SCANNED) incidents: a list, not an archive search);
+        ``after`` (the last incident id of the previous page) pages on."""
         where = where or IncidentFilter()
         scanned = self._incidents.recent(max(limit * 10, SCANNED))
-        return [r for r in scanned if where.matches(r)][:limit]
+        found = [r for r in scanned if where.matches(r)]
+        if after is not None:
+            place = next((i for i, r in enumerate(found) if r.incident_id == after), None)
+            if place is None:
+                raise InputError(
+                    f"cursor {after!r} is not among the incidents listed; start without one"
+                )
+            found = found[place + 1 :]
+        return found[:limit]
 
     def incident(self, incident_id: str) -> IncidentRecord:
         record = self._incidents.get(incident_id)
@@ -104,13 +122,36 @@ class OperatorService:
     # -- actions and flags -------------------------------------------------------
 
     def actions(
-        self, status: str | None = "pending", incident_id: str | None = None
+        self,
+        status: str | None = "pending",
+        incident_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[PendingAction]:
-        """Actions held for approval (``status=None``: all), of one incident if given."""
+        """Actions held for approval (``status=None``: all), of one incident if given,
+        oldest first; ``after`` (the last action id of the previous page) and ``limit``
+        page through them."""
         if status is not None and status not in ACTION_STATUSES:
             raise InputError(f"status {status!r}: use one of {', '.join(ACTION_STATUSES)}")
-        found = self._containment.actions(status)
-        return [a for a in found if incident_id is None or a.incident_id == incident_id]
+        if limit is not None and limit < 1:
+            raise InputError(f"limit {limit}: give a page size of at least 1")
+        if after is not None and self._containment.action(after) is None:
+            raise InputError(f"cursor {after!r} is no action's id: start without one")
+        return self._containment.actions(status, incident_id, after, limit)
+
+    def members(
+        self, action_id: str, after: str | None = None, limit: int | None = None
+    ) -> list[Member]:
+        """The incidents a grouped (incident-storm) action holds, in the order they
+        joined; ``after`` (an incident id) and ``limit`` page through them."""
+        self.action(action_id)
+        members = self._containment.members(action_id)
+        if after is not None:
+            place = next((i for i, m in enumerate(members) if m.incident_id == after), None)
+            if place is None:
+                raise InputError(f"cursor {after!r} is not a member of {action_id}")
+            members = members[place + 1 :]
+        return members if limit is None else members[:limit]
 
     def action(self, action_id: str) -> PendingAction:
         pending = self._containment.action(action_id)
@@ -128,6 +169,13 @@ class OperatorService:
 
     def flags(self) -> dict[str, RoutingFlag]:
         return self._containment.flags()
+
+    def flag_page(self, after: str | None = None, limit: int | None = None) -> list[RoutingFlag]:
+        """Flags by model id; ``after`` (a model id) and ``limit`` page through them.
+        (The flag hash holds one entry per model, so this reads it whole.)"""
+        flags = self.flags()
+        ids = sorted(m for m in flags if after is None or m > after)
+        return [flags[m] for m in (ids if limit is None else ids[:limit])]
 
     def flag(self, model_id: str) -> RoutingFlag:
         flag = self.flags().get(model_id)
@@ -147,19 +195,26 @@ class OperatorService:
         version: str | None = None,
         mode: str | None = None,
         traffic_fraction: float | None = None,
+        approver: bool = False,
     ) -> RoutingFlag:
-        """A manual override; refuses values the serving layer could not act on."""
+        """A manual override; refuses values the serving layer could not act on.
+
+        ``approver``: whether the caller holds the approver role, which undoing an
+        approved decision, or making a change the playbooks gate by approval, needs.
+        """
         if version is None and mode is None and traffic_fraction is None:
             raise InputError("say what to change: a version, a mode or a traffic_fraction")
-        if version is not None and not version.strip():
-            raise InputError("version must not be empty")
+        if version is not None:
+            check_text("version", version, 128)
         if mode is not None and mode not in MODES:
             raise InputError(f"mode {mode!r}: use one of {', '.join(MODES)}")
-        if traffic_fraction is not None and not 0.0 <= traffic_fraction <= 1.0:
-            raise InputError(f"traffic_fraction {traffic_fraction}: give a share from 0 to 1")
+        if traffic_fraction is not None:
+            check_fraction(traffic_fraction)
+        if reason.strip():  # (an empty one: the containment service says why it needs one)
+            check_text("reason", reason, 2000, newlines=True)
         return self._containment.override(
             model_id, _named(by), reason,
-            version=version, mode=mode, traffic_fraction=traffic_fraction,
+            version=version, mode=mode, traffic_fraction=traffic_fraction, approver=approver,
         )  # fmt: skip
 
     def report(self, incident_id: str, kind: str, fmt: str, settings: ReportSettings) -> str:
@@ -198,7 +253,64 @@ class OperatorService:
 
 
 def _named(by: str) -> str:
-    """Who did it, or an error: an anonymous write has no place in an audit trail."""
+    """Who did it, or an error: an anonymous write has no place in an audit trail, and
+    riskstream's own names (``riskstream``, ``riskstream/...``) are no person's."""
     if not by or not by.strip():
         raise ContainmentError("say who you are (--by NAME, or the API token's user)")
-    return by.strip()
+    by = by.strip()
+    check_actor(by)
+    return by
+
+
+def check_actor(by: str) -> None:
+    """Refuse a reserved or unprintable actor name.
+
+    >>> check_actor("dr.lee (os user lee)")
+    >>> check_actor("riskstream/containment")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    riskstream.errors.InputError: the name 'riskstream/containment' is reserved ...
+    """
+    low = by.lower()
+    if low == RESERVED_ACTORS or low.startswith(RESERVED_ACTORS + "/"):
+        raise InputError(
+            f"the name {by!r} is reserved for riskstream's own processes; give your own name"
+        )
+    check_text("name", by, 200)
+
+
+def check_text(what: str, text: str, longest: int, newlines: bool = False) -> None:
+    r"""Refuse empty text, NUL and other control characters (newlines and tabs only where
+    ``newlines``), and text longer than ``longest``: they would forge or garble what a
+    person later reads in a table, a log or a serving layer's config.
+
+    >>> check_text("version", "v1\n", 128)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    riskstream.errors.InputError: version 'v1\n' holds a control character (U+000A); ...
+    """
+    if not text.strip():
+        raise InputError(f"{what} must not be empty")
+    if len(text) > longest:
+        raise InputError(f"{what} is {len(text)} characters long; at most {longest}")
+    allowed = "\n\t" if newlines else ""
+    bad = next((c for c in text if unicodedata.category(c) == "Cc" and c not in allowed), None)
+    if bad is None:
+        bad = next((c for c in text if unicodedata.category(c) in ("Cf", "Zl", "Zp")
+                    and c not in "\u200d"), None)  # fmt: skip
+    if bad is not None:
+        raise InputError(
+            f"{what} {text!r} holds a control character (U+{ord(bad):04X}); use printable text"
+        )
+
+
+def check_fraction(value: float) -> None:
+    """A share of traffic: a number from 0 to 1, and not -0.0 (which prints as -0%).
+
+    >>> check_fraction(-0.0)
+    Traceback (most recent call last):
+    ...
+    riskstream.errors.InputError: traffic_fraction -0.0: give a share from 0 to 1
+    """
+    if not (0.0 <= value <= 1.0) or math.copysign(1.0, value) < 0:
+        raise InputError(f"traffic_fraction {value}: give a share from 0 to 1")

@@ -40,7 +40,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from riskstream.core import flag_checks as checks
-from riskstream.core.approvals import PendingAction, check_decision
+from riskstream.core.approvals import ActionSummary, Member, PendingAction, check_decision
 from riskstream.core.audit import GENESIS, next_entry, verify_with_head
 from riskstream.core.routing import FlagChange, RoutingFlag
 from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
@@ -165,11 +165,17 @@ def _copy(entry: AuditEntry) -> AuditEntry:
 
 
 class InMemoryApprovalStore:
-    """Thread-safe, process-local approval store; everything is lost when it is dropped."""
+    """Thread-safe, process-local approval store; everything is lost when it is dropped.
+
+    Lists sort what is stored (the embedded mode holds few actions); the Redis store
+    keeps indexes instead, and both answer the same (``tests/contract``).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._actions: dict[str, bytes] = {}  # action_id -> JSON, as Redis keeps it
+        self._members: dict[str, dict[str, bytes]] = {}  # grouped action -> incident -> JSON
+        self._of_incident: dict[str, builtins.list[str]] = {}
 
     def add(self, pending: PendingAction) -> bool:
         checks.check_new_pending(pending)
@@ -178,6 +184,7 @@ class InMemoryApprovalStore:
             if pending.action_id in self._actions:
                 return False
             self._actions[pending.action_id] = data
+            self._of_incident.setdefault(pending.incident_id, []).append(pending.action_id)
             return True
 
     def get(self, action_id: str) -> PendingAction | None:
@@ -185,14 +192,61 @@ class InMemoryApprovalStore:
             data = self._actions.get(action_id)
         return None if data is None else checks.pending_from_json(data)
 
-    def list(self, status: str | None = None) -> builtins.list[PendingAction]:
+    def list(
+        self,
+        status: str | None = None,
+        *,
+        incident_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[PendingAction]:
+        checks.check_list(status, limit)
         with self._lock:
-            stored = builtins.list(self._actions.values())
-        actions = [checks.pending_from_json(data) for data in stored]
-        return sorted(
-            (action for action in actions if status is None or action.status == status),
+            if incident_id is None:
+                stored = builtins.list(self._actions.values())
+            else:
+                ids = self._of_incident.get(incident_id, [])
+                stored = [self._actions[i] for i in ids]
+            cursor = None if after is None else self._actions.get(after)
+        if after is not None and cursor is None:
+            raise checks.unknown_cursor(after)
+        actions = sorted(
+            (a for a in map(checks.pending_from_json, stored)
+             if status is None or a.status == status),
             key=lambda action: (action.requested_at, action.action_id),
-        )
+        )  # fmt: skip
+        if cursor is not None:
+            last = checks.pending_from_json(cursor)
+            actions = [a for a in actions if (a.requested_at, a.action_id) > (
+                last.requested_at, last.action_id)]  # fmt: skip
+        return actions if limit is None else actions[:limit]
+
+    def summary(self) -> ActionSummary:
+        pending = self.list("pending")
+        deadlines = [p.expires_at for p in pending if p.expires_at is not None]
+        oldest = min((p.requested_at for p in pending), default=0.0)
+        return ActionSummary(len(pending), oldest, min(deadlines, default=0.0))
+
+    def due(self, now: float) -> builtins.list[PendingAction]:
+        return [p for p in self.list("pending") if p.expires_at is not None and p.expires_at <= now]
+
+    def join(self, action_id: str, member: Member) -> bool:
+        with self._lock:
+            data = self._actions.get(action_id)
+            if data is None:
+                raise checks.unknown_action(action_id, "join an incident to")
+            checks.refuse_join(checks.pending_from_json(data))
+            members = self._members.setdefault(action_id, {})
+            if member.incident_id in members:
+                return False
+            members[member.incident_id] = checks.member_to_json(member)
+            self._of_incident.setdefault(member.incident_id, []).append(action_id)
+            return True
+
+    def members(self, action_id: str) -> builtins.list[Member]:
+        with self._lock:
+            raws = builtins.list(self._members.get(action_id, {}).values())
+        return sorted(map(checks.member_from_json, raws), key=lambda m: (m.at, m.incident_id))
 
     def decide(
         self, action_id: str, status: str, by: str, at: float, note: str = ""

@@ -7,7 +7,7 @@ store to the same behaviour.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from riskstream.core.incident_records import IncidentRecord
 from riskstream.ports import IncidentStore
@@ -43,6 +43,15 @@ class InMemoryIncidentStore:
             records = list(self._records.values())
         records.sort(key=lambda r: (r.detected_at, r.incident_id), reverse=True)
         return records[: max(limit, 0)]
+
+    def near(self, subjects: Iterable[str], since: float, until: float) -> list[IncidentRecord]:
+        wanted = set(subjects)
+        with self._lock:
+            records = list(self._records.values())
+        return sorted(
+            (r for r in records if r.subject in wanted and since <= r.detected_at <= until),
+            key=lambda r: r.incident_id,
+        )
 
     def close(self) -> None:
         pass

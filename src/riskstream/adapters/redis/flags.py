@@ -45,7 +45,7 @@ from riskstream.adapters.redis.client import client_from_url, translate_errors
 from riskstream.adapters.redis.keys import FLAGS_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import FlagKeys, flag_keys
 from riskstream.core import flag_checks as checks
-from riskstream.core.approvals import PendingAction, check_decision
+from riskstream.core.approvals import STATUSES, ActionSummary, Member, PendingAction, check_decision
 from riskstream.core.audit import (
     GENESIS,
     entry_from_data,
@@ -139,11 +139,96 @@ redis.call('HSET', KEYS[3], 'seq', ARGV[2], 'hash', ARGV[4])
 return {'recorded'}
 """
 
+# KEYS: pending, the old status's index, the new one's, deadlines.
+# ARGV: action_id, the JSON read, the JSON to write, its index member, '1' to drop the
+# deadline (it left pending).  1 if swapped.
 _SWAP_LUA: Final = """
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
   return 0
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if KEYS[2] ~= KEYS[3] then
+  redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('ZADD', KEYS[3], 0, ARGV[4])
+end
+if ARGV[5] == '1' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: pending, the "all" index, the "pending" index, deadlines, action_incidents.
+# ARGV: action_id, JSON, index member, deadline ('' for none), incident_id.
+_ADD_LUA: Final = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+end
+local ids = redis.call('HGET', KEYS[5], ARGV[5])
+local list = {}
+if ids then list = cjson.decode(ids) end
+table.insert(list, ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[5], cjson.encode(list))
+return 1
+"""
+
+# KEYS: pending, the group's members, action_incidents.  ARGV: action_id, incident_id,
+# member JSON.  1 joined, 0 in already, -1 no such (grouped, pending) action.
+_JOIN_LUA: Final = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return -1 end
+local action = cjson.decode(raw)
+if action['status'] ~= 'pending' or action['group'] == nil or action['group'] == cjson.null then
+  return -1
+end
+if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 0 then
+  return 0
+end
+local ids = redis.call('HGET', KEYS[3], ARGV[2])
+local list = {}
+if ids then list = cjson.decode(ids) end
+table.insert(list, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[2], cjson.encode(list))
+return 1
+"""
+
+# Index a namespace written before the indexes existed, once.
+# KEYS: pending, deadlines, action_incidents, the marker, the "all" index, then one index
+# per status in STATUSES order.  ARGV: the number of statuses.
+_INDEX_LUA: Final = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+local statuses = {}
+for i = 1, tonumber(ARGV[1]) do statuses[i] = KEYS[5 + i] end
+local names = {'pending', 'approved', 'rejected', 'expired', 'applied'}
+local index_of = {}
+for i, name in ipairs(names) do index_of[name] = statuses[i] end
+local stored = redis.call('HGETALL', KEYS[1])
+local by_incident = {}
+for i = 1, #stored, 2 do
+  local id, action = stored[i], cjson.decode(stored[i + 1])
+  local at = tonumber(action['requested_at']) or 0
+  if at < 0 then at = 0 end
+  local member = string.format('%021.6f|%s', at, id)
+  redis.call('ZADD', KEYS[5], 0, member)
+  if index_of[action['status']] then
+    redis.call('ZADD', index_of[action['status']], 0, member)
+  end
+  local expires = action['expires_at']
+  if action['status'] == 'pending' and type(expires) == 'number' then
+    redis.call('ZADD', KEYS[2], expires, id)
+  end
+  local incident = action['incident_id']
+  by_incident[incident] = by_incident[incident] or {}
+  table.insert(by_incident[incident], id)
+end
+for incident, ids in pairs(by_incident) do
+  redis.call('HSET', KEYS[3], incident, cjson.encode(ids))
+end
+redis.call('SET', KEYS[4], '1')
 return 1
 """
 
@@ -484,6 +569,13 @@ class RedisApprovalStore(RedisNamespaceStore):
     :func:`~riskstream.core.approvals.check_decision` here, and swaps the JSON in
     only if it is still the JSON read (one small script).  A racing decision makes
     the swap fail; the re-read then sees the action decided and refuses.
+
+    Every read and write costs the same however many actions are stored: each
+    status has its own index (a sorted set in request-time order), deadlines have
+    one, each incident's actions are listed under it, and a grouped action's
+    members sit in their own hash.  The scripts that add and swap keep them in step
+    with the ``pending`` hash, atomically.  A namespace written before the indexes
+    existed is indexed once, by one script, the first time a store touches it.
     """
 
     _noun = "Redis approval store"
@@ -495,26 +587,116 @@ class RedisApprovalStore(RedisNamespaceStore):
     ) -> None:
         super().__init__(client, namespace, owns_client=owns_client)
         self._swap_script = client.register_script(_SWAP_LUA)
+        self._add_script = client.register_script(_ADD_LUA)
+        self._join_script = client.register_script(_JOIN_LUA)
+        self._index_script = client.register_script(_INDEX_LUA)
+        self._indexed = False
+
+    def _index(self, status: str | None) -> str:
+        return f"{self._keys.actions}:{status or 'all'}"
+
+    def _ensure_indexed(self) -> None:
+        if self._indexed:
+            return
+        keys = [self._keys.pending, self._keys.deadlines, self._keys.action_incidents,
+                f"{self._keys.actions}:indexed", self._index(None),
+                *(self._index(s) for s in STATUSES)]  # fmt: skip
+        with self._translate("index the stored actions"):
+            self._index_script(keys=keys, args=[len(STATUSES)])
+        self._indexed = True
 
     def add(self, pending: PendingAction) -> bool:
         checks.check_new_pending(pending)
         data = checks.pending_to_json(pending)
+        self._ensure_indexed()
+        keys = [self._keys.pending, self._index(None), self._index("pending"),
+                self._keys.deadlines, self._keys.action_incidents]  # fmt: skip
+        expires = "" if pending.expires_at is None else repr(float(pending.expires_at))
+        args: list[bytes | str] = [
+            pending.action_id, data, checks.index_member(pending), expires, pending.incident_id,
+        ]  # fmt: skip
         with self._translate(f"add action {pending.action_id}"):
-            return bool(self._client.hsetnx(self._keys.pending, pending.action_id, data))
+            return bool(self._add_script(keys=keys, args=args))
 
     def get(self, action_id: str) -> PendingAction | None:
         with self._translate(f"read action {action_id}"):
             raw = cast(bytes | None, self._client.hget(self._keys.pending, action_id))
         return None if raw is None else self._action(raw, action_id)
 
-    def list(self, status: str | None = None) -> builtins.list[PendingAction]:
+    def list(
+        self,
+        status: str | None = None,
+        *,
+        incident_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[PendingAction]:
+        checks.check_list(status, limit)
+        self._ensure_indexed()
+        if incident_id is not None:
+            with self._translate(f"list the actions of incident {incident_id}"):
+                raw = self._client.hget(self._keys.action_incidents, incident_id)
+            ids = [] if raw is None else [str(i) for i in orjson.loads(cast(bytes, raw))]
+            found = [a for a in self._many(ids) if status is None or a.status == status]
+            found.sort(key=lambda a: (a.requested_at, a.action_id))
+            if after is not None:
+                found = [a for a in found if (a.requested_at, a.action_id) > self._place(after)]
+            return found if limit is None else found[:limit]
+        start = b"-"
+        if after is not None:
+            start = b"(" + checks.index_member(self._cursor(after)).encode()
         with self._translate("list actions"):
-            stored = cast(dict[bytes, bytes], self._client.hgetall(self._keys.pending))
-        actions = [self._action(raw, action_id.decode()) for action_id, raw in stored.items()]
-        return sorted(
-            (action for action in actions if status is None or action.status == status),
-            key=lambda action: (action.requested_at, action.action_id),
-        )
+            members = cast(
+                builtins.list[bytes],
+                self._client.zrangebylex(
+                    self._index(status), start, b"+",
+                    *((0, limit) if limit is not None else ()),
+                ),
+            )  # fmt: skip
+        ids = [m.decode().rpartition("|")[2] for m in members]
+        return self._many(ids)
+
+    def summary(self) -> ActionSummary:
+        self._ensure_indexed()
+        with self._translate("count the pending actions"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zcard(self._index("pending"))
+            pipe.zrange(self._index("pending"), 0, 0)
+            pipe.zrange(self._keys.deadlines, 0, 0, withscores=True)
+            count, oldest, deadline = pipe.execute()
+        first = float(oldest[0].decode().partition("|")[0]) if oldest else 0.0
+        return ActionSummary(int(count), first, float(deadline[0][1]) if deadline else 0.0)
+
+    def due(self, now: float) -> builtins.list[PendingAction]:
+        self._ensure_indexed()
+        with self._translate("list the actions past their deadline"):
+            ids = cast(
+                builtins.list[bytes],
+                self._client.zrangebyscore(self._keys.deadlines, "-inf", repr(float(now))),
+            )
+        return [a for a in self._many([i.decode() for i in ids]) if a.status == "pending"]
+
+    def join(self, action_id: str, member: Member) -> bool:
+        self._ensure_indexed()
+        keys = [self._keys.pending, f"{self._keys.members}:{action_id}",
+                self._keys.action_incidents]  # fmt: skip
+        args: list[bytes | str] = [action_id, member.incident_id, checks.member_to_json(member)]
+        with self._translate(f"join incident {member.incident_id} to action {action_id}"):
+            joined = int(self._join_script(keys=keys, args=args))
+        if joined < 0:
+            pending = self.get(action_id)
+            if pending is None:
+                raise checks.unknown_action(action_id, "join an incident to")
+            checks.refuse_join(pending)
+        return joined == 1
+
+    def members(self, action_id: str) -> builtins.list[Member]:
+        with self._translate(f"read the members of action {action_id}"):
+            raws = cast(
+                builtins.list[bytes], self._client.hvals(f"{self._keys.members}:{action_id}")
+            )
+        found = [checks.member_from_json(raw) for raw in raws]
+        return sorted(found, key=lambda m: (m.at, m.incident_id))
 
     def decide(
         self, action_id: str, status: str, by: str, at: float, note: str = ""
@@ -532,22 +714,45 @@ class RedisApprovalStore(RedisNamespaceStore):
 
         self._swap(action_id, "mark applied", applied)
 
+    def _many(self, ids: builtins.list[str]) -> builtins.list[PendingAction]:
+        if not ids:
+            return []
+        with self._translate("read actions"):
+            raws = cast(builtins.list[bytes | None], self._client.hmget(self._keys.pending, ids))
+        return [self._action(raw, i) for i, raw in zip(ids, raws, strict=True) if raw is not None]
+
+    def _cursor(self, after: str) -> PendingAction:
+        found = self.get(after)
+        if found is None:
+            raise checks.unknown_cursor(after)
+        return found
+
+    def _place(self, after: str) -> tuple[float, str]:
+        found = self._cursor(after)
+        return (found.requested_at, found.action_id)
+
     def _swap(
         self, action_id: str, doing: str, change: Callable[[PendingAction], PendingAction]
     ) -> PendingAction:
         unknown = (
             "The change may or may not have been recorded: get() the action to see its status."
         )
+        self._ensure_indexed()
         for _ in range(self.max_swap_attempts):
             with self._translate(f"read action {action_id}"):
                 raw = cast(bytes | None, self._client.hget(self._keys.pending, action_id))
             if raw is None:
                 raise checks.unknown_action(action_id, doing)
-            new = change(self._action(raw, action_id))
+            old = self._action(raw, action_id)
+            new = change(old)
+            keys = [self._keys.pending, self._index(old.status), self._index(new.status),
+                    self._keys.deadlines]  # fmt: skip
+            args: list[bytes | str] = [
+                action_id, raw, checks.pending_to_json(new), checks.index_member(new),
+                "1" if new.status != "pending" else "",
+            ]  # fmt: skip
             with self._translate(f"{doing} action {action_id}", unknown):
-                swapped = self._swap_script(
-                    keys=[self._keys.pending], args=[action_id, raw, checks.pending_to_json(new)]
-                )
+                swapped = self._swap_script(keys=keys, args=args)
             if swapped == 1:
                 return new
         raise StateStoreError(

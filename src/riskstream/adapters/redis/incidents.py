@@ -1,15 +1,17 @@
 """Incident records in Redis, beside the flags and approvals of the same namespace.
 
 Records are JSON in one hash, their ids in a sorted set scored by detection
-time (for "the latest 500").  :meth:`RedisIncidentStore.update` is an optimistic
-transaction (WATCH the hash, MULTI, EXEC, again on a conflict), so the worker
-recording an action and a person acknowledging at once both land.
+time (for "the latest 500"), and again per subject (to correlate a new incident
+with its neighbours without reading the latest ones whole).
+:meth:`RedisIncidentStore.update` is an optimistic transaction (WATCH the hash,
+MULTI, EXEC, again on a conflict), so the worker recording an action and a person
+acknowledging at once both land.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final, cast
 
 import orjson
@@ -48,6 +50,8 @@ class RedisIncidentStore(RedisNamespaceStore):
                         pipe.multi()
                         pipe.hset(keys.incidents, incident_id, orjson.dumps(new.to_data()))
                         pipe.zadd(keys.incidents_by_time, {incident_id: new.detected_at})
+                        of_subject = f"{keys.incidents_of}:{new.subject}"
+                        pipe.zadd(of_subject, {incident_id: new.detected_at})
                         pipe.execute()
                         return new
                     except redis.WatchError:
@@ -69,6 +73,25 @@ class RedisIncidentStore(RedisNamespaceStore):
             ids = cast(
                 list[bytes], self._client.zrevrange(self._keys.incidents_by_time, 0, limit - 1)
             )
+            raws = (
+                cast(list[bytes | None], self._client.hmget(self._keys.incidents, ids))
+                if ids
+                else []
+            )
+        return [
+            self._record(raw, incident_id.decode())
+            for incident_id, raw in zip(ids, raws, strict=True)
+            if raw is not None
+        ]
+
+    def near(
+        self, subjects: Iterable[str], since: float, until: float
+    ) -> builtins.list[IncidentRecord]:
+        with self._translate("list the incidents near one"):
+            pipe = self._client.pipeline(transaction=False)
+            for subject in subjects:
+                pipe.zrangebyscore(f"{self._keys.incidents_of}:{subject}", since, until)
+            ids = sorted({i for found in pipe.execute() for i in cast(list[bytes], found)})
             raws = (
                 cast(list[bytes | None], self._client.hmget(self._keys.incidents, ids))
                 if ids

@@ -16,6 +16,14 @@ adapters build their key names only from here::
     rs:{flags|<ns>}:changed                 channel  {"model_id", "revision"} per change
     rs:{flags|<ns>}:incidents               hash     incident_id -> incident record JSON
     rs:{flags|<ns>}:incidents_by_time       zset     incident ids by detection time
+    rs:{flags|<ns>}:incidents_of:<subject>  zset     one subject's incident ids, by detection time
+    rs:{flags|<ns>}:actions:<status>        zset     action ids of one status (or "all"), all
+                                                     scored 0, members "<requested_at>|<id>"
+                                                     (requested_at zero-padded: lex = time order)
+    rs:{flags|<ns>}:deadlines               zset     pending action ids by expiry time
+    rs:{flags|<ns>}:action_incidents        hash     incident_id -> JSON list of its action ids
+    rs:{flags|<ns>}:members:<action_id>     hash     a grouped action's incidents: incident_id
+                                                     -> member JSON (see core.approvals)
     rs:pred|<ns>:<prediction_id>            string   a parked prediction, with a PX expiry
     rs:changes|<ns>                         zset     change events by data time
 
@@ -69,7 +77,8 @@ STATE_ACL: Final = (
 FLAGS_ACL: Final = (
     f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* +multi +exec +evalsha +script|load "
     "+hget +hmget +hgetall +hsetnx +hset +sismember +sadd "
-    "+xadd +xrange +xrevrange +publish +watch +unwatch +zadd +zrevrange"
+    "+xadd +xrange +xrevrange +publish +watch +unwatch +zadd +zrevrange "
+    "+zrem +zcard +zrange +zrangebylex +zrangebyscore +hlen +hvals +exists +set"
 )
 #: A router client, which only reads flags.  ``+info`` is optional: without it a
 #: Redis restart or failover is not noticed and revisions that went backwards with
@@ -121,6 +130,11 @@ class FlagKeys(NamedTuple):
     changed: str
     incidents: str  # incident records by id (riskstream.adapters.redis.incidents)
     incidents_by_time: str  # their ids scored by detection time
+    actions: str  # + ":<status>" or ":all": the action indexes (riskstream.adapters.redis.flags)
+    deadlines: str  # pending action ids by expiry
+    action_incidents: str  # incident id -> its action ids
+    members: str  # + ":<action_id>": a grouped action's member incidents
+    incidents_of: str  # + ":<subject>": one subject's incident ids by detection time
 
 
 def flag_keys(namespace: str = "default") -> FlagKeys:
