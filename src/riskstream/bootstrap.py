@@ -27,6 +27,7 @@ from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMet
 from riskstream.ports import IncidentStore, Producer, StateStore
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
+from riskstream.services.flag_epoch import FlagGuard
 from riskstream.services.notifier import Destination, Notifier
 from riskstream.services.operations import OperatorService
 from riskstream.validation import validator_for
@@ -39,6 +40,7 @@ __all__ = [
     "embedded_containment",
     "embedded_operations",
     "embedded_processor",
+    "flag_guard",
     "kafka_containment",
     "kafka_notifier",
     "kafka_operations",
@@ -196,6 +198,16 @@ def kafka_containment(
         ContainmentMetrics(registry),
         incidents=incidents or RedisIncidentStore.from_url(url, namespace=namespace),
         correlation=correlation_of(config),
+    )
+
+
+def flag_guard(service: ContainmentService, redis_url: str | None, namespace: str) -> FlagGuard:
+    """The worker's watch over the flag epoch (see :mod:`riskstream.services.flag_epoch`)."""
+    from riskstream.adapters.redis.epoch import RedisFlagEpoch
+
+    url = redis_url or redis_url_from_env()
+    return FlagGuard(
+        RedisFlagEpoch.from_url(url, namespace=namespace), service.metrics.flags_restored
     )
 
 

@@ -163,9 +163,12 @@ def test_a_save_cut_half_way_through_the_request_writes_nothing(
 
 
 @pytest.mark.integration
-def test_a_save_whose_reply_is_lost_was_applied_whole(
+def test_a_save_whose_reply_is_lost_was_applied_whole_or_not_at_all(
     redis_url: str, unique: Callable[[str], str]
 ) -> None:
+    """This save is large, so it is chunked: the first chunk's reply is lost, nothing
+    committed, and a claim reads the state before it (a small one-script save whose
+    reply is lost reads as after: either way never half)."""
     scope = unique("noreply")
     with _CuttingProxy(redis_url) as proxy:
         store = _no_retry(proxy.url)
@@ -173,7 +176,7 @@ def test_a_save_whose_reply_is_lost_was_applied_whole(
         proxy.swallow_replies = True
         with pytest.raises(StateStoreError, match="ConnectionError"):
             _save_new(store, scope, epoch)
-    assert _stored(redis_url, scope) == AFTER
+    assert _stored(redis_url, scope) in (BEFORE, AFTER)
 
 
 @pytest.mark.integration
