@@ -536,7 +536,13 @@ class Router:
 
     def _read_models(self, changed: Mapping[str, int]) -> None:
         model_ids = list(changed)
-        values = self._client.hmget(self._hash, model_ids)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.get(self._epoch_key)
+        pipe.hmget(self._hash, model_ids)
+        raw_epoch, values = pipe.execute()
+        if (None if raw_epoch is None else _text(raw_epoch)) != self._epoch:
+            self._resync(new_connection=False)  # a new epoch, or gone: decide on the whole
+            return
         self._refreshed()
         for model_id, raw in zip(model_ids, values, strict=True):
             if raw is not None:

@@ -28,6 +28,7 @@ import pytest
 import redis
 
 import services as local_services  # deploy/local/services.py
+from riskstream.core.state_keys import LIMITS_KEY
 from riskstream.router import Decision, Router
 from support import (
     CONTAINMENT_YAML,
@@ -289,7 +290,8 @@ def test_a_flood_of_new_keys_is_capped_reported_once_and_evicted_when_idle(
     ]  # fmt: skip
     assert {i["evidence"]["stream_limit"]["max_streams"] for i in limit_incidents} == {cap}
     state = redis_state(redis_url, setup.group, ends)
-    limits = state["\x1f\x19"]["monitors"]
+    (saved,) = saved_offsets(redis_url, setup.group, ends).values()
+    limits = orjson.loads(saved.snapshots[LIMITS_KEY])["monitors"]
     for monitor in ("value-adwin", "value-drift", "value-missing"):
         dropped, evicted, capped = limits[monitor]
         assert dropped == flood - (cap - 30)  # every flood event past the cap, counted once
@@ -313,7 +315,7 @@ def test_routers_keep_containment_through_an_empty_redis_and_the_worker_writes_i
         setup, kafka_bootstrap, server.url, tmp_path / "worker.log", namespace,
         "--metrics-port", str(port),
     )  # fmt: skip
-    router = Router(server.url, namespace=namespace, max_staleness_s=30)
+    router = Router(server.url, namespace=namespace, max_staleness_s=4)
     seen: list[Decision] = []
     watching = threading.Event()
 
@@ -331,12 +333,12 @@ def test_routers_keep_containment_through_an_empty_redis_and_the_worker_writes_i
         send("change", deploy("d1", "chatbot", "bot-1.4", START),
              deploy("d2", "chatbot", "bot-1.5", START + 60))  # fmt: skip
         router.wait_for("chatbot", 2, timeout=120)
-        send("incidents", incident("inc-1", "chatbot"))
-        contained = router.wait_for("chatbot", 3, timeout=60)
-        assert (contained.version, contained.incident_id) == ("bot-1.4", "inc-1")
         _wait(
             "the worker's epoch", lambda: server.client().exists(f"rs:{{flags|{namespace}}}:epoch")
         )
+        send("incidents", incident("inc-1", "chatbot"))  # the router reads the epoch with it
+        contained = router.wait_for("chatbot", 3, timeout=60)
+        assert (contained.version, contained.incident_id) == ("bot-1.4", "inc-1")
         watcher.start()
 
         # Redis restarts empty while the worker is paused: routers must keep containment.

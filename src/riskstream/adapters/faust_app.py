@@ -83,7 +83,7 @@ def build_app(
     """A faust App whose agents feed the containment service."""
     import faust  # imported here: faust pulls in a lot, and only this process needs it
 
-    store = health or service.metrics.store
+    store = health or StoreHealth.unexported()
 
     app = faust.App(
         app_id,

@@ -179,20 +179,20 @@ def run_containment(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from riskstream.adapters.faust_app import build_app
-    from riskstream.bootstrap import flag_guard, kafka_containment
+    from riskstream.bootstrap import kafka_worker
     from riskstream.config import load_config
     from riskstream.config.environment import KafkaSettings
     from riskstream.metrics import serve_metrics
 
     config = load_config(args.config)
     registry = CollectorRegistry()
-    service = kafka_containment(config, args.bootstrap, args.redis_url, registry, args.namespace)
-    health = service.metrics.store
-    serve_metrics(registry, args.metrics_port, health=health)
+    service, guard, metrics = kafka_worker(
+        config, args.bootstrap, args.redis_url, registry, args.namespace
+    )
+    serve_metrics(registry, args.metrics_port, health=metrics.store)
     bootstrap = KafkaSettings.from_env(args.bootstrap).bootstrap
     app = build_app(
-        config, bootstrap, service, health=health,
-        guard=flag_guard(service, args.redis_url, args.namespace),
+        config, bootstrap, service, health=metrics.store, guard=guard,
         app_id=args.app_id, replication_factor=args.replication_factor,
         commit_every=args.commit_every, commit_interval_s=args.commit_interval,
     )  # fmt: skip

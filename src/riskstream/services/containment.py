@@ -81,11 +81,6 @@ class ContainmentService:
         self._correlation = correlation or Correlation()
         self._audit_entries: list[AuditEntry] = []  # read incrementally; the trail only grows
 
-    @property
-    def metrics(self) -> ContainmentMetrics:
-        """Its metrics (the worker reports its store's health there too)."""
-        return self._metrics
-
     # -- inputs -----------------------------------------------------------------
 
     def on_incident(self, incident: Mapping[str, Any]) -> list[str]:

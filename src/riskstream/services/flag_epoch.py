@@ -8,6 +8,8 @@ beside the flags and a copy of the flags it last saw under it:
 
 - every :meth:`FlagGuard.check` (the worker calls it each second) reads the epoch
   and the flags together; while the epoch is the one it knows, the copy is renewed;
+  and every flag the worker itself writes goes into the copy as it is applied
+  (:class:`RememberingFlagStore`), so a decision made just before a loss is kept;
 - when the epoch is gone, Redis lost the flags since the last check: the worker
   writes its copy back (keeping any flag written since, which is newer) and a new
   epoch, in one atomic step, and logs it, and counts it in
@@ -18,7 +20,9 @@ beside the flags and a copy of the flags it last saw under it:
 
 The first worker to start writes the first epoch.  What this does not cover: a
 worker that restarted while Redis was empty has no copy to write back, so it
-starts a new epoch over what is there and says so in an error log.
+starts a new epoch over what is there; a flag another process (the API) changed
+less than a check before the loss is written back as it was before that change;
+and the at-most-once record and the audit trail that Redis lost are not rebuilt.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+import orjson
 from prometheus_client import Counter
 
-from riskstream.ports import FlagEpoch
+from riskstream.core.routing import FlagChange, RoutingFlag
+from riskstream.ports import ApplyResult, AuditEntry, AuditReport, FlagEpoch, FlagStore
 
-__all__ = ["FlagGuard"]
+__all__ = ["FlagGuard", "RememberingFlagStore"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,10 @@ class FlagGuard:
     @property
     def epoch(self) -> str | None:
         return self._epoch
+
+    def remember(self, flag: RoutingFlag) -> None:
+        """A flag this worker just wrote: part of what it would write back."""
+        self._copy[flag.model_id] = orjson.dumps(flag.to_data())
 
     def check(self) -> str:
         """Compare the stored epoch with the known one; what was done:
@@ -88,3 +99,44 @@ class FlagGuard:
             return "restored"
         log.info("flag epoch %s started over %d stored flags", new, len(flags))
         return "started"
+
+
+class RememberingFlagStore:
+    """A flag store that tells the guard of every flag it applies (see the module
+    docstring); everything else goes straight through."""
+
+    def __init__(self, store: FlagStore, guard: FlagGuard) -> None:
+        self._store = store
+        self._guard = guard
+
+    def apply(self, change: FlagChange, at: float) -> ApplyResult:
+        result = self._store.apply(change, at)
+        if result.outcome == "applied" and result.current is not None:
+            self._guard.remember(result.current)
+        return result
+
+    def get(self, model_id: str) -> RoutingFlag | None:
+        return self._store.get(model_id)
+
+    def all(self) -> dict[str, RoutingFlag]:
+        return self._store.all()
+
+    def record_event(
+        self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]
+    ) -> bool:
+        return self._store.record_event(change_id, model_id, actor, at, event)
+
+    def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
+        return self._store.audit(start, count)
+
+    def verify_audit(self) -> AuditReport:
+        return self._store.verify_audit()
+
+    def close(self) -> None:
+        self._store.close()
+
+
+if TYPE_CHECKING:  # mypy proves the wrapper implements the port
+
+    def _implements_port(store: RememberingFlagStore) -> FlagStore:
+        return store

@@ -241,11 +241,13 @@ class RedisStateStore:
     def _read(self, scope: str, partition: TopicPartition, *, claim: bool) -> PartitionState:
         meta_key, snap_key = partition_keys(scope, partition)
         with self._translate("claim" if claim else "read", scope, partition):
-            pipe = self._client.pipeline(transaction=True)
-            if claim:
+            if claim:  # the bump and the read in one MULTI
+                pipe = self._client.pipeline(transaction=True)
                 pipe.hincrby(meta_key, "epoch", 1)
-            pipe.hgetall(meta_key)
-            *_, meta = pipe.execute()
+                pipe.hgetall(meta_key)
+                _, meta = pipe.execute()
+            else:  # a plain read (Redis refuses MULTI at maxmemory, even to read)
+                meta = self._client.hgetall(meta_key)
             # Page by page: after the epoch bump no earlier owner can write here.
             snapshots = dict(self._client.hscan_iter(snap_key, count=_SCAN_COUNT))
             if meta.get(_STAGED):  # committed, not yet moved: it is the newer state
