@@ -197,8 +197,8 @@ def main() -> int:
             f"exceeded {maxpoll}x, partition lost {lost}x{unfinished})"
         )
         print(
-            f"processor RSS peak / final   {harness.mb(peak * 1024)} / "
-            f"{harness.mb(final_rss * 1024)}"
+            f"processor RSS peak / final   {harness.mb(peak)} / "
+            f"{harness.mb(final_rss)}"
         )
         print(
             f"redis used_memory            {harness.mb(used_before)} -> {harness.mb(used_after)} "

@@ -109,10 +109,11 @@ class _MemoryConsumer:
         self._held.discard(topic)
         self._start[topic] = offset or 0
         log = self._bus._log
-        self._cursor = next(
+        first = next(
             (i for i, r in enumerate(log) if r.topic == topic and r.offset >= (offset or 0)),
             len(log),
         )
+        self._cursor = min(self._cursor, first)
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():
