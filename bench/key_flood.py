@@ -196,10 +196,7 @@ def main() -> int:
             f"consumed and saved in        {took:8.1f} s (exit code {code}; max.poll.interval "
             f"exceeded {maxpoll}x, partition lost {lost}x{unfinished})"
         )
-        print(
-            f"processor RSS peak / final   {harness.mb(peak)} / "
-            f"{harness.mb(final_rss)}"
-        )
+        print(f"processor RSS peak / final   {harness.mb(peak)} / {harness.mb(final_rss)}")
         print(
             f"redis used_memory            {harness.mb(used_before)} -> {harness.mb(used_after)} "
             f"(+{harness.mb(used_after - used_before)})"
