@@ -424,3 +424,43 @@ def _close(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
     sock.close()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("crash", ["staging", "moving"])
+def test_a_chunked_save_cut_short_reads_as_before_or_after_and_the_next_save_finishes_it(
+    redis_url: str, unique: Callable[[str], str], crash: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save of 10,000 snapshots goes in chunks; a crash before its commit leaves the
+    old state, after it the new one (the staged chunks read over the old), and the new
+    owner's first save moves the rest in and clears the stage."""
+    scope = unique(f"chunk-{crash}")
+    store = RedisStateStore.from_url(redis_url)
+    epoch = _save_old(store, scope)
+    cut = "_stage" if crash == "staging" else "_move"
+    calls = {"n": 0}
+    real = getattr(store, cut)
+
+    def dies_on_the_third_call(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise redis.ConnectionError("the process died here")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, cut, dies_on_the_third_call)
+    with pytest.raises(StateStoreError):
+        _save_new(store, scope, epoch)
+    store.close()
+    heir = RedisStateStore.from_url(redis_url)
+    state = heir.claim(scope, TP)
+    got = (state.offset, dict(state.counters), dict(state.snapshots))
+    assert got == (BEFORE if crash == "staging" else AFTER)
+    heir.save(scope, TP, state.epoch, 3, {"applied": 3}, {"a": b"newest-a"})
+    heir.close()
+    expected = dict(got[2]) | {"a": b"newest-a"}
+    assert _stored(redis_url, scope) == (3, {"applied": 3}, expected)
+    client = redis.Redis.from_url(redis_url)
+    meta, snap = partition_keys(scope, TP)
+    assert not client.exists(snap.removesuffix(":snap") + ":stage")
+    assert client.hget(meta, "staged") is None
+    client.close()

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 import orjson
+import redis
 
 from riskstream.adapters.redis.flags import RedisNamespaceStore
 from riskstream.ports import FlagEpoch
 
 __all__ = ["RedisFlagEpoch"]
 
-# KEYS: epoch, flags, health.  ARGV: new epoch, channel, then (model, flag JSON,
+# KEYS: epoch, flags.  ARGV: new epoch, channel, then (model, flag JSON,
 # message) triples.  Does nothing if an epoch exists (another worker restored first);
 # a flag written since the loss (newer than the worker's copy) is kept.
 _RESTORE_LUA: Final = """
@@ -44,9 +45,11 @@ class RedisFlagEpoch(RedisNamespaceStore):
 
     _noun = "Redis flag epoch"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._restore = self._client.register_script(_RESTORE_LUA)
+    def __init__(
+        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+    ) -> None:
+        super().__init__(client, namespace, owns_client=owns_client)
+        self._restore = client.register_script(_RESTORE_LUA)
 
     def read(self) -> tuple[str | None, dict[str, bytes]]:
         with self._translate("read the epoch and flags"):
