@@ -62,6 +62,8 @@ def test_the_layout_the_router_clients_read() -> None:
         "rs:{flags|default}:changed",
         "rs:{flags|default}:incidents",
         "rs:{flags|default}:incidents_by_time",
+        "rs:{flags|default}:epoch",
+        "rs:{flags|default}:health",
     )
     for namespace in ("default", "prod-eu", "team.a:b", "ünï"):
         slots = {key_slot(key.encode()) for key in flag_keys(namespace)}
