@@ -340,18 +340,30 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_redis(workdir: Path, *, timeout: float = 20.0) -> RedisServer:
-    """Start a throwaway, non-persistent redis-server; return once PING answers."""
+def start_redis(
+    workdir: Path, *, timeout: float = 20.0, port: int | None = None, persistent: bool = False
+) -> RedisServer:
+    """Start a redis-server; return once PING answers.
+
+    Throwaway and non-persistent by default, on a free port.  ``port`` restarts one
+    where it was (chaos tests stop and start it under running clients);
+    ``persistent`` keeps an append-only file in ``workdir``, fsynced on every write,
+    so a restart (even after SIGKILL) comes back with everything acknowledged.
+    """
     server = _require(
         "redis-server", "apt-get install -y redis-server (the Makefile's setup target does this)"
     )
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    (port,) = _free_ports(1)
+    if port is None:
+        (port,) = _free_ports(1)
     log_path = workdir / "redis.log"
+    aof = (
+        ["--appendonly", "yes", "--appendfsync", "always"] if persistent else ["--appendonly", "no"]
+    )
     cmd = [
         server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-        "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "",
+        "--save", "", *aof, "--daemonize", "no", "--logfile", "",
     ]  # fmt: skip
     _progress(f"Starting redis-server on 127.0.0.1:{port} (log: {log_path})...")
     redis = RedisServer(

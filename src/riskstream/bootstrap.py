@@ -27,6 +27,7 @@ from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMet
 from riskstream.ports import IncidentStore, Producer, StateStore
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
+from riskstream.services.flag_epoch import FlagGuard, RememberingFlagStore
 from riskstream.services.notifier import Destination, Notifier
 from riskstream.services.operations import OperatorService
 from riskstream.validation import validator_for
@@ -43,6 +44,7 @@ __all__ = [
     "kafka_notifier",
     "kafka_operations",
     "kafka_processor",
+    "kafka_worker",
     "redis_operations",
     "redis_url_from_env",
 ]
@@ -197,6 +199,35 @@ def kafka_containment(
         incidents=incidents or RedisIncidentStore.from_url(url, namespace=namespace),
         correlation=correlation_of(config),
     )
+
+
+def kafka_worker(
+    config: Config,
+    bootstrap: str | None,
+    redis_url: str | None,
+    registry: CollectorRegistry,
+    namespace: str = "default",
+) -> tuple[ContainmentService, FlagGuard, ContainmentMetrics]:
+    """The containment worker's service, with the guard that writes its flags back if
+    Redis loses them (:mod:`riskstream.services.flag_epoch`), and its metrics."""
+    from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis.epoch import RedisFlagEpoch
+    from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
+
+    url = redis_url or redis_url_from_env()
+    metrics = ContainmentMetrics(registry)
+    guard = FlagGuard(RedisFlagEpoch.from_url(url, namespace=namespace), metrics.flags_restored)
+    service = ContainmentService(
+        config.containment,
+        RememberingFlagStore(RedisFlagStore.from_url(url, namespace=namespace), guard),
+        RedisApprovalStore.from_url(url, namespace=namespace),
+        KafkaBus(KafkaSettings.from_env(bootstrap)).producer(),
+        metrics,
+        incidents=RedisIncidentStore.from_url(url, namespace=namespace),
+        correlation=correlation_of(config),
+    )
+    return service, guard, metrics
 
 
 def kafka_operations(

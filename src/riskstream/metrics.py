@@ -7,13 +7,30 @@ batch, not per event: a labelled ``inc()`` costs about a microsecond.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    make_wsgi_app,
+    start_http_server,
+)
+from prometheus_client.exposition import ThreadingWSGIServer
 
 __all__ = [
     "ApiMetrics",
     "ContainmentMetrics",
+    "Health",
     "NotifierMetrics",
     "ProcessorMetrics",
+    "StoreHealth",
     "serve_metrics",
 ]
 
@@ -102,6 +119,35 @@ class ProcessorMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.store_up = Gauge(
+            "riskstream_state_store_up",
+            "1 while detector state can be saved; 0 while the state store (Redis) fails "
+            "and the partitions are held, retried with backoff.",
+            registry=registry,
+        )
+        self.store_failures = Counter(
+            "riskstream_state_store_failures_total",
+            "State store calls (claim, save, change log, predictions) that failed.",
+            registry=registry,
+        )
+        self.held = Gauge(
+            "riskstream_partitions_held",
+            "Input partitions assigned but not processed: their state cannot be claimed yet.",
+            registry=registry,
+        )
+        self.streams_dropped = Counter(
+            "riskstream_stream_events_dropped_total",
+            "Events of new stream keys not tracked because the monitor already has "
+            "max_streams_per_monitor streams on the partition, by monitor.",
+            ["monitor"],
+            registry=registry,
+        )
+        self.streams_evicted = Counter(
+            "riskstream_streams_evicted_total",
+            "Streams forgotten after stream_idle_ttl_s of data time without a reading, by monitor.",
+            ["monitor"],
+            registry=registry,
+        )
         self.label_latency = Histogram(
             "riskstream_label_latency_seconds",
             "From a prediction to its label (data time).",
@@ -110,10 +156,44 @@ class ProcessorMetrics:
         )
 
 
-def serve_metrics(registry: CollectorRegistry, port: int, addr: str = "0.0.0.0") -> None:
-    """Expose ``/metrics`` over HTTP in a background thread (0 = don't)."""
-    if port:
+Health = Callable[[], Mapping[str, object]]
+"""A process's health: ``{"status": "ok" | "degraded", ...}`` (why, when degraded)."""
+
+
+def serve_metrics(
+    registry: CollectorRegistry, port: int, addr: str = "0.0.0.0", health: Health | None = None
+) -> None:
+    """Expose ``/metrics`` (and ``/health``, when given) over HTTP in a background
+    thread (0 = don't).
+
+    ``/health`` answers 200 with ``{"status": "ok"}``, or 503 with ``"degraded"`` and
+    the reason, so an orchestrator's probe and a person see the same thing.
+    """
+    if not port:
+        return
+    if health is None:
         start_http_server(port, addr=addr, registry=registry)
+        return
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/health":
+            return cast("Iterable[bytes]", metrics_app(environ, start_response))
+        try:
+            state = dict(health())
+        except Exception as exc:  # a probe must answer, whatever broke
+            state = {"status": "degraded", "reason": f"health check failed: {exc}"}
+        status = "200 OK" if state.get("status") == "ok" else "503 Service Unavailable"
+        start_response(status, [("Content-Type", "application/json")])
+        return [json.dumps(state).encode()]
+
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="riskstream-metrics").start()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds
+        pass
 
 
 class ContainmentMetrics:
@@ -157,6 +237,70 @@ class ContainmentMetrics:
             "Entries in the routing audit trail.",
             registry=registry,
         )
+        self.store = StoreHealth(
+            Gauge(
+                "riskstream_containment_store_up",
+                "1 while the worker can write flags and records; 0 while Redis fails and "
+                "the incident at hand is retried with backoff.",
+                registry=registry,
+            ),
+            Counter(
+                "riskstream_containment_store_failures_total",
+                "Writes or reads of the worker's Redis stores that failed (each is retried).",
+                registry=registry,
+            ),
+        )
+        self.flags_restored = Counter(
+            "riskstream_containment_flags_restored_total",
+            "Routing flags written back after Redis lost them (the flag epoch was gone).",
+            registry=registry,
+        )
+
+
+class StoreHealth:
+    """Whether a process can use its store now, for ``/health`` and a gauge."""
+
+    def __init__(self, up: Gauge, failures: Counter) -> None:
+        self._up = up
+        self._failures = failures
+        self._error: str | None = None
+        self._since = 0.0
+        up.set(1)
+
+    @classmethod
+    def unexported(cls) -> StoreHealth:
+        """One on a registry of its own (nobody scrapes it): for callers without metrics."""
+        registry = CollectorRegistry()
+        return cls(
+            Gauge("store_up", "", registry=registry),
+            Counter("store_failures", "", registry=registry),
+        )
+
+    @property
+    def failing(self) -> bool:
+        return self._error is not None
+
+    def ok(self) -> None:
+        if self._error is not None:
+            self._error = None
+            self._up.set(1)
+
+    def failed(self, error: str) -> None:
+        if self._error is None:
+            self._since = time.time()
+        self._error = error
+        self._up.set(0)
+        self._failures.inc()
+
+    def __call__(self) -> dict[str, object]:
+        if self._error is None:
+            return {"status": "ok"}
+        return {
+            "status": "degraded",
+            "reason": "Redis fails; the work at hand is retried with backoff",
+            "error": self._error,
+            "failing_for_s": round(time.time() - self._since, 3),
+        }
 
 
 class NotifierMetrics:

@@ -25,6 +25,7 @@ __all__ = [
     "AuditReport",
     "ChangeLog",
     "Consumer",
+    "FlagEpoch",
     "FlagStore",
     "IncidentStore",
     "MessageBus",
@@ -98,6 +99,19 @@ class Consumer(Protocol):
         For consumers whose progress lives in the bus itself (the notifier), not
         in a state store; an assign handler can return these as the starts.
         """
+        ...
+
+    def hold(self, partition: TopicPartition, offset: int | None) -> None:
+        """Stop delivering the partition's records and, when it is released, restart it
+        at ``offset`` (None: the beginning), as if newly assigned there.
+
+        For a consumer that cannot keep what it read (its state store is down): it
+        stays in the group, keeps polling, and reads the held records again later.
+        """
+        ...
+
+    def release(self, partition: TopicPartition, offset: int | None) -> None:
+        """Deliver the held partition again, starting at ``offset`` (None: the beginning)."""
         ...
 
     def close(self) -> None: ...
@@ -300,6 +314,28 @@ class IncidentStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class FlagEpoch(Protocol):
+    """The containment worker's generation marker beside the flags it writes.
+
+    Gone means the store lost the flags (a Redis restart without persistence): the
+    worker writes its decisions back, and routers keep serving theirs, stale,
+    until it has (see :mod:`riskstream.services.flag_epoch`).
+    """
+
+    def read(self) -> tuple[str | None, dict[str, bytes]]:
+        """The epoch (None: there is none) and every flag's stored JSON, read together."""
+        ...
+
+    def restore(self, epoch: str, flags: Mapping[str, bytes]) -> int | None:
+        """Write the flags that are missing and then the epoch, atomically, announcing
+        each; the number written, or None when an epoch exists (nothing written)."""
+        ...
+
+    def probe_write(self) -> None:
+        """One small write; raises StateStoreError when the store refuses writes."""
+        ...
 
 
 class Webhook(Protocol):

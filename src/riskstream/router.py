@@ -46,6 +46,13 @@ Failure semantics a caller must know:
   (its ``run_id`` changed: restart without persistence, failover): its hash is
   then adopted as it is, lower revisions and removed models included, because
   the flag store now works from that state too and serving must agree with it.
+- **Lost state.**  The containment worker keeps an epoch key beside the flags
+  (:mod:`riskstream.services.flag_epoch`).  When a Router that has seen an
+  epoch finds it gone, Redis lost the flags (a restart without persistence, a
+  failover to an empty replica): rather than read the empty hash as "every
+  model normal", it keeps serving its last decisions, all marked ``stale=True``,
+  with ``riskstream_router_state_lost`` at 1, until the worker has written its
+  decisions back under a new epoch, which it then adopts as it is.
 - A flag that does not parse or breaks the schema (unknown mode, fraction outside
   0..1, key and ``model_id`` disagreeing) is ignored with an error log and
   ``riskstream_router_invalid_flags_total``; the model keeps its last good flag.
@@ -58,8 +65,9 @@ Metrics (on the registry passed in, or a private one at :attr:`Router.registry`)
 ``riskstream_router_stale`` (computed at scrape time, so it is right even if
 the thread is stuck in a blocking call), ``riskstream_router_refresh_failures_total``,
 ``riskstream_router_last_refresh_timestamp_seconds`` (wall time),
-``riskstream_router_updates_total`` (flags applied to the cache) and
-``riskstream_router_invalid_flags_total``.  One Router per registry.
+``riskstream_router_updates_total`` (flags applied to the cache),
+``riskstream_router_invalid_flags_total`` and ``riskstream_router_state_lost``.
+One Router per registry.
 """
 
 from __future__ import annotations
@@ -151,23 +159,24 @@ class FlagCache:
         self._flags: dict[str, RoutingFlag] = {}
         self._last_ok = -math.inf
         self._changed = threading.Condition()
+        self.lost = False  # Redis lost the flags: every decision is stale until restored
 
     def route(self, model_id: str) -> Decision:
         age = self._clock() - self._last_ok
+        stale = self.lost or age > self.max_staleness_s
         flag = self._flags.get(model_id)
         if flag is None:
             return Decision(
-                model_id, self.default_version, "normal", 1.0, 0, None,
-                age > self.max_staleness_s, age,
+                model_id, self.default_version, "normal", 1.0, 0, None, stale, age,
             )  # fmt: skip
         return Decision(
             model_id, flag.active_version, flag.mode, flag.traffic_fraction, flag.revision,
-            flag.incident_id, age > self.max_staleness_s, age,
+            flag.incident_id, stale, age,
         )  # fmt: skip
 
     @property
     def stale(self) -> bool:
-        return self._clock() - self._last_ok > self.max_staleness_s
+        return self.lost or self._clock() - self._last_ok > self.max_staleness_s
 
     def flag(self, model_id: str) -> RoutingFlag | None:
         return self._flags.get(model_id)
@@ -278,6 +287,13 @@ class _Metrics:
             "Routing flags or change messages ignored because they were malformed.",
             registry=registry,
         )
+        self.lost = Gauge(
+            "riskstream_router_state_lost",
+            "1 while Redis has lost the routing flags (the worker's epoch is gone) and "
+            "the last decisions are served, stale, until the worker writes them back.",
+            registry=registry,
+        )
+        self.lost.set_function(lambda: 1.0 if cache.lost else 0.0)
 
 
 class Router:
@@ -314,6 +330,8 @@ class Router:
         **client_kwargs: Any,
     ) -> None:
         self._hash, self._channel = flag_keys(namespace)
+        self._epoch_key = keys.flag_keys(namespace).epoch
+        self._epoch: str | None = None  # the worker's generation last seen
         self.namespace = namespace
         self._cache = FlagCache(default_version, max_staleness_s, clock)
         if isinstance(redis_url_or_client, str):
@@ -493,6 +511,8 @@ class Router:
                 ping_outstanding = False  # a PING sent before the drop gets no reply
                 self._resync(new_connection=True)
                 next_resync = time.monotonic() + self._resync_every_s
+            elif changed and self._cache.lost:  # the worker may be writing them back
+                self._resync(new_connection=False)
             elif changed:
                 self._read_models(changed)
             if time.monotonic() >= next_resync:
@@ -516,7 +536,13 @@ class Router:
 
     def _read_models(self, changed: Mapping[str, int]) -> None:
         model_ids = list(changed)
-        values = self._client.hmget(self._hash, model_ids)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.get(self._epoch_key)
+        pipe.hmget(self._hash, model_ids)
+        raw_epoch, values = pipe.execute()
+        if (None if raw_epoch is None else _text(raw_epoch)) != self._epoch:
+            self._resync(new_connection=False)  # a new epoch, or gone: decide on the whole
+            return
         self._refreshed()
         for model_id, raw in zip(model_ids, values, strict=True):
             if raw is not None:
@@ -525,16 +551,26 @@ class Router:
     def _resync(self, *, new_connection: bool) -> None:
         """Re-read the whole hash; adopt it as it is if the server is a different one."""
         run_id = self._server_run_id() if new_connection else None
-        stored = self._client.hgetall(self._hash)
-        adopt = None not in (run_id, self._run_id) and run_id != self._run_id
+        pipe = self._client.pipeline(transaction=False)  # the epoch first: see _lost
+        pipe.get(self._epoch_key)
+        pipe.hgetall(self._hash)
+        raw_epoch, stored = pipe.execute()
+        epoch = None if raw_epoch is None else _text(raw_epoch)
+        if epoch is None and self._epoch is not None:
+            self._lost(run_id)
+            return
+        new_epoch = None not in (epoch, self._epoch) and epoch != self._epoch
+        adopt = new_epoch or (None not in (run_id, self._run_id) and run_id != self._run_id)
         if adopt:
             log.warning(
-                "Redis at %s is a different server (run_id %s, was %s: restart or "
-                "failover); adopting its routing flags as they are, lower revisions "
+                "Redis at %s %s; adopting its routing flags as they are, lower revisions "
                 "and removed models included.",
                 self._where,
-                run_id,
-                self._run_id,
+                f"has a new flag epoch {epoch} (was {self._epoch}: the containment worker "
+                "wrote its flags back)"
+                if new_epoch
+                else f"is a different server (run_id {run_id}, was {self._run_id}: restart "
+                "or failover)",
             )
             flags: list[RoutingFlag] = []
             self._raw = {}
@@ -552,6 +588,12 @@ class Router:
             for key, raw in stored.items():
                 self._take(_text(key), raw)
         self._run_id = run_id or self._run_id  # only once the new state is in the cache
+        self._epoch = epoch or self._epoch
+        if self._cache.lost:
+            self._cache.lost = False
+            log.warning(
+                "Router: routing flags restored under epoch %s; decisions fresh again", epoch
+            )
         self._refreshed()
         if self._failures:
             log.info(
@@ -559,6 +601,25 @@ class Router:
                 self._where,
                 self._failures,
             )
+            self._failures = 0
+
+    def _lost(self, run_id: str | None) -> None:
+        """The epoch is gone: keep every decision, stale, until the worker restores them.
+
+        The epoch is read before the hash, and the worker writes both in one step, so
+        a hash read after a present epoch is never the empty one of a lost state.
+        """
+        if not self._cache.lost:
+            self._cache.lost = True
+            log.error(
+                "Router: Redis at %s lost the routing flags (flag epoch %s is gone); serving "
+                "the last %d decisions marked stale until the containment worker writes "
+                "them back.",
+                self._where, self._epoch, len(self._raw),
+            )  # fmt: skip
+        self._run_id = run_id or self._run_id
+        self._refreshed()  # Redis answers; the decisions are stale because lost
+        if self._failures:
             self._failures = 0
 
     def _take(self, model_id: str, raw: bytes | str) -> None:

@@ -36,3 +36,12 @@ def test_prometheus_scrapes_every_riskstream_process() -> None:
         t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
     }
     assert {"processor:9400", "containment:9400", "api:9400"} <= targets
+
+
+def test_every_compose_service_restarts_and_the_workers_report_health() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert {n: s.get("restart") for n, s in services.items()} == dict.fromkeys(
+        services, "unless-stopped"
+    )
+    for name in ("processor", "containment"):
+        assert "http://localhost:9400/health" in " ".join(services[name]["healthcheck"]["test"])

@@ -9,22 +9,62 @@ Exactly-once *effects* do not depend on faust's commits: every action carries a
 deterministic change id that the flag store refuses to apply twice, so a
 redelivered incident (after a crash between the flag write and the commit)
 changes nothing.
+
+When Redis fails (down, at maxmemory, a failover) the worker does not exit: the
+incident or change event at hand is retried with backoff (0.1 s doubling to 10 s)
+until it goes through — that same idempotence makes a retry safe — and meanwhile
+``/health`` says degraded and ``riskstream_containment_store_up`` reads 0.  Each
+second the :class:`~riskstream.services.flag_epoch.FlagGuard` checks the flag
+epoch and writes the flags back if Redis lost them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import random
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
 from riskstream.config import Config
+from riskstream.errors import StateStoreError
+from riskstream.metrics import StoreHealth
 from riskstream.services.containment import ContainmentService
+from riskstream.services.flag_epoch import FlagGuard
 
 __all__ = ["build_app"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 10.0
+
+
+async def retrying(health: StoreHealth, what: str, call: Callable[[], T]) -> T:
+    """``call()`` until it does not raise StateStoreError, with backoff; health says why."""
+    delay = RETRY_FIRST_S
+    while True:
+        try:
+            result = call()
+        except StateStoreError as exc:
+            if not health.failing:
+                log.error("%s: Redis fails, retrying with backoff up to %gs: %s",
+                          what, RETRY_MAX_S, exc)  # fmt: skip
+            else:
+                log.warning("%s: Redis still fails: %s", what, exc)
+            health.failed(str(exc))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(RETRY_MAX_S, delay * 2)
+            continue
+        if health.failing:
+            log.info("%s: Redis answers again", what)
+        health.ok()
+        return result
 
 
 def build_app(
@@ -32,6 +72,8 @@ def build_app(
     bootstrap: str,
     service: ContainmentService,
     *,
+    health: StoreHealth | None = None,
+    guard: FlagGuard | None = None,
     app_id: str = "riskstream-containment",
     replication_factor: int = 1,
     expiry_interval_s: float = 1.0,
@@ -40,6 +82,8 @@ def build_app(
 ) -> Any:
     """A faust App whose agents feed the containment service."""
     import faust  # imported here: faust pulls in a lot, and only this process needs it
+
+    store = health or StoreHealth.unexported()
 
     app = faust.App(
         app_id,
@@ -63,22 +107,39 @@ def build_app(
             except orjson.JSONDecodeError as exc:
                 log.error("skipping an incident that is not JSON: %s", exc)
                 continue
-            outcomes = service.on_incident(incident)
+            outcomes = await retrying(
+                store, f"incident {incident.get('incident_id')}",
+                functools.partial(service.on_incident, incident),
+            )  # fmt: skip
             log.info("incident %s: %s", incident.get("incident_id"), outcomes)
 
     @app.agent(changes)
     async def record_changes(stream: Any) -> None:
         async for value in stream:
             try:
-                service.on_change_event(orjson.loads(value))
-            except (orjson.JSONDecodeError, KeyError, ValueError) as exc:
+                event = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                log.error("skipping a change event riskstream cannot read: %s", exc)
+                continue
+            try:
+                await retrying(
+                    store, "change event", functools.partial(service.on_change_event, event)
+                )
+            except (KeyError, ValueError) as exc:
                 log.error("skipping a change event riskstream cannot read: %s", exc)
 
     @app.timer(interval=expiry_interval_s)
     async def expire_approvals() -> None:
-        for pending in service.expire_due():
-            log.warning("approval for %s expired", pending.action_id)
-        for model_id in service.lapse_flags():
-            log.warning("routing flag of %s lapsed after its ttl: restored", model_id)
+        try:
+            if guard is not None:
+                guard.check()
+            for pending in service.expire_due():
+                log.warning("approval for %s expired", pending.action_id)
+            for model_id in service.lapse_flags():
+                log.warning("routing flag of %s lapsed after its ttl: restored", model_id)
+        except StateStoreError as exc:  # the next tick tries again
+            if not store.failing:
+                log.error("timer: Redis fails; retrying each second: %s", exc)
+            store.failed(str(exc))
 
     return app

@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from riskstream.api.auth import TokenTable
-from riskstream.api.context import API, Api, caller, caller_scope, set_caller
+from riskstream.api.context import API, WRITE_PROBE, Api, caller, caller_scope, set_caller
 from riskstream.api.errors import ApiError, from_exception
 from riskstream.api.routes import ROUTES, Route, json_response
 from riskstream.api.spec import load_spec
@@ -57,10 +57,13 @@ def build_app(
     tokens: TokenTable,
     metrics: ApiMetrics,
     spec: bytes | None = None,
+    write_probe: Callable[[], None] | None = None,
 ) -> web.Application:
     """The API over ``ops``, the console at ``/``; ``spec`` defaults to schemas/openapi.yaml.
 
     Log messages are escaped from here on (a request path is the caller's text).
+    ``write_probe``: one small write, so ``/health`` says degraded when Redis refuses
+    writes (at maxmemory) while it still answers reads.
     """
     escape_logs()
     app = web.Application(
@@ -68,6 +71,8 @@ def build_app(
     )
     app[API] = Api(ops, config.monitors, tokens, metrics, spec or load_spec(), config.reporting)
     app[_ROLE_OF] = {}
+    if write_probe is not None:
+        app[WRITE_PROBE] = write_probe
     for route in ROUTES:
         resource = app.router.add_resource(route.path)
         resource.add_route(route.method, route.handler)

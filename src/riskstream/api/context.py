@@ -25,7 +25,7 @@ from riskstream.core.reports.settings import ReportSettings
 from riskstream.metrics import ApiMetrics
 from riskstream.services.operations import OperatorService
 
-__all__ = ["API", "Api", "caller", "caller_scope", "principal", "set_caller"]
+__all__ = ["API", "WRITE_PROBE", "Api", "caller", "caller_scope", "principal", "set_caller"]
 
 T = TypeVar("T")
 
@@ -65,6 +65,9 @@ class Api:
 
 
 API = web.AppKey("riskstream_api", Api)
+
+WRITE_PROBE: web.AppKey[Callable[[], None]] = web.AppKey("riskstream_write_probe")
+"""One small write to Redis, for ``/health``: a Redis at maxmemory still answers reads."""
 
 # Who is calling, for the request being handled.  A context variable rather than
 # request storage: aiohttp before 3.14 has no typed request keys and 3.14 warns

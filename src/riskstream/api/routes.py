@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from riskstream import __version__
-from riskstream.api.context import API, principal
+from riskstream.api.context import API, WRITE_PROBE, principal
 from riskstream.api.errors import ApiError
 from riskstream.api.views import (
     action_view,
@@ -142,6 +142,18 @@ async def health(request: web.Request) -> web.StreamResponse:
              "message": "Redis does not answer; the API's log says why"},
             status=503,
         )  # fmt: skip
+    probe = request.app.get(WRITE_PROBE)
+    if probe is not None:
+        try:
+            await api.read(probe)
+        except RiskstreamError as exc:
+            log.warning("health check: Redis refuses writes: %s", exc)
+            return json_response(
+                {"status": "degraded", "redis": "refuses writes", "version": __version__,
+                 "message": "Redis answers but refuses writes (at maxmemory?): approvals, "
+                            "acknowledgements and flag changes fail; the API's log says why"},
+                status=503,
+            )  # fmt: skip
     return json_response({"status": "ok", "redis": "ok", "version": __version__})
 
 

@@ -158,7 +158,7 @@ def run_processor(args: argparse.Namespace) -> int:
     processor = kafka_processor(
         config, args.bootstrap, args.redis_url, registry, args.max_poll_interval_ms
     )
-    serve_metrics(registry, args.metrics_port)
+    serve_metrics(registry, args.metrics_port, health=processor.health)
     stopping = False
 
     def stop(signum: int, _frame: Any) -> None:
@@ -179,18 +179,20 @@ def run_containment(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from riskstream.adapters.faust_app import build_app
-    from riskstream.bootstrap import kafka_containment
+    from riskstream.bootstrap import kafka_worker
     from riskstream.config import load_config
     from riskstream.config.environment import KafkaSettings
     from riskstream.metrics import serve_metrics
 
     config = load_config(args.config)
     registry = CollectorRegistry()
-    service = kafka_containment(config, args.bootstrap, args.redis_url, registry, args.namespace)
-    serve_metrics(registry, args.metrics_port)
+    service, guard, metrics = kafka_worker(
+        config, args.bootstrap, args.redis_url, registry, args.namespace
+    )
+    serve_metrics(registry, args.metrics_port, health=metrics.store)
     bootstrap = KafkaSettings.from_env(args.bootstrap).bootstrap
     app = build_app(
-        config, bootstrap, service,
+        config, bootstrap, service, health=metrics.store, guard=guard,
         app_id=args.app_id, replication_factor=args.replication_factor,
         commit_every=args.commit_every, commit_interval_s=args.commit_interval,
     )  # fmt: skip
@@ -267,7 +269,13 @@ def run_api(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     registry = CollectorRegistry()
     ops = kafka_operations(config, args.bootstrap, args.redis_url, registry, args.namespace)
-    app = build_app(ops, config, tokens, ApiMetrics(registry))
+    from riskstream.adapters.redis.epoch import RedisFlagEpoch
+    from riskstream.bootstrap import redis_url_from_env
+
+    probe = RedisFlagEpoch.from_url(
+        args.redis_url or redis_url_from_env(), namespace=args.namespace
+    )
+    app = build_app(ops, config, tokens, ApiMetrics(registry), write_probe=probe.probe_write)
     serve_metrics(registry, args.metrics_port)
     log.info(
         "api: %d users from %s, namespace %r, metrics on :%s",

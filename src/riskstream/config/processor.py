@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riskstream.config.nodes import Problem, YamlNode, integer, number, string
+from riskstream.core.limits import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_STREAMS, StreamLimits
 
 __all__ = [
     "EVENT_KINDS",
@@ -50,6 +51,14 @@ class ProcessorSettings:
     checkpoint_events: int = 50_000
     checkpoint_budget: float = 0.25  # at most this share of the time goes to checkpoints
     max_event_bytes: int = 64 * 1024
+    # Streams per monitor per partition (0: no cap) and how long, in data time, a stream
+    # without readings is kept (0: forever); see riskstream.core.limits.
+    max_streams_per_monitor: int = DEFAULT_MAX_STREAMS
+    stream_idle_ttl_s: int = int(DEFAULT_IDLE_TTL_S)
+
+    @property
+    def stream_limits(self) -> StreamLimits:
+        return StreamLimits(self.max_streams_per_monitor, float(self.stream_idle_ttl_s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +78,12 @@ def read_topics(node: YamlNode) -> Topics:
     return Topics(**{k: string(v) for k, v in _known(node, Topics)})
 
 
+_ZERO_MEANS_OFF = frozenset({"max_streams_per_monitor", "stream_idle_ttl_s"})
+
+
 def read_processor(node: YamlNode) -> ProcessorSettings:
     values: dict[str, Any] = {
-        k: (string(v) if k == "group_id" else integer(v, 1))
+        k: (string(v) if k == "group_id" else integer(v, 0 if k in _ZERO_MEANS_OFF else 1))
         for k, v in _known(node, ProcessorSettings)
         if k != "checkpoint_budget"
     }

@@ -25,3 +25,4 @@ class Finding:
     update: bool = False  # True: a later alarm of an incident already opened
     users: tuple[int, bool] | None = None  # distinct users since onset; whether all were kept
     fdr: dict[str, Any] | None = None  # the confirmation test that let it through
+    limit: dict[str, Any] | None = None  # a stream-limit incident: the cap and what it dropped

@@ -61,6 +61,7 @@ def incident_from_finding(finding: Finding) -> dict[str, Any]:
             **({"group_gap": finding.detail} if finding.detail else {}),
             **({"episode": finding.episode} if finding.episode else {}),
             **({"fdr": finding.fdr} if finding.fdr else {}),
+            **({"stream_limit": finding.limit} if finding.limit else {}),
         },
         **_reach(finding),
     }

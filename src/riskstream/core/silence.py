@@ -160,8 +160,19 @@ class SilenceWatch:
     def __len__(self) -> int:
         return len(self._streams)
 
+    def __contains__(self, key: str) -> bool:
+        return key in self._streams
+
     def streams(self) -> list[str]:
         return list(self._streams)
+
+    def evict(self, before: float) -> list[str]:
+        """Forget the streams whose newest reading is dated before ``before``."""
+        gone = [k for k, s in self._streams.items() if s.last_seen < before]
+        for key in gone:
+            del self._streams[key]
+            self.dirty.discard(key)
+        return gone
 
     def see(self, key: str, subject: str, t: float) -> None:
         self._tick(t)
@@ -228,7 +239,9 @@ class SilenceWatch:
         heap, streams, clock = self._heap, self._streams, self._busy
         while heap and heap[0][0] < clock:
             deadline, key = heapq.heappop(heap)
-            s = streams[key]
+            s = streams.get(key)
+            if s is None:  # evicted since (see evict)
+                continue
             allowed = self._allowed(s)
             if s.silent or s.arrived + allowed != deadline:
                 continue  # superseded by a later arrival

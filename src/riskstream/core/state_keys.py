@@ -15,6 +15,7 @@ __all__ = [
     "EPISODE_MARK",
     "FDR_MARK",
     "GAP_MARK",
+    "LIMITS_KEY",
     "STATE_KEY_SEPARATOR",
     "USERS_MARK",
     "StateKey",
@@ -39,6 +40,10 @@ EPISODE_MARK = "\x1d"
 
 CLOCK_MARK = "\x1a"
 """Marks the state key of a missing-data monitor's partition clock (see :mod:`.silence`)."""
+
+LIMITS_KEY = STATE_KEY_SEPARATOR + "\x19"
+"""The state key of a partition's stream limits: its idle clock and, per monitor, the
+events dropped at the cap and the streams evicted (see :mod:`.limits`)."""
 
 
 class StateKind(Enum):

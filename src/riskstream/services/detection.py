@@ -9,12 +9,20 @@ that write, every incident and dead letter produced from those events is flushed
 to the bus.  A crash between two checkpoints therefore replays the events after
 the last one onto exactly the state that preceded them: state is applied once,
 and the re-emitted incidents carry the same deterministic ids.
+
+When the state store fails (Redis down, at maxmemory, a failover), the processor
+does not exit: it drops what it has not saved, *holds* its partitions (stays in
+the consumer group, fetches nothing) and claims them again with backoff; once a
+claim succeeds it restarts each partition at its saved offset, exactly as a
+restart would, so nothing is lost or applied twice.  Meanwhile :meth:`health`
+says degraded and ``riskstream_state_store_up`` reads 0.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +47,8 @@ log = logging.getLogger(__name__)
 
 
 MAX_CHECKPOINT_GAP_S = 60.0
+RETRY_FIRST_S = 0.1  # the first retry after the state store failed...
+RETRY_MAX_S = 10.0  # ...doubling up to this (with jitter, so processors do not stampede)
 
 
 @dataclass(slots=True)
@@ -52,6 +62,7 @@ class _Owned:
     saved_offset: int | None
     parked: ParkedLabels
     sizes: dict[str, int] = field(default_factory=dict)
+    skip_below: int = 0  # records before this offset were applied already (after a seek)
 
 
 class Processor:
@@ -96,6 +107,13 @@ class Processor:
         self._last_checkpoint = clock()
         self._checkpoint_gap_s = 0.0  # the least time until the next one (see _checkpoint)
         self._closed = False
+        # Partitions assigned to us but not claimed: the state store failed (see _held_back).
+        self._held: dict[TopicPartition, None] = {}
+        self._retry_at = 0.0
+        self._retry_s = RETRY_FIRST_S
+        self._store_error: str | None = None
+        self._failed_since: float | None = None
+        metrics.store_up.set(1)
 
     # -- assignment ---------------------------------------------------------------
 
@@ -105,38 +123,58 @@ class Processor:
 
     def _on_assign(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int | None]:
         starts: dict[TopicPartition, int | None] = {}
-        for tp in partitions:
-            saved = self._store.claim(self._scope, tp)
-            detectors = PartitionDetectors(self._config.monitors, self._kinds.get(tp[0], ""))
-            detectors.load(saved.snapshots)
-            parked = ParkedLabels(self._config.labels.ttl_s)
-            if PARKED_KEY in saved.snapshots:
-                parked.load(saved.snapshots[PARKED_KEY])
-            self._owned[tp] = _Owned(
-                epoch=saved.epoch,
-                detectors=detectors,
-                next_offset=saved.offset,
-                counters={"applied": 0, "dead_lettered": 0, **saved.counters},
-                saved_offset=saved.offset,
-                parked=parked,
-                sizes={k: len(v) for k, v in saved.snapshots.items()},
-            )
-            starts[tp] = saved.offset
-            log.info(
-                "assigned %s[%d]: epoch %d, resuming at offset %s with %d streams",
-                tp[0],
-                tp[1],
-                saved.epoch,
-                saved.offset,
-                len(saved.snapshots),
-            )
+        for i, tp in enumerate(partitions):
+            try:
+                starts[tp] = self._claim(tp)
+            except StateStoreError as exc:
+                self._store_failed(exc, f"claim {tp[0]}[{tp[1]}]")
+                for held in partitions[i:]:
+                    self._held[held] = None
+                    starts[held] = None  # fetched records are skipped until claimed
+                break
         self._metrics.partitions.set(len(self._owned))
+        self._metrics.held.set(len(self._held))
         return starts
 
+    def _claim(self, tp: TopicPartition) -> int | None:
+        """Read the partition's saved state and take it over; the offset to start at."""
+        saved = self._store.claim(self._scope, tp)
+        detectors = PartitionDetectors(
+            self._config.monitors, self._kinds.get(tp[0], ""), self._config.processor.stream_limits
+        )
+        detectors.load(saved.snapshots)
+        parked = ParkedLabels(self._config.labels.ttl_s)
+        if PARKED_KEY in saved.snapshots:
+            parked.load(saved.snapshots[PARKED_KEY])
+        self._owned[tp] = _Owned(
+            epoch=saved.epoch,
+            detectors=detectors,
+            next_offset=saved.offset,
+            counters={"applied": 0, "dead_lettered": 0, **saved.counters},
+            saved_offset=saved.offset,
+            parked=parked,
+            sizes={k: len(v) for k, v in saved.snapshots.items()},
+        )
+        log.info(
+            "assigned %s[%d]: epoch %d, resuming at offset %s with %d streams",
+            tp[0],
+            tp[1],
+            saved.epoch,
+            saved.offset,
+            len(saved.snapshots),
+        )
+        return saved.offset
+
     def _on_revoke(self, partitions: list[TopicPartition], lost: bool) -> None:
+        for tp in partitions:
+            self._held.pop(tp, None)
+        self._metrics.held.set(len(self._held))
         owned = [tp for tp in partitions if tp in self._owned]
         if not lost:
-            self._checkpoint(owned)
+            try:
+                self._checkpoint(owned)
+            except StateStoreError as exc:  # the next owner replays from the last checkpoint
+                log.warning("could not save before releasing %d partitions: %s", len(owned), exc)
         for tp in owned:
             del self._owned[tp]
             self._forget_lag(tp)
@@ -151,14 +189,24 @@ class Processor:
         self.close()
 
     def step(self, poll_timeout: float = 0.05) -> int:
-        """Consume and process one batch; checkpoint when due.  Returns the batch size."""
+        """Consume and process one batch; checkpoint when due.  Returns the batch size.
+
+        A state store failure never escapes: the partitions are held and claimed
+        again later (see the module docstring).
+        """
         settings = self._config.processor
+        if self._held and self._clock() >= self._retry_at:
+            self._claim_held()
         polled = self._clock()
         batch = self._consumer.poll_batch(settings.batch_size, poll_timeout)
         self._phase["poll"].inc(self._clock() - polled)
         if batch:
             started = self._clock()
-            self._process(batch)
+            try:
+                self._process(batch)
+            except StateStoreError as exc:
+                self._store_failed(exc, "process a batch")
+                return len(batch)
             self._metrics.batch_seconds.observe(self._clock() - started)
             self._since_checkpoint += len(batch)
         since = self._clock() - self._last_checkpoint
@@ -166,8 +214,82 @@ class Processor:
             self._since_checkpoint >= settings.checkpoint_events
             or since * 1000 >= settings.checkpoint_interval_ms
         ):
-            self._checkpoint(list(self._owned))
+            try:
+                self._checkpoint(list(self._owned))
+            except StateStoreError as exc:
+                self._store_failed(exc, "checkpoint")
         return len(batch)
+
+    # -- when the state store fails ---------------------------------------------
+
+    def health(self) -> dict[str, object]:
+        """``{"status": "ok"}``, or ``"degraded"`` with why, while state cannot be saved."""
+        if self._store_error is None:
+            return {"status": "ok", "partitions": len(self._owned)}
+        since = self._failed_since or self._clock()
+        return {
+            "status": "degraded",
+            "reason": "the state store fails; partitions are held and retried",
+            "error": self._store_error,
+            "held_partitions": len(self._held),
+            "failing_for_s": round(self._clock() - since, 3),
+        }
+
+    def _store_failed(self, exc: StateStoreError, action: str) -> None:
+        """Drop unsaved progress and hold every partition until it can be claimed again.
+
+        Whatever was applied since the last checkpoint is thrown away and read
+        again: its outputs were (or will be) re-emitted with the same ids.
+        """
+        first = self._store_error is None
+        self._store_error = str(exc)
+        self._metrics.store_up.set(0)
+        self._metrics.store_failures.inc()
+        if first:
+            self._failed_since = self._clock()
+            log.error(
+                "state store failed (%s): %s; holding %d partitions and retrying with "
+                "backoff (up to %gs); nothing unsaved is lost, it is read again",
+                action, exc, len(self._owned) + len(self._held), RETRY_MAX_S,
+            )  # fmt: skip
+        else:
+            log.warning("state store still failing (%s): %s", action, exc)
+        for tp in list(self._owned):
+            del self._owned[tp]
+            self._held[tp] = None
+        for tp in self._held:
+            self._consumer.hold(tp, None)
+        self._unsaved = []
+        self._stored_since_join = False
+        self._retry_at = self._clock() + self._retry_s * random.uniform(0.5, 1.0)
+        self._retry_s = min(RETRY_MAX_S, self._retry_s * 2)
+        self._metrics.partitions.set(len(self._owned))
+        self._metrics.held.set(len(self._held))
+
+    def _claim_held(self) -> None:
+        """Claim the held partitions again; each restarts at its saved offset."""
+        for tp in list(self._held):
+            try:
+                offset = self._claim(tp)
+                self._consumer.release(tp, offset)
+            except StateStoreError as exc:
+                self._owned.pop(tp, None)
+                self._store_failed(exc, f"claim {tp[0]}[{tp[1]}] again")
+                return
+            del self._held[tp]
+            self._owned[tp].skip_below = offset or 0
+        if self._store_error is not None:
+            log.info(
+                "state store answers again after %.1fs; every partition resumed at its "
+                "saved offset",
+                self._clock() - (self._failed_since or self._clock()),
+            )
+        self._store_error = None
+        self._failed_since = None
+        self._retry_s = RETRY_FIRST_S
+        self._metrics.store_up.set(1)
+        self._metrics.partitions.set(len(self._owned))
+        self._metrics.held.set(0)
 
     def _process(self, batch: list[Record]) -> None:
         change_topic = self._config.topics.change
@@ -182,7 +304,9 @@ class Processor:
         rejected: dict[tuple[str, str], int] = {}
         for record in batch:
             owned = owned_map.get((record.topic, record.partition))
-            if owned is None:  # a record from a partition we just gave up
+            if owned is None:  # a record from a partition we just gave up, or hold
+                continue
+            if record.offset < owned.skip_below:  # fetched before the seek that restarted it
                 continue
             result = decode(record)
             if isinstance(result, Rejection):
@@ -331,6 +455,7 @@ class Processor:
                 continue
             encoding = self._clock()
             changed = owned.detectors.take_changed()
+            deleted = owned.detectors.take_deleted(changed)
             if owned.parked.dirty:
                 changed[PARKED_KEY] = owned.parked.snapshot()
                 owned.parked.dirty = False
@@ -338,8 +463,9 @@ class Processor:
             self._phase["encode"].inc(saving - encoding)
             try:
                 self._store.save(
-                    self._scope, tp, owned.epoch, owned.next_offset, owned.counters, changed
-                )
+                    self._scope, tp, owned.epoch, owned.next_offset, owned.counters, changed,
+                    deleted,
+                )  # fmt: skip
                 self._phase["save"].inc(self._clock() - saving)
             except FencedError as exc:
                 log.warning("dropping %s[%d]: %s", tp[0], tp[1], exc)
@@ -350,10 +476,13 @@ class Processor:
             except StateStoreError:
                 # Outcome unknown but atomic: keep the changes dirty so a retry saves them.
                 owned.detectors.mark_dirty(changed)
+                owned.detectors.mark_deleted(deleted)
                 owned.parked.dirty = owned.parked.dirty or PARKED_KEY in changed
                 raise
             owned.saved_offset = owned.next_offset
             owned.sizes.update((k, len(v)) for k, v in changed.items())
+            for key in deleted:
+                owned.sizes.pop(key, None)
             saved[tp] = owned.next_offset
         self._since_checkpoint = 0
         self._last_checkpoint = self._clock()
@@ -373,6 +502,12 @@ class Processor:
         m = self._metrics
         m.partitions.set(len(self._owned))
         m.streams.set(sum(o.detectors.stream_count for o in self._owned.values()))
+        for owned in self._owned.values():
+            for monitor, (dropped, evicted) in owned.detectors.take_limit_counts().items():
+                if dropped:
+                    m.streams_dropped.labels(monitor).inc(dropped)
+                if evicted:
+                    m.streams_evicted.labels(monitor).inc(evicted)
         m.state_bytes.set(sum(sum(o.sizes.values()) for o in self._owned.values()))
         for tp, owned in self._owned.items():
             high = self._consumer.high_watermark(tp)
@@ -398,6 +533,12 @@ class Processor:
         if self._closed:
             return
         self._closed = True
-        self._checkpoint(list(self._owned))
+        try:
+            self._checkpoint(list(self._owned))
+        except StateStoreError as exc:
+            log.warning(
+                "could not save at shutdown; the next start replays from the last checkpoint: %s",
+                exc,
+            )
         self._consumer.close()  # revokes: the revoke handler checkpoints
         self._producer.flush()

@@ -238,5 +238,23 @@ class KafkaConsumer:
             raise _bus_error("cannot read committed offsets", exc.args[0]) from exc
         return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in found}
 
+    def hold(self, partition: TP, offset: int | None) -> None:
+        """Pause fetching; records already fetched are dropped by the seek on release."""
+        try:
+            self._consumer.pause([TopicPartition(*partition)])
+        except KafkaException as exc:  # not assigned (any more): nothing to hold
+            log.debug("pause %s[%d]: %s", partition[0], partition[1], exc)
+
+    def release(self, partition: TP, offset: int | None) -> None:
+        """Seek (which purges what was fetched past it) and resume fetching."""
+        tp = TopicPartition(
+            partition[0], partition[1], OFFSET_BEGINNING if offset is None else offset
+        )
+        try:
+            self._consumer.seek(tp)
+            self._consumer.resume([tp])
+        except KafkaException as exc:
+            raise _bus_error(f"cannot restart {partition[0]}[{partition[1]}]", exc.args[0]) from exc
+
     def close(self) -> None:
         self._consumer.close()

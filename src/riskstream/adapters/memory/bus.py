@@ -71,6 +71,7 @@ class _MemoryConsumer:
         self._start: dict[str, int] = {}
         self._cursor = 0  # index into the global log
         self._on_revoke: RevokeHandler | None = None
+        self._held: set[str] = set()
 
     def subscribe(
         self, topics: Sequence[str], on_assign: AssignHandler, on_revoke: RevokeHandler
@@ -88,10 +89,31 @@ class _MemoryConsumer:
         while i < len(log) and len(out) < max_records:
             r = log[i]
             i += 1
-            if r.topic in self._topics and r.offset >= self._start[r.topic]:
+            if (
+                r.topic in self._topics
+                and r.offset >= self._start[r.topic]
+                and r.topic not in self._held
+            ):
                 out.append(r)
+                self._start[r.topic] = r.offset + 1
         self._cursor = i
         return out
+
+    def hold(self, partition: TopicPartition, offset: int | None) -> None:
+        self._held.add(partition[0])
+
+    def release(self, partition: TopicPartition, offset: int | None) -> None:
+        """Deliver the topic again from ``offset``: rewind the cursor to its first record
+        there; records of other topics it passes again are skipped by their offsets."""
+        topic = partition[0]
+        self._held.discard(topic)
+        self._start[topic] = offset or 0
+        log = self._bus._log
+        first = next(
+            (i for i, r in enumerate(log) if r.topic == topic and r.offset >= (offset or 0)),
+            len(log),
+        )
+        self._cursor = min(self._cursor, first)
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():

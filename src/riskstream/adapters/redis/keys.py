@@ -7,6 +7,11 @@ adapters build their key names only from here::
 
     rs:{<scope>|<topic>|<partition>}:meta   hash     detector state: epoch, offset, counters
     rs:{<scope>|<topic>|<partition>}:snap   hash     stream key -> detector snapshot bytes
+    rs:{<scope>|<topic>|<partition>}:stage  hash     a large save's snapshots, written in
+                                                     chunks before its offset commits
+    rs:{flags|<ns>}:epoch                   string   the containment worker's generation:
+                                                     gone means Redis lost the flags
+    rs:{flags|<ns>}:health                  string   a health probe's write, with a PX expiry
     rs:{flags|<ns>}:flags                   hash     model_id -> routing flag JSON
     rs:{flags|<ns>}:applied                 set      ids of the changes applied
     rs:{flags|<ns>}:audit                   stream   the hash-chained audit trail, one entry
@@ -59,6 +64,7 @@ __all__ = [
     "change_log_key",
     "flag_keys",
     "partition_keys",
+    "partition_stage_key",
     "prediction_key_prefix",
 ]
 
@@ -70,7 +76,7 @@ _PREDICTIONS: Final = f"{KEY_PREFIX}:pred"
 #: The detector state store (the processor).
 STATE_ACL: Final = (
     f"~{KEY_PREFIX}:* +multi +exec +hincrby +hgetall +evalsha +script|load "
-    "+hget +hset +hdel +hkeys +memory|usage"
+    "+hget +hset +hdel +hkeys +hlen +hscan +unlink +memory|usage"
 )
 #: The flag and approval stores, and the incident store that shares their namespace.
 #: ``&`` grants the ``changed`` channel (Redis 7 denies channels by default).
@@ -78,14 +84,14 @@ FLAGS_ACL: Final = (
     f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* +multi +exec +evalsha +script|load "
     "+hget +hmget +hgetall +hsetnx +hset +sismember +sadd "
     "+xadd +xrange +xrevrange +publish +watch +unwatch +zadd +zrevrange "
-    "+zrem +zcard +zrange +zrangebylex +zrangebyscore +hlen +hvals +exists +set"
+    "+zrem +zcard +zrange +zrangebylex +zrangebyscore +hlen +hvals +exists +get +set"
 )
 #: A router client, which only reads flags.  ``+info`` is optional: without it a
 #: Redis restart or failover is not noticed and revisions that went backwards with
 #: it are ignored until the process restarts.
 ROUTER_ACL: Final = (
     f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* "
-    "+hgetall +hmget +subscribe +ping +client|setname +info"
+    "+hgetall +hmget +get +subscribe +ping +client|setname +info"
 )
 #: The parked-prediction store (the processor, to join labels).
 PREDICTIONS_ACL: Final = f"~{_PREDICTIONS}|* +set +get +mget +evalsha +script|load"
@@ -119,6 +125,15 @@ def partition_keys(scope: str, partition: TopicPartition) -> tuple[str, str]:
     return f"{tag}:meta", f"{tag}:snap"
 
 
+def partition_stage_key(scope: str, partition: TopicPartition) -> str:
+    """Where a large save stages its snapshots (see ``riskstream.adapters.redis.state``).
+
+    >>> partition_stage_key("detectors", ("sensor-events", 3))
+    'rs:{detectors|sensor-events|3}:stage'
+    """
+    return partition_keys(scope, partition)[0].removesuffix(":meta") + ":stage"
+
+
 class FlagKeys(NamedTuple):
     """The key names (and the channel) of one flag namespace."""
 
@@ -135,6 +150,8 @@ class FlagKeys(NamedTuple):
     action_incidents: str  # incident id -> its action ids
     members: str  # + ":<action_id>": a grouped action's member incidents
     incidents_of: str  # + ":<subject>": one subject's incident ids by detection time
+    epoch: str  # the worker's generation (riskstream.services.flag_epoch)
+    health: str  # a health probe's write (expires)
 
 
 def flag_keys(namespace: str = "default") -> FlagKeys:

@@ -9,9 +9,22 @@ in one slot and one transaction or script may touch both::
 ``|``, ``{``, ``}`` and ``%`` in the scope or topic are percent-escaped, so two
 different partitions can never share a key.
 
-A claim reads what the previous owner last saved and bumps the epoch in one
-``MULTI``; a save is one Lua script that checks the epoch and writes, sent as
-``EVALSHA``.  Why these and not the alternatives is in ``docs/design/state-store.md``.
+A claim bumps the epoch and reads the meta hash in one ``MULTI``, then reads the
+snapshots with ``HSCAN`` (so no single call returns the whole partition); a save
+is one Lua script that checks the epoch and writes, sent as ``EVALSHA``.  Why these
+and not the alternatives is in ``docs/design/state-store.md``.
+
+**Large saves are chunked**, because Redis runs one command at a time and a script
+writing 800,000 snapshots blocked every client for 2 s.  A save of more than
+:data:`CHUNK_ENTRIES` entries or :data:`CHUNK_BYTES` bytes stages its snapshots in
+``...:stage`` (same hash tag) a chunk per script, then *commits* with a small script
+that writes the offset and counters and marks the stage committed, then moves the
+stage into ``...:snap`` a chunk per script.  Every script checks the epoch, so
+fencing holds chunk by chunk.  The commit is the one atomic point: a crash before
+it leaves an uncommitted stage that is discarded (``UNLINK``, freed in the
+background); a crash after it leaves a committed stage that a claim reads over the
+snapshots (a deletion is staged as an empty value) and the next save finishes
+moving.  So a restart still resumes exactly where the saved state ends.
 
 Failure semantics a caller must know:
 
@@ -37,14 +50,100 @@ import redis
 from riskstream.adapters.memory.state import check_save_arguments, fenced_error
 from riskstream.adapters.redis.client import client_from_url, translate_errors
 from riskstream.adapters.redis.keys import STATE_ACL as REQUIRED_ACL
-from riskstream.adapters.redis.keys import partition_keys
+from riskstream.adapters.redis.keys import partition_keys, partition_stage_key
 from riskstream.errors import ConfigError
 from riskstream.ports import PartitionState, StateStore, TopicPartition
 
-__all__ = ["REQUIRED_ACL", "RedisStateStore", "partition_keys"]
+__all__ = ["CHUNK_BYTES", "CHUNK_ENTRIES", "REQUIRED_ACL", "RedisStateStore", "partition_keys"]
 
 _COUNTER_PREFIX: Final = b"c:"
 _FENCED: Final = b"FENCED"
+_STAGED: Final = b"staged"  # meta field: a committed stage is still being moved
+_TOMBSTONE: Final = b""  # a staged deletion (a snapshot is never empty)
+
+#: A save larger than this (entries, or bytes of snapshots) is written in chunks of it;
+#: one chunk's script runs in a few milliseconds, well under the ~50 ms budget.
+CHUNK_ENTRIES: Final = 1000
+CHUNK_BYTES: Final = 1 << 20
+_SCAN_COUNT: Final = 1000  # HSCAN page when reading a partition back
+
+_FENCE_LUA: Final = """
+local current = redis.call('HGET', KEYS[1], 'epoch')
+if current ~= ARGV[1] then
+  return {'FENCED', current or ''}
+end
+if redis.acl_check_cmd then
+  for _, key in ipairs(KEYS) do
+    for _, command in ipairs({{'HSET', key, 'k', 'v'}, {'HDEL', key, 'k'}, {'UNLINK', key}}) do
+      if not redis.acl_check_cmd(unpack(command)) then
+        return redis.error_reply('NOPERM the ACL user may not run ' .. command[1] ..
+          ' on ' .. command[2] .. ' (nothing was written)')
+      end
+    end
+  end
+end
+"""
+# KEYS: meta, stage.  ARGV: epoch.  Discards an uncommitted stage.
+_STAGE_BEGIN_LUA: Final = (
+    _FENCE_LUA
+    + """
+redis.call('UNLINK', KEYS[2])
+return 'OK'
+"""
+)
+# KEYS: meta, stage.  ARGV: epoch, then (field, value) pairs.
+_STAGE_LUA: Final = (
+    _FENCE_LUA
+    + """
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+return 'OK'
+"""
+)
+# KEYS: meta, snap.  ARGV: epoch, offset, then (name, value) counter pairs.  Nothing may
+# fail after its first write, so it proves first that the moves can run (snap is a hash).
+_COMMIT_LUA: Final = (
+    _FENCE_LUA
+    + """
+local snap_type = redis.call('TYPE', KEYS[2])['ok']
+if snap_type ~= 'hash' and snap_type ~= 'none' then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[2] .. ' is a ' .. snap_type ..
+    ', not a hash (nothing was committed)')
+end
+for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(name, 1, 2) == 'c:' then
+    redis.call('HDEL', KEYS[1], name)
+  end
+end
+redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'staged', '1')
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], 'c:' .. ARGV[i], ARGV[i + 1])
+end
+return 'OK'
+"""
+)
+# KEYS: meta, snap, stage.  ARGV: epoch, then staged field names.
+_MOVE_LUA: Final = (
+    _FENCE_LUA
+    + """
+for i = 2, #ARGV do
+  local value = redis.call('HGET', KEYS[3], ARGV[i])
+  if value then
+    if value == '' then
+      redis.call('HDEL', KEYS[2], ARGV[i])
+    else
+      redis.call('HSET', KEYS[2], ARGV[i], value)
+    end
+    redis.call('HDEL', KEYS[3], ARGV[i])
+  end
+end
+if redis.call('HLEN', KEYS[3]) == 0 then
+  redis.call('HDEL', KEYS[1], 'staged')
+end
+return 'OK'
+"""
+)
 
 # ARGV: epoch, offset, n_counters, n_changed, then n_counters (name, value) pairs,
 # n_changed (key, snapshot) pairs, then the deleted keys.  Loops, not unpack():
@@ -117,6 +216,12 @@ class RedisStateStore:
             else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
         )
         self._save_script = client.register_script(_SAVE_LUA)
+        self._stage_begin = client.register_script(_STAGE_BEGIN_LUA)
+        self._stage = client.register_script(_STAGE_LUA)
+        self._commit = client.register_script(_COMMIT_LUA)
+        self._move = client.register_script(_MOVE_LUA)
+        # Partitions whose committed stage this process has still to move into snap.
+        self._unmoved: set[tuple[str, TopicPartition]] = set()
 
     @classmethod
     def from_url(cls, url: str, **client_options: Any) -> RedisStateStore:
@@ -136,12 +241,26 @@ class RedisStateStore:
     def _read(self, scope: str, partition: TopicPartition, *, claim: bool) -> PartitionState:
         meta_key, snap_key = partition_keys(scope, partition)
         with self._translate("claim" if claim else "read", scope, partition):
-            pipe = self._client.pipeline(transaction=True)
-            if claim:
+            if claim:  # the bump and the read in one MULTI
+                pipe = self._client.pipeline(transaction=True)
                 pipe.hincrby(meta_key, "epoch", 1)
-            pipe.hgetall(meta_key)
-            pipe.hgetall(snap_key)
-            *_, meta, snapshots = pipe.execute()
+                pipe.hgetall(meta_key)
+                _, meta = pipe.execute()
+            else:  # a plain read (Redis refuses MULTI at maxmemory, even to read)
+                meta = self._client.hgetall(meta_key)
+            # Page by page: after the epoch bump no earlier owner can write here.
+            snapshots = dict(self._client.hscan_iter(snap_key, count=_SCAN_COUNT))
+            if meta.get(_STAGED):  # committed, not yet moved: it is the newer state
+                stage_key = partition_stage_key(scope, partition)
+                for key, value in self._client.hscan_iter(stage_key, count=_SCAN_COUNT):
+                    if value == _TOMBSTONE:
+                        snapshots.pop(key, None)
+                    else:
+                        snapshots[key] = value
+                if claim:
+                    self._unmoved.add((scope, partition))
+            elif claim:  # a stage never committed (a save cut short): free it
+                self._client.unlink(partition_stage_key(scope, partition))
         offset = meta.get(b"offset")
         return PartitionState(
             epoch=int(meta.get(b"epoch", 0)),
@@ -165,6 +284,12 @@ class RedisStateStore:
         deleted: Iterable[str] = (),
     ) -> None:
         deleted = check_save_arguments(offset, changed, deleted)
+        if (scope, partition) in self._unmoved:
+            self._finish_move(scope, partition, epoch)
+        size = sum(len(v) for v in changed.values())
+        if len(changed) + len(deleted) > CHUNK_ENTRIES or size > CHUNK_BYTES:
+            self._save_chunked(scope, partition, epoch, offset, counters, changed, deleted)
+            return
         args: list[bytes | str | int] = [int(epoch), int(offset), len(counters), len(changed)]
         for name, value in counters.items():
             args += (name, int(value))
@@ -173,9 +298,60 @@ class RedisStateStore:
         args += deleted
         with self._translate("save", scope, partition):
             reply = self._save_script(keys=partition_keys(scope, partition), args=args)
-        if isinstance(reply, list) and reply[0] == _FENCED:
-            current = int(reply[1]) if reply[1] else None
-            raise fenced_error(scope, partition, epoch, current)
+        _check_fenced(reply, scope, partition, epoch)
+
+    def _save_chunked(
+        self,
+        scope: str,
+        partition: TopicPartition,
+        epoch: int,
+        offset: int,
+        counters: Mapping[str, int],
+        changed: Mapping[str, bytes],
+        deleted: tuple[str, ...],
+    ) -> None:
+        """Stage in chunks, commit, move in chunks (see the module docstring)."""
+        meta_key, _ = partition_keys(scope, partition)
+        stage_key = partition_stage_key(scope, partition)
+        entries: list[tuple[str, bytes]] = [*changed.items(), *((k, _TOMBSTONE) for k in deleted)]
+        chunks = list(_chunks(entries))
+        with self._translate("save", scope, partition):
+            _check_fenced(
+                self._stage_begin(keys=[meta_key, stage_key], args=[int(epoch)]),
+                scope, partition, epoch,
+            )  # fmt: skip
+            for chunk in chunks:
+                args: list[bytes | str | int] = [int(epoch)]
+                for key, value in chunk:
+                    args += (key, value)
+                reply = self._stage(keys=[meta_key, stage_key], args=args)
+                _check_fenced(reply, scope, partition, epoch)
+            commit: list[bytes | str | int] = [int(epoch), int(offset)]
+            for name, count in counters.items():
+                commit += (name, int(count))
+            reply = self._commit(keys=partition_keys(scope, partition), args=commit)
+            _check_fenced(reply, scope, partition, epoch)
+            self._unmoved.add((scope, partition))
+            self._move_names(scope, partition, epoch, [[k for k, _ in c] for c in chunks])
+        self._unmoved.discard((scope, partition))
+
+    def _finish_move(self, scope: str, partition: TopicPartition, epoch: int) -> None:
+        """Move a committed stage left by a save that stopped half-way (or a crash)."""
+        stage_key = partition_stage_key(scope, partition)
+        with self._translate("save", scope, partition):
+            names = [k for k, _ in self._client.hscan_iter(stage_key, count=_SCAN_COUNT)]
+            batches = [names[i : i + CHUNK_ENTRIES] for i in range(0, len(names), CHUNK_ENTRIES)]
+            self._move_names(scope, partition, epoch, batches or [[]])
+        self._unmoved.discard((scope, partition))
+
+    def _move_names(
+        self, scope: str, partition: TopicPartition, epoch: int, batches: list[list[Any]]
+    ) -> None:
+        meta_key, snap_key = partition_keys(scope, partition)
+        stage_key = partition_stage_key(scope, partition)
+        for names in batches:
+            reply = self._move(keys=[meta_key, snap_key, stage_key], args=[int(epoch), *names])
+            _check_fenced(reply, scope, partition, epoch)
 
     def state_bytes(self, scope: str, partition: TopicPartition) -> int:
         """Redis's estimate of the memory the partition's keys use (0 if none).
@@ -216,6 +392,26 @@ class RedisStateStore:
             unknown=unknown,
             hint=_hint,
         )
+
+
+def _chunks(entries: list[tuple[str, bytes]]) -> Iterable[list[tuple[str, bytes]]]:
+    """Runs of at most CHUNK_ENTRIES entries and (but for one huge value) CHUNK_BYTES."""
+    chunk: list[tuple[str, bytes]] = []
+    size = 0
+    for entry in entries:
+        if chunk and (len(chunk) >= CHUNK_ENTRIES or size + len(entry[1]) > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(entry)
+        size += len(entry[1])
+    if chunk:
+        yield chunk
+
+
+def _check_fenced(reply: Any, scope: str, partition: TopicPartition, epoch: int) -> None:
+    if isinstance(reply, list) and reply[0] == _FENCED:
+        current = int(reply[1]) if reply[1] else None
+        raise fenced_error(scope, partition, epoch, current)
 
 
 def _hint(exc: redis.RedisError) -> str | None:
