@@ -15,6 +15,8 @@ __all__ = [
     "EPISODE_MARK",
     "FDR_MARK",
     "GAP_MARK",
+    "HELD_MARK",
+    "SPEC_MARK",
     "STATE_KEY_SEPARATOR",
     "USERS_MARK",
     "StateKey",
@@ -40,6 +42,12 @@ EPISODE_MARK = "\x1d"
 CLOCK_MARK = "\x1a"
 """Marks the state key of a missing-data monitor's partition clock (see :mod:`.silence`)."""
 
+HELD_MARK = "\x19"
+"""Marks the state key of a quarantined stream's record (see :mod:`.monitors`)."""
+
+SPEC_MARK = "\x18"
+"""Marks the state key of a monitor's fingerprint (one per partition): what its state means."""
+
 
 class StateKind(Enum):
     STREAM = "stream"
@@ -48,6 +56,8 @@ class StateKind(Enum):
     USERS = "users"
     EPISODE = "episode"
     CLOCK = "clock"
+    HELD = "held"
+    SPEC = "spec"
 
 
 _BY_MARK = {
@@ -55,6 +65,7 @@ _BY_MARK = {
     USERS_MARK: StateKind.USERS,
     EPISODE_MARK: StateKind.EPISODE,
     CLOCK_MARK: StateKind.CLOCK,
+    HELD_MARK: StateKind.HELD,
 }
 
 
@@ -75,6 +86,8 @@ def parse(state_key: str) -> StateKey:
     monitor, _, rest = state_key.partition(STATE_KEY_SEPARATOR)
     if rest == FDR_MARK:
         return StateKey(monitor, StateKind.FDR, "")
+    if rest == SPEC_MARK:
+        return StateKey(monitor, StateKind.SPEC, "")
     kind = _BY_MARK.get(rest[:1])
     if kind is None:
         return StateKey(monitor, StateKind.STREAM, rest)
