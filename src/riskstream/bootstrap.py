@@ -83,7 +83,7 @@ def embedded_processor(
         store or InMemoryStateStore(),
         build_decoder(config),
         ProcessorMetrics(registry or CollectorRegistry()),
-        InMemoryChangeLog(change_retention_s(config)),
+        InMemoryChangeLog(change_retention_s(config), wall_clock),
         on_incident=on_incident,
         predictions=InMemoryPredictionStore() if config.joins_labels else None,
         wall_clock=wall_clock,

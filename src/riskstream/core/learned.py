@@ -708,7 +708,7 @@ class LearnedStream:
             "acc": None
             if self._acc is None
             else [_f(v) if isinstance(v, float) else v for v in self._acc],
-            "base": self._base,
+            "base": None if self._base is None else [_f(v) for v in self._base],
             "cusums": [c.dump() for c in self._cusums],
             "times": self._times.dump(),
             "season": None if self._season is None else self._season.dump(),
@@ -739,7 +739,7 @@ class LearnedStream:
         s.armed = bool(snap["armed"])
         acc = snap["acc"]
         s._acc = None if acc is None else [_unf(v) if isinstance(v, str) else v for v in acc]
-        s._base = None if snap["base"] is None else [float(v) for v in snap["base"]]
+        s._base = None if snap["base"] is None else [_unf(v) for v in snap["base"]]
         s._cusums = [Cusum.load(c) for c in snap["cusums"]]
         s._times = _TimeIndex.load(snap["times"])
         long = snap["long"]
@@ -752,11 +752,15 @@ class LearnedStream:
 
 
 def _f(x: float) -> float | str:
-    return x if math.isfinite(x) else "nan"
+    """A float as JSON data: non-finite ones as the strings "nan", "inf" and "-inf"
+    (orjson would write them as null, which no restore can read back)."""
+    if math.isfinite(x):
+        return x
+    return "nan" if x != x else ("inf" if x > 0 else "-inf")
 
 
 def _unf(x: Any) -> float:
-    return math.nan if isinstance(x, str) else float(x)
+    return float(x)  # a number, or one of those strings
 
 
 def _new_moments() -> list[Any]:

@@ -409,7 +409,7 @@ class PartitionDetectors:
                 out[state_key] = orjson.dumps({"why": why, "skipped": skipped})
         self._held_dirty.clear()
         for name in self._spec_dirty:
-            out[name + STATE_KEY_SEPARATOR + SPEC_MARK] = self._fingerprints[name].encode()
+            out[name + STATE_KEY_SEPARATOR + SPEC_MARK] = orjson.dumps(self._fingerprints[name])
         self._spec_dirty.clear()
         self._deleted.difference_update(out)
         return out
@@ -495,7 +495,8 @@ class PartitionDetectors:
         for name, items in by_monitor.items():
             saved = items.get(name + STATE_KEY_SEPARATOR + SPEC_MARK)
             fingerprint = self._fingerprints[name]
-            changed = saved is not None and saved.decode() != fingerprint
+            saved_fp = None if saved is None else str(orjson.loads(saved))
+            changed = saved_fp is not None and saved_fp != fingerprint
             problems: list[tuple[str | None, str]] = []
             if not changed:
                 problems = self._restore(name, items)
@@ -503,8 +504,8 @@ class PartitionDetectors:
             if changed:
                 why = (
                     f"its definition changed since its state was saved (fingerprint "
-                    f"{saved.decode()} -> {fingerprint})"
-                    if saved is not None and saved.decode() != fingerprint
+                    f"{saved_fp} -> {fingerprint})"
+                    if saved_fp is not None
                     else f"its saved state does not restore under its definition: {problems[0][1]}"
                 )
                 if on_change == "refuse":

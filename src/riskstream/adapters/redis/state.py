@@ -37,7 +37,7 @@ import redis
 from riskstream.adapters.memory.state import check_save_arguments, fenced_error
 from riskstream.adapters.redis.client import client_from_url, translate_errors
 from riskstream.adapters.redis.keys import STATE_ACL as REQUIRED_ACL
-from riskstream.adapters.redis.keys import partition_keys
+from riskstream.adapters.redis.keys import partition_keys, partition_of, partition_pattern
 from riskstream.errors import ConfigError
 from riskstream.ports import PartitionState, StateStore, TopicPartition
 
@@ -176,6 +176,16 @@ class RedisStateStore:
         if isinstance(reply, list) and reply[0] == _FENCED:
             current = int(reply[1]) if reply[1] else None
             raise fenced_error(scope, partition, epoch, current)
+
+    def partitions(self, scope: str) -> list[TopicPartition]:
+        """The partitions of ``scope`` with a meta key, found by ``SCAN`` (never ``KEYS``)."""
+        found: list[TopicPartition] = []
+        with self._translate("list partitions of", scope, ("*", 0)):
+            for key in self._client.scan_iter(match=partition_pattern(scope), count=1000):
+                tp = partition_of(scope, key.decode() if isinstance(key, bytes) else key)
+                if tp is not None:
+                    found.append(tp)
+        return sorted(set(found))
 
     def state_bytes(self, scope: str, partition: TopicPartition) -> int:
         """Redis's estimate of the memory the partition's keys use (0 if none).
