@@ -379,8 +379,15 @@ class PartitionDetectors:
         put = self._put
         for m in self._monitors:
             streams, prefix = m.streams, m.prefix
-            for key in m.dirty:
-                put(out, m, key, prefix + key, streams[key].snapshot)
+            for key in m.dirty:  # the bulk of a checkpoint: _put inlined for the usual case
+                try:
+                    raw, bad = encode_checked(streams[key].snapshot())
+                except Exception:
+                    bad = "?"
+                if bad is None:
+                    out[prefix + key] = raw
+                else:
+                    put(out, m, key, prefix + key, streams[key].snapshot)
             m.dirty.clear()
             for key in m.rates_dirty:
                 put(out, m, key, prefix + GAP_MARK + key, m.rates[key].snapshot)
@@ -500,12 +507,14 @@ class PartitionDetectors:
             problems: list[tuple[str | None, str]] = []
             if not changed:
                 problems = self._restore(name, items)
-                changed = saved is None and bool(problems)  # no fingerprint: assume changed
+                # No fingerprint (saved by an older version): what does not restore means
+                # the monitor changed.  Nor can part of a partition-wide state be dropped.
+                changed = bool(problems) and (saved is None or any(k is None for k, _ in problems))
             if changed:
                 why = (
                     f"its definition changed since its state was saved (fingerprint "
                     f"{saved_fp} -> {fingerprint})"
-                    if saved_fp is not None
+                    if saved_fp is not None and saved_fp != fingerprint
                     else f"its saved state does not restore under its definition: {problems[0][1]}"
                 )
                 if on_change == "refuse":
@@ -518,7 +527,8 @@ class PartitionDetectors:
                 self._deleted.update(items)
                 resets.append(StateReset(name, None, why))
                 continue
-            self._spec_dirty.discard(name)
+            if saved_fp == fingerprint:
+                self._spec_dirty.discard(name)
             for stream_key, why in problems:  # an unchanged monitor: those streams only
                 resets.append(StateReset(name, stream_key, why))
                 if stream_key is not None:

@@ -9,6 +9,14 @@ that write, every incident and dead letter produced from those events is flushed
 to the bus.  A crash between two checkpoints therefore replays the events after
 the last one onto exactly the state that preceded them: state is applied once,
 and the re-emitted incidents carry the same deterministic ids.
+
+What no single event can do: stop the partition.  Each event is admitted first — its
+time within the wall clock's limits (:mod:`riskstream.core.admission`), its id not
+seen lately (:mod:`riskstream.core.dedup`) — or dead-lettered (or counted as a
+redelivery).  An exception while applying it dead-letters it as ``apply_error``; the
+stream that raised is held by :class:`PartitionDetectors` and everything else carries
+on.  Only the stores and the bus (StateStoreError, BusError) stop the loop: those are
+not about one event.
 """
 
 from __future__ import annotations
@@ -206,7 +214,6 @@ class Processor:
             owned = owned_map.get((record.topic, record.partition))
             if owned is None:  # a record from a partition we just gave up
                 continue
-            owned.next_offset = record.offset + 1
             result = decode(record)
             if not isinstance(result, Rejection):
                 try:
@@ -218,6 +225,7 @@ class Processor:
                 owned.counters["dead_lettered"] += 1
                 key = (record.topic, result.reason)
                 rejected[key] = rejected.get(key, 0) + 1
+                owned.next_offset = record.offset + 1
                 continue
             recent = owned.recent
             if (
@@ -228,6 +236,7 @@ class Processor:
                 counters = owned.counters  # "duplicates" appears with the first one
                 counters["duplicates"] = counters.get("duplicates", 0) + 1
                 duplicates[record.topic] = duplicates.get(record.topic, 0) + 1
+                owned.next_offset = record.offset + 1
                 continue
             try:
                 failed = self._apply(owned, record, result, kinds.get(record.topic), t)
@@ -251,6 +260,8 @@ class Processor:
                 owned.counters["dead_lettered"] += 1
                 key = (record.topic, "label_model_mismatch")
                 rejected[key] = rejected.get(key, 0) + 1
+            # Only now: a store or bus error above leaves the offset before this event.
+            owned.next_offset = record.offset + 1
         self._save_predictions()
         if self._stored_since_join:
             self._join_parked()
