@@ -69,8 +69,12 @@ def embedded_processor(
     store: StateStore | None = None,
     registry: CollectorRegistry | None = None,
     on_incident: Callable[[dict[str, object]], None] | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Processor:
-    """A processor on the in-memory bus and store: the embedded default."""
+    """A processor on the in-memory bus and store: the embedded default.
+
+    ``wall_clock`` is what event times are judged against (a simulated story
+    passes its own clock)."""
     from riskstream.adapters.memory.changes import InMemoryChangeLog
     from riskstream.adapters.memory.predictions import InMemoryPredictionStore
 
@@ -81,9 +85,10 @@ def embedded_processor(
         store or InMemoryStateStore(),
         build_decoder(config),
         ProcessorMetrics(registry or CollectorRegistry()),
-        InMemoryChangeLog(change_retention_s(config)),
+        InMemoryChangeLog(change_retention_s(config), wall_clock),
         on_incident=on_incident,
         predictions=InMemoryPredictionStore() if config.joins_labels else None,
+        wall_clock=wall_clock,
     )
 
 

@@ -51,7 +51,11 @@ class EmbeddedPipeline:
         self.containment = embedded_containment(
             config, self.bus, clock=lambda: self.now, incidents=self.records
         )
-        self._processor = embedded_processor(config, self.bus, on_incident=self._on_incident)
+        # ...and so does the processor's check of event times: the story's clock is the
+        # newest time it has told (a simulated story may be dated past today).
+        self._processor = embedded_processor(
+            config, self.bus, on_incident=self._on_incident, wall_clock=lambda: self.now
+        )
         self._processor.start()
         self._progress = progress
         self._on_chunk = on_chunk

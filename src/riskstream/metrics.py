@@ -148,6 +148,43 @@ class ProcessorMetrics:
             ["monitor"],
             registry=registry,
         )
+        self.duplicates = Counter(
+            "riskstream_events_duplicate_total",
+            "Input events dropped as redeliveries (an event_id seen within the window).",
+            ["topic"],
+            registry=registry,
+        )
+        self.stream_holds = Counter(
+            "riskstream_stream_holds_total",
+            "Streams quarantined: an event raised while they applied it, or their state "
+            "would not have restored.",
+            ["monitor"],
+            registry=registry,
+        )
+        self.held_events = Counter(
+            "riskstream_held_events_total",
+            "Events not applied to a quarantined stream (the other streams applied them).",
+            ["monitor"],
+            registry=registry,
+        )
+        self.streams_held = Gauge(
+            "riskstream_streams_held",
+            "Quarantined streams on this process: `riskstream state reset` releases them.",
+            registry=registry,
+        )
+        self.state_resets = Counter(
+            "riskstream_state_resets_total",
+            "Saved state dropped at assignment: scope=monitor when a monitor changed "
+            "(its streams start afresh), scope=stream when one snapshot did not restore.",
+            ["monitor", "scope"],
+            registry=registry,
+        )
+        self.clamped = Counter(
+            "riskstream_values_clamped_total",
+            "Tracked values beyond +-1e100 clamped to it (they would overflow detectors).",
+            ["monitor"],
+            registry=registry,
+        )
         self.label_latency = Histogram(
             "riskstream_label_latency_seconds",
             "From a prediction to its label (data time).",

@@ -156,6 +156,10 @@ class StateStore(Protocol):
         """Read the saved state without claiming (epoch as it stands, 0 if never claimed)."""
         ...
 
+    def partitions(self, scope: str) -> list[TopicPartition]:
+        """Every partition with saved state in ``scope``, sorted (for operators' tools)."""
+        ...
+
     def save(
         self,
         scope: str,

@@ -58,7 +58,7 @@ def _run(tmp_path: Path) -> list[dict[str, Any]]:
                    "sensor_id": "line-1/temp-03", "value": value}  # fmt: skip
         producer.produce(config.topics.sensor, orjson.dumps(reading), b"line-1/temp-03")
     incidents: list[dict[str, Any]] = []
-    processor = embedded_processor(config, bus, on_incident=incidents.append)
+    processor = embedded_processor(config, bus, on_incident=incidents.append, wall_clock=lambda: T0)
     processor.start()
     while processor.step(0):
         pass

@@ -57,7 +57,7 @@ def test_labels_read_first_join_when_their_predictions_come(tmp_path: Path) -> N
     _produce(bus, "label-events", [_label(i) for i in range(N)])  # the label topic is read first
 
     registry = CollectorRegistry()
-    first = embedded_processor(config, bus, store, registry)
+    first = embedded_processor(config, bus, store, registry, wall_clock=lambda: T0 + 2 * 86_400)
     first.start()
     while first.step(0):
         pass
@@ -66,7 +66,7 @@ def test_labels_read_first_join_when_their_predictions_come(tmp_path: Path) -> N
 
     _produce(bus, "inference-events", [_prediction(i) for i in range(N)])
     registry = CollectorRegistry()
-    second = embedded_processor(config, bus, store, registry)
+    second = embedded_processor(config, bus, store, registry, wall_clock=lambda: T0 + 2 * 86_400)
     second.start()
     while second.step(0):
         pass

@@ -11,6 +11,8 @@ import pytest
 from riskstream.cli import main
 from riskstream.core.timeutil import format_time
 
+NOW = "2027-01-16T00:00:00Z"  # the wall clock the events (from 1.8e9) are judged against
+
 
 def _events(n: int, drift_at: int) -> list[dict[str, object]]:
     rng = random.Random(4)
@@ -39,7 +41,7 @@ def test_replay_of_mixed_records_writes_incidents_and_reports_progress(
     records.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "incidents.jsonl"
 
-    assert main(["replay", "--input", str(records), "--output", str(out)]) == 0
+    assert main(["replay", "--input", str(records), "--output", str(out), "--now", NOW]) == 0
     incidents = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [i["subject"] for i in incidents] == ["press-7"]
     assert incidents[0]["monitor"] == "sensor-value-drift"
@@ -53,7 +55,7 @@ def test_replay_of_bare_events_with_topic_writes_to_stdout(
 ) -> None:
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(orjson.dumps(e) for e in _events(3000, drift_at=2500)))
-    assert main(["replay", "--input", str(events), "--topic", "sensor-events"]) == 0
+    assert main(["replay", "--input", str(events), "--topic", "sensor-events", "--now", NOW]) == 0
     (incident,) = [orjson.loads(x) for x in capsysbinary.readouterr().out.splitlines()]
     assert incident["stream_key"] == "press-7"
 

@@ -17,7 +17,7 @@ import pytest
 from riskstream.cli import main
 from riskstream.cli import simulate as cli_simulate
 from riskstream.core.enrichment import downstream_of, upstream_of
-from riskstream.core.timeutil import parse_time
+from riskstream.core.timeutil import format_time, parse_time
 from riskstream.errors import ConfigError
 from riskstream.simulate import KINDS, SCENARIOS, Simulation
 from riskstream.simulate.chatbot import GROUPS
@@ -369,7 +369,9 @@ def test_the_command_writes_a_replay_file_that_replay_accepts(
     assert json.loads(truth.read_text()) == sim.truth
     capsys.readouterr()
     incidents = tmp_path / "incidents.jsonl"
-    assert main(["replay", "--input", str(out), "--output", str(incidents)]) == 0
+    # the stories are dated from 2026-11-26 on, up to weeks: judged as of their end
+    end = format_time(max(parse_time(e["time"]) for _, _, e in sim.records))
+    assert main(["replay", "--input", str(out), "--output", str(incidents), "--now", end]) == 0
     err = capsys.readouterr().err
     assert f"{len(sim.records):,} records, {len(sim.records):,} applied, 0 dead-lettered" in err
 

@@ -39,6 +39,11 @@ def register_replay(sub: Any) -> None:
     rep.add_argument("--input", required=True, help="JSON lines of {topic, key, value} records")
     rep.add_argument("--output", help="incidents as JSON lines (default: stdout)")
     rep.add_argument("--topic", help="the input holds bare events of this topic")
+    rep.add_argument(
+        "--now",
+        help="judge event times as if the wall clock read this RFC 3339 time (default: the "
+        "wall clock); for recordings or simulations dated past today",
+    )
     rep.set_defaults(handler=replay_command)
 
 
@@ -62,9 +67,16 @@ def demo_command(args: argparse.Namespace) -> int:
 
 def replay_command(args: argparse.Namespace) -> int:
     from riskstream.config import load_config
+    from riskstream.core.timeutil import parse_time
     from riskstream.replay import replay
 
     config = load_config(args.config)
+    now = None
+    if args.now:
+        try:
+            now = parse_time(args.now)
+        except ValueError as exc:
+            raise RiskstreamError(f"--now {args.now!r}: not an RFC 3339 time: {exc}") from exc
     with ExitStack() as stack:
         try:
             source = stack.enter_context(Path(args.input).open("rb"))
@@ -73,5 +85,5 @@ def replay_command(args: argparse.Namespace) -> int:
         out: IO[bytes] = (
             stack.enter_context(Path(args.output).open("wb")) if args.output else sys.stdout.buffer
         )
-        replay(config, source, out, topic=args.topic)
+        replay(config, source, out, topic=args.topic, now=now)
     return 0

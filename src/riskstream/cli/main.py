@@ -21,6 +21,7 @@ from riskstream.cli.reports import register as register_reports
 from riskstream.cli.run import move_process_first
 from riskstream.cli.run import register as register_run
 from riskstream.cli.simulate import register as register_simulate
+from riskstream.cli.state import register as register_state
 from riskstream.cli.tokens import register as register_tokens
 from riskstream.cli.tools import register_config, register_schemas
 from riskstream.errors import RiskstreamError
@@ -44,6 +45,7 @@ _REGISTER = (
     register_tokens,
     register_simulate,
     register_config,
+    register_state,
 )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from riskstream.config.nodes import Problem, YamlNode, integer, number, string
+from riskstream.core.admission import TimeLimits
 from riskstream.core.limits import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_STREAMS, StreamLimits
 
 __all__ = [
@@ -56,9 +57,20 @@ class ProcessorSettings:
     max_streams_per_monitor: int = DEFAULT_MAX_STREAMS
     stream_idle_ttl_s: int = int(DEFAULT_IDLE_TTL_S)
 
+    # Event times outside [wall clock - age, wall clock + ahead] are dead-lettered.
+    max_time_age_days: float = 3652.5
+    max_time_ahead_s: float = 86_400.0
+    # A monitor whose definition changed since its state was saved: "restart" its
+    # streams from scratch (logged, counted), or "refuse" to start.
+    on_monitor_change: str = "restart"
+    dedup_window: int = 100_000  # event ids remembered per partition (0: no de-duplication)
+
     @property
     def stream_limits(self) -> StreamLimits:
         return StreamLimits(self.max_streams_per_monitor, float(self.stream_idle_ttl_s))
+
+    def time_limits(self) -> TimeLimits:
+        return TimeLimits(self.max_time_age_days * 86_400.0, self.max_time_ahead_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +90,29 @@ def read_topics(node: YamlNode) -> Topics:
     return Topics(**{k: string(v) for k, v in _known(node, Topics)})
 
 
-_ZERO_MEANS_OFF = frozenset({"max_streams_per_monitor", "stream_idle_ttl_s"})
+_ZERO_MEANS_OFF = frozenset({"max_streams_per_monitor", "stream_idle_ttl_s", "dedup_window"})
+_FLOATS = ("checkpoint_budget", "max_time_age_days", "max_time_ahead_s")
+MONITOR_CHANGE = ("restart", "refuse")
 
 
 def read_processor(node: YamlNode) -> ProcessorSettings:
     values: dict[str, Any] = {
-        k: (string(v) if k == "group_id" else integer(v, 0 if k in _ZERO_MEANS_OFF else 1))
+        k: (
+            string(v) if k in ("group_id", "on_monitor_change")
+            else integer(v, 0 if k in _ZERO_MEANS_OFF else 1)
+        )
         for k, v in _known(node, ProcessorSettings)
-        if k != "checkpoint_budget"
-    }
-    if "checkpoint_budget" in (fields := dict(node.items())):
+        if k not in _FLOATS
+    }  # fmt: skip
+    fields = dict(node.items())
+    if values.get("on_monitor_change", "restart") not in MONITOR_CHANGE:
+        raise Problem(fields["on_monitor_change"], "on_monitor_change is restart or refuse")
+    for name in ("max_time_age_days", "max_time_ahead_s"):
+        if name in fields:
+            values[name] = number(fields[name])
+            if not 0 < values[name] < float("inf"):
+                raise Problem(fields[name], f"{name} must be a number above 0")
+    if "checkpoint_budget" in fields:
         budget = number(fields["checkpoint_budget"])
         if not 0.0 < budget <= 1.0:
             raise Problem(

@@ -28,7 +28,7 @@ def human_time(text: object) -> str:
     """
     try:
         at = datetime.fromtimestamp(parse_time(str(text)), UTC)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # beyond the calendar: as it was written
         return str(text)
     return at.strftime("%Y-%m-%d %H:%M:%S UTC")
 

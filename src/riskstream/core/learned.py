@@ -840,11 +840,15 @@ class LearnedStream:
 
 
 def _f(x: float) -> float | str:
-    return x if math.isfinite(x) else "nan"
+    """A float as JSON data: non-finite ones as the strings "nan", "inf" and "-inf"
+    (orjson would write them as null, which no restore can read back)."""
+    if math.isfinite(x):
+        return x
+    return "nan" if x != x else ("inf" if x > 0 else "-inf")
 
 
 def _unf(x: Any) -> float:
-    return math.nan if isinstance(x, str) else float(x)
+    return float(x)  # a number, or one of those strings
 
 
 def _new_moments() -> list[Any]:

@@ -8,10 +8,11 @@ Kafka assigns and the unit whose state is checkpointed with its offset.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -27,11 +28,14 @@ from riskstream.core.limits import REARM_SHARE, SAMPLE_EVERY, IdleClock, Monitor
 from riskstream.core.reach import RecentUsers
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
 from riskstream.core.specs import MISSING, GapSettings, MonitorSpec, ValueSpec
+from riskstream.core.state_check import encode_checked, null_field
 from riskstream.core.state_keys import (
     CLOCK_MARK,
     FDR_MARK,
     GAP_MARK,
+    HELD_MARK,
     LIMITS_KEY,
+    SPEC_MARK,
     STATE_KEY_SEPARATOR,
     USERS_MARK,
     StateKind,
@@ -39,28 +43,55 @@ from riskstream.core.state_keys import (
 from riskstream.core.state_keys import parse as parse_state_key
 from riskstream.core.streams import StreamAlarm, StreamDetector
 from riskstream.core.timeutil import format_time, parse_time
+from riskstream.errors import SnapshotError
 
 # The monitor's parts live in their own modules; these names are re-exported because
 # the rest of riskstream (and users' code) has always imported them from here.
 __all__ = [
     "MISSING",
+    "ApplyFailure",
     "Finding",
     "GapSettings",
     "MonitorSpec",
     "PartitionDetectors",
+    "StateReset",
     "ValueSpec",
     "field_getter",
 ]
+
+ALL_STREAMS = "\x00"
+"""The held key of a monitor held as a whole on a partition (its shared part failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyFailure:
+    """A stream that failed on an event (or on saving its state) and is now held."""
+
+    monitor: str
+    stream_key: str | None  # None: it failed before a stream was known (nothing held)
+    error: BaseException | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateReset:
+    """Saved state dropped at load: a whole monitor's (``stream_key`` None) or one stream's."""
+
+    monitor: str
+    stream_key: str | None
+    reason: str
 
 
 class _Compiled:
     """A spec with its getters precompiled, and its streams on this partition."""
 
     __slots__ = (
+        "clamped",
         "control",
         "dirty",
         "filters",
         "group_of",
+        "held",
         "key_of",
         "limit",
         "new_stream",
@@ -79,7 +110,9 @@ class _Compiled:
 
     def __init__(self, spec: MonitorSpec) -> None:
         self.spec = spec
-        self.value = spec.value.getter()
+        self.clamped = [0]  # values clamped to ±MAX_MAGNITUDE since last taken
+        self.value = spec.value.getter(self.clamped)
+        self.held: dict[str, list[Any]] = {}  # quarantined streams: key -> [why, events skipped]
         self.key_of = key_getter(spec.key)
         self.group_of = group_getter(spec.group) if spec.group else None
         self.rates: dict[str, GroupRates] = {}  # per key, when group_of is set
@@ -108,10 +141,14 @@ class _Compiled:
 class _SilenceMonitor:
     """A ``missing`` monitor: one :class:`SilenceWatch` per partition."""
 
-    __slots__ = ("filters", "key_of", "limit", "prefix", "spec", "subject", "watch")
+    __slots__ = (
+        "clamped", "filters", "held", "key_of", "limit", "prefix", "spec", "subject", "watch",
+    )  # fmt: skip
 
     def __init__(self, spec: MonitorSpec) -> None:
         self.spec = spec
+        self.clamped = [0]
+        self.held: dict[str, list[Any]] = {}
         self.key_of = key_getter(spec.key)
         self.subject = field_getter(spec.subject)
         self.filters = tuple((field_getter(p), frozenset(v)) for p, v in spec.where.items())
@@ -152,6 +189,15 @@ class PartitionDetectors:
 
     Each monitor remembers which of its streams changed since the last
     checkpoint, so a checkpoint encodes and writes only those.
+
+    What can go wrong with one stream stays with that stream.  An exception while
+    it applies an event *holds* it (quarantine): its state is kept as it was, the
+    events for it are counted and skipped, every other stream carries on, and the
+    event is reported in :attr:`failures` for the caller to dead-letter.  A snapshot
+    that would not restore (a non-finite number) is never saved: the stream is held
+    and its last good snapshot stays in the store.  Held streams are saved as such
+    and stay held across restarts until their state is reset (``riskstream state
+    reset``) or their monitor changes.
     """
 
     def __init__(
@@ -169,7 +215,13 @@ class PartitionDetectors:
         self._events = 0  # the idle clock samples one event in SAMPLE_EVERY
         self._saved_events = 0
         self._limits_dirty = False
-        self._deleted: set[str] = set()  # state keys of evicted streams, not yet saved
+        self._specs = {s.name: s for s in mine}
+        self._fingerprints = {s.name: s.fingerprint() for s in mine}
+        self._spec_dirty = set(self._specs)  # fingerprints to save (once per partition)
+        self._held_dirty: set[str] = set()  # held records to save, by state key
+        self._deleted: set[str] = set()  # state keys to delete at the next save
+        self.failures: list[ApplyFailure] = []  # since the caller last cleared it
+        self.skipped: dict[str, int] = {}  # events skipped for held streams, per monitor
 
     @property
     def stream_count(self) -> int:
@@ -177,78 +229,102 @@ class PartitionDetectors:
             len(m.watch) for m in self._silences
         )
 
-    def observe(self, event: Event) -> list[Finding]:
+    @property
+    def held_count(self) -> int:
+        return sum(len(m.held) for m in self._monitors) + sum(len(m.held) for m in self._silences)
+
+    def observe(self, event: Event, t: float | None = None) -> list[Finding]:
+        """Apply one event to every monitor's stream; ``t``: its time, when parsed already."""
         findings: list[Finding] = []
-        t: float | None = None
         cap = self._cap
         self._events += 1
         if not self._events % SAMPLE_EVERY:
-            t = parse_time(event["time"])
+            if t is None:
+                t = parse_time(event["time"])
             if self._clock.tick(t):
                 self._evict_idle()
         for m in self._monitors:
-            if m.filters and not all(get(event) in allowed for get, allowed in m.filters):
-                continue
-            x = m.value(event)
-            if x is None:
-                continue
-            key = m.key_of(event)
-            detail = None
-            if m.group_of is not None:
-                group = m.group_of(event)
-                if group is None:
+            key = None
+            try:
+                if m.filters and not all(get(event) in allowed for get, allowed in m.filters):
                     continue
-                rates = m.rates.get(key)
-                if rates is None:
-                    if len(m.rates) >= cap:
-                        t = parse_time(event["time"]) if t is None else t
+                x = m.value(event)
+                if x is None:
+                    continue
+                key = m.key_of(event)
+                if m.held and (key in m.held or ALL_STREAMS in m.held):
+                    self._skip(m, key)
+                    continue
+                detail = None
+                if m.group_of is not None:
+                    group = m.group_of(event)
+                    if group is None:
+                        continue
+                    rates = m.rates.get(key)
+                    if rates is None:
+                        if len(m.rates) >= cap:
+                            t = parse_time(event["time"]) if t is None else t
+                            findings.extend(self._dropped(m, key, t))
+                            continue
+                        rates = m.rates[key] = m.spec.gap.new_rates()
+                    m.rates_dirty.add(key)
+                    gap = rates.observe(group, x)
+                    if gap is None:  # the group or the rest is still too small to compare
+                        continue
+                    x, key, detail = gap.excess, f"{key}|{group}", gap
+                    if m.held and key in m.held:
+                        self._skip(m, key)
+                        continue
+                stream = m.streams.get(key)
+                if t is None:
+                    t = parse_time(event["time"])
+                if stream is None:
+                    if len(m.streams) >= cap:
                         findings.extend(self._dropped(m, key, t))
                         continue
-                    rates = m.rates[key] = m.spec.gap.new_rates()
-                m.rates_dirty.add(key)
-                gap = rates.observe(group, x)
-                if gap is None:  # the group or the rest is still too small to compare
-                    continue
-                x, key, detail = gap.excess, f"{key}|{group}", gap
-            stream = m.streams.get(key)
-            if t is None:
-                t = parse_time(event["time"])
-            if stream is None:
-                if len(m.streams) >= cap:
-                    findings.extend(self._dropped(m, key, t))
-                    continue
-                stream = m.streams[key] = m.new_stream()
-            m.seen[key] = t
-            m.dirty.add(key)
-            if m.control is not None:
-                findings.extend(self._confirm(m, key, x, t))
-            trail = None
-            if m.users_of is not None:
-                trail = m.trails.get(key)
-                if trail is None:
-                    trail = m.trails[key] = RecentUsers(m.spec.users_window)
-                trail.add(m.users_of(event))
-                m.trails_dirty.add(key)
-            alarm = stream.update(x, t)
-            if alarm is not None:
-                finding = self._finding(m, key, event, alarm, detail)
-                if trail is not None:
-                    finding = replace(
-                        finding, users=trail.distinct_last(alarm.index - alarm.onset + 1)
-                    )
+                    stream = m.streams[key] = m.new_stream()
+                m.seen[key] = t
+                m.dirty.add(key)
                 if m.control is not None:
-                    m.control.hold(key, alarm, finding)
-                else:
-                    findings.append(finding)
+                    findings.extend(self._confirm(m, key, x, t))
+                trail = None
+                if m.users_of is not None:
+                    trail = m.trails.get(key)
+                    if trail is None:
+                        trail = m.trails[key] = RecentUsers(m.spec.users_window)
+                    trail.add(m.users_of(event))
+                    m.trails_dirty.add(key)
+                alarm = stream.update(x, t)
+                if alarm is not None:
+                    finding = self._finding(m, key, event, alarm, detail)
+                    if trail is not None:
+                        finding = replace(
+                            finding, users=trail.distinct_last(alarm.index - alarm.onset + 1)
+                        )
+                    if m.control is not None:
+                        m.control.hold(key, alarm, finding)
+                    else:
+                        findings.append(finding)
+            except Exception as exc:  # one stream's failure must stay its own
+                self._fail(m, key, exc)
         for sm in self._silences:
-            if sm.filters and not all(get(event) in allowed for get, allowed in sm.filters):
-                continue
-            if t is None:
-                t = parse_time(event["time"])
-            dropped = sm.see(event, t, cap)
-            if dropped is not None:
-                findings.extend(self._dropped(sm, dropped, t))
-            findings.extend(sm.finding(silent) for silent in sm.watch.silent())
+            key = None
+            try:
+                if sm.filters and not all(get(event) in allowed for get, allowed in sm.filters):
+                    continue
+                key = sm.key_of(event)
+                if sm.held and (key in sm.held or ALL_STREAMS in sm.held):
+                    self._skip(sm, key)
+                    continue
+                if t is None:
+                    t = parse_time(event["time"])
+                dropped = sm.see(event, t, cap)
+                if dropped is not None:
+                    findings.extend(self._dropped(sm, dropped, t))
+                key = ALL_STREAMS  # what follows is the partition's, not one stream's
+                findings.extend(sm.finding(silent) for silent in sm.watch.silent())
+            except Exception as exc:
+                self._fail(sm, key, exc)
         if findings:
             return [self._episodes.assign(f, STATE_KEY_SEPARATOR) for f in findings]
         return findings
@@ -323,16 +399,6 @@ class PartitionDetectors:
             limit.capped = False  # the next drop reports again
             limit.dirty = self._limits_dirty = True
 
-    def take_deleted(self, changed: Mapping[str, bytes]) -> list[str]:
-        """State keys of streams evicted since the last call (and not back in ``changed``)."""
-        out = [k for k in self._deleted if k not in changed]
-        self._deleted.clear()
-        return out
-
-    def mark_deleted(self, state_keys: Iterable[str]) -> None:
-        """Delete these again at the next save (after a save that may not have landed)."""
-        self._deleted.update(state_keys)
-
     def take_limit_counts(self) -> dict[str, tuple[int, int]]:
         """Per monitor, (events dropped at the cap, streams evicted) since the last call."""
         out = {}
@@ -363,6 +429,41 @@ class PartitionDetectors:
         for m in self._all():
             if m.spec.name in data["monitors"]:
                 m.limit.load(data["monitors"][m.spec.name])
+
+    def _skip(self, m: _Compiled | _SilenceMonitor, key: str) -> None:
+        record = m.held.get(key) or m.held[ALL_STREAMS]
+        record[1] += 1
+        self._held_dirty.add(m.prefix + HELD_MARK + (key if key in m.held else ALL_STREAMS))
+        name = m.spec.name
+        self.skipped[name] = self.skipped.get(name, 0) + 1
+
+    def _fail(self, m: _Compiled | _SilenceMonitor, key: str | None, exc: BaseException) -> None:
+        """Hold the stream that raised (when known) and report the failure."""
+        what = f"{type(exc).__name__}: {exc}"
+        if key is None:
+            message = f"monitor {m.spec.name!r} could not read the event: {what}"
+        else:
+            shown = "all its streams" if key == ALL_STREAMS else f"stream {key!r}"
+            message = f"monitor {m.spec.name!r}, {shown}: {what}; the stream is held"
+            self.hold(m.spec.name, key, what)
+        self.failures.append(ApplyFailure(m.spec.name, key, exc, message))
+
+    def hold(self, monitor: str, key: str, why: str) -> None:
+        """Quarantine one stream of ``monitor`` (``ALL_STREAMS``: the monitor) here."""
+        m = self._by_name.get(monitor) or self._silence_by_name[monitor]
+        if key not in m.held:
+            m.held[key] = [why[:500], 0]
+            self._held_dirty.add(m.prefix + HELD_MARK + key)
+
+    def take_clamped(self) -> dict[str, int]:
+        """Values clamped to ±MAX_MAGNITUDE since the last call, per monitor."""
+        out: dict[str, int] = {}
+        monitors: list[_Compiled | _SilenceMonitor] = [*self._monitors, *self._silences]
+        for m in monitors:
+            if m.clamped[0]:
+                out[m.spec.name] = m.clamped[0]
+                m.clamped[0] = 0
+        return out
 
     @staticmethod
     def _confirm(m: _Compiled, key: str, x: float, t: float) -> list[Finding]:
@@ -407,38 +508,95 @@ class PartitionDetectors:
             }
         return Finding(digest[:32], m.spec, stream_key, str(m.subject(event)), alarm, detail)
 
+    # -- saving -----------------------------------------------------------------------
+
     def take_changed(self) -> dict[str, bytes]:
-        """Encoded snapshots of the streams changed since the last call, by state key."""
+        """Encoded snapshots of the streams changed since the last call, by state key.
+
+        A stream whose snapshot would not restore is left out and held (reported in
+        :attr:`failures`); its last good snapshot stays where it was saved.
+        """
         out: dict[str, bytes] = {}
-        dumps = orjson.dumps
+        put = self._put
         for m in self._monitors:
             streams, prefix = m.streams, m.prefix
             seen = m.seen
-            for key in m.dirty:
-                snap = streams[key].snapshot()
-                snap["seen"] = seen[key]  # for idle eviction after a restore
-                out[prefix + key] = dumps(snap)
+            for key in m.dirty:  # the bulk of a checkpoint: _put inlined for the usual case
+                try:
+                    snap = streams[key].snapshot()
+                    snap["seen"] = seen[key]  # for idle eviction after a restore
+                    raw, bad = encode_checked(snap)
+                except Exception:
+                    bad = "?"
+                if bad is None:
+                    out[prefix + key] = raw
+                else:
+                    put(out, m, key, prefix + key, streams[key].snapshot)
             m.dirty.clear()
             for key in m.rates_dirty:
-                out[prefix + GAP_MARK + key] = dumps(m.rates[key].snapshot())
+                put(out, m, key, prefix + GAP_MARK + key, m.rates[key].snapshot)
             m.rates_dirty.clear()
             for key in m.trails_dirty:
-                out[prefix + USERS_MARK + key] = dumps(m.trails[key].snapshot())
+                put(out, m, key, prefix + USERS_MARK + key, m.trails[key].snapshot)
             m.trails_dirty.clear()
             if m.control is not None and m.control.dirty:
-                out[prefix + FDR_MARK] = dumps(m.control.snapshot(m.encode))
+                fdr = functools.partial(m.control.snapshot, m.encode)
+                put(out, m, ALL_STREAMS, prefix + FDR_MARK, fdr)
                 m.control.dirty = False
         for sm in self._silences:
-            for key in sm.watch.dirty:
-                out[sm.prefix + key] = dumps(sm.watch.snapshot(key))
-            sm.watch.dirty.clear()
+            watch = sm.watch
+            for key in watch.dirty:
+                at = ALL_STREAMS if key == CLOCK_MARK else key
+                put(out, sm, at, sm.prefix + key, functools.partial(watch.snapshot, key))
+            watch.dirty.clear()
         for key in self._episodes.dirty:
-            out[key] = dumps(self._episodes.snapshot(key))
+            out[key] = orjson.dumps(self._episodes.snapshot(key))
         self._episodes.dirty.clear()
         if self._limits_dirty or self._events != self._saved_events:
-            out[LIMITS_KEY] = dumps(self._limits_snapshot())
+            out[LIMITS_KEY] = orjson.dumps(self._limits_snapshot())
             self._limits_dirty = False
             self._saved_events = self._events
+        for state_key in self._held_dirty:
+            name, _, key = parse_state_key(state_key)
+            held = self._by_name.get(name) or self._silence_by_name.get(name)
+            if held is not None and key in held.held:
+                why, skipped = held.held[key]
+                out[state_key] = orjson.dumps({"why": why, "skipped": skipped})
+        self._held_dirty.clear()
+        for name in self._spec_dirty:
+            out[name + STATE_KEY_SEPARATOR + SPEC_MARK] = orjson.dumps(self._fingerprints[name])
+        self._spec_dirty.clear()
+        self._deleted.difference_update(out)
+        return out
+
+    def _put(
+        self,
+        out: dict[str, bytes],
+        m: _Compiled | _SilenceMonitor,
+        key: str,
+        state_key: str,
+        snapshot: Callable[[], Any],
+    ) -> None:
+        """Encode one snapshot into ``out`` unless it would not restore (then hold it)."""
+        try:
+            raw, bad = encode_checked(snapshot())
+        except Exception as exc:
+            raw, bad = b"", f"(cannot encode: {type(exc).__name__}: {exc})"
+        if bad is None:
+            out[state_key] = raw
+            return
+        why = f"its state holds a non-finite number at {bad}: not saved"
+        if key not in m.held:
+            self.hold(m.spec.name, key, why)
+            shown = "all its streams" if key == ALL_STREAMS else f"stream {key!r}"
+            self.failures.append(
+                ApplyFailure(m.spec.name, key, None, f"monitor {m.spec.name!r}, {shown}: {why}")
+            )
+
+    def take_deleted(self) -> list[str]:
+        """State keys to delete from the store at the next save (monitors restarted)."""
+        out = sorted(self._deleted)
+        self._deleted.clear()
         return out
 
     def mark_dirty(self, state_keys: Iterable[str]) -> None:
@@ -451,6 +609,10 @@ class PartitionDetectors:
             m = self._by_name.get(name)
             if kind is StateKind.EPISODE:
                 self._episodes.dirty.add(state_key)
+            elif kind is StateKind.SPEC:
+                self._spec_dirty.add(name)
+            elif kind is StateKind.HELD:
+                self._held_dirty.add(state_key)
             elif (sm := self._silence_by_name.get(name)) is not None:
                 sm.watch.dirty.add(CLOCK_MARK if kind is StateKind.CLOCK else key)
             elif m is None:
@@ -464,49 +626,129 @@ class PartitionDetectors:
             elif kind is StateKind.FDR and m.control is not None:
                 m.control.dirty = True
 
-    def load(self, snapshots: Mapping[str, bytes]) -> None:
-        """Restore streams from a checkpoint; state of monitors no longer configured is ignored."""
-        silent: dict[str, dict[str, Any]] = {}
-        unseen: list[tuple[_Compiled, str]] = []
+    def mark_deleted(self, state_keys: Iterable[str]) -> None:
+        """Delete these again at the next save (after a save that may not have landed)."""
+        self._deleted.update(state_keys)
+
+    # -- loading ------------------------------------------------------------------------
+
+    def load(self, snapshots: Mapping[str, bytes], on_change: str = "restart") -> list[StateReset]:
+        """Restore streams from a checkpoint; state of monitors no longer configured is ignored.
+
+        A monitor whose definition changed since its state was saved (its fingerprint
+        differs, or, for state saved before fingerprints, some of it does not restore)
+        starts afresh on this partition and its old state is deleted at the next save —
+        or, with ``on_change="refuse"``, a :class:`SnapshotError` says how to go on.
+        One stream whose snapshot does not restore under an unchanged monitor starts
+        afresh alone.  What was dropped is returned.
+        """
+        by_monitor: dict[str, dict[str, bytes]] = {}
         for state_key, raw in snapshots.items():
             if state_key == LIMITS_KEY:
                 self._load_limits(orjson.loads(raw))
                 continue
-            name, kind, key = parse_state_key(state_key)
+            name, kind, _ = parse_state_key(state_key)
             if kind is StateKind.EPISODE:
                 self._episodes.load(state_key, orjson.loads(raw))
-                continue
-            if name in self._silence_by_name:
-                silent.setdefault(name, {})[CLOCK_MARK if kind is StateKind.CLOCK else key] = (
-                    orjson.loads(raw)
+            elif name in self._specs:
+                by_monitor.setdefault(name, {})[state_key] = raw
+        resets: list[StateReset] = []
+        for name, items in by_monitor.items():
+            saved = items.get(name + STATE_KEY_SEPARATOR + SPEC_MARK)
+            fingerprint = self._fingerprints[name]
+            saved_fp = None if saved is None else str(orjson.loads(saved))
+            changed = saved_fp is not None and saved_fp != fingerprint
+            problems: list[tuple[str | None, str]] = []
+            if not changed:
+                problems = self._restore(name, items)
+                # No fingerprint (saved by an older version): what does not restore means
+                # the monitor changed.  Nor can part of a partition-wide state be dropped.
+                changed = bool(problems) and (saved is None or any(k is None for k, _ in problems))
+            if changed:
+                why = (
+                    f"its definition changed since its state was saved (fingerprint "
+                    f"{saved_fp} -> {fingerprint})"
+                    if saved_fp is not None and saved_fp != fingerprint
+                    else f"its saved state does not restore under its definition: {problems[0][1]}"
                 )
+                if on_change == "refuse":
+                    raise SnapshotError(
+                        f"monitor {name!r}: {why}.  Set processor.on_monitor_change: restart "
+                        f"to start its streams afresh, or run `riskstream state reset "
+                        f"--monitor {name}` with the processors stopped"
+                    )
+                self._renew(name)
+                self._deleted.update(items)
+                resets.append(StateReset(name, None, why))
                 continue
-            m = self._by_name.get(name)
-            if m is None:
-                continue
-            if kind is StateKind.GROUP_RATES:
-                gap = m.spec.gap
-                m.rates[key] = GroupRates.restore(
-                    orjson.loads(raw), gap.half_life, gap.min_samples, gap.ratio_floor
-                )
-            elif kind is StateKind.USERS:
-                m.trails[key] = RecentUsers.restore(orjson.loads(raw))
-            elif kind is StateKind.FDR:
-                if m.control is not None:
-                    m.control.load(orjson.loads(raw), m.decode)
-            elif kind is StateKind.STREAM:
-                snap = orjson.loads(raw)
-                seen = snap.pop("seen", None)
-                m.streams[key] = m.spec.restore_stream(snap)
-                if seen is None:  # saved before idle eviction existed
-                    unseen.append((m, key))
-                else:
-                    m.seen[key] = float(seen)
-        for m, key in unseen:  # idle from now on, by the partition's clock
-            m.seen[key] = self._clock.now
+            if saved_fp == fingerprint:
+                self._spec_dirty.discard(name)
+            for stream_key, why in problems:  # an unchanged monitor: those streams only
+                resets.append(StateReset(name, stream_key, why))
+                if stream_key is not None:
+                    self._deleted.update(k for k in items if parse_state_key(k).key == stream_key)
+        for m in self._monitors:  # saved before idle eviction: idle from now, by the clock
+            for key, at in m.seen.items():
+                if at == -math.inf:
+                    m.seen[key] = self._clock.now
+        return resets
 
-        for name, items in silent.items():
-            self._silence_by_name[name].watch.load(items)
+    def _renew(self, name: str) -> None:
+        """Replace a monitor's state on this partition by a fresh one."""
+        spec = self._specs[name]
+        if spec.detector == MISSING:
+            fresh_silence = _SilenceMonitor(spec)
+            self._silences = [fresh_silence if s.spec.name == name else s for s in self._silences]
+            self._silence_by_name[name] = fresh_silence
+        else:
+            fresh = _Compiled(spec)
+            self._monitors = [fresh if m.spec.name == name else m for m in self._monitors]
+            self._by_name[name] = fresh
+        self._spec_dirty.add(name)
+
+    def _restore(self, name: str, items: Mapping[str, bytes]) -> list[tuple[str | None, str]]:
+        """Restore one monitor's state; the streams that failed, with why (named)."""
+        problems: list[tuple[str | None, str]] = []
+        silence = self._silence_by_name.get(name)
+        m = self._by_name.get(name)
+        silent: dict[str, Any] = {}
+        for state_key, raw in items.items():
+            _, kind, key = parse_state_key(state_key)
+            snap: Any = None
+            try:
+                if kind is StateKind.SPEC:
+                    continue
+                snap = orjson.loads(raw)
+                if kind is StateKind.HELD:
+                    target = silence or m
+                    assert target is not None
+                    target.held[key] = [str(snap["why"]), int(snap["skipped"])]
+                elif silence is not None:
+                    silent[CLOCK_MARK if kind is StateKind.CLOCK else key] = snap
+                elif m is None:
+                    continue
+                elif kind is StateKind.GROUP_RATES:
+                    gap = m.spec.gap
+                    m.rates[key] = GroupRates.restore(
+                        snap, gap.half_life, gap.min_samples, gap.ratio_floor
+                    )
+                elif kind is StateKind.USERS:
+                    m.trails[key] = RecentUsers.restore(snap)
+                elif kind is StateKind.FDR:
+                    if m.control is not None:
+                        m.control.load(snap, m.decode)
+                elif kind is StateKind.STREAM:
+                    seen = snap.pop("seen", None)
+                    m.streams[key] = m.spec.restore_stream(snap)
+                    m.seen[key] = -math.inf if seen is None else float(seen)
+            except Exception as exc:  # named, and handled by the caller
+                problems.append((key or None, _restore_error(name, key, snap, exc)))
+        if silence is not None and silent:
+            try:
+                silence.watch.load(silent)
+            except Exception as exc:
+                problems.append((None, _restore_error(name, "", silent, exc)))
+        return problems
 
     def snapshot_all(self) -> dict[str, Any]:
         """Every stream's snapshot as plain data (for comparisons and tests)."""
@@ -527,3 +769,16 @@ class PartitionDetectors:
             out[sm.prefix + CLOCK_MARK] = sm.watch.snapshot(CLOCK_MARK)
         out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
         return dict(sorted(out.items()))
+
+
+def _restore_error(monitor: str, key: str, snap: Any, exc: BaseException) -> str:
+    """Why a snapshot did not restore, naming the monitor, the stream and the field."""
+    where = f"monitor {monitor!r}, " + (f"stream {key!r}" if key else "its partition state")
+    field = null_field(snap) if snap is not None else None
+    if field is None and isinstance(exc, KeyError):
+        field = str(exc.args[0]) if exc.args else None
+        hint = f"field {field!r} is missing" if field else ""
+    else:
+        hint = f"field {field!r} is null (a non-finite number saved by an older version)"
+        hint = hint if field else ""
+    return f"{where}: {type(exc).__name__}: {exc}" + (f"; {hint}" if hint else "")

@@ -6,7 +6,7 @@ Immutable and shared by every partition; the mutable per-stream state lives in
 
 from __future__ import annotations
 
-import math
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +19,16 @@ from riskstream.core.learned import LEARNED_KINDS, LearnedStream, learned_params
 from riskstream.core.streams import SNAPSHOT_VERSION as CLASSIC_SNAPSHOT_VERSION
 from riskstream.core.streams import StreamDetector, StreamSettings
 
-__all__ = ["MISSING", "GapSettings", "MonitorSpec", "ValueSpec"]
+__all__ = ["MAX_MAGNITUDE", "MISSING", "GapSettings", "MonitorSpec", "ValueSpec"]
 
 MISSING = "missing"
 """The detector kind for silence, which no per-sample detector can see."""
+
+MAX_MAGNITUDE = 1e100
+"""Tracked values are clamped to ±this.  Detectors sum squares and products of
+values (and of values over learned spreads): two readings of 1e308 make an infinity,
+which no snapshot can hold.  1e100 leaves 200 orders of magnitude of headroom and
+is still far beyond any tail a stream learns, so a clamped reading still alarms."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +43,11 @@ class ValueSpec:
     above: float | None = None
     equals: Any = None
 
-    def getter(self) -> Callable[[Event], float | None]:
+    def getter(self, clamped: list[int] | None = None) -> Callable[[Event], float | None]:
+        """The value of an event (None: not there, or not a number).  A number beyond
+        ±:data:`MAX_MAGNITUDE` is clamped to it, counted in ``clamped[0]``."""
         get = field_getter(self.path)
+        counter = clamped if clamped is not None else [0]
         above, equals = self.above, self.equals
         if equals is not None:
             return lambda e: None if (v := get(e)) is None else float(v == equals)
@@ -46,7 +55,7 @@ class ValueSpec:
 
             def indicator(e: Event) -> float | None:
                 v = get(e)
-                if v is None or isinstance(v, str):
+                if not isinstance(v, int | float):  # absent, a string, an object
                     return None
                 return 1.0 if v > above else 0.0
 
@@ -54,10 +63,18 @@ class ValueSpec:
 
         def number(e: Event) -> float | None:
             v = get(e)
-            if v is None or isinstance(v, str):
+            if type(v) is float:
+                x = v
+            elif isinstance(v, int | float):  # int, bool, float subclasses
+                x = float(v)
+            else:  # absent, a string, an object: nothing to track
                 return None
-            x = float(v)
-            return x if math.isfinite(x) else None
+            if -MAX_MAGNITUDE <= x <= MAX_MAGNITUDE:
+                return x
+            if x != x:
+                return None
+            counter[0] += 1
+            return MAX_MAGNITUDE if x > 0 else -MAX_MAGNITUDE
 
         return number
 
@@ -95,6 +112,20 @@ class MonitorSpec:
     users: str | None = None  # field path of the user id: count people reached since onset
     users_window: int = 1024  # samples per stream the count can look back over
     fdr: FdrSettings | None = None  # set: alarms are confirmed under FDR control first
+
+    def fingerprint(self) -> str:
+        """A digest of what this monitor's saved state means: what it reads, which
+        value, how streams are keyed, which detector with which parameters and
+        settings.  When it differs from the one saved with the state, that state is
+        another monitor's (see ``processor.on_monitor_change``).  Severity, incident
+        type, episode, ``where`` and ``false_alarm_every`` (a threshold the restored
+        streams take on as they are) can change without it."""
+        params = sorted((k, repr(v)) for k, v in self.params.items() if k != "false_alarm_every")
+        what = (
+            self.reads, self.value, self.key, self.detector, params, self.settings,
+            self.group, self.gap, self.users, self.users_window, self.fdr,
+        )  # fmt: skip
+        return hashlib.sha256(repr(what).encode()).hexdigest()[:16]
 
     def new_detector(self) -> Detector:
         return make_detector(self.detector, self.params)

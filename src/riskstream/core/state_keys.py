@@ -15,7 +15,9 @@ __all__ = [
     "EPISODE_MARK",
     "FDR_MARK",
     "GAP_MARK",
+    "HELD_MARK",
     "LIMITS_KEY",
+    "SPEC_MARK",
     "STATE_KEY_SEPARATOR",
     "USERS_MARK",
     "StateKey",
@@ -44,6 +46,11 @@ CLOCK_MARK = "\x1a"
 LIMITS_KEY = STATE_KEY_SEPARATOR + "\x19"
 """The state key of a partition's stream limits: its idle clock and, per monitor, the
 events dropped at the cap and the streams evicted (see :mod:`.limits`)."""
+HELD_MARK = "\x17"
+"""Marks the state key of a quarantined stream's record (see :mod:`.monitors`)."""
+
+SPEC_MARK = "\x18"
+"""Marks the state key of a monitor's fingerprint (one per partition): what its state means."""
 
 
 class StateKind(Enum):
@@ -53,6 +60,8 @@ class StateKind(Enum):
     USERS = "users"
     EPISODE = "episode"
     CLOCK = "clock"
+    HELD = "held"
+    SPEC = "spec"
 
 
 _BY_MARK = {
@@ -60,6 +69,7 @@ _BY_MARK = {
     USERS_MARK: StateKind.USERS,
     EPISODE_MARK: StateKind.EPISODE,
     CLOCK_MARK: StateKind.CLOCK,
+    HELD_MARK: StateKind.HELD,
 }
 
 
@@ -80,6 +90,8 @@ def parse(state_key: str) -> StateKey:
     monitor, _, rest = state_key.partition(STATE_KEY_SEPARATOR)
     if rest == FDR_MARK:
         return StateKey(monitor, StateKind.FDR, "")
+    if rest == SPEC_MARK:
+        return StateKey(monitor, StateKind.SPEC, "")
     kind = _BY_MARK.get(rest[:1])
     if kind is None:
         return StateKey(monitor, StateKind.STREAM, rest)

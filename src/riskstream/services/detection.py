@@ -16,6 +16,14 @@ the consumer group, fetches nothing) and claims them again with backoff; once a
 claim succeeds it restarts each partition at its saved offset, exactly as a
 restart would, so nothing is lost or applied twice.  Meanwhile :meth:`health`
 says degraded and ``riskstream_state_store_up`` reads 0.
+
+What no single event can do: stop the partition.  Each event is admitted first — its
+time within the wall clock's limits (:mod:`riskstream.core.admission`), its id not
+seen lately (:mod:`riskstream.core.dedup`) — or dead-lettered (or counted as a
+redelivery).  An exception while applying it dead-letters it as ``apply_error``; the
+stream that raised is held by :class:`PartitionDetectors` and everything else carries
+on.  Failures of the bus (BusError) and the stores are not about one event: the
+former stops the loop, the latter holds the partitions as above.
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ import orjson
 
 from riskstream.codec import EventDecoder, Rejection, encode_cloudevent
 from riskstream.config import Config
+from riskstream.core.admission import Refused, event_time
+from riskstream.core.dedup import RecentIds
 from riskstream.core.enrichment import enrich, upstream_of
 from riskstream.core.incidents import INCIDENT_OPENED, INCIDENT_UPDATED, incident_from_finding
 from riskstream.core.labels import PredictionStore, join, prediction_record
-from riskstream.core.monitors import Finding, PartitionDetectors
+from riskstream.core.monitors import ApplyFailure, Finding, PartitionDetectors
 from riskstream.core.parked_labels import PARKED_KEY, ParkedLabels
-from riskstream.errors import FencedError, StateStoreError
+from riskstream.errors import BusError, FencedError, StateStoreError
 from riskstream.metrics import ProcessorMetrics
 from riskstream.ports import ChangeLog, Consumer, Producer, Record, StateStore, TopicPartition
 
@@ -61,6 +71,7 @@ class _Owned:
     counters: dict[str, int]
     saved_offset: int | None
     parked: ParkedLabels
+    recent: RecentIds | None  # event ids seen lately (None: de-duplication is off)
     sizes: dict[str, int] = field(default_factory=dict)
     skip_below: int = 0  # records before this offset were applied already (after a seek)
 
@@ -80,8 +91,12 @@ class Processor:
         clock: Callable[[], float] = time.monotonic,
         on_incident: Callable[[dict[str, object]], None] | None = None,
         predictions: PredictionStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
+        # Event times are judged against the wall clock (see core.admission).
+        self._wall_clock = wall_clock
+        self._time_limits = config.processor.time_limits()
         self._consumer = consumer
         self._producer = producer
         self._store = store
@@ -142,10 +157,22 @@ class Processor:
         detectors = PartitionDetectors(
             self._config.monitors, self._kinds.get(tp[0], ""), self._config.processor.stream_limits
         )
-        detectors.load(saved.snapshots)
+        resets = detectors.load(saved.snapshots, self._config.processor.on_monitor_change)
+        for reset in resets:
+            scope = "monitor" if reset.stream_key is None else "stream"
+            self._metrics.state_resets.labels(reset.monitor, scope).inc()
+            log.warning(
+                "%s[%d]: %s: %s starts afresh",
+                tp[0], tp[1], reset.reason,
+                "the monitor" if reset.stream_key is None else "that stream",
+            )  # fmt: skip
         parked = ParkedLabels(self._config.labels.ttl_s)
         if PARKED_KEY in saved.snapshots:
             parked.load(saved.snapshots[PARKED_KEY])
+        window = self._config.processor.dedup_window
+        recent = RecentIds(window) if window else None
+        if recent is not None:
+            recent.load(saved.snapshots)
         self._owned[tp] = _Owned(
             epoch=saved.epoch,
             detectors=detectors,
@@ -153,6 +180,7 @@ class Processor:
             counters={"applied": 0, "dead_lettered": 0, **saved.counters},
             saved_offset=saved.offset,
             parked=parked,
+            recent=recent,
             sizes={k: len(v) for k, v in saved.snapshots.items()},
         )
         log.info(
@@ -300,8 +328,10 @@ class Processor:
         decode = self._decoder.decode
         owned_map = self._owned
         kinds = self._kinds
+        now, limits = self._wall_clock(), self._time_limits
         applied: dict[str, int] = {}
         rejected: dict[tuple[str, str], int] = {}
+        duplicates: dict[str, int] = {}
         for record in batch:
             owned = owned_map.get((record.topic, record.partition))
             if owned is None:  # a record from a partition we just gave up, or hold
@@ -309,34 +339,52 @@ class Processor:
             if record.offset < owned.skip_below:  # fetched before the seek that restarted it
                 continue
             result = decode(record)
+            if not isinstance(result, Rejection):
+                try:
+                    t = event_time(result.get("time"), now, limits)  # type: ignore[arg-type]
+                except Refused as refused:
+                    result = Rejection(refused.reason, str(refused))
             if isinstance(result, Rejection):
                 self._dead_letter(record, result)
                 owned.counters["dead_lettered"] += 1
                 key = (record.topic, result.reason)
                 rejected[key] = rejected.get(key, 0) + 1
-            else:
-                kind = kinds.get(record.topic)
-                if kind == "change":
-                    self._changes.add(result)
-                elif self._predictions is not None:
-                    if kind == "inference":
-                        self._unsaved.append(
-                            (str(result["prediction_id"]), prediction_record(result))
-                        )
-                    elif kind == "label":
-                        joined = self._join(result)
-                        if isinstance(joined, Rejection):
-                            self._dead_letter(record, joined)
-                            owned.counters["dead_lettered"] += 1
-                            owned.next_offset = record.offset + 1
-                            continue
-                        if joined is None:  # its prediction is not here (yet): wait for it
-                            self._park(owned, result)
-                        result = joined or {}
-                for finding in owned.detectors.observe(result) if result else ():
-                    self._emit(finding)
+                owned.next_offset = record.offset + 1
+                continue
+            recent = owned.recent
+            if (
+                recent is not None
+                and (eid := result.get("event_id")) is not None
+                and recent.seen(eid if type(eid) is str else str(eid))
+            ):
+                counters = owned.counters  # "duplicates" appears with the first one
+                counters["duplicates"] = counters.get("duplicates", 0) + 1
+                duplicates[record.topic] = duplicates.get(record.topic, 0) + 1
+                owned.next_offset = record.offset + 1
+                continue
+            try:
+                failed = self._apply(owned, record, result, kinds.get(record.topic), t)
+            except (StateStoreError, BusError):
+                raise  # the stores or the bus, not this event: the caller retries or stops
+            except Exception as exc:  # a poison pill: this event only, never the partition
+                log.exception(
+                    "%s[%d]@%d: applying the event failed; it goes to %s",
+                    record.topic, record.partition, record.offset, self._config.topics.dead_letter,
+                )  # fmt: skip
+                failed = [ApplyFailure("", None, exc, f"{type(exc).__name__}: {exc}")]
+            if failed is None:
                 owned.counters["applied"] += 1
                 applied[record.topic] = applied.get(record.topic, 0) + 1
+            elif failed:
+                self._dead_letter(record, Rejection("apply_error", _failure_text(failed)))
+                owned.counters["dead_lettered"] += 1
+                key = (record.topic, "apply_error")
+                rejected[key] = rejected.get(key, 0) + 1
+            else:  # a label that cannot be joined: dead-lettered by _apply
+                owned.counters["dead_lettered"] += 1
+                key = (record.topic, "label_model_mismatch")
+                rejected[key] = rejected.get(key, 0) + 1
+            # Only now: a store or bus error above leaves the offset before this event.
             owned.next_offset = record.offset + 1
         self._save_predictions()
         if self._stored_since_join:
@@ -349,6 +397,65 @@ class Processor:
         for (topic, reason), n in rejected.items():
             m.dead_lettered.labels(topic, reason).inc(n)
             m.consumed.labels(topic).inc(n)
+        for topic, n in duplicates.items():
+            m.duplicates.labels(topic).inc(n)
+            m.consumed.labels(topic).inc(n)
+        self._count_holds()
+
+    def _apply(
+        self,
+        owned: _Owned,
+        record: Record,
+        event: dict[str, Any],
+        kind: str | None,
+        t: float | None,
+    ) -> list[ApplyFailure] | None:
+        """Apply one event: None when applied, else the failures to dead-letter it with
+        (an empty list when it was dead-lettered here)."""
+        if kind == "change":
+            self._changes.add(event)
+        elif self._predictions is not None:
+            if kind == "inference":
+                self._unsaved.append((str(event["prediction_id"]), prediction_record(event)))
+            elif kind == "label":
+                joined = self._join(event)
+                if isinstance(joined, Rejection):
+                    self._dead_letter(record, joined)
+                    return []
+                if joined is None:  # its prediction is not here (yet): wait for it
+                    self._park(owned, event)
+                    return None
+                event, t = joined, None  # the joined event has its own time
+        detectors = owned.detectors
+        for finding in detectors.observe(event, t):
+            self._emit(finding)
+        if detectors.failures:
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            return self._failed(
+                detectors, where, f"the event goes to {self._config.topics.dead_letter}"
+            )
+        return None
+
+    def _failed(self, detectors: PartitionDetectors, where: str, then: str) -> list[ApplyFailure]:
+        """Log and count the failures ``detectors`` reported; return them (cleared there)."""
+        failed, detectors.failures = detectors.failures, []
+        for failure in failed:
+            log.error("%s: %s; %s", where, failure.message, then, exc_info=failure.error)
+            if failure.stream_key is not None:
+                self._metrics.stream_holds.labels(failure.monitor).inc()
+        return failed
+
+    def _count_holds(self) -> None:
+        """Metrics of quarantined streams: new holds, the events they skipped."""
+        m = self._metrics
+        for owned in self._owned.values():
+            detectors = owned.detectors
+            if detectors.skipped:
+                for monitor, n in detectors.skipped.items():
+                    m.held_events.labels(monitor).inc(n)
+                detectors.skipped.clear()
+            for monitor, n in detectors.take_clamped().items():
+                m.clamped.labels(monitor).inc(n)
 
     def _save_predictions(self) -> None:
         if not self._unsaved or self._predictions is None:
@@ -377,6 +484,10 @@ class Processor:
                     continue
                 for finding in owned.detectors.observe(joined) if joined else ():
                     self._emit(finding)
+                if owned.detectors.failures:
+                    self._failed(
+                        owned.detectors, f"parked label {label.get('event_id')}", "skipped"
+                    )
 
     def _join(
         self, label: dict[str, Any], stored: dict[str, Any] | None = None
@@ -454,8 +565,15 @@ class Processor:
             ):
                 continue
             encoding = self._clock()
-            changed = owned.detectors.take_changed()
-            deleted = owned.detectors.take_deleted(changed)
+            detectors = owned.detectors
+            changed = detectors.take_changed()
+            if detectors.failures:  # snapshots that would not restore: held, not saved
+                self._failed(detectors, f"{tp[0]}[{tp[1]}]", "its last good state stays saved")
+            deleted = detectors.take_deleted()
+            if owned.recent is not None:
+                ids, gone = owned.recent.take_changed()
+                changed.update(ids)
+                deleted += gone
             if owned.parked.dirty:
                 changed[PARKED_KEY] = owned.parked.snapshot()
                 owned.parked.dirty = False
@@ -477,6 +595,8 @@ class Processor:
                 # Outcome unknown but atomic: keep the changes dirty so a retry saves them.
                 owned.detectors.mark_dirty(changed)
                 owned.detectors.mark_deleted(deleted)
+                if owned.recent is not None:
+                    owned.recent.unsave(changed)
                 owned.parked.dirty = owned.parked.dirty or PARKED_KEY in changed
                 raise
             owned.saved_offset = owned.next_offset
@@ -508,6 +628,7 @@ class Processor:
                     m.streams_dropped.labels(monitor).inc(dropped)
                 if evicted:
                     m.streams_evicted.labels(monitor).inc(evicted)
+        m.streams_held.set(sum(o.detectors.held_count for o in self._owned.values()))
         m.state_bytes.set(sum(sum(o.sizes.values()) for o in self._owned.values()))
         for tp, owned in self._owned.items():
             high = self._consumer.high_watermark(tp)
@@ -542,3 +663,8 @@ class Processor:
             )
         self._consumer.close()  # revokes: the revoke handler checkpoints
         self._producer.flush()
+
+
+def _failure_text(failed: list[ApplyFailure]) -> str:
+    """The dead letter's error header: what failed, and the exception (type and message)."""
+    return "; ".join(f.message for f in failed)[:1000]

@@ -159,6 +159,7 @@ class KafkaConsumer:
         self._consumer = Consumer(conf)
         self._on_assign: AssignHandler | None = None
         self._on_revoke: RevokeHandler | None = None
+        self._callback_error: BaseException | None = None
 
     def subscribe(
         self, topics: Sequence[str], on_assign: AssignHandler, on_revoke: RevokeHandler
@@ -170,15 +171,24 @@ class KafkaConsumer:
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assert self._on_assign is not None
-        starts = self._on_assign([(p.topic, p.partition) for p in partitions])
+        try:
+            starts = self._on_assign([(p.topic, p.partition) for p in partitions])
+        except BaseException as exc:
+            # An exception escaping a librdkafka callback surfaces as "SystemError:
+            # _PyErr_SetObject ...", its cause lost; keep it and raise it from poll.
+            self._callback_error = exc
+            return
         for p in partitions:
             start = starts.get((p.topic, p.partition))
             p.offset = OFFSET_BEGINNING if start is None else start
         consumer.assign(partitions)
 
     def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if self._on_revoke is not None:
-            self._on_revoke([(p.topic, p.partition) for p in partitions], False)
+        try:
+            if self._on_revoke is not None:
+                self._on_revoke([(p.topic, p.partition) for p in partitions], False)
+        except BaseException as exc:
+            self._callback_error = exc
         consumer.unassign()
 
     def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -186,9 +196,20 @@ class KafkaConsumer:
             self._on_revoke([(p.topic, p.partition) for p in partitions], True)
         consumer.unassign()
 
+    def _raise_callback_error(self) -> None:
+        if self._callback_error is not None:
+            exc, self._callback_error = self._callback_error, None
+            raise exc
+
     def poll_batch(self, max_records: int, timeout: float) -> list[Record]:
         out: list[Record] = []
-        for msg in self._consumer.consume(num_messages=max_records, timeout=timeout):
+        try:
+            messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        except SystemError:
+            self._raise_callback_error()
+            raise
+        self._raise_callback_error()
+        for msg in messages:
             err = msg.error()
             if err is not None:
                 if err.fatal() or err.code() in _CONFIG_ERRORS:

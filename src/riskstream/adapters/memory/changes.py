@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from riskstream.core.timeutil import parse_time
@@ -19,10 +20,15 @@ __all__ = ["InMemoryChangeLog"]
 
 class InMemoryChangeLog:
     """The change log in one process: change events by data time, kept ``retention_s``
-    behind the newest, each event once (the embedded mode and the tests)."""
+    behind the newest (but never trimmed by a time past the wall clock: one change
+    dated in the future must not clear the log), each event once (the embedded mode
+    and the tests)."""
 
-    def __init__(self, retention_s: float = 12 * 3600.0) -> None:
+    def __init__(
+        self, retention_s: float = 12 * 3600.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self._retention_s = retention_s
+        self._clock = clock
         self._times: list[float] = []
         self._changes: list[dict[str, Any]] = []
         self._ids: set[str] = set()
@@ -38,7 +44,8 @@ class InMemoryChangeLog:
             self._times.insert(i, at)
             self._changes.insert(i, dict(change))
             self._ids.add(event_id)
-            keep = bisect.bisect_left(self._times, self._times[-1] - self._retention_s)
+            newest = min(self._times[-1], self._clock())
+            keep = bisect.bisect_left(self._times, newest - self._retention_s)
             for old in self._changes[:keep]:
                 self._ids.discard(str(old.get("event_id")))
             del self._times[:keep], self._changes[:keep]

@@ -129,6 +129,10 @@ class InMemoryStateStore:
             slot.offset = offset
             slot.counters = new_counters
 
+    def partitions(self, scope: str) -> list[TopicPartition]:
+        with self._lock:
+            return sorted((t, p) for s, t, p in self._slots if s == scope)
+
     def state_bytes(self, scope: str, partition: TopicPartition) -> int:
         """Payload size of the partition's snapshots (keys as UTF-8 plus values)."""
         with self._lock:

@@ -5,14 +5,16 @@ incident on one processor may be caused by a deploy another one read.  So each
 writes the change events it reads here and asks here when it enriches an
 incident.  One sorted set per namespace, scored by the change's data time; the
 member is the event's JSON (the same event written twice is one member).  Kept
-for ``retention_s`` of data time behind the newest change.  Change events are
+for ``retention_s`` of data time behind the newest change, or behind the wall clock
+when the newest is dated later (one change dated 2099 must not clear the log).  Change events are
 few (deploys, prompt and pipeline changes), so one set scanned by time is enough.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, cast
 
 import orjson
@@ -32,9 +34,14 @@ class RedisChangeLog:
     (the module docstring says why and how)."""
 
     def __init__(
-        self, client: redis.Redis, namespace: str, retention_s: float = 12 * 3600.0
+        self,
+        client: redis.Redis,
+        namespace: str,
+        retention_s: float = 12 * 3600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
+        self._clock = clock
         self._key = change_log_key(namespace)
         self._retention_s = retention_s
         kwargs = client.get_connection_kwargs()
@@ -53,9 +60,8 @@ class RedisChangeLog:
             pipe.zrevrange(self._key, 0, 0, withscores=True)
             _, newest = pipe.execute()
             if newest:
-                self._client.zremrangebyscore(
-                    self._key, "-inf", f"({newest[0][1] - self._retention_s}"
-                )
+                horizon = min(newest[0][1], self._clock()) - self._retention_s
+                self._client.zremrangebyscore(self._key, "-inf", f"({horizon}")
 
     def between(self, subjects: Sequence[str], start: float, end: float) -> list[dict[str, Any]]:
         wanted = set(subjects)

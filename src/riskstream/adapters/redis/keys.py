@@ -64,6 +64,8 @@ __all__ = [
     "change_log_key",
     "flag_keys",
     "partition_keys",
+    "partition_of",
+    "partition_pattern",
     "partition_stage_key",
     "prediction_key_prefix",
 ]
@@ -132,6 +134,28 @@ def partition_stage_key(scope: str, partition: TopicPartition) -> str:
     'rs:{detectors|sensor-events|3}:stage'
     """
     return partition_keys(scope, partition)[0].removesuffix(":meta") + ":stage"
+
+
+def partition_pattern(scope: str) -> str:
+    """A ``SCAN MATCH`` pattern for the meta keys of every partition of ``scope``."""
+    glob = "".join(f"\\{c}" if c in "*?[]\\" else c for c in _escape(scope))
+    return f"{KEY_PREFIX}:{{{glob}|*}}:meta"
+
+
+def partition_of(scope: str, meta_key: str) -> TopicPartition | None:
+    """The partition a meta key of ``scope`` names (None: not one of its meta keys).
+
+    >>> partition_of("detectors", partition_keys("detectors", ("a|b", 3))[0])
+    ('a|b', 3)
+    """
+    head, tail = f"{KEY_PREFIX}:{{{_escape(scope)}|", "}:meta"
+    if not (meta_key.startswith(head) and meta_key.endswith(tail)):
+        return None
+    topic, _, number = meta_key[len(head) : -len(tail)].rpartition("|")
+    if not number.isdigit():
+        return None
+    plain = topic.replace("%7C", "|").replace("%7B", "{").replace("%7D", "}")
+    return plain.replace("%25", "%"), int(number)
 
 
 class FlagKeys(NamedTuple):

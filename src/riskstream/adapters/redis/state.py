@@ -50,7 +50,12 @@ import redis
 from riskstream.adapters.memory.state import check_save_arguments, fenced_error
 from riskstream.adapters.redis.client import client_from_url, translate_errors
 from riskstream.adapters.redis.keys import STATE_ACL as REQUIRED_ACL
-from riskstream.adapters.redis.keys import partition_keys, partition_stage_key
+from riskstream.adapters.redis.keys import (
+    partition_keys,
+    partition_of,
+    partition_pattern,
+    partition_stage_key,
+)
 from riskstream.errors import ConfigError
 from riskstream.ports import PartitionState, StateStore, TopicPartition
 
@@ -352,6 +357,16 @@ class RedisStateStore:
         for names in batches:
             reply = self._move(keys=[meta_key, snap_key, stage_key], args=[int(epoch), *names])
             _check_fenced(reply, scope, partition, epoch)
+
+    def partitions(self, scope: str) -> list[TopicPartition]:
+        """The partitions of ``scope`` with a meta key, found by ``SCAN`` (never ``KEYS``)."""
+        found: list[TopicPartition] = []
+        with self._translate("list partitions of", scope, ("*", 0)):
+            for key in self._client.scan_iter(match=partition_pattern(scope), count=1000):
+                tp = partition_of(scope, key.decode() if isinstance(key, bytes) else key)
+                if tp is not None:
+                    found.append(tp)
+        return sorted(set(found))
 
     def state_bytes(self, scope: str, partition: TopicPartition) -> int:
         """Redis's estimate of the memory the partition's keys use (0 if none).
