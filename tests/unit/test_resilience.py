@@ -77,7 +77,7 @@ def test_eviction_is_the_same_however_often_the_partition_restarts() -> None:
         restarted.observe(e)
         if i % 1777 == 0:  # a checkpoint, then a new process restores it
             changed = restarted.take_changed()
-            for key in restarted.take_deleted(changed):
+            for key in restarted.take_deleted():
                 saved.pop(key, None)
             saved.update(changed)
             restarted = PartitionDetectors(specs, "sensor", limits)

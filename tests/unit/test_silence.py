@@ -153,7 +153,7 @@ def test_a_silent_sensor_named_like_a_model_opens_its_incident_on_the_sensor(
     for step in range(200):
         for sensor in ("support-bot|x", "y") if step < 100 else ("y",):
             reading = {
-                "event_id": f"{sensor}-{step}", "time": format_time(1.8e9 + 10 * step),
+                "event_id": f"{sensor}-{step}", "time": format_time(1.75e9 + 10 * step),
                 "line_id": "line-1", "asset_id": "a-1", "sensor_id": sensor,
                 "value": rng.gauss(20, 1), "unit": "C", "quality": "good",
             }  # fmt: skip

@@ -47,7 +47,7 @@ from riskstream.core.incidents import INCIDENT_OPENED, INCIDENT_UPDATED, inciden
 from riskstream.core.labels import PredictionStore, join, prediction_record
 from riskstream.core.monitors import ApplyFailure, Finding, PartitionDetectors
 from riskstream.core.parked_labels import PARKED_KEY, ParkedLabels
-from riskstream.errors import BusError, FencedError, StateStoreError
+from riskstream.errors import BusError, FencedError, SnapshotError, StateStoreError
 from riskstream.metrics import ProcessorMetrics
 from riskstream.ports import ChangeLog, Consumer, Producer, Record, StateStore, TopicPartition
 
@@ -141,6 +141,8 @@ class Processor:
         for i, tp in enumerate(partitions):
             try:
                 starts[tp] = self._claim(tp)
+            except SnapshotError:
+                raise  # the config, not the store: refused with what to do
             except StateStoreError as exc:
                 self._store_failed(exc, f"claim {tp[0]}[{tp[1]}]")
                 for held in partitions[i:]:
@@ -300,6 +302,8 @@ class Processor:
             try:
                 offset = self._claim(tp)
                 self._consumer.release(tp, offset)
+            except SnapshotError:
+                raise
             except StateStoreError as exc:
                 self._owned.pop(tp, None)
                 self._store_failed(exc, f"claim {tp[0]}[{tp[1]}] again")
