@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from riskstream.cli.common import connection_args, fraction, operations, short_time, table
+from riskstream.cli.flags_export import add_export_parser, export_command
 from riskstream.core.routing import MODES, RoutingFlag
 
 __all__ = ["register"]
@@ -51,6 +52,7 @@ def register(sub: Any) -> None:
     f_set.add_argument("--mode", choices=MODES, help="how to serve it")
     f_set.add_argument("--traffic", type=fraction, help="share of traffic the mode applies to")
     connection_args(f_set)
+    add_export_parser(f_sub)
 
     audit = sub.add_parser("audit", help="the routing audit trail")
     audit.set_defaults(handler=audit_command)
@@ -86,6 +88,8 @@ def actions_command(args: argparse.Namespace) -> int:
 
 
 def flags_command(args: argparse.Namespace) -> int:
+    if args.flags_command == "export":
+        return export_command(args)
     ops = operations(args, publishes=args.flags_command == "set")
     if args.flags_command == "set":
         flag = ops.set_flag(
