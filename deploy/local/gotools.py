@@ -64,7 +64,7 @@ def _build(source: Path, name: str, target: str, progress: bool) -> Path:
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"}
     tmp = out.with_suffix(".tmp")
     result = subprocess.run(
-        [_go(), "build", "-trimpath", "-o", str(tmp), target],
+        [_go(), "build", "-o", str(tmp), target],
         cwd=source, env=env, capture_output=True, text=True, timeout=3000, check=False,
     )  # fmt: skip
     if result.returncode != 0:

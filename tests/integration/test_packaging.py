@@ -16,7 +16,8 @@ import pytest
 
 import riskstream
 
-pytestmark = pytest.mark.integration
+# Building and two installs with their dependencies take minutes on a busy machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOW = os.environ.get("RISKSTREAM_SHOW_WHEEL")  # print the wheel's file list (issue #14)
