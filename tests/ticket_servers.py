@@ -5,7 +5,7 @@ It keeps tickets in memory, logs every request (method, path, query, JSON body),
 answers as the real APIs document: status codes, shapes, auth.  A request it does
 not understand, or with a wrong shape, is answered 400 and counted in ``problems``,
 so a test fails on it.  Faults are injected per request: ``answer_next`` (e.g. a 429
-with ``Retry-After``), ``drop_next`` (handle the request, then hang up without an
+with ``Retry-After``), ``drop_next`` (handle the next write, then hang up without an
 answer: the client cannot know it happened), and :meth:`stop` / :meth:`start` for an
 outage (connections refused).
 """
@@ -119,7 +119,7 @@ class TicketServer:
                 except _Bad as bad:
                     self.problems.append(f"{h.command} {parts.path}: {bad}")
                     status, answer = 400, {"errorMessages": [str(bad)]}
-            drop = self.drop_next > 0 and injected is None
+            drop = self.drop_next > 0 and injected is None and h.command != "GET"
             if drop:
                 self.drop_next -= 1
             else:
