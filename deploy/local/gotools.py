@@ -33,8 +33,8 @@ PROMTOOL = ROOT / ".ci" / "promtool"
 PROMTOOL_PACKAGE = "github.com/prometheus/prometheus/cmd/promtool"
 
 
-def _key(source: Path) -> str:
-    digest = hashlib.sha256()
+def _key(source: Path, extra: str = "") -> str:
+    digest = hashlib.sha256(extra.encode())
     for path in sorted(source.glob("*")):
         if path.suffix in {".go", ".mod", ".sum"}:
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -53,8 +53,8 @@ def _go() -> str:
     return go
 
 
-def _build(source: Path, name: str, target: str, progress: bool) -> Path:
-    out = cache_dir() / "tools" / f"{name}-{_key(source)}"
+def _build(source: Path, name: str, target: str, progress: bool, ldflags: str = "") -> Path:
+    out = cache_dir() / "tools" / f"{name}-{_key(source, ldflags)}"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,7 @@ def _build(source: Path, name: str, target: str, progress: bool) -> Path:
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"}
     tmp = out.with_suffix(".tmp")
     result = subprocess.run(
-        [_go(), "build", "-o", str(tmp), target],
+        [_go(), "build", *(["-ldflags", ldflags] if ldflags else []), "-o", str(tmp), target],
         cwd=source, env=env, capture_output=True, text=True, timeout=3000, check=False,
     )  # fmt: skip
     if result.returncode != 0:
@@ -80,7 +80,9 @@ def compose_check(progress: bool = False) -> Path:
 
 def promtool(progress: bool = False) -> Path:
     """promtool of the pinned Prometheus release, built if missing."""
-    return _build(PROMTOOL, "promtool", PROMTOOL_PACKAGE, progress)
+    # what a release build stamps in, so `promtool --version` names the release
+    version = f"-X github.com/prometheus/common/version.Version={prometheus_release()}"
+    return _build(PROMTOOL, "promtool", PROMTOOL_PACKAGE, progress, version)
 
 
 def prometheus_release() -> str:
