@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help demo test lint typecheck check services fetch-kafka system-packages clean
+.PHONY: help demo test lint typecheck check services fetch-kafka tools system-packages clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,9 +25,10 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed  ## install riskstream into .venv and run `riskstream demo` (no servers)
 	$(VENV)/bin/riskstream demo
 
-# Debian packages the tests use: redis-server (started by the tests), promtool (checks
-# deploy/prometheus rules), chromium + chromedriver (the console's browser test).
-SYSTEM_PACKAGES := redis-server:redis-server promtool:prometheus chromium:chromium chromedriver:chromium-driver
+# Debian packages the tests use: redis-server (started by the tests), chromium +
+# chromedriver (the console's browser test).  promtool is built by `make tools` instead,
+# at the Prometheus release docker-compose.yml runs.
+SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium chromedriver:chromium-driver
 
 system-packages:  ## install the Debian packages the tests need, when missing
 	@missing=; for pair in $(SYSTEM_PACKAGES); do \
@@ -40,7 +41,11 @@ system-packages:  ## install the Debian packages the tests need, when missing
 fetch-kafka: $(VENV)/.installed-dev  ## download the Kafka broker's jars from Maven Central (cached)
 	$(PY) deploy/local/services.py fetch
 
-test: $(VENV)/.installed-dev system-packages fetch-kafka  ## install everything, start Kafka + Redis, run all tests
+# Go (1.26, /usr/local/go/bin on these machines) builds them through the Go module proxy.
+tools: $(VENV)/.installed-dev  ## build compose-check (compose-go) and promtool (compose's Prometheus), cached
+	PATH="$$PATH:/usr/local/go/bin" $(PY) deploy/local/gotools.py build
+
+test: $(VENV)/.installed-dev system-packages fetch-kafka tools  ## install everything, start Kafka + Redis, run all tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 services: $(VENV)/.installed-dev system-packages fetch-kafka  ## run a local Kafka broker and Redis until Ctrl-C

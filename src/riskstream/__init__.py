@@ -14,6 +14,7 @@ from riskstream.errors import (
     SchemaError,
     SnapshotError,
     StateStoreError,
+    TicketSystemError,
 )
 
 __version__ = "0.1.0.dev0"
@@ -30,5 +31,6 @@ __all__ = [
     "SchemaError",
     "SnapshotError",
     "StateStoreError",
+    "TicketSystemError",
     "__version__",
 ]

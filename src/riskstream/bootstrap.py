@@ -23,13 +23,19 @@ from riskstream.core.incident_records import Correlation, IncidentRecord
 from riskstream.core.notifications import NotificationSettings
 from riskstream.core.routing import RoutingFlag
 from riskstream.errors import BusError, ConfigError
-from riskstream.metrics import ContainmentMetrics, NotifierMetrics, ProcessorMetrics
-from riskstream.ports import IncidentStore, Producer, StateStore
+from riskstream.metrics import (
+    ContainmentMetrics,
+    NotifierMetrics,
+    ProcessorMetrics,
+    TicketerMetrics,
+)
+from riskstream.ports import IncidentStore, Producer, StateStore, TicketSystem
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
 from riskstream.services.flag_epoch import FlagGuard, RememberingFlagStore
 from riskstream.services.notifier import Destination, Notifier
 from riskstream.services.operations import OperatorService
+from riskstream.services.ticketer import Ticketer, TicketerSystem
 from riskstream.validation import validator_for
 
 __all__ = [
@@ -46,7 +52,9 @@ __all__ = [
     "kafka_processor",
     "kafka_worker",
     "redis_operations",
+    "redis_ticketer",
     "redis_url_from_env",
+    "ticket_systems",
 ]
 
 SUBJECT_FIELDS = {"inference": "model_id", "sensor": "sensor_id", "label": "model_id"}
@@ -299,6 +307,52 @@ def kafka_notifier(
         HttpWebhook(),
         NotifierMetrics(registry),
         sleep=sleep or time.sleep,
+    )
+
+
+def ticket_systems(config: Config) -> list[TicketerSystem]:
+    """The config's ticket systems over HTTP; credentials read from the environment now."""
+    from riskstream.adapters.tickets import GitHubTickets, JiraTickets, ServiceNowTickets
+    from riskstream.config.tickets import ticket_secrets
+
+    built: list[TicketerSystem] = []
+    for spec in config.tickets.systems:
+        user, token = ticket_secrets(spec)
+        system: TicketSystem
+        if spec.kind == "jira":
+            system = JiraTickets(
+                spec.name, spec.url, str(spec.project), user, token, spec.issue_type,
+                spec.done_status, spec.timeout_s,
+            )  # fmt: skip
+        elif spec.kind == "github":
+            system = GitHubTickets(spec.name, spec.url, str(spec.repo), token, spec.timeout_s)
+        else:
+            system = ServiceNowTickets(
+                spec.name, spec.url, user, token, spec.close_code, spec.timeout_s
+            )
+        built.append(TicketerSystem(system, spec.labels))
+    return built
+
+
+def redis_ticketer(
+    config: Config,
+    redis_url: str | None,
+    registry: CollectorRegistry,
+    namespace: str = "default",
+    sleep: Callable[[float], object] | None = None,
+) -> Ticketer:
+    """The ticketer over the containment worker's incident records in Redis."""
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
+
+    if not config.tickets.systems:
+        raise ConfigError(
+            f"{config.source}: no ticket systems: the ticketer has nothing to do; "
+            "add tickets.systems to the config (see the README's Tickets section)"
+        )
+    systems = ticket_systems(config)
+    incidents = RedisIncidentStore.from_url(redis_url or redis_url_from_env(), namespace=namespace)
+    return Ticketer(
+        config.tickets, systems, incidents, TicketerMetrics(registry), sleep=sleep or time.sleep
     )
 
 

@@ -14,8 +14,10 @@ which part of the system is at fault, so an operator knows where to look::
     ├── StateStoreError        Redis (or the in-memory store) failed or refused a write
     │   ├── FencedError        a stale owner tried to write state it no longer owns
     │   └── SnapshotError      saved state is corrupt, foreign or of an unknown version
-    └── ContainmentError       a containment action could not be applied (HTTP 409)
-        └── NotPermittedError  a rule forbids this person this act (HTTP 403)
+    ├── ContainmentError       a containment action could not be applied (HTTP 409)
+    │   └── NotPermittedError  a rule forbids this person this act (HTTP 403)
+    └── TicketSystemError      Jira, GitHub or ServiceNow refused or did not answer;
+                               ``retryable``, ``retry_after_s`` and ``status`` say more
 
 Adapters translate third-party errors into these at the boundary with
 ``raise ... from exc``, so the cause stays attached, and word the message for the
@@ -37,6 +39,7 @@ __all__ = [
     "SchemaError",
     "SnapshotError",
     "StateStoreError",
+    "TicketSystemError",
 ]
 
 
@@ -100,3 +103,29 @@ class ContainmentError(RiskstreamError):
 
 class NotPermittedError(ContainmentError):
     """A rule forbids this person this act, e.g. approving what they requested."""
+
+
+class TicketSystemError(RiskstreamError):
+    """A ticket system (Jira, GitHub Issues, ServiceNow) refused a request or did not answer.
+
+    ``retryable`` says whether asking again later may work (a rate limit, a 5xx, a
+    refused connection) and ``retry_after_s`` how long the system asked us to wait.
+    ``ambiguous`` is set when the request may have been carried out although no
+    answer came back (a timeout after sending): the caller must look before it
+    repeats a write.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        ambiguous: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.ambiguous = ambiguous

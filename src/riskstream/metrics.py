@@ -31,6 +31,7 @@ __all__ = [
     "NotifierMetrics",
     "ProcessorMetrics",
     "StoreHealth",
+    "TicketerMetrics",
     "serve_metrics",
 ]
 
@@ -371,6 +372,31 @@ class NotifierMetrics:
             "riskstream_notifier_incidents_total",
             "Incident events consumed, by event (opened, updated, resolved, unreadable).",
             ["event"],
+            registry=registry,
+        )
+
+
+class TicketerMetrics:
+    """The ticketer: requests that changed a ticket, failures, systems backing off."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.writes = Counter(
+            "riskstream_ticket_writes_total",
+            "Ticket changes by system and what (created, found, commented, closed).",
+            ["system", "what"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "riskstream_ticket_failures_total",
+            "Failed ticket system requests by system and kind (retryable, permanent).",
+            ["system", "kind"],
+            registry=registry,
+        )
+        self.backing_off = Gauge(
+            "riskstream_ticketer_backing_off",
+            "1 while a ticket system is failing and the ticketer waits before trying it again.",
+            ["system"],
             registry=registry,
         )
 

@@ -16,6 +16,7 @@ from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.delivery import AttemptResult
 from riskstream.core.incident_records import IncidentRecord
 from riskstream.core.routing import FlagChange, RoutingFlag
+from riskstream.core.tickets import TicketDraft, TicketRef
 
 __all__ = [
     "ApplyResult",
@@ -34,6 +35,7 @@ __all__ = [
     "Record",
     "RevokeHandler",
     "StateStore",
+    "TicketSystem",
     "TopicPartition",
     "Webhook",
 ]
@@ -339,6 +341,32 @@ class FlagEpoch(Protocol):
 
     def probe_write(self) -> None:
         """One small write; raises StateStoreError when the store refuses writes."""
+        ...
+
+
+class TicketSystem(Protocol):
+    """A ticket system (Jira, GitHub Issues, ServiceNow), in the few verbs the ticketer needs.
+
+    Every method raises :class:`riskstream.errors.TicketSystemError` on a failure;
+    none retries by itself (the ticketer decides, honouring ``retry_after_s``).
+    """
+
+    name: str
+
+    def find(self, external_id: str) -> TicketRef | None:
+        """The ticket carrying ``external_id`` (label or correlation id), if any."""
+        ...
+
+    def create(self, draft: TicketDraft) -> TicketRef: ...
+
+    def comment_texts(self, ticket: TicketRef) -> list[str]:
+        """The text of every comment (work note) on the ticket, to find markers in."""
+        ...
+
+    def comment(self, ticket: TicketRef, text: str) -> None: ...
+
+    def close(self, ticket: TicketRef, text: str) -> None:
+        """Close (resolve) the ticket with ``text`` as the closing note."""
         ...
 
 

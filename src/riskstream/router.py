@@ -181,6 +181,10 @@ class FlagCache:
     def flag(self, model_id: str) -> RoutingFlag | None:
         return self._flags.get(model_id)
 
+    def flags(self) -> dict[str, RoutingFlag]:
+        """Every flag held, by model (a copy: for exports and change watchers)."""
+        return dict(self._flags)
+
     def revision(self, model_id: str) -> int | None:
         """The revision held for the model, or None if it has no flag."""
         flag = self._flags.get(model_id)
@@ -410,6 +414,10 @@ class Router:
     def stale(self) -> bool:
         """True once the cache has not been confirmed for ``max_staleness_s``."""
         return self._cache.stale
+
+    def flags(self) -> dict[str, RoutingFlag]:
+        """Every flag the cache holds, by model (a copy; for exports and OpenFeature)."""
+        return self._cache.flags()
 
     def wait_for(self, model_id: str, revision: int, timeout: float = 5.0) -> Decision:
         """Block until the cache holds ``revision`` or newer (for tests and benchmarks).

@@ -38,8 +38,12 @@ from riskstream.errors import ConfigError, SchemaError
 
 __all__ = ["DRAFT", "SCHEMA_DIR", "compile_schema", "load_schema", "validator_for"]
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "schemas"
-"""The repo's ``schemas/`` (src/riskstream/../../schemas) until the package ships them;
+_PACKAGED = Path(__file__).resolve().parent / "_schemas"  # in a built wheel (setup.py)
+SCHEMA_DIR = (
+    _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent.parent / "schemas"
+)
+"""The contracts: shipped in the package (``riskstream/_schemas``, copied from the repo's
+``schemas/`` when the wheel is built), else the repo's ``schemas/`` (an editable install);
 ``RISKSTREAM_SCHEMA_DIR``, read when a schema is loaded, points elsewhere."""
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 

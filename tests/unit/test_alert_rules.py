@@ -1,7 +1,8 @@
 """deploy/prometheus's alerts and deploy/grafana's dashboard: valid, tested, on real metrics.
 
-promtool (Debian's ``prometheus`` package, installed by ``make system-packages``)
-checks the rules and the config and runs the rules' unit tests in alerts.test.yml.
+promtool of the Prometheus release docker-compose.yml runs (built from that release's
+source by ``deploy/local/gotools.py``, cached) checks the rules and the config and runs
+the rules' unit tests in alerts.test.yml.
 Every PromQL expression in the rules and the dashboard may name only metrics that
 riskstream's processes export, so a renamed metric fails here, not at 3 a.m.
 """
@@ -10,17 +11,22 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from riskstream.metrics import ContainmentMetrics, ProcessorMetrics
+import gotools  # deploy/local/gotools.py (tests/conftest.py)
+from riskstream.metrics import (
+    ApiMetrics,
+    ContainmentMetrics,
+    NotifierMetrics,
+    ProcessorMetrics,
+    TicketerMetrics,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -34,10 +40,11 @@ _KEYWORDS |= {"group_left", "group_right", "inf", "nan"}
 
 
 def _exported_series() -> set[str]:
-    """The series names riskstream's two processes expose (labelled or not)."""
+    """The series names riskstream's processes expose (labelled or not)."""
     registry = CollectorRegistry()
-    ProcessorMetrics(registry)
-    ContainmentMetrics(registry)
+    for metrics in (ProcessorMetrics, ContainmentMetrics, NotifierMetrics, ApiMetrics,
+                    TicketerMetrics):  # fmt: skip
+        metrics(registry)
     names = set()
     for family in registry.collect():
         names |= {family.name + suffix for suffix in _SUFFIXES[family.type]}
@@ -69,19 +76,30 @@ def _alert_rules() -> list[dict[str, Any]]:
 
 
 def _promtool(*args: str, cwd: Path = ROOT) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail(
-            "promtool not found on PATH: `make system-packages` installs it "
-            "(Debian package `prometheus`)"
-        )
     result = subprocess.run(
-        [promtool, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [str(gotools.promtool(progress=True)), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, (
         f"promtool {' '.join(args)} (in {cwd}) exited {result.returncode}:\n"
         f"{result.stdout}\n{result.stderr}"
     )
+
+
+def test_promtool_is_the_release_compose_runs() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    image = compose["services"]["prometheus"]["image"]
+    release = gotools.prometheus_release()
+    assert image == f"prom/prometheus:v{release}", "pin .ci/promtool/go.mod to compose's release"
+    result = subprocess.run(
+        [str(gotools.promtool(progress=True)), "--version"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert f"version {release}" in result.stdout + result.stderr
 
 
 def test_promtool_accepts_the_alerting_rules() -> None:

@@ -24,6 +24,7 @@ ERRORS = [
     "SchemaError",
     "SnapshotError",
     "StateStoreError",
+    "TicketSystemError",
 ]
 
 PUBLIC = {

@@ -13,6 +13,7 @@ from riskstream.core.approvals import PendingAction
 from riskstream.core.audit import AuditEntry, entry_to_data
 from riskstream.core.incident_records import IncidentRecord, TimelineEntry, headline
 from riskstream.core.monitors import MonitorSpec
+from riskstream.core.reports.facts import ticket_links
 from riskstream.core.routing import RoutingFlag
 from riskstream.core.timeutil import format_time
 
@@ -57,6 +58,7 @@ def incident_view(record: IncidentRecord, actions: list[PendingAction]) -> dict[
         "incident": dict(record.incident),
         "timeline": [_entry(e) for e in record.timeline],
         "actions": [action_view(a) for a in actions],
+        "tickets": ticket_links(record),
     }
 
 

@@ -20,6 +20,7 @@ from riskstream.cli.common import (
     short_time,
     table,
 )
+from riskstream.cli.flags_export import add_export_parser, export_command
 from riskstream.core.routing import MODES, RoutingFlag
 
 __all__ = ["register"]
@@ -67,6 +68,7 @@ def register(sub: Any) -> None:
     f_set.add_argument("--mode", choices=MODES, help="how to serve it")
     f_set.add_argument("--traffic", type=fraction, help="share of traffic the mode applies to")
     connection_args(f_set)
+    add_export_parser(f_sub)
 
     audit = sub.add_parser("audit", help="the routing audit trail")
     audit.set_defaults(handler=audit_command)
@@ -117,6 +119,8 @@ def actions_command(args: argparse.Namespace) -> int:
 
 
 def flags_command(args: argparse.Namespace) -> int:
+    if args.flags_command == "export":
+        return export_command(args)
     ops = operations(args, publishes=args.flags_command == "set")
     if args.flags_command == "set":
         # The CLI holds the deployment's Redis credentials, so it may do what an

@@ -28,6 +28,7 @@ from riskstream.core.reports.facts import (
     reach_summary,
     reporting_deadline,
     suspect_summary,
+    ticket_links,
 )
 from riskstream.core.timeutil import parse_time
 
@@ -157,6 +158,8 @@ def show_text(record: IncidentRecord, now: float) -> str:
             f"potential serious incident ({deadline['framework']} Article "
             f"{deadline['article']}): report due {due}, {when}",
         )
+    for ticket in ticket_links(record):
+        row("ticket", f"{ticket['system']} {ticket['key']} {ticket['url']}")
     lines += ["", "timeline"]
     lines += [
         "  " + line

@@ -77,12 +77,14 @@ _OPTIONS: dict[str, tuple[Option, ...]] = {
     "containment": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE, *_CONTAINMENT),
     "notifier": (*_COMMON, _METRICS_PORT, _MAX_POLL),
     "api": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE, *_API),
+    "ticketer": (_CONFIG, _REDIS_URL, _METRICS_PORT, _NAMESPACE),
 }
 _HELP = {
     "processor": "detection: Kafka in, incidents out",
     "containment": "playbooks: incidents in, routing flags out (the faust worker)",
     "notifier": "webhooks: incidents in, pages and messages out",
     "api": "operator API under /api/v1 and the web console",
+    "ticketer": "tickets: one per incident group in Jira, GitHub Issues or ServiceNow",
 }
 #: Every option any process takes, by its flag: what older scripts may pass to any of them.
 _ALL_OPTIONS: dict[str, Option] = {o[0]: o for opts in _OPTIONS.values() for o in opts}
@@ -245,6 +247,34 @@ def run_notifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_ticketer(args: argparse.Namespace) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.bootstrap import redis_ticketer
+    from riskstream.config import load_config
+    from riskstream.metrics import serve_metrics
+
+    config = load_config(args.config)
+    registry = CollectorRegistry()
+    stopping = threading.Event()
+    ticketer = redis_ticketer(config, args.redis_url, registry, args.namespace, stopping.wait)
+    serve_metrics(registry, args.metrics_port)
+
+    def stop(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "ticketer running: %s, every %.1f s, namespace %r, metrics on :%s",
+        ", ".join(f"{s.name} ({s.kind})" for s in config.tickets.systems),
+        config.tickets.interval_s, args.namespace, args.metrics_port,
+    )  # fmt: skip
+    ticketer.run(stopping.is_set)
+    log.info("ticketer stopped")
+    return 0
+
+
 def run_api(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -291,4 +321,5 @@ PROCESSES: dict[str, Callable[[argparse.Namespace], int]] = {
     "containment": run_containment,
     "notifier": run_notifier,
     "api": run_api,
+    "ticketer": run_ticketer,
 }

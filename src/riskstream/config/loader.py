@@ -28,11 +28,13 @@ from riskstream.config.processor import (
     read_topics,
 )
 from riskstream.config.reports import read_reporting
+from riskstream.config.tickets import read_tickets
 from riskstream.core.enrichment import Enrichment
 from riskstream.core.monitors import MonitorSpec
 from riskstream.core.notifications import NotificationSettings
 from riskstream.core.playbooks import ContainmentPolicy
 from riskstream.core.reports.settings import ReportSettings
+from riskstream.core.tickets import TicketSettings
 from riskstream.errors import ConfigError
 
 __all__ = ["DEFAULT_CONFIG", "Config", "load_config"]
@@ -63,6 +65,7 @@ class Config:
     labels: LabelSettings = field(default_factory=LabelSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     reporting: ReportSettings = field(default_factory=ReportSettings)
+    tickets: TicketSettings = field(default_factory=TicketSettings)
 
     @property
     def joins_labels(self) -> bool:
@@ -112,6 +115,7 @@ class _Reader:
         reporting: dict[str, YamlNode] = {}
         labels = LabelSettings()
         notifications = NotificationSettings()
+        tickets = TicketSettings()
         monitors: list[MonitorSpec] = []
         seen: set[str] = set()
         for key, node in root.items():
@@ -132,6 +136,8 @@ class _Reader:
                 processor = read_processor(node)
             elif key == "notifications":
                 notifications = read_notifications(node, self.source)
+            elif key == "tickets":
+                tickets = read_tickets(node, self.source)
             elif key == "known_subjects":
                 known = frozenset(string(v) for v in node.seq())
             elif key == "monitors":
@@ -145,7 +151,7 @@ class _Reader:
                 raise Problem(
                     node,
                     f"unknown section {key!r}; known: version, topics, processor, "
-                    f"known_subjects, monitors, labels, notifications, "
+                    f"known_subjects, monitors, labels, notifications, tickets, "
                     f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS + _REPORT_SECTIONS)}",
                 )
         policy = read_containment(containment, topics.routing_changes)
@@ -154,4 +160,5 @@ class _Reader:
         return Config(
             self.source, topics, processor, tuple(monitors), known, policy,
             read_enrichment(enrichment), labels, notifications, read_reporting(reporting),
+            tickets,
         )  # fmt: skip

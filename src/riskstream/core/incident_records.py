@@ -80,6 +80,8 @@ class IncidentRecord:
     resolved_at: float | None = None
     timeline: tuple[TimelineEntry, ...] = ()
     group_id: str | None = None  # the first incident of its correlated group (None: itself)
+    # the group's ticket per ticket system: key, url, id, posted, closed (core/tickets.py)
+    tickets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def incident_id(self) -> str:
@@ -108,6 +110,7 @@ class IncidentRecord:
             "resolved_at": self.resolved_at,
             "timeline": [entry.to_data() for entry in self.timeline],
             "group_id": self.group_id,
+            **({"tickets": {k: dict(v) for k, v in self.tickets.items()}} if self.tickets else {}),
         }
 
     @classmethod
@@ -122,6 +125,7 @@ class IncidentRecord:
             resolved_at=data.get("resolved_at"),
             timeline=tuple(TimelineEntry.from_data(e) for e in data.get("timeline", ())),
             group_id=data.get("group_id"),
+            tickets=dict(data.get("tickets") or {}),
         )
 
     @property

@@ -25,6 +25,7 @@ from riskstream.core.reports.facts import (
     reach_summary,
     reporting_deadline,
     suspect_summary,
+    ticket_links,
     to_fill,
     version_at_onset,
 )
@@ -65,6 +66,7 @@ def art73_report(
         "kind": "art73",
         "title": ART73_TITLE,
         "incident_id": record.incident_id,
+        "tickets": ticket_links(record),
         "as_of": format_time(as_of),
         "report_type": to_fill(
             "initial or complete report: an initial, incomplete report may be filed first "

@@ -26,6 +26,7 @@ __all__ = [
     "reach_summary",
     "reporting_deadline",
     "suspect_summary",
+    "ticket_links",
     "to_fill",
     "version_at_onset",
     "walk_placeholders",
@@ -202,3 +203,18 @@ def walk_placeholders(data: Any, path: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(data, list):
         for i, v in enumerate(data):
             yield from walk_placeholders(v, f"{path}[{i}]")
+
+
+def ticket_links(record: IncidentRecord) -> list[dict[str, str]]:
+    """The tickets that track the incident's group, for a reader to follow.
+
+    >>> r = IncidentRecord({"incident_id": "i"}, 0.0,
+    ...                    tickets={"jira": {"key": "OPS-1", "url": "https://x/browse/OPS-1"}})
+    >>> ticket_links(r)
+    [{'system': 'jira', 'key': 'OPS-1', 'url': 'https://x/browse/OPS-1'}]
+    """
+    return [
+        {"system": system, "key": str(t["key"]), "url": str(t.get("url", ""))}
+        for system, t in sorted(record.tickets.items())
+        if t.get("key")
+    ]

@@ -100,6 +100,7 @@ def _art73(r: Mapping[str, Any]) -> list[str]:
         f"**DRAFT** made by riskstream from incident `{r['incident_id']}` as of {r['as_of']}. "
         f"Every field marked {MARK} needs a person's answer before this is filed; "
         "they are listed at the end.",
+        *_tickets_lines(r),
         "",
         _deadline_line(r["deadline"]),
         "",
@@ -200,6 +201,7 @@ def _postmortem(r: Mapping[str, Any]) -> list[str]:
         "",
         f"Incident `{r['incident_id']}`, skeleton made by riskstream as of {r['as_of']}. "
         f"Fields marked {MARK} are for the post-mortem meeting.",
+        *_tickets_lines(r),
         "",
         "## Summary",
         "",
@@ -267,3 +269,12 @@ def _postmortem(r: Mapping[str, Any]) -> list[str]:
         ([x["goal"], x["action"], x["owner"], x["due"], x["ticket"]] for x in r["action_items"]),
     )
     return lines
+
+
+def _tickets_lines(r: Mapping[str, Any]) -> list[str]:
+    """``Tracked in: jira [OPS-1](url), …`` when the group has tickets."""
+    tickets = r.get("tickets") or []
+    if not tickets:
+        return []
+    links = ", ".join(f"{t['system']} [{t['key']}]({t['url']})" for t in tickets)
+    return ["", f"Tracked in: {links}"]

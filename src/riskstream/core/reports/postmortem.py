@@ -20,6 +20,7 @@ from riskstream.core.reports.facts import (
     reach_summary,
     reporting_deadline,
     suspect_summary,
+    ticket_links,
     to_fill,
     version_at_onset,
 )
@@ -51,6 +52,7 @@ def postmortem_report(
         "kind": "postmortem",
         "title": f"Post-mortem: {headline(inc)}",
         "incident_id": record.incident_id,
+        "tickets": ticket_links(record),
         "as_of": format_time(as_of),
         "blameless": BLAMELESS,
         "summary": {
