@@ -112,6 +112,7 @@ WANDER_FACTOR = 1.0  # ...and the margin it adds: the centre's tracking error, i
 ONSET_SPREAD = 4.0
 MIN_RUN = 20  # frozen: never fewer equal readings in a row than this
 REFIT_MODEL_AFTER = (2, 4, 8, 64)  # shift: refit the model after this many warm-ups
+MODEL_SAME = 0.05  # ...keeping it where neither coefficient moved this much
 NOISE_BATCH = 50  # noise: readings per batch when learning how its exceedances cluster
 BURST_PRIOR = (0.5, 10.0)  # noise: P(hit after a hit) before data, worth this many hits
 DISPERSION_BATCHES = 50  # rate: the dispersion's memory, in batches of warmup / 10
@@ -314,7 +315,8 @@ class LearnedStream:
         # lag-1 covariance, 34-39 the settling sums, 40-41 the open block's sum and
         # count, 42 the last block's mean, 43 half the mean squared difference of
         # consecutive blocks, 44 blocks learned, 45 the wander margin, 54 the readings
-        # behind the centre, 55 the length of the settling under way; noise: 30-33 the
+        # behind the centre, 55 the length of the settling under way, 56 the weight it
+        # keeps through a refit that told the same model; noise: 30-33 the
         # bands' CUSUM steps (0: to be refreshed), 34-36 the open batch (readings, hits
         # of each band), 37-38 each band's dispersion, 39 batches, 46-48 and 50-52
         # each band's hits, hits right after a hit, and whether the last was one.
@@ -324,7 +326,7 @@ class LearnedStream:
             acc[25], 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
             0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
             0.0, 0.0, math.nan, 0.0, 0.0, 0.0,
-            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, warmup // 2,
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, warmup // 2, 0.0,
         ]  # fmt: skip
         self._base = [float(v) for v in self._base]
         self._acc = None
@@ -457,14 +459,21 @@ class LearnedStream:
         b[45] = WANDER_FACTOR * math.sqrt(b[43] - noise) if b[43] > noise else 0.0
 
     def _refit_model(self, b: list[float], long: list[Any]) -> None:
-        """Refit the ARMA(1,1) on the longer stretch, then settle the input afresh."""
+        """Refit the ARMA(1,1) on the longer stretch, then settle the input afresh.
+
+        Where the longer stretch tells the same model (both coefficients within
+        MODEL_SAME), the centre is still re-learned but the stream does not become
+        cautious again: what it learned of its centre's precision still holds."""
         level, phi, theta, s0, sd = _model(long)
+        same = abs(phi - b[1]) < MODEL_SAME and abs(theta - b[17]) < MODEL_SAME
         if s0 > 0:
             scale = s0 / b[2]
             b[0], b[1], b[17], b[2], b[3] = level, phi, theta, s0, sd
             b[4] /= scale  # the robust spread stays the same in the value's units
             b[26] = 0.0  # settle the spread, memory and skew afresh too
+            weight = b[54]
             self._resettle(b, self._warmup // 2)
+            b[56] = weight if same else 0.0  # the centre's weight to keep after settling
         if long[0] >= REFIT_MODEL_AFTER[-1] * self._warmup:
             self._long = None
 
@@ -473,6 +482,7 @@ class LearnedStream:
         alarm: the new level; after a refit: the new model), keeping what the stream
         knows of its structure."""
         b[55] = float(readings)
+        b[56] = 0.0
         b[34:42] = [0.0] * 8
         b[42] = math.nan
         for c in self._cusums:
@@ -495,7 +505,7 @@ class LearnedStream:
         mean = b[35] / n
         before, b[5], b[42] = b[5], mean, mean
         b[12] += n
-        b[54] = n
+        b[54] = max(n, b[56])
         if b[26]:  # the stream knows its spread and memory: after an alarm, only re-centre
             return
         var = max(b[36] / n - mean * mean, 0.0)
@@ -827,7 +837,7 @@ class LearnedStream:
         if s._base is not None and len(s._base) == 40:  # written before the wander slots
             s._base += [0.0, 0.0, math.nan, 0.0, 0.0, 0.0]
             s._base += [0.0] * 8
-            s._base += [float(warmup), float(warmup // 2)]
+            s._base += [float(warmup), float(warmup // 2), 0.0]
         s._cusums = [Cusum.load(c) for c in snap["cusums"]]
         s._times = _TimeIndex.load(snap["times"])
         long = snap["long"]
