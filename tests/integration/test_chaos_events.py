@@ -20,6 +20,7 @@ import orjson
 import redis
 
 from riskstream.adapters.redis.keys import change_log_key
+from riskstream.core.state_keys import HELD_MARK, STATE_KEY_SEPARATOR
 from riskstream.core.timeutil import format_time
 from support import (
     START,
@@ -35,6 +36,8 @@ from support import (
     sensor_events,
     wait_until_saved,
 )
+
+HELD_ODD = STATE_KEY_SEPARATOR + HELD_MARK + "odd"  # the held record of stream 'odd'
 
 SENSOR_MONITORS = """
 monitors:
@@ -151,7 +154,7 @@ def test_huge_values_never_make_state_that_cannot_restore(
     )
     assert _totals(states) == {"applied": len(records), "dead_lettered": 0}
     for state in states.values():  # nothing held, nothing non-finite saved as null
-        assert not any(k.split("\x1f")[-1].startswith("\x19") for k in state.snapshots)
+        assert not any(k.split("\x1f")[-1].startswith(HELD_MARK) for k in state.snapshots)
 
     later = [
         (f"s-000{s}".encode(), orjson.dumps(_reading(f"s-000{s}", 400 + i, 20.0 + (i % 3))))
@@ -194,8 +197,8 @@ def test_an_event_that_raises_is_dead_lettered_and_only_its_stream_is_held(
     assert reason == b"apply_error"
     assert b"OverflowError" in error and b"stream 'odd'" in error
     assert "OverflowError" in log  # logged with its traceback, the real cause
-    held = {k for state in states.values() for k in state.snapshots if k.endswith("\x1f\x19odd")}
-    assert held == {"drift\x1f\x19odd", "tail\x1f\x19odd"}
+    held = {k for state in states.values() for k in state.snapshots if k.endswith(HELD_ODD)}
+    assert held == {"drift" + HELD_ODD, "tail" + HELD_ODD}
 
     later = [(b"odd", orjson.dumps(_reading("odd", 500 + i, 0.0))) for i in range(10)]
     later += [(b"s-0001", orjson.dumps(_reading("s-0001", 500 + i, 21.0))) for i in range(10)]
@@ -208,11 +211,11 @@ def test_an_event_that_raises_is_dead_lettered_and_only_its_stream_is_held(
         k: orjson.loads(v)
         for state in states.values()
         for k, v in state.snapshots.items()
-        if k.endswith("\x1f\x19odd")
+        if k.endswith(HELD_ODD)
     }
     assert {k: h["skipped"] for k, h in holds.items()} == {
-        "drift\x1f\x19odd": 59 + 10,
-        "tail\x1f\x19odd": 59 + 10,
+        "drift" + HELD_ODD: 59 + 10,
+        "tail" + HELD_ODD: 59 + 10,
     }
 
     # an operator releases the stream: it starts afresh
@@ -223,7 +226,7 @@ def test_an_event_that_raises_is_dead_lettered_and_only_its_stream_is_held(
     assert reset.returncode == 0, reset.stderr
     assert "reset stream 'odd' of monitor 'drift'" in reset.stdout
     left = {k for s in saved_offsets(redis_url, setup.group, states).values() for k in s.snapshots}
-    assert "drift\x1f\x19odd" not in left and "tail\x1f\x19odd" in left
+    assert "drift" + HELD_ODD not in left and "tail" + HELD_ODD in left
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
