@@ -82,6 +82,8 @@ class RecentIds:
         """After a save that may not have landed: write its chunk again next time (the
         caller deletes the chunks it deleted again)."""
         for key in changed:
+            if not key.startswith(IDS_PREFIX):  # a detector's state, saved in the same call
+                continue
             seq = int(key[len(IDS_PREFIX) :])
             if self._chunks and self._chunks[-1][0] == seq:
                 _, ids = self._chunks.pop()
