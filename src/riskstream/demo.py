@@ -20,6 +20,7 @@ from riskstream.config import load_config
 from riskstream.core.timeutil import format_time, parse_time
 from riskstream.embedded import EmbeddedPipeline, EmittedIncident
 from riskstream.errors import ContainmentError
+from riskstream.progress import Progress
 from riskstream.simulate import SCENARIOS
 
 __all__ = ["APPROVER", "SituationResult", "run_demo", "run_situation"]
@@ -87,9 +88,11 @@ def run_situation(
     config = load_config(str(resources.files("riskstream").joinpath(f"scenarios/{scenario}.yaml")))
     total = len(sim.records)
 
+    bar = None if progress is None else Progress(f"  [{scenario}]", total, progress)
+
     def tick(n: int) -> None:
-        if progress is not None and n % 10_000 == 0:
-            print(f"  [{scenario}] {n:,}/{total:,} events", file=progress, flush=True)
+        if bar is not None:
+            bar.update(n)
 
     result = SituationResult(scenario, sim.truth)
 
@@ -118,6 +121,8 @@ def run_situation(
 
     pipeline = EmbeddedPipeline(config, progress=tick, on_chunk=review)
     pipeline.feed(sim.records)
+    if bar is not None:
+        bar.close(total)
     latest: dict[str, dict[str, Any]] = {}  # an incident is updated as its episode grows
     for record in pipeline.incidents:
         latest[record.data["incident_id"]] = record.data

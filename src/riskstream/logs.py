@@ -67,5 +67,10 @@ class EscapingWriter:
         self._stream.write(printable(text, keep_newlines=True))
         return len(text)
 
+    @property
+    def unescaped(self) -> TextIO:
+        """The wrapped stream, for a writer that escapes its own text (the progress bar)."""
+        return self._stream
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

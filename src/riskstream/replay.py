@@ -19,6 +19,7 @@ from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import SUBJECT_FIELDS, embedded_processor
 from riskstream.config import Config
 from riskstream.errors import ConfigError
+from riskstream.progress import Progress
 
 __all__ = ["ReplaySummary", "replay"]
 
@@ -35,7 +36,7 @@ class ReplaySummary:
 
 
 def _records(
-    lines: IO[bytes], topic: str | None, config: Config, errors: IO[str]
+    lines: IO[bytes], topic: str | None, config: Config, errors: Callable[[str], None]
 ) -> Iterator[tuple[str, bytes | None, bytes] | None]:
     """(topic, key, value) per line; None for a line that is not a record."""
     kinds = config.topics.input_kinds()
@@ -63,7 +64,7 @@ def _records(
             if topic is not None:  # a bare event that is not JSON: the processor dead-letters it
                 yield topic, None, line.rstrip(b"\r\n")
                 continue
-            print(f"replay: line {n}: skipped, not a record: {exc}", file=errors)
+            errors(f"replay: line {n}: skipped, not a record: {exc}")
             yield None
 
 
@@ -77,7 +78,7 @@ def replay(
 ) -> ReplaySummary:
     """Replay ``source`` through the processor; ``now``: the wall clock event times are
     judged against (default: the real one)."""
-    progress = progress or sys.stderr
+    bar = Progress("replay", stream=progress or sys.stderr, unit="records")
     if topic is not None and topic not in config.topics.input_kinds():
         known = ", ".join(config.topics.input_kinds())
         raise ConfigError(f"--topic {topic!r} is not an input topic of the config; known: {known}")
@@ -97,8 +98,7 @@ def replay(
     processor = embedded_processor(config, bus, on_incident=write, wall_clock=clock)
     processor.start()
     records = bad = 0
-    started = last_report = time.monotonic()
-    for item in _records(source, topic, config, progress):
+    for item in _records(source, topic, config, bar.print):
         if item is None:
             bad += 1
             continue
@@ -107,14 +107,7 @@ def replay(
         if records % CHUNK == 0:
             while processor.step(0):
                 pass
-            now = time.monotonic()
-            if now - last_report >= 1.0:
-                rate = records / (now - started)
-                print(
-                    f"replay: {records:,} records ({rate:,.0f}/s), {incidents} incidents",
-                    file=progress,
-                )
-                last_report = now
+            bar.update(records, f"{incidents} incidents")
     while processor.step(0):
         pass
     totals = list(processor.counters().values())
@@ -126,10 +119,10 @@ def replay(
         incidents=incidents,
         bad_lines=bad,
     )
-    print(
+    bar.close()
+    bar.print(
         f"replay: done: {summary.records:,} records, {summary.applied:,} applied, "
         f"{summary.dead_lettered:,} dead-lettered, {summary.incidents} incidents"
-        + (f", {bad} lines skipped" if bad else ""),
-        file=progress,
+        + (f", {bad} lines skipped" if bad else "")
     )
     return summary

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 
 import orjson
 import pytest
@@ -53,7 +55,10 @@ def test_medical_reviews_at_once_and_rolls_back_only_with_a_named_approval() -> 
     assert (flag["active_version"], flag["actor"]) == ("dx-4.0", APPROVER)
 
 
-def test_demo_json_prints_one_summary_per_situation(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_json_prints_one_summary_per_situation(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the run's log file goes
     assert main(["demo", "--json", "--scenario", "chatbot", "--scenario", "medical"]) == 0
     lines = capsys.readouterr().out.splitlines()
     summaries = [orjson.loads(line) for line in lines]

@@ -23,11 +23,11 @@ from typing import IO, Any
 import orjson
 
 from riskstream.errors import ConfigError, RiskstreamError
+from riskstream.progress import Progress
 
 __all__ = ["register", "run"]
 
 _SCENARIO_NAMES = ("chatbot", "manufacturing", "medical")
-_PROGRESS_EVERY_S = 1.0
 _TABLES = ("harmful_rates", "recall", "lineage", "options")
 """Bulky truth entries the stdout summary leaves out."""
 
@@ -170,13 +170,12 @@ def _produce(
     from riskstream.adapters.kafka.bus import KafkaProducer, KafkaSettings
 
     producer = KafkaProducer(KafkaSettings.from_env(bootstrap))
-    started = last = time.monotonic()
+    started = time.monotonic()
+    bar = Progress("simulate: produced", len(records), unit="records")
     for n, (kind, key, event) in enumerate(records, 1):
         producer.produce(topic_of[kind], orjson.dumps(event), key.encode())
-        now = time.monotonic()
-        if now - last >= _PROGRESS_EVERY_S:
-            print(f"simulate: produced {n:,}/{len(records):,}", file=sys.stderr)
-            last = now
+        bar.update(n)
+    bar.close(len(records))
     producer.flush(60.0)
     print(
         f"simulate: produced {len(records):,} records to {bootstrap} "
