@@ -108,7 +108,6 @@ MAX_LAG = 0.9  # shift: what the model left of lag-1 correlation, at most (a 19x
 LEARN_EVERY = 5  # memory of the slow learning after warm-up, in warm-ups
 WANDER_BLOCKS = 2  # shift: blocks per warm-up, to learn how far the level wanders
 WANDER_QUIET = 0.5  # ...from blocks while every CUSUM stays under this share of its threshold
-WANDER_FACTOR = 1.0  # ...and the margin it adds: the centre's tracking error, in blocks' steps
 ONSET_SPREAD = 4.0
 MIN_RUN = 20  # frozen: never fewer equal readings in a row than this
 REFIT_MODEL_AFTER = (2, 4, 8, 64)  # shift: refit the model after this many warm-ups
@@ -382,9 +381,9 @@ class LearnedStream:
         # (a series at 0 between bursts has a tiny spread), one reading adds at most
         # STEP_CLIP - 1/2 to a CUSUM
         z = STEP_CLIP if z > STEP_CLIP else -STEP_CLIP if z < -STEP_CLIP else z
-        # The centre is an estimate from the events learned since warm-up: judge against
-        # it less its uncertainty (two standard errors), so a young stream is cautious.
-        seen = b[12] - b[13] - self._warmup // 2
+        # The centre is an estimate from the b[54] readings behind it: judge against it
+        # less its uncertainty (two standard errors), so a young stream is cautious,
+        # and less how far this stream's level normally wanders (b[45], see _block).
         k = 0.5 + 2.0 / math.sqrt(b[54]) + b[45]
         h, n = self._h, self.n
         up, down = self._cusums
@@ -407,6 +406,7 @@ class LearnedStream:
         # LEARN_EVERY warm-ups; its centre only while quiet (a drift under way is not
         # learned as normal), over one warm-up, so that slow cycles and wandering levels
         # that the model cannot follow are followed here.
+        seen = b[12] - b[13] - self._warmup // 2  # readings since the warm-up's first half
         b[12] += 1
         eta = 1.0 / min(seen + 1.0, LEARN_EVERY * self._warmup)
         b[20] += (dev * dev - b[20]) * eta
@@ -456,7 +456,7 @@ class LearnedStream:
         nb = b[44] = b[44] + 1
         b[43] += (half_sq - b[43]) / min(nb, 2 * LEARN_EVERY)
         noise = (1.0 + 2.0 * math.sqrt(2.0 / min(nb, 2 * LEARN_EVERY))) / m
-        b[45] = WANDER_FACTOR * math.sqrt(b[43] - noise) if b[43] > noise else 0.0
+        b[45] = math.sqrt(b[43] - noise) if b[43] > noise else 0.0  # one block's step
 
     def _refit_model(self, b: list[float], long: list[Any]) -> None:
         """Refit the ARMA(1,1) on the longer stretch, then settle the input afresh.
