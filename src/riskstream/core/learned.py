@@ -370,25 +370,32 @@ class LearnedStream:
 
     def _shift(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         z = u / b[4]
-        z = CLIP if z > CLIP else -CLIP if z < -CLIP else z
+        zc = CLIP if z > CLIP else -CLIP if z < -CLIP else z
         if b[34] < b[55]:  # phase C: the clipped input's mean, spread, memory
-            self._settle(z, b)
+            self._settle(zc, b)
             return None
-        raw = z
-        dev = z - b[5]
-        z = dev / b[6]
-        # and clipped again once standardized: however sparse and bursty the stream
-        # (a series at 0 between bursts has a tiny spread), one reading adds at most
-        # STEP_CLIP - 1/2 to a CUSUM
-        z = STEP_CLIP if z > STEP_CLIP else -STEP_CLIP if z < -STEP_CLIP else z
-        # The centre is an estimate from the b[54] readings behind it: judge against it
-        # less its uncertainty (two standard errors), so a young stream is cautious,
-        # and less how far this stream's level normally wanders (b[45], see _block).
-        k = 0.5 + 2.0 / math.sqrt(b[54]) + b[45]
+        dev = zc - b[5]
+        # The centre is an estimate from the b[54] readings behind it, and it trails a
+        # level that wanders by about one block's step (b[45], see _block): judge
+        # against it less two standard errors of both (the margin, in long-run
+        # spreads), so a young stream is cautious and a wandering one is judged by
+        # what its wander cannot explain.
+        margin = 2.0 * math.sqrt(1.0 / b[54] + b[45] * b[45])
+        # Clipping bounds what one reading can do, around that margin: the raw
+        # clip moves out with it, and once standardized a reading adds at most
+        # STEP_CLIP - 1/2 to a CUSUM (however sparse and bursty the stream: a series
+        # at 0 between bursts has a tiny spread).  A shift far beyond the margin
+        # still adds that much per reading, however wide the margin.
+        wide = CLIP + margin * b[6]
+        zw = wide if z > wide else -wide if z < -wide else z
+        zs = (zw - b[5]) / b[6]
+        z_up, z_down = zs - margin, -zs - margin
+        z_up = STEP_CLIP if z_up > STEP_CLIP else -STEP_CLIP if z_up < -STEP_CLIP else z_up
+        z_down = STEP_CLIP if z_down > STEP_CLIP else -STEP_CLIP if z_down < -STEP_CLIP else z_down
         h, n = self._h, self.n
         up, down = self._cusums
-        s_up = up.add(z - k, x, n) if b[24] else 0.0
-        s_down = down.add(-z - k, x, n) if b[25] else 0.0
+        s_up = up.add(z_up - 0.5, x, n) if b[24] else 0.0
+        s_down = down.add(z_down - 0.5, x, n) if b[25] else 0.0
         h_up, h_down = h / (b[24] or 1.0), h / (b[25] or 1.0)
         if s_up > h_up or s_down > h_down:
             if s_up - h_up >= s_down - h_down:
@@ -420,7 +427,7 @@ class LearnedStream:
             b[54] += 1
             b[5] += dev / min(b[54], self._warmup)
         if s_up < h_up * WANDER_QUIET and s_down < h_down * WANDER_QUIET:
-            b[40] += raw
+            b[40] += zc
             b[41] += 1
             if b[41] >= self._warmup // WANDER_BLOCKS:
                 self._block(b)
@@ -436,8 +443,8 @@ class LearnedStream:
         The centre follows the level with a memory of a warm-up, so it trails a level
         that wanders (a slow cycle not yet learned, an Ornstein-Uhlenbeck score) by
         about the wander's typical step from one block to the next.  That is normal
-        for such a stream, not a change: it widens the CUSUM's reference by that step
-        where it is significant (the mean squared difference exceeds the noise's
+        for such a stream, not a change: it widens the CUSUM's reference by two such
+        steps (see _shift) where it is significant (the mean squared difference exceeds the noise's
         ``1/M`` by two standard errors), and by nothing on a stream whose level stays
         put.  Blocks in which a CUSUM went past half its threshold are not learned
         from, so the first part of a ramp is not taken for wander."""
@@ -700,9 +707,18 @@ class LearnedStream:
             w = 1.0 / min(b[5], DISPERSION_BATCHES)
             binomial = p0 * (1.0 - p0) / b[4]
             b[6] += ((q - p0) ** 2 / binomial - b[6]) * w
-            b[1] = min(max(b[6], b[7]), MAX_DISPERSION)
+            b[1] = _rate_dispersion(b[6], b[7], b[5], b[4], self._rate_window(p0))
             b[3] = b[4] = 0.0
         return None
+
+    def _rate_window(self, p0: float) -> float:
+        """The CUSUM's own time scale: the events it needs to reach its threshold on
+        the change it watches for (h over the per-event Kullback-Leibler divergence)."""
+        up = self._params.direction == "up"
+        r = self._params.ratio if up else 1.0 / self._params.ratio
+        p1 = min(max(p0 * r, 1e-9), 0.999)
+        kl = p1 * math.log(p1 / p0) + (1.0 - p1) * math.log((1.0 - p1) / (1.0 - p0))
+        return self._h / kl
 
     def _learn_rate(self, x: float) -> None:
         acc = self._acc
@@ -731,6 +747,7 @@ class LearnedStream:
         # 0 p0, 1 dispersion in use, 2 events learned, 3-4 the open batch's sum and
         # count, 5 batches since, 6 their dispersion, 7 the warm-up's (a floor)
         self._base = [p0, disp, float(n), 0.0, 0.0, float(acc[4]), disp, disp]
+        self._base[1] = _rate_dispersion(disp, disp, acc[4], batch, self._rate_window(p0))
         self._acc = None
 
     # ------------------------------------------------------------------ alarms
@@ -919,6 +936,28 @@ def _arma11(rho1: float, rho2: float, n: int) -> tuple[float, float]:
     if abs(theta) >= MAX_THETA:
         return min(rho1, MAX_PHI), 0.0
     return phi, theta
+
+
+def _rate_dispersion(
+    batch_disp: float, floor: float, batches: float, size: float, window: float
+) -> float:
+    """The variance of a rate's counts over the CUSUM's window, over the binomial one,
+    at its upper confidence bound.
+
+    Batches of ``size`` events show the overdispersion ``D`` at their own scale.  The
+    CUSUM's false-alarm rate is ``exp(-h D / D_true)``: a ``D`` estimated too low by a
+    third raises it from 1 in a million to 1 in ten thousand.  So ``D`` is taken one
+    standard error above its estimate (``sqrt(2 / batches)``, a variance from that
+    many batches): cautious while few batches were seen.  A base rate that wanders
+    slowly (from one day to the next) adds variance that grows with the square of
+    the window while the binomial part grows linearly: at the CUSUM's ``window`` the
+    ratio is ``1 + (D - 1) window / size``, extrapolated from the part of ``D - 1``
+    beyond two standard errors, so a stream with a steady rate keeps ``D`` near 1."""
+    se = math.sqrt(2.0 / max(min(batches, DISPERSION_BATCHES), 1.0))
+    d = max(batch_disp, floor, 1.0)
+    excess = max(d - 1.0 - 2.0 * se, 0.0)
+    at_window = 1.0 + excess * max(window / size, 1.0)
+    return min(max(d * (1.0 + se), at_window), MAX_DISPERSION)
 
 
 def _tilt(d: float, skew: float) -> float:
