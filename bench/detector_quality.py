@@ -50,6 +50,7 @@ import numpy as np
 
 from riskstream.config import load_config
 from riskstream.core.monitors import MonitorSpec, PartitionDetectors
+from riskstream.progress import Progress
 
 T0 = 1_795_651_200.0  # 2026-11-26T00:00:00Z
 MIN = 60.0
@@ -849,15 +850,6 @@ def _fmt(x: float) -> str:
     return "-" if math.isnan(x) else f"{x:.0f}"
 
 
-def _progress(done: int, total: int, started: float, what: str) -> None:
-    print(
-        f"\r  {what}: {done}/{total} ({time.perf_counter() - started:.0f} s)",
-        end="" if done < total else "\n",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 def _describe(spec: MonitorSpec) -> str:
     params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
     s = spec.settings
@@ -981,10 +973,11 @@ def _stationary(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) 
         print(f"  {f.name:14} {f.what}; {f.cadence}{more}")
     jobs = [StationaryJob(f.name, p, args.seed, sz) for f in fams for p in range(sz.partitions)]
     results: dict[str, list[StationaryResult]] = {}
-    t0 = time.perf_counter()
+    bar = Progress("  stationary", len(jobs), unit="partitions")
     for i, r in enumerate(pool.map(run_stationary, jobs, chunksize=1), 1):
         results.setdefault(r.family, []).append(r)
-        _progress(i, len(jobs), t0, "stationary partitions")
+        bar.update(i)
+    bar.close(len(jobs))
     print(
         f"\n  incidents = new incidents (update=False); updates = later findings of an open "
         f"incident; per 100k = incidents per 100k events per stream (goal <= {GOAL:g}); "
@@ -1054,11 +1047,12 @@ def _changes(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) -> 
     # the slow ones first, so two workers finish together
     jobs.sort(key=lambda j: j.failure != RATE_FAILURE.name)
     results: dict[tuple[str, str], list[Outcome]] = {}
-    t0 = time.perf_counter()
+    bar = Progress("  failures", len(jobs), unit="partitions")
     for i, outs in enumerate(pool.map(run_change, jobs, chunksize=1), 1):
         for o in outs:
             results.setdefault((o.base, o.failure), []).append(o)
-        _progress(i, len(jobs), t0, "failure partitions")
+        bar.update(i)
+    bar.close(len(jobs))
     print(
         "\n  delay = the stream's events from the change to its first new incident (1 = on "
         "the first changed event); onset err = |alarm onset - first changed event|; early = "

@@ -34,6 +34,7 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from harness import cpu_model, cpu_seconds_of, git_state, progress, redis_version, start_servers
+from riskstream.progress import Progress
 from support import ContainmentProcess, create_topics, incident, make_setup
 
 # Human review for every model with a safety incident: after the tenth model in an hour
@@ -116,18 +117,19 @@ def main() -> int:
             producer.poll(0)
         producer.flush(60)
         produced = time.perf_counter() - t0
-        last, done_at = 0, None
+        done_at = None
+        bar = Progress("  committed", args.incidents, unit="incidents")
         while done_at is None:
             n = committed(bootstrap, group, topic) - 1
-            if n != last:
-                progress(f"  {n} of {args.incidents} committed ({time.perf_counter() - t0:.0f} s)")
-                last = n
+            bar.update(max(n, 0))
             if n >= args.incidents:
                 done_at = time.perf_counter()
             elif worker.process.poll() is not None:
+                bar.close()
                 raise SystemExit(f"the worker exited; see {work}/worker.log")
             else:
                 time.sleep(0.5)
+        bar.close(args.incidents)
         cpu = (cpu_seconds_of(worker.process.pid) or 0.0) - cpu0
         del producer
         pending, page = actions_page_bytes(str(setup.config_path), redis_url, name)

@@ -42,6 +42,7 @@ import redis
 
 import harness
 from riskstream.core.timeutil import format_time
+from riskstream.progress import Progress
 
 DEFAULT_CONFIG = harness.ROOT / "src" / "riskstream" / "default-config.yaml"
 TOPIC_NAMES = (
@@ -153,16 +154,20 @@ def main() -> int:
         children.append(first)
         peak = 0
         unfinished = ""
-        while saved_offset(client, group, topic) < end:
+        bar = Progress("flood: saved", end, unit="events")
+        while (saved := saved_offset(client, group, topic)) < end:
             if first.process.poll() is not None:
+                bar.close()
                 raise SystemExit(f"the processor exited:\n{first.text()[-3000:]}")
             if time.monotonic() - first.started > args.timeout:
                 done = saved_offset(client, group, topic)
-                harness.progress(f"not done after {args.timeout:.0f}s: saved offset {done}")
+                bar.print(f"not done after {args.timeout:.0f}s: saved offset {done}")
                 unfinished = f"; NOT DONE: saved offset {done:,} of {end:,} after --timeout"
                 break
             peak = max(peak, first.rss())
+            bar.update(max(saved, 0), f"processor RSS {harness.mb(peak)} peak")
             time.sleep(0.2)
+        bar.close(max(saved_offset(client, group, topic), 0))
         took = time.monotonic() - first.started
         final_rss = first.rss()
         peak = max(peak, final_rss, harness.proc_status("VmHWM", str(first.process.pid)))

@@ -7,7 +7,8 @@ not understand, or with a wrong shape, is answered 400 and counted in ``problems
 so a test fails on it.  Faults are injected per request: ``answer_next`` (e.g. a 429
 with ``Retry-After``), ``drop_next`` (handle the next write, then hang up without an
 answer: the client cannot know it happened), and :meth:`stop` / :meth:`start` for an
-outage (connections refused).
+outage (connections refused).  :meth:`close_as_person` closes a ticket in the system's
+own way, as a person would in its UI (not through the API under test), recording who.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import orjson
 JIRA_AUTH = "Basic " + base64.b64encode(b"bot@example.com:jira-token").decode()
 GITHUB_AUTH = "Bearer gh-token"
 SNOW_AUTH = "Basic " + base64.b64encode(b"rs.integration:snow-password").decode()
+# Who the API users are, as each system names them (the ticketer's own account).
+BOT = {"jira": "riskstream bot", "github": "riskstream-bot", "servicenow": "rs.integration"}
+CLOSED_AT = "2026-12-02T10:00:00.000+0000"
 
 
 @dataclass
@@ -53,6 +57,9 @@ class Ticket:
     fields: dict[str, Any]
     comments: list[Any] = field(default_factory=list)
     state: str = "open"
+    closed_by: str | None = None
+    closed_at: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # jira changelog, oldest first
 
 
 class TicketServer:
@@ -97,6 +104,29 @@ class TicketServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def close_as_person(self, kind: str, who: str, state: str | None = None) -> Ticket:
+        """Close the only ticket of ``kind`` as ``who`` would in the system's UI: Jira
+        moves it to Done (a changelog entry by them), GitHub sets ``state: closed`` and
+        ``closed_by``, ServiceNow sets ``state`` (default 7, Closed) and ``closed_by``."""
+        with self._lock:
+            (t,) = self.tickets[kind].values()
+            self._close(kind, t, who, state)
+            return t
+
+    def _close(self, kind: str, t: Ticket, who: str, state: str | None = None) -> None:
+        n = len(t.history) + 1
+        t.closed_by, t.closed_at = who, CLOSED_AT.replace("10:00", f"10:{n:02d}")
+        if kind == "jira":
+            t.history.append({
+                "id": str(n), "author": {"accountId": f"acc-{who}", "displayName": who},
+                "created": t.closed_at,
+                "items": [{"field": "status", "fieldId": "status", "fromString": t.state,
+                           "toString": "Done"}],
+            })  # fmt: skip
+            t.state = "done"
+        else:
+            t.state = state or {"github": "closed", "servicenow": "7"}[kind]
 
     def writes(self, prefix: str = "") -> list[Seen]:
         return [s for s in self.seen if s.method != "GET" and s.path.startswith(prefix)]
@@ -213,14 +243,22 @@ class TicketServer:
         if m[2] == "/transitions" and method == "POST":
             if (body or {}).get("transition", {}).get("id") != "31":
                 raise _Bad(f"unexpected transition {body}")
-            t.state = "done"
+            self._close("jira", t, BOT["jira"])
             return 204, None
         if m[2] is None and method == "GET":
+            if query.get("fields") != "status":
+                raise _Bad(f"read only the status (fields=status), not {query.get('fields')!r}")
             category = "done" if t.state == "done" else "new"
-            return 200, {
+            issue: dict[str, Any] = {
                 "key": t.key,
-                "fields": {"status": {"name": t.state, "statusCategory": {"key": category}}},
-            }
+                "fields": {"status": {"name": t.state.title() if t.state == "done" else "To Do",
+                                      "statusCategory": {"key": category}}},
+            }  # fmt: skip
+            if query.get("expand") == "changelog":  # newest first, as Jira Cloud answers
+                histories = list(reversed(t.history))
+                issue["changelog"] = {"startAt": 0, "maxResults": len(histories),
+                                      "total": len(histories), "histories": histories}  # fmt: skip
+            return 200, issue
         raise _Bad("unexpected jira call")
 
     # -- GitHub Issues REST -----------------------------------------------------------
@@ -233,8 +271,13 @@ class TicketServer:
         repo, number, comments = m[1], m[2], m[3]
 
         def view(t: Ticket) -> dict[str, Any]:
+            closed = t.state == "closed"
             return {"number": int(t.id), "html_url": f"https://github.com/{repo}/issues/{t.id}",
-                    "state": t.state, "labels": [{"name": n} for n in t.labels]}  # fmt: skip
+                    "state": t.state, "labels": [{"name": n} for n in t.labels],
+                    "state_reason": "completed" if closed else None,
+                    "closed_at": t.closed_at if closed else None,
+                    "closed_by": {"login": t.closed_by, "type": "User"} if closed else None,
+                    }  # fmt: skip
 
         if number is None and method == "GET":
             if query.get("state") != "all":
@@ -265,7 +308,9 @@ class TicketServer:
         if not comments and method == "PATCH":
             if body != {"state": "closed", "state_reason": "completed"}:
                 raise _Bad(f"unexpected update {body}")
-            t.state = "closed"
+            self._close("github", t, BOT["github"])
+            return 200, view(t)
+        if not comments and method == "GET":
             return 200, view(t)
         raise _Bad("unexpected github call")
 
@@ -295,6 +340,22 @@ class TicketServer:
         if sys_id not in rows:
             return 404, {"error": {"message": "No Record found"}}
         t = rows[sys_id]
+        if method == "GET" and query.get("sysparm_display_value") == "all":
+            names = {"1": "New", "2": "In Progress", "6": "Resolved", "7": "Closed"}
+            closer = {"value": f"id-{t.closed_by}", "display_value": t.closed_by} if (
+                t.closed_by) else {"value": "", "display_value": ""}  # fmt: skip
+            closed = t.state == "7"
+            row = {
+                "state": {"value": t.state, "display_value": names.get(t.state, t.state)},
+                "resolved_by": closer,
+                "resolved_at": {"value": t.closed_at or "", "display_value": t.closed_at or ""},
+                "closed_by": closer if closed else {"value": "", "display_value": ""},
+                "closed_at": {"value": t.closed_at if closed else "",
+                              "display_value": t.closed_at if closed else ""},
+                "sys_updated_by": {"value": "admin", "display_value": "admin"},
+            }  # fmt: skip
+            wanted = query.get("sysparm_fields", "").split(",")
+            return 200, {"result": {k: v for k, v in row.items() if k in wanted}}
         if method == "GET":
             if query.get("sysparm_display_value") != "true":
                 raise _Bad("journal fields read as text need sysparm_display_value=true")
@@ -312,7 +373,7 @@ class TicketServer:
                             "message": "Data Policy Exception: close_code, close_notes mandatory"
                         }
                     }
-                t.state = b["state"]
+                self._close("servicenow", t, BOT["servicenow"], b["state"])
             return 200, {"result": {"sys_id": sys_id}}
         raise _Bad("unexpected servicenow call")
 

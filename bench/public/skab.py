@@ -628,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from riskstream import __version__
     from riskstream.config import load_config
+    from riskstream.progress import Progress
 
     config = load_config(args.config)
     topic = config.topics.sensor or DEFAULT_TOPIC
@@ -663,18 +664,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         runs: list[Run] = []
+        bar = Progress("skab: replayed", sum(e.events for e in exps))
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             futures = [pool.submit(replay, e, work, topic, args.config) for e in exps]
             for n, fut in enumerate(futures, 1):
                 run = fut.result()
                 runs.append(run)
                 new = sum(i.new for i in run.incidents)
-                print(
-                    f"skab: {n}/{len(exps)} {run.exp.name}: {run.exp.events:,} events, "
-                    f"{new} new incidents, {len(run.incidents) - new} updates, "
-                    f"{run.seconds:.1f} s",
-                    file=sys.stderr,
+                bar.update(
+                    sum(r.exp.events for r in runs),
+                    f"{n}/{len(exps)} experiments; {run.exp.name}: {new} new incidents, "
+                    f"{len(run.incidents) - new} updates",
                 )
+            bar.close(sum(r.exp.events for r in runs))
     replay_s = time.monotonic() - started
 
     scored_runs = [r for r in runs if r.exp.scored]

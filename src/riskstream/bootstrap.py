@@ -340,8 +340,14 @@ def redis_ticketer(
     registry: CollectorRegistry,
     namespace: str = "default",
     sleep: Callable[[float], object] | None = None,
+    bootstrap: str | None = None,
 ) -> Ticketer:
-    """The ticketer over the containment worker's incident records in Redis."""
+    """The ticketer over the containment worker's incident records in Redis.
+
+    With ``tickets.resolve_on_close`` it also resolves, through the operator service
+    (:func:`kafka_operations`, so Kafka is needed then), groups whose ticket a person
+    closed.
+    """
     from riskstream.adapters.redis.incidents import RedisIncidentStore
 
     if not config.tickets.systems:
@@ -351,9 +357,13 @@ def redis_ticketer(
         )
     systems = ticket_systems(config)
     incidents = RedisIncidentStore.from_url(redis_url or redis_url_from_env(), namespace=namespace)
+    resolve = None
+    if config.tickets.resolve_on_close:
+        resolve = kafka_operations(config, bootstrap, redis_url, registry, namespace).resolve
     return Ticketer(
-        config.tickets, systems, incidents, TicketerMetrics(registry), sleep=sleep or time.sleep
-    )
+        config.tickets, systems, incidents, TicketerMetrics(registry),
+        sleep=sleep or time.sleep, resolve=resolve,
+    )  # fmt: skip
 
 
 def redis_operations(

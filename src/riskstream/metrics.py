@@ -383,7 +383,8 @@ class TicketerMetrics:
         self.registry = registry
         self.writes = Counter(
             "riskstream_ticket_writes_total",
-            "Ticket changes by system and what (created, found, commented, closed).",
+            "Ticket changes by system and what (created, found, commented, closed; "
+            "resolved: an incident resolved because a person closed its ticket).",
             ["system", "what"],
             registry=registry,
         )

@@ -16,7 +16,7 @@ from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.delivery import AttemptResult
 from riskstream.core.incident_records import IncidentRecord
 from riskstream.core.routing import FlagChange, RoutingFlag
-from riskstream.core.tickets import TicketDraft, TicketRef
+from riskstream.core.tickets import TicketClosure, TicketDraft, TicketRef
 
 __all__ = [
     "ApplyResult",
@@ -367,6 +367,11 @@ class TicketSystem(Protocol):
 
     def close(self, ticket: TicketRef, text: str) -> None:
         """Close (resolve) the ticket with ``text`` as the closing note."""
+        ...
+
+    def closure(self, ticket: TicketRef) -> TicketClosure | None:
+        """``None`` while the ticket is open; else its closed state and, where the API
+        says, who closed it (for ``tickets.resolve_on_close``)."""
         ...
 
 

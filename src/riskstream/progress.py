@@ -1,4 +1,5 @@
-"""One progress report for the long commands (``demo``, ``replay``, ``simulate``).
+"""One progress report for the long commands (``demo``, ``replay``, ``simulate``) and the
+benchmarks in ``bench/``.
 
 On a terminal a single line redraws itself with the count, the rate and the time
 left; piped or redirected, plain lines go out at most once per ``every_s`` seconds,
@@ -50,6 +51,7 @@ class Progress:
         self._clock = clock
         self._started = self._last = clock()
         self._drawn = False
+        self._shown: int | None = None  # the count last reported
 
     def update(self, done: int, note: str = "") -> None:
         """Report ``done`` items so far, if it is time to (``note``: extra text)."""
@@ -57,6 +59,7 @@ class Progress:
         if now - self._last < self._every:
             return
         self._last = now
+        self._shown = done
         self._write(self.line(done, now - self._started, note))
 
     def print(self, text: str) -> None:
@@ -68,8 +71,13 @@ class Progress:
         self._stream.flush()
 
     def close(self, done: int | None = None, note: str = "") -> None:
-        """End the bar's line (drawing ``done`` last, if given) so what follows starts clean."""
-        if done is not None and self._tty:
+        """End the bar's line (drawing ``done`` last, if given) so what follows starts clean.
+
+        Piped, ``done`` gets a last line of its own only if lines were written and the
+        last one said less: a log that showed progress shows where it ended, and a
+        command too quick for any line stays quiet.
+        """
+        if done is not None and (self._tty or self._shown not in (None, done)):
             self._write(self.line(done, self._clock() - self._started, note))
         if self._drawn:
             self._stream.write("\n")
@@ -88,7 +96,8 @@ class Progress:
         if self.total is not None and rate > 0 and done < self.total:
             left = f", {(self.total - done) / rate:,.0f} s left"
         extra = f", {printable(note)}" if note else ""
-        return f"{self.label}: {bar}{count} {self.unit} ({rate:,.0f}/s{left}){extra}"
+        shown = f"{rate:,.0f}" if rate >= 10 or rate == 0 else f"{rate:.2g}"  # 0.25/s, not 0/s
+        return f"{self.label}: {bar}{count} {self.unit} ({shown}/s{left}){extra}"
 
     def _write(self, text: str) -> None:
         if self._tty:

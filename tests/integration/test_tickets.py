@@ -1,14 +1,20 @@
 """The ticketer against real HTTP servers (Jira, GitHub, ServiceNow subsets) over
 incident records in a real Redis: one incident's life, redelivery and restart,
-a rate limit, an outage and lost answers — nothing lost, nothing doubled."""
+a rate limit, an outage and lost answers — nothing lost, nothing doubled.  And a
+ticket closed by a person: with ``tickets.resolve_on_close`` its group is resolved
+once, through the operator service on a real Kafka; without it, nothing is."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import orjson
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.redis.incidents import RedisIncidentStore
@@ -21,11 +27,13 @@ from riskstream.core.incident_records import (
     with_entry,
 )
 from riskstream.core.tickets import TicketSettings, external_id
+from riskstream.errors import BusError
 from riskstream.metrics import TicketerMetrics
 from riskstream.ports import TicketSystem
+from riskstream.services.operations import OperatorService
 from riskstream.services.ticketer import Ticketer, TicketerSystem
-from support import incident
-from ticket_servers import TicketServer
+from support import create_topics, incident, make_setup
+from ticket_servers import BOT, TicketServer
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +58,7 @@ class Rig:
     clock: Clock
     make: Callable[[], Ticketer]
     ticketer: Ticketer
+    namespace: str = "default"
 
     def put(
         self, incident_id: str, change: Callable[[IncidentRecord | None], IncidentRecord]
@@ -80,7 +89,8 @@ def rig(
 ) -> Iterator[Rig]:
     kind = request.param
     server = TicketServer()
-    store = RedisIncidentStore.from_url(redis_url, namespace=unique("tickets"))
+    namespace = unique("tickets")
+    store = RedisIncidentStore.from_url(redis_url, namespace=namespace)
     clock = Clock()
     settings = TicketSettings(console_url="https://rs.example", initial_backoff_s=2)
 
@@ -88,7 +98,7 @@ def rig(
         systems = [TicketerSystem(system_for(kind, server.url), ("riskstream",))]
         return Ticketer(settings, systems, store, TicketerMetrics(CollectorRegistry()), clock=clock)
 
-    yield Rig(kind, server, store, clock, make, make())
+    yield Rig(kind, server, store, clock, make, make(), namespace)
     if SHOW:
         print(f"\n--- {kind}: every request the server received ---")
         for s in server.seen:
@@ -253,3 +263,179 @@ def test_a_group_shares_one_ticket_closed_when_all_are_resolved(rig: Rig) -> Non
     assert ticket.state in ("done", "closed", "6")
     texts = [str(c) for c in ticket.comments]
     assert sum("(incident inc-2 on support-bot)" in t for t in texts) == 2  # action, resolved
+
+
+# -- a ticket closed by a person (tickets.resolve_on_close) --------------------------
+
+WHO = {"jira": "Ana Lima", "github": "ana-lima", "servicenow": "ana.lima"}
+
+
+@dataclass
+class Closing:
+    """A rig whose ticketer resolves through the operator service on Kafka and Redis."""
+
+    rig: Rig
+    ops: OperatorService
+    topic: str
+    bootstrap: str
+
+    def resolved_events(self) -> list[str]:
+        """The incident ids of every resolved event on the incidents topic: all of it, up
+        to its end offset (every resolve flushed before it returned, so none is on its way)."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "reader"})
+        try:
+            _, end = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=30)
+            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            events = []
+            while len(events) < end:
+                msg = consumer.poll(30)
+                assert msg is not None, f"{self.topic}: {len(events)} of {end} events read"
+                assert msg.error() is None, msg.error()
+                events.append(orjson.loads(msg.value()))
+        finally:
+            consumer.close()
+        return sorted(e["incident_id"] for e in events if e.get("status") == "resolved")
+
+    def resolutions_audited(self) -> list[tuple[str, str, str]]:
+        """(incident, actor, note) of each resolution in the audit trail."""
+        return [
+            (str(e.after["incident_id"]), e.actor, str(e.after["note"]))
+            for e in self.ops.audit()
+            if e.after.get("event") == "incident.resolved"
+        ]
+
+    def state_reads(self) -> list[str]:
+        """The requests that read a ticket's state (what resolve_on_close asks)."""
+        return [
+            s.line() for s in self.rig.server.seen
+            if s.method == "GET" and (
+                s.query.get("expand") == "changelog"
+                or s.query.get("sysparm_display_value") == "all"
+                or re.fullmatch(r"/repos/[\w.-]+/[\w.-]+/issues/\d+", s.path)
+            )
+        ]  # fmt: skip
+
+
+@pytest.fixture
+def closing(
+    rig: Rig, kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> Closing:
+    from riskstream.bootstrap import kafka_operations
+
+    setup = make_setup(tmp_path, unique("tickets"))
+    topic = setup.topics["incidents"]
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    ops = kafka_operations(
+        setup.config, kafka_bootstrap, redis_url, CollectorRegistry(), rig.namespace
+    )
+    return Closing(rig, ops, topic, kafka_bootstrap)
+
+
+def make_ticketer(
+    c: Closing, resolve_on_close: bool, resolve: Callable[[str, str, str], object] | None = None
+) -> Ticketer:
+    settings = TicketSettings(
+        console_url="https://rs.example", initial_backoff_s=2, resolve_on_close=resolve_on_close
+    )
+    systems = [TicketerSystem(system_for(c.rig.kind, c.rig.server.url), ("riskstream",))]
+    metrics = TicketerMetrics(CollectorRegistry())
+    return Ticketer(
+        settings, systems, c.rig.store, metrics, clock=c.rig.clock, resolve=resolve or c.ops.resolve
+    )
+
+
+def open_group(rig: Rig) -> None:
+    open_incident(rig, "inc-1")
+    open_incident(rig, "inc-2", group="inc-1")
+    rig.put("inc-2", lambda r: note_action(r, 30.0, "riskstream/containment", "fallback",
+                                           "applied", "a0:fallback:applied"))  # fmt: skip
+
+
+def test_configured_a_ticket_a_person_closes_resolves_its_group_exactly_once(
+    closing: Closing,
+) -> None:
+    rig = closing.rig
+    ticketer = make_ticketer(closing, resolve_on_close=True)
+    open_group(rig)
+    ticketer.sync()  # the ticket is made
+    assert [rig.record(i).status for i in ("inc-1", "inc-2")] == ["open", "contained"]
+    ticket = rig.server.close_as_person(rig.kind, WHO[rig.kind])
+    key = ticket.key
+    ticketer.sync()
+    assert closing.state_reads() == []  # read every close_check_interval_s (60 s)
+    # The bus fails once, after the first incident: the close is noted, the rest waits.
+    real = closing.ops.resolve
+    calls: list[str] = []
+
+    def flaky(incident_id: str, by: str, note: str) -> object:
+        calls.append(incident_id)
+        if incident_id == "inc-2" and calls.count("inc-2") == 1:
+            raise BusError("the broker is away")
+        return real(incident_id, by, note)
+
+    ticketer = make_ticketer(closing, resolve_on_close=True, resolve=flaky)
+    rig.clock.now += 60
+    ticketer.sync()
+    assert (rig.record("inc-1").status, rig.record("inc-2").status) == ("resolved", "contained")
+    ticketer = make_ticketer(closing, resolve_on_close=True)  # restarted
+    ticketer.sync()  # finishes from the note on the record, without reading the ticket again
+    assert len(closing.state_reads()) == 1
+    actor = f"{WHO[rig.kind]} ({rig.kind} {key})"
+    for incident_id in ("inc-1", "inc-2"):
+        record = rig.record(incident_id)
+        assert (record.status, record.resolved_by) == ("resolved", actor)
+        (entry,) = [e for e in record.timeline if e.kind == "resolved"]
+        assert f"{rig.kind} ticket {key}" in entry.detail and WHO[rig.kind] in entry.detail
+    # Redelivered incidents and more scans, restarted again: nothing more.
+    rig.put("inc-1", lambda r: record_incident(r, incident("inc-1", "support-bot"), 60.0))
+    for _ in range(2):
+        rig.clock.now += 60
+        ticketer = make_ticketer(closing, resolve_on_close=True)
+        ticketer.sync()
+    assert len(closing.state_reads()) == 1  # a noted close is final: never read again
+    assert closing.resolved_events() == ["inc-1", "inc-2"]  # one each on Kafka
+    audited = closing.resolutions_audited()
+    assert [(i, a) for i, a, _ in audited] == [("inc-1", actor), ("inc-2", actor)]
+    assert all(f"ticket {key}" in note for _, _, note in audited)
+    # riskstream does not close the ticket again; the resolutions are noted on it.
+    closes = {"jira": "/transitions", "github": "PATCH /repos/", "servicenow": '"state"'}
+    assert not [w for w in rig.server.writes() if closes[rig.kind] in w.shown()]
+    assert ticket.closed_by == WHO[rig.kind]
+    assert sum("resolved by" in str(c) for c in ticket.comments) == 2
+    state = rig.record("inc-1").tickets[rig.kind]
+    assert state["closed"] is True and state["person_closed"]["resolves"] == ["inc-1", "inc-2"]
+
+
+def test_not_configured_a_ticket_a_person_closes_resolves_nothing(closing: Closing) -> None:
+    rig = closing.rig
+    ticketer = make_ticketer(closing, resolve_on_close=False)  # the default
+    open_group(rig)
+    ticketer.sync()
+    rig.server.close_as_person(rig.kind, WHO[rig.kind])
+    for _ in range(3):
+        rig.clock.now += 60
+        ticketer.sync()
+    assert [rig.record(i).status for i in ("inc-1", "inc-2")] == ["open", "contained"]
+    assert closing.state_reads() == []
+    assert closing.resolved_events() == []
+    assert closing.resolutions_audited() == []
+
+
+def test_configured_a_ticket_riskstream_closed_resolves_nothing_again(closing: Closing) -> None:
+    rig = closing.rig
+    ticketer = make_ticketer(closing, resolve_on_close=True)
+    open_incident(rig, "inc-1")
+    ticketer.sync()
+    rig.clock.now += 60
+    ticketer.sync()  # its state read: open
+    closing.ops.resolve("inc-1", "sam", "rolled back")  # an operator resolves it
+    ticketer.sync()  # so riskstream closes the ticket
+    ticket = next(iter(rig.server.tickets[rig.kind].values()))
+    assert ticket.closed_by == BOT[rig.kind]
+    for _ in range(2):
+        rig.clock.now += 60
+        ticketer = make_ticketer(closing, resolve_on_close=True)
+        assert ticketer.sync() == 0
+    assert len(closing.state_reads()) == 1  # once, while it was open
+    assert closing.resolved_events() == ["inc-1"]
+    assert [(i, a) for i, a, _ in closing.resolutions_audited()] == [("inc-1", "sam")]

@@ -56,6 +56,21 @@ def test_piped_output_stays_plain_lines_at_most_once_per_interval() -> None:
     assert lines[4:] == ["simulate: 10/10 records (2/s)"]
 
 
+def test_piped_output_ends_with_the_final_count_only_after_lines_were_written() -> None:
+    piped = io.StringIO()
+    ticks = _clock(2.0)
+    bar = Progress("bench", total=8, stream=piped, clock=lambda: next(ticks), unit="jobs")
+    bar.update(3)
+    bar.close(8)
+    assert piped.getvalue().splitlines() == [
+        "bench: 3/8 jobs (1.5/s, 3 s left)",
+        "bench: 8/8 jobs (2/s)",
+    ]
+    quick = io.StringIO()
+    Progress("demo", total=8, stream=quick, clock=lambda: 0.0).close(8)
+    assert quick.getvalue() == ""  # too quick for a line: none at the end either
+
+
 def test_a_message_clears_the_bar_and_the_escaping_writer_is_written_past() -> None:
     term = FakeTerminal()
     ticks = _clock(1.0)

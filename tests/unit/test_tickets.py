@@ -70,6 +70,18 @@ def test_a_bad_system_is_refused_with_its_line(tmp_path: Path, system: str, mess
     assert ":4:" in str(caught.value)
 
 
+def test_resolve_on_close_is_off_unless_configured(tmp_path: Path) -> None:
+    t = load_config(_config(tmp_path, GOOD)).tickets
+    assert (t.resolve_on_close, t.close_check_interval_s) == (False, 60.0)
+    on = GOOD.replace("  min_severity: critical\n", "  resolve_on_close: true\n"
+                      "  close_check_interval_s: 30\n")  # fmt: skip
+    t = load_config(_config(tmp_path, on)).tickets
+    assert (t.resolve_on_close, t.close_check_interval_s) == (True, 30.0)
+    bad = GOOD.replace("  min_severity: critical\n", "  close_check_interval_s: 0\n")
+    with pytest.raises(ConfigError, match=r":3:.*close_check_interval_s must be above 0"):
+        load_config(_config(tmp_path, bad))
+
+
 def test_secrets_come_from_the_environment_and_a_missing_one_is_named(tmp_path: Path) -> None:
     jira = load_config(_config(tmp_path, GOOD)).tickets.systems[0]
     assert ticket_secrets(jira, {"J_USER": "bot@x", "J_TOKEN": "t"}) == ("bot@x", "t")

@@ -77,7 +77,7 @@ _OPTIONS: dict[str, tuple[Option, ...]] = {
     "containment": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE, *_CONTAINMENT),
     "notifier": (*_COMMON, _METRICS_PORT, _MAX_POLL),
     "api": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE, *_API),
-    "ticketer": (_CONFIG, _REDIS_URL, _METRICS_PORT, _NAMESPACE),
+    "ticketer": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE),
 }
 _HELP = {
     "processor": "detection: Kafka in, incidents out",
@@ -257,7 +257,9 @@ def run_ticketer(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     registry = CollectorRegistry()
     stopping = threading.Event()
-    ticketer = redis_ticketer(config, args.redis_url, registry, args.namespace, stopping.wait)
+    ticketer = redis_ticketer(
+        config, args.redis_url, registry, args.namespace, stopping.wait, args.bootstrap
+    )
     serve_metrics(registry, args.metrics_port)
 
     def stop(signum: int, _frame: Any) -> None:
@@ -266,9 +268,10 @@ def run_ticketer(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info(
-        "ticketer running: %s, every %.1f s, namespace %r, metrics on :%s",
+        "ticketer running: %s, every %.1f s, namespace %r, metrics on :%s%s",
         ", ".join(f"{s.name} ({s.kind})" for s in config.tickets.systems),
         config.tickets.interval_s, args.namespace, args.metrics_port,
+        "; a ticket closed by a person resolves its group" if ticketer.resolves_on_close else "",
     )  # fmt: skip
     ticketer.run(stopping.is_set)
     log.info("ticketer stopped")

@@ -11,6 +11,8 @@ notifier does with its routing keys.
       min_severity: warning            # groups below it get no ticket
       interval_s: 5                    # between scans of the incident records
       console_url: https://riskstream.example
+      resolve_on_close: false          # true: a person closing a ticket resolves its group
+      close_check_interval_s: 60       # how often, then, open groups' tickets are read
       systems:
         - {name: jira, kind: jira, url: https://acme.atlassian.net, project: OPS,
            user_env: JIRA_USER, token_env: JIRA_API_TOKEN}
@@ -36,7 +38,8 @@ __all__ = ["read_tickets", "ticket_secrets"]
 
 _KEYS = (
     "systems", "min_severity", "interval_s", "scan_limit", "initial_backoff_s",
-    "max_backoff_s", "console_url", "group_labels",
+    "max_backoff_s", "console_url", "group_labels", "resolve_on_close",
+    "close_check_interval_s",
 )  # fmt: skip
 _SYSTEM_KEYS = (
     "name", "kind", "url", "project", "issue_type", "repo", "labels", "user_env",
@@ -80,8 +83,14 @@ def read_tickets(node: YamlNode, source: str) -> TicketSettings:
         max_backoff_s=number(f["max_backoff_s"]) if "max_backoff_s" in f else d.max_backoff_s,
         console_url=_url(f["console_url"]) if "console_url" in f else None,
         group_labels=boolean(f["group_labels"]) if "group_labels" in f else d.group_labels,
+        resolve_on_close=boolean(f["resolve_on_close"])
+        if "resolve_on_close" in f
+        else d.resolve_on_close,
+        close_check_interval_s=number(f["close_check_interval_s"])
+        if "close_check_interval_s" in f
+        else d.close_check_interval_s,
     )
-    for key in ("interval_s", "initial_backoff_s", "max_backoff_s"):
+    for key in ("interval_s", "initial_backoff_s", "max_backoff_s", "close_check_interval_s"):
         if getattr(settings, key) <= 0:
             raise Problem(f[key], f"{key} must be above 0")
     return settings

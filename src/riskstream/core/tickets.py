@@ -18,11 +18,20 @@ What makes it safe to repeat (a restart, a redelivery, a lost answer):
   before it posts again after any failure, so a comment is never posted twice;
 - what was posted is recorded on each incident record (``record.tickets``), which
   is also where the API, the CLI and the reports find the ticket's key and link.
+
+A ticket a *person* closes resolves nothing unless ``tickets.resolve_on_close`` is
+set; then the group's incidents that were open when the close was seen are resolved
+as an operator's resolve would, in the closer's name (:func:`closure_actor`).  The
+close is noted on the lead's record first (:func:`with_person_closed`), so a restart
+finishes the same resolution rather than asking again.  riskstream's own close can
+never start one: it closes only a group whose incidents are all resolved, and a
+resolved incident stays resolved (a new related incident starts a new group).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -34,19 +43,24 @@ from riskstream.core.timeutil import format_time
 
 __all__ = [
     "TICKET_KINDS",
+    "TicketClosure",
     "TicketDraft",
     "TicketRef",
     "TicketSettings",
     "TicketSystemSpec",
+    "closure_actor",
+    "closure_note",
     "comment_text",
     "draft",
     "external_id",
     "marker",
     "markers_in",
     "owed_comments",
+    "person_closed",
     "ticket_of",
     "wanted",
     "with_closed",
+    "with_person_closed",
     "with_posted",
     "with_ticket",
 ]
@@ -58,6 +72,7 @@ TicketKind = Literal["jira", "github", "servicenow"]
 _IN_DESCRIPTION = frozenset({"onset", "detected"})
 _MARKER = "riskstream-ref: {incident}/{key}"
 _MARKER_RE = re.compile(r"riskstream-ref: (\S+)")
+_WHO_MAX = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +106,8 @@ class TicketSettings:
     max_backoff_s: float = 300.0  # …up to this (a Retry-After overrides both)
     console_url: str | None = None
     group_labels: bool = True  # jira/github: also label the ticket with the external id
+    resolve_on_close: bool = False  # a person closing the ticket resolves its group
+    close_check_interval_s: float = 60.0  # how often open groups' tickets are looked at
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +118,16 @@ class TicketRef:
     key: str
     url: str
     id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketClosure:
+    """A ticket found closed: the state it is in and, where its API says, who closed it
+    and when (as the system wrote it)."""
+
+    state: str
+    by: str | None = None
+    at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,3 +242,60 @@ def with_closed(record: IncidentRecord, system: str) -> IncidentRecord:
     if old.get("closed"):
         return record
     return replace(record, tickets={**record.tickets, system: {**old, "closed": True}})
+
+
+def _who(closure: TicketClosure) -> str:
+    text = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in closure.by or "")
+    who = " ".join(text.split())[:_WHO_MAX]
+    if who.lower() == "riskstream" or who.lower().startswith("riskstream/"):
+        who = f"user {who}"  # riskstream's own names are reserved for its processes
+    return who
+
+
+def closure_actor(system: str, ticket_key: str, closure: TicketClosure) -> str:
+    """Who resolves the group: the closer as the system names them, and the ticket;
+    printable, and never one of riskstream's own reserved names.
+
+    >>> closure_actor("jira", "OPS-7", TicketClosure("Done", "Ana Lima\\n"))
+    'Ana Lima (jira OPS-7)'
+    >>> closure_actor("github", "#3", TicketClosure("closed", "riskstream/bot"))
+    'user riskstream/bot (github #3)'
+    >>> closure_actor("github", "#3", TicketClosure("closed"))
+    'someone (github #3)'
+    """
+    return f"{_who(closure) or 'someone'} ({system} {ticket_key})"
+
+
+def closure_note(system: str, ticket: TicketRef, closure: TicketClosure) -> str:
+    """The resolution's note (on the timeline and in the audit trail).
+
+    >>> closure_note("servicenow", TicketRef("INC1", "", "ab"), TicketClosure("Closed", "ana"))
+    'servicenow ticket INC1 was closed (Closed) by ana; tickets.resolve_on_close is set'
+    """
+    who = _who(closure)
+    by = f" by {who}" if who else ""
+    at = f" at {closure.at}" if closure.at else ""
+    link = f" ({ticket.url})" if ticket.url else ""
+    return (
+        f"{system} ticket {ticket.key}{link} was closed ({closure.state}){by}{at}; "
+        "tickets.resolve_on_close is set"
+    )
+
+
+def person_closed(record: IncidentRecord, system: str) -> Mapping[str, Any] | None:
+    """The close by a person noted on the group's lead record, if any."""
+    noted = ticket_of(record, system).get("person_closed")
+    return noted if isinstance(noted, Mapping) else None
+
+
+def with_person_closed(
+    record: IncidentRecord, system: str, actor: str, note: str, resolves: Sequence[str]
+) -> IncidentRecord:
+    """The lead's record noting that a person closed the ticket, and which incidents
+    (those open when it was seen) that resolves; riskstream will not close it again."""
+    old = dict(ticket_of(record, system))
+    if old.get("person_closed"):
+        return record
+    noted = {"actor": actor, "note": note, "resolves": list(resolves)}
+    new = {**old, "closed": True, "person_closed": noted}
+    return replace(record, tickets={**record.tickets, system: new})

@@ -11,9 +11,14 @@ records still say what it is owed.  And nothing is doubled: see
 :mod:`riskstream.core.tickets` (external ids, comment markers, read before
 writing again after any doubt).
 
-A ticket closed by a person resolves nothing here, and is not reopened; later
-comments still go to it.  Systems are independent: one failing waits with
-exponential backoff (or its ``Retry-After``) while the others carry on.
+A ticket closed by a person is not reopened; later comments still go to it.  It
+resolves nothing here unless ``tickets.resolve_on_close`` is set: then, every
+``close_check_interval_s``, the tickets of groups with an open incident are read,
+and a closed one resolves those incidents through ``resolve`` — the operator
+service's resolve, the one path a person's resolve takes (record, audit trail,
+reverts, the resolved event on Kafka) — in the closer's name, with a note naming
+the ticket.  Systems are independent: one failing waits with exponential backoff
+(or its ``Retry-After``) while the others carry on.
 """
 
 from __future__ import annotations
@@ -27,15 +32,19 @@ from riskstream.core.incident_records import IncidentRecord
 from riskstream.core.tickets import (
     TicketRef,
     TicketSettings,
+    closure_actor,
+    closure_note,
     comment_text,
     draft,
     external_id,
     marker,
     markers_in,
     owed_comments,
+    person_closed,
     ticket_of,
     wanted,
     with_closed,
+    with_person_closed,
     with_posted,
     with_ticket,
 )
@@ -48,6 +57,10 @@ __all__ = ["Ticketer", "TicketerSystem"]
 log = logging.getLogger(__name__)
 
 CLOSE_NOTE = "Every incident of this group is resolved in riskstream."
+
+#: Resolve one incident as a person would: (incident id, by, note); see
+#: :meth:`riskstream.services.operations.OperatorService.resolve`.
+Resolve = Callable[[str, str, str], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +88,13 @@ class Ticketer:
         metrics: TicketerMetrics,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
+        resolve: Resolve | None = None,
     ) -> None:
+        if settings.resolve_on_close and resolve is None:
+            raise ValueError("tickets.resolve_on_close needs a resolve (the operator service's)")
         self._settings = settings
+        self._resolve = resolve if settings.resolve_on_close else None
+        self._closures_checked_at: float | None = None
         self._systems = tuple(systems)
         self._incidents = incidents
         self._metrics = metrics
@@ -85,6 +103,11 @@ class Ticketer:
         self._group_backoff: dict[tuple[str, str], _Backoff] = {}
         self._verified: set[tuple[str, str]] = set()  # (system, ticket id): markers read
         self._created: dict[tuple[str, str], TicketRef] = {}  # in case storing the key failed
+
+    @property
+    def resolves_on_close(self) -> bool:
+        """Whether a ticket a person closes resolves its group here."""
+        return self._resolve is not None
 
     def run(self, should_stop: Callable[[], bool]) -> None:
         while not should_stop():
@@ -97,6 +120,8 @@ class Ticketer:
     def sync(self) -> int:
         """One scan over every system; returns how many ticket writes it made."""
         groups = self._groups()
+        if self._resolve is not None and self._closures(groups):
+            groups = self._groups()  # some were resolved: their comments and closes are owed
         writes = 0
         for s in self._systems:
             name = s.system.name
@@ -114,6 +139,75 @@ class Ticketer:
             backoff.failures = 0
             self._metrics.backing_off.labels(name).set(0)
         return writes
+
+    # -- closed by a person (resolve_on_close) --------------------------------------
+
+    def _closures(self, groups: list[tuple[IncidentRecord, list[IncidentRecord]]]) -> int:
+        """Resolve the open incidents of groups whose ticket a person closed; how many."""
+        now = self._clock()
+        due = (
+            self._closures_checked_at is None
+            or now - self._closures_checked_at >= self._settings.close_check_interval_s
+        )
+        if due:
+            self._closures_checked_at = now
+        resolved = 0
+        for s in self._systems:
+            name = s.system.name
+            backoff = self._backoff[name]
+            if now < backoff.ready_at:
+                continue
+            try:
+                for lead, members in groups:
+                    resolved += self._closure(s, lead, members, due)
+            except TicketSystemError as exc:
+                self._fail(name, backoff, exc, " (reading a ticket's state)")
+        return resolved
+
+    def _closure(
+        self, s: TicketerSystem, lead: IncidentRecord, members: list[IncidentRecord], due: bool
+    ) -> int:
+        name = s.system.name
+        state = ticket_of(lead, name)
+        still_open = [m.incident_id for m in members if m.status != "resolved"]
+        if not state.get("key") or not still_open:
+            return 0
+        noted = person_closed(lead, name)
+        if noted is None:
+            if state.get("closed") or not due:
+                return 0  # riskstream closed it: only ever once every incident was resolved
+            ticket = TicketRef(str(state["key"]), str(state.get("url", "")), str(state["id"]))
+            try:
+                closure = s.system.closure(ticket)
+            except TicketSystemError as exc:
+                if exc.retryable:
+                    raise
+                log.error("%s: cannot read the state of %s: %s", name, ticket.key, exc)
+                return 0
+            if closure is None:
+                return 0
+            actor = closure_actor(name, ticket.key, closure)
+            note = closure_note(name, ticket, closure)
+            lead = self._store(
+                lead.incident_id, lambda r: with_person_closed(r, name, actor, note, still_open)
+            )
+            noted = person_closed(lead, name)
+            assert noted is not None
+            log.info("%s: %s", name, note)
+        done = 0
+        for incident_id in (i for i in noted["resolves"] if i in still_open):
+            try:
+                assert self._resolve is not None
+                self._resolve(incident_id, str(noted["actor"]), str(noted["note"]))
+            except RiskstreamError as exc:  # the bus or a store is down: the next scan retries
+                log.error(
+                    "%s: cannot resolve incident %s (its ticket was closed): %s; trying again",
+                    name, incident_id, exc,
+                )  # fmt: skip
+                return done
+            self._metrics.writes.labels(name, "resolved").inc()
+            done += 1
+        return done
 
     # -- one group -------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ Calls used (GitHub REST API, ``X-GitHub-Api-Version: 2022-11-28``):
   labels are created by GitHub);
 - ``GET`` / ``POST /repos/{owner}/{repo}/issues/{number}/comments``;
 - ``PATCH /repos/{owner}/{repo}/issues/{number}`` — ``state: closed``,
-  ``state_reason: completed``.
+  ``state_reason: completed``;
+- ``GET /repos/{owner}/{repo}/issues/{number}`` — ``state``, ``state_reason``,
+  ``closed_by`` and ``closed_at``: whether a person closed it (``resolve_on_close``).
 
 Auth is a bearer token (a fine-grained token with Issues: read and write).
 """
@@ -16,7 +18,7 @@ Auth is a bearer token (a fine-grained token with Issues: read and write).
 from __future__ import annotations
 
 from riskstream.adapters.tickets.http import JsonHttp
-from riskstream.core.tickets import TicketDraft, TicketRef
+from riskstream.core.tickets import TicketClosure, TicketDraft, TicketRef
 
 __all__ = ["GitHubTickets"]
 
@@ -83,4 +85,16 @@ class GitHubTickets:
             "PATCH",
             f"{self._repo}/issues/{ticket.id}",
             {"state": "closed", "state_reason": "completed"},
+        )
+
+    def closure(self, ticket: TicketRef) -> TicketClosure | None:
+        issue = self._http.request("GET", f"{self._repo}/issues/{ticket.id}") or {}
+        if issue.get("state") != "closed":
+            return None
+        reason = issue.get("state_reason")
+        closer = issue.get("closed_by") or {}
+        return TicketClosure(
+            f"closed: {reason}" if reason else "closed",
+            str(closer.get("login")) if closer.get("login") else None,
+            str(issue["closed_at"]) if issue.get("closed_at") else None,
         )

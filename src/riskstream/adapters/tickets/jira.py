@@ -7,7 +7,10 @@ Calls used (Atlassian's Jira Cloud platform REST API v3):
   and the description in the Atlassian Document Format (ADF), as v3 requires;
 - ``GET`` / ``POST /rest/api/3/issue/{key}/comment`` — comments (ADF bodies);
 - ``GET`` / ``POST /rest/api/3/issue/{key}/transitions`` — the first transition whose
-  target status is in the ``done`` category (or named ``done_status``).
+  target status is in the ``done`` category (or named ``done_status``);
+- ``GET /rest/api/3/issue/{key}?fields=status&expand=changelog`` — whether the issue is
+  in a ``done`` status, and who moved it there: the latest status change in the
+  changelog (``resolve_on_close``).
 
 Auth is basic with the account's e-mail and an API token.  JQL search is
 eventually consistent: a ticket created a moment ago may not be found yet, so the
@@ -18,11 +21,12 @@ no key for (a crash between the create and that store).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from riskstream.adapters.tickets.http import JsonHttp, basic_auth
-from riskstream.core.tickets import TicketDraft, TicketRef
+from riskstream.core.tickets import TicketClosure, TicketDraft, TicketRef
 from riskstream.errors import TicketSystemError
 
 __all__ = ["JiraTickets", "adf", "adf_text"]
@@ -154,3 +158,34 @@ class JiraTickets:
             "set done_status to a status its workflow reaches, or close it by hand",
             retryable=False,
         )
+
+    def closure(self, ticket: TicketRef) -> TicketClosure | None:
+        issue = self._http.request(
+            "GET",
+            f"/rest/api/3/issue/{quote(ticket.id)}",
+            query={"fields": "status", "expand": "changelog"},
+        )
+        status = ((issue or {}).get("fields") or {}).get("status") or {}
+        if (status.get("statusCategory") or {}).get("key") != "done":
+            return None
+        histories = ((issue or {}).get("changelog") or {}).get("histories") or []
+        moves = [
+            h for h in histories
+            if any(i.get("fieldId", i.get("field")) == "status" for i in h.get("items") or ())
+        ]  # fmt: skip
+        last = max(moves, key=_when, default=None)
+        author = (last or {}).get("author") or {}
+        who = author.get("displayName") or author.get("accountId")
+        return TicketClosure(
+            str(status.get("name") or "done"),
+            str(who) if who else None,
+            str(last["created"]) if last and last.get("created") else None,
+        )
+
+
+def _when(history: Mapping[str, Any]) -> datetime:
+    """When a changelog entry was made (Jira writes ``2026-12-02T10:00:00.000+0000``)."""
+    try:
+        return datetime.strptime(str(history.get("created")), "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)

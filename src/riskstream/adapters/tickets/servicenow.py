@@ -11,7 +11,10 @@ Calls used (ServiceNow Table API):
 - ``GET /api/now/table/incident/{sys_id}?sysparm_fields=work_notes&sysparm_display_value=true``
   — the work notes journal as text, to find markers in;
 - ``PATCH /api/now/table/incident/{sys_id}`` — ``work_notes`` (a journal entry per
-  write), and to resolve: ``state`` 6 with ``close_code`` and ``close_notes``.
+  write), and to resolve: ``state`` 6 with ``close_code`` and ``close_notes``;
+- ``GET /api/now/table/incident/{sys_id}`` with ``sysparm_fields=state,resolved_by,…``
+  and ``sysparm_display_value=all`` (each field's value and display value): whether a
+  person resolved (6) or closed (7) it, and who (``resolve_on_close``).
 
 Auth is basic with an integration user's name and password.
 """
@@ -21,12 +24,14 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from riskstream.adapters.tickets.http import JsonHttp, basic_auth
-from riskstream.core.tickets import TicketDraft, TicketRef
+from riskstream.core.tickets import TicketClosure, TicketDraft, TicketRef
 
 __all__ = ["ServiceNowTickets"]
 
 SHORT_DESCRIPTION_MAX = 160
 RESOLVED = "6"
+CLOSED = "7"
+_CLOSURE_FIELDS = "state,resolved_by,resolved_at,closed_by,closed_at,sys_updated_by"
 _URGENCY = {"critical": "1", "warning": "2", "info": "3"}
 
 
@@ -105,4 +110,26 @@ class ServiceNowTickets:
             f"/api/now/table/incident/{ticket.id}",
             {"state": RESOLVED, "close_code": self._close_code, "close_notes": text},
             query={"sysparm_fields": "sys_id"},
+        )
+
+    def closure(self, ticket: TicketRef) -> TicketClosure | None:
+        got = self._http.request(
+            "GET",
+            f"/api/now/table/incident/{ticket.id}",
+            query={"sysparm_fields": _CLOSURE_FIELDS, "sysparm_display_value": "all"},
+        )
+        row = (got or {}).get("result") or {}
+
+        def field(name: str, which: str = "display_value") -> str:
+            value = row.get(name)
+            return str((value.get(which) if isinstance(value, dict) else value) or "")
+
+        state = field("state", "value")
+        if state not in (RESOLVED, CLOSED):
+            return None
+        closed = state == CLOSED
+        by = (field("closed_by") if closed else "") or field("resolved_by")
+        at = (field("closed_at") if closed else "") or field("resolved_at")
+        return TicketClosure(
+            field("state") or state, by or field("sys_updated_by") or None, at or None
         )
