@@ -240,3 +240,21 @@ def test_a_stream_saved_by_the_old_default_monitor_learns_afresh() -> None:
         stream.update(float(i % 7), float(i))
     restored = new.restore_stream(orjson.loads(orjson.dumps(stream.snapshot())))
     assert isinstance(restored, LearnedStream) and restored.n == 0
+
+
+def test_onset_times_are_interpolated_between_the_times_kept() -> None:
+    """One time is kept every 16 samples; an onset between them is not rounded down
+    to the earlier one, and one past the newest follows the last stride's cadence."""
+    from riskstream.core.streams import _TimeIndex
+
+    times = _TimeIndex()
+    for n in range(1, 100):
+        times.add(n, 1000.0 + 2.0 * (n - 1))  # a reading every 2 s
+    assert times.time_of(1) == 1000.0
+    assert times.time_of(24) == 1046.0  # between the kept samples 17 and 33
+    assert times.time_of(99) == 1196.0  # past the newest kept (97)
+    assert times.time_of(-5) == 1000.0
+    restored = _TimeIndex.load(times.dump())
+    assert [restored.time_of(n) for n in range(1, 100)] == [
+        times.time_of(n) for n in range(1, 100)
+    ]

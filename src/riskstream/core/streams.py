@@ -227,7 +227,7 @@ class StreamDetector:
             index=self.n,
             onset=onset,
             detected_at=t,
-            onset_at=self._times.time_of(onset),
+            onset_at=min(self._times.time_of(onset), t),
             reference=WindowStats(self._ref.count, self._mean + level),
             reference_std=std,
             after=after,
@@ -443,10 +443,24 @@ class _TimeIndex:
             self.first += self.STRIDE
 
     def time_of(self, n: int) -> float:
-        if not self.ms:
+        """The data time of sample ``n``: interpolated between the times kept on
+        either side of it (beyond the newest, at the cadence of the last stride),
+        so an onset is not rounded down by up to a stride."""
+        ms = self.ms
+        if not ms:
             return 0.0
-        slot = (n - self.first) // self.STRIDE
-        return self.ms[min(max(slot, 0), len(self.ms) - 1)] / 1000.0
+        slot, within = divmod(n - self.first, self.STRIDE)
+        if slot < 0:
+            return ms[0] / 1000.0
+        last = len(ms) - 1
+        if slot >= last:
+            if last == 0:
+                return ms[0] / 1000.0
+            step = (ms[last] - ms[last - 1]) / self.STRIDE
+            ahead = min((slot - last) * self.STRIDE + within, self.STRIDE)
+            return round(ms[last] + step * ahead) / 1000.0
+        lo, hi = ms[slot], ms[slot + 1]
+        return round(lo + (hi - lo) * within / self.STRIDE) / 1000.0
 
     def dump(self) -> list[Any]:
         ms = self.ms
