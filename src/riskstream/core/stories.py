@@ -222,32 +222,37 @@ def _why_root(root: Member, rest: Sequence[Member], lineage: Lineage) -> str:
     return "; ".join(parts)
 
 
-def _because(effect: Member, before: Sequence[Member], root: Member, lineage: Lineage) -> str:
-    """Why ``effect`` is an effect: the member before it that explains it, nearest first."""
+def _because(
+    effect: Member, before: Sequence[Member], root: Member, lineage: Lineage
+) -> tuple[str, Member | None]:
+    """Why ``effect`` is an effect, and the member before it that explains it: its
+    parent, else the nearest upstream (one with evidence of its own before a child)."""
     explaining = [m for m in before if explains(m, effect, lineage)]
     if explaining:
         parent = next((m for m in explaining if m.incident_id == effect.parent_id), None)
         if parent is not None:
-            return f"opened by {parent.subject}'s incident: {effect.subject} is fed by it"
+            return f"opened by {parent.subject}'s incident: {effect.subject} is fed by it", parent
 
         def distance(m: Member) -> int:
             below = downstream_of(m.subject, lineage)
             return below.index(effect.subject) if effect.subject in below else len(below)
 
-        nearest = min(explaining, key=lambda m: (distance(m), m.key))
-        return f"{effect.subject} is fed by {nearest.subject} (declared lineage)"
-    return (
-        f"no lineage links it to {root.subject}; its change began later "
-        f"(estimated onset ~{_clock(effect.onset)})"
-        if effect.onset > root.onset
-        else f"no lineage links it to {root.subject}; it began at the same time "
-        "and was detected later"
-    )
+        nearest = min(explaining, key=lambda m: (distance(m), m.parent_id is not None, m.key))
+        return f"{effect.subject} is fed by {nearest.subject} (declared lineage)", nearest
+    if effect.onset > root.onset:
+        words = (
+            f"no lineage links it to {root.subject}; its change began later "
+            f"(estimated onset ~{_clock(effect.onset)})"
+        )
+    else:
+        words = f"no lineage links it to {root.subject}; it began at the same time, seen later"
+    return words, None
 
 
 def tell(members: Iterable[Member], lineage: Lineage, more: int = 0) -> dict[str, Any]:
     """The story as plain data: ``root`` (its id), ``why`` (in words) and ``members``
-    in order, root first, each with its ``role`` and ``because``.
+    in order, root first, each with its ``role`` and ``because`` (and ``explained_by``,
+    the id of the member upstream of it, where lineage links them).
 
     ``more``: members joined but not listed (beyond :data:`MAX_MEMBERS`).
     """
@@ -257,8 +262,11 @@ def tell(members: Iterable[Member], lineage: Lineage, more: int = 0) -> dict[str
     root, rest = ordered[0], ordered[1:]
     listed = [{**root.to_data(), "role": "root"}]
     for n, effect in enumerate(rest[: MAX_MEMBERS - 1], 1):
-        because = _because(effect, ordered[:n], root, lineage)
-        listed.append({**effect.to_data(), "role": "effect", "because": because})
+        because, by = _because(effect, ordered[:n], root, lineage)
+        member = {**effect.to_data(), "role": "effect", "because": because}
+        if by is not None:
+            member["explained_by"] = by.incident_id
+        listed.append(member)
     return {
         "root": root.incident_id,
         "root_subject": root.subject,

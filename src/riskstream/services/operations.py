@@ -24,7 +24,7 @@ from riskstream.core.incident_records import (
     resolve,
 )
 from riskstream.core.incidents import INCIDENT_RESOLVED
-from riskstream.core.reports import render
+from riskstream.core.reports import Story, render
 from riskstream.core.reports.settings import ReportSettings
 from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.core.timeutil import format_time
@@ -221,7 +221,20 @@ class OperatorService:
         """An Article 73 draft or a post-mortem skeleton of the incident, as of now."""
         record = self.incident(incident_id)
         flag = self.flags().get(record.subject)
-        return render(kind, fmt, record, settings, self._clock(), flag)
+        return render(kind, fmt, record, settings, self._clock(), flag, self.story(record))
+
+    def story(self, record: IncidentRecord) -> Story | None:
+        """The grouped story the incident belongs to (None: it stands alone), with the
+        records of its members, root first."""
+        lead = record if record.group == record.incident_id else self._incidents.get(record.group)
+        if lead is None or not lead.story:
+            return None
+        found = {record.incident_id: record}
+        for member in lead.story.get("members") or ():
+            member_id = str(member["incident_id"])
+            if member_id not in found and (r := self._incidents.get(member_id)) is not None:
+                found[member_id] = r
+        return Story(lead.story, found)
 
     def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
         return self._containment.audit(start, count)
