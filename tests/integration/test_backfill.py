@@ -63,7 +63,9 @@ def test_a_backfilled_change_is_listed_once_even_after_a_restart(
         setup, kafka_bootstrap, redis_url, tmp_path / "w1.log", namespace, *no_commit
     )
     try:
-        _send(kafka_bootstrap, topics["change"], deploy("d1", "chatbot", "bot-1.4", START))
+        # (a deploy long before: beyond the look-back, no suspect; the worker is ready)
+        old = deploy("d1", "chatbot", "bot-1.4", START - 8 * 3600)
+        _send(kafka_bootstrap, topics["change"], old)
         _wait("the deploy", lambda: flags.get("chatbot"))
         # The incident is raised (by a processor that has not read the prompt change)...
         _send(kafka_bootstrap, topics["incidents"], incident("inc-b", "chatbot"))
