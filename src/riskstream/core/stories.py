@@ -95,12 +95,26 @@ class Member:
         return data
 
 
-def _feeds(up: str, down: str, lineage: Lineage) -> bool:
+Below = Mapping[str, Mapping[str, int]]
+
+
+def _below(members: Iterable[Member], lineage: Lineage) -> dict[str, dict[str, int]]:
+    """Each member's subject -> everything it feeds, with its rank (nearest first):
+    computed once per story, not per pair."""
+    return {
+        s: {d: n for n, d in enumerate(downstream_of(s, lineage))}
+        for s in {m.subject for m in members}
+    }
+
+
+def _feeds(up: str, down: str, lineage: Lineage, below: Below | None = None) -> bool:
     """``up`` feeds ``down`` (directly or not), and not the other way round (a cycle)."""
+    if below is not None and up in below and down in below:
+        return down in below[up] and up not in below[down]
     return down in downstream_of(up, lineage) and up not in downstream_of(down, lineage)
 
 
-def explains(a: Member, b: Member, lineage: Lineage) -> bool:
+def explains(a: Member, b: Member, lineage: Lineage, below: Below | None = None) -> bool:
     """Whether ``a`` sits upstream of ``b``: ``b`` is ``a``'s child incident, or
     ``a``'s subject feeds ``b``'s by the declared lineage.
 
@@ -114,10 +128,10 @@ def explains(a: Member, b: Member, lineage: Lineage) -> bool:
         return True
     if a.parent_id == b.incident_id:
         return False
-    return a.subject != b.subject and _feeds(a.subject, b.subject, lineage)
+    return a.subject != b.subject and _feeds(a.subject, b.subject, lineage, below)
 
 
-def order(members: Iterable[Member], lineage: Lineage) -> list[Member]:
+def order(members: Iterable[Member], lineage: Lineage, below: Below | None = None) -> list[Member]:
     """The story's order, root first: upstream before downstream, else earliest onset,
     then earliest detection, then id.
 
@@ -134,11 +148,12 @@ def order(members: Iterable[Member], lineage: Lineage) -> list[Member]:
     ['o', 's', 'a']
     """
     pool = {m.incident_id: m for m in members}
+    below = below if below is not None else _below(pool.values(), lineage)
     ups: dict[str, set[str]] = {i: set() for i in pool}
     downs: dict[str, set[str]] = {i: set() for i in pool}
     for a in pool.values():
         for b in pool.values():
-            if a is not b and explains(a, b, lineage):
+            if a is not b and explains(a, b, lineage, below):
                 ups[b.incident_id].add(a.incident_id)
                 downs[a.incident_id].add(b.incident_id)
     ready = [(m.key, i) for i, m in pool.items() if not ups[i]]
@@ -171,11 +186,11 @@ def _overlap(a: Member, b: Member) -> bool:
     return a.onset_from <= b.onset_to and b.onset_from <= a.onset_to  # type: ignore[operator]
 
 
-def _why_root(root: Member, rest: Sequence[Member], lineage: Lineage) -> str:
+def _why_root(root: Member, rest: Sequence[Member], lineage: Lineage, below: Below) -> str:
     """Why ``root`` leads, in words."""
     if not rest:
         return f"{root.subject} is the only incident of the story"
-    fed = [m for m in rest if explains(root, m, lineage)]
+    fed = [m for m in rest if explains(root, m, lineage, below)]
     unexplained = [m for m in rest if m not in fed]
     parts = []
     if fed:
@@ -223,19 +238,19 @@ def _why_root(root: Member, rest: Sequence[Member], lineage: Lineage) -> str:
 
 
 def _because(
-    effect: Member, before: Sequence[Member], root: Member, lineage: Lineage
+    effect: Member, before: Sequence[Member], root: Member, lineage: Lineage, below: Below
 ) -> tuple[str, Member | None]:
     """Why ``effect`` is an effect, and the member before it that explains it: its
     parent, else the nearest upstream (one with evidence of its own before a child)."""
-    explaining = [m for m in before if explains(m, effect, lineage)]
+    explaining = [m for m in before if explains(m, effect, lineage, below)]
     if explaining:
         parent = next((m for m in explaining if m.incident_id == effect.parent_id), None)
         if parent is not None:
             return f"opened by {parent.subject}'s incident: {effect.subject} is fed by it", parent
 
         def distance(m: Member) -> int:
-            below = downstream_of(m.subject, lineage)
-            return below.index(effect.subject) if effect.subject in below else len(below)
+            fed = below.get(m.subject, {})
+            return fed.get(effect.subject, len(fed))
 
         nearest = min(explaining, key=lambda m: (distance(m), m.parent_id is not None, m.key))
         return f"{effect.subject} is fed by {nearest.subject} (declared lineage)", nearest
@@ -256,13 +271,15 @@ def tell(members: Iterable[Member], lineage: Lineage, more: int = 0) -> dict[str
 
     ``more``: members joined but not listed (beyond :data:`MAX_MEMBERS`).
     """
-    ordered = order(members, lineage)
+    members = list(members)
+    below = _below(members, lineage)
+    ordered = order(members, lineage, below)
     if not ordered:
         raise ValueError("a story needs at least one incident")
     root, rest = ordered[0], ordered[1:]
     listed = [{**root.to_data(), "role": "root"}]
     for n, effect in enumerate(rest[: MAX_MEMBERS - 1], 1):
-        because, by = _because(effect, ordered[:n], root, lineage)
+        because, by = _because(effect, ordered[:n], root, lineage, below)
         member = {**effect.to_data(), "role": "effect", "because": because}
         if by is not None:
             member["explained_by"] = by.incident_id
@@ -270,7 +287,7 @@ def tell(members: Iterable[Member], lineage: Lineage, more: int = 0) -> dict[str
     return {
         "root": root.incident_id,
         "root_subject": root.subject,
-        "why": _why_root(root, rest, lineage),
+        "why": _why_root(root, rest, lineage, below),
         "members": listed,
         "more": more + max(len(rest) - (MAX_MEMBERS - 1), 0),
     }
