@@ -30,6 +30,7 @@ from riskstream.metrics import (
     TicketerMetrics,
 )
 from riskstream.ports import IncidentStore, Producer, StateStore, TicketSystem
+from riskstream.services.backfill import SuspectBackfill, publisher
 from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
 from riskstream.services.flag_epoch import FlagGuard, RememberingFlagStore
@@ -46,6 +47,7 @@ __all__ = [
     "embedded_containment",
     "embedded_operations",
     "embedded_processor",
+    "kafka_backfill",
     "kafka_containment",
     "kafka_notifier",
     "kafka_operations",
@@ -241,6 +243,25 @@ def kafka_worker(
         correlation=correlation_of(config),
     )
     return service, guard, metrics
+
+
+def kafka_backfill(
+    config: Config, bootstrap: str | None, redis_url: str | None, namespace: str = "default"
+) -> SuspectBackfill:
+    """The containment worker's backfill of late change events onto their incidents: the
+    worker's incident records, the change log the processors share, the incidents topic."""
+    from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis.changes import RedisChangeLog
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
+
+    url = redis_url or redis_url_from_env()
+    producer = KafkaBus(KafkaSettings.from_env(bootstrap)).producer()
+    return SuspectBackfill(
+        config.enrichment,
+        RedisChangeLog.from_url(url, config.processor.group_id, change_retention_s(config)),
+        RedisIncidentStore.from_url(url, namespace=namespace),
+        publisher(producer, config.topics.incidents),
+    )
 
 
 def kafka_operations(

@@ -40,6 +40,8 @@ class SituationResult:
     approved: list[dict[str, Any]] = field(default_factory=list)
     flags: dict[str, Any] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)  # first incident -> related
+    # first incident -> its group's story, root first (riskstream.core.stories)
+    stories: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def detection_delay_s(self) -> float | None:
@@ -66,6 +68,7 @@ class SituationResult:
             "approvals": self.approved,
             "final_flags": self.flags,
             "incident_groups": self.groups,
+            "stories": self.stories,
         }
 
 
@@ -135,6 +138,8 @@ def run_situation(
     for stored in sorted(pipeline.records.recent(10_000), key=lambda r: r.detected_at):
         if stored.group != stored.incident_id:
             result.groups.setdefault(stored.group, []).append(stored.incident_id)
+        if stored.story:
+            result.stories[stored.incident_id] = dict(stored.story)
     pipeline.close()
     return result, pipeline
 
@@ -179,9 +184,20 @@ def _tell(r: SituationResult, out: TextIO) -> None:
     p(f"  ground truth  the failure starts {_clock(t['failure_start_epoch'])} on "
       f"{', '.join(t['failing_subjects'])}; caused by {cause.get('kind')} "
       f"{cause.get('subject')} {cause.get('version', '')}")  # fmt: skip
-    parents = [i for i in r.incidents if not i.get("parent_id")]
+    # A story opens on its root: incidents in story order (root first), then the rest.
+    rank = {m["incident_id"]: (n, k) for n, story in enumerate(r.stories.values())
+            for k, m in enumerate(story["members"])}  # fmt: skip
+    parents = sorted(
+        (i for i in r.incidents if not i.get("parent_id")),
+        key=lambda i: (*rank.get(i["incident_id"], (len(rank), 0)), i["detected_at"]),
+    )
     if not parents:
         p("  detection     nothing detected")
+    for story in r.stories.values():
+        root = story["members"][0]
+        p(f"  root cause    {root['type']} on {root['subject']} (onset "
+          f"~{_clock(parse_time(root['onset_at']))}, incident {story['root'][:12]}): "
+          f"{story['why']}")  # fmt: skip
     for inc in parents:
         delay = (parse_time(inc["detected_at"]) - t["failure_start_epoch"]) / 60
         flag = "" if inc not in r.false_incidents else "   <- FALSE incident"
@@ -216,11 +232,15 @@ def _tell(r: SituationResult, out: TextIO) -> None:
               f"{reg['article']}: report due {due}")  # fmt: skip
     by_id = {i["incident_id"]: i for i in r.incidents}
     for first, related in r.groups.items():
-        lead = by_id.get(first, {})
-        others = ", ".join(sorted({by_id[i]["subject"] for i in related if i in by_id}))
-        p(f"  grouped       {len(related) + 1} incidents as one story, first "
-          f"{lead.get('type', '?')} on {lead.get('subject', '?')} ({first[:12]}); "
-          f"also on {others}")  # fmt: skip
+        told = r.stories.get(first)
+        root_id = told["root"] if told else first
+        lead = by_id.get(root_id, {})
+        members = [first, *related]
+        others = sorted({by_id[i]["subject"] for i in members if i in by_id and i != root_id})
+        others = [s for s in others if s != lead.get("subject")]
+        p(f"  grouped       {len(related) + 1} incidents as one story, root "
+          f"{lead.get('type', '?')} on {lead.get('subject', '?')} ({root_id[:12]}); "
+          f"effects on {', '.join(others) or 'the same subject'}")  # fmt: skip
     for a in r.applied:
         p(f"  contained     {a['subject']}: {a['outcome']} (incident {a['incident_id'][:12]})")
     for pend in r.pending:

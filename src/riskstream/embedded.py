@@ -15,11 +15,13 @@ from typing import Any
 import orjson
 
 from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.memory.changes import InMemoryChangeLog
 from riskstream.adapters.memory.incidents import InMemoryIncidentStore
-from riskstream.bootstrap import embedded_containment, embedded_processor
+from riskstream.bootstrap import change_retention_s, embedded_containment, embedded_processor
 from riskstream.config import Config
 from riskstream.core.routing import RoutingFlag
 from riskstream.core.timeutil import parse_time
+from riskstream.services.backfill import SuspectBackfill, publisher
 
 __all__ = ["EmbeddedPipeline", "EmittedIncident"]
 
@@ -57,6 +59,15 @@ class EmbeddedPipeline:
             config, self.bus, on_incident=self._on_incident, wall_clock=lambda: self.now
         )
         self._processor.start()
+        # Change events read after their incident, listed on it (as the worker does).
+        changes = InMemoryChangeLog(change_retention_s(config), lambda: self.now)
+        publish = publisher(self.bus.producer(), config.topics.incidents)
+
+        def backfilled(update: dict[str, Any]) -> None:
+            publish(update)
+            self._on_incident(update)
+
+        self.backfill = SuspectBackfill(config.enrichment, changes, self.records, backfilled)
         self._progress = progress
         self._on_chunk = on_chunk
         self._producer = self.bus.producer()
@@ -71,6 +82,7 @@ class EmbeddedPipeline:
         record = EmittedIncident(incident)
         self.incidents.append(record)
         record.outcomes = self.containment.on_incident(incident)
+        self.backfill.on_incident(incident)
 
     def feed(self, records: Iterable[tuple[str, str, dict[str, Any]]], chunk: int = 2000) -> int:
         """Push records through detection and containment, in order; returns how many."""
@@ -81,6 +93,7 @@ class EmbeddedPipeline:
             if kind == "change":
                 self._drain()  # the processor sees the change before what follows it
                 self.containment.on_change_event(event)
+                self.backfill.on_change(event)
             n += 1
             if n % chunk == 0:
                 self._settle()

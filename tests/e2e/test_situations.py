@@ -146,7 +146,7 @@ def test_drifting_sensor_cascade_routes_maintenance_to_fallback_within_an_hour(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
     with _story("manufacturing", kafka_bootstrap, redis_url, tmp_path, unique) as story:
-        sim, _, namespace, incidents = story
+        sim, setup, namespace, incidents = story
         delay = _first_detection(incidents, sim.truth["failure_start_epoch"])
         assert delay <= 3600  # bound: 1 h of data time
         assert {i["subject"] for i in incidents} <= set(sim.truth["failing_subjects"])
@@ -154,7 +154,39 @@ def test_drifting_sensor_cascade_routes_maintenance_to_fallback_within_an_hour(
         assert drift["children"] and drift["blast_radius"]["estimated_cost"]["amount"] > 0
         maintenance = "maintenance-line-2"
         decision = _wait_flag(redis_url, namespace, maintenance, lambda d: d.mode != "normal")
+        story = _root_story(redis_url, namespace)
     assert (decision.mode, decision.version) == ("fallback", "rules-v2")
+    # Issue 15 (3): the story opens on the drifting sensor, not on the flat model seen first.
+    root, *effects = story["members"]
+    assert (root["subject"], root["type"]) == (sim.truth["drifting_sensor"], "sensor-drift")
+    flat = next(m for m in effects if m["type"] == "model-output-flat")
+    assert flat["detected_at"] < root["detected_at"]  # detection order would open on the model
+    assert "feeds anomaly-line-2" in story["why"] and "(declared lineage)" in story["why"]
+    from riskstream.bootstrap import redis_operations
+
+    ops = redis_operations(setup.config, redis_url, namespace)
+    text = ops.report(flat["incident_id"], "postmortem", "md", setup.config.reporting)
+    assert text.startswith("# Post-mortem: warning sensor-drift on line-2/")
+    assert text.index("### 1. Why did anomaly-line-2 fail") < text.index("### 2. Why did line-2/")
+
+
+def _root_story(redis_url: str, namespace: str) -> dict[str, Any]:
+    """The story holding the flat model's incident, once the sensor's has joined it too
+    (the worker may still be folding incidents in when the flags are set)."""
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
+
+    records = RedisIncidentStore.from_url(redis_url, namespace=namespace)
+    deadline = time.monotonic() + 60
+    while True:
+        stories = [r.story for r in records.recent() if r.story]
+        found = [
+            s for s in stories
+            if {"model-output-flat", "sensor-drift"} <= {m["type"] for m in s["members"]}
+        ]  # fmt: skip
+        if found:
+            return dict(found[0])
+        assert time.monotonic() < deadline, f"no story of the sensor and the model: {stories}"
+        time.sleep(0.2)
 
 
 def test_medical_subgroup_miss_is_reviewed_at_once_and_rolled_back_only_when_approved(

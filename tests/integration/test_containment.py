@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
+from riskstream.core.enrichment import suspected_changes
 from riskstream.router import Router
 from support import (
     CONTAINMENT_YAML,
@@ -76,12 +77,16 @@ def test_an_incident_flips_the_flag_the_router_sees_it_and_a_redelivery_changes_
         ]
         _send(kafka_bootstrap, setup.topics["change"], *deploys)
         _wait("the deploys", lambda: (f := flags.get("chatbot")) and f.revision == 2)
-        _send(kafka_bootstrap, setup.topics["incidents"], incident("inc-1", "chatbot"))
+        # listing the deploys as a processor that read them does (else the worker lists
+        # them itself, by an update: one more routing-change message below)
+        listed = suspected_changes(deploys, ["chatbot"], START + 3000, START + 3600, 6 * 3600)
+        inc = incident("inc-1", "chatbot", suspected_changes=listed)
+        _send(kafka_bootstrap, setup.topics["incidents"], inc)
         decision = router.wait_for("chatbot", 3, timeout=60)
         assert (decision.version, decision.mode, decision.incident_id) == (
             "bot-1.4", "normal", "inc-1"
         )  # fmt: skip
-        _send(kafka_bootstrap, setup.topics["incidents"], incident("inc-1", "chatbot"))
+        _send(kafka_bootstrap, setup.topics["incidents"], inc)
         _wait(
             "the redelivered routing change",
             lambda: len(read_topic(kafka_bootstrap, setup.topics["routing_changes"], idle=1)) >= 4,

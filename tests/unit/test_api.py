@@ -504,3 +504,23 @@ def test_a_newline_in_the_path_cannot_forge_a_log_line(
 def sample(env: Env, name: str) -> float:
     value = env.registry.get_sample_value(name)
     return 0.0 if value is None else value
+
+
+def test_incident_detail_tells_its_story_root_first(tmp_path: Path) -> None:
+    async def scenario(env: Env) -> None:
+        status, alone = await env.call("GET", "/api/v1/incidents/inc-2", "val")
+        assert status == 200 and alone["story"] is None
+        # Seen later, on the same model, but it began a day earlier: the story's root.
+        earlier = incident(
+            "inc-0", stream_key="diagnosis-v4|subtype-a",
+            detected_at="2026-12-06T07:50:00.000Z", onset_at="2026-12-02T07:00:00.000Z",
+        )  # fmt: skip
+        env.ops._containment.on_incident(earlier)
+        for incident_id in ("inc-1", "inc-0"):
+            status, body = await env.call("GET", f"/api/v1/incidents/{incident_id}", "val")
+            story = body["story"]
+            assert status == 200 and story["root"] == "inc-0"
+            assert [m["role"] for m in story["members"]] == ["root", "effect"]
+            assert "its change began first" in story["why"]
+
+    run(tmp_path, scenario)

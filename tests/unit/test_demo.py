@@ -80,3 +80,23 @@ def test_demo_tells_each_story(capsys: pytest.CaptureFixture[str]) -> None:
     text = out.getvalue()
     for line in ("ground truth", "detected", "suspect 1", "cascade", "contained", "final flag"):
         assert line in text, text
+
+
+def test_the_manufacturing_story_opens_on_the_sensor_not_on_the_model_seen_first() -> None:
+    # Issue 15 (3): the flat anomaly model is detected first (onset ~13:08), but the
+    # drifting sensor feeding it began earlier (~13:04) and is the root.
+    result, _ = run_situation("manufacturing", seed=7)
+    (story,) = result.stories.values()
+    root, *effects = story["members"]
+    assert (root["subject"], root["type"]) == (result.truth["drifting_sensor"], "sensor-drift")
+    flat = next(m for m in effects if m["type"] == "model-output-flat")
+    assert root["onset_at"] < flat["onset_at"] and flat["detected_at"] < root["detected_at"]
+    assert {m["role"] for m in effects} == {"effect"}
+    assert "feeds anomaly-line-2" in story["why"] and "began first" in story["why"]
+    out = io.StringIO()
+    from riskstream.demo import _tell
+
+    _tell(result, out)
+    text = out.getvalue()
+    assert text.index("root cause    sensor-drift on line-2/temp-03") < text.index("detected")
+    assert text.index("sensor-drift on line-2/temp-03\n") < text.index("model-output-flat")

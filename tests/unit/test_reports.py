@@ -273,3 +273,42 @@ def test_counted_users_seed_the_question_about_people() -> None:
     assert "counted 212 distinct users" in _persons_prompt({"affected_users": 212})
     bound = _persons_prompt({"affected_users": 9, "affected_users_is_lower_bound": True})
     assert "at least 9 distinct users" in bound
+
+
+def test_reports_of_a_story_member_open_on_the_root_and_walk_the_whys_up_to_it() -> None:
+    # Issue 15 (3): asked about the flat anomaly model, the reports open on the sensor.
+    from riskstream.demo import run_situation
+
+    _, pipeline = run_situation("manufacturing", seed=7)
+    ops = OperatorService(
+        pipeline.containment, pipeline.records, pipeline.bus.producer(), "incidents"
+    )
+    flat = next(r for r in pipeline.records.recent() if r.incident["type"] == "model-output-flat")
+    story = ops.story(flat)
+    assert story is not None
+    settings, as_of = pipeline.config.reporting, flat.timeline[-1].at
+    pm = postmortem_report(flat, settings, as_of, None, story)
+    assert pm["title"].startswith("Post-mortem: warning sensor-drift on line-2/temp-03")
+    assert pm["summary"]["subject"] == "line-2/temp-03"
+    assert pm["story"]["asked_about"] == flat.incident_id
+    assert [m["role"] for m in pm["story"]["members"]][:2] == ["root", "effect"]
+    whys = [w["why"] for w in pm["five_whys"]]
+    assert whys[0].startswith("Why did anomaly-line-2 fail (model-output-flat")
+    assert whys[1].startswith("Why did line-2/temp-03 change around")
+    assert "fed by line-2/temp-03" in pm["five_whys"][0]["seed"]
+    assert "ingest-5.2.0" in pm["five_whys"][1]["seed"]  # the root's suspected change
+    # The whole story's timeline, and its first containment (on the maintenance model)
+    assert any("maintenance-line-2" in e["what"] for e in pm["timeline"])
+    assert pm["summary"]["first_contained"] is not None
+    # ...from the root's point of view, the whys start at the furthest effect
+    root = story.root(flat)
+    from_root = postmortem_report(root, settings, as_of, None, ops.story(root))
+    assert from_root["five_whys"][0]["why"].startswith("Why did maintenance-line-2 fail")
+    assert from_root["five_whys"][1]["why"].startswith("Why did anomaly-line-2 fail")
+    art = art73_report(flat, settings, as_of, None, story)
+    assert art["ai_system"]["model_id"] == "anomaly-line-2"  # the AI system asked about
+    assert art["story"]["root_subject"] == "line-2/temp-03"
+    assert art["causes"]["root_cause"]["subject"] == "line-2/temp-03"
+    text = render("art73", "md", flat, settings, as_of, None, story)
+    assert text.index("## The story, root cause first") < text.index("## 1. Provider")
+    assert "Root cause first: warning sensor-drift on line-2/temp-03" in text

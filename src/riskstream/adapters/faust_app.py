@@ -33,6 +33,7 @@ import orjson
 from riskstream.config import Config
 from riskstream.errors import StateStoreError
 from riskstream.metrics import StoreHealth
+from riskstream.services.backfill import SuspectBackfill
 from riskstream.services.containment import ContainmentService
 from riskstream.services.flag_epoch import FlagGuard
 
@@ -79,8 +80,10 @@ def build_app(
     expiry_interval_s: float = 1.0,
     commit_every: int = 1,
     commit_interval_s: float = 2.8,
+    backfill: SuspectBackfill | None = None,
 ) -> Any:
-    """A faust App whose agents feed the containment service."""
+    """A faust App whose agents feed the containment service (and ``backfill``: change
+    events read after their incident, listed on it; :mod:`riskstream.services.backfill`)."""
     import faust  # imported here: faust pulls in a lot, and only this process needs it
 
     store = health or StoreHealth.unexported()
@@ -112,6 +115,11 @@ def build_app(
                 functools.partial(service.on_incident, incident),
             )  # fmt: skip
             log.info("incident %s: %s", incident.get("incident_id"), outcomes)
+            if backfill is not None:
+                await retrying(
+                    store, f"suspects of incident {incident.get('incident_id')}",
+                    functools.partial(backfill.on_incident, incident),
+                )  # fmt: skip
 
     @app.agent(changes)
     async def record_changes(stream: Any) -> None:
@@ -125,6 +133,11 @@ def build_app(
                 await retrying(
                     store, "change event", functools.partial(service.on_change_event, event)
                 )
+                if backfill is not None:
+                    await retrying(
+                        store, "change event's incidents",
+                        functools.partial(backfill.on_change, event),
+                    )  # fmt: skip
             except (KeyError, ValueError) as exc:
                 log.error("skipping a change event riskstream cannot read: %s", exc)
 

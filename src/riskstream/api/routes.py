@@ -199,7 +199,8 @@ def _page(
 async def _incident(request: web.Request, record: IncidentRecord) -> web.StreamResponse:
     api = request.app[API]
     actions = await api.read(api.ops.actions, None, record.incident_id)
-    return json_response(incident_view(record, actions))
+    story = await api.read(api.ops.story_of, record)
+    return json_response(incident_view(record, actions, story))
 
 
 async def get_incident(request: web.Request) -> web.StreamResponse:

@@ -7,6 +7,7 @@ hashed (``at`` in epoch seconds), so a client can verify the chain itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from riskstream.core.approvals import PendingAction
@@ -47,8 +48,13 @@ def _entry(entry: TimelineEntry) -> dict[str, Any]:
             "detail": entry.detail}  # fmt: skip
 
 
-def incident_view(record: IncidentRecord, actions: list[PendingAction]) -> dict[str, Any]:
-    """The whole record: the incident's data (evidence and all), the timeline, its actions."""
+def incident_view(
+    record: IncidentRecord,
+    actions: list[PendingAction],
+    story: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The whole record: the incident's data (evidence and all), the timeline, its actions,
+    and the story of its group, root first (``null`` when it stands alone)."""
     return {
         **summary(record),
         "acknowledged_at": _time(record.acknowledged_at),
@@ -59,6 +65,7 @@ def incident_view(record: IncidentRecord, actions: list[PendingAction]) -> dict[
         "timeline": [_entry(e) for e in record.timeline],
         "actions": [action_view(a) for a in actions],
         "tickets": ticket_links(record),
+        "story": dict(story) if story else None,
     }
 
 

@@ -181,7 +181,7 @@ def run_containment(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
     from riskstream.adapters.faust_app import build_app
-    from riskstream.bootstrap import kafka_worker
+    from riskstream.bootstrap import kafka_backfill, kafka_worker
     from riskstream.config import load_config
     from riskstream.config.environment import KafkaSettings
     from riskstream.metrics import serve_metrics
@@ -197,6 +197,7 @@ def run_containment(args: argparse.Namespace) -> int:
         config, bootstrap, service, health=metrics.store, guard=guard,
         app_id=args.app_id, replication_factor=args.replication_factor,
         commit_every=args.commit_every, commit_interval_s=args.commit_interval,
+        backfill=kafka_backfill(config, args.bootstrap, args.redis_url, args.namespace),
     )  # fmt: skip
     from faust.worker import Worker
 

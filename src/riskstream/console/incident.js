@@ -132,6 +132,20 @@ function cascade(incident) {
   ]));
 }
 
+// The group's story, root cause first: what began first and explains the rest.
+function story(told, id) {
+  if (!told) return null;
+  const link = (m) => m.incident_id === id ? h("strong", {}, "this incident")
+    : h("a", { href: `#/incidents/${encodeURIComponent(m.incident_id)}` }, m.incident_id.slice(0, 12));
+  return section("Story, root cause first", h("p", { "data-test": "story-root" },
+    `Root: ${told.root_subject} — ${told.why}.`),
+  h("ol", { class: "story", "data-test": "story" }, told.members.map((m) =>
+    h("li", { "data-role": m.role }, badge(m.role, "kind"), ` ${m.type} on ${m.subject} `,
+      h("span", { class: "muted" }, `(onset ~${time(m.onset_at)}, detected ${time(m.detected_at)}) `),
+      link(m), m.because ? h("span", { class: "muted" }, ` — ${m.because}`) : null))),
+  told.more ? h("p", { class: "muted" }, `${told.more} more effects are not listed.`) : null);
+}
+
 function timeline(entries) {
   return section("Timeline", h("ol", { class: "timeline", "data-test": "timeline" }, entries.map((e) =>
     h("li", { "data-kind": e.kind }, h("span", { class: "when" }, time(e.at)), badge(e.kind, "kind"),
@@ -159,6 +173,7 @@ export async function incidentPage(main, id, rerender) {
       record.acknowledged_by ? badge(`acknowledged by ${record.acknowledged_by}`, "ack") : null),
     regulatory(incident),
     operatorBar(record, rerender),
+    story(record.story, record.incident_id),
     h("div", { class: "columns" },
       section("Evidence", evidenceChart(incident.evidence), evidenceFacts(incident.evidence || {})),
       section("What", facts([

@@ -18,6 +18,7 @@ from typing import Any
 
 from riskstream.core.enrichment import downstream_of, upstream_of
 from riskstream.core.incident_text import change_text
+from riskstream.core.stories import join_story
 from riskstream.core.timeutil import parse_time
 from riskstream.errors import InputError
 
@@ -31,6 +32,8 @@ __all__ = [
     "acknowledge",
     "correlate",
     "headline",
+    "join_group",
+    "merge_suspects",
     "note_action",
     "record_incident",
     "resolve",
@@ -82,6 +85,8 @@ class IncidentRecord:
     group_id: str | None = None  # the first incident of its correlated group (None: itself)
     # the group's ticket per ticket system: key, url, id, posted, closed (core/tickets.py)
     tickets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # on the group's first incident: the story, root first (core/stories.py; None: alone)
+    story: Mapping[str, Any] | None = None
 
     @property
     def incident_id(self) -> str:
@@ -111,6 +116,7 @@ class IncidentRecord:
             "timeline": [entry.to_data() for entry in self.timeline],
             "group_id": self.group_id,
             **({"tickets": {k: dict(v) for k, v in self.tickets.items()}} if self.tickets else {}),
+            **({"story": dict(self.story)} if self.story else {}),
         }
 
     @classmethod
@@ -126,6 +132,7 @@ class IncidentRecord:
             timeline=tuple(TimelineEntry.from_data(e) for e in data.get("timeline", ())),
             group_id=data.get("group_id"),
             tickets=dict(data.get("tickets") or {}),
+            story=data.get("story") or None,
         )
 
     @property
@@ -174,12 +181,94 @@ def record_incident(
     ):
         alarms = ((incident.get("evidence") or {}).get("episode") or {}).get("alarms")
         detail = f"evidence grew: {alarms} alarms in this episode" if alarms else "updated"
+        had = record.incident.get("suspected_changes") or []
+        suspects, late = merge_suspects(had, incident.get("suspected_changes") or [])
         keep = {"status": record.incident.get("status", "open")}
-        record = replace(record, incident={**incident, **keep})
-        record = with_entry(record, at, "updated", DETECTION_ACTOR, detail, f"updated:{alarms}")
+        if suspects or "suspected_changes" in incident:
+            keep["suspected_changes"] = suspects
+        new = {**incident, **keep}
+        if _without_status(new) != _without_status(record.incident):
+            record = replace(record, incident=new)
+            if not late or alarms:
+                record = with_entry(
+                    record, at, "updated", DETECTION_ACTOR, detail, f"updated:{alarms}"
+                )
+        for change in late:
+            record = with_entry(
+                record, at, "updated", DETECTION_ACTOR,
+                f"suspected change listed as it arrived: {change_text_of(change)}",
+                f"suspect:{change.get('event_id')}",
+            )  # fmt: skip
     if incident.get("status") == "resolved" and record.status != "resolved":
         record = resolve(record, str(incident.get("resolved_by") or "riskstream"), at, "")
     return record
+
+
+def merge_suspects(
+    had: Sequence[Mapping[str, Any]], given: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every suspected change of either list once (by event id), nearest the onset
+    first; and those ``given`` lists that ``had`` did not (listed late).
+
+    An update never drops a suspect: one listed when its change event arrived after
+    the incident (a backfill) stays listed when the detector's next update, made from
+    a change log that has not seen it yet, does not name it.
+
+    >>> a = {"event_id": "a", "lead_seconds": 600}
+    >>> b = {"event_id": "b", "lead_seconds": -60}
+    >>> merged, late = merge_suspects([a], [b, a])
+    >>> [c["event_id"] for c in merged], [c["event_id"] for c in late]
+    (['b', 'a'], ['b'])
+    """
+    seen = {str(c.get("event_id")) for c in had}
+    late = []
+    for change in given:
+        if str(change.get("event_id")) not in seen:
+            seen.add(str(change.get("event_id")))
+            late.append(dict(change))
+    merged = [dict(c) for c in had] + late
+
+    def nearness(change: Mapping[str, Any]) -> tuple[float, float]:
+        lead = change.get("lead_seconds")
+        lead = float(lead) if isinstance(lead, int | float) else float("inf")
+        return (abs(lead), -lead)
+
+    merged.sort(key=nearness)
+    return merged, late
+
+
+def change_text_of(change: Mapping[str, Any]) -> str:
+    """``deploy of chatbot bot-1.5 by ci (change c1)``: one suspect, for the timeline."""
+    version = f" {change['version']}" if change.get("version") else ""
+    actor = f" by {change['actor']}" if change.get("actor") else ""
+    return (
+        f"{change.get('kind')} of {change.get('subject')}{version}{actor} "
+        f"(change {change.get('event_id')})"
+    )
+
+
+def join_group(
+    lead: IncidentRecord,
+    incident: Mapping[str, Any],
+    at: float,
+    lineage: Mapping[str, Sequence[str]],
+) -> IncidentRecord:
+    """The group's first record once ``incident`` joins it: the member on its
+    timeline, and the story retold root first (:mod:`riskstream.core.stories`), with
+    a timeline entry whenever the root changes.  Idempotent."""
+    incident_id = str(incident["incident_id"])
+    detail = f"related incident {incident_id}: {headline(incident)}"
+    lead = with_entry(lead, at, "correlated", DETECTION_ACTOR, detail, f"member:{incident_id}")
+    story = join_story(lead.story, lead.incident, incident, lineage)
+    if story == lead.story:
+        return lead
+    lead = replace(lead, story=story)
+    root = story["members"][0]
+    return with_entry(
+        lead, at, "root", DETECTION_ACTOR,
+        f"root cause: {root['type']} on {root['subject']}: {story['why']}",
+        f"root:{story['root']}",
+    )  # fmt: skip
 
 
 def with_entry(

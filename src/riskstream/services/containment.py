@@ -22,11 +22,10 @@ from riskstream.codec import encode_cloudevent
 from riskstream.core.approvals import GROUPED_MODEL, Member, PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.incident_records import (
-    DETECTION_ACTOR,
     Correlation,
     IncidentRecord,
     correlate,
-    headline,
+    join_group,
     note_action,
     record_incident,
     with_entry,
@@ -404,14 +403,9 @@ class ContainmentService:
         if new:
             group = correlate(incident, self._neighbours(incident), self._correlation)
         self._record(incident_id, lambda r: record_incident(r, incident, at, group))
-        if group is not None:
-            detail = f"related incident {incident_id}: {headline(incident)}"
-            self._record(
-                group,
-                lambda r: None if r is None else with_entry(
-                    r, at, "correlated", DETECTION_ACTOR, detail, f"member:{incident_id}"
-                ),
-            )  # fmt: skip
+        if group is not None:  # the member on the group's timeline; its story, root first
+            lin = self._correlation.lineage
+            self._record(group, lambda r: None if r is None else join_group(r, incident, at, lin))
         return new
 
     def _held_by(self, incident_id: str) -> str | None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from riskstream.codec import encode_cloudevent
 from riskstream.core.approvals import STATUSES, Member, PendingAction
@@ -24,7 +25,7 @@ from riskstream.core.incident_records import (
     resolve,
 )
 from riskstream.core.incidents import INCIDENT_RESOLVED
-from riskstream.core.reports import render
+from riskstream.core.reports import Story, render
 from riskstream.core.reports.settings import ReportSettings
 from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.core.timeutil import format_time
@@ -221,7 +222,25 @@ class OperatorService:
         """An Article 73 draft or a post-mortem skeleton of the incident, as of now."""
         record = self.incident(incident_id)
         flag = self.flags().get(record.subject)
-        return render(kind, fmt, record, settings, self._clock(), flag)
+        return render(kind, fmt, record, settings, self._clock(), flag, self.story(record))
+
+    def story_of(self, record: IncidentRecord) -> Mapping[str, Any] | None:
+        """The story of the incident's group, root first (None: it stands alone); kept on
+        the group's first record (:func:`riskstream.core.incident_records.join_group`)."""
+        lead = record if record.group == record.incident_id else self._incidents.get(record.group)
+        return lead.story if lead is not None and lead.story else None
+
+    def story(self, record: IncidentRecord) -> Story | None:
+        """:meth:`story_of`, with the records of its members, for the reports."""
+        data = self.story_of(record)
+        if data is None:
+            return None
+        found = {record.incident_id: record}
+        for member in data.get("members") or ():
+            member_id = str(member["incident_id"])
+            if member_id not in found and (r := self._incidents.get(member_id)) is not None:
+                found[member_id] = r
+        return Story(data, found)
 
     def audit(self, start: int = 0, count: int | None = None) -> list[AuditEntry]:
         return self._containment.audit(start, count)

@@ -97,13 +97,13 @@ ROUTER_ACL: Final = (
 )
 #: The parked-prediction store (the processor, to join labels).
 PREDICTIONS_ACL: Final = f"~{_PREDICTIONS}|* +set +get +mget +evalsha +script|load"
-#: The change log the processors share.
+#: The change log the processors share (and the containment worker, for backfills).
 CHANGES_ACL: Final = f"~{_CHANGES}|* +zadd +zrangebyscore +zremrangebyscore +zrevrange +multi +exec"
 
 #: What each long-lived process touches in Redis, as one ACL rule list per process.
 PROCESS_ACLS: Final = {
     "processor": f"{STATE_ACL} {PREDICTIONS_ACL} {CHANGES_ACL}",
-    "containment": FLAGS_ACL,
+    "containment": f"{FLAGS_ACL} {CHANGES_ACL}",  # + the change log, for backfills
     "api": FLAGS_ACL,
     "router": ROUTER_ACL,
 }

@@ -30,6 +30,7 @@ from riskstream.core.reports.facts import (
     version_at_onset,
 )
 from riskstream.core.reports.settings import ReportSettings
+from riskstream.core.reports.story import Story
 from riskstream.core.routing import RoutingFlag
 from riskstream.core.timeutil import format_time
 
@@ -53,8 +54,14 @@ def art73_report(
     settings: ReportSettings,
     as_of: float,
     flag: RoutingFlag | None = None,
+    story: Story | None = None,
 ) -> dict[str, Any]:
-    """The report as plain data; ``as_of`` is when it is read (for the days left)."""
+    """The report as plain data; ``as_of`` is when it is read (for the days left).
+
+    Of a member of a grouped ``story``, it opens on the story's root (what began
+    first and explains the rest), then reports the AI system asked about."""
+    if story is not None and len(story.members) < 2:
+        story = None
     inc = record.incident
     model = record.subject
     system = settings.system(model)
@@ -68,6 +75,7 @@ def art73_report(
         "incident_id": record.incident_id,
         "tickets": ticket_links(record),
         "as_of": format_time(as_of),
+        **({"story": story.outline(record.incident_id)} if story is not None else {}),
         "report_type": to_fill(
             "initial or complete report: an initial, incomplete report may be filed first "
             "to meet the deadline (Article 73(5))"
@@ -137,6 +145,7 @@ def art73_report(
             ),
         },
         "causes": {
+            **({"root_cause": _root_cause(story)} if story is not None else {}),
             "suspected_changes": [
                 {**change, "summary": suspect_summary(change)}
                 for change in inc.get("suspected_changes") or ()
@@ -178,3 +187,17 @@ def _persons_prompt(radius: Mapping[str, Any]) -> str:
         f"how many people were affected: riskstream counted {bound}{users} distinct users "
         "between the estimated onset and detection; confirm who was harmed"
     )
+
+
+def _root_cause(story: Story) -> dict[str, Any]:
+    """The story's root, with the changes nearest its onset (the system's own are below)."""
+    root = story.records.get(story.root_id)
+    changes = root.incident.get("suspected_changes") or () if root is not None else ()
+    return {
+        "incident_id": story.root_id,
+        "subject": story.data.get("root_subject"),
+        "what": headline(root.incident) if root is not None else story.members[0]["type"],
+        "onset_estimated": story.members[0]["onset_at"],
+        "why_root": story.data.get("why"),
+        "suspected_changes": [{**c, "summary": suspect_summary(c)} for c in changes],
+    }

@@ -105,6 +105,7 @@ def _art73(r: Mapping[str, Any]) -> list[str]:
         _deadline_line(r["deadline"]),
         "",
         f"Report type: {_v(r['report_type'])}",
+        *_story_lines(r),
         "",
         "## 1. Provider",
         "",
@@ -169,6 +170,16 @@ def _art73(r: Mapping[str, Any]) -> list[str]:
         "## 6. Suspected causes",
         "",
     ]
+    if root := c.get("root_cause"):
+        lines += [
+            f"Root cause first: {_v(root['what'])} (incident `{root['incident_id']}`, estimated "
+            f"onset {root['onset_estimated']}): {_v(root['why_root'])}.",
+            "",
+        ]
+        lines += [
+            f"- root: {_v(x['summary'])} (`{x['event_id']}`)" for x in root["suspected_changes"]
+        ]
+        lines += [""] if root["suspected_changes"] else []
     suspects = c["suspected_changes"]
     lines += [
         f"{n}. {_v(x['summary'])}: {_v(x.get('description'))} (`{x['event_id']}`)"
@@ -202,6 +213,7 @@ def _postmortem(r: Mapping[str, Any]) -> list[str]:
         f"Incident `{r['incident_id']}`, skeleton made by riskstream as of {r['as_of']}. "
         f"Fields marked {MARK} are for the post-mortem meeting.",
         *_tickets_lines(r),
+        *_story_lines(r),
         "",
         "## Summary",
         "",
@@ -278,3 +290,28 @@ def _tickets_lines(r: Mapping[str, Any]) -> list[str]:
         return []
     links = ", ".join(f"{t['system']} [{t['key']}]({t['url']})" for t in tickets)
     return ["", f"Tracked in: {links}"]
+
+
+def _story_lines(r: Mapping[str, Any]) -> list[str]:
+    """The story the incident belongs to, root first, when it belongs to one."""
+    story = r.get("story")
+    if not story:
+        return []
+    lines = [
+        "",
+        "## The story, root cause first",
+        "",
+        f"Root: {story['root_subject']} (`{story['root_incident_id']}`): {_v(story['why_root'])}.",
+        "",
+    ]
+    lines += _table(
+        ["Role", "Incident", "Subject", "What", "Onset (est.)", "Detected", "Because"],
+        (
+            [m["role"], f"`{m['incident_id'][:12]}`", m["subject"], m["what"],
+             m["onset_estimated"], m["detected"], "" if m["role"] == "root" else m["because"]]
+            for m in story["members"]
+        ),
+    )  # fmt: skip
+    if story["not_listed"]:
+        lines += ["", f"{story['not_listed']} more effects are not listed."]
+    return lines

@@ -25,6 +25,7 @@ from riskstream.core.reports.facts import (
     version_at_onset,
 )
 from riskstream.core.reports.settings import RACI_ROLES, ReportSettings
+from riskstream.core.reports.story import Story, root_change_seed
 from riskstream.core.routing import RoutingFlag
 from riskstream.core.timeutil import format_time, parse_time
 
@@ -41,13 +42,27 @@ def postmortem_report(
     settings: ReportSettings,
     as_of: float,
     flag: RoutingFlag | None = None,
+    story: Story | None = None,
 ) -> dict[str, Any]:
+    """The skeleton as plain data.  Of a member of a grouped ``story``, it is the
+    story's post-mortem: it opens on the root, its timeline holds every member's,
+    and the whys walk from an effect up to the root."""
+    asked = record.incident_id
+    if story is not None and len(story.members) > 1:
+        record = story.root(record)
+        records = [story.records.get(str(m["incident_id"])) for m in story.members]
+        members = [r for r in records if r is not None] or [record]
+    else:
+        story, members = None, [record]
     inc = record.incident
     onset, detected = (_at(inc, k) for k in ("onset_at", "detected_at"))
-    contained = next(
-        (e.at for e in record.timeline if e.kind == "action" and e.detail.endswith(": applied")),
-        None,
-    )
+    applied = [
+        e.at
+        for r in members
+        for e in r.timeline
+        if e.kind == "action" and e.detail.endswith(": applied")
+    ]
+    contained = min(applied) if applied else None
     report: dict[str, Any] = {
         "kind": "postmortem",
         "title": f"Post-mortem: {headline(inc)}",
@@ -55,6 +70,7 @@ def postmortem_report(
         "tickets": ticket_links(record),
         "as_of": format_time(as_of),
         "blameless": BLAMELESS,
+        **({"story": story.outline(asked)} if story is not None else {}),
         "summary": {
             "what": headline(inc),
             "subject": record.subject,
@@ -74,13 +90,10 @@ def postmortem_report(
             "regulatory": reporting_deadline(inc, as_of),
             "on_people": to_fill("what it meant for the people served, in their terms"),
         },
-        "timeline": [
-            {"at": format_time(e.at), "kind": e.kind, "by": e.actor, "what": e.detail}
-            for e in record.timeline
-        ],
+        "timeline": _timeline(members),
         "current_routing": current_routing(flag),
         "roles": _roles(settings, record.subject),
-        "five_whys": _five_whys(record, onset, detected),
+        "five_whys": _five_whys(record, onset, detected, story, asked),
         "went_well": to_fill("what helped: detection, runbooks, people, tools"),
         "went_wrong": to_fill("what slowed us down or made it worse"),
         "lucky": to_fill("where we got lucky (and should not count on it again)"),
@@ -112,7 +125,29 @@ def _roles(settings: ReportSettings, model_id: str) -> dict[str, Any]:
     return roles | {"source": f"raci.{pattern}"}
 
 
-def _five_whys(record: IncidentRecord, onset: float | None, detected: float | None) -> list[Any]:
+def _timeline(records: list[IncidentRecord]) -> list[dict[str, Any]]:
+    """One record's timeline as recorded; a story's, merged in time, each entry saying
+    whose it is."""
+    if len(records) == 1:
+        return [
+            {"at": format_time(e.at), "kind": e.kind, "by": e.actor, "what": e.detail}
+            for e in records[0].timeline
+        ]
+    merged = sorted(((e, r) for r in records for e in r.timeline), key=lambda x: x[0].at)
+    return [
+        {"at": format_time(e.at), "kind": e.kind, "by": e.actor,
+         "what": f"{r.subject} ({r.incident_id[:12]}): {e.detail}"}
+        for e, r in merged
+    ]  # fmt: skip
+
+
+def _five_whys(
+    record: IncidentRecord,
+    onset: float | None,
+    detected: float | None,
+    story: Story | None = None,
+    asked: str = "",
+) -> list[Any]:
     inc = record.incident
     ev: Mapping[str, Any] = inc.get("evidence") or {}
     value, where = ev.get("value") or "the value", inc.get("stream_key") or record.subject
@@ -147,6 +182,12 @@ def _five_whys(record: IncidentRecord, onset: float | None, detected: float | No
             f"Version in service at the onset: {version}" if version else "Version unknown",
         ),
     ]
+    if story is not None:  # from an effect up to the root, then why the root changed
+        root_why = (
+            f"Why did {record.subject} change around {inc.get('onset_at', 'the onset')}?",
+            f"{evidence_summary(inc)}. {root_change_seed(record)}",
+        )
+        seeds = [*story.whys(asked), root_why, *seeds[2:]]
     return [
         {"why": why, "seed": seed, "answer": to_fill("the answer, and the next why it raises")}
         for why, seed in seeds
