@@ -255,6 +255,4 @@ def test_onset_times_are_interpolated_between_the_times_kept() -> None:
     assert times.time_of(99) == 1196.0  # past the newest kept (97)
     assert times.time_of(-5) == 1000.0
     restored = _TimeIndex.load(times.dump())
-    assert [restored.time_of(n) for n in range(1, 100)] == [
-        times.time_of(n) for n in range(1, 100)
-    ]
+    assert [restored.time_of(n) for n in range(1, 100)] == [times.time_of(n) for n in range(1, 100)]
