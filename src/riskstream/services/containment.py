@@ -122,9 +122,9 @@ class ContainmentService:
         self._by_model: dict[str, list[AuditEntry]] = {}
         self._touches: deque[tuple[float, str]] = deque()
         self._touched: Counter[str] = Counter()
-        # Steps this process watches: (model, first change, step) -> when it is judged.
-        # A step found in a flag but not here was started before a restart.
-        self._watching: dict[tuple[str, str, int], float] = {}
+        # Steps this process watches: (model, first change, step) -> (when it is judged,
+        # the target).  A step found in a flag but not here was started before a restart.
+        self._watching: dict[tuple[str, str, int], tuple[float, str]] = {}
 
     # -- inputs -----------------------------------------------------------------
 
@@ -345,9 +345,9 @@ class ContainmentService:
             if r is None:
                 continue
             key = (model_id, r.change, r.step)
-            due = self._watching.get(key)
+            due = self._watching.get(key, (None, ""))[0]
             if due is None:
-                self._watching[key] = now + r.dwell_s
+                self._watching[key] = (now + r.dwell_s, flag.active_version)
                 words = (
                     f"{r.describe()} of the shift to {flag.active_version} was started before "
                     f"a restart of the containment worker; watching it again for {r.dwell_s:g} s"
@@ -563,7 +563,9 @@ class ContainmentService:
     def _abort_named_by(self, incident: Mapping[str, Any]) -> None:
         """A new incident that names the target of a shift in flight fails its step now."""
         incident_id = str(incident["incident_id"])
-        for model_id in {m for m, _, _ in self._watching}:
+        subject = str(incident.get("subject", ""))
+        watched = {m for (m, _, _), (_, target) in self._watching.items() if subject in (m, target)}
+        for model_id in watched:  # only the shifts this incident can name: no read per shift
             flag = self._flags.get(model_id)
             r = flag.rollout if flag is not None else None
             if flag is None or r is None or r.incident_id == incident_id:
@@ -957,7 +959,7 @@ class ContainmentService:
             self._publish(cid, flag)
             if result.outcome == "applied" and flag.rollout is not None:
                 r = flag.rollout
-                self._watching[(model_id, r.change, r.step)] = r.due_at
+                self._watching[(model_id, r.change, r.step)] = (r.due_at, flag.active_version)
             return result.outcome
         raise ContainmentError(f"{model_id}: the flag kept changing under 10 attempts; try again")
 
