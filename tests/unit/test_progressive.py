@@ -271,3 +271,25 @@ def test_resolving_after_the_steps_reverts_the_whole_shift(tmp_path: Path) -> No
     flag = _flag(service)
     assert outcome.startswith("reverted: applied")
     assert (flag.active_version, flag.traffic_fraction) == ("bot-1.5", 1.0)
+
+
+def test_a_timeout_does_not_override_a_refused_target(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    text = CONFIG.replace("REQUIRE", "true").replace(
+        "        revert_on_resolve: true\n",
+        "        revert_on_resolve: true\n"
+        "        approval: {required: true, timeout: 60, on_timeout: apply}\n",
+    )
+    path.write_text(text)
+    bus, clock = InMemoryBus(), Clock()
+    service = embedded_containment(load_config(path), bus, clock=clock)
+    service.on_change_event(
+        {"event_id": "d1", "time": format_time(T0 - 60), "kind": "deploy", "subject": "chatbot",
+         "version": "bot-1.5", "actor": "ci", "description": "release"}
+    )  # fmt: skip
+    service.on_incident(_incident("inc-1"))
+    (pending,) = service.pending()
+    assert "no healthy target" in pending.note  # the approver would have read why
+    clock.now += 61
+    service.expire_due()
+    assert _flag(service).active_version == "bot-1.5"  # nobody decided: nothing applied

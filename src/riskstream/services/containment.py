@@ -340,11 +340,13 @@ class ContainmentService:
         """
         now = self._clock()
         outcomes = []
+        in_flight, watched = set(), set(self._watching)
         for model_id, flag in self._flags.all().items():
             r = flag.rollout
             if r is None:
                 continue
             key = (model_id, r.change, r.step)
+            in_flight.add(key)
             due = self._watching.get(key, (None, ""))[0]
             if due is None:
                 self._watching[key] = (now + r.dwell_s, flag.active_version)
@@ -368,6 +370,8 @@ class ContainmentService:
                 outcomes.append(self._roll_back(model_id, flag, failure))
             else:
                 outcomes.append(self._next_step(model_id, flag))
+        for gone in watched - in_flight:  # reverted, overridden or redeployed meanwhile
+            self._watching.pop(gone, None)
         return outcomes
 
     def override(
@@ -922,6 +926,8 @@ class ContainmentService:
             chosen, why = self._check(cid, action, incident)
             if chosen is None and actor == CONTAINMENT_ACTOR:
                 return self._to_person(cid, action, incident, why)
+            if chosen is None and actor == TIMEOUT_ACTOR:  # nobody decided: do not override
+                return f"failed: {why}"
             if chosen is None:  # a person approved it having read the check: theirs stands
                 options = candidates(action, model_id, policy, known_good)
                 chosen = next((c for c in options if not c.problem), options[0])
