@@ -172,3 +172,29 @@ def test_a_shift_outlives_a_restart_of_the_worker_and_resumes(
     events = [e.after.get("event") or e.after["traffic_fraction"] for e in flags.audit()]
     assert events[2:] == [0.5, "step.resumed", 1.0]  # resumed, dwelt again, then stepped
     assert flags.get("chatbot").active_version == "bot-1.4" and flags.verify_audit().ok
+
+
+def test_a_flag_stored_before_fractions_reads_as_all_traffic(
+    redis_url: str, unique: Callable[[str], str]
+) -> None:
+    import redis
+
+    from riskstream.adapters.redis.keys import flag_keys
+
+    namespace = unique("ns")
+    old = RoutingFlag("chatbot", "bot-1.4", revision=7).to_data()
+    del old["traffic_fraction"]  # as an older riskstream wrote it
+    client = redis.Redis.from_url(redis_url)
+    client.hset(flag_keys(namespace).flags, "chatbot", orjson.dumps(old))
+    client.close()
+    store = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    router = Router(redis_url, namespace=namespace)
+    try:
+        stored = store.get("chatbot")
+        decision = router.wait_for("chatbot", 7, timeout=30)
+    finally:
+        router.close()
+        store.close()
+    assert stored is not None and stored.traffic_fraction == 1.0
+    assert (decision.version, decision.traffic_fraction) == ("bot-1.4", 1.0)
+    assert router.route("chatbot", key="user-1").version == "bot-1.4"
