@@ -42,6 +42,7 @@ class SituationResult:
     groups: dict[str, list[str]] = field(default_factory=dict)  # first incident -> related
     # first incident -> its group's story, root first (riskstream.core.stories)
     stories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shifts: list[dict[str, Any]] = field(default_factory=list)  # containment's flag changes
 
     @property
     def detection_delay_s(self) -> float | None:
@@ -69,6 +70,7 @@ class SituationResult:
             "final_flags": self.flags,
             "incident_groups": self.groups,
             "stories": self.stories,
+            "routing_changes": self.shifts,
         }
 
 
@@ -135,6 +137,13 @@ def run_situation(
         if not _is_true(incident, sim.truth):
             result.false_incidents.append(incident)
     result.flags = {m: f.to_data() for m, f in sorted(pipeline.flags().items())}
+    result.shifts = [
+        {"model_id": e.model_id, "at": format_time(e.at), "version": e.after["active_version"],
+         "mode": e.after["mode"], "traffic_fraction": e.after.get("traffic_fraction", 1.0),
+         "previous_version": e.after.get("previous_version"), "reason": e.after["reason"]}
+        for e in pipeline.containment.audit()
+        if "active_version" in e.after and e.after.get("incident_id")
+    ]  # fmt: skip
     for stored in sorted(pipeline.records.recent(10_000), key=lambda r: r.detected_at):
         if stored.group != stored.incident_id:
             result.groups.setdefault(stored.group, []).append(stored.incident_id)
@@ -243,6 +252,13 @@ def _tell(r: SituationResult, out: TextIO) -> None:
           f"effects on {', '.join(others) or 'the same subject'}")  # fmt: skip
     for a in r.applied:
         p(f"  contained     {a['subject']}: {a['outcome']} (incident {a['incident_id'][:12]})")
+    for s in r.shifts:
+        reason = str(s["reason"])
+        if ". " in reason and s["traffic_fraction"] == r.shifts[0]["traffic_fraction"]:
+            p(f"    checked     {reason.split('. ', 1)[1]}")  # the target check's words
+        rest = f", the rest on {s['previous_version']}" if s["previous_version"] else ""
+        share = f"{s['traffic_fraction']:.0%} of users on {s['version']} ({s['mode']}){rest}"
+        p(f"    routed      {_clock(parse_time(s['at']))} {s['model_id']}: {share}")
     for pend in r.pending:
         p(f"  pending       {pend['action']} of {pend['model_id']} waits for a person "
           f"since {_clock(parse_time(pend['requested_at']))}")  # fmt: skip

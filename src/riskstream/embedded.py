@@ -108,6 +108,7 @@ class EmbeddedPipeline:
             self._on_chunk(self)
         self.containment.expire_due()
         self.containment.lapse_flags()
+        self.containment.advance_steps()
 
     def _drain(self) -> None:
         while self._processor.step(0):

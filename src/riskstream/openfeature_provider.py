@@ -71,7 +71,7 @@ T = TypeVar("T")
 class DecisionSource(Protocol):
     """What the provider reads: a :class:`~riskstream.router.Router` or its ``FlagCache``."""
 
-    def route(self, model_id: str) -> Decision: ...
+    def route(self, model_id: str, key: str | None = None) -> Decision: ...
 
 
 def _split(flag_key: str) -> tuple[str, str | None]:
@@ -162,10 +162,16 @@ class RiskstreamProvider(AbstractProvider):
     # -- resolution ---------------------------------------------------------------------
 
     def _resolve(
-        self, flag_key: str, default: T, kind: type | tuple[type, ...]
+        self,
+        flag_key: str,
+        default: T,
+        kind: type | tuple[type, ...],
+        context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[T]:
+        """During a progressive shift the context's targeting key picks the user's side
+        (the router's stable hash), so one user keeps one version."""
         model, field = _split(flag_key)
-        decision = self._router.route(model)
+        decision = self._router.route(model, context.targeting_key if context else None)
         if math.isinf(decision.age_s):
             return FlagResolutionDetails(
                 default, ErrorCode.PROVIDER_NOT_READY,
@@ -209,17 +215,17 @@ class RiskstreamProvider(AbstractProvider):
         default_value: bool,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[bool]:
-        return self._resolve(flag_key, default_value, bool)
+        return self._resolve(flag_key, default_value, bool, evaluation_context)
 
     def resolve_string_details(
         self, flag_key: str, default_value: str, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[str]:
-        return self._resolve(flag_key, default_value, str)
+        return self._resolve(flag_key, default_value, str, evaluation_context)
 
     def resolve_integer_details(
         self, flag_key: str, default_value: int, evaluation_context: EvaluationContext | None = None
     ) -> FlagResolutionDetails[int]:
-        return self._resolve(flag_key, default_value, int)
+        return self._resolve(flag_key, default_value, int, evaluation_context)
 
     def resolve_float_details(
         self,
@@ -227,7 +233,7 @@ class RiskstreamProvider(AbstractProvider):
         default_value: float,
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[float]:
-        return self._resolve(flag_key, default_value, (float, int))
+        return self._resolve(flag_key, default_value, (float, int), evaluation_context)
 
     def resolve_object_details(
         self,
@@ -235,4 +241,4 @@ class RiskstreamProvider(AbstractProvider):
         default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
         evaluation_context: EvaluationContext | None = None,
     ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
-        return self._resolve(flag_key, default_value, (dict, list))
+        return self._resolve(flag_key, default_value, (dict, list), evaluation_context)

@@ -12,8 +12,8 @@ read with no I/O (about 2 µs, most of it building the :class:`Decision`)::
     router = Router("rediss://redis.internal:6380/0", namespace="prod", registry=REGISTRY,
                     password=os.environ["REDIS_PASSWORD"], ssl_ca_certs="/etc/ssl/redis-ca.pem")
 
-    def predict(model_id: str, features: dict) -> Prediction:
-        decision = router.route(model_id)  # local read: never blocks, never raises for Redis
+    def predict(model_id: str, user_id: str, features: dict) -> Prediction:
+        decision = router.route(model_id, key=user_id)  # local read: never blocks or raises
         if decision.mode == "blocked":
             raise ModelBlocked(model_id, decision.incident_id)
         return serve(model_id, decision.version or DEFAULT_VERSION[model_id], features)
@@ -121,7 +121,11 @@ class Decision:
     ``version`` is None when the model has no flag and the Router has no
     ``default_version``: the caller uses its own default.  ``mode`` is one of
     :data:`~riskstream.core.routing.MODES` and ``traffic_fraction`` the share of
-    traffic it applies to (the caller samples).  ``revision`` is 0 when
+    traffic it applies to.  Asked with a request key (``route(model, key=...)``),
+    ``version`` and ``mode`` are already the ones for that key: the key's stable
+    hash puts it in the shifted share or in the rest (``previous_version`` in
+    ``previous_mode``), the same way every time.  Asked without one, the caller
+    samples.  ``revision`` is 0 when
     there is no flag.  ``age_s`` is the time since the cache was last confirmed
     against Redis (``inf`` if it never was); ``stale`` is ``age_s >
     max_staleness_s``.
@@ -135,6 +139,8 @@ class Decision:
     incident_id: str | None
     stale: bool
     age_s: float
+    previous_version: str | None = None  # what the share not shifted serves
+    previous_mode: str | None = None
 
 
 class FlagCache:
@@ -161,7 +167,7 @@ class FlagCache:
         self._changed = threading.Condition()
         self.lost = False  # Redis lost the flags: every decision is stale until restored
 
-    def route(self, model_id: str) -> Decision:
+    def route(self, model_id: str, key: str | None = None) -> Decision:
         age = self._clock() - self._last_ok
         stale = self.lost or age > self.max_staleness_s
         flag = self._flags.get(model_id)
@@ -169,9 +175,10 @@ class FlagCache:
             return Decision(
                 model_id, self.default_version, "normal", 1.0, 0, None, stale, age,
             )  # fmt: skip
+        version, mode = (flag.active_version, flag.mode) if key is None else flag.serves(key)
         return Decision(
-            model_id, flag.active_version, flag.mode, flag.traffic_fraction, flag.revision,
-            flag.incident_id, stale, age,
+            model_id, version, mode, flag.traffic_fraction, flag.revision,
+            flag.incident_id, stale, age, flag.previous_version, flag.previous_mode,
         )  # fmt: skip
 
     @property
@@ -239,8 +246,9 @@ def parse_flag(model_id: str, raw: bytes | str) -> RoutingFlag:
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
     if flag.model_id != model_id:
         raise ValueError(f"stored under {model_id!r} but names model {flag.model_id!r}")
-    if flag.mode not in MODES:
-        raise ValueError(f"unknown mode {flag.mode!r} (known: {', '.join(MODES)})")
+    for mode in (flag.mode, flag.previous_mode or "normal"):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r} (known: {', '.join(MODES)})")
     if not 0.0 <= flag.traffic_fraction <= 1.0:
         raise ValueError(f"traffic_fraction {flag.traffic_fraction} is outside 0..1")
     return flag
@@ -406,9 +414,14 @@ class Router:
     def __repr__(self) -> str:
         return f"Router({self._where}, namespace={self.namespace!r})"
 
-    def route(self, model_id: str) -> Decision:
-        """How to serve ``model_id`` now: a local read, no I/O, never raises for Redis."""
-        return self._cache.route(model_id)
+    def route(self, model_id: str, key: str | None = None) -> Decision:
+        """How to serve ``model_id`` now: a local read, no I/O, never raises for Redis.
+
+        With ``key`` (a user or session id), the decision is the one for that key
+        during a progressive shift: a stable hash of it picks the shifted share or
+        the rest, so one user does not flip between versions from request to request.
+        """
+        return self._cache.route(model_id, key)
 
     @property
     def stale(self) -> bool:

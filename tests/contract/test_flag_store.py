@@ -286,3 +286,16 @@ def test_the_memory_store_tells_listeners_of_applied_changes_only() -> None:
     unsubscribe()  # twice is harmless
     store.apply(_change("m", 2), at=T0)
     assert heard == [("m", 1), ("m", 2)]
+
+
+def test_a_shift_in_flight_round_trips_with_its_fraction_and_plan(flag_store: Store) -> None:
+    from riskstream.core.routing import Rollout
+
+    plan = Rollout("inc-1", "c0ffee", (0.1, 0.5, 1.0), 0, 300.0, T0, T0 + 300.0)
+    fields = {"traffic_fraction": 0.1, "previous_version": "v0", "previous_mode": "normal"}
+    assert _next(flag_store, MODEL, "step", rollout=plan, **fields).outcome == "applied"
+    stored = flag_store.get(MODEL)
+    assert stored is not None
+    assert (stored.traffic_fraction, stored.previous_version, stored.rollout) == (0.1, "v0", plan)
+    assert flag_store.audit()[-1].after["rollout"]["steps"] == [0.1, 0.5, 1.0]
+    assert flag_store.verify_audit().ok

@@ -89,10 +89,15 @@ def _pipeline(
 
 @contextmanager
 def _story(
-    scenario: str, bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+    scenario: str,
+    bootstrap: str,
+    redis_url: str,
+    tmp_path: Path,
+    unique: Callable[[str], str],
+    **options: Any,
 ) -> Iterator[tuple[Simulation, Setup, str, list[dict[str, Any]]]]:
     """Run the story through the pipeline; the pipeline keeps running inside the block."""
-    sim = SCENARIOS[scenario](seed=11)
+    sim = SCENARIOS[scenario](seed=11, **options)
     setup = _scenario_setup(tmp_path, unique(scenario[:5]), scenario, bootstrap)
     namespace = setup.group
     with _pipeline(setup, bootstrap, redis_url, tmp_path, namespace):
@@ -130,6 +135,19 @@ def _wait_flag(redis_url: str, namespace: str, model: str, check: Callable[[Any]
         router.close()
 
 
+def _shifts(redis_url: str, namespace: str, model: str) -> list[dict[str, Any]]:
+    """Containment's flag changes of the model, from the audit trail, in order."""
+    flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    try:
+        return [
+            e.after
+            for e in flags.audit()
+            if e.model_id == model and "active_version" in e.after and e.after.get("incident_id")
+        ]
+    finally:
+        flags.close()
+
+
 def test_biased_chatbot_is_rolled_back_within_two_hours_of_data(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
@@ -138,8 +156,52 @@ def test_biased_chatbot_is_rolled_back_within_two_hours_of_data(
         delay = _first_detection(incidents, sim.truth["failure_start_epoch"])
         assert delay <= 2 * 3600  # bound: 2 h of data time
         assert {i["stream_key"] for i in incidents} == {"support-bot|group-c"}
-        decision = _wait_flag(redis_url, namespace, "support-bot", lambda d: d.revision >= 3)
+        decision = _wait_flag(
+            redis_url, namespace, "support-bot", lambda d: d.traffic_fraction == 1.0 and
+            d.revision >= 3,
+        )  # fmt: skip
+        shifts = _shifts(redis_url, namespace, "support-bot")
     assert (decision.version, decision.mode) == ("bot-1.4", "normal")
+    # The target was checked, then traffic moved in audited steps: 10 %, 50 %, 100 %,
+    # the rest staying on bot-1.5 until the last.
+    assert [(s["active_version"], s["traffic_fraction"]) for s in shifts] == [
+        ("bot-1.4", 0.1), ("bot-1.4", 0.5), ("bot-1.4", 1.0),
+    ]  # fmt: skip
+    assert [s.get("previous_version") for s in shifts] == ["bot-1.5", "bot-1.5", None]
+    assert (
+        "target checked: bot-1.4 (last-known-good): no open incident names it"
+        in (shifts[0]["reason"])
+    )
+    assert "passed its analysis" in shifts[1]["reason"]
+
+
+def test_chatbot_with_an_unhealthy_known_good_version_falls_back_and_says_why(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    with _story(
+        "chatbot", kafka_bootstrap, redis_url, tmp_path, unique, known_good_unhealthy=True
+    ) as story:
+        sim, _, namespace, incidents = story
+        sick = [i for i in incidents if i["stream_key"] == "support-bot|bot-1.4"]
+        assert sick, "the per-version refusal monitor did not see bot-1.4 fail"
+        assert (
+            parse_time(sick[0]["detected_at"]) >= sim.truth["known_good_unhealthy"]["since_epoch"]
+        )
+        decision = _wait_flag(
+            redis_url, namespace, "support-bot", lambda d: d.traffic_fraction == 1.0 and
+            d.revision >= 3,
+        )  # fmt: skip
+        shifts = _shifts(redis_url, namespace, "support-bot")
+        flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+        checks = [e.after for e in flags.audit() if e.after.get("event") == "target.checked"]
+    assert (decision.version, decision.mode) == ("canned-answers-v1", "fallback")
+    assert [s["traffic_fraction"] for s in shifts] == [0.1, 0.5, 1.0]
+    (check,) = checks
+    assert [(v["target"], v["ok"]) for v in check["verdicts"]] == [
+        ("bot-1.4", False), ("canned-answers-v1", True),
+    ]  # fmt: skip
+    why = f"bot-1.4 (last-known-good) is not healthy: open incident {sick[0]['incident_id']}"
+    assert why in check["note"] and why in shifts[0]["reason"]
 
 
 def test_drifting_sensor_cascade_routes_maintenance_to_fallback_within_an_hour(

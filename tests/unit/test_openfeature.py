@@ -143,3 +143,24 @@ def test_the_flagd_export_keeps_flagds_rules_and_the_providers_keys() -> None:
     assert value["support-bot.human_review"] is True and value["support-bot.blocked"] is False
     assert value["support-bot"]["incident_id"] == "inc-7"
     assert doc["metadata"] == {"flagSetId": "riskstream/prod", "version": "3"}
+
+
+def test_the_targeting_key_keeps_one_user_on_one_side_of_a_shift(
+    client: OpenFeatureClient, cache: FlagCache
+) -> None:
+    from openfeature.evaluation_context import EvaluationContext
+
+    cache.offer(
+        RoutingFlag("support-bot", "sb-2.9", traffic_fraction=0.5, previous_version="sb-3.0",
+                    revision=4)
+    )  # fmt: skip
+    cache.mark_refreshed()
+    seen = {
+        user: client.get_string_value("support-bot.version", "x", EvaluationContext(user))
+        for user in (f"user-{n}" for n in range(40))
+    }
+    assert set(seen.values()) == {"sb-2.9", "sb-3.0"}
+    assert all(
+        client.get_string_value("support-bot.version", "x", EvaluationContext(u)) == v
+        for u, v in seen.items()
+    )

@@ -15,7 +15,8 @@ incident or change event at hand is retried with backoff (0.1 s doubling to 10 s
 until it goes through — that same idempotence makes a retry safe — and meanwhile
 ``/health`` says degraded and ``riskstream_containment_store_up`` reads 0.  Each
 second the :class:`~riskstream.services.flag_epoch.FlagGuard` checks the flag
-epoch and writes the flags back if Redis lost them.
+epoch and writes the flags back if Redis lost them, and the same timer judges the
+steps of progressive shifts whose dwell is over.
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ def build_app(
                 log.warning("approval for %s expired", pending.action_id)
             for model_id in service.lapse_flags():
                 log.warning("routing flag of %s lapsed after its ttl: restored", model_id)
+            for outcome in service.advance_steps():
+                log.warning("progressive shift: %s", outcome)
         except StateStoreError as exc:  # the next tick tries again
             if not store.failing:
                 log.error("timer: Redis fails; retrying each second: %s", exc)

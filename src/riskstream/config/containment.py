@@ -26,14 +26,17 @@ from riskstream.errors import RiskstreamError
 
 __all__ = ["read_containment", "read_enrichment"]
 
-_ACTION_KEYS = ("kind", "version", "fraction", "approval", "revert_on_resolve", "ttl", "channel")
+_ACTION_KEYS = (
+    "kind", "version", "fraction", "approval", "revert_on_resolve", "ttl", "channel",
+    "targets", "require_evidence", "steps", "dwell",
+)  # fmt: skip
 _APPROVAL_KEYS = ("required", "timeout", "on_timeout", "separate_approver")
 _MODEL_KEYS = ("fallback_version", "known_good", "risk_class", *SYSTEM_KEYS)  # reports read those
 _LIMIT_KEYS = ("window", "max_models", "max_traffic_fraction", "storm_incidents", "storm_window")
 
 
 def read_containment(
-    sections: dict[str, YamlNode], routing_changes_topic: str
+    sections: dict[str, YamlNode], routing_changes_topic: str, incidents_topic: str = "incidents"
 ) -> ContainmentPolicy:
     playbooks: list[Playbook] = []
     if "playbooks" in sections:
@@ -62,7 +65,9 @@ def read_containment(
             else limits.max_traffic_fraction,
             storms=_storms(fields, limits.storms),
         )
-    return ContainmentPolicy(tuple(playbooks), models, limits, routing_changes_topic)
+    return ContainmentPolicy(
+        tuple(playbooks), models, limits, routing_changes_topic, incidents_topic
+    )
 
 
 def _storms(fields: dict[str, YamlNode], default: Storms) -> Storms:
@@ -142,6 +147,16 @@ def _action(node: YamlNode) -> Action:
         kwargs["ttl_s"] = number(fields["ttl"])
     if "channel" in fields:
         kwargs["channel"] = string(fields["channel"])
+    if "targets" in fields:
+        kwargs["targets"] = _list_of_strings(fields["targets"])
+    if "require_evidence" in fields:
+        kwargs["require_evidence"] = boolean(fields["require_evidence"])
+    if "steps" in fields:  # percentages in the file, fractions in the action
+        kwargs["steps"] = tuple(number(n) / 100.0 for n in fields["steps"].seq())
+        if "fraction" not in fields and kwargs["steps"]:
+            kwargs["fraction"] = kwargs["steps"][-1]
+    if "dwell" in fields:
+        kwargs["dwell_s"] = number(fields["dwell"])
     try:
         return Action(**kwargs)
     except RiskstreamError as exc:

@@ -154,7 +154,7 @@ class _Reader:
                     f"known_subjects, monitors, labels, notifications, tickets, "
                     f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS + _REPORT_SECTIONS)}",
                 )
-        policy = read_containment(containment, topics.routing_changes)
+        policy = read_containment(containment, topics.routing_changes, topics.incidents)
         if "models" in containment:
             reporting["models"] = containment["models"]
         return Config(

@@ -2,7 +2,9 @@
 
 A playbook matches incidents (type, severity, subject) and lists actions in
 order.  Each action says what routing it wants, whether a person must approve
-it first, and whether it is undone when the incident resolves.  This module
+it first, and whether it is undone when the incident resolves.  A routing action
+may name several candidate ``targets`` (checked in order by
+:mod:`riskstream.core.targets`) and shift traffic in ``steps`` with a dwell.  This module
 only decides; the containment service carries decisions out, so the same logic
 runs in the faust worker, the embedded demo and the tests.
 """
@@ -14,19 +16,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from riskstream.core.routing import RoutingFlag
+from riskstream.core.routing import Rollout, RoutingFlag
 from riskstream.core.storms import Storms
 from riskstream.errors import ConfigError, ContainmentError
 
 __all__ = [
     "ACTION_KINDS",
+    "FALLBACK",
     "LAST_KNOWN_GOOD",
     "Action",
     "Approval",
+    "Candidate",
     "ContainmentPolicy",
     "Limits",
     "ModelPolicy",
     "Playbook",
+    "candidates",
     "gated_by_approval",
     "select_playbook",
     "target_flag",
@@ -34,6 +39,7 @@ __all__ = [
 
 ACTION_KINDS = ("route-to-version", "fallback", "human-review", "shadow", "block", "notify")
 LAST_KNOWN_GOOD = "last-known-good"
+FALLBACK = "fallback"  # as a target: the model's fallback_version, in fallback mode
 _MODE_OF = {
     "route-to-version": "normal",
     "fallback": "fallback",
@@ -68,6 +74,12 @@ class Action:
     revert_on_resolve: bool = False
     ttl_s: float | None = None  # the flag lapses after this long
     channel: str | None = None  # notify: who to tell
+    # route-to-version / fallback: candidates after the first, in order (a version,
+    # last-known-good or fallback); each is checked before it is chosen
+    targets: tuple[str, ...] = ()
+    require_evidence: bool = False  # refuse a target riskstream knows nothing of
+    steps: tuple[float, ...] = ()  # rising fractions; the last is the action's fraction
+    dwell_s: float = 0.0  # how long each step is watched before the next
 
     def __post_init__(self) -> None:
         if self.kind not in ACTION_KINDS:
@@ -76,6 +88,34 @@ class Action:
             raise ConfigError(f"{self.kind}: fraction must be in (0, 1], got {self.fraction}")
         if self.kind == "route-to-version" and not self.version:
             raise ConfigError(f"route-to-version needs a version (a name, or {LAST_KNOWN_GOOD!r})")
+        picks = self.kind in ("route-to-version", "fallback")
+        if (self.targets or self.require_evidence) and not picks:
+            raise ConfigError(
+                f"{self.kind}: targets and require_evidence apply to route-to-version and "
+                "fallback only"
+            )
+        if self.steps:
+            if not self.changes_routing:
+                raise ConfigError("notify: steps apply to actions that change routing")
+            if any(not 0.0 < s <= 1.0 for s in self.steps) or list(self.steps) != sorted(
+                set(self.steps)
+            ):
+                raise ConfigError(
+                    f"{self.kind}: steps must rise strictly, each a percentage above 0 and "
+                    f"at most 100, got {[round(s * 100, 6) for s in self.steps]}"
+                )
+            if self.steps[-1] != self.fraction:
+                raise ConfigError(
+                    f"{self.kind}: the last step ({self.steps[-1]:.0%}) must be the action's "
+                    f"fraction ({self.fraction:.0%}); give one or the other"
+                )
+            if len(self.steps) > 1 and not self.dwell_s > 0:
+                raise ConfigError(
+                    f"{self.kind}: steps need a dwell (seconds each step is watched "
+                    "before the next), e.g. dwell: 300"
+                )
+        elif self.dwell_s:
+            raise ConfigError(f"{self.kind}: a dwell needs steps, e.g. steps: [10, 50, 100]")
 
     @property
     def changes_routing(self) -> bool:
@@ -89,10 +129,15 @@ class Action:
             "revert_on_resolve": self.revert_on_resolve,
             "ttl_s": self.ttl_s,
             "channel": self.channel,
+            "targets": list(self.targets),
+            "require_evidence": self.require_evidence,
+            "steps": list(self.steps),
+            "dwell_s": self.dwell_s,
         }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Action:
+        """An action stored by any version (one stored before steps reads as 100 % at once)."""
         return cls(
             kind=data["kind"],
             version=data.get("version"),
@@ -100,7 +145,16 @@ class Action:
             revert_on_resolve=bool(data.get("revert_on_resolve", False)),
             ttl_s=data.get("ttl_s"),
             channel=data.get("channel"),
+            targets=tuple(data.get("targets") or ()),
+            require_evidence=bool(data.get("require_evidence", False)),
+            steps=tuple(float(s) for s in data.get("steps") or ()),
+            dwell_s=float(data.get("dwell_s") or 0.0),
         )
+
+    @property
+    def first_fraction(self) -> float:
+        """The share of traffic the action's first write moves."""
+        return self.steps[0] if self.steps else self.fraction
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +248,49 @@ def last_known_good(history: Iterable[tuple[float, str | None, str]], onset: flo
     return good
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One target an action may route to: its name in the playbook, the version it
+    resolves to and the mode it serves in (or why it resolves to none)."""
+
+    label: str
+    version: str
+    mode: str
+    problem: str = ""
+
+
+def candidates(
+    action: Action, model_id: str, policy: ModelPolicy, known_good: str | None
+) -> list[Candidate]:
+    """The action's targets in order: its own (version or fallback), then ``targets``.
+
+    >>> a = Action("route-to-version", version=LAST_KNOWN_GOOD, targets=(FALLBACK,))
+    >>> [(c.version, c.mode) for c in candidates(a, "bot", ModelPolicy("canned"), "bot-1.4")]
+    [('bot-1.4', 'normal'), ('canned', 'fallback')]
+    >>> candidates(Action("fallback"), "bot", ModelPolicy(), None)[0].problem
+    'no fallback for bot: set models.bot.fallback_version'
+    """
+    first = FALLBACK if action.kind == "fallback" else str(action.version)
+    found = []
+    for label in (first, *action.targets):
+        if label == FALLBACK:
+            version = policy.fallback_version or ""
+            problem = "" if version else (
+                f"no fallback for {model_id}: set models.{model_id}.fallback_version"
+            )  # fmt: skip
+            found.append(Candidate(label, version, "fallback", problem))
+        elif label == LAST_KNOWN_GOOD:
+            version = known_good or policy.known_good or ""
+            problem = "" if version else (
+                f"no known-good version for {model_id}: no version change before the "
+                f"onset in the audit trail and none configured (models.{model_id}.known_good)"
+            )  # fmt: skip
+            found.append(Candidate(label, version, "normal", problem))
+        else:
+            found.append(Candidate(label, label, "normal"))
+    return found
+
+
 def target_flag(
     action: Action,
     incident: Mapping[str, Any],
@@ -202,12 +299,24 @@ def target_flag(
     known_good: str | None,
     at: float,
     actor: str,
+    chosen: Candidate | None = None,
+    why: str = "",
+    change: str = "",
 ) -> RoutingFlag:
-    """The flag the action wants, on top of the current one (revision + 1)."""
+    """The flag the action wants, on top of the current one (revision + 1).
+
+    ``chosen``: the target the checks picked (else the action's own).  An action
+    with steps moves its first step's share; the rest stays where it was.
+    """
     model_id = str(incident["subject"])
     base = current or RoutingFlag(model_id=model_id, active_version=policy.known_good or "unknown")
     version = base.active_version
-    if action.kind == "route-to-version":
+    mode = _MODE_OF[action.kind]
+    if chosen is not None:
+        if chosen.problem:
+            raise ContainmentError(chosen.problem)
+        version, mode = chosen.version, chosen.mode
+    elif action.kind == "route-to-version":
         version = action.version or ""
         if version == LAST_KNOWN_GOOD:
             version = known_good or policy.known_good or ""
@@ -224,16 +333,30 @@ def target_flag(
         version = policy.fallback_version
     evidence = incident.get("evidence") or {}
     summary = str(evidence.get("summary") or incident.get("type", "incident"))
+    rollout = None
+    previous: dict[str, Any] = {"previous_version": None, "previous_mode": None}
+    if len(action.steps) > 1:
+        rollout = Rollout(
+            incident_id=str(incident["incident_id"]), change=change, steps=action.steps, step=0,
+            dwell_s=action.dwell_s, started_at=at, due_at=at + action.dwell_s,
+        )  # fmt: skip
+        previous = {"previous_version": base.active_version, "previous_mode": base.mode}
+        summary = f"{rollout.describe()}; {summary}"
+    reason = f"{action.kind} for incident {incident['incident_id']}: {summary}"
+    if why:
+        reason = f"{reason}. {why}"
     return base.evolve(
         active_version=version,
-        mode=_MODE_OF[action.kind],
-        traffic_fraction=action.fraction,
-        reason=f"{action.kind} for incident {incident['incident_id']}: {summary}",
+        mode=mode,
+        traffic_fraction=action.first_fraction,
+        reason=reason[:1024],
         incident_id=str(incident["incident_id"]),
         actor=actor,
         revision=base.revision + 1,
         updated_at=at,
         expires_at=None if action.ttl_s is None else at + action.ttl_s,
+        rollout=rollout,
+        **previous,
     )
 
 
@@ -243,6 +366,7 @@ class ContainmentPolicy:
     models: Mapping[str, ModelPolicy] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     routing_changes_topic: str = "routing-changes"
+    incidents_topic: str = "incidents"  # where a failed step's own incident goes
 
     def model(self, model_id: str) -> ModelPolicy:
         return self.models.get(model_id) or ModelPolicy()

@@ -7,10 +7,21 @@ At most once: every (incident, action) has a deterministic change id, and the fl
 store refuses a change id it has applied before — so an incident redelivered after
 a crash (the flag written, the offset not yet committed) finds its change already
 applied, and only the routing-change event is published again, with the same id.
+
+Before a route-to-version or fallback action applies, its candidate targets are
+checked (:mod:`riskstream.core.targets`, evidence from
+:mod:`riskstream.services.target_evidence`); an action with ``steps`` moves its
+first share and leaves the rest of the plan in the flag (``rollout``), which
+:meth:`ContainmentService.advance_steps` (the worker's timer) carries on — after a
+restart too, since the plan lives in the flag: an interrupted step is watched
+again for its full dwell from the restart, so incidents that arrived meanwhile are
+read before it is judged.  A step whose analysis fails (an open incident names the
+target) is rolled back to the state before the shift, and opens an incident.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -30,23 +41,34 @@ from riskstream.core.incident_records import (
     record_incident,
     with_entry,
 )
+from riskstream.core.incidents import INCIDENT_OPENED
 from riskstream.core.playbooks import (
     Action,
+    Candidate,
     ContainmentPolicy,
     Playbook,
+    candidates,
     gated_by_approval,
     last_known_good,
     select_playbook,
     target_flag,
 )
-from riskstream.core.routing import FlagChange, RoutingFlag, change_id
+from riskstream.core.routing import FlagChange, Rollout, RoutingFlag, change_id
 from riskstream.core.storms import StormControl
+from riskstream.core.targets import choose, explain, names_target
 from riskstream.core.timeutil import format_time, parse_time
 from riskstream.errors import ContainmentError, NotPermittedError
 from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
+from riskstream.services.target_evidence import gather, open_naming
 
-__all__ = ["CONTAINMENT_ACTOR", "RESERVED_ACTORS", "ROUTING_CHANGED", "ContainmentService"]
+__all__ = [
+    "CONTAINMENT_ACTOR",
+    "RESERVED_ACTORS",
+    "ROUTING_CHANGED",
+    "STEP_MONITOR",
+    "ContainmentService",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +77,12 @@ TIMEOUT_ACTOR = "riskstream/timeout"
 RESERVED_ACTORS = "riskstream"  # riskstream and riskstream/...: its own processes, no person
 ROUTING_CHANGED = "io.riskstream.routing.changed"
 _INCIDENT_FIELDS = ("incident_id", "type", "severity", "subject", "onset_at", "summary")
+STEP_MONITOR = "riskstream/step-analysis"  # the monitor of a failed step's own incident
+_PICKS_TARGET = ("route-to-version", "fallback")
+
+
+def _first(action: Action) -> str:
+    return "fallback" if action.kind == "fallback" else str(action.version)
 
 
 class ContainmentService:
@@ -93,6 +121,9 @@ class ContainmentService:
         self._by_model: dict[str, list[AuditEntry]] = {}
         self._touches: deque[tuple[float, str]] = deque()
         self._touched: Counter[str] = Counter()
+        # Steps this process watches: (model, first change, step) -> (when it is judged,
+        # the target).  A step found in a flag but not here was started before a restart.
+        self._watching: dict[tuple[str, str, int], tuple[float, str]] = {}
 
     # -- inputs -----------------------------------------------------------------
 
@@ -104,6 +135,10 @@ class ContainmentService:
         new = self._record_new(incident_id, incident, received)
         if incident.get("status") == "resolved":
             return self.on_resolved(incident)
+        if new:
+            self._abort_named_by(incident)
+        if incident.get("monitor") == STEP_MONITOR:
+            return []  # containment's own report: a person decides, no playbook acts on it
         self._catch_up_deploys(incident)
         playbook = select_playbook(self._policy.playbooks, incident)
         if playbook is None:
@@ -155,7 +190,7 @@ class ContainmentService:
             return base.evolve(
                 active_version=version, mode="normal", traffic_fraction=1.0, reason=reason,
                 incident_id=None, actor=actor, revision=base.revision + 1, updated_at=at,
-                expires_at=None,
+                expires_at=None, previous_version=None, previous_mode=None, rollout=None,
             )  # fmt: skip
 
         return self._write(change_id(str(event["event_id"]), 0, "deploy"), model_id, wanted, at)
@@ -173,8 +208,9 @@ class ContainmentService:
             applied = self._by_change.get(change_id(incident_id, index))
             if not action.revert_on_resolve or applied is None:
                 continue
+            last = self._last_step(applied.change_id, len(action.steps))
             current = self._flags.get(applied.model_id)
-            if current is None or current.revision != applied.after.get("revision"):
+            if current is None or current.revision != last.after.get("revision"):
                 outcomes.append("kept: the flag changed since; not reverting over it")
                 continue
             before = applied.before
@@ -276,8 +312,11 @@ class ContainmentService:
                 back = (
                     RoutingFlag.from_data(before)
                     if before
-                    else cur.evolve(mode="normal", traffic_fraction=1.0)
-                )
+                    else cur.evolve(
+                        mode="normal", traffic_fraction=1.0, previous_version=None,
+                        previous_mode=None, rollout=None,
+                    )
+                )  # fmt: skip
                 return back.evolve(
                     reason=f"lapsed after its ttl: {flag.reason}", actor=CONTAINMENT_ACTOR,
                     revision=cur.revision + 1, updated_at=now, expires_at=None,
@@ -289,6 +328,50 @@ class ContainmentService:
                 self._note_action(flag.incident_id, CONTAINMENT_ACTOR, "ttl lapsed", outcome, cid)
             restored.append(model_id)
         return restored
+
+    def advance_steps(self) -> list[str]:
+        """Judge the progressive shifts whose step has dwelt its time: the next step if
+        no open incident names the target, else a rollback (and an incident of its own).
+
+        The plan is in the flag, so a worker that restarts finds it; a step it did not
+        start itself is watched again for its full dwell from now (resumed, not judged
+        at once, so the incidents that arrived while it was down are read first).
+        """
+        now = self._clock()
+        outcomes = []
+        in_flight, watched = set(), set(self._watching)
+        for model_id, flag in self._flags.all().items():
+            r = flag.rollout
+            if r is None:
+                continue
+            key = (model_id, r.change, r.step)
+            in_flight.add(key)
+            due = self._watching.get(key, (None, ""))[0]
+            if due is None:
+                self._watching[key] = (now + r.dwell_s, flag.active_version)
+                words = (
+                    f"{r.describe()} of the shift to {flag.active_version} was started before "
+                    f"a restart of the containment worker; watching it again for {r.dwell_s:g} s"
+                )
+                self._flags.record_event(
+                    f"{r.change}:{r.step}:resumed:{uuid.uuid4().hex}", model_id,
+                    CONTAINMENT_ACTOR, now,
+                    {"event": "step.resumed", "incident_id": r.incident_id, "note": words},
+                )  # fmt: skip
+                self._note_action(
+                    r.incident_id, CONTAINMENT_ACTOR, "step resumed", words, f"{key}:{now}"
+                )
+                continue
+            if due > now:
+                continue
+            failure = self._step_failure(model_id, flag)
+            if failure:
+                outcomes.append(self._roll_back(model_id, flag, failure))
+            else:
+                outcomes.append(self._next_step(model_id, flag))
+        for gone in watched - in_flight:  # reverted, overridden or redeployed meanwhile
+            self._watching.pop(gone, None)
+        return outcomes
 
     def override(
         self,
@@ -323,7 +406,7 @@ class ContainmentService:
             return base.evolve(
                 **{k: v for k, v in changes.items() if v is not None},
                 reason=f"manual: {reason}", actor=by, incident_id=None,
-                revision=base.revision + 1, updated_at=now, expires_at=None,
+                revision=base.revision + 1, updated_at=now, expires_at=None, rollout=None,
             )  # fmt: skip
 
         self._write(cid, model_id, wanted, now)
@@ -408,6 +491,204 @@ class ContainmentService:
             self._record(group, lambda r: None if r is None else join_group(r, incident, at, lin))
         return new
 
+    # -- target checks and steps ---------------------------------------------------
+
+    def _check(
+        self, cid: str, action: Action, incident: Mapping[str, Any], when: str = "apply"
+    ) -> tuple[Candidate | None, str]:
+        """The first candidate target the evidence does not refuse (None: none), and
+        the words why; both go to the audit trail and the incident's timeline."""
+        model_id, incident_id = str(incident["subject"]), str(incident["incident_id"])
+        onset = parse_time(str(incident["onset_at"])) if incident.get("onset_at") else self._clock()
+        known_good = last_known_good(self._history(model_id), onset)
+        options = candidates(action, model_id, self._policy.model(model_id), known_good)
+        if all(c.problem for c in options):
+            return options[0], ""  # nothing to check: applying it fails with the reason
+        history = self._by_model.get(model_id, [])
+        evidence = [gather(model_id, c, incident, self._incidents, history) for c in options]
+        pick, verdicts = choose(evidence, action.require_evidence)
+        why = explain(verdicts, pick)
+        if pick == 0:  # the first candidate passed: its words go in the flag's reason
+            return options[0], why
+        now = self._clock()
+        event: dict[str, object] = {
+            "event": "target.checked", "incident_id": incident_id, "action": action.kind,
+            "chosen": None if pick is None else options[pick].version,
+            "verdicts": [v.to_data() for v in verdicts], "note": why,
+        }  # fmt: skip
+        self._flags.record_event(f"{cid}:check:{when}", model_id, CONTAINMENT_ACTOR, now, event)
+        self._note_action(incident_id, CONTAINMENT_ACTOR, "target check", why, f"{cid}:{when}")
+        return (None if pick is None else options[pick]), why
+
+    def _to_person(self, cid: str, action: Action, incident: Mapping[str, Any], why: str) -> str:
+        """No candidate passed: the action waits for a person, who reads why."""
+        pending = PendingAction(
+            action_id=cid, incident_id=str(incident["incident_id"]),
+            model_id=str(incident["subject"]), action=action.to_data(),
+            requested_by=CONTAINMENT_ACTOR, requested_at=self._clock(), expires_at=None,
+            on_timeout="reject", separate_approver=action.approval.separate_approver,
+            note=why[:1024],
+            labels={k: str(incident[k]) for k in _INCIDENT_FIELDS if k in incident},
+        )  # fmt: skip
+        self._approvals.add(pending)
+        self._refresh_pending_gauge()
+        return f"pending: {why}"
+
+    def _last_step(self, first: str, steps: int) -> AuditEntry:
+        """The audit entry of the last step applied of a shift (the first if no other)."""
+        last = self._by_change[first]
+        for n in range(1, steps):
+            last = self._by_change.get(change_id(first, n, "step"), last)
+        return last
+
+    def _step_failure(self, model_id: str, flag: RoutingFlag) -> str:
+        """Why the step in flight fails its analysis ('' if it passes): an open incident
+        names the target, other than the one the shift contains."""
+        r = flag.rollout
+        assert r is not None
+        trigger = self._incidents.get(r.incident_id) if self._incidents is not None else None
+        around = trigger.incident if trigger is not None else {}
+        found = open_naming(self._incidents, model_id, flag.active_version, around, {r.incident_id})
+        if not found:
+            return ""
+        first = found[0]
+        new = "new " if first.received_at >= r.started_at else ""
+        return (
+            f"{new}incident {first.incident_id} ({headline(first.incident)}) names "
+            f"{flag.active_version} and is open during {r.describe()}"
+        )
+
+    def _abort_named_by(self, incident: Mapping[str, Any]) -> None:
+        """A new incident that names the target of a shift in flight fails its step now."""
+        incident_id = str(incident["incident_id"])
+        subject = str(incident.get("subject", ""))
+        watched = {m for (m, _, _), (_, target) in self._watching.items() if subject in (m, target)}
+        for model_id in watched:  # only the shifts this incident can name: no read per shift
+            flag = self._flags.get(model_id)
+            r = flag.rollout if flag is not None else None
+            if flag is None or r is None or r.incident_id == incident_id:
+                continue
+            if names_target(incident, model_id, flag.active_version):
+                why = (
+                    f"new incident {incident_id} ({headline(incident)}) names "
+                    f"{flag.active_version} during {r.describe()}"
+                )
+                self._roll_back(model_id, flag, why)
+
+    def _next_step(self, model_id: str, flag: RoutingFlag) -> str:
+        r = flag.rollout
+        assert r is not None
+        now, n = self._clock(), r.step + 1
+        last = n == len(r.steps) - 1
+        step_id = change_id(r.change, n, "step")
+        moved = dataclasses.replace(r, step=n, started_at=now, due_at=now + r.dwell_s)
+        passed = (
+            f"{moved.describe()} of the shift of {model_id} to {flag.active_version} for "
+            f"incident {r.incident_id}: {r.describe()} passed its analysis (no open incident "
+            f"names {flag.active_version} after {r.dwell_s:g} s)"
+        )
+
+        def wanted(cur: RoutingFlag | None) -> RoutingFlag:
+            if cur is None or cur.rollout != r:
+                raise ContainmentError(f"{model_id}: the flag changed since {r.describe()}")
+            return cur.evolve(
+                traffic_fraction=r.steps[n], rollout=None if last else moved,
+                previous_version=None if last else cur.previous_version,
+                previous_mode=None if last else cur.previous_mode,
+                reason=passed[:1024], actor=CONTAINMENT_ACTOR, revision=cur.revision + 1,
+                updated_at=now,
+            )  # fmt: skip
+
+        self._watching.pop((model_id, r.change, r.step), None)
+        try:
+            outcome = self._write(step_id, model_id, wanted, now)
+        except ContainmentError as exc:
+            return f"kept: {exc}"
+        self._metrics.actions.labels("step", outcome).inc()
+        self._note_action(r.incident_id, CONTAINMENT_ACTOR, moved.describe(), outcome, step_id)
+        return f"{outcome}: {passed}"
+
+    def _roll_back(self, model_id: str, flag: RoutingFlag, why: str) -> str:
+        """Put the model back as it was before the shift, and open an incident saying so."""
+        r = flag.rollout
+        assert r is not None
+        self._catch_up()
+        first = self._by_change.get(r.change)
+        before = first.before if first is not None else None
+        now = self._clock()
+        abort_id = change_id(r.change, r.step, "abort")
+        target = flag.active_version
+        words = (
+            f"rolled back: {r.describe()} of the shift of {model_id} to {target} for "
+            f"incident {r.incident_id} failed its analysis: {why}"
+        )
+
+        def wanted(cur: RoutingFlag | None) -> RoutingFlag:
+            if cur is None or cur.rollout != r:
+                raise ContainmentError(f"{model_id}: the flag changed since {r.describe()}")
+            back = (
+                RoutingFlag.from_data(before)
+                if before
+                else cur.evolve(
+                    active_version=cur.previous_version or cur.active_version,
+                    mode=cur.previous_mode or "normal", traffic_fraction=1.0,
+                    previous_version=None, previous_mode=None,
+                )
+            )  # fmt: skip
+            return back.evolve(
+                reason=words[:1024], actor=CONTAINMENT_ACTOR, revision=cur.revision + 1,
+                updated_at=now, incident_id=r.incident_id, expires_at=None, rollout=None,
+            )  # fmt: skip
+
+        self._watching.pop((model_id, r.change, r.step), None)
+        try:
+            outcome = self._write(abort_id, model_id, wanted, now)
+        except ContainmentError as exc:
+            return f"kept: {exc}"
+        self._metrics.actions.labels("step", "rolled-back").inc()
+        self._note_action(r.incident_id, CONTAINMENT_ACTOR, "step rolled back", words, abort_id)
+        if outcome == "applied":
+            restored = self._flags.get(model_id)
+            self._report_failed_step(model_id, target, r, words, restored, now)
+            log.error("%s", words)
+        return f"rolled back: {why}"
+
+    def _report_failed_step(
+        self,
+        model_id: str,
+        target: str,
+        r: Rollout,
+        words: str,
+        restored: RoutingFlag | None,
+        now: float,
+    ) -> None:
+        """A failed step opens an incident of its own on the incidents topic (recorded
+        here at once too), naming the target, so later checks refuse it while open."""
+        incident_id = change_id(r.change, r.step, "step-incident")
+        back = "" if restored is None else (
+            f" Traffic is back on {restored.active_version} ({restored.mode})."
+        )  # fmt: skip
+        data: dict[str, Any] = {
+            "incident_id": incident_id, "type": "containment", "severity": "critical",
+            "status": "open", "subject": model_id, "monitor": STEP_MONITOR,
+            "stream_key": f"{model_id}|{target}", "detected_at": format_time(now),
+            "onset_at": format_time(r.started_at),
+            "evidence": {
+                "detector": "step-analysis", "value": f"open incidents naming {target}",
+                "before": {"count": 0, "mean": 0.0}, "after": {"count": 1, "mean": 1.0},
+                "summary": f"{words}.{back} A person decides what next."[:1024],
+                "step": {"index": r.step + 1, "of": len(r.steps), "fraction": r.steps[r.step],
+                         "dwell_s": r.dwell_s},
+                "contained_incident": r.incident_id,
+            },
+        }  # fmt: skip
+        self._record_new(incident_id, data, now)
+        headers, value = encode_cloudevent(
+            INCIDENT_OPENED, incident_id, str(data["detected_at"]), model_id, data
+        )
+        self._producer.produce(self._policy.incidents_topic, value, model_id.encode(), headers)
+        self._producer.flush()
+
     def _held_by(self, incident_id: str) -> str | None:
         """The grouped (storm) action holding this incident, if one does."""
         held = [a for a in self._approvals.list(incident_id=incident_id) if a.group is not None]
@@ -478,6 +759,10 @@ class ContainmentService:
             return "notified"
         over_limit = self._over_limits(str(incident["subject"]), action)
         if action.approval.required or over_limit:
+            check = ""
+            if action.kind in _PICKS_TARGET:  # the approver reads what the check refused
+                chosen, why = self._check(cid, action, incident, "request")
+                check = "" if chosen is not None and chosen.label == _first(action) else "; " + why
             now = self._clock()
             timeout = action.approval.timeout_s
             pending = PendingAction(
@@ -490,7 +775,7 @@ class ContainmentService:
                 expires_at=None if timeout is None else now + timeout,
                 on_timeout=action.approval.on_timeout,
                 separate_approver=action.approval.separate_approver,
-                note=over_limit,
+                note=(over_limit + check).lstrip("; ")[:1024],
                 labels={k: str(incident[k]) for k in _INCIDENT_FIELDS if k in incident},
             )
             self._approvals.add(pending)  # False on redelivery: already pending
@@ -630,9 +915,23 @@ class ContainmentService:
         onset = parse_time(str(incident["onset_at"])) if incident.get("onset_at") else self._clock()
         known_good = last_known_good(self._history(model_id), onset)
         policy = self._policy.model(model_id)
+        chosen, why = None, ""
+        if action.kind in _PICKS_TARGET:
+            chosen, why = self._check(cid, action, incident)
+            if chosen is None and actor == CONTAINMENT_ACTOR:
+                return self._to_person(cid, action, incident, why)
+            if chosen is None and actor == TIMEOUT_ACTOR:  # nobody decided: do not override
+                return f"failed: {why}"
+            if chosen is None:  # a person approved it having read the check: theirs stands
+                options = candidates(action, model_id, policy, known_good)
+                chosen = next((c for c in options if not c.problem), options[0])
+                why = f"applied on the approval of {actor} although {why}"
 
         def wanted(current: RoutingFlag | None) -> RoutingFlag:
-            return target_flag(action, incident, current, policy, known_good, self._clock(), actor)
+            return target_flag(
+                action, incident, current, policy, known_good, self._clock(), actor, chosen,
+                why, cid,
+            )  # fmt: skip
 
         try:
             return self._write(cid, model_id, wanted, self._clock())
@@ -658,6 +957,9 @@ class ContainmentService:
                 continue
             flag = new if result.outcome == "applied" else (result.current or new)
             self._publish(cid, flag)
+            if result.outcome == "applied" and flag.rollout is not None:
+                r = flag.rollout
+                self._watching[(model_id, r.change, r.step)] = (r.due_at, flag.active_version)
             return result.outcome
         raise ContainmentError(f"{model_id}: the flag kept changing under 10 attempts; try again")
 

@@ -11,6 +11,12 @@ deployed ``deploy_lead_s`` before (the cause); ``bot-1.4`` days before that is t
 last known-good version.  Unrelated changes land in the same hours: a deploy of the
 ranker, a config change of the summarizer, a data-pipeline change elsewhere, and an
 earlier, harmless prompt change of the bot itself.
+
+With ``known_good_unhealthy`` (the variant for target checks), ``bot-1.4`` is
+itself failing before it is replaced: from ``unhealthy_after_hours`` its refusal
+rate rises (from ~3 % to ~25 %), so a monitor keyed per version opens an incident
+on ``support-bot|bot-1.4`` that is still open when the harm starts; a rollback
+to it would trade one failure for another.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ def simulate_chatbot(
     harm_multiplier: float = 4.0,
     target_group: str = "group-c",
     deploy_lead_s: float = 240.0,
+    known_good_unhealthy: bool = False,
+    unhealthy_after_hours: float = 1.5,
 ) -> Simulation:
     """The biased-chatbot scenario.
 
@@ -79,6 +87,8 @@ def simulate_chatbot(
     :param harm_multiplier: the target group's rate on ``support-bot`` after the start.
     :param target_group: the group that is harmed (one of :data:`GROUPS`).
     :param deploy_lead_s: how long before the failure ``bot-1.5`` is deployed.
+    :param known_good_unhealthy: the variant where ``bot-1.4`` over-refuses from
+        ``unhealthy_after_hours`` after ``start`` until it is replaced.
     """
     check_positive(
         scale=scale,
@@ -100,6 +110,7 @@ def simulate_chatbot(
         raise ValueError("harmful_rate x harm_multiplier must stay well below 1")
     end = start + hours * 3600.0
     failure_at = start + failure_after_hours * 3600.0
+    unhealthy_at = start + unhealthy_after_hours * 3600.0 if known_good_unhealthy else math.inf
     prefix = f"chatbot-s{seed}"
     rec = Recorder()
 
@@ -238,7 +249,8 @@ def simulate_chatbot(
                 "prediction_id": f"{prefix}-{short}-{n:07d}",
             }
             if model == "support-bot":
-                refusal = rng.uniform(0.6, 0.99) if rng.random() < 0.03 else kuma(rng, 1.0, 40.0)
+                refuses = 0.25 if version == "bot-1.4" and at >= unhealthy_at else 0.03
+                refusal = rng.uniform(0.6, 0.99) if rng.random() < refuses else kuma(rng, 1.0, 40.0)
                 safety["refusal"] = round(refusal, 4)
                 safety["hallucination"] = round(kuma(rng, 1.3, 10.0), 4)
                 event["prediction"] = {
@@ -350,6 +362,15 @@ def simulate_chatbot(
             "target_group": target_group,
             "deploy_lead_s": deploy_lead_s,
             "start": start,
+            "known_good_unhealthy": known_good_unhealthy,
         },
     }
+    if known_good_unhealthy:
+        sim.truth["known_good_unhealthy"] = {
+            "model_id": "support-bot",
+            "version": good["version"],
+            **time_fields("since", unhealthy_at),
+            "metric": "safety.refusal > 0.5",
+            "stream_key": f"support-bot|{good['version']}",
+        }
     return sim

@@ -1,0 +1,295 @@
+"""Target checks and progressive shifts on in-memory stores, with a settable clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.memory.flags import InMemoryFlagStore
+from riskstream.bootstrap import embedded_containment
+from riskstream.config import load_config
+from riskstream.core.incident_records import resolve
+from riskstream.core.playbooks import Action
+from riskstream.core.routing import RoutingFlag, bucket
+from riskstream.core.targets import Evidence, OpenIncident, Served, choose, judge
+from riskstream.core.timeutil import format_time
+from riskstream.errors import ConfigError
+from riskstream.router import FlagCache
+from riskstream.services.containment import STEP_MONITOR, ContainmentService
+
+T0 = 1_800_000_000.0
+
+CONFIG = """\
+version: 1
+models:
+  chatbot: {fallback_version: canned-v1}
+playbooks:
+  - name: rollback
+    match: {type: safety, severity: critical}
+    actions:
+      - kind: route-to-version
+        version: last-known-good
+        targets: [fallback]
+        steps: [10, 50, 100]
+        dwell: 60
+        require_evidence: REQUIRE
+        revert_on_resolve: true
+"""
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _service(
+    tmp_path: Path, require: bool = False
+) -> tuple[ContainmentService, InMemoryBus, Clock]:
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG.replace("REQUIRE", str(require).lower()))
+    bus, clock = InMemoryBus(), Clock()
+    service = embedded_containment(load_config(path), bus, clock=clock)
+    for n, version in enumerate(("bot-1.4", "bot-1.5")):
+        service.on_change_event(
+            {"event_id": f"d{n}", "time": format_time(T0 - 3600 + n), "kind": "deploy",
+             "subject": "chatbot", "version": version, "actor": "ci", "description": "release"}
+        )  # fmt: skip
+    return service, bus, clock
+
+
+def _incident(incident_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id, "type": "safety", "severity": "critical",
+        "status": "open", "subject": "chatbot", "monitor": "harm", "stream_key": "chatbot|g",
+        "detected_at": format_time(T0), "onset_at": format_time(T0 - 60), "evidence": {},
+        **extra,
+    }  # fmt: skip
+
+
+def _sick(incident_id: str, version: str) -> dict[str, Any]:
+    return _incident(
+        incident_id, type="refusal", severity="warning", stream_key=f"chatbot|{version}"
+    )
+
+
+def _flag(service: ContainmentService) -> RoutingFlag:
+    flag = service.flags()["chatbot"]
+    return flag
+
+
+def _events(service: ContainmentService, name: str) -> list[dict[str, Any]]:
+    return [e.after for e in service.audit() if e.after.get("event") == name]
+
+
+# -- core ------------------------------------------------------------------------------
+
+
+def test_rising_fractions_only_move_keys_one_way_and_each_key_stays_put() -> None:
+    keys = [f"user-{n}" for n in range(5000)]
+    flag = RoutingFlag("m", "new", traffic_fraction=0.1, previous_version="old")
+    moved = {}
+    for fraction in (0.1, 0.5, 1.0):
+        at = flag.evolve(traffic_fraction=fraction)
+        moved[fraction] = {k for k in keys if at.serves(k)[0] == "new"}
+        assert moved[fraction] == {k for k in keys if at.serves(k)[0] == "new"}  # stable
+    assert moved[0.1] < moved[0.5] < moved[1.0] == set(keys)
+    assert 400 < len(moved[0.1]) < 600 and 2300 < len(moved[0.5]) < 2700
+    assert bucket("m", "user-1") != bucket("other-model", "user-1")  # models bucket apart
+
+
+def test_an_old_flag_record_without_a_fraction_reads_as_all_traffic() -> None:
+    data = RoutingFlag("m", "v1", revision=3).to_data()
+    del data["traffic_fraction"]
+    assert RoutingFlag.from_data(data).traffic_fraction == 1.0
+    assert "rollout" not in data and "previous_version" not in data  # written only when set
+
+
+def test_the_router_cache_answers_per_key_during_a_shift() -> None:
+    cache = FlagCache()
+    cache.offer(RoutingFlag("m", "new", traffic_fraction=0.5, previous_version="old", revision=1))
+    decisions = {cache.route("m", key=f"u{n}").version for n in range(50)}
+    assert decisions == {"new", "old"}
+    assert cache.route("m").version == "new"  # no key: the flag as it is, the caller samples
+    assert cache.route("m", key="u7") == cache.route("m", key="u7")
+
+
+def test_a_target_with_an_open_incident_is_passed_over_for_the_next() -> None:
+    sick = Evidence("bot", "bot-1.4", "last-known-good", (OpenIncident("i1", "refusals up"),))
+    spare = Evidence("bot", "canned", "fallback")
+    pick, verdicts = choose([sick, spare], require_evidence=False)
+    assert pick == 1 and [v.ok for v in verdicts] == [False, True]
+    assert choose([sick, spare], require_evidence=True)[0] is None  # canned: no evidence
+    left = Evidence("bot", "bot-1.3", "bot-1.3", served=(Served("incident x", "x"),))
+    assert "only until containment left it for incident x" in judge(left, True).why
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("steps: [50, 10]", "steps must rise strictly"),
+        ("steps: [10, 50]\n        dwell: 5\n        fraction: 1.0", r"the last step \(50%\)"),
+        ("steps: [10, 100]", "steps need a dwell"),
+        ("dwell: 5", "a dwell needs steps"),
+    ],
+)
+def test_bad_steps_are_refused_with_the_line(tmp_path: Path, extra: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version: 1\nplaybooks:\n  - name: p\n    actions:\n      - kind: fallback\n"
+        f"        {extra}\n"
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_an_action_stored_before_steps_reads_as_all_at_once() -> None:
+    old = {"kind": "fallback", "version": None, "fraction": 1.0, "revert_on_resolve": False,
+           "ttl_s": None, "channel": None}  # fmt: skip
+    action = Action.from_data(old)
+    assert (action.steps, action.targets, action.first_fraction) == ((), (), 1.0)
+
+
+# -- the service -----------------------------------------------------------------------
+
+
+def test_steps_advance_after_each_dwell_and_the_rest_stays_put(tmp_path: Path) -> None:
+    service, _, clock = _service(tmp_path)
+    assert service.on_incident(_incident("inc-1"))[0] == "applied"
+    flag = _flag(service)
+    assert (flag.active_version, flag.traffic_fraction, flag.previous_version) == (
+        "bot-1.4", 0.1, "bot-1.5"
+    )  # fmt: skip
+    assert "target checked: bot-1.4 (last-known-good): no open incident names it" in flag.reason
+    assert service.advance_steps() == []  # the dwell is not over
+    clock.now += 61
+    assert service.advance_steps()[0].startswith("applied: step 2/3 (50%)")
+    clock.now += 61
+    service.advance_steps()
+    flag = _flag(service)
+    assert (flag.traffic_fraction, flag.previous_version, flag.rollout) == (1.0, None, None)
+    fractions = [e.after["traffic_fraction"] for e in service.audit() if e.after.get("incident_id")]
+    assert fractions == [0.1, 0.5, 1.0]  # every step an audited flag change
+
+
+def test_a_new_incident_on_the_target_rolls_the_step_back_at_once(tmp_path: Path) -> None:
+    service, bus, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    clock.now += 10
+    service.on_incident(_sick("inc-sick", "bot-1.4"))
+    flag = _flag(service)
+    assert (flag.active_version, flag.traffic_fraction, flag.rollout) == ("bot-1.5", 1.0, None)
+    assert "new incident inc-sick" in flag.reason and flag.reason.startswith("rolled back")
+    own = [orjson.loads(r.value) for r in bus.records("incidents")]
+    assert [i["monitor"] for i in own] == [STEP_MONITOR]
+    assert own[0]["stream_key"] == "chatbot|bot-1.4"
+    clock.now += 120
+    assert service.advance_steps() == []  # nothing left in flight
+
+
+def test_an_incident_found_at_the_end_of_the_dwell_fails_the_step(tmp_path: Path) -> None:
+    service, _, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    # An incident on bot-1.4 recorded without passing through on_incident's abort (as
+    # a restarted worker finds one in the store): judged when the dwell ends.
+    assert service._incidents is not None
+    service._record_new("inc-late", _sick("inc-late", "bot-1.4"), clock.now)
+    clock.now += 61
+    (outcome,) = service.advance_steps()
+    assert outcome.startswith("rolled back: new incident inc-late")
+    assert _flag(service).active_version == "bot-1.5"
+
+
+def test_an_unhealthy_known_good_version_is_passed_over_for_the_fallback(tmp_path: Path) -> None:
+    service, _, _ = _service(tmp_path)
+    service.on_incident(_sick("inc-old", "bot-1.4"))  # no playbook acts on a warning
+    assert service.on_incident(_incident("inc-1"))[0] == "applied"
+    flag = _flag(service)
+    assert (flag.active_version, flag.mode) == ("canned-v1", "fallback")
+    assert "bot-1.4 (last-known-good) is not healthy: open incident inc-old" in flag.reason
+    (check,) = _events(service, "target.checked")
+    assert check["chosen"] == "canned-v1"
+
+
+def test_no_healthy_target_leaves_the_decision_to_a_person(tmp_path: Path) -> None:
+    service, _, _ = _service(tmp_path, require=True)
+    service.on_incident(_sick("inc-old", "bot-1.4"))
+    (outcome, *_) = service.on_incident(_incident("inc-1"))
+    assert outcome.startswith("pending: no healthy target, so a person decides")
+    assert "canned-v1 (fallback): no evidence it is healthy" in outcome
+    assert _flag(service).active_version == "bot-1.5"  # nothing changed yet
+    (pending,) = service.pending()
+    assert "open incident inc-old" in pending.note
+    service.decide(pending.action_id, "approved", "dr.okafor", "bot-1.4 will do for now")
+    flag = _flag(service)
+    assert flag.active_version == "bot-1.4"  # the person's decision stands over the check
+    assert "applied on the approval of dr.okafor although no healthy target" in flag.reason
+
+
+def test_an_open_incident_resolved_no_longer_refuses_its_target(tmp_path: Path) -> None:
+    service, _, _ = _service(tmp_path)
+    service.on_incident(_sick("inc-old", "bot-1.4"))
+    assert service._incidents is not None
+    service._incidents.update("inc-old", lambda r: r and resolve(r, "ops", T0, "fixed"))
+    service.on_incident(_incident("inc-1"))
+    assert _flag(service).active_version == "bot-1.4"
+
+
+def test_a_restarted_worker_resumes_the_step_and_watches_it_again(tmp_path: Path) -> None:
+    service, bus, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    store = service._flags
+    assert isinstance(store, InMemoryFlagStore)
+    # A new worker on the same stores: it knows the shift only from the flag.
+    path = tmp_path / "c.yaml"
+    again = ContainmentService(
+        load_config(path).containment, store, service._approvals, bus.producer(),
+        service._metrics, clock=clock, incidents=service._incidents,
+    )  # fmt: skip
+    clock.now += 61  # the step was due while it was down
+    assert again.advance_steps() == []  # resumed: watched again for a full dwell
+    assert _events(again, "step.resumed")
+    assert _flag(again).traffic_fraction == 0.1
+    clock.now += 61
+    assert again.advance_steps()[0].startswith("applied: step 2/3")
+
+
+def test_resolving_after_the_steps_reverts_the_whole_shift(tmp_path: Path) -> None:
+    service, _, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    for _ in range(2):
+        clock.now += 61
+        service.advance_steps()
+    assert _flag(service).traffic_fraction == 1.0
+    (outcome,) = service.on_resolved(_incident("inc-1", status="resolved"))
+    flag = _flag(service)
+    assert outcome.startswith("reverted: applied")
+    assert (flag.active_version, flag.traffic_fraction) == ("bot-1.5", 1.0)
+
+
+def test_a_timeout_does_not_override_a_refused_target(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    text = CONFIG.replace("REQUIRE", "true").replace(
+        "        revert_on_resolve: true\n",
+        "        revert_on_resolve: true\n"
+        "        approval: {required: true, timeout: 60, on_timeout: apply}\n",
+    )
+    path.write_text(text)
+    bus, clock = InMemoryBus(), Clock()
+    service = embedded_containment(load_config(path), bus, clock=clock)
+    service.on_change_event(
+        {"event_id": "d1", "time": format_time(T0 - 60), "kind": "deploy", "subject": "chatbot",
+         "version": "bot-1.5", "actor": "ci", "description": "release"}
+    )  # fmt: skip
+    service.on_incident(_incident("inc-1"))
+    (pending,) = service.pending()
+    assert "no healthy target" in pending.note  # the approver would have read why
+    clock.now += 61
+    service.expire_due()
+    assert _flag(service).active_version == "bot-1.5"  # nobody decided: nothing applied
