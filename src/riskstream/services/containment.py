@@ -36,6 +36,7 @@ from riskstream.core.incident_records import (
     Correlation,
     IncidentRecord,
     correlate,
+    headline,
     join_group,
     note_action,
     record_incident,
