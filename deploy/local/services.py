@@ -341,7 +341,13 @@ def _port_open(port: int) -> bool:
 
 
 def start_redis(
-    workdir: Path, *, timeout: float = 20.0, port: int | None = None, persistent: bool = False
+    workdir: Path,
+    *,
+    timeout: float = 20.0,
+    port: int | None = None,
+    persistent: bool = False,
+    cluster: int | None = None,
+    cluster_port: int | None = None,
 ) -> RedisServer:
     """Start a redis-server; return once PING answers.
 
@@ -349,6 +355,9 @@ def start_redis(
     where it was (chaos tests stop and start it under running clients);
     ``persistent`` keeps an append-only file in ``workdir``, fsynced on every write,
     so a restart (even after SIGKILL) comes back with everything acknowledged.
+    ``cluster`` (a ``cluster-node-timeout`` in ms) starts it as a Redis Cluster node
+    whose ``nodes.conf`` lives in ``workdir``, its bus on ``cluster_port`` (see
+    :func:`start_redis_cluster`).
     """
     server = _require(
         "redis-server", "apt-get install -y redis-server (the Makefile's setup target does this)"
@@ -365,6 +374,12 @@ def start_redis(
         server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
         "--save", "", *aof, "--daemonize", "no", "--logfile", "",
     ]  # fmt: skip
+    if cluster is not None:
+        cmd += [
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(cluster),
+            *(["--cluster-port", str(cluster_port)] if cluster_port else []),
+        ]  # fmt: skip
     _progress(f"Starting redis-server on 127.0.0.1:{port} (log: {log_path})...")
     redis = RedisServer(
         "redis",
@@ -385,6 +400,131 @@ def start_redis(
                 raise redis._fail(f"no PONG within {timeout:.0f}s.", hint)
             time.sleep(0.05)
     return redis
+
+
+@dataclass
+class RedisCluster:
+    """A Redis Cluster of ``masters`` primaries with ``replicas`` replicas each, on loopback.
+
+    ``nodes`` maps each port to its server; :meth:`masters` and :meth:`replica_of` read
+    the roles from ``CLUSTER NODES`` (they change with a failover).
+    """
+
+    nodes: dict[int, RedisServer]
+    node_timeout_ms: int
+    bus_ports: dict[int, int]  # client port -> cluster bus port
+
+    @property
+    def url(self) -> str:
+        """``redis+cluster://`` with every node as a seed."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in sorted(self.nodes))
+
+    def cluster_nodes(self, via: int | None = None) -> list[dict[str, str]]:
+        """``CLUSTER NODES`` as seen by a live node: id, port, role, master id, flags."""
+        ports = [via] if via else [p for p, s in self.nodes.items() if s.process.poll() is None]
+        for port in ports:
+            out = _redis_cli(port, "CLUSTER", "NODES", check=False)
+            if out.returncode == 0 and out.stdout.strip():
+                found = []
+                for line in out.stdout.strip().splitlines():
+                    node_id, address, flags, master = line.split()[:4]
+                    found.append({
+                        "id": node_id, "port": address.split("@")[0].rsplit(":", 1)[1],
+                        "flags": flags, "master": master,
+                        "role": "master" if "master" in flags else "replica",
+                    })  # fmt: skip
+                return found
+        raise RuntimeError("no Redis Cluster node answers CLUSTER NODES")
+
+    def masters(self) -> list[int]:
+        """Ports of the live primaries that serve slots."""
+        return sorted(
+            int(n["port"]) for n in self.cluster_nodes()
+            if n["role"] == "master" and "fail" not in n["flags"]
+        )  # fmt: skip
+
+    def replica_of(self, master_port: int) -> list[int]:
+        nodes = self.cluster_nodes()
+        master_id = next(n["id"] for n in nodes if int(n["port"]) == master_port)
+        return sorted(int(n["port"]) for n in nodes if n["master"] == master_id)
+
+    def restart(self, port: int, timeout: float = 30.0) -> None:
+        """Start a stopped node again on its port, with its nodes.conf (it rejoins)."""
+        old = self.nodes[port]
+        self.nodes[port] = start_redis(
+            old.workdir, port=port, cluster=self.node_timeout_ms, cluster_port=self.bus_ports[port]
+        )
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Until every live node says cluster_state:ok and every master has a replica."""
+        deadline = time.monotonic() + timeout
+        while True:
+            live = [p for p, s in self.nodes.items() if s.process.poll() is None]
+            ok = all(
+                "cluster_state:ok" in _redis_cli(p, "CLUSTER", "INFO", check=False).stdout
+                for p in live
+            )
+            if ok:
+                nodes = self.cluster_nodes()
+                live_ids = {n["id"] for n in nodes if "fail" not in n["flags"]}
+                masters = [n for n in nodes if n["role"] == "master" and n["id"] in live_ids]
+                covered = all(
+                    any(r["master"] == m["id"] and r["id"] in live_ids for r in nodes)
+                    for m in masters
+                )
+                if covered or len(live) < 2 * len(masters):
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    "Redis Cluster not healthy in time:\n"
+                    + _redis_cli(live[0], "CLUSTER", "NODES", check=False).stdout
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for server in self.nodes.values():
+            server.stop()
+
+
+def _redis_cli(port: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cli = _require("redis-cli", "apt-get install -y redis-tools (redis-server brings it)")
+    return subprocess.run(
+        [cli, "-h", "127.0.0.1", "-p", str(port), *args],
+        capture_output=True, text=True, check=check, timeout=30,
+    )  # fmt: skip
+
+
+def start_redis_cluster(
+    workdir: Path, *, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 1000
+) -> RedisCluster:
+    """``masters * (1 + replicas)`` redis-servers joined by ``redis-cli --cluster create``.
+
+    A small ``cluster-node-timeout`` makes a failover take a second or two, so a test
+    can kill a primary and watch its replica take over.
+    """
+    count = masters * (1 + replicas)
+    both = _free_ports(2 * count)
+    ports, bus_ports = both[:count], dict(zip(both[:count], both[count:], strict=True))
+    nodes: dict[int, RedisServer] = {}
+    try:
+        for port in ports:
+            nodes[port] = start_redis(
+                Path(workdir) / f"node-{port}", port=port, cluster=node_timeout_ms,
+                cluster_port=bus_ports[port],
+            )  # fmt: skip
+        _progress(f"Creating a Redis Cluster of {masters} masters x {replicas} replicas...")
+        _redis_cli(
+            ports[0], "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+            "--cluster-replicas", str(replicas), "--cluster-yes",
+        )  # fmt: skip
+        cluster = RedisCluster(nodes, node_timeout_ms, bus_ports)
+        cluster.wait_healthy()
+        return cluster
+    except BaseException:
+        for server in nodes.values():
+            server.stop()
+        raise
 
 
 def _redis_pings(port: int) -> bool:

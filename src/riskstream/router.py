@@ -86,10 +86,11 @@ import orjson
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from riskstream.adapters.redis import keys
-from riskstream.adapters.redis.client import client_from_url, explain
+from riskstream.adapters.redis.client import RedisClient, client_from_url, explain, where
 from riskstream.adapters.redis.keys import ROUTER_ACL as REQUIRED_ACL
 from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.errors import ConfigError
@@ -303,8 +304,11 @@ class _Metrics:
 class Router:
     """A local, self-refreshing cache of one namespace's routing flags.
 
-    ``redis`` is a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL, or a
-    ``redis.Redis`` client the caller keeps owning (either ``decode_responses``).
+    ``redis`` is a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL, a Redis
+    Cluster's ``redis+cluster://host:port,host:port`` (``rediss+cluster://``), or a
+    ``redis.Redis`` or ``redis.cluster.RedisCluster`` client the caller keeps owning
+    (either ``decode_responses``).  On a cluster the router subscribes on the primary
+    that serves the namespace's slot and follows it through a failover.
     With a URL, ``username``/``password`` are Redis ACL credentials (keep them out
     of the URL, which ends up in logs), the ``ssl_*`` files are the CA bundle and,
     for mutual TLS, this client's certificate and key, and other keyword
@@ -318,7 +322,7 @@ class Router:
 
     def __init__(
         self,
-        redis_url_or_client: str | redis.Redis,
+        redis_url_or_client: str | RedisClient,
         namespace: str = "default",
         default_version: str | None = None,
         max_staleness_s: float = 5.0,
@@ -369,12 +373,7 @@ class Router:
                 )
             self._client = redis_url_or_client
             self._owns_client = False
-        kwargs = self._client.get_connection_kwargs()
-        self._where = (
-            f"unix:{kwargs['path']}"
-            if kwargs.get("path")
-            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        )
+        self._where = where(self._client)
         self.registry = CollectorRegistry() if registry is None else registry
         try:
             self._metrics = _Metrics(self.registry, self._cache)
@@ -479,6 +478,10 @@ class Router:
 
     def _session(self) -> None:
         """Subscribe, load everything, then follow messages until stopped or broken."""
+        if self._failures and isinstance(self._client, RedisCluster):
+            # After a failover the slot map still names the dead primary: read it again
+            # so the subscription goes to the node that serves the flags now.
+            self._client.nodes_manager.initialize()
         pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self._channel)
@@ -657,7 +660,11 @@ class Router:
 
     def _server_run_id(self) -> str | None:
         try:
-            info = self._client.info("server")
+            if isinstance(self._client, RedisCluster):  # the server holding the flags
+                node = self._client.get_node_from_key(self._hash)  # type: ignore[no-untyped-call]
+                info = self._client.info("server", target_nodes=node)
+            else:
+                info = self._client.info("server")
         except redis.ResponseError as exc:  # NOPERM or INFO renamed: no restart detection
             if not self._warned_info:
                 self._warned_info = True
@@ -678,7 +685,7 @@ class Router:
         self._first_attempt.set()
 
 
-def _client_from_url(url: str, **client_kwargs: Any) -> redis.Redis:
+def _client_from_url(url: str, **client_kwargs: Any) -> RedisClient:
     """A client for the router: short timeouts and no retries of its own (the
     router's loop retries, with backoff), otherwise as every Redis adapter's."""
     options: dict[str, Any] = {

@@ -5,9 +5,12 @@ Layout (one namespace per deployment)::
     rs:pred|<ns>:<prediction_id>   string   the record as orjson bytes, with a PX expiry
 
 No hash tag: predictions are the largest and hottest data riskstream keeps, so
-on Redis Cluster they should spread over every slot.  This store talks to one
-server (standalone, or a primary with replicas); ``MGET`` on Cluster would need
-a cluster client that splits it by slot.
+on Redis Cluster they spread over every slot.  There a script may not touch keys of
+two slots, so on a cluster client :meth:`~RedisPredictionStore.put_many` sends
+``SET ... PX`` in a cluster pipeline (one round trip per primary, more client CPU
+than the script) and :meth:`~RedisPredictionStore.get_many` reads with
+``mget_nonatomic`` (an ``MGET`` per slot, pipelined per primary); a put needs no
+atomicity across predictions.
 
 Writes are ``SET key value PX ttl`` (PX rather than EX: a TTL to the
 millisecond).  :meth:`~RedisPredictionStore.put_many` sends them as one small
@@ -36,7 +39,13 @@ import orjson
 import redis
 
 from riskstream.adapters.memory.predictions import check_ttl, decode_record, encode_record
-from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.client import (
+    RedisClient,
+    client_from_url,
+    is_cluster,
+    translate_errors,
+    where,
+)
 from riskstream.adapters.redis.keys import PREDICTIONS_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import prediction_key_prefix
 from riskstream.core.labels import PredictionStore
@@ -76,7 +85,7 @@ class RedisPredictionStore:
     """
 
     def __init__(
-        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+        self, client: RedisClient, namespace: str = "default", *, owns_client: bool = False
     ) -> None:
         kwargs = client.get_connection_kwargs()
         if kwargs.get("decode_responses"):
@@ -88,12 +97,9 @@ class RedisPredictionStore:
         self._client = client
         self._owns_client = owns_client
         self._namespace = namespace
-        self._where = (
-            f"unix:{kwargs['path']}"
-            if kwargs.get("path")
-            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        )
+        self._where = where(client)
         self._put_script = client.register_script(_PUT_LUA)
+        self._cluster = is_cluster(client)
 
     @classmethod
     def from_url(
@@ -127,6 +133,12 @@ class RedisPredictionStore:
         with self._translate(f"store {len(encoded)} predictions", partial=True):
             for start in range(0, len(encoded), PUT_CHUNK):
                 chunk = encoded[start : start + PUT_CHUNK]
+                if self._cluster:  # keys of many slots: no one script may hold them
+                    pipe = self._client.pipeline(transaction=False)
+                    for key, raw in chunk:
+                        pipe.set(key, raw, px=ttl_ms)
+                    pipe.execute()
+                    continue
                 self._put_script(
                     keys=[key for key, _ in chunk], args=[ttl_ms, *(raw for _, raw in chunk)]
                 )
@@ -144,8 +156,12 @@ class RedisPredictionStore:
         with self._translate(f"read {len(ids)} predictions"):
             for start in range(0, len(ids), GET_CHUNK):
                 chunk = ids[start : start + GET_CHUNK]
+                keys = [prefix + pid for pid in chunk]
                 values = cast(
-                    list[bytes | None], self._client.mget([prefix + pid for pid in chunk])
+                    list[bytes | None],
+                    self._client.mget_nonatomic(keys)  # type: ignore[union-attr]
+                    if self._cluster
+                    else self._client.mget(keys),
                 )
                 for pid, raw in zip(chunk, values, strict=True):
                     if raw is not None:
@@ -194,7 +210,10 @@ def _hint(exc: redis.RedisError) -> str | None:
         )
     text = str(exc)
     if "CROSSSLOT" in text or "MOVED" in text:
-        return "This is a Redis Cluster: the prediction store needs one server."
+        return (
+            "This is a Redis Cluster: give a redis+cluster://host:port,... URL so that "
+            "riskstream uses a cluster client."
+        )
     return None
 
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Final
 import redis
 
 from riskstream.adapters.memory.state import check_save_arguments, fenced_error
-from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.client import RedisClient, client_from_url, translate_errors, where
 from riskstream.adapters.redis.keys import STATE_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import (
     partition_keys,
@@ -206,7 +206,7 @@ class RedisStateStore:
     :meth:`from_url` to have the store build, own and close its client.
     """
 
-    def __init__(self, client: redis.Redis, *, owns_client: bool = False) -> None:
+    def __init__(self, client: RedisClient, *, owns_client: bool = False) -> None:
         kwargs = client.get_connection_kwargs()
         if kwargs.get("decode_responses"):
             raise ConfigError(
@@ -215,11 +215,7 @@ class RedisStateStore:
             )
         self._client = client
         self._owns_client = owns_client
-        self._where = (
-            f"unix:{kwargs['path']}"
-            if kwargs.get("path")
-            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        )
+        self._where = where(client)
         self._save_script = client.register_script(_SAVE_LUA)
         self._stage_begin = client.register_script(_STAGE_BEGIN_LUA)
         self._stage = client.register_script(_STAGE_LUA)
