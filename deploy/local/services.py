@@ -228,11 +228,23 @@ def _new_cluster_id() -> str:
             return cid
 
 
-def _kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
+def _kafka_properties(
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    *,
+    node_id: int = 1,
+    voters: str | None = None,
+    replication: int = 1,
+    min_insync: int = 1,
+) -> str:
+    """One node's server.properties: a single-node cluster by default, or one of the
+    ``voters`` (``id@host:port,...``) with internal topics replicated ``replication``
+    times."""
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters or f"1@127.0.0.1:{controller_port}",
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -241,18 +253,21 @@ def _kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
         "log.dirs": str(data_dir),
         "auto.create.topics.enable": "true",
         "num.partitions": "1",
-        "min.insync.replicas": "1",
+        "default.replication.factor": str(replication),
+        "min.insync.replicas": str(min_insync),
         "group.initial.rebalance.delay.ms": "0",
-        # Internal topics: one replica (single node) and one partition, so the first
-        # consumer group / transaction does not wait for 50 partitions to be created.
-        "offsets.topic.replication.factor": "1",
+        # Internal topics: one partition, so the first consumer group / transaction
+        # does not wait for 50 partitions to be created.
+        "offsets.topic.replication.factor": str(replication),
         "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": str(replication),
+        "transaction.state.log.min.isr": str(min_insync),
         "transaction.state.log.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": str(replication),
+        "share.coordinator.state.topic.min.isr": str(min_insync),
     }
+    if voters is not None:  # a cluster: notice a killed broker in seconds, not the default 9
+        props |= {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -299,7 +314,103 @@ def start_kafka(
     return broker
 
 
-def _wait_for_kafka(broker: KafkaBroker, port: int, deadline: float) -> None:
+@dataclass
+class KafkaCluster:
+    """Brokers that are also the KRaft controller quorum, on loopback; each can be
+    killed and started again on its ports with its data (:meth:`restart`)."""
+
+    brokers: dict[int, KafkaBroker]  # node id -> broker
+    commands: dict[int, list[str]]  # node id -> the command that starts it
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers.values())
+
+    def node_of(self, address: str) -> int:
+        """The node id of the broker at ``host:port``."""
+        return next(i for i, b in self.brokers.items() if b.bootstrap == address)
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL: no clean shutdown, no leadership hand-over."""
+        broker = self.brokers[node_id]
+        broker._signal(signal.SIGKILL)
+        broker.process.wait()
+
+    def restart(self, node_id: int, timeout: float = 120.0) -> None:
+        """Start a stopped broker again with its data; return once it answers."""
+        old = self.brokers[node_id]
+        process = _spawn(
+            self.commands[node_id], old.log_path.with_suffix(".restart.log"), old.workdir
+        )
+        broker = KafkaBroker(
+            old.name, process, old.log_path.with_suffix(".restart.log"), old.workdir, old.bootstrap
+        )
+        self.brokers[node_id] = broker
+        with _stop_on_error(broker):
+            _wait_for_kafka(
+                broker, int(old.bootstrap.rsplit(":", 1)[1]), time.monotonic() + timeout
+            )
+
+    def stop(self) -> None:
+        for broker in self.brokers.values():
+            broker.stop()
+
+
+def start_kafka_cluster(
+    workdir: Path,
+    *,
+    brokers: int = 3,
+    min_insync: int = 2,
+    version: str = KAFKA_VERSION,
+    timeout: float = 180.0,
+) -> KafkaCluster:
+    """``brokers`` KRaft nodes, each broker and controller, replicating every topic
+    ``brokers`` times with ``min.insync.replicas`` ``min_insync``; return once each
+    answers metadata and sees every other."""
+    deadline = time.monotonic() + timeout
+    java = _require("java", "apt-get install -y openjdk-17-jre-headless")
+    libs = fetch_kafka(version, progress=_progress)
+    workdir = Path(workdir).resolve()
+    ports = _free_ports(2 * brokers)
+    voters = ",".join(f"{i + 1}@127.0.0.1:{ports[brokers + i]}" for i in range(brokers))
+    cluster_id = _new_cluster_id()
+    classpath = ["-cp", f"{libs}/*", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"]
+    found = KafkaCluster({}, {})
+    try:
+        for i in range(brokers):
+            node_id, home = i + 1, workdir / f"broker-{i + 1}"
+            home.mkdir(parents=True, exist_ok=True)
+            data, config = home / "data", home / "server.properties"
+            shutil.rmtree(data, ignore_errors=True)
+            config.write_text(_kafka_properties(
+                data, ports[i], ports[brokers + i], node_id=node_id, voters=voters,
+                replication=brokers, min_insync=min_insync,
+            ))  # fmt: skip
+            fmt = subprocess.run(
+                [java, *KAFKA_JVM_OPTS, *classpath, "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(config)],
+                capture_output=True, text=True, preexec_fn=_die_with_parent,
+            )  # fmt: skip
+            if fmt.returncode != 0:
+                raise RuntimeError(f"kafka-{node_id}: StorageTool format failed\n{fmt.stderr}")
+            command = [java, *KAFKA_JVM_OPTS, *classpath, "kafka.Kafka", str(config)]
+            _progress(f"Starting Kafka broker {node_id} on 127.0.0.1:{ports[i]}...")
+            found.commands[node_id] = command
+            found.brokers[node_id] = KafkaBroker(
+                f"kafka-{node_id}", _spawn(command, home / "kafka.log", home),
+                home / "kafka.log", home, bootstrap=f"127.0.0.1:{ports[i]}",
+            )  # fmt: skip
+        for node_id, broker in found.brokers.items():
+            _wait_for_kafka(broker, ports[node_id - 1], deadline, expect_brokers=brokers)
+    except BaseException:
+        found.stop()
+        raise
+    return found
+
+
+def _wait_for_kafka(
+    broker: KafkaBroker, port: int, deadline: float, expect_brokers: int = 1
+) -> None:
     """Wait for the port to accept, then for a real metadata answer.
 
     Waiting for TCP first keeps librdkafka from logging a connection-refused
@@ -328,7 +439,7 @@ def _wait_for_kafka(broker: KafkaBroker, port: int, deadline: float) -> None:
                 time.sleep(0.1)
             continue
         try:
-            if admin.list_topics(timeout=1).brokers:
+            if len(admin.list_topics(timeout=1).brokers) >= expect_brokers:
                 return
         except Exception:  # KafkaException while the broker is still fenced
             time.sleep(0.1)
