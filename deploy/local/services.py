@@ -488,7 +488,7 @@ def start_redis(
     if cluster is not None:
         cmd += [
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(cluster),
+            "--cluster-node-timeout", str(cluster), "--repl-diskless-sync-delay", "0",
             *(["--cluster-port", str(cluster_port)] if cluster_port else []),
         ]  # fmt: skip
     _progress(f"Starting redis-server on 127.0.0.1:{port} (log: {log_path})...")
@@ -568,7 +568,8 @@ class RedisCluster:
         self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
-        """Until every live node says cluster_state:ok and every master has a replica."""
+        """Until every live node says cluster_state:ok, every master has a replica and
+        every replica's link to its master is up (synced)."""
         deadline = time.monotonic() + timeout
         while True:
             live = [p for p, s in self.nodes.items() if s.process.poll() is None]
@@ -584,7 +585,14 @@ class RedisCluster:
                     any(r["master"] == m["id"] and r["id"] in live_ids for r in nodes)
                     for m in masters
                 )
-                if covered or len(live) < 2 * len(masters):
+                replicas = [int(n["port"]) for n in nodes if n["role"] == "replica"]
+                synced = all(
+                    "master_link_status:up"
+                    in _redis_cli(p, "INFO", "replication", check=False).stdout
+                    for p in replicas
+                    if p in live
+                )
+                if synced and (covered or len(live) < 2 * len(masters)):
                     return
             if time.monotonic() > deadline:
                 raise RuntimeError(
