@@ -38,6 +38,7 @@ from riskstream.errors import ConfigError, StateStoreError
 __all__ = [
     "CLUSTER_SCHEMES",
     "RedisClient",
+    "client_builder",
     "client_from_url",
     "common_hint",
     "explain",
@@ -119,6 +120,34 @@ def client_from_url(
     """A client for ``redis://``, ``rediss://`` or ``unix://``, or a Redis Cluster client
     for ``redis+cluster://`` and ``rediss+cluster://``; refuses contradictions.
 
+    A cluster client reads the slot map as it is built, so it raises
+    :class:`~riskstream.errors.StateStoreError` when no seed answers as a cluster node;
+    :func:`client_builder` checks the URL now and connects later.
+    """
+    return client_builder(
+        url,
+        username=username,
+        password=password,
+        ssl_ca_certs=ssl_ca_certs,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        **client_kwargs,
+    )()
+
+
+def client_builder(
+    url: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    ssl_ca_certs: str | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    **client_kwargs: Any,
+) -> Callable[[], RedisClient]:
+    """What :func:`client_from_url` builds, checked now (:class:`ConfigError`) and built
+    when called: a router must start while its Redis Cluster is down.
+
     Timeouts are on by default (:data:`SOCKET_TIMEOUT_S`, :data:`CONNECT_TIMEOUT_S`):
     without them a Redis that hangs, rather than refuses, would hang every caller
     (an API request, a checkpoint) until TCP gives up, minutes later.
@@ -148,12 +177,14 @@ def client_from_url(
     client_kwargs.update({k: v for k, v in auth.items() if v is not None})
     client_kwargs.update(given_tls)
     if parts.scheme in CLUSTER_SCHEMES:
-        return _cluster_client(url, parts.scheme, client_kwargs)
-    return redis.Redis.from_url(url, **client_kwargs)
+        return _cluster_builder(url, parts.scheme, client_kwargs)
+    return lambda: redis.Redis.from_url(url, **client_kwargs)
 
 
-def _cluster_client(url: str, scheme: str, client_kwargs: dict[str, Any]) -> RedisCluster:
-    """A RedisCluster seeded with every ``host:port`` of the URL."""
+def _cluster_builder(
+    url: str, scheme: str, client_kwargs: dict[str, Any]
+) -> Callable[[], RedisCluster]:
+    """A RedisCluster seeded with every ``host:port`` of the URL, built when called."""
     shown = shown_url(url)
     parts = urlsplit(url)
     userinfo, _, hosts = parts.netloc.rpartition("@")
@@ -179,7 +210,20 @@ def _cluster_client(url: str, scheme: str, client_kwargs: dict[str, Any]) -> Red
             client_kwargs.setdefault("password", unquote(one.password))
     if scheme == "rediss+cluster":
         client_kwargs["ssl"] = True
-    return RedisCluster(startup_nodes=seeds, **client_kwargs)
+
+    def build() -> RedisCluster:
+        try:
+            return RedisCluster(startup_nodes=seeds, **client_kwargs)
+        except redis.RedisError as exc:  # it reads the slot map as it is built
+            raise StateStoreError(
+                f"Redis Cluster at {shown} could not be reached: {type(exc).__name__}: "
+                f"{str(exc).rstrip('.')}. Check that the URL names nodes of a Redis "
+                "Cluster (cluster-enabled yes) that are up and reachable, the credentials, "
+                "and that the ACL user may run CLUSTER SLOTS and COMMAND (CLUSTER_ACL in "
+                "riskstream.adapters.redis.keys)."
+            ) from exc
+
+    return build
 
 
 def common_hint(

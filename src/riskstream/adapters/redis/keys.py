@@ -32,10 +32,16 @@ adapters build their key names only from here::
     rs:pred|<ns>:<prediction_id>            string   a parked prediction, with a PX expiry
     rs:changes|<ns>                         zset     change events by data time
 
-Hash tags (the part in braces) decide the Redis Cluster slot: a partition's two
-keys share one, and so do all keys of one flag namespace, so one script may touch
-them together.  Predictions carry no hash tag on purpose: they are the largest and
-hottest data and should spread over every slot.  So that two namespaces can never
+Hash tags (the part in braces) decide the Redis Cluster slot: a partition's keys
+share one (its checkpoint, offset and fence are saved by one script), and so do all
+keys of one flag namespace (a flag and its audit entry are one script; an incident
+update is one ``WATCH``/``MULTI``), so every script and transaction touches one slot
+and runs unchanged on a cluster client.  Each partition has a tag of its own, so
+partitions spread over the shards; a namespace lives on one shard.  Predictions carry
+no hash tag on purpose: they are the largest and hottest data and should spread over
+every slot (their store pipelines per shard instead of one script).  The change log
+is one key.  This layout predates cluster support, so a single-node deployment's
+keys need no renaming to move to a cluster.  So that two namespaces can never
 share a key or change a hash tag, a flag namespace may not contain ``{``, ``}``,
 ``|`` or ``%``, a prediction namespace no ``:``, ``{`` or ``}``; a scope or topic
 name is percent-escaped instead, because it comes from Kafka, not from an operator.
@@ -54,6 +60,7 @@ from riskstream.ports import TopicPartition
 
 __all__ = [
     "CHANGES_ACL",
+    "CLUSTER_ACL",
     "FLAGS_ACL",
     "KEY_PREFIX",
     "PREDICTIONS_ACL",
@@ -78,7 +85,7 @@ _PREDICTIONS: Final = f"{KEY_PREFIX}:pred"
 #: The detector state store (the processor).
 STATE_ACL: Final = (
     f"~{KEY_PREFIX}:* +multi +exec +hincrby +hgetall +evalsha +script|load "
-    "+hget +hset +hdel +hkeys +hlen +hscan +unlink +memory|usage"
+    "+hget +hset +hdel +hkeys +hlen +hscan +unlink +memory|usage +wait"
 )
 #: The flag and approval stores, and the incident store that shares their namespace.
 #: ``&`` grants the ``changed`` channel (Redis 7 denies channels by default).
@@ -99,6 +106,10 @@ ROUTER_ACL: Final = (
 PREDICTIONS_ACL: Final = f"~{_PREDICTIONS}|* +set +get +mget +evalsha +script|load"
 #: The change log the processors share.
 CHANGES_ACL: Final = f"~{_CHANGES}|* +zadd +zrangebyscore +zremrangebyscore +zrevrange +multi +exec"
+
+#: What a cluster client needs besides: the slot map, and the command table it reads
+#: keys from (redis-py's ``RedisCluster``).  Add it to each process's rules on a cluster.
+CLUSTER_ACL: Final = "+cluster|slots +command"
 
 #: What each long-lived process touches in Redis, as one ACL rule list per process.
 PROCESS_ACLS: Final = {

@@ -428,10 +428,18 @@ class RedisStateStore:
         writes, so on a cluster both go to the primary of the partition's slot)."""
         if not self._replicas:
             return script(keys=keys, args=args)
-        pipe = node_client(self._client, keys[0]).pipeline(transaction=False)
-        script(keys=keys, args=args, client=pipe)
-        pipe.execute_command("WAIT", self._replicas, self._replica_timeout_ms)  # type: ignore[no-untyped-call]
-        reply, acked = pipe.execute()
+        node = node_client(self._client, keys[0])
+        for attempt in (1, 2):  # EVALSHA, and once more after loading the script
+            pipe = node.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self._replicas, self._replica_timeout_ms)  # type: ignore[no-untyped-call]
+            try:
+                reply, acked = pipe.execute()
+                break
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                node.script_load(script.script)
         if int(acked) < self._replicas:
             self.unreplicated += 1
             log.warning(
