@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 
 from riskstream.errors import ConfigError, StateStoreError
 
@@ -214,7 +215,7 @@ def _cluster_builder(
     def build() -> RedisCluster:
         try:
             return RedisCluster(startup_nodes=seeds, **client_kwargs)
-        except redis.RedisError as exc:  # it reads the slot map as it is built
+        except (redis.RedisError, RedisClusterException) as exc:  # reads the slot map
             raise StateStoreError(
                 f"Redis Cluster at {shown} could not be reached: {type(exc).__name__}: "
                 f"{str(exc).rstrip('.')}. Check that the URL names nodes of a Redis "
@@ -291,4 +292,10 @@ def translate_errors(
         raise StateStoreError(
             f"{subject} could not {action}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
             f"{explain(exc, where, required_acl, unknown, hint)}"
+        ) from exc
+    except RedisClusterException as exc:  # not a RedisError: the cluster client's own
+        raise StateStoreError(
+            f"{subject} could not {action}: {type(exc).__name__}: {str(exc).rstrip('.')}. "
+            "The Redis Cluster has no node for the slot or cannot be reached; check "
+            f"that its nodes at {where} are up and cover every slot. {unknown}".rstrip()
         ) from exc

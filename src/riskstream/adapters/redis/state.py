@@ -245,7 +245,7 @@ return 'OK'
 
 
 class RedisStateStore:
-    """Partition state in Redis (standalone, or one primary with replicas).
+    """Partition state in Redis: standalone, a primary with replicas, or a Redis Cluster.
 
     Give it a ``redis.Redis`` client built with ``decode_responses=False``
     (snapshots are raw bytes); the caller keeps owning that client.  Use
