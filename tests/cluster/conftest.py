@@ -1,7 +1,8 @@
 """The cluster stage: a 3-broker Kafka cluster and a Redis Cluster, both on loopback.
 
 Started by the project's own code (``deploy/local/services.py``) like the single
-broker, once per session, and only when a test here runs.  The tests kill brokers
+broker, only when a test here runs: the brokers for the module that uses them, the
+Redis Cluster once per session (the store contract tests use it too).  The tests kill brokers
 and Redis primaries; each leaves both clusters whole again (every broker up, three
 primaries with a replica each) for the next.
 """
@@ -23,7 +24,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped after its module: no JVMs idling through the rest
 def kafka_cluster(service_workdir: Path) -> Iterator[local_services.KafkaCluster]:
     """Three KRaft brokers (each a controller too), replication factor 3,
     ``min.insync.replicas`` 2.  Always this session's own: the tests kill its brokers."""
