@@ -5,9 +5,9 @@ The ``real-redis`` cases talk to the session's real redis-server, the
 ``redis-cluster`` cases to its Redis Cluster (3 masters, a replica each, through the
 cluster client; see ``tests/conftest.py``); both carry the ``integration`` marker;
 the ``memory`` cases need nothing and run everywhere.  Each Redis case gets a fresh
-namespace.  Suites
-that only the Redis adapters have live in ``tests/integration/``; the bus contract
-(``test_bus.py``) brings its own fixture, over the in-memory bus and real Kafka.
+namespace.  Suites that only the Redis adapters have live in ``tests/integration/``
+(and ``tests/cluster/``); the bus contract (``test_bus.py``) brings its own fixture,
+over the in-memory bus and real Kafka.
 """
 
 from __future__ import annotations
