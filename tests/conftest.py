@@ -84,6 +84,28 @@ def redis_url(service_workdir: Path) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(service_workdir: Path) -> Iterator[local_services.RedisCluster]:
+    """A Redis Cluster of 3 masters with a replica each, on loopback; the cluster
+    stage (tests/cluster) kills its nodes, so it is always this suite's own."""
+    cluster = local_services.start_redis_cluster(service_workdir / "redis-cluster")
+    _started.extend(cluster.nodes.values())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(request: pytest.FixtureRequest) -> str:
+    """``redis+cluster://`` URL of a real Redis Cluster (``RISKSTREAM_REDIS_CLUSTER_URL``
+    names one you run)."""
+    if env := os.environ.get("RISKSTREAM_REDIS_CLUSTER_URL"):
+        return env
+    cluster: local_services.RedisCluster = request.getfixturevalue("redis_cluster")
+    return cluster.url
+
+
 @pytest.fixture
 def unique() -> Callable[[str], str]:
     """Names that no other test (or earlier run on a shared broker) uses."""

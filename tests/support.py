@@ -86,9 +86,11 @@ def make_setup(
     return Setup(path, load_config(path), topics, f"{name}-group")
 
 
-def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 2) -> None:
+def create_topics(
+    bootstrap: str, names: Iterable[str], partitions: int = 2, replication: int = 1
+) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    futures = admin.create_topics([NewTopic(n, partitions, replication) for n in names])
     for future in futures.values():
         future.result(timeout=30)
 

@@ -228,11 +228,23 @@ def _new_cluster_id() -> str:
             return cid
 
 
-def _kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
+def _kafka_properties(
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    *,
+    node_id: int = 1,
+    voters: str | None = None,
+    replication: int = 1,
+    min_insync: int = 1,
+) -> str:
+    """One node's server.properties: a single-node cluster by default, or one of the
+    ``voters`` (``id@host:port,...``) with internal topics replicated ``replication``
+    times."""
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters or f"1@127.0.0.1:{controller_port}",
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -241,18 +253,21 @@ def _kafka_properties(data_dir: Path, port: int, controller_port: int) -> str:
         "log.dirs": str(data_dir),
         "auto.create.topics.enable": "true",
         "num.partitions": "1",
-        "min.insync.replicas": "1",
+        "default.replication.factor": str(replication),
+        "min.insync.replicas": str(min_insync),
         "group.initial.rebalance.delay.ms": "0",
-        # Internal topics: one replica (single node) and one partition, so the first
-        # consumer group / transaction does not wait for 50 partitions to be created.
-        "offsets.topic.replication.factor": "1",
+        # Internal topics: one partition, so the first consumer group / transaction
+        # does not wait for 50 partitions to be created.
+        "offsets.topic.replication.factor": str(replication),
         "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": str(replication),
+        "transaction.state.log.min.isr": str(min_insync),
         "transaction.state.log.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": str(replication),
+        "share.coordinator.state.topic.min.isr": str(min_insync),
     }
+    if voters is not None:  # a cluster: notice a killed broker in seconds, not the default 9
+        props |= {"broker.session.timeout.ms": "3000", "broker.heartbeat.interval.ms": "500"}
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -299,7 +314,103 @@ def start_kafka(
     return broker
 
 
-def _wait_for_kafka(broker: KafkaBroker, port: int, deadline: float) -> None:
+@dataclass
+class KafkaCluster:
+    """Brokers that are also the KRaft controller quorum, on loopback; each can be
+    killed and started again on its ports with its data (:meth:`restart`)."""
+
+    brokers: dict[int, KafkaBroker]  # node id -> broker
+    commands: dict[int, list[str]]  # node id -> the command that starts it
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers.values())
+
+    def node_of(self, address: str) -> int:
+        """The node id of the broker at ``host:port``."""
+        return next(i for i, b in self.brokers.items() if b.bootstrap == address)
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL: no clean shutdown, no leadership hand-over."""
+        broker = self.brokers[node_id]
+        broker._signal(signal.SIGKILL)
+        broker.process.wait()
+
+    def restart(self, node_id: int, timeout: float = 120.0) -> None:
+        """Start a stopped broker again with its data; return once it answers."""
+        old = self.brokers[node_id]
+        process = _spawn(
+            self.commands[node_id], old.log_path.with_suffix(".restart.log"), old.workdir
+        )
+        broker = KafkaBroker(
+            old.name, process, old.log_path.with_suffix(".restart.log"), old.workdir, old.bootstrap
+        )
+        self.brokers[node_id] = broker
+        with _stop_on_error(broker):
+            _wait_for_kafka(
+                broker, int(old.bootstrap.rsplit(":", 1)[1]), time.monotonic() + timeout
+            )
+
+    def stop(self) -> None:
+        for broker in self.brokers.values():
+            broker.stop()
+
+
+def start_kafka_cluster(
+    workdir: Path,
+    *,
+    brokers: int = 3,
+    min_insync: int = 2,
+    version: str = KAFKA_VERSION,
+    timeout: float = 180.0,
+) -> KafkaCluster:
+    """``brokers`` KRaft nodes, each broker and controller, replicating every topic
+    ``brokers`` times with ``min.insync.replicas`` ``min_insync``; return once each
+    answers metadata and sees every other."""
+    deadline = time.monotonic() + timeout
+    java = _require("java", "apt-get install -y openjdk-17-jre-headless")
+    libs = fetch_kafka(version, progress=_progress)
+    workdir = Path(workdir).resolve()
+    ports = _free_ports(2 * brokers)
+    voters = ",".join(f"{i + 1}@127.0.0.1:{ports[brokers + i]}" for i in range(brokers))
+    cluster_id = _new_cluster_id()
+    classpath = ["-cp", f"{libs}/*", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"]
+    found = KafkaCluster({}, {})
+    try:
+        for i in range(brokers):
+            node_id, home = i + 1, workdir / f"broker-{i + 1}"
+            home.mkdir(parents=True, exist_ok=True)
+            data, config = home / "data", home / "server.properties"
+            shutil.rmtree(data, ignore_errors=True)
+            config.write_text(_kafka_properties(
+                data, ports[i], ports[brokers + i], node_id=node_id, voters=voters,
+                replication=brokers, min_insync=min_insync,
+            ))  # fmt: skip
+            fmt = subprocess.run(
+                [java, *KAFKA_JVM_OPTS, *classpath, "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(config)],
+                capture_output=True, text=True, preexec_fn=_die_with_parent,
+            )  # fmt: skip
+            if fmt.returncode != 0:
+                raise RuntimeError(f"kafka-{node_id}: StorageTool format failed\n{fmt.stderr}")
+            command = [java, *KAFKA_JVM_OPTS, *classpath, "kafka.Kafka", str(config)]
+            _progress(f"Starting Kafka broker {node_id} on 127.0.0.1:{ports[i]}...")
+            found.commands[node_id] = command
+            found.brokers[node_id] = KafkaBroker(
+                f"kafka-{node_id}", _spawn(command, home / "kafka.log", home),
+                home / "kafka.log", home, bootstrap=f"127.0.0.1:{ports[i]}",
+            )  # fmt: skip
+        for node_id, broker in found.brokers.items():
+            _wait_for_kafka(broker, ports[node_id - 1], deadline, expect_brokers=brokers)
+    except BaseException:
+        found.stop()
+        raise
+    return found
+
+
+def _wait_for_kafka(
+    broker: KafkaBroker, port: int, deadline: float, expect_brokers: int = 1
+) -> None:
     """Wait for the port to accept, then for a real metadata answer.
 
     Waiting for TCP first keeps librdkafka from logging a connection-refused
@@ -328,7 +439,7 @@ def _wait_for_kafka(broker: KafkaBroker, port: int, deadline: float) -> None:
                 time.sleep(0.1)
             continue
         try:
-            if admin.list_topics(timeout=1).brokers:
+            if len(admin.list_topics(timeout=1).brokers) >= expect_brokers:
                 return
         except Exception:  # KafkaException while the broker is still fenced
             time.sleep(0.1)
@@ -341,7 +452,13 @@ def _port_open(port: int) -> bool:
 
 
 def start_redis(
-    workdir: Path, *, timeout: float = 20.0, port: int | None = None, persistent: bool = False
+    workdir: Path,
+    *,
+    timeout: float = 20.0,
+    port: int | None = None,
+    persistent: bool = False,
+    cluster: int | None = None,
+    cluster_port: int | None = None,
 ) -> RedisServer:
     """Start a redis-server; return once PING answers.
 
@@ -349,6 +466,9 @@ def start_redis(
     where it was (chaos tests stop and start it under running clients);
     ``persistent`` keeps an append-only file in ``workdir``, fsynced on every write,
     so a restart (even after SIGKILL) comes back with everything acknowledged.
+    ``cluster`` (a ``cluster-node-timeout`` in ms) starts it as a Redis Cluster node
+    whose ``nodes.conf`` lives in ``workdir``, its bus on ``cluster_port`` (see
+    :func:`start_redis_cluster`).
     """
     server = _require(
         "redis-server", "apt-get install -y redis-server (the Makefile's setup target does this)"
@@ -365,6 +485,12 @@ def start_redis(
         server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
         "--save", "", *aof, "--daemonize", "no", "--logfile", "",
     ]  # fmt: skip
+    if cluster is not None:
+        cmd += [
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(cluster), "--repl-diskless-sync-delay", "0",
+            *(["--cluster-port", str(cluster_port)] if cluster_port else []),
+        ]  # fmt: skip
     _progress(f"Starting redis-server on 127.0.0.1:{port} (log: {log_path})...")
     redis = RedisServer(
         "redis",
@@ -385,6 +511,139 @@ def start_redis(
                 raise redis._fail(f"no PONG within {timeout:.0f}s.", hint)
             time.sleep(0.05)
     return redis
+
+
+@dataclass
+class RedisCluster:
+    """A Redis Cluster of ``masters`` primaries with ``replicas`` replicas each, on loopback.
+
+    ``nodes`` maps each port to its server; :meth:`masters` and :meth:`replica_of` read
+    the roles from ``CLUSTER NODES`` (they change with a failover).
+    """
+
+    nodes: dict[int, RedisServer]
+    node_timeout_ms: int
+    bus_ports: dict[int, int]  # client port -> cluster bus port
+
+    @property
+    def url(self) -> str:
+        """``redis+cluster://`` with every node as a seed."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in sorted(self.nodes))
+
+    def cluster_nodes(self, via: int | None = None) -> list[dict[str, str]]:
+        """``CLUSTER NODES`` as seen by a live node: id, port, role, master id, flags."""
+        ports = [via] if via else [p for p, s in self.nodes.items() if s.process.poll() is None]
+        for port in ports:
+            out = _redis_cli(port, "CLUSTER", "NODES", check=False)
+            if out.returncode == 0 and out.stdout.strip():
+                found = []
+                for line in out.stdout.strip().splitlines():
+                    node_id, address, flags, master = line.split()[:4]
+                    found.append({
+                        "id": node_id, "port": address.split("@")[0].rsplit(":", 1)[1],
+                        "flags": flags, "master": master,
+                        "role": "master" if "master" in flags else "replica",
+                    })  # fmt: skip
+                return found
+        raise RuntimeError("no Redis Cluster node answers CLUSTER NODES")
+
+    def masters(self) -> list[int]:
+        """Ports of the live primaries that serve slots."""
+        return sorted(
+            int(n["port"]) for n in self.cluster_nodes()
+            if n["role"] == "master" and "fail" not in n["flags"]
+        )  # fmt: skip
+
+    def replica_of(self, master_port: int) -> list[int]:
+        nodes = self.cluster_nodes()
+        master_id = next(n["id"] for n in nodes if int(n["port"]) == master_port)
+        return sorted(int(n["port"]) for n in nodes if n["master"] == master_id)
+
+    def restart(self, port: int, timeout: float = 30.0) -> None:
+        """Start a stopped node again on its port, with its nodes.conf (it rejoins)."""
+        old = self.nodes[port]
+        self.nodes[port] = start_redis(
+            old.workdir, port=port, cluster=self.node_timeout_ms, cluster_port=self.bus_ports[port]
+        )
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Until every live node says cluster_state:ok, every master has a replica and
+        every replica's link to its master is up (synced)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            live = [p for p, s in self.nodes.items() if s.process.poll() is None]
+            ok = all(
+                "cluster_state:ok" in _redis_cli(p, "CLUSTER", "INFO", check=False).stdout
+                for p in live
+            )
+            if ok:
+                nodes = self.cluster_nodes()
+                live_ids = {n["id"] for n in nodes if "fail" not in n["flags"]}
+                masters = [n for n in nodes if n["role"] == "master" and n["id"] in live_ids]
+                covered = all(
+                    any(r["master"] == m["id"] and r["id"] in live_ids for r in nodes)
+                    for m in masters
+                )
+                replicas = [int(n["port"]) for n in nodes if n["role"] == "replica"]
+                synced = all(
+                    "master_link_status:up"
+                    in _redis_cli(p, "INFO", "replication", check=False).stdout
+                    for p in replicas
+                    if p in live
+                )
+                if synced and (covered or len(live) < 2 * len(masters)):
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    "Redis Cluster not healthy in time:\n"
+                    + _redis_cli(live[0], "CLUSTER", "NODES", check=False).stdout
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for server in self.nodes.values():
+            server.stop()
+
+
+def _redis_cli(port: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cli = _require("redis-cli", "apt-get install -y redis-tools (redis-server brings it)")
+    return subprocess.run(
+        [cli, "-h", "127.0.0.1", "-p", str(port), *args],
+        capture_output=True, text=True, check=check, timeout=30,
+    )  # fmt: skip
+
+
+def start_redis_cluster(
+    workdir: Path, *, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 1000
+) -> RedisCluster:
+    """``masters * (1 + replicas)`` redis-servers joined by ``redis-cli --cluster create``.
+
+    A small ``cluster-node-timeout`` makes a failover take a second or two, so a test
+    can kill a primary and watch its replica take over.
+    """
+    count = masters * (1 + replicas)
+    both = _free_ports(2 * count)
+    ports, bus_ports = both[:count], dict(zip(both[:count], both[count:], strict=True))
+    nodes: dict[int, RedisServer] = {}
+    try:
+        for port in ports:
+            nodes[port] = start_redis(
+                Path(workdir) / f"node-{port}", port=port, cluster=node_timeout_ms,
+                cluster_port=bus_ports[port],
+            )  # fmt: skip
+        _progress(f"Creating a Redis Cluster of {masters} masters x {replicas} replicas...")
+        _redis_cli(
+            ports[0], "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+            "--cluster-replicas", str(replicas), "--cluster-yes",
+        )  # fmt: skip
+        cluster = RedisCluster(nodes, node_timeout_ms, bus_ports)
+        cluster.wait_healthy()
+        return cluster
+    except BaseException:
+        for server in nodes.values():
+            server.stop()
+        raise
 
 
 def _redis_pings(port: int) -> bool:

@@ -117,7 +117,12 @@ def kafka_processor(
 
     bus = KafkaBus(KafkaSettings.from_env(bootstrap), max_poll_interval_ms)
     url = redis_url or redis_url_from_env()
-    store = RedisStateStore.from_url(url)
+    settings = config.processor
+    store = RedisStateStore.from_url(
+        url,
+        replicas=settings.checkpoint_replicas,
+        replica_timeout_ms=settings.checkpoint_replica_timeout_ms,
+    )
     predictions = None
     if config.joins_labels:
         predictions = RedisPredictionStore.from_url(url, namespace=config.processor.group_id)

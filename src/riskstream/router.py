@@ -81,18 +81,27 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import orjson
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from riskstream.adapters.redis import keys
-from riskstream.adapters.redis.client import client_from_url, explain
+from riskstream.adapters.redis.client import (
+    CLUSTER_SCHEMES,
+    RedisClient,
+    client_builder,
+    explain,
+    shown_url,
+    where,
+)
 from riskstream.adapters.redis.keys import ROUTER_ACL as REQUIRED_ACL
 from riskstream.core.routing import MODES, RoutingFlag
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, StateStoreError
 
 __all__ = ["REQUIRED_ACL", "Decision", "FlagCache", "Router", "flag_keys"]
 
@@ -311,8 +320,11 @@ class _Metrics:
 class Router:
     """A local, self-refreshing cache of one namespace's routing flags.
 
-    ``redis`` is a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL, or a
-    ``redis.Redis`` client the caller keeps owning (either ``decode_responses``).
+    ``redis`` is a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL, a Redis
+    Cluster's ``redis+cluster://host:port,host:port`` (``rediss+cluster://``), or a
+    ``redis.Redis`` or ``redis.cluster.RedisCluster`` client the caller keeps owning
+    (either ``decode_responses``).  On a cluster the router subscribes on the primary
+    that serves the namespace's slot and follows it through a failover.
     With a URL, ``username``/``password`` are Redis ACL credentials (keep them out
     of the URL, which ends up in logs), the ``ssl_*`` files are the CA bundle and,
     for mutual TLS, this client's certificate and key, and other keyword
@@ -326,7 +338,7 @@ class Router:
 
     def __init__(
         self,
-        redis_url_or_client: str | redis.Redis,
+        redis_url_or_client: str | RedisClient,
         namespace: str = "default",
         default_version: str | None = None,
         max_staleness_s: float = 5.0,
@@ -346,8 +358,9 @@ class Router:
         self._epoch: str | None = None  # the worker's generation last seen
         self.namespace = namespace
         self._cache = FlagCache(default_version, max_staleness_s, clock)
+        self._client: RedisClient | None
         if isinstance(redis_url_or_client, str):
-            self._client = _client_from_url(
+            self._build = _client_builder(
                 redis_url_or_client,
                 username=username,
                 password=password,
@@ -357,6 +370,10 @@ class Router:
                 **client_kwargs,
             )
             self._owns_client = True
+            # A cluster client connects as it is built: build it in the refresh thread.
+            cluster = urlsplit(redis_url_or_client).scheme in CLUSTER_SCHEMES
+            self._client = None if cluster else self._build()
+            self._where = shown_url(redis_url_or_client) if cluster else where(self._redis)
         else:
             given = [
                 name
@@ -377,17 +394,12 @@ class Router:
                 )
             self._client = redis_url_or_client
             self._owns_client = False
-        kwargs = self._client.get_connection_kwargs()
-        self._where = (
-            f"unix:{kwargs['path']}"
-            if kwargs.get("path")
-            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        )
+            self._where = where(redis_url_or_client)
         self.registry = CollectorRegistry() if registry is None else registry
         try:
             self._metrics = _Metrics(self.registry, self._cache)
         except ValueError:  # prometheus: "Duplicated timeseries" (a second Router)
-            if self._owns_client:
+            if self._owns_client and self._client is not None:
                 self._client.close()
             raise
         self._resync_every_s = self._cache.max_staleness_s / 2
@@ -444,8 +456,15 @@ class Router:
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        if self._owns_client:
+        if self._owns_client and self._client is not None:
             self._client.close()
+
+    @property
+    def _redis(self) -> RedisClient:
+        """The client, built now if it was left to the refresh thread (a cluster's)."""
+        if self._client is None:
+            self._client = self._build()
+        return self._client
 
     def __enter__(self) -> Router:
         return self
@@ -473,7 +492,10 @@ class Router:
     def _failed(self, exc: Exception) -> None:
         self._failures += 1
         self._metrics.refresh_failures.inc()
-        if not isinstance(exc, redis.RedisError):
+        if isinstance(exc, StateStoreError):  # a cluster client that could not be built
+            if self._failures == 1:
+                log.warning("Router: %s Serving the last known decisions; retrying.", exc)
+        elif not isinstance(exc, redis.RedisError):
             log.error("Router refresh failed unexpectedly; retrying.", exc_info=exc)
         elif self._failures == 1:
             refused = isinstance(exc, (redis.AuthenticationError, redis.ResponseError))
@@ -492,7 +514,12 @@ class Router:
 
     def _session(self) -> None:
         """Subscribe, load everything, then follow messages until stopped or broken."""
-        pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+        client = self._redis
+        if self._failures and isinstance(client, RedisCluster):
+            # After a failover the slot map still names the dead primary: read it again
+            # so the subscription goes to the node that serves the flags now.
+            client.nodes_manager.initialize()
+        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self._channel)
             deadline = time.monotonic() + max(1.0, self._resync_every_s)
@@ -557,7 +584,7 @@ class Router:
 
     def _read_models(self, changed: Mapping[str, int]) -> None:
         model_ids = list(changed)
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self._redis.pipeline(transaction=False)
         pipe.get(self._epoch_key)
         pipe.hmget(self._hash, model_ids)
         raw_epoch, values = pipe.execute()
@@ -572,7 +599,7 @@ class Router:
     def _resync(self, *, new_connection: bool) -> None:
         """Re-read the whole hash; adopt it as it is if the server is a different one."""
         run_id = self._server_run_id() if new_connection else None
-        pipe = self._client.pipeline(transaction=False)  # the epoch first: see _lost
+        pipe = self._redis.pipeline(transaction=False)  # the epoch first: see _lost
         pipe.get(self._epoch_key)
         pipe.hgetall(self._hash)
         raw_epoch, stored = pipe.execute()
@@ -670,7 +697,12 @@ class Router:
 
     def _server_run_id(self) -> str | None:
         try:
-            info = self._client.info("server")
+            client = self._redis
+            if isinstance(client, RedisCluster):  # the server holding the flags
+                node = client.get_node_from_key(self._hash)  # type: ignore[no-untyped-call]
+                info = client.info("server", target_nodes=node)
+            else:
+                info = client.info("server")
         except redis.ResponseError as exc:  # NOPERM or INFO renamed: no restart detection
             if not self._warned_info:
                 self._warned_info = True
@@ -691,7 +723,7 @@ class Router:
         self._first_attempt.set()
 
 
-def _client_from_url(url: str, **client_kwargs: Any) -> redis.Redis:
+def _client_builder(url: str, **client_kwargs: Any) -> Callable[[], RedisClient]:
     """A client for the router: short timeouts and no retries of its own (the
     router's loop retries, with backoff), otherwise as every Redis adapter's."""
     options: dict[str, Any] = {
@@ -701,4 +733,4 @@ def _client_from_url(url: str, **client_kwargs: Any) -> redis.Redis:
         "retry": Retry(NoBackoff(), 0),
         "client_name": "riskstream-router",
     }
-    return client_from_url(url, **{**options, **client_kwargs})
+    return client_builder(url, **{**options, **client_kwargs})

@@ -1,10 +1,13 @@
-"""Every store backend, one fixture per port: the in-memory reference and real Redis.
+"""Every store backend, one fixture per port: the in-memory reference, real Redis and a
+real Redis Cluster.
 
-The ``real-redis`` cases talk to the session's real redis-server (see
-``tests/conftest.py``) and carry the ``integration`` marker; the ``memory`` cases
-need nothing and run everywhere.  Each Redis case gets a fresh namespace.  Suites
-that only the Redis adapters have live in ``tests/integration/``; the bus contract
-(``test_bus.py``) brings its own fixture, over the in-memory bus and real Kafka.
+The ``real-redis`` cases talk to the session's real redis-server, the
+``redis-cluster`` cases to its Redis Cluster (3 masters, a replica each, through the
+cluster client; see ``tests/conftest.py``); both carry the ``integration`` marker;
+the ``memory`` cases need nothing and run everywhere.  Each Redis case gets a fresh
+namespace.  Suites that only the Redis adapters have live in ``tests/integration/``
+(and ``tests/cluster/``); the bus contract (``test_bus.py``) brings its own fixture,
+over the in-memory bus and real Kafka.
 """
 
 from __future__ import annotations
@@ -31,7 +34,12 @@ FlagStoreBackend = InMemoryFlagStore | RedisFlagStore
 ApprovalStoreBackend = InMemoryApprovalStore | RedisApprovalStore
 ChangeLogBackend = InMemoryChangeLog | RedisChangeLog
 
-BACKENDS = [pytest.param("memory"), pytest.param("real-redis", marks=pytest.mark.integration)]
+BACKENDS = [
+    pytest.param("memory"),
+    pytest.param("real-redis", marks=pytest.mark.integration),
+    pytest.param("redis-cluster", marks=[pytest.mark.integration, pytest.mark.cluster]),
+]
+_URL_FIXTURE = {"real-redis": "redis_url", "redis-cluster": "redis_cluster_url"}
 
 T = TypeVar("T")
 
@@ -46,7 +54,8 @@ def _backend(
     if request.param == "memory":
         backend = memory()
     else:
-        backend = redis(request.getfixturevalue("redis_url"), unique(request.node.name))
+        url = request.getfixturevalue(_URL_FIXTURE[request.param])
+        backend = redis(url, unique(request.node.name))
     try:
         yield backend
     finally:
@@ -121,7 +130,7 @@ def change_logs(
         log = InMemoryChangeLog(3600.0)
         yield log, log
         return
-    url, namespace = request.getfixturevalue("redis_url"), unique("changes")
+    url, namespace = request.getfixturevalue(_URL_FIXTURE[request.param]), unique("changes")
     handles: list[Any] = [RedisChangeLog.from_url(url, namespace, 3600.0) for _ in range(2)]
     try:
         yield handles[0], handles[1]

@@ -464,3 +464,67 @@ def test_a_chunked_save_cut_short_reads_as_before_or_after_and_the_next_save_fin
     assert not client.exists(snap.removesuffix(":snap") + ":stage")
     assert client.hget(meta, "staged") is None
     client.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["one-script", "chunked"])
+def test_a_save_over_a_checkpoint_a_failover_lost_is_refused_and_a_claim_resumes(
+    redis_url: str, unique: Callable[[str], str], chunked: bool
+) -> None:
+    """Saves are deltas: one written over an older checkpoint (what a promoted replica
+    holds when asynchronous replication lost the last writes) would mix the two.  The
+    store refuses it, writing nothing, and a claim reads back the older checkpoint whole."""
+    scope = unique("rollback")
+    meta, _ = partition_keys(scope, TP)
+    raw = redis.Redis.from_url(redis_url)
+    store = RedisStateStore.from_url(redis_url)
+    try:
+        epoch = _save_old(store, scope)
+        store.save(scope, TP, epoch, 5, {"applied": 5}, {"a": b"lost-a"})
+        raw.hset(meta, mapping={"offset": 1, "c:applied": 1})  # a failover lost that save
+        raw.hset(f"{meta.removesuffix(':meta')}:snap", "a", b"old-a")
+        with pytest.raises(StateStoreError, match="lost the latest writes"):
+            if chunked:
+                _save_new(store, scope, epoch)
+            else:
+                store.save(scope, TP, epoch, 9, {"applied": 9}, {"c": b"new-c"})
+        peeked = store.peek(scope, TP)  # nothing of the refused save
+        assert (peeked.offset, peeked.counters, peeked.snapshots) == BEFORE
+        store._held[(scope, TP)] = (epoch, 1)  # as before the refusal
+        raw.hset(meta, "epoch", epoch - 1)  # a failover that lost the claim too
+        with pytest.raises(StateStoreError, match="lost the latest writes"):
+            store.save(scope, TP, epoch, 9, {"applied": 9}, {"c": b"new-c"})
+        again = store.claim(scope, TP)
+        assert (again.offset, dict(again.snapshots)) == (1, OLD)
+        store.save(scope, TP, again.epoch, 9, {"applied": 9}, {"c": b"new-c"})
+        assert _stored(redis_url, scope)[0] == 9
+    finally:
+        store.close()
+        raw.close()
+
+
+def test_a_save_repeated_after_a_lost_reply_is_not_taken_for_a_rollback(
+    redis_url: str, unique: Callable[[str], str]
+) -> None:
+    scope = unique("repeat")
+    store = RedisStateStore.from_url(redis_url)
+    try:
+        epoch = _save_old(store, scope)
+        store.save(scope, TP, epoch, 5, {"applied": 5}, {"a": b"x"})
+        store._held[(scope, TP)] = (epoch, 1)  # as if the reply of the save above was lost
+        store.save(scope, TP, epoch, 5, {"applied": 5}, {"a": b"x"})
+        assert _stored(redis_url, scope)[0] == 5
+    finally:
+        store.close()
+
+
+def test_checkpoint_replicas_without_a_replica_times_out_and_keeps_the_save(
+    redis_url: str, unique: Callable[[str], str]
+) -> None:
+    scope = unique("wait")
+    store = RedisStateStore.from_url(redis_url, replicas=1, replica_timeout_ms=50)
+    try:
+        _save_old(store, scope)
+        assert store.unreplicated == 1  # this Redis has no replica: WAIT gave up after 50 ms
+    finally:
+        store.close()
+    assert _stored(redis_url, scope) == BEFORE

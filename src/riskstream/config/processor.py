@@ -64,6 +64,10 @@ class ProcessorSettings:
     # streams from scratch (logged, counted), or "refuse" to start.
     on_monitor_change: str = "restart"
     dedup_window: int = 100_000  # event ids remembered per partition (0: no de-duplication)
+    # Redis replicas that must hold each checkpoint (WAIT) before the processor moves on;
+    # 0: do not wait (see riskstream.adapters.redis.state), and how long to wait at most.
+    checkpoint_replicas: int = 0
+    checkpoint_replica_timeout_ms: int = 1000
 
     @property
     def stream_limits(self) -> StreamLimits:
@@ -90,7 +94,9 @@ def read_topics(node: YamlNode) -> Topics:
     return Topics(**{k: string(v) for k, v in _known(node, Topics)})
 
 
-_ZERO_MEANS_OFF = frozenset({"max_streams_per_monitor", "stream_idle_ttl_s", "dedup_window"})
+_ZERO_MEANS_OFF = frozenset(
+    {"max_streams_per_monitor", "stream_idle_ttl_s", "dedup_window", "checkpoint_replicas"}
+)
 _FLOATS = ("checkpoint_budget", "max_time_age_days", "max_time_ahead_s")
 MONITOR_CHANGE = ("restart", "refuse")
 

@@ -18,9 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, cast
 
 import orjson
-import redis
 
-from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.client import RedisClient, client_from_url, translate_errors, where
 from riskstream.adapters.redis.keys import CHANGES_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import change_log_key
 from riskstream.core.timeutil import parse_time
@@ -35,7 +34,7 @@ class RedisChangeLog:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         namespace: str,
         retention_s: float = 12 * 3600.0,
         clock: Callable[[], float] = time.time,
@@ -44,8 +43,7 @@ class RedisChangeLog:
         self._clock = clock
         self._key = change_log_key(namespace)
         self._retention_s = retention_s
-        kwargs = client.get_connection_kwargs()
-        self._where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+        self._where = where(client)
 
     @classmethod
     def from_url(cls, url: str, namespace: str, retention_s: float = 12 * 3600.0) -> Self:

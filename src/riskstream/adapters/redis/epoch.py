@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 import orjson
-import redis
 
+from riskstream.adapters.redis.client import RedisClient
 from riskstream.adapters.redis.flags import RedisNamespaceStore
 from riskstream.ports import FlagEpoch
 
@@ -46,7 +46,7 @@ class RedisFlagEpoch(RedisNamespaceStore):
     _noun = "Redis flag epoch"
 
     def __init__(
-        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+        self, client: RedisClient, namespace: str = "default", *, owns_client: bool = False
     ) -> None:
         super().__init__(client, namespace, owns_client=owns_client)
         self._restore = client.register_script(_RESTORE_LUA)

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final, Self, cast
 import orjson
 import redis
 
-from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.client import RedisClient, client_from_url, translate_errors, where
 from riskstream.adapters.redis.keys import FLAGS_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import FlagKeys, flag_keys
 from riskstream.core import flag_checks as checks
@@ -255,7 +255,7 @@ class RedisNamespaceStore:
     _noun: str = "Redis store"
 
     def __init__(
-        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+        self, client: RedisClient, namespace: str = "default", *, owns_client: bool = False
     ) -> None:
         kwargs = client.get_connection_kwargs()
         if kwargs.get("decode_responses"):
@@ -268,11 +268,7 @@ class RedisNamespaceStore:
         self._owns_client = owns_client
         self._namespace = namespace
         self._keys = flag_keys(namespace)
-        self._where = (
-            f"unix:{kwargs['path']}"
-            if kwargs.get("path")
-            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        )
+        self._where = where(client)
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "default", **client_options: Any) -> Self:
@@ -349,7 +345,7 @@ class RedisFlagStore(RedisNamespaceStore):
     max_apply_attempts: int = 200
 
     def __init__(
-        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+        self, client: RedisClient, namespace: str = "default", *, owns_client: bool = False
     ) -> None:
         super().__init__(client, namespace, owns_client=owns_client)
         self._apply_script = client.register_script(_APPLY_LUA)
@@ -583,7 +579,7 @@ class RedisApprovalStore(RedisNamespaceStore):
     max_swap_attempts: int = 10
 
     def __init__(
-        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+        self, client: RedisClient, namespace: str = "default", *, owns_client: bool = False
     ) -> None:
         super().__init__(client, namespace, owns_client=owns_client)
         self._swap_script = client.register_script(_SWAP_LUA)

@@ -41,7 +41,7 @@ class RedisIncidentStore(RedisNamespaceStore):
             for _ in range(_ATTEMPTS):
                 with self._client.pipeline(transaction=True) as pipe:
                     try:
-                        pipe.watch(keys.incidents)  # type: ignore[no-untyped-call]
+                        pipe.watch(keys.incidents)
                         raw = cast(bytes | None, pipe.hget(keys.incidents, incident_id))
                         current = None if raw is None else self._record(raw, incident_id)
                         new = change(current)

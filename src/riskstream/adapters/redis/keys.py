@@ -30,12 +30,21 @@ adapters build their key names only from here::
     rs:{flags|<ns>}:members:<action_id>     hash     a grouped action's incidents: incident_id
                                                      -> member JSON (see core.approvals)
     rs:pred|<ns>:<prediction_id>            string   a parked prediction, with a PX expiry
+    rs:pred|<ns>:{<bucket>}<prediction_id>  string   the same on a Redis Cluster (64 buckets)
     rs:changes|<ns>                         zset     change events by data time
 
-Hash tags (the part in braces) decide the Redis Cluster slot: a partition's two
-keys share one, and so do all keys of one flag namespace, so one script may touch
-them together.  Predictions carry no hash tag on purpose: they are the largest and
-hottest data and should spread over every slot.  So that two namespaces can never
+Hash tags (the part in braces) decide the Redis Cluster slot: a partition's keys
+share one (its checkpoint, offset and fence are saved by one script), and so do all
+keys of one flag namespace (a flag and its audit entry are one script; an incident
+update is one ``WATCH``/``MULTI``), so every script and transaction touches one slot
+and runs unchanged on a cluster client.  Each partition has a tag of its own, so
+partitions spread over the shards; a namespace lives on one shard.  Predictions carry
+no hash tag on purpose: they are the largest and hottest data and should spread over
+the shards; on a cluster they carry one of :data:`PREDICTION_BUCKETS` tags (by the
+id's CRC-32), so that a put can still write a bucket's keys with one script, one
+script per bucket pipelined per shard (a SET per key cost 3x the client CPU).  The change log
+is one key.  This layout predates cluster support, so a single-node deployment's
+keys need no renaming to move to a cluster.  So that two namespaces can never
 share a key or change a hash tag, a flag namespace may not contain ``{``, ``}``,
 ``|`` or ``%``, a prediction namespace no ``:``, ``{`` or ``}``; a scope or topic
 name is percent-escaped instead, because it comes from Kafka, not from an operator.
@@ -47,6 +56,7 @@ per long-lived process.
 
 from __future__ import annotations
 
+import zlib
 from typing import Final, NamedTuple
 
 from riskstream.errors import ConfigError
@@ -54,9 +64,11 @@ from riskstream.ports import TopicPartition
 
 __all__ = [
     "CHANGES_ACL",
+    "CLUSTER_ACL",
     "FLAGS_ACL",
     "KEY_PREFIX",
     "PREDICTIONS_ACL",
+    "PREDICTION_BUCKETS",
     "PROCESS_ACLS",
     "ROUTER_ACL",
     "STATE_ACL",
@@ -67,6 +79,7 @@ __all__ = [
     "partition_of",
     "partition_pattern",
     "partition_stage_key",
+    "prediction_bucket_tag",
     "prediction_key_prefix",
 ]
 
@@ -78,7 +91,7 @@ _PREDICTIONS: Final = f"{KEY_PREFIX}:pred"
 #: The detector state store (the processor).
 STATE_ACL: Final = (
     f"~{KEY_PREFIX}:* +multi +exec +hincrby +hgetall +evalsha +script|load "
-    "+hget +hset +hdel +hkeys +hlen +hscan +unlink +memory|usage"
+    "+hget +hset +hdel +hkeys +hlen +hscan +unlink +memory|usage +wait"
 )
 #: The flag and approval stores, and the incident store that shares their namespace.
 #: ``&`` grants the ``changed`` channel (Redis 7 denies channels by default).
@@ -99,6 +112,10 @@ ROUTER_ACL: Final = (
 PREDICTIONS_ACL: Final = f"~{_PREDICTIONS}|* +set +get +mget +evalsha +script|load"
 #: The change log the processors share (and the containment worker, for backfills).
 CHANGES_ACL: Final = f"~{_CHANGES}|* +zadd +zrangebyscore +zremrangebyscore +zrevrange +multi +exec"
+
+#: What a cluster client needs besides: the slot map, and the command table it reads
+#: keys from (redis-py's ``RedisCluster``).  Add it to each process's rules on a cluster.
+CLUSTER_ACL: Final = "+cluster|slots +command"
 
 #: What each long-lived process touches in Redis, as one ACL rule list per process.
 PROCESS_ACLS: Final = {
@@ -191,6 +208,20 @@ def flag_keys(namespace: str = "default") -> FlagKeys:
         )
     tag = f"{KEY_PREFIX}:{{flags|{namespace}}}"
     return FlagKeys(*(f"{tag}:{name}" for name in FlagKeys._fields))
+
+
+#: Hash-tag buckets of the predictions on a Redis Cluster: enough to spread them over the
+#: shards, few enough that a put of 2,000 writes some 30 keys per script.
+PREDICTION_BUCKETS: Final = 64
+
+
+def prediction_bucket_tag(prediction_id: str) -> str:
+    """The hash tag of a prediction's key on a Redis Cluster (its id follows it).
+
+    >>> prediction_bucket_tag("p-1")
+    '{23}'
+    """
+    return f"{{{zlib.crc32(prediction_id.encode()) % PREDICTION_BUCKETS}}}"
 
 
 def prediction_key_prefix(namespace: str = "default") -> str:

@@ -4,10 +4,18 @@ Layout (one namespace per deployment)::
 
     rs:pred|<ns>:<prediction_id>   string   the record as orjson bytes, with a PX expiry
 
-No hash tag: predictions are the largest and hottest data riskstream keeps, so
-on Redis Cluster they should spread over every slot.  This store talks to one
-server (standalone, or a primary with replicas); ``MGET`` on Cluster would need
-a cluster client that splits it by slot.
+No hash tag on one server.  On a Redis Cluster a script may not touch keys of two
+slots, so there each key carries one of 64 bucket tags
+(``rs:pred|<ns>:{<bucket>}<prediction_id>``, see
+:func:`~riskstream.adapters.redis.keys.prediction_bucket_tag`): the predictions
+spread over the shards, and :meth:`~RedisPredictionStore.put_many`
+still writes with the script, one per bucket, pipelined per shard;
+:meth:`~RedisPredictionStore.get_many` reads with ``mget_nonatomic`` (an ``MGET`` per
+slot, pipelined per shard).  Client CPU per record, 20,000 records on a loopback
+cluster of 3 shards: put 11.7 us, get 5.9 us (one server: 5.5 and 2.7); a ``SET`` per
+key and untagged ``MGET`` took 32 and 22 us.  So a namespace's predictions are not found across a
+move from one server to a cluster: they wait for their labels until their TTL, as
+predictions never stored would.
 
 Writes are ``SET key value PX ttl`` (PX rather than EX: a TTL to the
 millisecond).  :meth:`~RedisPredictionStore.put_many` sends them as one small
@@ -36,9 +44,15 @@ import orjson
 import redis
 
 from riskstream.adapters.memory.predictions import check_ttl, decode_record, encode_record
-from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.client import (
+    RedisClient,
+    client_from_url,
+    is_cluster,
+    translate_errors,
+    where,
+)
 from riskstream.adapters.redis.keys import PREDICTIONS_ACL as REQUIRED_ACL
-from riskstream.adapters.redis.keys import prediction_key_prefix
+from riskstream.adapters.redis.keys import prediction_bucket_tag, prediction_key_prefix
 from riskstream.core.labels import PredictionStore
 from riskstream.errors import ConfigError, StateStoreError
 
@@ -53,6 +67,8 @@ __all__ = [
 #: Records per put script: big enough that the round trip is noise, small enough
 #: that the server is not held for much more than a millisecond.
 PUT_CHUNK: Final = 500
+#: Records per pipeline of bucket scripts on a cluster: some 30 keys per script.
+CLUSTER_PUT_CHUNK: Final = 2000
 #: Keys per MGET (about 0.3 us each on the server).
 GET_CHUNK: Final = 2000
 
@@ -76,7 +92,7 @@ class RedisPredictionStore:
     """
 
     def __init__(
-        self, client: redis.Redis, namespace: str = "default", *, owns_client: bool = False
+        self, client: RedisClient, namespace: str = "default", *, owns_client: bool = False
     ) -> None:
         kwargs = client.get_connection_kwargs()
         if kwargs.get("decode_responses"):
@@ -88,12 +104,9 @@ class RedisPredictionStore:
         self._client = client
         self._owns_client = owns_client
         self._namespace = namespace
-        self._where = (
-            f"unix:{kwargs['path']}"
-            if kwargs.get("path")
-            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        )
+        self._where = where(client)
         self._put_script = client.register_script(_PUT_LUA)
+        self._cluster = is_cluster(client)
 
     @classmethod
     def from_url(
@@ -109,6 +122,8 @@ class RedisPredictionStore:
 
     def key(self, prediction_id: str) -> str:
         """The Redis key of one prediction, for operators and tests."""
+        if self._cluster:
+            return self._prefix + prediction_bucket_tag(prediction_id) + prediction_id
         return self._prefix + prediction_id
 
     def __repr__(self) -> str:
@@ -118,38 +133,63 @@ class RedisPredictionStore:
         ttl_ms = check_ttl(ttl_s)
         raw = encode_record(prediction_id, record)
         with self._translate(f"store prediction {prediction_id!r}", partial=False):
-            self._client.set(self._prefix + prediction_id, raw, px=ttl_ms)
+            self._client.set(self.key(prediction_id), raw, px=ttl_ms)
 
     def put_many(self, records: Iterable[tuple[str, Mapping[str, Any]]], ttl_s: float) -> None:
         ttl_ms = check_ttl(ttl_s)
         # Encode everything first: a bad record must not leave half a batch written.
-        encoded = [(self._prefix + pid, encode_record(pid, record)) for pid, record in records]
+        encoded = [(self.key(pid), encode_record(pid, record)) for pid, record in records]
         with self._translate(f"store {len(encoded)} predictions", partial=True):
+            if self._cluster:
+                self._put_buckets(encoded, ttl_ms)
+                return
             for start in range(0, len(encoded), PUT_CHUNK):
                 chunk = encoded[start : start + PUT_CHUNK]
                 self._put_script(
                     keys=[key for key, _ in chunk], args=[ttl_ms, *(raw for _, raw in chunk)]
                 )
 
+    def _put_buckets(self, encoded: list[tuple[str, bytes]], ttl_ms: int) -> None:
+        """The put script once per bucket, pipelined per shard, CLUSTER_PUT_CHUNK at a time."""
+        for start in range(0, len(encoded), CLUSTER_PUT_CHUNK):
+            buckets: dict[str, list[tuple[str, bytes]]] = {}
+            for key, raw in encoded[start : start + CLUSTER_PUT_CHUNK]:
+                buckets.setdefault(key[len(self._prefix) : key.index("}") + 1], []).append(
+                    (key, raw)
+                )
+            pipe = self._client.pipeline(transaction=False)
+            for entries in buckets.values():
+                keys = [key for key, _ in entries]
+                # EVAL, not EVALSHA (which redis-py refuses in a cluster pipeline): the
+                # script is small, and no shard can lack it after a failover.
+                pipe.execute_command(
+                    "EVAL", _PUT_LUA, len(keys), *keys, ttl_ms, *(raw for _, raw in entries)
+                )
+            pipe.execute()
+
     def get(self, prediction_id: str) -> dict[str, Any] | None:
-        key = self._prefix + prediction_id
+        key = self.key(prediction_id)
         with self._translate(f"read prediction {prediction_id!r}"):
             raw = cast(bytes | None, self._client.get(key))
         return None if raw is None else self._decode(key, raw)
 
     def get_many(self, prediction_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(dict.fromkeys(prediction_ids))
-        prefix = self._prefix
+        key = self.key
         found: dict[str, dict[str, Any]] = {}
         with self._translate(f"read {len(ids)} predictions"):
             for start in range(0, len(ids), GET_CHUNK):
                 chunk = ids[start : start + GET_CHUNK]
+                keys = [key(pid) for pid in chunk]
                 values = cast(
-                    list[bytes | None], self._client.mget([prefix + pid for pid in chunk])
+                    list[bytes | None],
+                    self._client.mget_nonatomic(keys)  # type: ignore[union-attr]
+                    if self._cluster
+                    else self._client.mget(keys),
                 )
-                for pid, raw in zip(chunk, values, strict=True):
+                for pid, k, raw in zip(chunk, keys, values, strict=True):
                     if raw is not None:
-                        found[pid] = self._decode(prefix + pid, raw)
+                        found[pid] = self._decode(k, raw)
         return found
 
     def close(self) -> None:
@@ -194,7 +234,10 @@ def _hint(exc: redis.RedisError) -> str | None:
         )
     text = str(exc)
     if "CROSSSLOT" in text or "MOVED" in text:
-        return "This is a Redis Cluster: the prediction store needs one server."
+        return (
+            "This is a Redis Cluster: give a redis+cluster://host:port,... URL so that "
+            "riskstream uses a cluster client."
+        )
     return None
 
 

@@ -26,6 +26,20 @@ background); a crash after it leaves a committed stage that a claim reads over t
 snapshots (a deletion is staged as an empty value) and the next save finishes
 moving.  So a restart still resumes exactly where the saved state ends.
 
+**A failover may lose the last writes** (Redis replicates asynchronously): the
+promoted replica can hold an older checkpoint, or miss the claim that bumped the
+epoch.  A save applies its snapshots as a delta over the stored ones, so a save on
+top of a rolled-back checkpoint would mix two of them.  So the store remembers the
+epoch and offset it claimed or last saved per partition, and the save (or, for a
+chunked one, the commit) refuses, writing nothing, unless Redis still holds that
+offset and epoch: it raises :class:`~riskstream.errors.StateStoreError` saying
+writes were lost, and the processor claims its partitions again and resumes from
+what Redis holds — state and offset roll back together, and the events replayed
+give the same incident ids.  ``replicas`` (``processor.checkpoint_replicas``) makes
+each save (each commit) wait with ``WAIT`` until that many replicas have it, up to
+``replica_timeout_ms``, so a failover rarely loses one; a save that times out is
+kept (the primary has it) and logged.
+
 Failure semantics a caller must know:
 
 - :class:`~riskstream.errors.FencedError`: nothing was written.
@@ -42,13 +56,20 @@ Failure semantics a caller must know:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import redis
 
 from riskstream.adapters.memory.state import check_save_arguments, fenced_error
-from riskstream.adapters.redis.client import client_from_url, translate_errors
+from riskstream.adapters.redis.client import (
+    RedisClient,
+    client_from_url,
+    node_client,
+    translate_errors,
+    where,
+)
 from riskstream.adapters.redis.keys import STATE_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import (
     partition_keys,
@@ -56,13 +77,18 @@ from riskstream.adapters.redis.keys import (
     partition_pattern,
     partition_stage_key,
 )
-from riskstream.errors import ConfigError
+from riskstream.errors import ConfigError, StateStoreError
 from riskstream.ports import PartitionState, StateStore, TopicPartition
 
 __all__ = ["CHUNK_BYTES", "CHUNK_ENTRIES", "REQUIRED_ACL", "RedisStateStore", "partition_keys"]
 
+log = logging.getLogger(__name__)
+
 _COUNTER_PREFIX: Final = b"c:"
 _FENCED: Final = b"FENCED"
+_LOST: Final = b"LOST"
+_NO_CHECK: Final = ""  # the expected offset when this store did not claim the partition
+_NO_OFFSET: Final = "-"  # the expected offset of a partition never saved
 _STAGED: Final = b"staged"  # meta field: a committed stage is still being moved
 _TOMBSTONE: Final = b""  # a staged deletion (a snapshot is never empty)
 
@@ -106,10 +132,24 @@ end
 return 'OK'
 """
 )
-# KEYS: meta, snap.  ARGV: epoch, offset, then (name, value) counter pairs.  Nothing may
-# fail after its first write, so it proves first that the moves can run (snap is a hash).
+# Refuses (LOST, the offset stored) when Redis no longer holds the offset this store
+# saved last (ARGV[n], '' for no check, '-' for none), unless it holds this very save's
+# (ARGV[2], a repeat): a failover lost writes.
+_LOST_LUA: Final = """
+local expected = ARGV[%d]
+if expected ~= '' then
+  local stored = redis.call('HGET', KEYS[1], 'offset') or '-'
+  if stored ~= expected and stored ~= ARGV[2] then
+    return {'LOST', stored}
+  end
+end
+"""
+# KEYS: meta, snap.  ARGV: epoch, offset, expected offset, then (name, value) counter
+# pairs.  Nothing may fail after its first write, so it proves first that the moves can
+# run (snap is a hash).
 _COMMIT_LUA: Final = (
     _FENCE_LUA
+    + _LOST_LUA % 3
     + """
 local snap_type = redis.call('TYPE', KEYS[2])['ok']
 if snap_type ~= 'hash' and snap_type ~= 'none' then
@@ -122,7 +162,7 @@ for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
   end
 end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'staged', '1')
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[1], 'c:' .. ARGV[i], ARGV[i + 1])
 end
 return 'OK'
@@ -150,7 +190,8 @@ return 'OK'
 """
 )
 
-# ARGV: epoch, offset, n_counters, n_changed, then n_counters (name, value) pairs,
+# ARGV: epoch, offset, n_counters, n_changed, expected offset (see _LOST_LUA), then
+# n_counters (name, value) pairs,
 # n_changed (key, snapshot) pairs, then the deleted keys.  Loops, not unpack():
 # unpack() of a 20,000-element ARGV overflows Lua's C stack (about 8,000 slots).
 #
@@ -160,11 +201,15 @@ return 'OK'
 # that the ACL user may run every write, and the first write to KEYS[2] is the one
 # that would fail if it is not a hash; Redis checks maxmemory only before a
 # script's first write.
-_SAVE_LUA: Final = """
+_SAVE_LUA: Final = (
+    """
 local current = redis.call('HGET', KEYS[1], 'epoch')
 if current ~= ARGV[1] then
   return {'FENCED', current or ''}
 end
+"""
+    + _LOST_LUA % 5
+    + """
 if redis.acl_check_cmd then
   local writes = {{'HSET', KEYS[2], 'k', 'v'}, {'HDEL', KEYS[2], 'k'},
                   {'HSET', KEYS[1], 'k', 'v'}, {'HDEL', KEYS[1], 'k'}}
@@ -176,7 +221,7 @@ if redis.acl_check_cmd then
   end
 end
 local old_fields = redis.call('HKEYS', KEYS[1])
-local counters_at = 5
+local counters_at = 6
 local changed_at = counters_at + 2 * tonumber(ARGV[3])
 local deleted_at = changed_at + 2 * tonumber(ARGV[4])
 for i = changed_at, deleted_at - 1, 2 do
@@ -196,17 +241,25 @@ for i = counters_at, changed_at - 1, 2 do
 end
 return 'OK'
 """
+)
 
 
 class RedisStateStore:
-    """Partition state in Redis (standalone, or one primary with replicas).
+    """Partition state in Redis: standalone, a primary with replicas, or a Redis Cluster.
 
     Give it a ``redis.Redis`` client built with ``decode_responses=False``
     (snapshots are raw bytes); the caller keeps owning that client.  Use
     :meth:`from_url` to have the store build, own and close its client.
     """
 
-    def __init__(self, client: redis.Redis, *, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        owns_client: bool = False,
+        replicas: int = 0,
+        replica_timeout_ms: int = 1000,
+    ) -> None:
         kwargs = client.get_connection_kwargs()
         if kwargs.get("decode_responses"):
             raise ConfigError(
@@ -215,11 +268,7 @@ class RedisStateStore:
             )
         self._client = client
         self._owns_client = owns_client
-        self._where = (
-            f"unix:{kwargs['path']}"
-            if kwargs.get("path")
-            else f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-        )
+        self._where = where(client)
         self._save_script = client.register_script(_SAVE_LUA)
         self._stage_begin = client.register_script(_STAGE_BEGIN_LUA)
         self._stage = client.register_script(_STAGE_LUA)
@@ -227,12 +276,30 @@ class RedisStateStore:
         self._move = client.register_script(_MOVE_LUA)
         # Partitions whose committed stage this process has still to move into snap.
         self._unmoved: set[tuple[str, TopicPartition]] = set()
+        # (epoch, offset) this store claimed or last saved, per partition: see _LOST_LUA.
+        self._held: dict[tuple[str, TopicPartition], tuple[int, int | None]] = {}
+        if replicas < 0 or replica_timeout_ms <= 0:
+            raise ConfigError(
+                f"checkpoint replicas must be >= 0 and the replica timeout > 0 ms, not "
+                f"{replicas} and {replica_timeout_ms}"
+            )
+        self._replicas = int(replicas)
+        self._replica_timeout_ms = int(replica_timeout_ms)
+        self.unreplicated = 0  # saves whose WAIT timed out short of `replicas`
 
     @classmethod
-    def from_url(cls, url: str, **client_options: Any) -> RedisStateStore:
+    def from_url(
+        cls, url: str, *, replicas: int = 0, replica_timeout_ms: int = 1000, **client_options: Any
+    ) -> RedisStateStore:
         """A store with its own client; ``client_options`` (ACL credentials, TLS files,
-        redis-py options) as :func:`~riskstream.adapters.redis.client.client_from_url`."""
-        return cls(client_from_url(url, **client_options), owns_client=True)
+        redis-py options) as :func:`~riskstream.adapters.redis.client.client_from_url`.
+        ``replicas``: see the module docstring."""
+        return cls(
+            client_from_url(url, **client_options),
+            owns_client=True,
+            replicas=replicas,
+            replica_timeout_ms=replica_timeout_ms,
+        )
 
     def __repr__(self) -> str:
         return f"RedisStateStore({self._where})"
@@ -266,10 +333,12 @@ class RedisStateStore:
                     self._unmoved.add((scope, partition))
             elif claim:  # a stage never committed (a save cut short): free it
                 self._client.unlink(partition_stage_key(scope, partition))
-        offset = meta.get(b"offset")
+        offset = None if meta.get(b"offset") is None else int(meta[b"offset"])
+        if claim:
+            self._held[(scope, partition)] = (int(meta.get(b"epoch", 0)), offset)
         return PartitionState(
             epoch=int(meta.get(b"epoch", 0)),
-            offset=None if offset is None else int(offset),
+            offset=offset,
             counters={
                 name[len(_COUNTER_PREFIX) :].decode(): int(value)
                 for name, value in meta.items()
@@ -295,15 +364,19 @@ class RedisStateStore:
         if len(changed) + len(deleted) > CHUNK_ENTRIES or size > CHUNK_BYTES:
             self._save_chunked(scope, partition, epoch, offset, counters, changed, deleted)
             return
-        args: list[bytes | str | int] = [int(epoch), int(offset), len(counters), len(changed)]
+        expected = self._expected(scope, partition, epoch)
+        args: list[bytes | str | int] = [
+            int(epoch), int(offset), len(counters), len(changed), expected,
+        ]  # fmt: skip
         for name, value in counters.items():
             args += (name, int(value))
         for key, snapshot in changed.items():
             args += (key, snapshot)
         args += deleted
         with self._translate("save", scope, partition):
-            reply = self._save_script(keys=partition_keys(scope, partition), args=args)
-        _check_fenced(reply, scope, partition, epoch)
+            reply = self._acked(self._save_script, partition_keys(scope, partition), args)
+        self._check(reply, scope, partition, epoch)
+        self._held[(scope, partition)] = (int(epoch), int(offset))
 
     def _save_chunked(
         self,
@@ -321,7 +394,7 @@ class RedisStateStore:
         entries: list[tuple[str, bytes]] = [*changed.items(), *((k, _TOMBSTONE) for k in deleted)]
         chunks = list(_chunks(entries))
         with self._translate("save", scope, partition):
-            _check_fenced(
+            self._check(
                 self._stage_begin(keys=[meta_key, stage_key], args=[int(epoch)]),
                 scope, partition, epoch,
             )  # fmt: skip
@@ -331,14 +404,71 @@ class RedisStateStore:
                     args += (key, value)
                 reply = self._stage(keys=[meta_key, stage_key], args=args)
                 _check_fenced(reply, scope, partition, epoch)
-            commit: list[bytes | str | int] = [int(epoch), int(offset)]
+            expected = self._expected(scope, partition, epoch)
+            commit: list[bytes | str | int] = [int(epoch), int(offset), expected]
             for name, count in counters.items():
                 commit += (name, int(count))
-            reply = self._commit(keys=partition_keys(scope, partition), args=commit)
-            _check_fenced(reply, scope, partition, epoch)
+            reply = self._acked(self._commit, partition_keys(scope, partition), commit)
+            self._check(reply, scope, partition, epoch)
+            self._held[(scope, partition)] = (int(epoch), int(offset))
             self._unmoved.add((scope, partition))
             self._move_names(scope, partition, epoch, [[k for k, _ in c] for c in chunks])
         self._unmoved.discard((scope, partition))
+
+    def _expected(self, scope: str, partition: TopicPartition, epoch: int) -> str:
+        """The offset Redis must still hold for a save at ``epoch`` (see _LOST_LUA)."""
+        held = self._held.get((scope, partition))
+        if held is None or held[0] != int(epoch):
+            return _NO_CHECK
+        return _NO_OFFSET if held[1] is None else str(held[1])
+
+    def _acked(self, script: Any, keys: Any, args: list[bytes | str | int]) -> Any:
+        """Run a script that commits a checkpoint; with ``replicas``, ``WAIT`` for them on
+        the same connection (``WAIT`` counts the replicas that have that connection's
+        writes, so on a cluster both go to the primary of the partition's slot)."""
+        if not self._replicas:
+            return script(keys=keys, args=args)
+        node = node_client(self._client, keys[0])
+        for attempt in (1, 2):  # EVALSHA, and once more after loading the script
+            pipe = node.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self._replicas, self._replica_timeout_ms)  # type: ignore[no-untyped-call]
+            try:
+                reply, acked = pipe.execute()
+                break
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                node.script_load(script.script)
+        if int(acked) < self._replicas:
+            self.unreplicated += 1
+            log.warning(
+                "checkpoint %s reached %d of %d replicas within %d ms; it is saved on the "
+                "primary, and a failover now could roll it back (then it is replayed)",
+                keys[0], int(acked), self._replicas, self._replica_timeout_ms,
+            )  # fmt: skip
+        return reply
+
+    def _check(self, reply: Any, scope: str, partition: TopicPartition, epoch: int) -> None:
+        """Fenced, or (for a partition this store claimed) writes lost by a failover."""
+        lost = isinstance(reply, list) and reply[0] == _LOST
+        if isinstance(reply, list) and reply[0] == _FENCED:
+            current = int(reply[1]) if reply[1] else None
+            held = self._held.get((scope, partition))
+            lost = held is not None and held[0] == epoch and (current or 0) < epoch
+        if lost:
+            self._held.pop((scope, partition), None)
+            topic, number = partition
+            stored = reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
+            raise StateStoreError(
+                f"Redis state store at {self._where} no longer holds the last checkpoint "
+                f"of scope {scope!r}, partition {topic}[{number}] (it holds "
+                f"{'epoch' if reply[0] == _FENCED else 'offset'} {stored or 'none'}): a "
+                "failover or restart lost the latest writes (asynchronous replication). "
+                "Nothing was written; claim the partition again to resume from what "
+                "Redis holds (the processor does this by itself)."
+            )
+        _check_fenced(reply, scope, partition, epoch)
 
     def _finish_move(self, scope: str, partition: TopicPartition, epoch: int) -> None:
         """Move a committed stage left by a save that stopped half-way (or a crash)."""
