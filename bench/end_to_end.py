@@ -162,6 +162,19 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+def redis_stats(url: str) -> dict[str, float]:
+    """The Redis server's CPU seconds, commands and memory so far (INFO)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info()
+    finally:
+        client.close()
+    keys = ("used_cpu_user", "used_cpu_sys", "total_commands_processed", "used_memory")
+    return {k: float(info.get(k, 0.0)) for k in keys}
+
+
 class Committed:
     """The committed offsets of a consumer group, read without joining it."""
 
@@ -292,6 +305,7 @@ def run_processors(
     if pythonpath is not None:  # an older riskstream's src/, ahead of the editable install
         env["PYTHONPATH"] = str(pythonpath)
     load_start = loadavg()
+    redis_before = redis_stats(servers.redis_url)
     progress(f"{label}: {n} processor(s), group {group}, load {load_start}")
     handles = [open(log, "wb") for log in logs]  # noqa: SIM115
     started = time.perf_counter()
@@ -329,6 +343,7 @@ def run_processors(
         cpu = [cpu_seconds(pid) or 0.0 for pid in pids]
         metrics = [scrape(port) for port in ports]
         load_end = loadavg()
+        redis_after = redis_stats(servers.redis_url)
     finally:
         if live_child is not None:
             live_child.terminate()
@@ -348,6 +363,8 @@ def run_processors(
         label, n, total, wall, first_commit, cpu, cpu_at_first, metrics, load_start, load_end, logs
     )
     run.extra["group"] = group
+    run.extra["redis"] = {k: redis_after[k] - redis_before.get(k, 0.0) for k in redis_after}
+    run.extra["redis_memory"] = redis_after.get("used_memory", 0.0)
     run.extra["profile"] = prof if profile else None
     with contextlib.suppress(Exception):
         delete_keys(servers.redis_url, f"*{group}*")
@@ -355,15 +372,16 @@ def run_processors(
 
 
 def baseline_src(ref: str) -> Path:
-    """``src/`` of git revision ``ref``, extracted once under the cache (no worktree)."""
+    """``src/`` (and the ``schemas/`` it reads) of git revision ``ref``, extracted once
+    under the cache: no git worktree is made."""
     commit = subprocess.run(
         ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
     dest = CACHE / f"src-{commit}"
-    if not (dest / "src" / "riskstream").exists():
+    if not (dest / "schemas").exists():
         dest.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(
-            ["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True
+            ["git", "archive", commit, "src", "schemas"], cwd=ROOT, capture_output=True, check=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest / "src"
@@ -589,6 +607,7 @@ def checkpoint_phase(keys: int, partitions: int, redis_url: str, work: Path) -> 
             tp = ("ckpt", p)
             epoch = store.claim(scope, tp).epoch
             parts.append((tp, pd, epoch, [k for k in range(p, keys, partitions)]))
+        redis_before = redis_stats(redis_url)
         for rnd in range(3):  # a few rounds, the median kept
             enc = save = 0.0
             nbytes = streams = 0
@@ -616,6 +635,10 @@ def checkpoint_phase(keys: int, partitions: int, redis_url: str, work: Path) -> 
                 nbytes += sum(len(v) for v in changed.values())
                 streams += sum(1 for sk in changed if sk.startswith("value-"))
             out.setdefault("rounds", []).append((enc, save, nbytes, streams))
+        redis_after = redis_stats(redis_url)
+        out["redis_cpu_per_round"] = (
+            sum(redis_after[k] - redis_before[k] for k in ("used_cpu_user", "used_cpu_sys")) / 3
+        )
         out["rounds"].sort(key=lambda r: r[0] + r[1])
         out["encode_s"], out["save_s"], out["bytes"], out["streams"] = out["rounds"][1]
         out["redis_memory"] = sum(store.state_bytes(scope, tp) for tp, *_ in parts)
@@ -626,6 +649,80 @@ def checkpoint_phase(keys: int, partitions: int, redis_url: str, work: Path) -> 
         store.close()
         with contextlib.suppress(Exception):
             delete_keys(redis_url, f"*{scope}*")
+    return out
+
+
+# --------------------------------------------------------------------------- unit costs
+
+
+def unit_costs(keys: int = 200, warm: int = 3000, timed: int = 1000) -> list[dict[str, Any]]:
+    """CPU µs per event and snapshot bytes per stream, for each sensor monitor kind alone.
+
+    Each kind runs as the only monitor of a PartitionDetectors (the core, in this
+    process): ``keys`` streams fed ``warm`` events each (past warm-up and the time
+    index), then ``timed`` more each under ``time.process_time``; then every stream's
+    snapshot is encoded as a checkpoint does.
+    """
+    from riskstream.config import load_config
+    from riskstream.core.monitors import PartitionDetectors
+
+    default = yaml.safe_load((ROOT / "src" / "riskstream" / "default-config.yaml").read_text())
+    bench = yaml.safe_load(MONITORS_YAML)["monitors"]
+    monitors = [*bench, *(m for m in default["monitors"] if m.get("reads") == "sensor")]
+    out = []
+    for monitor in monitors:
+        path = Path(tempfile.mkdtemp()) / "unit.yaml"
+        path.write_text(yaml.safe_dump({"version": 1, "monitors": [monitor]}))
+        config = load_config(path)
+        pd = PartitionDetectors(config.monitors, "sensor", config.processor.stream_limits)
+        rng = random.Random(11)
+        t0 = 1_795_687_200.0
+        names = [key_name(k) for k in range(keys)]
+
+        def feed(
+            first: int,
+            n: int,
+            pd: Any = pd,
+            names: list[str] = names,
+            rng: Any = rng,
+            t0: float = t0,
+        ) -> None:
+            for i in range(first, first + n):
+                for k, name in enumerate(names):
+                    event = {"event_id": f"{name}/{i}", "time": "", "sensor_id": name,
+                             "value": rng.gauss(20.0 + k % 7, 1.0), "unit": "degC",
+                             "quality": "good"}  # fmt: skip
+                    pd.observe(event, t0 + i + k / keys)
+
+        feed(0, warm)
+        pd.take_changed()
+        events = [
+            {"event_id": f"{name}/{i}", "time": "", "sensor_id": name,
+             "value": rng.gauss(20.0 + k % 7, 1.0), "unit": "degC", "quality": "good"}
+            for i in range(warm, warm + timed) for k, name in enumerate(names)
+        ]  # fmt: skip
+        times = [t0 + i + k / keys for i in range(warm, warm + timed) for k in range(keys)]
+        observe = pd.observe
+        started = time.process_time()
+        for event, t in zip(events, times, strict=True):
+            observe(event, t)
+        cpu = time.process_time() - started
+        started = time.process_time()
+        changed = pd.take_changed()
+        encode = time.process_time() - started
+        streams = {k: v for k, v in changed.items() if k.startswith(monitor["name"] + "\x1f")}
+        kind = monitor.get("detector", {}).get("kind", "?")
+        out.append(
+            {
+                "monitor": monitor["name"],
+                "kind": kind,
+                "us_per_event": cpu / len(events) * 1e6,
+                "bytes_per_stream": sum(len(v) for v in streams.values()) / max(len(streams), 1),
+                "encode_us_per_stream": encode / max(len(streams), 1) * 1e6,
+                "streams": len(streams),
+            }
+        )
+        progress(f"units: {monitor['name']} ({kind}) {out[-1]['us_per_event']:.2f} µs/event")
     return out
 
 
@@ -703,6 +800,16 @@ def describe(run: ProcRun) -> list[str]:
         gc_s = sum(x.get("python_gc_collections_total", 0.0) for x in m)
         if gc_s:
             lines.append(f"  python gc collections        {gc_s:,.0f}")
+    r = run.extra.get("redis")
+    if r:
+        cpu = r["used_cpu_user"] + r["used_cpu_sys"]
+        lines.append(
+            f"  redis server                 {cpu:.2f} CPU s "
+            f"({cpu / run.events * 1e6:.2f} µs/event), "
+            f"{r['total_commands_processed']:,.0f} commands "
+            f"({r['total_commands_processed'] / run.wall:,.0f}/s), used_memory "
+            f"{mb(run.extra.get('redis_memory', 0.0))} at the end (all scopes on the server)"
+        )
     lines.append(f"  load average                 {run.load_start} at start, {run.load_end} at end")
     return lines
 
@@ -729,6 +836,9 @@ def main() -> int:
     parser.add_argument("--bootstrap", help="a running Kafka (else one is started here)")
     parser.add_argument("--redis-url", help="a running Redis (else one is started here)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--units", action="store_true", help="also measure each monitor kind alone (in-process)"
+    )
     parser.add_argument(
         "--baseline",
         metavar="REF",
@@ -763,6 +873,30 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
     ends = end_offsets(servers.bootstrap, topic, args.partitions)
     assert sum(ends.values()) == events, (ends, produced)
     results: list[ProcRun] = []
+    if args.baseline:  # first, so that it and the 1-processor run sit side by side
+        src = baseline_src(args.baseline)
+        pairs = []
+        for _ in range(args.runs):  # baseline and current alternate, so both see the same load
+            pairs.append((
+                run_processors(
+                    1, topic, args.partitions, events, servers, args.monitors, work,
+                    f"baseline-{src.parent.name[4:]}", pythonpath=src,
+                ),
+                run_processors(
+                    1, topic, args.partitions, events, servers, args.monitors, work, "catch-up-1p"
+                ),
+            ))  # fmt: skip
+        base = sorted((b for b, _ in pairs), key=lambda r: r.cpu_us)[len(pairs) // 2]
+        base.extra["baseline"] = True
+        base.extra["pairs"] = [
+            f"{b.cpu_us:.1f} -> {a.cpu_us:.1f} µs ({b.rate:,.0f} -> {a.rate:,.0f}/s)"
+            for b, a in pairs
+        ]
+        results.append(base)
+        if args.processors[:1] == [1]:  # the 1-processor runs are done: the median of them
+            now = sorted((a for _, a in pairs), key=lambda r: r.cpu_us)[len(pairs) // 2]
+            results.append(now)
+            args.processors = args.processors[1:]
     for n in args.processors:
         runs = [
             run_processors(
@@ -774,14 +908,6 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
         results.append(runs[len(runs) // 2])
         if args.runs > 1:
             results[-1].extra["all"] = [f"{r.rate:,.0f}/s, {r.cpu_us:.1f} µs" for r in runs]
-    if args.baseline:
-        src = baseline_src(args.baseline)
-        base = run_processors(
-            1, topic, args.partitions, events, servers, args.monitors, work,
-            f"catch-up-1p at {args.baseline} ({src.parent.name})", pythonpath=src,
-        )  # fmt: skip
-        results.insert(0, base)
-        results[0].extra["baseline"] = True
     live_run = None
     if args.live_rate > 0:
         live = {
@@ -807,6 +933,7 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
     ckpt = None
     if args.checkpoint_keys:
         ckpt = checkpoint_phase(args.checkpoint_keys, args.partitions, servers.redis_url, work)
+    units = unit_costs() if args.units else None
     prof_lines: list[str] = []
     if args.profile:
         prof_run = run_processors(
@@ -878,6 +1005,8 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
             f"BEFORE / AFTER (same topic, same run): {base.rate:,.0f} -> {now.rate:,.0f} events/s "
             f"({now.rate / base.rate:.2f}x), {base.cpu_us:.1f} -> {now.cpu_us:.1f} CPU µs/event"
         )
+        print("  pairs (baseline -> current, run one after the other): " + "; ".join(
+            base.extra["pairs"]))  # fmt: skip
         print()
     scaling = [r for r in results if "baseline" not in r.extra]
     if len(scaling) > 1:
@@ -931,11 +1060,24 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
             f"({ckpt['bytes'] / max(ckpt['streams'], 1):,.0f} B/stream)  (goal <= 10 MB)"
         )
         print(f"  Redis memory of the state    {mb(ckpt['redis_memory'])} (MEMORY USAGE)")
+        print(
+            f"  Redis server CPU per save    {ckpt['redis_cpu_per_round'] * 1000:.0f} ms "
+            "(INFO used_cpu_user+sys, the mean of the rounds)"
+        )
         print(f"  one sensor's snapshots       {ckpt['example']}")
         print(
             "  rounds (enc s, save s, B, streams)  "
             + str([(round(a, 3), round(b, 3), c, d) for a, b, c, d in ckpt["rounds"]])
         )
+        print()
+    if units is not None:
+        print("UNIT COSTS BY MONITOR KIND (in-process core, 200 streams past warm-up, process CPU)")
+        for u in units:
+            print(
+                f"  {u['monitor']:<22} {u['kind']:<13} {u['us_per_event']:6.2f} µs/event   "
+                f"snapshot {u['bytes_per_stream']:6,.0f} B/stream, encoded in "
+                f"{u['encode_us_per_stream']:5.1f} µs"
+            )
         print()
     if prof_lines:
         print("PROFILE (1 processor, own time by function)")
