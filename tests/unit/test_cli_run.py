@@ -49,3 +49,33 @@ def test_another_process_option_is_accepted_and_said_to_be_ignored(
     assert "--port does not apply" in err
     warn_ignored("processor", build_parser().parse_args(["run", "processor"]))
     assert capsys.readouterr().err == ""
+
+
+def test_tune_gc_freezes_what_start_up_made_and_raises_the_young_threshold() -> None:
+    import gc
+
+    from riskstream.cli.run import GC_GEN0_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, before[1], before[2])
+        assert gc.isenabled()  # cycles are still collected
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_a_record_built_the_fast_way_equals_one_built_by_name() -> None:
+    from riskstream.ports import Record
+
+    fast = tuple.__new__(Record, ("t", 1, 2, b"k", b"v", ()))
+    assert fast == Record("t", 1, 2, b"k", b"v")
+    assert (fast.topic, fast.partition, fast.offset, fast.key, fast.value) == (
+        "t",
+        1,
+        2,
+        b"k",
+        b"v",
+    )

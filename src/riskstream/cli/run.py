@@ -10,6 +10,7 @@ earlier versions keep working.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -169,12 +170,35 @@ def run_processor(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    tune_gc()
     processor.start()
     log.info(
         "processor running: %d monitors, metrics on :%s", len(config.monitors), args.metrics_port
     )
     processor.run(lambda: stopping)
     return 0
+
+
+#: The collector's generation-0 threshold in the processor (CPython's default: 700).
+GC_GEN0_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Keep the cyclic garbage collector off the processor's hot path.
+
+    Nearly everything the processor allocates per event (the decoded dict, a record)
+    is freed by reference counting at once; what lives long (modules, the config,
+    detector state) is never cyclic garbage.  With CPython's defaults the collector
+    still ran some 2,300 times per million events and its full collections walked
+    every object loaded at start: 1.56 s per million events, 0.18 s with this (wall
+    time in the collector, bench/end_to_end.py on a busy machine).  So what exists
+    after start-up is frozen (``gc.freeze``: never scanned again) and young
+    collections run 30x less often; cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def run_containment(args: argparse.Namespace) -> int:

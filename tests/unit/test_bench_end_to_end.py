@@ -1,0 +1,62 @@
+"""The pure helpers of bench/end_to_end.py: the config it gives the processor, the
+profile it prints.
+
+The benchmark itself is a measurement, not a test; these check that the processor it
+times runs the monitors and settings its setup text names.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def e2e() -> Iterator[ModuleType]:
+    sys.path.insert(0, str(BENCH))  # it imports harness and throughput as siblings
+    try:
+        import end_to_end
+
+        yield end_to_end
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.mark.parametrize("monitors", ["bench", "default"])
+def test_the_config_is_the_default_processor_section_with_its_own_topic_and_group(
+    e2e: ModuleType, tmp_path: Path, monitors: str
+) -> None:
+    from riskstream.config import load_config
+
+    path = tmp_path / "c.yaml"
+    e2e.write_config(path, "t-sensor", "g-1", monitors)
+    config = load_config(path)
+    default = load_config(None)
+    assert config.topics.sensor == "t-sensor"
+    assert config.processor.group_id == "g-1"
+    assert config.processor.checkpoint_events == default.processor.checkpoint_events
+    assert config.processor.dedup_window == default.processor.dedup_window
+    kinds = sorted(str(s.detector) for s in config.monitors if s.reads == "sensor")
+    if monitors == "bench":
+        assert kinds == ["adwin", "page-hinkley"]
+    else:
+        assert kinds == sorted(str(s.detector) for s in default.monitors if s.reads == "sensor")
+
+
+def test_a_py_spy_profile_is_summed_by_function_own_and_inclusive(
+    e2e: ModuleType, tmp_path: Path
+) -> None:
+    raw = tmp_path / "p.txt"
+    raw.write_text("main (a.py:1);work (a.py:5) 3\nmain (a.py:2);work (a.py:9);leaf (b.py:2) 1\n")
+    run = e2e.ProcRun("x", 1, 1, 1.0, None, [0.0], [0.0], [{}], "", "")
+    run.extra["profile"] = raw
+    lines = e2e.top_functions(run, "py-spy")
+    assert " 75.0%  work (a.py)" in lines
+    assert "100.0%  + main (a.py)" in lines
+    assert " 25.0%  leaf (b.py)" in lines
