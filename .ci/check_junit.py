@@ -1,4 +1,5 @@
-"""Refuse a green run that did not test: no tests, skipped tests, no integration tests."""
+"""Refuse a green run that did not test: no tests, skipped tests, no integration tests,
+no cluster-stage tests."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import xml.etree.ElementTree as ET
 
 def main(path: str) -> int:
     cases = ET.parse(path).getroot().iter("testcase")
-    total = integration = 0
+    total = integration = cluster = 0
     problems: list[str] = []
     for case in cases:
         total += 1
         name = f"{case.get('classname')}::{case.get('name')}"
         classname = f".{case.get('classname')}."
-        if ".integration." in classname or ".e2e." in classname:
+        if ".cluster." in classname:
+            cluster += 1
+        if any(f".{stage}." in classname for stage in ("integration", "e2e", "cluster")):
             integration += 1
         for child in case:
             if child.tag in {"skipped", "failure", "error"}:
@@ -23,9 +26,14 @@ def main(path: str) -> int:
         problems.append("no test ran")
     if integration == 0:
         problems.append("no integration test ran")
+    if cluster == 0:
+        problems.append("no cluster-stage test ran (tests/cluster)")
     for p in problems:
         print(f"ci: {p}", file=sys.stderr)
-    print(f"ci: {total} tests, {integration} integration/e2e, {len(problems)} problems")
+    print(
+        f"ci: {total} tests, {integration} integration/e2e/cluster ({cluster} cluster), "
+        f"{len(problems)} problems"
+    )
     return 1 if problems else 0
 
 
