@@ -7,9 +7,7 @@ import binascii
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
-from river import drift as river_drift
-from river._river_rust import drift as river_rust_drift
-
+from riskstream.core.detectors import _river
 from riskstream.core.detectors.base import Alarm, BaseDetector, WindowStats, check_probability
 from riskstream.core.detectors.snapshot import check_header
 from riskstream.errors import SnapshotError
@@ -43,14 +41,14 @@ class ADWIN(BaseDetector):
 
     def __init__(self, delta: float = 0.002) -> None:
         self.delta = check_probability(self.kind, "delta", delta)
-        self._det = river_drift.ADWIN(delta=self.delta)  # type: ignore[no-untyped-call]
+        self._det = _river.drift().ADWIN(delta=self.delta)
         self._n = 0
 
     def update(self, x: float) -> Alarm | None:
         helper = self._det._helper
         width_before = helper.get_width()
         total_before = helper.get_total()
-        self._det.update(x)  # type: ignore[no-untyped-call]
+        self._det.update(x)
         self._n += 1
         if not self._det.drift_detected:
             return None
@@ -98,7 +96,8 @@ class ADWIN(BaseDetector):
             state = base64.b64decode(window, validate=True)
         except (TypeError, ValueError, binascii.Error):
             raise fields.bad("window", "base64 text", window) from None
-        helper = river_rust_drift.AdaptiveWindowing.__new__(river_rust_drift.AdaptiveWindowing)
+        windowing = _river.rust_drift().AdaptiveWindowing
+        helper = windowing.__new__(windowing)
         try:
             helper.__setstate__(state)
         except (KeyboardInterrupt, SystemExit):

@@ -10,8 +10,7 @@ import struct
 from collections import deque
 from typing import Any, ClassVar
 
-from river import drift as river_drift
-
+from riskstream.core.detectors import _river
 from riskstream.core.detectors.base import (
     Alarm,
     BaseDetector,
@@ -92,7 +91,7 @@ class KSWIN(BaseDetector):
         self.seed = check_integer(k, "seed", seed, 0)
         if self.seed >= 2**63:  # keep the snapshot within JSON's 64-bit integers
             raise ConfigError(f"{k}: seed must be below 2**63, got {seed!r}")
-        self._det: Any = river_drift.KSWIN(
+        self._det: Any = _river.drift().KSWIN(
             alpha=self.alpha, window_size=self.window_size, stat_size=self.stat_size, seed=self.seed
         )
         self._n = 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from river import drift as river_drift
-
+from riskstream.core.detectors import _river
 from riskstream.core.detectors.base import (
     Alarm,
     BaseDetector,
@@ -75,7 +74,7 @@ class PageHinkley(BaseDetector):
         if mode not in self.MODES:
             raise ConfigError(f"{k}: mode must be one of 'up', 'down', 'both', got {mode!r}")
         self.mode = mode
-        self._det: Any = river_drift.PageHinkley(
+        self._det: Any = _river.drift().PageHinkley(
             min_instances=self.min_instances,
             delta=self.delta,
             threshold=self.threshold,

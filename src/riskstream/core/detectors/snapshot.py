@@ -18,8 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from river import stats as river_stats
-
+from riskstream.core.detectors import _river
 from riskstream.errors import SnapshotError
 
 __all__ = ["Fields", "check_header", "dump_mean", "encode_float"]
@@ -127,7 +126,7 @@ class Fields:
         n, mean = self.pair(key)
         if n < 0:
             raise self.bad(key, "[n >= 0, mean]", self.get(key))
-        m = river_stats.Mean()
+        m = _river.stats().Mean()
         m.n, m._mean = n, mean
         return m
 

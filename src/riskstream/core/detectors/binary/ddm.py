@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from river.drift import binary as river_binary
-
+from riskstream.core.detectors import _river
 from riskstream.core.detectors.base import (
     Alarm,
     BaseDetector,
@@ -71,7 +70,7 @@ class DDM(BaseDetector):
         self.drift_threshold = check_number(
             k, "drift_threshold", drift_threshold, lambda v: v > 0.0, "> 0"
         )
-        self._det: Any = river_binary.DDM(
+        self._det: Any = _river.binary().DDM(
             warm_start=self.warm_start,
             warning_threshold=self.warning_threshold,
             drift_threshold=self.drift_threshold,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from river import stats as river_stats
-from river.drift import binary as river_binary
-
+from riskstream.core.detectors import _river
 from riskstream.core.detectors.base import (
     Alarm,
     BaseDetector,
@@ -66,7 +64,7 @@ class EDDM(BaseDetector):
                 f"{k}: alpha (warning level) must be >= beta (drift level), "
                 f"got alpha={alpha!r} beta={beta!r}"
             )
-        self._det: Any = river_binary.EDDM(
+        self._det: Any = _river.binary().EDDM(
             warm_start=self.warm_start, alpha=self.alpha, beta=self.beta
         )
         self._n = 0
@@ -151,7 +149,7 @@ class EDDM(BaseDetector):
         river = fields.sub("river")
         det = self._det
         dist_fields = river.sub("distances")
-        dist = river_stats.Var(ddof=dist_fields.integer("ddof"))
+        dist = _river.stats().Var(ddof=dist_fields.integer("ddof"))
         dist.mean = dist_fields.mean("mean")
         dist._S = dist_fields.number("S")
         det._error_distances = dist

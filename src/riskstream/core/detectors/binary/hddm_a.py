@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from river.drift import binary as river_binary
-
+from riskstream.core.detectors import _river
 from riskstream.core.detectors.base import (
     Alarm,
     BaseDetector,
@@ -57,7 +56,7 @@ class HDDMA(BaseDetector):
         self.drift_confidence = check_probability(k, "drift_confidence", drift_confidence)
         self.warning_confidence = check_probability(k, "warning_confidence", warning_confidence)
         self.two_sided_test = check_flag(k, "two_sided_test", two_sided_test)
-        self._det: Any = river_binary.HDDMA(  # type: ignore[no-untyped-call]
+        self._det: Any = _river.binary().HDDMA(
             drift_confidence=self.drift_confidence,
             warning_confidence=self.warning_confidence,
             two_sided_test=self.two_sided_test,

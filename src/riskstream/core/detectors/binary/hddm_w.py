@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from river.drift import binary as river_binary
-from river.drift.binary.hddm_w import SampleInfo as _RiverSampleInfo
-
+from riskstream.core.detectors import _river
 from riskstream.core.detectors.base import (
     Alarm,
     BaseDetector,
@@ -82,7 +80,7 @@ class HDDMW(BaseDetector):
             k, "lambda_val", lambda_val, lambda v: 0.0 < v <= 1.0, "in (0, 1]"
         )
         self.two_sided_test = check_flag(k, "two_sided_test", two_sided_test)
-        self._det: Any = river_binary.HDDMW(  # type: ignore[no-untyped-call]
+        self._det: Any = _river.binary().HDDMW(
             drift_confidence=self.drift_confidence,
             warning_confidence=self.warning_confidence,
             lambda_val=self.lambda_val,
@@ -167,7 +165,7 @@ class HDDMW(BaseDetector):
             raise fields.bad(key, "[ewma, initialized, ibc]", value)
         ewma = fields.as_number(key, value[0])
         ibc = fields.as_number(key, value[2])
-        info = _RiverSampleInfo(self.lambda_val)
+        info = _river.hddm_w_sample_info()(self.lambda_val)
         info._is_init = value[1]
         info._ibc = ibc
         if value[1]:
