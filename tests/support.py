@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,21 @@ def produce(bootstrap: str, topic: str, items: Iterable[tuple[bytes | None, byte
             producer.poll(0)
     assert producer.flush(60) == 0
     return n
+
+
+def send_by_subject(bootstrap: str, topic: str, *events: dict[str, Any]) -> None:
+    """Produce events as JSON, each keyed by its ``subject``."""
+    produce(bootstrap, topic, [(str(e["subject"]).encode(), orjson.dumps(e)) for e in events])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something true, and return that; fail the test
+    with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return result
 
 
 def encode(events: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[tuple[bytes, bytes]]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,21 +21,13 @@ from support import (
     deploy,
     incident,
     make_setup,
-    produce,
     read_topic,
+    send_by_subject,
+    wait_for,
 )
 
-
-def _send(bootstrap: str, topic: str, *events: dict[str, object]) -> None:
-    produce(bootstrap, topic, [(str(e["subject"]).encode(), orjson.dumps(e)) for e in events])
-
-
-def _wait(what: str, check: Callable[[], object], timeout: float = 90.0) -> object:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
+# this file's waits span service restarts
+_wait = functools.partial(wait_for, timeout=90.0)
 
 
 def test_a_backfilled_change_is_listed_once_even_after_a_restart(
@@ -65,14 +57,14 @@ def test_a_backfilled_change_is_listed_once_even_after_a_restart(
     try:
         # (a deploy long before: beyond the look-back, no suspect; the worker is ready)
         old = deploy("d1", "chatbot", "bot-1.4", START - 8 * 3600)
-        _send(kafka_bootstrap, topics["change"], old)
+        send_by_subject(kafka_bootstrap, topics["change"], old)
         _wait("the deploy", lambda: flags.get("chatbot"))
         # The incident is raised (by a processor that has not read the prompt change)...
-        _send(kafka_bootstrap, topics["incidents"], incident("inc-b", "chatbot"))
+        send_by_subject(kafka_bootstrap, topics["incidents"], incident("inc-b", "chatbot"))
         _wait("the incident's record", lambda: records.get("inc-b"))
         assert listed() == []
         # ...and the change, dated 5 min before the onset, is written after it.
-        _send(kafka_bootstrap, topics["change"], prompt)
+        send_by_subject(kafka_bootstrap, topics["change"], prompt)
         _wait("the backfilled suspect", lambda: listed() == ["prompt-7"])
         record = records.get("inc-b")
         assert record is not None
@@ -85,8 +77,12 @@ def test_a_backfilled_change_is_listed_once_even_after_a_restart(
     second = ContainmentProcess(setup, kafka_bootstrap, redis_url, tmp_path / "w2.log", namespace)
     try:
         # Markers after everything redelivered: once they are handled, so is the rest.
-        _send(kafka_bootstrap, topics["change"], deploy("d-marker", "marker", "m-1", START))
-        _send(kafka_bootstrap, topics["incidents"], incident("inc-marker", "marker-model"))
+        send_by_subject(
+            kafka_bootstrap, topics["change"], deploy("d-marker", "marker", "m-1", START)
+        )
+        send_by_subject(
+            kafka_bootstrap, topics["incidents"], incident("inc-marker", "marker-model")
+        )
         _wait("the redelivered changes", lambda: flags.get("marker"))
         _wait("the redelivered incidents", lambda: records.get("inc-marker"))
     finally:

@@ -11,6 +11,7 @@ every bad one is dead-lettered.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -49,6 +50,7 @@ from support import (
     redis_state,
     saved_offsets,
     sensor_events,
+    wait_for,
     wait_until_saved,
 )
 
@@ -103,12 +105,8 @@ def own_redis(tmp_path: Path) -> Any:
         server.stop()
 
 
-def _wait(what: str, check: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
+# this file's waits span service restarts
+_wait = functools.partial(wait_for, timeout=120.0)
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:

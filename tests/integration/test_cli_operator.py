@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,15 +24,8 @@ from support import (
     make_setup,
     produce,
     read_topic,
+    wait_for,
 )
-
-
-def _wait(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
 
 
 def test_incidents_and_flags_from_the_command_line(
@@ -59,7 +51,7 @@ def test_incidents_and_flags_from_the_command_line(
     try:
         med = incident("med-1", "diagnosis", type="error-rate", severity="critical")
         produce(kafka_bootstrap, setup.topics["incidents"], [(b"diagnosis", orjson.dumps(med))])
-        _wait(
+        wait_for(
             "the worker's record",
             lambda: (r := records.get("med-1")) is not None and len(r.timeline) >= 4,
         )

@@ -25,8 +25,9 @@ from support import (
     deploy,
     incident,
     make_setup,
-    produce,
     read_topic,
+    send_by_subject,
+    wait_for,
 )
 
 
@@ -34,18 +35,6 @@ def _setup(tmp_path: Path, name: str, bootstrap: str) -> Setup:
     setup = make_setup(tmp_path, name, extra_yaml=CONTAINMENT_YAML)
     create_topics(bootstrap, setup.topics.values(), partitions=1)
     return setup
-
-
-def _send(bootstrap: str, topic: str, *events: dict[str, object]) -> None:
-    produce(bootstrap, topic, [(str(e["subject"]).encode(), orjson.dumps(e)) for e in events])
-
-
-def _wait(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
 
 
 def _cli(redis_url: str, namespace: str, setup: Setup, bootstrap: str, *args: str) -> str:
@@ -75,19 +64,19 @@ def test_an_incident_flips_the_flag_the_router_sees_it_and_a_redelivery_changes_
             deploy("d1", "chatbot", "bot-1.4", START),
             deploy("d2", "chatbot", "bot-1.5", START + 60),
         ]
-        _send(kafka_bootstrap, setup.topics["change"], *deploys)
-        _wait("the deploys", lambda: (f := flags.get("chatbot")) and f.revision == 2)
+        send_by_subject(kafka_bootstrap, setup.topics["change"], *deploys)
+        wait_for("the deploys", lambda: (f := flags.get("chatbot")) and f.revision == 2)
         # listing the deploys as a processor that read them does (else the worker lists
         # them itself, by an update: one more routing-change message below)
         listed = suspected_changes(deploys, ["chatbot"], START + 3000, START + 3600, 6 * 3600)
         inc = incident("inc-1", "chatbot", suspected_changes=listed)
-        _send(kafka_bootstrap, setup.topics["incidents"], inc)
+        send_by_subject(kafka_bootstrap, setup.topics["incidents"], inc)
         decision = router.wait_for("chatbot", 3, timeout=60)
         assert (decision.version, decision.mode, decision.incident_id) == (
             "bot-1.4", "normal", "inc-1"
         )  # fmt: skip
-        _send(kafka_bootstrap, setup.topics["incidents"], inc)
-        _wait(
+        send_by_subject(kafka_bootstrap, setup.topics["incidents"], inc)
+        wait_for(
             "the redelivered routing change",
             lambda: len(read_topic(kafka_bootstrap, setup.topics["routing_changes"], idle=1)) >= 4,
         )
@@ -113,20 +102,20 @@ def test_killed_between_the_flag_write_and_the_offset_commit_it_still_flips_once
         setup, kafka_bootstrap, redis_url, tmp_path / "w1.log", namespace, *no_commit
     )
     try:
-        _send(
+        send_by_subject(
             kafka_bootstrap, setup.topics["change"],
             deploy("d1", "chatbot", "a", START), deploy("d2", "chatbot", "b", START + 1),
         )  # fmt: skip
-        _wait("the deploys", lambda: (f := flags.get("chatbot")) and f.revision == 2)
-        _send(kafka_bootstrap, setup.topics["incidents"], incident("inc-k", "chatbot"))
-        _wait("the flip", lambda: (f := flags.get("chatbot")) and f.incident_id == "inc-k")
+        wait_for("the deploys", lambda: (f := flags.get("chatbot")) and f.revision == 2)
+        send_by_subject(kafka_bootstrap, setup.topics["incidents"], incident("inc-k", "chatbot"))
+        wait_for("the flip", lambda: (f := flags.get("chatbot")) and f.incident_id == "inc-k")
     finally:
         worker.kill()  # the flag is written; the offset was never committed
     restarted = ContainmentProcess(
         setup, kafka_bootstrap, redis_url, tmp_path / "w2.log", namespace
     )
     try:
-        _wait(
+        wait_for(
             "the redelivery",
             lambda: len(read_topic(kafka_bootstrap, setup.topics["routing_changes"], idle=1)) >= 6,
         )
@@ -146,12 +135,12 @@ def test_clinical_rollback_waits_for_a_named_approver_and_tampering_is_detected(
     approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
     worker = ContainmentProcess(setup, kafka_bootstrap, redis_url, tmp_path / "w.log", namespace)
     try:
-        _send(
+        send_by_subject(
             kafka_bootstrap, setup.topics["incidents"],
             incident("med-1", "diagnosis", type="error-rate", severity="critical"),
         )  # fmt: skip
-        _wait("human review", lambda: (f := flags.get("diagnosis")) and f.mode == "human-review")
-        (pending,) = _wait("the pending rollback", lambda: approvals.list("pending"))  # type: ignore[misc]
+        wait_for("human review", lambda: (f := flags.get("diagnosis")) and f.mode == "human-review")
+        (pending,) = wait_for("the pending rollback", lambda: approvals.list("pending"))  # type: ignore[misc]
         listed = _cli(redis_url, namespace, setup, kafka_bootstrap, "actions", "list")
         assert pending.action_id in listed and "route-to-version" in listed
     finally:
@@ -255,7 +244,7 @@ def test_a_storm_is_one_decision_and_resolved_incidents_are_not_contained_later(
     ]
     clinical = incident("med-1", "diagnosis", type="error-rate", monitor="missed")
     try:
-        _send(kafka_bootstrap, setup.topics["incidents"], clinical, *drifts)
+        send_by_subject(kafka_bootstrap, setup.topics["incidents"], clinical, *drifts)
 
         def storm_group() -> object:
             for action in approvals.list("pending"):
@@ -263,7 +252,7 @@ def test_a_storm_is_one_decision_and_resolved_incidents_are_not_contained_later(
                     return action
             return None
 
-        group = _wait("the storm's grouped action with 20 members", storm_group)
+        group = wait_for("the storm's grouped action with 20 members", storm_group)
         assert group.group == "feature-drift" and group.model_id == "*"  # type: ignore[attr-defined]
         reviewed = {m for m, f in flags.all().items() if f.mode == "human-review"}
         assert reviewed == {"diagnosis"} | {f"m-{i:02d}" for i in range(5)}

@@ -4,7 +4,6 @@ outlives a restart of the containment worker (faust, a child process)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from support import (
     deploy,
     incident,
     make_setup,
-    produce,
     read_topic,
+    send_by_subject,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -53,24 +53,12 @@ def _setup(tmp_path: Path, name: str, bootstrap: str, steps: str, dwell: float) 
     return setup
 
 
-def _send(bootstrap: str, topic: str, *events: dict[str, object]) -> None:
-    produce(bootstrap, topic, [(str(e["subject"]).encode(), orjson.dumps(e)) for e in events])
-
-
-def _wait(what: str, check: Callable[[], object], timeout: float = 60.0) -> object:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
-
-
 def _deployed(bootstrap: str, setup: Setup, flags: RedisFlagStore) -> RoutingFlag:
-    _send(
+    send_by_subject(
         bootstrap, setup.topics["change"],
         deploy("d1", "chatbot", "bot-1.4", START), deploy("d2", "chatbot", "bot-1.5", START + 60),
     )  # fmt: skip
-    _wait("the deploys", lambda: (f := flags.get("chatbot")) and f.revision == 2)
+    wait_for("the deploys", lambda: (f := flags.get("chatbot")) and f.revision == 2)
     before = flags.get("chatbot")
     assert before is not None
     return before
@@ -89,7 +77,7 @@ def test_a_step_whose_analysis_fails_puts_traffic_back_and_opens_an_incident(
     )
     try:
         before = _deployed(kafka_bootstrap, setup, flags)
-        _send(kafka_bootstrap, setup.topics["incidents"], incident("inc-1", "chatbot"))
+        send_by_subject(kafka_bootstrap, setup.topics["incidents"], incident("inc-1", "chatbot"))
         step = router.wait_for("chatbot", 3, timeout=60)
         assert (step.version, step.traffic_fraction, step.previous_version) == (
             "bot-1.4", 0.1, "bot-1.5"
@@ -104,9 +92,9 @@ def test_a_step_whose_analysis_fails_puts_traffic_back_and_opens_an_incident(
             "inc-sick", "chatbot", type="refusal", severity="warning",
             stream_key="chatbot|bot-1.4", monitor="refusal-rate",
         )  # fmt: skip
-        _send(kafka_bootstrap, setup.topics["incidents"], sick)
+        send_by_subject(kafka_bootstrap, setup.topics["incidents"], sick)
         back = router.wait_for("chatbot", 4, timeout=60)
-        own = _wait(
+        own = wait_for(
             "the failed step's incident",
             lambda: [
                 orjson.loads(m.value())
@@ -152,8 +140,8 @@ def test_a_shift_outlives_a_restart_of_the_worker_and_resumes(
     worker = ContainmentProcess(setup, kafka_bootstrap, redis_url, tmp_path / "w1.log", namespace)
     try:
         _deployed(kafka_bootstrap, setup, flags)
-        _send(kafka_bootstrap, setup.topics["incidents"], incident("inc-r", "chatbot"))
-        _wait("the first step", lambda: (f := flags.get("chatbot")) and f.rollout is not None)
+        send_by_subject(kafka_bootstrap, setup.topics["incidents"], incident("inc-r", "chatbot"))
+        wait_for("the first step", lambda: (f := flags.get("chatbot")) and f.rollout is not None)
     finally:
         worker.kill()  # kill -9 mid-shift: the plan lives in the flag
     assert flags.get("chatbot").traffic_fraction == 0.5
@@ -162,7 +150,7 @@ def test_a_shift_outlives_a_restart_of_the_worker_and_resumes(
     )
     try:
         # (after the killed member's session times out and the group rebalances)
-        _wait(
+        wait_for(
             "the last step",
             lambda: (f := flags.get("chatbot")) and f.traffic_fraction == 1.0,
             timeout=180,
