@@ -29,7 +29,11 @@ What it does:
    .alarms`` > 1), at ``detected_at`` (when the online system knew), or at
    ``onset_at`` with ``--onset`` (for information).  A second row scores every
    finding (new incidents and their updates, each at its own time): the change
-   points the detectors report, which is what the leaderboard's algorithms output.
+   points the detectors report, which is what the leaderboard's algorithms output
+   (SKAB's notebooks turn each algorithm's 0/1 anomaly labels into change points
+   at every rising *and* falling edge, ``abs(prediction.diff())``; riskstream's
+   equivalent of a falling edge is a stream's alarm when it changes back, which
+   updates the incident its first change opened).
    Per experiment they become a 0/1 series on the experiment's timestamps (an
    incident marks the first reading at or after its time; several incidents on one
    reading are one prediction).
@@ -730,6 +734,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (f"; {children} child incidents left out" if children else "")
         + "."
     )
+    every_delay = every.delay
+    print(
+        f"riskstream, every finding: {new + updates} findings, {every.true_cps - every.missed} "
+        f"of {every.true_cps} true change points detected, mean delay "
+        + ("n/a" if every_delay != every_delay else f"{every_delay.total_seconds():.1f} s")
+        + "."
+    )
     perfect = score([replace(s, pred=s.true.astype(int)) for s in scored])
     print(
         f"(The true change points themselves, scored the same way: {perfect.standard:.2f} / "
@@ -741,8 +752,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         new_n = sum(i.new for i in r.incidents)
         by = Counter(i.monitor for i in r.incidents if i.new)
         print(
-            f"{r.exp.name} run (normal, not scored): {new_n} new incidents in {hours:.1f} h of "
-            f"readings"
+            f"{r.exp.name} run (normal, not scored): {new_n} new incidents and "
+            f"{len(r.incidents) - new_n} updates in {hours:.1f} h of readings"
             + (" (" + ", ".join(f"{m} {n}" for m, n in sorted(by.items())) + ")" if by else "")
             + "."
         )

@@ -133,6 +133,29 @@ def test_a_one_sigma_shift_is_caught_fast_with_its_onset_and_interval() -> None:
     assert alarm.after.mean == pytest.approx(6.0, abs=0.4)
 
 
+def test_a_change_back_after_a_large_shift_is_caught_too() -> None:
+    """A valve closes (the flow drops 8 sd for 600 readings) and partly reopens (back to
+    -4 sd): the stream re-centres on the low level and sees the second change as clearly
+    as the first, even though both levels lie beyond the clip of the old one."""
+    stream = LearnedStream("shift", LearnedParams(), warmup=300)
+
+    def flow(rng: random.Random, i: int) -> float:
+        level = -8.0 if 2000 <= i < 2600 else -4.0 if i >= 2600 else 0.0
+        return 30.0 + level + rng.gauss(0.0, 1.0)
+
+    rng = random.Random(3)
+    found = [(i, a) for i in range(3200) if (a := stream.update(flow(rng, i), float(i)))]
+    assert len(found) == 2, [i for i, _ in found]
+    (first, drop), (second, back) = found
+    assert 2000 <= first < 2030
+    assert 2600 <= second < 2660  # the change back, inside a 60 s window at 1 Hz
+    # each alarm says what level it left and what it found: 30 -> 22, then 22 -> 26
+    assert drop.reference.mean == pytest.approx(30.0, abs=0.5)
+    assert drop.after.mean == pytest.approx(22.0, abs=1.0)
+    assert back.reference.mean == pytest.approx(22.0, abs=0.5)
+    assert back.after.mean == pytest.approx(26.0, abs=1.0)
+
+
 def test_a_stream_that_gets_noisier_raises_one_noise_alarm() -> None:
     stream = LearnedStream("noise", LearnedParams(), warmup=300)
     hits = _alarms(stream, lambda rng, i: rng.gauss(0, 2.0 if i >= 3000 else 1.0), 3400)

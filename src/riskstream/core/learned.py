@@ -34,7 +34,12 @@ Kinds:
     level wanders from one block of readings to the next (a cycle far longer than
     the warm-up, a wandering score) widens the reference, so that wander the
     stream showed from its warm-up on is not a change.  After an alarm the stream
-    re-centres on the new level within a tenth of a warm-up.
+    re-centres on the new level within a tenth of a warm-up, and clipping is
+    centred there, so a change back (a valve that reopens) is seen as clearly as
+    the first change.  The model is refitted on a longer stretch after 2, 4, 8 and
+    64 warm-ups (slow cycles show themselves), each refit waiting until no CUSUM is
+    a third of the way up, and the stretch starting again at an alarm: one that
+    spanned two levels would be fitted as a slow component.
 ``noise``
     The stream gets noisier or throws bursts of spikes: Bernoulli CUSUMs on how
     often innovations leave their usual central band (p about 0.2) and their tail
@@ -312,7 +317,8 @@ class LearnedStream:
         # kind keeps learning from, 17 theta; shift: 20 the
         # variance, 22 its memory factor, 23 the third moment), 24-25 the up and down
         # tilts (0: not watched), 26 settled (1) or not, 28-29 the last deviation and
-        # lag-1 covariance, 34-39 the settling sums, 40-41 the open block's sum and
+        # lag-1 covariance, 30 a model refit is due (1) or not, 31 the level clipping is
+        # centred on (0 until an alarm re-centres the stream), 34-39 the settling sums, 40-41 the open block's sum and
         # count, 42 the last block's mean, 43 half the mean squared difference of
         # consecutive blocks, 44 blocks learned, 45 the wander margin, 54 the readings
         # behind the centre, 55 the length of the settling under way, 56 the weight it
@@ -363,7 +369,13 @@ class LearnedStream:
             if long is not None:
                 _moments(long, x)
                 if long[0] % self._warmup == 0 and long[0] // self._warmup in REFIT_MODEL_AFTER:
-                    self._refit_model(b, long)
+                    b[30] = 1.0  # a refit is due, once no CUSUM is a third of the way up
+                if b[30]:
+                    up, down = self._cusums
+                    h = self._h / 3.0
+                    if up.stat < h / (b[24] or 1.0) and down.stat < h / (b[25] or 1.0):
+                        b[30] = 0.0
+                        self._refit_model(b, long)
             return self._shift(u, x, t, b)
         if kind == "noise":
             return self._noise(u, x, t, b)
@@ -371,10 +383,14 @@ class LearnedStream:
 
     def _shift(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         z = u / b[4]
-        zc = CLIP if z > CLIP else -CLIP if z < -CLIP else z
         if b[34] < b[55]:  # phase C: the clipped input's mean, spread, memory
-            self._settle(zc, b)
+            self._settle(z, b)
             return None
+        # Clipped around the level the stream last settled on after an alarm (b[31],
+        # 0 until then), so a stream re-centred on a new level sees a change back as
+        # clearly as the first one.
+        r = z - b[31]
+        zc = b[31] + (CLIP if r > CLIP else -CLIP if r < -CLIP else r)
         dev = zc - b[5]
         # The centre is an estimate from the b[54] readings behind it, and it trails a
         # level that wanders by about one block's step (b[45], see _block): judge
@@ -388,8 +404,7 @@ class LearnedStream:
         # at 0 between bursts has a tiny spread).  A shift far beyond the margin
         # still adds that much per reading, however wide the margin.
         wide = CLIP + margin * b[6]
-        zw = wide if z > wide else -wide if z < -wide else z
-        zs = (zw - b[5]) / b[6]
+        zs = (b[31] + (wide if r > wide else -wide if r < -wide else r) - b[5]) / b[6]
         z_up, z_down = zs - margin, -zs - margin
         z_up = STEP_CLIP if z_up > STEP_CLIP else -STEP_CLIP if z_up < -STEP_CLIP else z_up
         z_down = STEP_CLIP if z_down > STEP_CLIP else -STEP_CLIP if z_down < -STEP_CLIP else z_down
@@ -407,6 +422,12 @@ class LearnedStream:
             # standard error widens the reference), so a change that follows soon
             # after is caught too.
             self._resettle(b, max(self._warmup // 10, 20))
+            if self._long is not None:
+                # The model's longer stretch would now mix two levels, which a refit
+                # reads as a slow component (a high phi) and so stops seeing changes:
+                # it starts again from the new level.
+                self._long = _new_moments()
+                b[30] = 0.0
             return alarm
         quiet = s_up < h_up / 3 and s_down < h_down / 3
         # Keep learning, as means until the memory is full: the input's spread and skew
@@ -471,7 +492,9 @@ class LearnedStream:
 
         Where the longer stretch tells the same model (both coefficients within
         MODEL_SAME), the centre is still re-learned but the stream does not become
-        cautious again: what it learned of its centre's precision still holds."""
+        cautious again: what it learned of its centre's precision still holds.  A
+        refit waits until the stream is quiet (see update), so an excursion under way
+        is not fitted as a slow component."""
         level, phi, theta, s0, sd = _model(long)
         same = abs(phi - b[1]) < MODEL_SAME and abs(theta - b[17]) < MODEL_SAME
         if s0 > 0:
@@ -479,6 +502,7 @@ class LearnedStream:
             b[0], b[1], b[17], b[2], b[3] = level, phi, theta, s0, sd
             b[4] /= scale  # the robust spread stays the same in the value's units
             b[26] = 0.0  # settle the spread, memory and skew afresh too
+            b[31] = 0.0  # the new model's innovations are centred on 0
             weight = b[54]
             self._resettle(b, self._warmup // 2)
             b[56] = weight if same else 0.0  # the centre's weight to keep after settling
@@ -499,7 +523,16 @@ class LearnedStream:
 
     def _settle(self, z: float, b: list[float]) -> None:
         """Phase C: the clipped input's centre, and on a stream's first settling (or
-        after its model was refitted) its spread, memory and skew."""
+        after its model was refitted) its spread, memory and skew.
+
+        Each reading is clipped around the level clipping is centred on; after an
+        alarm, around the mean so far (that level before the first), so the estimate
+        walks to a new level however far it lies (up to CLIP times the harmonic sum of
+        the readings) while one wild reading still moves it by at most CLIP / n; and
+        the new level becomes the one clipping is centred on."""
+        m = b[35] / b[34] if b[34] and b[26] else b[31]
+        r = z - m
+        z = m + (CLIP if r > CLIP else -CLIP if r < -CLIP else r)
         b[34] += 1
         b[35] += z
         b[36] += z * z
@@ -515,6 +548,7 @@ class LearnedStream:
         b[12] += n
         b[54] = max(n, b[56])
         if b[26]:  # the stream knows its spread and memory: after an alarm, only re-centre
+            b[31] = mean
             return
         var = max(b[36] / n - mean * mean, 0.0)
         lag = (b[37] / (n - 1) - mean * mean) / var if var > 0 else 0.0
@@ -762,6 +796,12 @@ class LearnedStream:
         if self._kind == "rate":
             before = WindowStats(int(b[2]), b[0])
             std = math.sqrt(b[0] * (1 - b[0]))
+        elif self._kind == "shift":
+            # The level the stream was judged against: the model's, moved by the
+            # centre (which, after an earlier alarm, sits on the level it changed to).
+            level = b[0] + b[5] * b[4] * b[2] * (1.0 + b[17]) / max(1.0 - b[1], 1.0 - MAX_PHI)
+            before = WindowStats(int(b[12]), level)
+            std = b[3]
         else:
             before = WindowStats(int(b[12]), b[0])
             std = b[3]
