@@ -309,23 +309,21 @@ class LearnedStream:
         # Bands whose leaving rate the noise kind watches (grid points, so counts are exact).
         g_c, p_c = _band(tail, CENTRAL_P, nb)
         g_t, p_t = _band(tail, TAIL_P, nb)
-        # By index: 0 level, 1 phi, 2 provisional spread, 3 sd, 4 robust spread (in
-        # provisional ones), 5 the innovations' centre (robust units; the shift kind
-        # re-learns it when it settles), 6 the shift input's long-run spread (set when
-        # it settles), 7 the outlier limit, 8-11 the noise bands and their rates, 12 events
-        # learned from, 13-16 the tail's data (events, count, sums) that the outlier
-        # kind keeps learning from, 17 theta; shift: 20 the
-        # variance, 22 its memory factor, 23 the third moment), 24-25 the up and down
-        # tilts (0: not watched), 26 settled (1) or not, 28-29 the last deviation and
-        # lag-1 covariance, 30 a model refit is due (1) or not, 31 the level clipping is
-        # centred on (0 until an alarm re-centres the stream), 34-39 the settling sums, 40-41 the open block's sum and
-        # count, 42 the last block's mean, 43 half the mean squared difference of
-        # consecutive blocks, 44 blocks learned, 45 the wander margin, 54 the readings
-        # behind the centre, 55 the length of the settling under way, 56 the weight it
-        # keeps through a refit that told the same model; noise: 30-33 the
-        # bands' CUSUM steps (0: to be refreshed), 34-36 the open batch (readings, hits
-        # of each band), 37-38 each band's dispersion, 39 batches, 46-48 and 50-52
-        # each band's hits, hits right after a hit, and whether the last was one.
+        # By index: 0 level, 1 phi, 2 provisional spread, 3 sd, 4 robust spread (in provisional
+        # ones), 5 the innovations' centre (robust units; the shift kind re-learns it when it
+        # settles), 6 the shift input's long-run spread (set when it settles), 7 the outlier limit,
+        # 8-11 the noise bands and their rates, 12 events learned from, 13-16 the tail's data
+        # (events, count, sums) that the outlier kind keeps learning from, 17 theta; shift: 20 the
+        # variance, 22 its memory factor, 23 the third moment), 24-25 the up and down tilts (0: not
+        # watched), 26 settled (1) or not, 28-29 the last deviation and lag-1 covariance, 30 a model
+        # refit is due (1) or not, 31 the level clipping is centred on (0 until an alarm re-centres
+        # the stream), 34-39 the settling sums, 40-41 the open block's sum and count, 42 the last
+        # block's mean, 43 half the mean squared difference of consecutive blocks, 44 blocks
+        # learned, 45 the wander margin, 54 the readings behind the centre, 55 the length of the
+        # settling under way, 56 the weight it keeps through a refit that told the same model;
+        # noise: 30-33 the bands' CUSUM steps (0: to be refreshed), 34-36 the open batch (readings,
+        # hits of each band), 37-38 each band's dispersion, 39 batches, 46-48 and 50-52 each band's
+        # hits, hits right after a hit, and whether the last was one.
         self._base = [
             level, phi, s0, sd, rho, mean_u / rho, 1.0, limit,
             g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
