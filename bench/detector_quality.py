@@ -425,6 +425,7 @@ class Failure:
     what: str
 
 
+EXCURSION = 300  # events an excursion lasts before the level comes back
 FAILURES = (
     Failure("shift-1s", "level + 1 sigma from the change on (counts: + Poisson(sigma))"),
     Failure("shift-2s", "level + 2 sigma"),
@@ -433,6 +434,12 @@ FAILURES = (
     Failure("stuck", "the value freezes at the last reading before the change"),
     Failure("missing", "the sensor stops sending; the others go on"),
     Failure("spikes", "5 spikes of 6-12 sigma (random sign; counts: upwards) in 20 events"),
+    Failure(
+        "excursion",
+        f"level + 6 sigma for {EXCURSION} events, then + 2 sigma (a valve that closes, then partly "
+        "reopens); "
+        "'back' = streams with a finding after the step back, and its median delay",
+    ),
 )
 RATE_FAILURE = Failure("rate-x2", "one group's harmful rate doubles (the others unchanged)")
 SCORE_FAILURE = Failure(
@@ -451,9 +458,11 @@ def apply_failure(
     after = i >= at
     counts = b.lam is not None
     x = b.values().copy()
-    if failure in ("shift-1s", "shift-2s", "ramp"):
+    if failure in ("shift-1s", "shift-2s", "ramp", "excursion"):
         k = {"shift-1s": 1.0, "shift-2s": 2.0}.get(failure)
         add = np.where(after, k, 0.0) if k is not None else 2.0 * np.clip((i - at + 1) / ramp, 0, 1)
+        if failure == "excursion":
+            add = np.where(after, np.where(i < at + EXCURSION, 6.0, 2.0), 0.0)
         if counts:  # extra Poisson counts: Poisson(lam) becomes Poisson(lam + k sigma)
             x[at:] += rng.poisson(add[at:] * b.sigma)
         else:
@@ -678,6 +687,7 @@ class Outcome:
     monitor: str | None
     early: bool  # a new incident on this stream before the change
     any_delay: int | None  # delay to the first finding of any kind (an update too)
+    back_delay: int | None = None  # excursion: from the return to the first finding after it
 
 
 def run_change(job: ChangeJob) -> list[Outcome]:
@@ -725,6 +735,9 @@ def run_change(job: ChangeJob) -> list[Outcome]:
     first: dict[str, Seen] = {}
     first_any: dict[str, Seen] = {}
     early: set[str] = set()
+    excursion = job.failure == "excursion"
+    t_back = {k: float(ts[at + EXCURSION]) for k, ts in targets.items()} if excursion else {}
+    back: dict[str, Seen] = {}
 
     owner: dict[str, str | None] = {}  # a finding's stream key -> the target it is on
 
@@ -741,21 +754,34 @@ def run_change(job: ChangeJob) -> list[Outcome]:
             first_any.setdefault(k, s)
             if not s.update:
                 first.setdefault(k, s)
-        return len(first) == len(targets)
+            if excursion and s.detected_at >= t_back[k] - HALF_MS:
+                back.setdefault(k, s)
+        return len(first) == len(targets) and (not excursion or len(back) == len(targets))
 
-    def delay(s: Seen | None, ts: np.ndarray) -> int | None:
+    def delay(s: Seen | None, ts: np.ndarray, start: int = at) -> int | None:
         if s is None:
             return None
-        return int(np.searchsorted(ts, s.detected_at + HALF_MS, side="right")) - at
+        return int(np.searchsorted(ts, s.detected_at + HALF_MS, side="right")) - start
 
     run_partition(_specs(), fam.side, streams, until=max(t_end.values()), done=done)
     out = []
     for k, ts in targets.items():
         s = first.get(k)
         any_delay = delay(first_any.get(k), ts)
+        back_delay = delay(back.get(k), ts, at + EXCURSION) if excursion else None
         if s is None:
             out.append(
-                Outcome(job.base, job.failure, False, None, None, None, k in early, any_delay)
+                Outcome(
+                    job.base,
+                    job.failure,
+                    False,
+                    None,
+                    None,
+                    None,
+                    k in early,
+                    any_delay,
+                    back_delay,
+                )
             )
             continue
         out.append(
@@ -768,6 +794,7 @@ def run_change(job: ChangeJob) -> list[Outcome]:
                 s.monitor,
                 k in early,
                 any_delay,
+                back_delay,
             )
         )
     return out
@@ -1063,7 +1090,7 @@ def _changes(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) -> 
     )
     print(
         f"  {'base':15}{'failure':13}{'caught':>9}{'delay p50':>10}{'p90':>7}"
-        f"{'onset err p50':>14}{'p90':>7}{'early':>7}{'any finding':>14}  first"
+        f"{'onset err p50':>14}{'p90':>7}{'early':>7}{'any finding':>14}{'back':>12}  first"
     )
     goal_delay = math.nan
     for b, f in pairs:
@@ -1072,6 +1099,12 @@ def _changes(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) -> 
         delays = [o.delay for o in caught if o.delay is not None]
         errs = [o.onset_error for o in caught if o.onset_error is not None]
         anys = [o.any_delay for o in outs if o.any_delay is not None]
+        backs = [o.back_delay for o in outs if o.back_delay is not None]
+        back = (
+            f"{len(backs)}/{len(outs)} {_fmt(percentile(backs, 0.5))}"
+            if f.name == "excursion"
+            else "-"
+        )
         mons = Counter(o.monitor for o in caught)
         first = ", ".join(f"{m} {c}/{len(caught)}" for m, c in mons.most_common(2)) or "-"
         print(
@@ -1079,7 +1112,7 @@ def _changes(pool: ProcessPoolExecutor, args: argparse.Namespace, sz: Sizes) -> 
             f"{_fmt(percentile(delays, 0.5)):>10}{_fmt(percentile(delays, 0.9)):>7}"
             f"{_fmt(percentile(errs, 0.5)):>14}{_fmt(percentile(errs, 0.9)):>7}"
             f"{sum(o.early for o in outs):>7}{len(anys):>5}/{len(outs):<3}"
-            f"{_fmt(percentile(anys, 0.5)):>6}  {first}"
+            f"{_fmt(percentile(anys, 0.5)):>6}{back:>12}  {first}"
         )
         if b.name == "gaussian" and f.name == "shift-1s":
             goal_delay = percentile(delays, 0.5)
