@@ -38,7 +38,7 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from riskstream.core.fields import field_getter
+from riskstream.core.fields import field_getter, key_part
 from riskstream.errors import ConfigError, SnapshotError
 
 __all__ = ["GapSample", "GroupRates", "group_getter"]
@@ -230,7 +230,7 @@ class GroupRates:
 
 
 def group_getter(paths: Sequence[str]) -> Callable[[Mapping[str, Any]], str | None]:
-    """The group of an event: its ``paths``' values joined by ``|`` (as stream keys
+    """The group of an event: its ``paths``' values escaped and joined by ``|`` (as stream keys
     are), or ``None`` when any of them is missing — an event that does not say its
     group is not pooled into a group called ``None``.
 
@@ -249,7 +249,7 @@ def group_getter(paths: Sequence[str]) -> Callable[[Mapping[str, Any]], str | No
 
         def one(e: Mapping[str, Any]) -> str | None:
             v = get(e)
-            return None if v is None else v if type(v) is str else str(v)
+            return None if v is None else key_part(v)
 
         return one
 
@@ -259,7 +259,7 @@ def group_getter(paths: Sequence[str]) -> Callable[[Mapping[str, Any]], str | No
             v = get(e)
             if v is None:
                 return None
-            parts.append(v if type(v) is str else str(v))
+            parts.append(key_part(v))
         return "|".join(parts)
 
     return many
