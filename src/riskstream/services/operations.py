@@ -203,6 +203,7 @@ class OperatorService:
         ``approver``: whether the caller holds the approver role, which undoing an
         approved decision, or making a change the playbooks gate by approval, needs.
         """
+        check_text("model id", model_id, 256)  # what the serving layer looks up
         if version is None and mode is None and traffic_fraction is None:
             raise InputError("say what to change: a version, a mode or a traffic_fraction")
         if version is not None:
