@@ -13,6 +13,7 @@ import math
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from riskstream.codec import encode_cloudevent
@@ -103,22 +104,33 @@ class OperatorService:
         return updated
 
     def resolve(self, incident_id: str, by: str, note: str = "") -> IncidentRecord:
-        """Close it, revert the actions marked ``revert_on_resolve``, tell subscribers."""
+        """Close it, revert the actions marked ``revert_on_resolve``, tell subscribers.
+
+        The record is written first, marked ``unpublished`` until the resolution is
+        on the incidents topic: a retry after a crash in between completes the
+        audit, the reverts and the publish (each idempotent: the audit entry and the
+        revert are keyed, the CloudEvent's id is the same), instead of answering
+        "already resolved" with subscribers never told."""
         record = self.incident(incident_id)
-        if record.status == "resolved":
+        if record.status == "resolved" and not record.unpublished:
             return record
-        at = self._clock()
-        updated = self._update(incident_id, lambda r: resolve(r, _named(by), at, note))
-        self._audit(updated, "incident.resolved", by, note)
-        resolved = {**updated.incident, "status": "resolved"}
+        by = _named(by)
+        if record.status != "resolved":
+            at = self._clock()
+            record = self._update(incident_id, lambda r: resolve(r, by, at, note, True))
+        if not record.unpublished:  # resolved and published by someone else meanwhile
+            return record
+        at = record.resolved_at if record.resolved_at is not None else self._clock()
+        self._audit(record, "incident.resolved", record.resolved_by or by, note)
+        resolved = {**record.incident, "status": "resolved"}
         self._containment.on_resolved(resolved)
         headers, value = encode_cloudevent(
             INCIDENT_RESOLVED, f"{incident_id}:resolved", format_time(at),
-            updated.subject, resolved,
+            record.subject, resolved,
         )  # fmt: skip
         self._producer.produce(self._topic, value, incident_id.encode(), headers)
         self._producer.flush()
-        return self.incident(incident_id)
+        return self._update(incident_id, lambda r: replace(r, unpublished=False))
 
     # -- actions and flags -------------------------------------------------------
 
