@@ -22,7 +22,9 @@ from prometheus_client import (
     make_wsgi_app,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.registry import Collector
 
 __all__ = [
     "ApiMetrics",
@@ -192,6 +194,29 @@ class ProcessorMetrics:
             buckets=(60, 600, 3600, 6 * 3600, 86_400, 3 * 86_400, 7 * 86_400, 30 * 86_400),
             registry=registry,
         )
+
+    def watch_unreplicated(self, read: Callable[[], int]) -> None:
+        """``riskstream_checkpoint_unreplicated_total``: checkpoints whose ``WAIT`` timed
+        out short of ``processor.checkpoint_replicas`` (saved on the primary only, so a
+        failover then could roll them back), as the state store counts them (``read``)."""
+        self.registry.register(
+            _ReadCounter(
+                "riskstream_checkpoint_unreplicated",
+                "Checkpoints whose WAIT timed out before processor.checkpoint_replicas "
+                "replicas had them.",
+                read,
+            )
+        )
+
+
+class _ReadCounter(Collector):
+    """A counter kept elsewhere (an adapter's own count), read when scraped."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], int]) -> None:
+        self._name, self._doc, self._read = name, documentation, read
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        yield CounterMetricFamily(self._name, self._doc, value=self._read())
 
 
 Health = Callable[[], Mapping[str, object]]

@@ -1,0 +1,139 @@
+"""Hostile input on a real broker and a real Redis: the processor, the state commands
+with the documented ACL, and the checkpoint metrics.  (The pure parts and the
+embedded processor face the same table in tests/unit/test_hostile.py.)"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import redis
+from prometheus_client import CollectorRegistry
+
+from riskstream.adapters.redis.keys import STATE_ACL
+from riskstream.adapters.redis.state import RedisStateStore
+from riskstream.bootstrap import kafka_processor
+from riskstream.core.timeutil import format_time
+from riskstream.services.state_admin import held_streams, reset_state
+from support import (
+    START,
+    create_topics,
+    encode,
+    make_setup,
+    produce,
+    read_topic,
+    sensor_events,
+    wait_until_saved,
+)
+
+SENSOR = """
+monitors:
+  - {name: drift, reads: sensor, key: sensor_id, value: value, detector: shift, warmup: 20}
+"""
+
+
+def _reading(sensor: str, i: int, **changes: object) -> dict[str, object]:
+    event = {"event_id": f"{sensor}/{i}", "time": format_time(START + i), "sensor_id": sensor,
+             "value": 20.0 + (i % 7) / 10}  # fmt: skip
+    return {**event, **changes}
+
+
+def test_hostile_records_on_kafka_are_dead_lettered_or_kept_apart_and_the_partition_flows(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    setup = make_setup(tmp_path, unique("hostile"), monitors_yaml=SENSOR)
+    topics = setup.topics
+    create_topics(kafka_bootstrap, topics.values(), partitions=1)
+    good = [(b"s1", orjson.dumps(_reading("s1", i))) for i in range(100)]
+    bad: list[tuple[bytes | None, bytes, str]] = [
+        (b"s1", b'{"event_id":"\xff\xfe"}', "not_json"),
+        (b"s1", b'{"a":' * 2000 + b"1" + b"}" * 2000, "oversize"),  # over max_event_bytes
+        (b"s1", b"[" * 1100 + b"]" * 1100, "not_json"),  # too deep, within the size limit
+        (b"s1", orjson.dumps(_reading("s1", 900, value=True)), "schema"),
+        (b"s1", orjson.dumps(_reading("s1", 901, time="2999-01-01T00:00:00Z")), "time_ahead"),
+        (None, orjson.dumps(_reading("s1", 902)), "null_key"),
+        (b"\xff", b"", "not_json"),
+    ]
+    # ids named like state marks, and one with a bar: streams of their own, nothing reset
+    odd = [(b"k", orjson.dumps(_reading(s, i))) for i in range(30) for s in ("\x18", "\x1e", "a|b")]
+    records = good[:50] + [(k, v) for k, v, _ in bad] + odd + good[50:]
+    produce(kafka_bootstrap, topics["sensor"], records)
+
+    registry = CollectorRegistry()
+    processor = kafka_processor(setup.config, kafka_bootstrap, redis_url, registry)
+    stop = threading.Event()
+    worker = threading.Thread(target=processor.run, args=(stop.is_set,), daemon=True)
+    processor.start()
+    worker.start()
+    try:
+        states = wait_until_saved(redis_url, setup.group, {(topics["sensor"], 0): len(records)})
+    finally:
+        stop.set()
+        worker.join(30)
+    assert not worker.is_alive()
+    state = states[(topics["sensor"], 0)]
+    assert state.counters == {"applied": len(good) + len(odd), "dead_lettered": len(bad)}
+    letters = read_topic(kafka_bootstrap, topics["dead_letter"])
+    assert sorted(dict(m.headers())["riskstream_reason"].decode() for m in letters) == sorted(
+        reason for _, _, reason in bad
+    )
+    streams = {k.split("\x1f", 1)[1] for k in state.snapshots if k.startswith("drift\x1f")}
+    assert {"s1", "\\x18", "\\x1e", "a\\|b"} <= streams
+    assert orjson.loads(state.snapshots["drift\x1fs1"])["n"] == len(good)
+    assert registry.get_sample_value("riskstream_state_resets_total", {}) is None
+
+
+def test_the_state_commands_work_with_the_documented_acl(
+    redis_url: str, unique: Callable[[str], str]
+) -> None:
+    """`riskstream state held/reset` SCAN for partitions; STATE_ACL lacked +scan."""
+    user, password = f"rs-state-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin = redis.Redis.from_url(redis_url)
+    admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", *STATE_ACL.split())
+    store = RedisStateStore.from_url(redis_url, username=user, password=password)
+    try:
+        scope = unique("acl")
+        tp = ("sensor-events", 0)
+        epoch = store.claim(scope, tp).epoch
+        hold = orjson.dumps({"why": "a test", "skipped": 3})
+        store.save(scope, tp, epoch, 10, {"applied": 10}, {"drift\x1f\x17s1": hold})
+        assert [(m, k) for _, m, k, _ in held_streams(store, scope)] == [("drift", "s1")]
+        assert [r.deleted for r in reset_state(store, scope, "drift", "s1")] == [1]
+        assert held_streams(store, scope) == []
+    finally:
+        store.close()
+        admin.execute_command("ACL", "DELUSER", user)
+        admin.close()
+
+
+def test_a_checkpoint_whose_wait_times_out_is_counted(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """processor.checkpoint_replicas: 1 on a Redis without replicas: each WAIT times
+    out; riskstream_checkpoint_unreplicated_total says so."""
+    replicas = "  checkpoint_replicas: 1\n  checkpoint_replica_timeout_ms: 20\n"
+    setup = make_setup(tmp_path, unique("wait"), monitors_yaml=SENSOR, processor_yaml=replicas)
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    records = list(encode(sensor_events(seed=2, sensors=2, per_sensor=50, drifting={})))
+    produce(kafka_bootstrap, setup.topics["sensor"], records)
+    registry = CollectorRegistry()
+    processor = kafka_processor(setup.config, kafka_bootstrap, redis_url, registry)
+    assert registry.get_sample_value("riskstream_checkpoint_unreplicated_total") == 0
+    consumed = {"topic": setup.topics["sensor"]}
+    processor.start()
+    try:
+        for _ in range(300):  # each step polls up to 1 s: the records are there already
+            if registry.get_sample_value("riskstream_events_consumed_total", consumed) == len(
+                records
+            ):
+                break
+            processor.step(1.0)
+        processor.checkpoint()
+    finally:
+        processor.close()
+    assert registry.get_sample_value("riskstream_events_consumed_total", consumed) == len(records)
+    unreplicated = registry.get_sample_value("riskstream_checkpoint_unreplicated_total")
+    assert unreplicated is not None and unreplicated >= 1
