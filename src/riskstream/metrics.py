@@ -267,6 +267,13 @@ class ContainmentMetrics:
             "Incident events consumed.",
             registry=registry,
         )
+        self.rejected = Counter(
+            "riskstream_containment_rejected_total",
+            "Records the containment worker refused, by reason: not_json, not_incident, "
+            "apply_error (dead-lettered) or change-event (skipped).",
+            ["reason"],
+            registry=registry,
+        )
         self.actions = Counter(
             "riskstream_containment_actions_total",
             "Playbook actions by kind and outcome (applied, duplicate, pending, approved, "

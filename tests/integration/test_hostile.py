@@ -13,21 +13,26 @@ import orjson
 import redis
 from prometheus_client import CollectorRegistry
 
+from riskstream.adapters.redis.incidents import RedisIncidentStore
 from riskstream.adapters.redis.keys import STATE_ACL
 from riskstream.adapters.redis.state import RedisStateStore
 from riskstream.bootstrap import kafka_processor
 from riskstream.core.timeutil import format_time
 from riskstream.services.state_admin import held_streams, reset_state
 from support import (
+    CONTAINMENT_YAML,
     START,
+    ContainmentProcess,
     create_topics,
     encode,
     make_setup,
     produce,
     read_topic,
     sensor_events,
+    wait_for,
     wait_until_saved,
 )
+from support import incident as an_incident
 
 SENSOR = """
 monitors:
@@ -137,3 +142,42 @@ def test_a_checkpoint_whose_wait_times_out_is_counted(
     assert registry.get_sample_value("riskstream_events_consumed_total", consumed) == len(records)
     unreplicated = registry.get_sample_value("riskstream_checkpoint_unreplicated_total")
     assert unreplicated is not None and unreplicated >= 1
+
+
+def test_the_containment_worker_dead_letters_what_is_no_incident_and_keeps_working(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """Each of these stopped the worker's agent (an exception out of it); the real
+    incident after them was never contained."""
+    namespace = unique("ns")
+    setup = make_setup(tmp_path, unique("intake"), extra_yaml=CONTAINMENT_YAML)
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    good = an_incident("inc-1", "chatbot")
+    bad = [
+        b"[1, 2]",
+        orjson.dumps({"type": "safety"}),
+        orjson.dumps({**good, "incident_id": "inc-x", "detected_at": "yesterday"}),
+        orjson.dumps({**good, "incident_id": "inc-y", "evidence": [1]}),
+        orjson.dumps({**good, "incident_id": "inc-z", "suspected_changes": [1]}),
+        b"\xff\xfe",
+    ]
+    produce(
+        kafka_bootstrap,
+        setup.topics["incidents"],
+        [(b"chatbot", v) for v in bad] + [(b"chatbot", orjson.dumps(good))],
+    )
+    records = RedisIncidentStore.from_url(redis_url, namespace=namespace)
+    worker = ContainmentProcess(setup, kafka_bootstrap, redis_url, tmp_path / "w.log", namespace)
+    try:
+        wait_for("the real incident handled", lambda: records.get("inc-1") is not None)
+        assert worker.process.poll() is None, worker.log()
+        assert [records.get(i) for i in ("inc-x", "inc-y", "inc-z")] == [None] * 3
+    finally:
+        assert worker.stop() == 0, worker.log()
+        records.close()
+    letters = read_topic(kafka_bootstrap, setup.topics["dead_letter"])
+    assert [dict(m.headers())["riskstream_reason"] for m in letters] == [
+        b"not_incident", b"not_incident", b"not_incident", b"not_incident", b"not_incident",
+        b"not_json",
+    ]  # fmt: skip
+    assert [m.value() for m in letters] == bad

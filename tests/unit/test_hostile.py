@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.adapters.memory.state import InMemoryStateStore
-from riskstream.bootstrap import embedded_processor
+from riskstream.bootstrap import embedded_containment, embedded_processor
 from riskstream.config import load_config
 from riskstream.core.fields import key_getter, key_part, legacy_key, split_key
 from riskstream.core.groups import group_getter
@@ -107,7 +108,7 @@ def _sensor(i: int, sensor: str, line: str = "l1", value: float | None = None) -
 
 
 def test_state_saved_with_unescaped_keys_is_rekeyed_and_an_ambiguous_key_dropped(
-    tmp_path: Any,
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(SENSOR)
@@ -283,3 +284,110 @@ def test_ids_named_like_state_marks_are_streams_of_their_own() -> None:
     assert orjson.loads(snapshots["sensor-value-drift\x1fs1"])["n"] == 310
     streams = {parse_state_key(k).key for k in snapshots if k.startswith("sensor-value-drift\x1f")}
     assert {key_part(s) for s in odd} <= streams
+
+
+# -- B: malformed and forged records on the incidents and change topics --------------------
+
+PLAYBOOK = """\
+version: 1
+playbooks:
+  - name: any
+    actions:
+      - {kind: fallback, revert_on_resolve: true}
+models:
+  bot: {fallback_version: canned-v1}
+"""
+
+
+def _incident(incident_id: str = "inc-1", **changes: Any) -> dict[str, Any]:
+    incident = {
+        "incident_id": incident_id, "type": "safety", "severity": "critical", "status": "open",
+        "subject": "bot", "monitor": "harmful-rate-by-group", "stream_key": "bot|b",
+        "detected_at": format_time(NOW), "onset_at": format_time(NOW - 60), "evidence": {},
+    }  # fmt: skip
+    return {k: v for k, v in {**incident, **changes}.items() if v is not ...}
+
+
+BAD_INCIDENTS: list[tuple[str, bytes, str]] = [
+    ("not JSON", b"{incident", "not_json"),
+    ("not UTF-8", b'{"incident_id": "\xff"}', "not_json"),
+    ("a list", b"[1, 2]", "not_incident"),
+    ("no id", orjson.dumps(_incident(incident_id=...)), "not_incident"),
+    ("id a number", orjson.dumps(_incident(incident_id=5)), "not_incident"),
+    ("id with NUL", orjson.dumps(_incident(incident_id="a\x00b")), "not_incident"),
+    ("id 100k long", orjson.dumps(_incident(incident_id="x" * 100_000)), "not_incident"),
+    ("subject a list", orjson.dumps(_incident(subject=["bot"])), "not_incident"),
+    ("status 7", orjson.dumps(_incident(status=7)), "not_incident"),
+    ("detected_at not a time", orjson.dumps(_incident(detected_at="yesterday")), "not_incident"),
+    ("detected_at a number", orjson.dumps(_incident(detected_at=1e308)), "not_incident"),
+    ("evidence a list", orjson.dumps(_incident(evidence=[1])), "not_incident"),
+    ("suspects a string", orjson.dumps(_incident(suspected_changes="x")), "not_incident"),
+    ("suspects of ints", orjson.dumps(_incident(suspected_changes=[1, None])), "not_incident"),
+    ("children an int", orjson.dumps(_incident(children=5)), "not_incident"),
+]
+
+
+def test_what_is_no_incident_is_dead_lettered_before_any_flag_moves(tmp_path: Path) -> None:
+    """Each of these raised in the containment worker's agent (TypeError, KeyError,
+    ValueError, AttributeError), some after a flag had moved; the agent stopped."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(PLAYBOOK)
+    path_config = load_config(config_path)
+    bus, registry = InMemoryBus(), CollectorRegistry()
+    service = embedded_containment(path_config, bus, registry, clock=lambda: NOW)
+    for _, raw, _ in BAD_INCIDENTS:
+        assert service.receive_incident(raw) == (None, [])
+    assert service.flags() == {}
+    letters = bus.records(path_config.topics.dead_letter)
+    assert [dict(r.headers)["riskstream_reason"].decode() for r in letters] == [
+        reason for _, _, reason in BAD_INCIDENTS
+    ]
+    assert all(r.value == raw for r, (_, raw, _) in zip(letters, BAD_INCIDENTS, strict=True))
+    not_incident = {"reason": "not_incident"}
+    rejected = registry.get_sample_value("riskstream_containment_rejected_total", not_incident)
+    assert rejected == sum(reason == "not_incident" for _, _, reason in BAD_INCIDENTS)
+    # a real one still acts, and a forged "resolved" for an unknown id moves nothing
+    incident, outcomes = service.receive_incident(orjson.dumps(_incident()))
+    assert incident is not None and outcomes == ["applied"]
+    assert service.flags()["bot"].active_version == "canned-v1"
+    forged, _ = service.receive_incident(orjson.dumps(_incident("nope", status="resolved")))
+    assert forged is not None and service.flags()["bot"].active_version == "canned-v1"
+    # change events are checked against their schema; a bad one is skipped and counted
+    for raw in (b"[1]", b"{", orjson.dumps({"kind": "deploy", "subject": "bot", "version": 5})):
+        assert service.receive_change(raw) == (None, None)
+    rejected = {"reason": "change-event"}
+    assert registry.get_sample_value("riskstream_containment_rejected_total", rejected) == 3
+    assert service.flags()["bot"].active_version == "canned-v1"
+
+
+# -- B: the command line, with bad arguments and no servers ---------------------------------
+
+CLI_ATTACKS: list[tuple[list[str], str]] = [
+    (["run", "processor", "--metrics-port", "99999"], "is not a port (0-65535)"),
+    (["run", "api", "--port", "-1", "--tokens", "t.yaml"], "is not a port (0-65535)"),
+    (["incidents", "show", "x", "--redis-url", "redis://u:pw@bad:::url"], "Port could not be"),
+    (["incidents", "list", "--redis-url", "redis://127.0.0.1:1"], "Is Redis up"),
+    (["incidents", "list", "--redis-url", "notaurl"], "must start with redis://"),
+    (["flags", "set", "m", "--by", "x", "--reason", "y", "--traffic", "nan"], "between 0 and 1"),
+    (["replay", "--input", "/nonexistent/records.jsonl"], "No such file"),
+    (["replay", "--input", "/dev/null", "--now", "garbage"], "not an RFC 3339 time"),
+    (["config", "check", "/nonexistent.yaml"], "cannot read the config file"),
+    (["state", "reset", "--monitor", "nope", "--redis-url", "redis://127.0.0.1:1"], "no monitor"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"), CLI_ATTACKS, ids=[" ".join(a[:2]) for a, _ in CLI_ATTACKS]
+)
+def test_a_bad_command_line_is_an_error_message_not_a_traceback(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from riskstream.cli import main
+
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse's own refusal
+        code = int(exit_.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and "Traceback" not in err, err
+    assert "pw" not in err  # a password in a URL is never shown
