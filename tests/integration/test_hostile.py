@@ -5,6 +5,8 @@ embedded processor face the same table in tests/unit/test_hostile.py.)"""
 from __future__ import annotations
 
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -181,3 +183,45 @@ def test_the_containment_worker_dead_letters_what_is_no_incident_and_keeps_worki
         b"not_json",
     ]  # fmt: skip
     assert [m.value() for m in letters] == bad
+
+
+def test_the_api_on_redis_addresses_a_model_id_with_a_slash_and_refuses_hostile_requests(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    from api_support import ApiProcess, write_tokens
+
+    token = "rs_hostile_operator_token_0001"
+    tokens = write_tokens(tmp_path / "tokens.yaml", {"ana": ("operator", token)})
+    setup = make_setup(tmp_path, unique("api"), extra_yaml=CONTAINMENT_YAML)
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", unique("ns"))
+    try:
+        put = api.call("PUT", "/api/v1/flags/team/bot", token, {"version": "v1", "reason": "x"})
+        assert put.status == 200, put.text
+        for path in ("/api/v1/flags/team/bot", "/api/v1/flags/team%2Fbot"):
+            got = api.call("GET", path, token)
+            assert (got.status, got.body["model_id"]) == (200, "team/bot"), got.text
+        attacks: list[tuple[str, str, bytes | None, int]] = [
+            ("PUT", "/api/v1/flags/a%00b", b'{"version": "v1", "reason": "x"}', 400),
+            ("PUT", "/api/v1/flags/x", b"\xff\xfe", 400),
+            ("PUT", "/api/v1/flags/x", b'{"version": "' + b"v" * 70_000 + b'"}', 413),
+            ("GET", "/api/v1/incidents?limit=1e9", None, 400),
+            ("GET", "/api/v1/incidents/..%2F..%2Fetc%2Fpasswd", None, 404),
+            ("GET", "/static/%2e%2e/%2e%2e/etc/passwd", None, 404),
+        ]
+        for method, path, body, want in attacks:
+            request = urllib.request.Request(
+                api.url + path, data=body, method=method,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )  # fmt: skip
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                exc.close()
+            assert status == want, (method, path, status)
+        assert api.call("GET", "/api/v1/health").status == 200
+        assert api.process.poll() is None and "Traceback" not in api.log()
+    finally:
+        api.stop()
