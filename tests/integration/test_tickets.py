@@ -452,3 +452,15 @@ def test_servicenow_a_ticket_a_person_closed_is_not_moved_back_to_resolved(rig: 
     assert (ticket.state, ticket.closed_by) == ("7", WHO["servicenow"])
     assert not [w for w in rig.server.writes() if '"state"' in w.shown()]
     assert rig.record("inc-1").tickets["servicenow"]["closed"] is True
+
+
+def test_an_answer_of_another_shape_makes_its_group_wait_not_the_ticketer_stop(rig: Rig) -> None:
+    """A JSON list where the API returns an object (a proxy's page, another version)
+    raised AttributeError out of sync(): `riskstream run ticketer` stopped."""
+    open_incident(rig, "inc-1")
+    rig.server.answer_next.append((200, {"Content-Type": "application/json"}, b"[1, 2]"))
+    assert rig.ticketer.sync() == 0  # no exception: the group backs off
+    assert rig.server.tickets[rig.kind] == {}
+    rig.clock.now += 60  # past the group's backoff
+    assert rig.ticketer.sync() >= 1
+    assert len(rig.server.tickets[rig.kind]) == 1
