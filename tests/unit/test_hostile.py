@@ -324,7 +324,14 @@ BAD_INCIDENTS: list[tuple[str, bytes, str]] = [
     ("suspects a string", orjson.dumps(_incident(suspected_changes="x")), "not_incident"),
     ("suspects of ints", orjson.dumps(_incident(suspected_changes=[1, None])), "not_incident"),
     ("children an int", orjson.dumps(_incident(children=5)), "not_incident"),
-]
+    # the schema: these broke the reports (HTTP 500) once stored
+    ("before a string", orjson.dumps(_incident(evidence={"before": "x"})), "not_incident"),
+    ("a suspect with no kind", orjson.dumps(_incident(suspected_changes=[{"event_id": "d"}])),
+     "not_incident"),
+    ("type 10k long", orjson.dumps(_incident(type="x" * 10_000)), "not_incident"),
+    ("regulatory.framework 5", orjson.dumps(_incident(regulatory={"framework": 5})),
+     "not_incident"),
+]  # fmt: skip
 
 
 def test_what_is_no_incident_is_dead_lettered_before_any_flag_moves(tmp_path: Path) -> None:

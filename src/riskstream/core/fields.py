@@ -148,4 +148,12 @@ def key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
             return key_part(v)
 
         return one
-    return lambda e: "|".join([key_part(get(e)) for get in getters])
+    bars = len(getters) - 1
+
+    def many(e: Event) -> str:
+        key = "|".join([v if type(v := get(e)) is str else str(v) for get in getters])
+        if key.isprintable() and "\\" not in key and key.count("|") == bars:
+            return key  # no value needed escaping: one pass over the joined key
+        return "|".join([key_part(get(e)) for get in getters])
+
+    return many

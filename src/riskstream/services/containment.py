@@ -21,7 +21,9 @@ target) is rolled back to the state before the shift, and opens an incident.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import logging
 import time
 import uuid
@@ -32,6 +34,7 @@ from typing import Any
 import orjson
 
 from riskstream.codec import encode_cloudevent
+from riskstream.config.environment import schema_dir
 from riskstream.core.approvals import GROUPED_MODEL, Member, PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.incident_checks import incident_problem
@@ -61,11 +64,11 @@ from riskstream.core.routing import FlagChange, Rollout, RoutingFlag, change_id
 from riskstream.core.storms import StormControl
 from riskstream.core.targets import choose, explain, names_target
 from riskstream.core.timeutil import format_time, parse_time
-from riskstream.errors import ContainmentError, NotPermittedError, StateStoreError
+from riskstream.errors import ContainmentError, NotPermittedError, SchemaError, StateStoreError
 from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
 from riskstream.services.target_evidence import gather, open_naming
-from riskstream.validation import validator_for
+from riskstream.validation import SCHEMA_DIR, compile_schema, load_schema, validator_for
 
 __all__ = [
     "CONTAINMENT_ACTOR",
@@ -134,7 +137,9 @@ class ContainmentService:
 
     def receive_incident(self, raw: bytes) -> tuple[dict[str, Any] | None, list[str]]:
         """A record from the incidents topic, which any producer can write: checked
-        (:func:`~riskstream.core.incident_checks.incident_problem`), then handled.  What
+        (:func:`~riskstream.core.incident_checks.incident_problem`, then
+        ``schemas/incident.schema.json`` less the keys ``evidence`` must hold), then
+        handled.  What
         is not an incident, or raises while handled, goes to the dead-letter topic with
         the reason and the worker goes on (``None``); StateStoreError propagates, for
         the caller to retry."""
@@ -143,7 +148,7 @@ class ContainmentService:
         except orjson.JSONDecodeError as exc:
             self._reject(raw, "not_json", f"not JSON: {exc}")
             return None, []
-        problem = incident_problem(incident)
+        problem = incident_problem(incident) or _schema_problem(incident)
         if problem is not None:
             self._reject(raw, "not_incident", problem)
             return None, []
@@ -1079,3 +1084,20 @@ class ContainmentService:
         self._metrics.pending.set(summary.pending)
         self._metrics.oldest_pending.set(summary.oldest)
         self._metrics.next_deadline.set(summary.next_deadline)
+
+
+@functools.cache
+def _incident_validator() -> Callable[[Any], None]:
+    """The incident schema, less the keys ``evidence`` itself must hold (detectors
+    and people's tools write what they have; what is there is type-checked)."""
+    schema = copy.deepcopy(load_schema(schema_dir(SCHEMA_DIR) / "incident.schema.json"))
+    schema["properties"]["evidence"].pop("required", None)
+    return compile_schema(schema)
+
+
+def _schema_problem(incident: Mapping[str, Any]) -> str | None:
+    try:
+        _incident_validator()(incident)
+    except SchemaError as exc:
+        return str(exc)
+    return None
