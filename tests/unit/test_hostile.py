@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.adapters.memory.state import InMemoryStateStore
-from riskstream.bootstrap import embedded_containment, embedded_processor
+from riskstream.bootstrap import embedded_operations, embedded_processor
 from riskstream.config import load_config
 from riskstream.core.fields import key_getter, key_part, legacy_key, split_key
 from riskstream.core.groups import group_getter
@@ -341,7 +341,8 @@ def test_what_is_no_incident_is_dead_lettered_before_any_flag_moves(tmp_path: Pa
     config_path.write_text(PLAYBOOK)
     path_config = load_config(config_path)
     bus, registry = InMemoryBus(), CollectorRegistry()
-    service = embedded_containment(path_config, bus, registry, clock=lambda: NOW)
+    ops = embedded_operations(path_config, bus, registry, clock=lambda: NOW)
+    service = ops._containment
     for _, raw, _ in BAD_INCIDENTS:
         assert service.receive_incident(raw) == (None, [])
     assert service.flags() == {}
@@ -359,6 +360,15 @@ def test_what_is_no_incident_is_dead_lettered_before_any_flag_moves(tmp_path: Pa
     assert service.flags()["bot"].active_version == "canned-v1"
     forged, _ = service.receive_incident(orjson.dumps(_incident("nope", status="resolved")))
     assert forged is not None and service.flags()["bot"].active_version == "canned-v1"
+    # a "resolved" for an open incident no person resolved would revert its containment
+    forged, _ = service.receive_incident(orjson.dumps(_incident(status="resolved")))
+    assert forged is None and service.flags()["bot"].active_version == "canned-v1"
+    last = bus.records(path_config.topics.dead_letter)[-1]
+    assert dict(last.headers)["riskstream_reason"] == b"unconfirmed_resolution"
+    ops.resolve("inc-1", "ana", "fixed")  # a person's resolve: recorded, then published
+    published = bus.records(path_config.topics.incidents)[-1].value
+    confirmed, _ = service.receive_incident(published)
+    assert confirmed is not None and confirmed["status"] == "resolved"
     # change events are checked against their schema; a bad one is skipped and counted
     for raw in (b"[1]", b"{", orjson.dumps({"kind": "deploy", "subject": "bot", "version": 5})):
         assert service.receive_change(raw) == (None, None)

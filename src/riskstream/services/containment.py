@@ -152,6 +152,17 @@ class ContainmentService:
         if problem is not None:
             self._reject(raw, "not_incident", problem)
             return None, []
+        if incident.get("status") == "resolved" and self._incidents is not None:
+            # A person's resolve records it before publishing (OperatorService.resolve):
+            # a "resolved" for an incident whose record is open was written by someone
+            # else, and would revert its containment.
+            record = self._incidents.get(incident["incident_id"])
+            if record is not None and record.status != "resolved":
+                self._reject(raw, "unconfirmed_resolution", (
+                    f"incident {incident['incident_id']!r} is resolved on the topic but open "
+                    "in its record; resolve it with `riskstream incidents resolve` or the API"
+                ))  # fmt: skip
+                return None, []
         try:
             return incident, self.on_incident(incident)
         except StateStoreError:
