@@ -317,6 +317,7 @@ BAD_INCIDENTS: list[tuple[str, bytes, str]] = [
     ("id with NUL", orjson.dumps(_incident(incident_id="a\x00b")), "not_incident"),
     ("id 100k long", orjson.dumps(_incident(incident_id="x" * 100_000)), "not_incident"),
     ("subject a list", orjson.dumps(_incident(subject=["bot"])), "not_incident"),
+    ("subject with ESC", orjson.dumps(_incident(subject="bot\x1b[2J")), "not_incident"),
     ("status 7", orjson.dumps(_incident(status=7)), "not_incident"),
     ("detected_at not a time", orjson.dumps(_incident(detected_at="yesterday")), "not_incident"),
     ("detected_at a number", orjson.dumps(_incident(detected_at=1e308)), "not_incident"),

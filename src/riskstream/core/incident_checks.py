@@ -40,11 +40,12 @@ def incident_problem(data: Any) -> str | None:
         return f"field 'incident_id' must be a non-empty string, got {incident_id!r}"
     if len(incident_id) > _LONGEST_ID:
         return f"field 'incident_id' has {len(incident_id)} characters; at most {_LONGEST_ID}"
-    if any(unicodedata.category(c) == "Cc" for c in incident_id):
-        return f"field 'incident_id' {incident_id!r} holds a control character"
     for name in _TEXT:
         if data.get(name) is not None and not isinstance(data[name], str):
             return f"field {name!r} must be a string, got {type(data[name]).__name__}"
+    for name in ("incident_id", "subject"):  # ids a flag, a log line or a person reads
+        if any(unicodedata.category(c) == "Cc" for c in data.get(name) or ""):
+            return f"field {name!r} {data[name]!r} holds a control character"
     if data.get("status") is not None and data["status"] not in _STATUSES:
         return f"field 'status' {data['status']!r}: one of {', '.join(_STATUSES)}"
     for name in _TIMES:
