@@ -562,7 +562,15 @@ def test_a_model_id_with_a_slash_is_addressable_and_hostile_requests_get_a_4xx(
             )
             text = await response.text()
             assert (response.status, says in text) == (want, True), (path, text)
+        for route in ("acknowledge", "resolve"):  # a note goes into the audit trail
+            path = f"/api/v1/incidents/inc-1/{route}"
+            status, error = await env.call("POST", path, "ana", {"note": "ok\x1b[2J"})
+            assert (status, "control character (U+001B)" in error["message"]) == (400, True)
         status, body = await env.call("GET", "/api/v1/flags", "val")
         assert [f["model_id"] for f in body["flags"]] == ["diagnosis-v4", "team/bot"]
+        # last: the server then closes the connection
+        gzip = {**auth, "Content-Encoding": "gzip"}  # but the body is plain: was a 500
+        response = await env.client.put("/api/v1/flags/x", headers=gzip, data=b'{"mode": "x"}')
+        assert response.status == 400 and "Content-Encoding" in await response.text()
 
     run(tmp_path, scenario)

@@ -95,6 +95,7 @@ class OperatorService:
         return record
 
     def acknowledge(self, incident_id: str, by: str, note: str = "") -> IncidentRecord:
+        _check_note(note)
         record = self.incident(incident_id)
         if record.acknowledged_by is not None:
             return record
@@ -111,6 +112,7 @@ class OperatorService:
         audit, the reverts and the publish (each idempotent: the audit entry and the
         revert are keyed, the CloudEvent's id is the same), instead of answering
         "already resolved" with subscribers never told."""
+        _check_note(note)
         record = self.incident(incident_id)
         if record.status == "resolved" and not record.unpublished:
             return record
@@ -177,6 +179,7 @@ class OperatorService:
     def decide(self, action_id: str, approve: bool, by: str, note: str = "") -> PendingAction:
         """Approve (carried out at once) or reject; the separate-approver rule applies."""
         status = "approved" if approve else "rejected"
+        _check_note(note)
         self.action(action_id)  # an unknown id is "not found", not a refused decision
         return self._containment.decide(action_id, status, _named(by), note)
 
@@ -292,6 +295,12 @@ def _named(by: str) -> str:
     by = by.strip()
     check_actor(by)
     return by
+
+
+def _check_note(note: str) -> None:
+    """A note goes on the timeline and into the audit trail: printable, at most 2000."""
+    if note.strip():
+        check_text("note", note, 2000, newlines=True)
 
 
 def check_actor(by: str) -> None:
