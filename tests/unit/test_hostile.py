@@ -409,3 +409,19 @@ def test_a_bad_command_line_is_an_error_message_not_a_traceback(
     err = capsys.readouterr().err
     assert code == 2 and says in err and "Traceback" not in err, err
     assert "pw" not in err  # a password in a URL is never shown
+
+
+def test_a_flood_of_group_values_is_bounded_and_counted_in_the_rest() -> None:
+    """A new group value per event grew one stream's group rates, and every checkpoint's
+    write of them, without bound (100k values: a 4.8 MB snapshot per save)."""
+    from riskstream.core.groups import MAX_GROUPS, GroupRates
+
+    rates = GroupRates(half_life=1000, min_samples=10)
+    for _ in range(200):
+        rates.observe("a", 1.0)
+    for i in range(3 * MAX_GROUPS):
+        rates.observe(f"flood-{i}", 0.0)
+    assert len(rates) == MAX_GROUPS and rates.untracked == 2 * MAX_GROUPS + 1
+    gap = rates.observe("a", 1.0)
+    assert gap is not None and gap.rest_events == 3 * MAX_GROUPS  # the flood is the rest
+    assert len(orjson.dumps(rates.snapshot())) < 100 * MAX_GROUPS
