@@ -262,11 +262,13 @@ def redis_state(redis_url: str, scope: str, tps: Iterable[tuple[str, int]]) -> d
 class RiskstreamProcess:
     """A ``riskstream`` command as a child process, its output in a log file."""
 
-    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], log_path: Path, command: Sequence[str] = ("-m", "riskstream")
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "riskstream", *args], stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, *command, *args], stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def signal(self, sig: int) -> None:
@@ -299,13 +301,20 @@ class ProcessorProcess(RiskstreamProcess):
     """``riskstream run processor``, for crash and pause tests."""
 
     def __init__(
-        self, setup: Setup, bootstrap: str, redis_url: str, log_path: Path, poll_ms: int = 6000
+        self,
+        setup: Setup,
+        bootstrap: str,
+        redis_url: str,
+        log_path: Path,
+        poll_ms: int = 6000,
+        command: Sequence[str] = ("-m", "riskstream"),
     ) -> None:
         super().__init__(
             ["run", "processor", "--config", str(setup.config_path), "--bootstrap", bootstrap,
              "--redis-url", redis_url, "--metrics-port", "0",
              "--max-poll-interval-ms", str(poll_ms)],
             log_path,
+            command,
         )  # fmt: skip
 
 

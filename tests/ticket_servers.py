@@ -356,6 +356,8 @@ class TicketServer:
             }  # fmt: skip
             wanted = query.get("sysparm_fields", "").split(",")
             return 200, {"result": {k: v for k, v in row.items() if k in wanted}}
+        if method == "GET" and query.get("sysparm_fields") == "state":  # raw values
+            return 200, {"result": {"state": t.state}}
         if method == "GET":
             if query.get("sysparm_display_value") != "true":
                 raise _Bad("journal fields read as text need sysparm_display_value=true")

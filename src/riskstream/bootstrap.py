@@ -126,13 +126,15 @@ def kafka_processor(
     predictions = None
     if config.joins_labels:
         predictions = RedisPredictionStore.from_url(url, namespace=config.processor.group_id)
+    metrics = ProcessorMetrics(registry)
+    metrics.watch_unreplicated(lambda: store.unreplicated)
     return Processor(
         config,
         bus.consumer(config.processor.group_id),
         bus.producer(),
         store,
         build_decoder(config),
-        ProcessorMetrics(registry),
+        metrics,
         RedisChangeLog.from_url(url, config.processor.group_id, change_retention_s(config)),
         predictions=predictions,
     )

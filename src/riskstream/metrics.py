@@ -22,7 +22,9 @@ from prometheus_client import (
     make_wsgi_app,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.registry import Collector
 
 __all__ = [
     "ApiMetrics",
@@ -193,6 +195,29 @@ class ProcessorMetrics:
             registry=registry,
         )
 
+    def watch_unreplicated(self, read: Callable[[], int]) -> None:
+        """``riskstream_checkpoint_unreplicated_total``: checkpoints whose ``WAIT`` timed
+        out short of ``processor.checkpoint_replicas`` (saved on the primary only, so a
+        failover then could roll them back), as the state store counts them (``read``)."""
+        self.registry.register(
+            _ReadCounter(
+                "riskstream_checkpoint_unreplicated",
+                "Checkpoints whose WAIT timed out before processor.checkpoint_replicas "
+                "replicas had them.",
+                read,
+            )
+        )
+
+
+class _ReadCounter(Collector):
+    """A counter kept elsewhere (an adapter's own count), read when scraped."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], int]) -> None:
+        self._name, self._doc, self._read = name, documentation, read
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        yield CounterMetricFamily(self._name, self._doc, value=self._read())
+
 
 Health = Callable[[], Mapping[str, object]]
 """A process's health: ``{"status": "ok" | "degraded", ...}`` (why, when degraded)."""
@@ -240,6 +265,13 @@ class ContainmentMetrics:
         self.incidents = Counter(
             "riskstream_containment_incidents_total",
             "Incident events consumed.",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "riskstream_containment_rejected_total",
+            "Records the containment worker refused, by reason: not_json, not_incident, "
+            "apply_error (dead-lettered) or change-event (skipped).",
+            ["reason"],
             registry=registry,
         )
         self.actions = Counter(

@@ -19,6 +19,7 @@ from riskstream.core.routing import FlagChange, RoutingFlag
 from riskstream.core.tickets import TicketClosure, TicketDraft, TicketRef
 
 __all__ = [
+    "MAX_CHANGES",
     "ApplyResult",
     "ApprovalStore",
     "AssignHandler",
@@ -386,11 +387,18 @@ class Webhook(Protocol):
     def post(self, url: str, body: bytes, timeout: float) -> AttemptResult: ...
 
 
+MAX_CHANGES = 100_000
+"""Change events a :class:`ChangeLog` keeps at most, the newest (besides its retention):
+they are few, and each incident's enrichment reads those of its window, so a flood of
+change events must neither fill Redis nor slow every incident down."""
+
+
 class ChangeLog(Protocol):
     """Recent change events (deploys, prompt and pipeline changes), shared by processors.
 
     Each processor reads only its partitions of the change topic, but an incident
     must be correlated with every change; so they all write here and read here.
+    At most :data:`MAX_CHANGES` are kept, the newest.
     """
 
     def add(self, change: Mapping[str, Any]) -> None:

@@ -33,3 +33,13 @@ def test_changes_older_than_the_retention_are_dropped(change_logs: tuple[Log, Lo
     writer.add(_change(2, "bot", 30))
     writer.add(_change(3, "bot", 61))  # retention 3600 s: c1 is now too old
     assert [c["event_id"] for c in reader.between(["bot"], 0, 2 * T0)] == ["c2", "c3"]
+
+
+def test_a_flood_of_change_events_keeps_the_newest(change_logs: tuple[Log, Log]) -> None:
+    """The log was bounded by time alone: a flood of change events filled it, and each
+    incident's enrichment read them all."""
+    writer, reader = change_logs
+    writer._max = reader._max = 3  # MAX_CHANGES (100,000) in production
+    for n in range(6):
+        writer.add(_change(n, "bot", n))
+    assert [c["event_id"] for c in reader.between(["bot"], 0, 2 * T0)] == ["c3", "c4", "c5"]

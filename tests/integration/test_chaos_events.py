@@ -12,13 +12,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
 
+from poison_kind import SCRIPT as POISON_SCRIPT
 from riskstream.adapters.redis.keys import change_log_key
 from riskstream.core.state_keys import HELD_MARK, STATE_KEY_SEPARATOR
 from riskstream.core.timeutil import format_time
@@ -74,11 +75,19 @@ def _sensor_records(sensors: int, per_sensor: int, seed: int = 3) -> list[tuple[
 
 
 def _run_until_done(
-    setup: Setup, bootstrap: str, redis_url: str, tmp_path: Path, topic: str, name: str
+    setup: Setup,
+    bootstrap: str,
+    redis_url: str,
+    tmp_path: Path,
+    topic: str,
+    name: str,
+    command: Sequence[str] = ("-m", "riskstream"),
 ) -> tuple[dict[Any, Any], str]:
     """Run a processor until it has saved every partition's end; its state and log."""
     ends = end_offsets(bootstrap, topic, 2)
-    processor = ProcessorProcess(setup, bootstrap, redis_url, tmp_path / f"{name}.log")
+    processor = ProcessorProcess(
+        setup, bootstrap, redis_url, tmp_path / f"{name}.log", command=command
+    )
     try:
         states = wait_until_saved(redis_url, setup.group, ends, timeout=120)
         assert processor.process.poll() is None, f"the processor exited:\n{processor.log()}"
@@ -104,8 +113,37 @@ def _dead_letters(bootstrap: str, setup: Setup) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def _setup(tmp_path: Path, unique: Callable[[str], str], name: str, bootstrap: str) -> Setup:
-    setup = make_setup(tmp_path, unique(name), monitors_yaml=SENSOR_MONITORS)
+# The poison-pill test's monitors: a detector kind known only to tests (poison_kind.py)
+# that raises on a reading above ``upper``, on two monitors of each sensor.
+POISON_MONITORS = """
+monitors:
+  - name: drift
+    reads: sensor
+    key: sensor_id
+    value: value
+    detector: {kind: poison-pill, upper: 1000}
+    warmup: 20
+  - name: tail
+    reads: sensor
+    key: sensor_id
+    value: value
+    detector: {kind: poison-pill, upper: 1000}
+    warmup: 20
+  - name: silent
+    reads: sensor
+    key: sensor_id
+    detector: {kind: missing, min_gaps: 8}
+"""
+
+
+def _setup(
+    tmp_path: Path,
+    unique: Callable[[str], str],
+    name: str,
+    bootstrap: str,
+    monitors: str = SENSOR_MONITORS,
+) -> Setup:
+    setup = make_setup(tmp_path, unique(name), monitors_yaml=monitors)
     create_topics(bootstrap, setup.topics.values())
     return setup
 
@@ -172,11 +210,14 @@ def test_huge_values_never_make_state_that_cannot_restore(
 def test_an_event_that_raises_is_dead_lettered_and_only_its_stream_is_held(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
-    """3. A real poison pill: a sensor that reads 0 and 1e-150 through the first half of
-    its warm-up, then 1e5, overflows ``**`` in the learned fit (OverflowError).  The
-    event is dead-lettered with the exception, that sensor's streams are held, and the
-    partition — including the other sensors on it — carries on, across a restart."""
-    setup = _setup(tmp_path, unique, "chaos-poison", kafka_bootstrap)
+    """3. A poison pill: an event whose detector update raises.  (The real one was a
+    sensor reading 0 and 1e-150 through half its warm-up, then 1e5, which overflowed
+    ``**`` in the learned fit; fixed, so the pill now comes from ``poison-pill``, a
+    detector kind known only to tests.)  The event is dead-lettered with the
+    exception, that sensor's streams are held, and the partition — including the
+    other sensors on it — carries on, across a restart."""
+    setup = _setup(tmp_path, unique, "chaos-poison", kafka_bootstrap, POISON_MONITORS)
+    run = (POISON_SCRIPT,)  # `riskstream` with the poison-pill kind known
     good = _sensor_records(sensors=4, per_sensor=300)
     tiny = [
         (b"odd", orjson.dumps(_reading("odd", i, 1e-150 * (i % 2), at=START + i + 0.5)))
@@ -190,13 +231,13 @@ def test_an_event_that_raises_is_dead_lettered_and_only_its_stream_is_held(
     records = good + tiny + [pill] + after
     produce(kafka_bootstrap, setup.topics["sensor"], records)
     states, log = _run_until_done(
-        setup, kafka_bootstrap, redis_url, tmp_path, setup.topics["sensor"], "poison-1"
+        setup, kafka_bootstrap, redis_url, tmp_path, setup.topics["sensor"], "poison-1", run
     )
     assert _totals(states) == {"applied": len(records) - 1, "dead_lettered": 1}
     ((reason, error),) = _dead_letters(kafka_bootstrap, setup)
     assert reason == b"apply_error"
-    assert b"OverflowError" in error and b"stream 'odd'" in error
-    assert "OverflowError" in log  # logged with its traceback, the real cause
+    assert b"PoisonPill" in error and b"stream 'odd'" in error
+    assert "PoisonPill" in log  # logged with its traceback, the real cause
     held = {k for state in states.values() for k in state.snapshots if k.endswith(HELD_ODD)}
     assert held == {"drift" + HELD_ODD, "tail" + HELD_ODD}
 
@@ -204,7 +245,7 @@ def test_an_event_that_raises_is_dead_lettered_and_only_its_stream_is_held(
     later += [(b"s-0001", orjson.dumps(_reading("s-0001", 500 + i, 21.0))) for i in range(10)]
     produce(kafka_bootstrap, setup.topics["sensor"], later)
     states, _ = _run_until_done(
-        setup, kafka_bootstrap, redis_url, tmp_path, setup.topics["sensor"], "poison-2"
+        setup, kafka_bootstrap, redis_url, tmp_path, setup.topics["sensor"], "poison-2", run
     )
     assert _totals(states) == {"applied": len(records) - 1 + len(later), "dead_lettered": 1}
     holds = {
@@ -222,6 +263,7 @@ def test_an_event_that_raises_is_dead_lettered_and_only_its_stream_is_held(
     reset = _cli(
         "state", "reset", "--monitor", "drift", "--stream", "odd",
         "--config", str(setup.config_path), "--redis-url", redis_url,
+        command=run,
     )  # fmt: skip
     assert reset.returncode == 0, reset.stderr
     assert "reset stream 'odd' of monitor 'drift'" in reset.stdout
@@ -229,9 +271,11 @@ def test_an_event_that_raises_is_dead_lettered_and_only_its_stream_is_held(
     assert "drift" + HELD_ODD not in left and "tail" + HELD_ODD in left
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, command: Sequence[str] = ("-m", "riskstream")
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "riskstream", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, *command, *args], capture_output=True, text=True, timeout=60
     )
 
 

@@ -439,3 +439,28 @@ def test_configured_a_ticket_riskstream_closed_resolves_nothing_again(closing: C
     assert len(closing.state_reads()) == 1  # once, while it was open
     assert closing.resolved_events() == ["inc-1"]
     assert [(i, a) for i, a, _ in closing.resolutions_audited()] == [("inc-1", "sam")]
+
+
+@pytest.mark.parametrize("rig", ["servicenow"], indirect=True)
+def test_servicenow_a_ticket_a_person_closed_is_not_moved_back_to_resolved(rig: Rig) -> None:
+    """riskstream's close wrote state 6 over a person's Closed (7)."""
+    open_incident(rig, "inc-1")
+    rig.ticketer.sync()  # the ticket is made
+    ticket = rig.server.close_as_person("servicenow", WHO["servicenow"])  # Closed, 7
+    rig.put("inc-1", lambda r: resolve(r, "sam", 50.0, "rolled back"))
+    rig.ticketer.sync()
+    assert (ticket.state, ticket.closed_by) == ("7", WHO["servicenow"])
+    assert not [w for w in rig.server.writes() if '"state"' in w.shown()]
+    assert rig.record("inc-1").tickets["servicenow"]["closed"] is True
+
+
+def test_an_answer_of_another_shape_makes_its_group_wait_not_the_ticketer_stop(rig: Rig) -> None:
+    """A JSON list where the API returns an object (a proxy's page, another version)
+    raised AttributeError out of sync(): `riskstream run ticketer` stopped."""
+    open_incident(rig, "inc-1")
+    rig.server.answer_next.append((200, {"Content-Type": "application/json"}, b"[1, 2]"))
+    assert rig.ticketer.sync() == 0  # no exception: the group backs off
+    assert rig.server.tickets[rig.kind] == {}
+    rig.clock.now += 60  # past the group's backoff
+    assert rig.ticketer.sync() >= 1
+    assert len(rig.server.tickets[rig.kind]) == 1

@@ -524,3 +524,53 @@ def test_incident_detail_tells_its_story_root_first(tmp_path: Path) -> None:
             assert "its change began first" in story["why"]
 
     run(tmp_path, scenario)
+
+
+def test_a_model_id_with_a_slash_is_addressable_and_hostile_requests_get_a_4xx(
+    tmp_path: Path,
+) -> None:
+    """/flags/team/bot used to be a 404 (the route took one path segment); a NUL in
+    a model id made a flag no serving layer could name."""
+
+    async def scenario(env: Env) -> None:
+        put = {"version": "v1", "reason": "pinned"}
+        status, flag = await env.call("PUT", "/api/v1/flags/team/bot", "ana", put)
+        assert (status, flag["model_id"]) == (200, "team/bot")
+        for path in ("/api/v1/flags/team/bot", "/api/v1/flags/team%2Fbot"):
+            status, flag = await env.call("GET", path, "val")
+            assert (status, flag["model_id"], flag["active_version"]) == (200, "team/bot", "v1")
+        auth = {"Authorization": f"Bearer {TOKENS['ana']}", "Content-Type": "application/json"}
+        attacks: list[tuple[str, str, Any, int, str]] = [
+            ("PUT", "/api/v1/flags/a%00b", put, 400, "control character (U+0000)"),
+            ("PUT", "/api/v1/flags/" + "m" * 300, put, 400, "at most 256"),
+            ("PUT", "/api/v1/flags/x", b"\xff\xfe", 400, "not valid JSON"),
+            ("PUT", "/api/v1/flags/x", b'{"traffic_fraction": NaN}', 400, "not valid JSON"),
+            ("PUT", "/api/v1/flags/x", b"[" * 20000 + b"]" * 20000, 400, "not valid JSON"),
+            ("PUT", "/api/v1/flags/x", {"traffic_fraction": True, "reason": "x"}, 400,
+             "must be a number"),
+            ("PUT", "/api/v1/flags/x", {"version": "v1" * 40_000}, 413, "too large"),
+            ("GET", "/api/v1/flags?limit=99999999999999999999999", None, 400, "1-1000"),
+            ("GET", "/api/v1/flags?limit=1&limit=2", None, 400, "given twice"),
+            ("GET", "/api/v1/incidents/..%2F..%2Fetc%2Fpasswd", None, 404, "no incident"),
+            ("GET", "/static/%2e%2e/%2e%2e/etc/passwd", None, 404, "no such page"),
+            ("GET", "/api/v1/audit?start=1e9", None, 400, "whole number"),
+        ]  # fmt: skip
+        for method, path, body, want, says in attacks:
+            data = body if isinstance(body, bytes) else None
+            response = await env.client.request(
+                method, path, headers=auth, data=data, json=None if data else body
+            )
+            text = await response.text()
+            assert (response.status, says in text) == (want, True), (path, text)
+        for route in ("acknowledge", "resolve"):  # a note goes into the audit trail
+            path = f"/api/v1/incidents/inc-1/{route}"
+            status, error = await env.call("POST", path, "ana", {"note": "ok\x1b[2J"})
+            assert (status, "control character (U+001B)" in error["message"]) == (400, True)
+        status, body = await env.call("GET", "/api/v1/flags", "val")
+        assert [f["model_id"] for f in body["flags"]] == ["diagnosis-v4", "team/bot"]
+        # last: the server then closes the connection
+        gzip = {**auth, "Content-Encoding": "gzip"}  # but the body is plain: was a 500
+        response = await env.client.put("/api/v1/flags/x", headers=gzip, data=b'{"mode": "x"}')
+        assert response.status == 400 and "Content-Encoding" in await response.text()
+
+    run(tmp_path, scenario)

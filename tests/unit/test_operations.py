@@ -112,6 +112,34 @@ def test_acknowledge_and_resolve_are_audited_and_resolve_reverts(tmp_path: Path)
     assert ops.resolve("inc-1", "ben").resolved_by == "ana"  # resolving twice changes nothing
 
 
+def test_a_resolve_that_crashed_before_publishing_is_completed_by_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record was written, then the process died before the publish: a retry
+    answered "already resolved" and subscribers were never told."""
+    ops, bus = _contained(tmp_path)
+    produce = ops._producer.produce
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("killed between the write and the publish")
+
+    monkeypatch.setattr(ops._producer, "produce", crash)
+    with pytest.raises(RuntimeError):
+        ops.resolve("inc-1", "ana", "retrained")
+    assert ops.incident("inc-1").status == "resolved" and ops.incident("inc-1").unpublished
+    monkeypatch.setattr(ops._producer, "produce", produce)
+    before = len(bus.records("incidents"))
+    record = ops.resolve("inc-1", "ben", "retry")  # the retry completes it, as ana's
+    assert (record.resolved_by, record.unpublished) == ("ana", False)
+    published = [orjson.loads(r.value) for r in bus.records("incidents")[before:]]
+    assert [(p["incident_id"], p["status"]) for p in published] == [("inc-1", "resolved")]
+    assert ops.flags()["diagnosis-v4"].mode == "normal"  # the revert happened once
+    resolved = [e for e in ops.audit() if e.after.get("event") == "incident.resolved"]
+    assert [e.actor for e in resolved] == ["ana"]
+    ops.resolve("inc-1", "ben")  # done: nothing more is published
+    assert len(bus.records("incidents")) == before + 1
+
+
 def test_filters_and_unknown_ids(tmp_path: Path) -> None:
     ops, _ = _contained(tmp_path)
     ops._containment.on_incident(_incident("inc-2", severity="warning", subject="other"))

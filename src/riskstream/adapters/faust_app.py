@@ -29,8 +29,6 @@ import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import orjson
-
 from riskstream.config import Config
 from riskstream.errors import StateStoreError
 from riskstream.metrics import StoreHealth
@@ -106,15 +104,12 @@ def build_app(
     @app.agent(incidents)
     async def contain(stream: Any) -> None:
         async for value in stream:
-            try:
-                incident = orjson.loads(value)
-            except orjson.JSONDecodeError as exc:
-                log.error("skipping an incident that is not JSON: %s", exc)
+            # checked first: what is no incident goes to the dead-letter topic
+            incident, outcomes = await retrying(
+                store, "incident", functools.partial(service.receive_incident, value)
+            )
+            if incident is None:
                 continue
-            outcomes = await retrying(
-                store, f"incident {incident.get('incident_id')}",
-                functools.partial(service.on_incident, incident),
-            )  # fmt: skip
             log.info("incident %s: %s", incident.get("incident_id"), outcomes)
             if backfill is not None:
                 await retrying(
@@ -125,22 +120,17 @@ def build_app(
     @app.agent(changes)
     async def record_changes(stream: Any) -> None:
         async for value in stream:
-            try:
-                event = orjson.loads(value)
-            except orjson.JSONDecodeError as exc:
-                log.error("skipping a change event riskstream cannot read: %s", exc)
-                continue
-            try:
-                await retrying(
-                    store, "change event", functools.partial(service.on_change_event, event)
-                )
-                if backfill is not None:
+            event, _ = await retrying(
+                store, "change event", functools.partial(service.receive_change, value)
+            )
+            if event is not None and backfill is not None:
+                try:
                     await retrying(
                         store, "change event's incidents",
                         functools.partial(backfill.on_change, event),
                     )  # fmt: skip
-            except (KeyError, ValueError) as exc:
-                log.error("skipping a change event riskstream cannot read: %s", exc)
+                except (KeyError, ValueError) as exc:
+                    log.error("skipping a change event riskstream cannot read: %s", exc)
 
     @app.timer(interval=expiry_interval_s)
     async def expire_approvals() -> None:

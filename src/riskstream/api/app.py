@@ -74,7 +74,9 @@ def build_app(
     if write_probe is not None:
         app[WRITE_PROBE] = write_probe
     for route in ROUTES:
-        resource = app.router.add_resource(route.path)
+        # A model id may hold "/" ("team/bot"): its segment takes the rest of the path,
+        # so /flags/team/bot and /flags/team%2Fbot both name it (no route lies below).
+        resource = app.router.add_resource(route.path.replace("{model_id}", "{model_id:.+}"))
         resource.add_route(route.method, route.handler)
         app[_ROLE_OF][(route.method, resource.canonical)] = route
     static = console_dir()

@@ -107,6 +107,12 @@ async def _body(request: web.Request, fields: _Fields, required: tuple[str, ...]
             raise ApiError(
                 400, "bad_request", "the body is not valid JSON; send a JSON object"
             ) from None
+        except web.RequestPayloadError:  # e.g. Content-Encoding: gzip on a plain body
+            raise ApiError(
+                400,
+                "bad_request",
+                "the body cannot be read as its Content-Encoding says; send plain JSON",
+            ) from None
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     for key, value in data.items():

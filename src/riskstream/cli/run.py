@@ -26,6 +26,14 @@ log = logging.getLogger("riskstream")
 
 Option = tuple[str, dict[str, Any]]
 
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0: any free one, or off where so said)."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535)")
+    return int(text)
+
+
 _CONFIG: Option = ("--config", {"help": "monitor config (YAML); default: the shipped default"})
 _BOOTSTRAP: Option = (
     "--bootstrap",
@@ -34,7 +42,7 @@ _BOOTSTRAP: Option = (
 _REDIS_URL: Option = ("--redis-url", {"help": f"Redis URL (env {REDIS_URL_ENV})"})
 _METRICS_PORT: Option = (
     "--metrics-port",
-    {"type": int, "default": 9400, "help": "Prometheus /metrics port (0: off)"},
+    {"type": port, "default": 9400, "help": "Prometheus /metrics port (0: off)"},
 )
 _MAX_POLL: Option = (
     "--max-poll-interval-ms",
@@ -68,7 +76,7 @@ _CONTAINMENT: tuple[Option, ...] = (
 )
 _API: tuple[Option, ...] = (
     ("--host", {"default": "127.0.0.1", "help": "address to listen on"}),
-    ("--port", {"type": int, "default": 8080, "help": "port (default 8080; 0: any)"}),
+    ("--port", {"type": port, "default": 8080, "help": "port (default 8080; 0: any)"}),
     ("--tokens", {"help": f"the tokens file (YAML; env {API_TOKENS_ENV})"}),
 )
 

@@ -30,7 +30,12 @@ def register(sub: Any) -> None:
         "one is fenced off the partitions reset and stops processing them until restarted.",
     )
     reset.add_argument("--monitor", required=True, help="the monitor's name")
-    reset.add_argument("--stream", help="only this stream key (default: all the monitor's)")
+    reset.add_argument(
+        "--stream",
+        help="only this stream key, as `riskstream state held` shows it: the key fields' "
+        "values joined by |, each with \\, | and control characters escaped (default: all "
+        "the monitor's streams)",
+    )
     held = actions.add_parser("held", help="list quarantined streams and why")
     for p in (reset, held):
         p.add_argument("--config", help="config (YAML); default: the shipped default")

@@ -36,7 +36,10 @@ _LIMIT_KEYS = ("window", "max_models", "max_traffic_fraction", "storm_incidents"
 
 
 def read_containment(
-    sections: dict[str, YamlNode], routing_changes_topic: str, incidents_topic: str = "incidents"
+    sections: dict[str, YamlNode],
+    routing_changes_topic: str,
+    incidents_topic: str = "incidents",
+    dead_letter_topic: str = "dead-letter",
 ) -> ContainmentPolicy:
     playbooks: list[Playbook] = []
     if "playbooks" in sections:
@@ -66,7 +69,7 @@ def read_containment(
             storms=_storms(fields, limits.storms),
         )
     return ContainmentPolicy(
-        tuple(playbooks), models, limits, routing_changes_topic, incidents_topic
+        tuple(playbooks), models, limits, routing_changes_topic, incidents_topic, dead_letter_topic
     )
 
 

@@ -154,7 +154,9 @@ class _Reader:
                     f"known_subjects, monitors, labels, notifications, tickets, "
                     f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS + _REPORT_SECTIONS)}",
                 )
-        policy = read_containment(containment, topics.routing_changes, topics.incidents)
+        policy = read_containment(
+            containment, topics.routing_changes, topics.incidents, topics.dead_letter
+        )
         if "models" in containment:
             reporting["models"] = containment["models"]
         return Config(

@@ -38,10 +38,10 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from riskstream.core.fields import field_getter
+from riskstream.core.fields import field_getter, key_part
 from riskstream.errors import ConfigError, SnapshotError
 
-__all__ = ["GapSample", "GroupRates", "group_getter"]
+__all__ = ["MAX_GROUPS", "GapSample", "GroupRates", "group_getter"]
 
 SNAPSHOT_VERSION = 1
 # The rest's weight below which its rate is numerically meaningless: the stream's
@@ -70,6 +70,13 @@ class GapSample(NamedTuple):
     rest_events: int
     positives: float
     rest_positives: float
+
+
+MAX_GROUPS = 1000
+"""Groups one stream tracks at most.  Protected groups are few; a field with a new value
+per event (an id by mistake, or a flood) would grow the stream's state, and each
+checkpoint's write of it, without bound (100k values: a 4.8 MB snapshot per save).
+Events of groups past it still count in every other group's rest."""
 
 
 def _check_number(name: str, value: object, low: float, *, integer: bool = False) -> None:
@@ -105,7 +112,9 @@ class GroupRates:
     None
     """
 
-    __slots__ = ("_groups", "_lam", "_min", "_n", "_pos", "_s", "_w", "floor", "half_life")
+    __slots__ = (
+        "_groups", "_lam", "_min", "_n", "_pos", "_s", "_w", "floor", "half_life", "untracked"
+    )  # fmt: skip
 
     def __init__(
         self, half_life: float = 2000.0, min_samples: int = 200, ratio_floor: float = 1e-3
@@ -126,6 +135,7 @@ class GroupRates:
         # Per group: [count, positives, w, s (in the group's own events),
         #             gw, gs (in stream events, as of event gt), gt]
         self._groups: dict[str, list[Any]] = {}
+        self.untracked = 0  # events of new groups past MAX_GROUPS (since this process began)
 
     def __len__(self) -> int:
         """How many groups have been seen."""
@@ -141,6 +151,9 @@ class GroupRates:
         s = self._s = lam * self._s + x
         st = self._groups.get(group)
         if st is None:
+            if len(self._groups) >= MAX_GROUPS:  # a flood of distinct values: in the rest only
+                self.untracked += 1
+                return None
             st = self._groups[group] = [0, 0.0, 0.0, 0.0, 0.0, 0.0, n]
         count = st[0] = st[0] + 1
         pos = st[1] = st[1] + x
@@ -230,7 +243,7 @@ class GroupRates:
 
 
 def group_getter(paths: Sequence[str]) -> Callable[[Mapping[str, Any]], str | None]:
-    """The group of an event: its ``paths``' values joined by ``|`` (as stream keys
+    """The group of an event: its ``paths``' values escaped and joined by ``|`` (as stream keys
     are), or ``None`` when any of them is missing — an event that does not say its
     group is not pooled into a group called ``None``.
 
@@ -249,7 +262,7 @@ def group_getter(paths: Sequence[str]) -> Callable[[Mapping[str, Any]], str | No
 
         def one(e: Mapping[str, Any]) -> str | None:
             v = get(e)
-            return None if v is None else v if type(v) is str else str(v)
+            return None if v is None else key_part(v)
 
         return one
 
@@ -259,7 +272,7 @@ def group_getter(paths: Sequence[str]) -> Callable[[Mapping[str, Any]], str | No
             v = get(e)
             if v is None:
                 return None
-            parts.append(v if type(v) is str else str(v))
+            parts.append(key_part(v))
         return "|".join(parts)
 
     return many

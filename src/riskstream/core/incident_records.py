@@ -87,6 +87,8 @@ class IncidentRecord:
     tickets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # on the group's first incident: the story, root first (core/stories.py; None: alone)
     story: Mapping[str, Any] | None = None
+    # resolved, but its resolution not yet published (a retry of resolve completes it)
+    unpublished: bool = False
 
     @property
     def incident_id(self) -> str:
@@ -117,6 +119,7 @@ class IncidentRecord:
             "group_id": self.group_id,
             **({"tickets": {k: dict(v) for k, v in self.tickets.items()}} if self.tickets else {}),
             **({"story": dict(self.story)} if self.story else {}),
+            **({"unpublished": True} if self.unpublished else {}),
         }
 
     @classmethod
@@ -133,6 +136,7 @@ class IncidentRecord:
             group_id=data.get("group_id"),
             tickets=dict(data.get("tickets") or {}),
             story=data.get("story") or None,
+            unpublished=bool(data.get("unpublished", False)),
         )
 
     @property
@@ -305,7 +309,11 @@ def acknowledge(record: IncidentRecord, by: str, at: float, note: str) -> Incide
     return with_entry(record, at, "acknowledged", by, note or "acknowledged", "acknowledged")
 
 
-def resolve(record: IncidentRecord, by: str, at: float, note: str) -> IncidentRecord:
+def resolve(
+    record: IncidentRecord, by: str, at: float, note: str, unpublished: bool = False
+) -> IncidentRecord:
+    """Resolved by ``by``; ``unpublished``: not yet on the incidents topic (a person's
+    resolve, published after the record is written: see OperatorService.resolve)."""
     if record.status == "resolved":
         return record
     record = replace(
@@ -314,6 +322,7 @@ def resolve(record: IncidentRecord, by: str, at: float, note: str) -> IncidentRe
         resolved_by=by,
         resolved_at=at,
         incident={**record.incident, "status": "resolved"},
+        unpublished=unpublished,
     )
     return with_entry(record, at, "resolved", by, note or "resolved", "resolved")
 

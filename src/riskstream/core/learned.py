@@ -125,6 +125,9 @@ MAX_DISPERSION = 10.0
 REFIT_TAIL = 256  # outlier: refit the tail every this many events
 TAIL_PRIOR = (0.3, 1.0)  # the tail's shape and scale before data: heavy, so cautious
 TAIL_PRIOR_WEIGHT = 30.0  # ...worth this many exceedances
+MAX_EXCESS = 1e6  # one reading's excess over TAIL_FROM counts as at most this (spreads):
+# far beyond any tail (GRID stops at 16), and its square stays finite after a near-zero
+# spread and a huge jump (``**`` raised OverflowError and crashed the event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,9 +269,10 @@ class LearnedStream:
             a = abs(u - acc[11]) if self._kind == "noise" else abs(u)
             acc[11] = u
             if a > TAIL_FROM:
+                y = min(a - TAIL_FROM, MAX_EXCESS)
                 acc[12] += 1
-                acc[13] += a - TAIL_FROM
-                acc[14] += (a - TAIL_FROM) ** 2
+                acc[13] += y
+                acc[14] += y * y
             grid = acc[15]
             for i, g in enumerate(GRID):
                 if a <= g:
@@ -659,9 +663,10 @@ class LearnedStream:
         if a <= b[7]:  # inside the tail's limit: learn the tail, slowly refit the limit
             b[13] += 1
             if a > TAIL_FROM:
+                y = min(a - TAIL_FROM, MAX_EXCESS)
                 b[14] += 1
-                b[15] += a - TAIL_FROM
-                b[16] += (a - TAIL_FROM) ** 2
+                b[15] += y
+                b[16] += y * y
             else:
                 self.armed = True
             if not int(b[13]) % REFIT_TAIL:

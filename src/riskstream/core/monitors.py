@@ -20,7 +20,7 @@ import orjson
 from riskstream.core.detectors import Alarm, WindowStats
 from riskstream.core.discoveries import DiscoveryControl, alarm_from_data, alarm_to_data
 from riskstream.core.episodes import Episodes
-from riskstream.core.fields import Event, field_getter, key_getter
+from riskstream.core.fields import Event, field_getter, key_getter, legacy_key
 from riskstream.core.findings import Finding
 from riskstream.core.groups import GapSample, GroupRates, group_getter
 from riskstream.core.learned import LearnedStream
@@ -217,6 +217,7 @@ class PartitionDetectors:
         self._limits_dirty = False
         self._specs = {s.name: s for s in mine}
         self._fingerprints = {s.name: s.fingerprint() for s in mine}
+        self._legacy_fingerprints = {s.name: s.fingerprint(legacy=True) for s in mine}
         self._spec_dirty = set(self._specs)  # fingerprints to save (once per partition)
         self._held_dirty: set[str] = set()  # held records to save, by state key
         self._deleted: set[str] = set()  # state keys to delete at the next save
@@ -657,6 +658,11 @@ class PartitionDetectors:
             saved = items.get(name + STATE_KEY_SEPARATOR + SPEC_MARK)
             fingerprint = self._fingerprints[name]
             saved_fp = None if saved is None else str(orjson.loads(saved))
+            rekeyed: list[str] = []
+            if saved_fp is not None and saved_fp == self._legacy_fingerprints[name]:
+                items, rekeyed, dropped = self._rekey(name, items)  # keys saved unescaped
+                resets += dropped
+                saved_fp = None
             changed = saved_fp is not None and saved_fp != fingerprint
             problems: list[tuple[str | None, str]] = []
             if not changed:
@@ -687,11 +693,46 @@ class PartitionDetectors:
                 resets.append(StateReset(name, stream_key, why))
                 if stream_key is not None:
                     self._deleted.update(k for k in items if parse_state_key(k).key == stream_key)
+            self.mark_dirty(rekeyed)
         for m in self._monitors:  # saved before idle eviction: idle from now, by the clock
             for key, at in m.seen.items():
                 if at == -math.inf:
                     m.seen[key] = self._clock.now
         return resets
+
+    def _rekey(
+        self, name: str, items: dict[str, bytes]
+    ) -> tuple[dict[str, bytes], list[str], list[StateReset]]:
+        """A monitor's state saved before stream keys were escaped (KEY_ENCODING 1),
+        under escaped keys: the items, the state keys renamed (to save) and the
+        streams dropped because their old key was ambiguous (a value held ``|``, so
+        two streams may have shared it).  The old keys are deleted at the next save."""
+        spec = self._specs[name]
+        n_key, n_group = len(spec.key), len(spec.group)
+        out: dict[str, bytes] = {}
+        renamed: list[str] = []
+        dropped: list[StateReset] = []
+        for state_key, raw in items.items():
+            _, kind, key = parse_state_key(state_key)
+            if kind in (StateKind.SPEC, StateKind.FDR, StateKind.CLOCK, StateKind.EPISODE):
+                out[state_key] = raw
+                continue
+            parts = n_key if kind is StateKind.GROUP_RATES or not n_group else n_key + n_group
+            new = legacy_key(key, parts)
+            if new is None and kind is StateKind.HELD and n_group:
+                new = legacy_key(key, n_key)  # a hold of the rates (before the group)
+            if new == key:
+                out[state_key] = raw
+                continue
+            self._deleted.add(state_key)
+            if new is None:
+                why = f"its key {key!r} was saved before keys were escaped and is ambiguous"
+                dropped.append(StateReset(name, key, why + ": that stream starts afresh"))
+                continue
+            new_state_key = state_key[: len(state_key) - len(key)] + new
+            out[new_state_key] = raw
+            renamed.append(new_state_key)
+        return out, renamed, dropped
 
     def _renew(self, name: str) -> None:
         """Replace a monitor's state on this partition by a fresh one."""

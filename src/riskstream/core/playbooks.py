@@ -367,6 +367,7 @@ class ContainmentPolicy:
     limits: Limits = field(default_factory=Limits)
     routing_changes_topic: str = "routing-changes"
     incidents_topic: str = "incidents"  # where a failed step's own incident goes
+    dead_letter_topic: str = "dead-letter"  # where a record that is no incident goes
 
     def model(self, model_id: str) -> ModelPolicy:
         return self.models.get(model_id) or ModelPolicy()

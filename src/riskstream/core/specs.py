@@ -13,7 +13,7 @@ from typing import Any
 
 from riskstream.core.detectors import Detector, make_detector
 from riskstream.core.discoveries import FdrSettings
-from riskstream.core.fields import Event, field_getter
+from riskstream.core.fields import KEY_ENCODING, Event, field_getter
 from riskstream.core.groups import GroupRates
 from riskstream.core.learned import LEARNED_KINDS, LearnedStream, learned_params
 from riskstream.core.streams import SNAPSHOT_VERSION as CLASSIC_SNAPSHOT_VERSION
@@ -113,18 +113,21 @@ class MonitorSpec:
     users_window: int = 1024  # samples per stream the count can look back over
     fdr: FdrSettings | None = None  # set: alarms are confirmed under FDR control first
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, legacy: bool = False) -> str:
         """A digest of what this monitor's saved state means: what it reads, which
         value, how streams are keyed, which detector with which parameters and
         settings.  When it differs from the one saved with the state, that state is
         another monitor's (see ``processor.on_monitor_change``).  Severity, incident
         type, episode, ``where`` and ``false_alarm_every`` (a threshold the restored
-        streams take on as they are) can change without it."""
+        streams take on as they are) can change without it.  ``legacy``: as written
+        before stream keys were escaped (KEY_ENCODING 1), whose state is re-keyed."""
         params = sorted((k, repr(v)) for k, v in self.params.items() if k != "false_alarm_every")
-        what = (
+        what: tuple[Any, ...] = (
             self.reads, self.value, self.key, self.detector, params, self.settings,
             self.group, self.gap, self.users, self.users_window, self.fdr,
         )  # fmt: skip
+        if not legacy:
+            what += (("keys", KEY_ENCODING),)
         return hashlib.sha256(repr(what).encode()).hexdigest()[:16]
 
     def new_detector(self) -> Detector:

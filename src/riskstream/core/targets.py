@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from riskstream.core.fields import split_key
+
 __all__ = [
     "Evidence",
     "OpenIncident",
@@ -87,7 +89,7 @@ def names_target(incident: Mapping[str, Any], model_id: str, target: str) -> boo
     subject = str(incident.get("subject", ""))
     if subject == target:
         return True
-    return subject == model_id and target in str(incident.get("stream_key", "")).split("|")
+    return subject == model_id and target in split_key(str(incident.get("stream_key", "")))
 
 
 def judge(evidence: Evidence, require_evidence: bool) -> Verdict:

@@ -271,15 +271,19 @@ def closure_note(system: str, ticket: TicketRef, closure: TicketClosure) -> str:
 
     >>> closure_note("servicenow", TicketRef("INC1", "", "ab"), TicketClosure("Closed", "ana"))
     'servicenow ticket INC1 was closed (Closed) by ana; tickets.resolve_on_close is set'
+    >>> closure_note("jira", TicketRef("OPS-1", "", "1"), TicketClosure("Do\\x1bne"))[:36]
+    'jira ticket OPS-1 was closed (Do ne)'
     """
     who = _who(closure)
     by = f" by {who}" if who else ""
     at = f" at {closure.at}" if closure.at else ""
     link = f" ({ticket.url})" if ticket.url else ""
-    return (
+    note = (
         f"{system} ticket {ticket.key}{link} was closed ({closure.state}){by}{at}; "
         "tickets.resolve_on_close is set"
     )
+    # the ticket system's text, printable: a note with a control character is refused
+    return "".join(c if unicodedata.category(c)[0] != "C" else " " for c in note)[:2000]
 
 
 def person_closed(record: IncidentRecord, system: str) -> Mapping[str, Any] | None:

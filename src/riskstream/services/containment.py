@@ -21,7 +21,9 @@ target) is rolled back to the state before the shift, and opens an incident.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import logging
 import time
 import uuid
@@ -29,9 +31,13 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
 from riskstream.codec import encode_cloudevent
+from riskstream.config.environment import schema_dir
 from riskstream.core.approvals import GROUPED_MODEL, Member, PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
+from riskstream.core.incident_checks import incident_problem
 from riskstream.core.incident_records import (
     Correlation,
     IncidentRecord,
@@ -58,10 +64,11 @@ from riskstream.core.routing import FlagChange, Rollout, RoutingFlag, change_id
 from riskstream.core.storms import StormControl
 from riskstream.core.targets import choose, explain, names_target
 from riskstream.core.timeutil import format_time, parse_time
-from riskstream.errors import ContainmentError, NotPermittedError
+from riskstream.errors import ContainmentError, NotPermittedError, SchemaError, StateStoreError
 from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
 from riskstream.services.target_evidence import gather, open_naming
+from riskstream.validation import SCHEMA_DIR, compile_schema, load_schema, validator_for
 
 __all__ = [
     "CONTAINMENT_ACTOR",
@@ -127,6 +134,71 @@ class ContainmentService:
         self._watching: dict[tuple[str, str, int], tuple[float, str]] = {}
 
     # -- inputs -----------------------------------------------------------------
+
+    def receive_incident(self, raw: bytes) -> tuple[dict[str, Any] | None, list[str]]:
+        """A record from the incidents topic, which any producer can write: checked
+        (:func:`~riskstream.core.incident_checks.incident_problem`, then
+        ``schemas/incident.schema.json`` less the keys ``evidence`` must hold), then
+        handled.  What
+        is not an incident, or raises while handled, goes to the dead-letter topic with
+        the reason and the worker goes on (``None``); StateStoreError propagates, for
+        the caller to retry."""
+        try:
+            incident = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            self._reject(raw, "not_json", f"not JSON: {exc}")
+            return None, []
+        problem = incident_problem(incident) or _schema_problem(incident)
+        if problem is not None:
+            self._reject(raw, "not_incident", problem)
+            return None, []
+        if incident.get("status") == "resolved" and self._incidents is not None:
+            # A person's resolve records it before publishing (OperatorService.resolve):
+            # a "resolved" for an incident whose record is open was written by someone
+            # else, and would revert its containment.
+            record = self._incidents.get(incident["incident_id"])
+            if record is not None and record.status != "resolved":
+                self._reject(raw, "unconfirmed_resolution", (
+                    f"incident {incident['incident_id']!r} is resolved on the topic but open "
+                    "in its record; resolve it with `riskstream incidents resolve` or the API"
+                ))  # fmt: skip
+                return None, []
+        try:
+            return incident, self.on_incident(incident)
+        except StateStoreError:
+            raise
+        except Exception as exc:  # one incident's failure must not stop the worker
+            log.exception("incident %s: failed while handled", incident["incident_id"])
+            why = f"incident {incident['incident_id']!r}: {type(exc).__name__}: {exc}"
+            self._reject(raw, "apply_error", why)
+            return None, []
+
+    def receive_change(self, raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+        """A record from the change-events topic: checked against its schema, then
+        handled.  A bad one is skipped and counted (the processor, which reads the same
+        topic, dead-letters it); StateStoreError propagates."""
+        try:
+            event = orjson.loads(raw)
+            validator_for("change-event")(event)
+            return event, self.on_change_event(event)
+        except StateStoreError:
+            raise
+        except Exception as exc:
+            log.error("skipping a change event riskstream cannot use: %s: %s",
+                      type(exc).__name__, exc)  # fmt: skip
+            self._metrics.rejected.labels("change-event").inc()
+            return None, None
+
+    def _reject(self, raw: bytes, reason: str, message: str) -> None:
+        log.error("incidents topic: %s: %s", reason, message)
+        self._metrics.rejected.labels(reason).inc()
+        headers = [
+            ("riskstream_reason", reason.encode()),
+            ("riskstream_error", message.encode()[:1024]),
+            ("riskstream_source", orjson.dumps({"topic": self._policy.incidents_topic})),
+        ]
+        self._producer.produce(self._policy.dead_letter_topic, raw, None, headers)
+        self._producer.flush()
 
     def on_incident(self, incident: Mapping[str, Any]) -> list[str]:
         """Carry out the matching playbook; one outcome per action, in order."""
@@ -1023,3 +1095,20 @@ class ContainmentService:
         self._metrics.pending.set(summary.pending)
         self._metrics.oldest_pending.set(summary.oldest)
         self._metrics.next_deadline.set(summary.next_deadline)
+
+
+@functools.cache
+def _incident_validator() -> Callable[[Any], None]:
+    """The incident schema, less the keys ``evidence`` itself must hold (detectors
+    and people's tools write what they have; what is there is type-checked)."""
+    schema = copy.deepcopy(load_schema(schema_dir(SCHEMA_DIR) / "incident.schema.json"))
+    schema["properties"]["evidence"].pop("required", None)
+    return compile_schema(schema)
+
+
+def _schema_problem(incident: Mapping[str, Any]) -> str | None:
+    try:
+        _incident_validator()(incident)
+    except SchemaError as exc:
+        return str(exc)
+    return None

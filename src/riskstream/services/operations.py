@@ -13,6 +13,7 @@ import math
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from riskstream.codec import encode_cloudevent
@@ -94,6 +95,7 @@ class OperatorService:
         return record
 
     def acknowledge(self, incident_id: str, by: str, note: str = "") -> IncidentRecord:
+        _check_note(note)
         record = self.incident(incident_id)
         if record.acknowledged_by is not None:
             return record
@@ -103,22 +105,34 @@ class OperatorService:
         return updated
 
     def resolve(self, incident_id: str, by: str, note: str = "") -> IncidentRecord:
-        """Close it, revert the actions marked ``revert_on_resolve``, tell subscribers."""
+        """Close it, revert the actions marked ``revert_on_resolve``, tell subscribers.
+
+        The record is written first, marked ``unpublished`` until the resolution is
+        on the incidents topic: a retry after a crash in between completes the
+        audit, the reverts and the publish (each idempotent: the audit entry and the
+        revert are keyed, the CloudEvent's id is the same), instead of answering
+        "already resolved" with subscribers never told."""
+        _check_note(note)
         record = self.incident(incident_id)
-        if record.status == "resolved":
+        if record.status == "resolved" and not record.unpublished:
             return record
-        at = self._clock()
-        updated = self._update(incident_id, lambda r: resolve(r, _named(by), at, note))
-        self._audit(updated, "incident.resolved", by, note)
-        resolved = {**updated.incident, "status": "resolved"}
+        by = _named(by)
+        if record.status != "resolved":
+            at = self._clock()
+            record = self._update(incident_id, lambda r: resolve(r, by, at, note, True))
+        if not record.unpublished:  # resolved and published by someone else meanwhile
+            return record
+        at = record.resolved_at if record.resolved_at is not None else self._clock()
+        self._audit(record, "incident.resolved", record.resolved_by or by, note)
+        resolved = {**record.incident, "status": "resolved"}
         self._containment.on_resolved(resolved)
         headers, value = encode_cloudevent(
             INCIDENT_RESOLVED, f"{incident_id}:resolved", format_time(at),
-            updated.subject, resolved,
+            record.subject, resolved,
         )  # fmt: skip
         self._producer.produce(self._topic, value, incident_id.encode(), headers)
         self._producer.flush()
-        return self.incident(incident_id)
+        return self._update(incident_id, lambda r: replace(r, unpublished=False))
 
     # -- actions and flags -------------------------------------------------------
 
@@ -165,6 +179,7 @@ class OperatorService:
     def decide(self, action_id: str, approve: bool, by: str, note: str = "") -> PendingAction:
         """Approve (carried out at once) or reject; the separate-approver rule applies."""
         status = "approved" if approve else "rejected"
+        _check_note(note)
         self.action(action_id)  # an unknown id is "not found", not a refused decision
         return self._containment.decide(action_id, status, _named(by), note)
 
@@ -203,6 +218,7 @@ class OperatorService:
         ``approver``: whether the caller holds the approver role, which undoing an
         approved decision, or making a change the playbooks gate by approval, needs.
         """
+        check_text("model id", model_id, 256)  # what the serving layer looks up
         if version is None and mode is None and traffic_fraction is None:
             raise InputError("say what to change: a version, a mode or a traffic_fraction")
         if version is not None:
@@ -279,6 +295,12 @@ def _named(by: str) -> str:
     by = by.strip()
     check_actor(by)
     return by
+
+
+def _check_note(note: str) -> None:
+    """A note goes on the timeline and into the audit trail: printable, at most 2000."""
+    if note.strip():
+        check_text("note", note, 2000, newlines=True)
 
 
 def check_actor(by: str) -> None:

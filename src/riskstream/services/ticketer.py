@@ -184,6 +184,10 @@ class Ticketer:
                     raise
                 log.error("%s: cannot read the state of %s: %s", name, ticket.key, exc)
                 return 0
+            except _UNREADABLE as exc:
+                log.error("%s: cannot read the state of %s: %s", name, ticket.key,
+                          _unreadable(name, exc))  # fmt: skip
+                return 0
             if closure is None:
                 return 0
             actor = closure_actor(name, ticket.key, closure)
@@ -262,6 +266,13 @@ class Ticketer:
                 raise  # the whole system waits
             self._fail(name, self._group_backoff.setdefault((name, lead.group), _Backoff()), exc,
                        f" (group {lead.group})")  # fmt: skip
+            return 0
+        except _UNREADABLE as exc:  # an answer of another shape than the API documents
+            if ticket is not None:
+                self._verified.discard((name, ticket.id))
+            log.exception("%s: group %s: an answer riskstream cannot read", name, lead.group)
+            self._fail(name, self._group_backoff.setdefault((name, lead.group), _Backoff()),
+                       _unreadable(name, exc), f" (group {lead.group})")  # fmt: skip
             return 0
         except BaseException:
             if ticket is not None:  # a write may be on the ticket but not on the record
@@ -356,3 +367,16 @@ class Ticketer:
             log.warning("%s%s: %s; next try in %.1f s", name, where, exc, delay)
         else:
             log.error("%s%s: %s; not tried again for %.0f s", name, where, exc, delay)
+
+
+# What parsing an answer of another shape raises inside an adapter (a list where the
+# API returns an object, a missing field): that group waits, the rest go on.
+_UNREADABLE = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+
+
+def _unreadable(name: str, exc: Exception) -> TicketSystemError:
+    return TicketSystemError(
+        f"{name}: an answer riskstream cannot read ({type(exc).__name__}: {exc}); is the "
+        "URL the ticket system's API, not a proxy's page?",
+        retryable=False,
+    )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from riskstream.core.timeutil import parse_time
-from riskstream.ports import ChangeLog
+from riskstream.ports import MAX_CHANGES, ChangeLog
 
 __all__ = ["InMemoryChangeLog"]
 
@@ -25,9 +25,13 @@ class InMemoryChangeLog:
     and the tests)."""
 
     def __init__(
-        self, retention_s: float = 12 * 3600.0, clock: Callable[[], float] = time.time
+        self,
+        retention_s: float = 12 * 3600.0,
+        clock: Callable[[], float] = time.time,
+        max_changes: int = MAX_CHANGES,
     ) -> None:
         self._retention_s = retention_s
+        self._max = max_changes
         self._clock = clock
         self._times: list[float] = []
         self._changes: list[dict[str, Any]] = []
@@ -46,6 +50,7 @@ class InMemoryChangeLog:
             self._ids.add(event_id)
             newest = min(self._times[-1], self._clock())
             keep = bisect.bisect_left(self._times, newest - self._retention_s)
+            keep = max(keep, len(self._times) - self._max)  # a flood: keep the newest
             for old in self._changes[:keep]:
                 self._ids.discard(str(old.get("event_id")))
             del self._times[:keep], self._changes[:keep]

@@ -23,7 +23,7 @@ from riskstream.adapters.redis.client import RedisClient, client_from_url, trans
 from riskstream.adapters.redis.keys import CHANGES_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import change_log_key
 from riskstream.core.timeutil import parse_time
-from riskstream.ports import ChangeLog
+from riskstream.ports import MAX_CHANGES, ChangeLog
 
 __all__ = ["REQUIRED_ACL", "RedisChangeLog"]
 
@@ -38,8 +38,10 @@ class RedisChangeLog:
         namespace: str,
         retention_s: float = 12 * 3600.0,
         clock: Callable[[], float] = time.time,
+        max_changes: int = MAX_CHANGES,
     ) -> None:
         self._client = client
+        self._max = max_changes
         self._clock = clock
         self._key = change_log_key(namespace)
         self._retention_s = retention_s
@@ -55,8 +57,9 @@ class RedisChangeLog:
         with self._translate("record a change event"):
             pipe = self._client.pipeline(transaction=True)
             pipe.zadd(self._key, {member: at})
+            pipe.zremrangebyrank(self._key, 0, -self._max - 1)  # a flood: keep the newest
             pipe.zrevrange(self._key, 0, 0, withscores=True)
-            _, newest = pipe.execute()
+            _, _, newest = pipe.execute()
             if newest:
                 horizon = min(newest[0][1], self._clock()) - self._retention_s
                 self._client.zremrangebyscore(self._key, "-inf", f"({horizon}")

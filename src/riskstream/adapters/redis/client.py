@@ -67,11 +67,8 @@ def shown_url(url: str) -> str:
     >>> shown_url("redis+cluster://app:s3cret@a:7000,b:7001")
     'redis+cluster://a:7000,b:7001'
     """
-    parts = urlsplit(url)
-    if parts.scheme in CLUSTER_SCHEMES:
-        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+    parts = urlsplit(url)  # (its .port raises on a malformed port: not read here)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def is_cluster(client: RedisClient) -> bool:
@@ -167,6 +164,11 @@ def client_builder(
             f"Redis URL {shown!r} must start with redis://, rediss:// (TLS), unix://, or "
             "redis+cluster:// / rediss+cluster:// (Redis Cluster: host:port,host:port,...)"
         )
+    if parts.scheme not in CLUSTER_SCHEMES:
+        try:
+            parts.port  # noqa: B018 (urlsplit reads the port when asked: a bad one raises)
+        except ValueError as exc:
+            raise ConfigError(f"Redis URL {shown!r}: {exc}; give host:port") from None
     tls = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
     given_tls = {name: value for name, value in tls.items() if value is not None}
     if given_tls and parts.scheme not in {"rediss", "rediss+cluster"}:

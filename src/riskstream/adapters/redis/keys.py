@@ -88,10 +88,11 @@ KEY_PREFIX: Final = "rs"
 _CHANGES: Final = f"{KEY_PREFIX}:changes"
 _PREDICTIONS: Final = f"{KEY_PREFIX}:pred"
 
-#: The detector state store (the processor).
+#: The detector state store (the processor, and `riskstream state held|reset`, which SCAN
+#: for the partitions saved).
 STATE_ACL: Final = (
     f"~{KEY_PREFIX}:* +multi +exec +hincrby +hgetall +evalsha +script|load "
-    "+hget +hset +hdel +hkeys +hlen +hscan +unlink +memory|usage +wait"
+    "+hget +hset +hdel +hkeys +hlen +hscan +unlink +memory|usage +wait +scan"
 )
 #: The flag and approval stores, and the incident store that shares their namespace.
 #: ``&`` grants the ``changed`` channel (Redis 7 denies channels by default).

@@ -11,7 +11,8 @@ Calls used (ServiceNow Table API):
 - ``GET /api/now/table/incident/{sys_id}?sysparm_fields=work_notes&sysparm_display_value=true``
   — the work notes journal as text, to find markers in;
 - ``PATCH /api/now/table/incident/{sys_id}`` — ``work_notes`` (a journal entry per
-  write), and to resolve: ``state`` 6 with ``close_code`` and ``close_notes``;
+  write), and to resolve: ``state`` 6 with ``close_code`` and ``close_notes``, after
+  ``GET …/{sys_id}?sysparm_fields=state`` says a person has not resolved or closed it;
 - ``GET /api/now/table/incident/{sys_id}`` with ``sysparm_fields=state,resolved_by,…``
   and ``sysparm_display_value=all`` (each field's value and display value): whether a
   person resolved (6) or closed (7) it, and who (``resolve_on_close``).
@@ -105,6 +106,13 @@ class ServiceNowTickets:
         )
 
     def close(self, ticket: TicketRef, text: str) -> None:
+        # A person may have resolved (6) or closed (7) it already: writing state 6 then
+        # moved a Closed ticket back to Resolved and overwrote their close notes.
+        got = self._http.request(
+            "GET", f"/api/now/table/incident/{ticket.id}", query={"sysparm_fields": "state"}
+        )
+        if str(((got or {}).get("result") or {}).get("state") or "") in (RESOLVED, CLOSED):
+            return
         self._http.request(
             "PATCH",
             f"/api/now/table/incident/{ticket.id}",
