@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 from riskstream.core.detectors import _river
 from riskstream.core.detectors.base import Alarm, BaseDetector, WindowStats, check_probability
-from riskstream.core.detectors.snapshot import check_header
+from riskstream.core.detectors.snapshot import check_header, unpack_error
 from riskstream.errors import SnapshotError
 
 __all__ = ["ADWIN"]
@@ -65,6 +66,38 @@ class ADWIN(BaseDetector):
             detector=self.kind,
         )
 
+    def pack(self) -> tuple[bytes, bytes] | None:
+        """River's state bytes cut in two (see :mod:`.snapshot`): the hot part is the
+        window's totals and its :data:`HOT_ROWS` newest bucket rows, which most updates
+        move; the tag is the rest, the older rows, which move every ``2**HOT_ROWS``
+        updates or so.  None when River's bytes are not laid out as this code knows."""
+        if not _layout_known():
+            return None
+        raw: bytes = self._det._helper.__getstate__()
+        return _HOT.pack(self._n, self._det._drift_detected) + raw[_HEAD:_CUT], raw[_CUT:]
+
+    def pack_cold(self, tag: bytes) -> bytes:
+        """The cold part for :meth:`pack`'s ``tag``: the setting, River's settings bytes
+        and the older bucket rows, their unused slots left out."""
+        head: bytes = self._det._helper.__getstate__()[:_HEAD]
+        return _COLD.pack(self.delta) + head + _compact(tag)
+
+    @classmethod
+    def unpack(cls, hot: bytes, cold: bytes) -> ADWIN:
+        """Rebuild an ADWIN from :meth:`pack` output, bit for bit."""
+        try:
+            (delta,) = _COLD.unpack_from(cold)
+            n, drift = _HOT.unpack_from(hot)
+            tail = _expand(cold[_COLD.size + _HEAD :])
+            det = cls(delta=delta)
+        except (struct.error, ValueError, IndexError) as exc:
+            raise unpack_error(cls.kind, exc) from None
+        raw = cold[_COLD.size : _COLD.size + _HEAD] + hot[_HOT.size :] + tail
+        det._n = n
+        det._det._helper = _river_state(raw)
+        det._det._drift_detected = bool(drift)
+        return det
+
     def snapshot(self) -> dict[str, Any]:
         """The setting, the sample count and River's own state bytes, base64-encoded.
 
@@ -96,16 +129,103 @@ class ADWIN(BaseDetector):
             state = base64.b64decode(window, validate=True)
         except (TypeError, ValueError, binascii.Error):
             raise fields.bad("window", "base64 text", window) from None
-        windowing = _river.rust_drift().AdaptiveWindowing
-        helper = windowing.__new__(windowing)
-        try:
-            helper.__setstate__(state)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # River's Rust code panics (a BaseException) on bad bytes
-            raise SnapshotError(
-                f"adwin: snapshot field 'window' is not River state: {exc}"
-            ) from None
-        det._det._helper = helper
+        det._det._helper = _river_state(state)
         det._det._drift_detected = drift
         return det
+
+
+def _river_state(state: bytes) -> Any:
+    """River's ``AdaptiveWindowing`` from its state bytes, refusing bytes River rejects."""
+    windowing = _river.rust_drift().AdaptiveWindowing
+    helper = windowing.__new__(windowing)
+    try:
+        helper.__setstate__(state)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # River's Rust code panics (a BaseException) on bad bytes
+        raise SnapshotError(f"adwin: snapshot field 'window' is not River state: {exc}") from None
+    return helper
+
+
+# River's state bytes (bincode of its Rust AdaptiveWindowing), as River 0.22-0.26 lay them
+# out: settings (_HEAD bytes), the window's totals and counters and the number of bucket
+# rows (_ROWS_AT bytes in all), the rows (_ROW bytes each: the row's capacity, how many of
+# its max_buckets + 1 slots are used, then its totals and variances, each a length and
+# that many float64s, unused slots zero), then _TRAILER bytes of settings again.
+# _layout_known() checks this once on a new window; a River that lays them out otherwise
+# gets the JSON snapshot (never a wrong one).
+_HEAD = 36
+_ROWS_AT = 92
+_ROW = 128
+_SLOTS = 6  # max_buckets + 1, River's default max_buckets being 5
+_TRAILER = 28
+HOT_ROWS = 2
+_CUT = _ROWS_AT + HOT_ROWS * _ROW
+_HOT = struct.Struct("<q?")  # n, drift
+_COLD = struct.Struct("<d")  # delta
+_ROW_HEAD = struct.Struct("<QQQ")  # capacity, used, slots
+_SLOTS_LEN = struct.pack("<Q", _SLOTS)
+_ZERO = bytes(_ROW)
+_layout: list[bool] = []
+
+
+def _layout_known() -> bool:
+    if not _layout:
+        probe = _river.rust_drift().AdaptiveWindowing(0.002, 32, 5, 5, 10)
+        for x in (1.0, 2.0, 3.0):
+            probe.update(x)
+        raw = bytes(probe.__getstate__())
+        _layout.append(
+            len(raw) == _ROWS_AT + _ROW + _TRAILER
+            and struct.unpack_from("<dIQdd", raw) == (0.002, 32, 5, 5.0, 10.0)
+            and struct.unpack_from("<d8xd24xQ", raw, _HEAD) == (6.0, 3.0, 1)
+            and _ROW_HEAD.unpack_from(raw, _ROWS_AT) == (5, 3, _SLOTS)
+            and _expand(_compact(raw[_ROWS_AT:])) == raw[_ROWS_AT:]
+        )
+    return _layout[0]
+
+
+def _compact(tail: bytes) -> bytes:
+    """Bucket rows (and the trailer) without their unused slots: ``b"\x01"``, then per row
+    its used count and used totals and variances, then the trailer; or ``b"\x00"`` and the
+    bytes as they are when they are not laid out as expected."""
+    rows, extra = divmod(len(tail) - _TRAILER, _ROW)
+    if extra or rows < 0:
+        return b"\x00" + tail
+    parts = [b"\x01"]
+    for r in range(rows):
+        at = r * _ROW
+        used = tail[at + 8]
+        t = at + 24
+        v = t + 8 * _SLOTS + 8
+        parts += (bytes((used,)), tail[t : t + 8 * used], tail[v : v + 8 * used])
+    parts.append(tail[rows * _ROW :])
+    out = b"".join(parts)
+    try:
+        same = _expand(out) == tail
+    except ValueError:
+        same = False
+    return out if same else b"\x00" + tail
+
+
+def _expand(packed: bytes) -> bytes:
+    """The bucket rows that :func:`_compact` packed."""
+    if packed[:1] == b"\x00":
+        return packed[1:]
+    if packed[:1] != b"\x01":
+        raise ValueError(f"unknown bucket-row encoding {packed[:1]!r}")
+    parts: list[bytes] = []
+    at, end = 1, len(packed) - _TRAILER
+    while at < end:
+        used = packed[at]
+        if used > _SLOTS:
+            raise ValueError(f"a bucket row with {used} of {_SLOTS} slots used")
+        size = 8 * used
+        pad = _ZERO[: 8 * _SLOTS - size]
+        t, v = packed[at + 1 : at + 1 + size], packed[at + 1 + size : at + 1 + 2 * size]
+        parts += (_ROW_HEAD.pack(_SLOTS - 1, used, _SLOTS), t, pad, _SLOTS_LEN, v, pad)
+        at += 1 + 2 * size
+    if at != end:
+        raise ValueError("the bucket rows are cut short")
+    parts.append(packed[end:])
+    return b"".join(parts)
