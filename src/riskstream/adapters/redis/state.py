@@ -18,8 +18,8 @@ and not the alternatives is in ``docs/design/state-store.md``.
 writing 800,000 snapshots blocked every client for 2 s.  A save of more than
 :data:`SCRIPT_ENTRIES` entries or :data:`SCRIPT_BYTES` bytes stages its snapshots in
 ``...:stage`` (same hash tag) a chunk (:data:`CHUNK_ENTRIES`) per script, then *commits*
-with a small script that writes the offset and counters and marks the stage committed, then moves the
-stage into ``...:snap`` a chunk per script.  Every script checks the epoch, so
+with a small script that writes the offset and counters and marks the stage committed,
+then moves the stage into ``...:snap`` a chunk per script.  Every script checks the epoch, so
 fencing holds chunk by chunk.  The commit is the one atomic point: a crash before
 it leaves an uncommitted stage that is discarded (``UNLINK``, freed in the
 background); a crash after it leaves a committed stage that a claim reads over the
