@@ -33,6 +33,7 @@ import numbers
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import sub
 from typing import Any
 
 from riskstream.core.detectors import (
@@ -52,9 +53,10 @@ _PACKED_CODES: dict[type, int] = {cls: code for code, cls in PACKED_KINDS.items(
 # The packed hot part: version, detector code, n, cooldown end, reference (count, mean,
 # m2), the two CUSUMs (stat, start, count, total), the data time last seen; then the
 # detector's hot part.  The cold part: version, code, the time index (first sample, the
-# number of times, then the times); then the detector's cold part.
+# number of times, and the times: the first in int64 ms, then the steps in int32 ms
+# when they all fit, else int64 ms each); then the detector's cold part.
 _HOT = struct.Struct("<BBqqqdddqqddqqdd")
-_COLD = struct.Struct("<BBqH")
+_COLD = struct.Struct("<BBqH?")
 CUSUM_SLACK = 0.5  # in reference standard deviations: tuned to shifts of ~1 sigma
 # Rules, not tests: their onset is exact (the first sample beyond a bound, of a stuck
 # window), which the CUSUM's estimate of where a mean shift began would only blur, and
@@ -304,9 +306,14 @@ class StreamDetector:
         if tag == self._cold_tag:
             return hot, None
         ms = times.ms
+        try:  # steps beyond int32 ms (24 days) refuse to pack
+            index = struct.pack(f"<{len(ms[:1])}q{len(ms[1:])}i", *ms[:1], *map(sub, ms[1:], ms))
+            stepped = True
+        except struct.error:
+            index, stepped = struct.pack(f"<{len(ms)}q", *ms), False
         cold = b"".join((
-            _COLD.pack(PACKED_VERSION, code, times.first, len(ms)),
-            struct.pack(f"<{len(ms)}q", *ms),
+            _COLD.pack(PACKED_VERSION, code, times.first, len(ms), stepped),
+            index,
             det.pack_cold(det_tag),  # type: ignore[attr-defined]
         ))  # fmt: skip
         self._cold_tag = tag
@@ -335,8 +342,13 @@ class StreamDetector:
              up_stat, up_start, up_count, up_total,
              down_stat, down_start, down_count, down_total, seen,
              ) = _HOT.unpack_from(hot)  # fmt: skip
-            cold_version, cold_code, first, count = _COLD.unpack_from(cold)
-            ms = list(struct.unpack_from(f"<{count}q", cold, _COLD.size))
+            cold_version, cold_code, first, count, stepped = _COLD.unpack_from(cold)
+            if stepped and count:
+                index = f"<q{count - 1}i"
+                ms = list(itertools.accumulate(struct.unpack_from(index, cold, _COLD.size)))
+            else:
+                index = f"<{count}q"
+                ms = list(struct.unpack_from(index, cold, _COLD.size))
         except struct.error as exc:
             raise SnapshotError(f"packed stream snapshot is cut short: {exc}") from None
         if version != PACKED_VERSION or cold_version != PACKED_VERSION:
@@ -364,7 +376,7 @@ class StreamDetector:
         det._up = Cusum(up_stat, up_start, up_count, up_total)
         det._down = Cusum(down_stat, down_start, down_count, down_total)
         det._times = _TimeIndex(first, ms)
-        detector = kind.unpack(hot[_HOT.size :], cold[_COLD.size + 8 * count :])
+        detector = kind.unpack(hot[_HOT.size :], cold[_COLD.size + struct.calcsize(index) :])
         det._detector = detector
         got = detector.pack()
         det._cold_tag = None if got is None else (first, count, got[1])

@@ -70,17 +70,24 @@ class ADWIN(BaseDetector):
         """River's state bytes cut in two (see :mod:`.snapshot`): the hot part is the
         window's totals and its :data:`HOT_ROWS` newest bucket rows, which most updates
         move; the tag is the rest, the older rows, which move every ``2**HOT_ROWS``
-        updates or so.  None when River's bytes are not laid out as this code knows."""
-        if not _layout_known():
+        updates or so.  Rows are written without their unused slots, which River never
+        reads.  None when River's bytes are not laid out as this code knows."""
+        if not (_layout and _layout[0]) and not _layout_known():
             return None
         raw: bytes = self._det._helper.__getstate__()
-        return _HOT.pack(self._n, self._det._drift_detected) + raw[_HEAD:_CUT], raw[_CUT:]
+        cut = _ROWS_AT + _ROW * min((len(raw) - _ROWS_AT - _TRAILER) // _ROW, HOT_ROWS)
+        parts = [_HOT.pack(self._n, self._det._drift_detected), raw[_HEAD:_ROWS_AT]]
+        for at in range(_ROWS_AT, cut, _ROW):
+            used = raw[at + 8]
+            t, v = at + _TOTALS, at + _VARIANCES
+            parts += (_USED[used], raw[t : t + 8 * used], raw[v : v + 8 * used])
+        return b"".join(parts), raw[cut:]
 
     def pack_cold(self, tag: bytes) -> bytes:
         """The cold part for :meth:`pack`'s ``tag``: the setting, River's settings bytes
         and the older bucket rows, their unused slots left out."""
         head: bytes = self._det._helper.__getstate__()[:_HEAD]
-        return _COLD.pack(self.delta) + head + _compact(tag)
+        return _COLD.pack(self.delta) + head + _squeeze_tail(tag)
 
     @classmethod
     def unpack(cls, hot: bytes, cold: bytes) -> ADWIN:
@@ -88,11 +95,17 @@ class ADWIN(BaseDetector):
         try:
             (delta,) = _COLD.unpack_from(cold)
             n, drift = _HOT.unpack_from(hot)
-            tail = _expand(cold[_COLD.size + _HEAD :])
+            at = _HOT.size + _ROWS_AT - _HEAD
+            window = hot[_HOT.size : at]
+            (rows,) = struct.unpack_from("<Q", window, _ROWS_AT - _HEAD - 8)
+            newest, at = _expand_rows(hot, at, min(rows, HOT_ROWS))
+            if at != len(hot):
+                raise ValueError(f"{len(hot) - at} bytes after the newest bucket rows")
+            tail = _expand_tail(cold[_COLD.size + _HEAD :])
             det = cls(delta=delta)
         except (struct.error, ValueError, IndexError) as exc:
             raise unpack_error(cls.kind, exc) from None
-        raw = cold[_COLD.size : _COLD.size + _HEAD] + hot[_HOT.size :] + tail
+        raw = cold[_COLD.size : _COLD.size + _HEAD] + window + newest + tail
         det._n = n
         det._det._helper = _river_state(raw)
         det._det._drift_detected = bool(drift)
@@ -149,22 +162,25 @@ def _river_state(state: bytes) -> Any:
 
 # River's state bytes (bincode of its Rust AdaptiveWindowing), as River 0.22-0.26 lay them
 # out: settings (_HEAD bytes), the window's totals and counters and the number of bucket
-# rows (_ROWS_AT bytes in all), the rows (_ROW bytes each: the row's capacity, how many of
-# its max_buckets + 1 slots are used, then its totals and variances, each a length and
-# that many float64s, unused slots zero), then _TRAILER bytes of settings again.
+# rows (up to _ROWS_AT), the rows (_ROW bytes each: the row's capacity, how many of its
+# max_buckets + 1 slots are used, then its totals and variances, each a length and that
+# many float64s, unused slots zero), then _TRAILER bytes of settings again.
 # _layout_known() checks this once on a new window; a River that lays them out otherwise
-# gets the JSON snapshot (never a wrong one).
+# gets the JSON snapshot (never a wrong one).  Packed, a row is its used count (one byte)
+# and its used totals and variances: River reads no slot past the used ones.
 _HEAD = 36
 _ROWS_AT = 92
 _ROW = 128
 _SLOTS = 6  # max_buckets + 1, River's default max_buckets being 5
+_TOTALS = 24  # within a row
+_VARIANCES = _TOTALS + 8 * _SLOTS + 8
 _TRAILER = 28
-HOT_ROWS = 2
-_CUT = _ROWS_AT + HOT_ROWS * _ROW
+HOT_ROWS = 3
 _HOT = struct.Struct("<q?")  # n, drift
 _COLD = struct.Struct("<d")  # delta
 _ROW_HEAD = struct.Struct("<QQQ")  # capacity, used, slots
 _SLOTS_LEN = struct.pack("<Q", _SLOTS)
+_USED = [bytes((i,)) for i in range(_SLOTS + 1)]
 _ZERO = bytes(_ROW)
 _layout: list[bool] = []
 
@@ -180,36 +196,50 @@ def _layout_known() -> bool:
             and struct.unpack_from("<dIQdd", raw) == (0.002, 32, 5, 5.0, 10.0)
             and struct.unpack_from("<d8xd24xQ", raw, _HEAD) == (6.0, 3.0, 1)
             and _ROW_HEAD.unpack_from(raw, _ROWS_AT) == (5, 3, _SLOTS)
-            and _expand(_compact(raw[_ROWS_AT:])) == raw[_ROWS_AT:]
+            and _squeeze_tail(raw[_ROWS_AT:])[:1] == b"\x01"
+            and _expand_tail(_squeeze_tail(raw[_ROWS_AT:])) == raw[_ROWS_AT:]
         )
     return _layout[0]
 
 
-def _compact(tail: bytes) -> bytes:
-    """Bucket rows (and the trailer) without their unused slots: ``b"\x01"``, then per row
-    its used count and used totals and variances, then the trailer; or ``b"\x00"`` and the
-    bytes as they are when they are not laid out as expected."""
+def _squeeze_tail(tail: bytes) -> bytes:
+    """The older bucket rows and the trailer, rows without their unused slots: ``b"\x01"``
+    then the rows then the trailer; or ``b"\x00"`` and the bytes as they are when they are
+    not laid out as expected (the layout itself is checked once, by _layout_known)."""
     rows, extra = divmod(len(tail) - _TRAILER, _ROW)
     if extra or rows < 0:
         return b"\x00" + tail
     parts = [b"\x01"]
-    for r in range(rows):
-        at = r * _ROW
+    for at in range(0, rows * _ROW, _ROW):
         used = tail[at + 8]
-        t = at + 24
-        v = t + 8 * _SLOTS + 8
-        parts += (bytes((used,)), tail[t : t + 8 * used], tail[v : v + 8 * used])
+        if used > _SLOTS:
+            return b"\x00" + tail
+        t, v = at + _TOTALS, at + _VARIANCES
+        parts += (_USED[used], tail[t : t + 8 * used], tail[v : v + 8 * used])
     parts.append(tail[rows * _ROW :])
-    out = b"".join(parts)
-    try:
-        same = _expand(out) == tail
-    except ValueError:
-        same = False
-    return out if same else b"\x00" + tail
+    return b"".join(parts)
 
 
-def _expand(packed: bytes) -> bytes:
-    """The bucket rows that :func:`_compact` packed."""
+def _expand_rows(packed: bytes, at: int, rows: int) -> tuple[bytes, int]:
+    """``rows`` packed bucket rows from ``packed[at:]`` as River lays them out; and where
+    they end."""
+    parts: list[bytes] = []
+    for _ in range(rows):
+        used = packed[at]
+        if used > _SLOTS:
+            raise ValueError(f"a bucket row with {used} of {_SLOTS} slots used")
+        size = 8 * used
+        pad = _ZERO[: 8 * _SLOTS - size]
+        t, v = packed[at + 1 : at + 1 + size], packed[at + 1 + size : at + 1 + 2 * size]
+        if len(v) != size:
+            raise ValueError("a bucket row is cut short")
+        parts += (_ROW_HEAD.pack(_SLOTS - 1, used, _SLOTS), t, pad, _SLOTS_LEN, v, pad)
+        at += 1 + 2 * size
+    return b"".join(parts), at
+
+
+def _expand_tail(packed: bytes) -> bytes:
+    """The older bucket rows and trailer that :func:`_squeeze_tail` packed."""
     if packed[:1] == b"\x00":
         return packed[1:]
     if packed[:1] != b"\x01":
@@ -217,14 +247,8 @@ def _expand(packed: bytes) -> bytes:
     parts: list[bytes] = []
     at, end = 1, len(packed) - _TRAILER
     while at < end:
-        used = packed[at]
-        if used > _SLOTS:
-            raise ValueError(f"a bucket row with {used} of {_SLOTS} slots used")
-        size = 8 * used
-        pad = _ZERO[: 8 * _SLOTS - size]
-        t, v = packed[at + 1 : at + 1 + size], packed[at + 1 + size : at + 1 + 2 * size]
-        parts += (_ROW_HEAD.pack(_SLOTS - 1, used, _SLOTS), t, pad, _SLOTS_LEN, v, pad)
-        at += 1 + 2 * size
+        rows, at = _expand_rows(packed, at, 1)
+        parts.append(rows)
     if at != end:
         raise ValueError("the bucket rows are cut short")
     parts.append(packed[end:])
