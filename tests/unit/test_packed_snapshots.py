@@ -12,7 +12,7 @@ import pytest
 
 from riskstream.core.detectors import ADWIN, PageHinkley
 from riskstream.core.detectors.adwin import HOT_ROWS
-from riskstream.core.monitors import MonitorSpec, PartitionDetectors
+from riskstream.core.monitors import MonitorSpec, PartitionDetectors, saved_as_data
 from riskstream.core.specs import StreamSettings, ValueSpec
 from riskstream.core.state_check import encode_checked
 from riskstream.core.state_keys import COLD_MARK, STATE_KEY_SEPARATOR, StateKind
@@ -223,3 +223,13 @@ def test_an_evicted_stream_deletes_its_cold_part_too() -> None:
     detectors._evict_idle()
     deleted = detectors.take_deleted()
     assert {"ph\x1fs3", "ph\x1f" + COLD_MARK + "s3"} <= set(deleted)
+
+
+def test_saved_state_reads_as_the_plain_data_snapshot_all_gives() -> None:
+    detectors, saved = _checkpointed()
+    plain = saved_as_data(saved)
+    assert not any(COLD_MARK in k for k in plain)  # folded into their streams
+    want = detectors.snapshot_all()
+    streams = [k for k in want if k.startswith(("ph\x1fs", "adwin\x1fs"))]
+    assert len(streams) == 2 * SENSORS
+    assert {k: plain[k] for k in streams} == {k: want[k] for k in streams}

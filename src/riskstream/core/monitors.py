@@ -42,7 +42,7 @@ from riskstream.core.state_keys import (
     StateKind,
 )
 from riskstream.core.state_keys import parse as parse_state_key
-from riskstream.core.streams import PACKED_VERSION, StreamAlarm, StreamDetector
+from riskstream.core.streams import PACKED_VERSION, StreamAlarm, StreamDetector, packed_as_data
 from riskstream.core.timeutil import format_time, parse_time
 from riskstream.errors import SnapshotError
 
@@ -58,6 +58,7 @@ __all__ = [
     "StateReset",
     "ValueSpec",
     "field_getter",
+    "saved_as_data",
 ]
 
 _PACKED_NAMES = frozenset(kind.kind for kind in PACKED_KINDS.values())
@@ -809,6 +810,23 @@ class PartitionDetectors:
             out[sm.prefix + CLOCK_MARK] = sm.watch.snapshot(CLOCK_MARK)
         out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
         return dict(sorted(out.items()))
+
+
+def saved_as_data(snapshots: Mapping[str, bytes]) -> dict[str, Any]:
+    """A partition's saved state as plain data, by state key: JSON decoded, and each
+    packed stream as its :meth:`StreamDetector.snapshot` with ``seen`` (its cold part
+    folded in), as :meth:`PartitionDetectors.snapshot_all` gives them; for tools and tests."""
+    out: dict[str, Any] = {}
+    for state_key, raw in snapshots.items():
+        if COLD_MARK in state_key:
+            continue
+        if raw[:1] == _PACKED_HEAD:
+            monitor, _, key = state_key.partition(STATE_KEY_SEPARATOR)
+            cold = snapshots.get(monitor + STATE_KEY_SEPARATOR + COLD_MARK + key)
+            out[state_key] = packed_as_data(raw, cold)
+        else:
+            out[state_key] = orjson.loads(raw)
+    return out
 
 
 def _restore_error(monitor: str, key: str, snap: Any, exc: BaseException) -> str:

@@ -45,7 +45,14 @@ from riskstream.core.detectors import (
 )
 from riskstream.errors import ConfigError, SnapshotError
 
-__all__ = ["Cusum", "Seasonality", "StreamAlarm", "StreamDetector", "StreamSettings"]
+__all__ = [
+    "Cusum",
+    "Seasonality",
+    "StreamAlarm",
+    "StreamDetector",
+    "StreamSettings",
+    "packed_as_data",
+]
 
 SNAPSHOT_VERSION = 3  # the plain-data snapshot (JSON); version 3 is also read from the store
 PACKED_VERSION = 4  # the packed snapshot a checkpoint writes for the kinds in PACKED_KINDS
@@ -411,6 +418,17 @@ class StreamDetector:
         det._times = _TimeIndex.load(snap["times"])
         det._detector = restore_detector(snap["det"])
         return det
+
+
+def packed_as_data(hot: bytes, cold: bytes | None) -> dict[str, Any]:
+    """A packed stream snapshot as the plain data :meth:`StreamDetector.snapshot` gives,
+    with its ``seen``: for tools and tests that read saved state."""
+    settings = StreamSettings(warmup=0, scale=False)
+    stream, seen = StreamDetector.unpack(hot, cold, lambda: _NO_DETECTOR, settings)
+    return {**stream.snapshot(), "seen": seen}
+
+
+_NO_DETECTOR: Any = None  # unpack() replaces the stream's detector by the one unpacked
 
 
 class _Profile:

@@ -56,6 +56,7 @@ Failure semantics a caller must know:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -387,7 +388,7 @@ class RedisStateStore:
         deleted = check_save_arguments(offset, changed, deleted)
         if (scope, partition) in self._unmoved:
             self._finish_move(scope, partition, epoch)
-        size = sum(len(v) for v in changed.values())
+        size = sum(map(len, changed.values()))
         if len(changed) + len(deleted) > SCRIPT_ENTRIES or size > SCRIPT_BYTES:
             self._save_chunked(scope, partition, epoch, offset, counters, changed, deleted)
             return
@@ -397,8 +398,7 @@ class RedisStateStore:
         ]  # fmt: skip
         for name, value in counters.items():
             args += (name, int(value))
-        for key, snapshot in changed.items():
-            args += (key, snapshot)
+        args.extend(itertools.chain.from_iterable(changed.items()))
         args += deleted
         with self._translate("save", scope, partition):
             reply = self._acked(self._save_script, partition_keys(scope, partition), args)
