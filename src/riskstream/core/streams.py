@@ -375,7 +375,9 @@ class StreamDetector:
                 "stream snapshot has no seasonal profile but the monitor has seasonality "
                 "— reset the state to continue"
             )
-        det = cls(new_detector, settings)
+        detector = kind.unpack(hot[_HOT.size :], cold[_COLD.size + struct.calcsize(index) :])
+        det = cls(lambda: detector, settings)  # (not a fresh detector only to replace it)
+        det._new_detector = new_detector
         det.n, det._cool_until = n, cool
         det._ref = _Welford(ref_count, ref_mean, ref_m2)
         if ref_count >= settings.warmup:
@@ -383,8 +385,6 @@ class StreamDetector:
         det._up = Cusum(up_stat, up_start, up_count, up_total)
         det._down = Cusum(down_stat, down_start, down_count, down_total)
         det._times = _TimeIndex(first, ms)
-        detector = kind.unpack(hot[_HOT.size :], cold[_COLD.size + struct.calcsize(index) :])
-        det._detector = detector
         got = detector.pack()
         det._cold_tag = None if got is None else (first, count, got[1])
         return det, seen
