@@ -812,6 +812,19 @@ class PartitionDetectors:
         return dict(sorted(out.items()))
 
 
+def _restore_error(monitor: str, key: str, snap: Any, exc: BaseException) -> str:
+    """Why a snapshot did not restore, naming the monitor, the stream and the field."""
+    where = f"monitor {monitor!r}, " + (f"stream {key!r}" if key else "its partition state")
+    field = null_field(snap) if snap is not None else None
+    if field is None and isinstance(exc, KeyError):
+        field = str(exc.args[0]) if exc.args else None
+        hint = f"field {field!r} is missing" if field else ""
+    else:
+        hint = f"field {field!r} is null (a non-finite number saved by an older version)"
+        hint = hint if field else ""
+    return f"{where}: {type(exc).__name__}: {exc}" + (f"; {hint}" if hint else "")
+
+
 def saved_as_data(snapshots: Mapping[str, bytes]) -> dict[str, Any]:
     """A partition's saved state as plain data, by state key: JSON decoded, and each
     packed stream as its :meth:`StreamDetector.snapshot` with ``seen`` (its cold part
@@ -827,16 +840,3 @@ def saved_as_data(snapshots: Mapping[str, bytes]) -> dict[str, Any]:
         else:
             out[state_key] = orjson.loads(raw)
     return out
-
-
-def _restore_error(monitor: str, key: str, snap: Any, exc: BaseException) -> str:
-    """Why a snapshot did not restore, naming the monitor, the stream and the field."""
-    where = f"monitor {monitor!r}, " + (f"stream {key!r}" if key else "its partition state")
-    field = null_field(snap) if snap is not None else None
-    if field is None and isinstance(exc, KeyError):
-        field = str(exc.args[0]) if exc.args else None
-        hint = f"field {field!r} is missing" if field else ""
-    else:
-        hint = f"field {field!r} is null (a non-finite number saved by an older version)"
-        hint = hint if field else ""
-    return f"{where}: {type(exc).__name__}: {exc}" + (f"; {hint}" if hint else "")
