@@ -25,6 +25,7 @@ from riskstream.adapters.redis.state import RedisStateStore
 from riskstream.bootstrap import embedded_processor
 from riskstream.config import Config, load_config
 from riskstream.core.dedup import IDS_PREFIX
+from riskstream.core.monitors import saved_as_data
 from riskstream.core.state_keys import LIMITS_KEY, SPEC_MARK, STATE_KEY_SEPARATOR
 from riskstream.core.timeutil import format_time
 
@@ -253,7 +254,7 @@ def redis_state(redis_url: str, scope: str, tps: Iterable[tuple[str, int]]) -> d
     merged: dict[str, Any] = {}
     for state in saved_offsets(redis_url, scope, tps).values():
         merged.update(
-            {k: orjson.loads(v) for k, v in state.snapshots.items() if not _bookkeeping(k)}
+            {k: v for k, v in saved_as_data(state.snapshots).items() if not _bookkeeping(k)}
         )
     merged.pop(LIMITS_KEY, None)
     return dict(sorted(merged.items()))

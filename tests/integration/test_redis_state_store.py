@@ -24,7 +24,12 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from riskstream.adapters.redis.state import REQUIRED_ACL, RedisStateStore, partition_keys
+from riskstream.adapters.redis.state import (
+    REQUIRED_ACL,
+    SCRIPT_ENTRIES,
+    RedisStateStore,
+    partition_keys,
+)
 from riskstream.errors import StateStoreError
 from riskstream.ports import PartitionState
 
@@ -528,3 +533,33 @@ def test_checkpoint_replicas_without_a_replica_times_out_and_keeps_the_save(
     finally:
         store.close()
     assert _stored(redis_url, scope) == BEFORE
+
+
+@pytest.mark.integration
+def test_one_script_writes_and_deletes_thousands_of_fields_in_batches(
+    redis_url: str, unique: Callable[[str], str]
+) -> None:
+    """Saves up to SCRIPT_ENTRIES go in one script, which writes a batch of fields per
+    HSET/HDEL: every field lands, across the batches' edges, and none is left over."""
+    scope = unique("batches")
+    store = RedisStateStore.from_url(redis_url)
+    calls: list[str] = []
+    real = store._stage
+
+    def staged(*args: object, **kwargs: object) -> object:
+        calls.append("stage")
+        return real(*args, **kwargs)
+
+    store._stage = staged  # type: ignore[method-assign]
+    try:
+        epoch = store.claim(scope, TP).epoch
+        first = {f"s{i}": bytes([i % 251]) * (1 + i % 300) for i in range(SCRIPT_ENTRIES)}
+        store.save(scope, TP, epoch, 1, {"applied": 1}, first)
+        deleted = [f"s{i}" for i in range(0, SCRIPT_ENTRIES, 3)]  # 2,667: six batches and a bit
+        second = {f"s{i}": b"new" for i in range(1, 3001, 3)} | {"t": b"x"}
+        store.save(scope, TP, epoch, 2, {"applied": 2}, second, deleted)
+        assert calls == []  # neither save was chunked
+        expected = {k: v for k, v in first.items() if k not in deleted} | second
+        assert _stored(redis_url, scope) == (2, {"applied": 2}, expected)
+    finally:
+        store.close()

@@ -42,6 +42,7 @@ PUBLIC = {
         "ADWIN",
         "DDM",
         "DETECTOR_KINDS",
+        "PACKED_KINDS",
         "EDDM",
         "HDDMA",
         "HDDMW",

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from riskstream.core.detectors import Alarm, WindowStats
+from riskstream.core.detectors import PACKED_KINDS, Alarm, WindowStats
 from riskstream.core.discoveries import DiscoveryControl, alarm_from_data, alarm_to_data
 from riskstream.core.episodes import Episodes
 from riskstream.core.fields import Event, field_getter, key_getter, legacy_key
@@ -31,6 +31,7 @@ from riskstream.core.specs import MISSING, GapSettings, MonitorSpec, ValueSpec
 from riskstream.core.state_check import encode_checked, null_field
 from riskstream.core.state_keys import (
     CLOCK_MARK,
+    COLD_MARK,
     FDR_MARK,
     GAP_MARK,
     HELD_MARK,
@@ -41,7 +42,7 @@ from riskstream.core.state_keys import (
     StateKind,
 )
 from riskstream.core.state_keys import parse as parse_state_key
-from riskstream.core.streams import StreamAlarm, StreamDetector
+from riskstream.core.streams import PACKED_VERSION, StreamAlarm, StreamDetector, packed_as_data
 from riskstream.core.timeutil import format_time, parse_time
 from riskstream.errors import SnapshotError
 
@@ -57,7 +58,11 @@ __all__ = [
     "StateReset",
     "ValueSpec",
     "field_getter",
+    "saved_as_data",
 ]
+
+_PACKED_NAMES = frozenset(kind.kind for kind in PACKED_KINDS.values())
+_PACKED_HEAD = bytes((PACKED_VERSION,))  # a packed stream snapshot's first byte (JSON's: "{")
 
 ALL_STREAMS = "\x00"
 """The held key of a monitor held as a whole on a partition (its shared part failed)."""
@@ -381,6 +386,7 @@ class PartitionDetectors:
                 del seen[key], m.streams[key]
                 m.dirty.discard(key)
                 deleted.add(m.prefix + key)
+                deleted.add(m.prefix + COLD_MARK + key)
                 if m.trails.pop(key, None) is not None:
                     m.trails_dirty.discard(key)
                     deleted.add(m.prefix + USERS_MARK + key)
@@ -522,7 +528,10 @@ class PartitionDetectors:
         for m in self._monitors:
             streams, prefix = m.streams, m.prefix
             seen = m.seen
-            for key in m.dirty:  # the bulk of a checkpoint: _put inlined for the usual case
+            dirty: Iterable[str] = m.dirty
+            if m.spec.detector in _PACKED_NAMES and m.spec.settings.seasonality is None:
+                dirty = self._take_packed(m, out)  # the bulk of a checkpoint, packed
+            for key in dirty:  # _put inlined for the usual case
                 try:
                     snap = streams[key].snapshot()
                     snap["seen"] = seen[key]  # for idle eviction after a restore
@@ -569,6 +578,27 @@ class PartitionDetectors:
         self._spec_dirty.clear()
         self._deleted.difference_update(out)
         return out
+
+    @staticmethod
+    def _take_packed(m: _Compiled, out: dict[str, bytes]) -> list[str]:
+        """Pack ``m``'s changed streams into ``out`` (the cold part, under its own state
+        key, only when it moved); the keys of those that have no packed form."""
+        streams, seen, prefix = m.streams, m.seen, m.prefix
+        cold_prefix = prefix + COLD_MARK
+        unpacked = []
+        for key in m.dirty:
+            try:
+                packed = streams[key].pack(seen[key])  # type: ignore[union-attr]
+            except Exception:  # (a time beyond int64 ms, say): the plain snapshot says what
+                packed = None
+            if packed is None:
+                unpacked.append(key)
+                continue
+            hot, cold = packed
+            out[prefix + key] = hot
+            if cold is not None:
+                out[cold_prefix + key] = cold
+        return unpacked
 
     def _put(
         self,
@@ -618,8 +648,11 @@ class PartitionDetectors:
                 sm.watch.dirty.add(CLOCK_MARK if kind is StateKind.CLOCK else key)
             elif m is None:
                 continue
-            elif kind is StateKind.STREAM and key in m.streams:
+            elif kind in (StateKind.STREAM, StateKind.COLD) and key in m.streams:
                 m.dirty.add(key)
+                stream = m.streams[key]
+                if isinstance(stream, StreamDetector):
+                    stream.forget_cold()
             elif kind is StateKind.GROUP_RATES:
                 m.rates_dirty.add(key)
             elif kind is StateKind.USERS:
@@ -753,11 +786,19 @@ class PartitionDetectors:
         silence = self._silence_by_name.get(name)
         m = self._by_name.get(name)
         silent: dict[str, Any] = {}
+        colds = {parse_state_key(k).key: raw for k, raw in items.items() if COLD_MARK in k}
         for state_key, raw in items.items():
             _, kind, key = parse_state_key(state_key)
             snap: Any = None
             try:
-                if kind is StateKind.SPEC:
+                if kind is StateKind.SPEC or kind is StateKind.COLD:
+                    continue
+                if kind is StateKind.STREAM and raw[:1] == _PACKED_HEAD and m is not None:
+                    stream, seen_at = StreamDetector.unpack(
+                        raw, colds.get(key), m.spec.new_detector, m.spec.settings
+                    )
+                    m.streams[key] = stream
+                    m.seen[key] = seen_at
                     continue
                 snap = orjson.loads(raw)
                 if kind is StateKind.HELD:
@@ -823,3 +864,20 @@ def _restore_error(monitor: str, key: str, snap: Any, exc: BaseException) -> str
         hint = f"field {field!r} is null (a non-finite number saved by an older version)"
         hint = hint if field else ""
     return f"{where}: {type(exc).__name__}: {exc}" + (f"; {hint}" if hint else "")
+
+
+def saved_as_data(snapshots: Mapping[str, bytes]) -> dict[str, Any]:
+    """A partition's saved state as plain data, by state key: JSON decoded, and each
+    packed stream as its :meth:`StreamDetector.snapshot` with ``seen`` (its cold part
+    folded in), as :meth:`PartitionDetectors.snapshot_all` gives them; for tools and tests."""
+    out: dict[str, Any] = {}
+    for state_key, raw in snapshots.items():
+        if COLD_MARK in state_key:
+            continue
+        if raw[:1] == _PACKED_HEAD:
+            monitor, _, key = state_key.partition(STATE_KEY_SEPARATOR)
+            cold = snapshots.get(monitor + STATE_KEY_SEPARATOR + COLD_MARK + key)
+            out[state_key] = packed_as_data(raw, cold)
+        else:
+            out[state_key] = orjson.loads(raw)
+    return out

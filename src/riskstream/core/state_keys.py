@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 __all__ = [
     "CLOCK_MARK",
+    "COLD_MARK",
     "EPISODE_MARK",
     "FDR_MARK",
     "GAP_MARK",
@@ -53,6 +54,11 @@ SPEC_MARK = "\x18"
 """Marks the state key of a monitor's fingerprint (one per partition): what its state means."""
 
 
+COLD_MARK = "\x16"
+"""Marks the state key of a stream's cold part, beside its packed snapshot (the part that
+rarely moves, saved only when it does: see :meth:`.streams.StreamDetector.pack`)."""
+
+
 class StateKind(Enum):
     STREAM = "stream"
     GROUP_RATES = "group-rates"
@@ -62,6 +68,7 @@ class StateKind(Enum):
     CLOCK = "clock"
     HELD = "held"
     SPEC = "spec"
+    COLD = "cold"
 
 
 _BY_MARK = {
@@ -70,6 +77,7 @@ _BY_MARK = {
     EPISODE_MARK: StateKind.EPISODE,
     CLOCK_MARK: StateKind.CLOCK,
     HELD_MARK: StateKind.HELD,
+    COLD_MARK: StateKind.COLD,
 }
 
 

@@ -30,16 +30,40 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from operator import sub
 from typing import Any
 
-from riskstream.core.detectors import Alarm, Detector, WindowStats, restore_detector
+from riskstream.core.detectors import (
+    PACKED_KINDS,
+    Alarm,
+    Detector,
+    WindowStats,
+    restore_detector,
+)
 from riskstream.errors import ConfigError, SnapshotError
 
-__all__ = ["Cusum", "Seasonality", "StreamAlarm", "StreamDetector", "StreamSettings"]
+__all__ = [
+    "Cusum",
+    "Seasonality",
+    "StreamAlarm",
+    "StreamDetector",
+    "StreamSettings",
+    "packed_as_data",
+]
 
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 3  # the plain-data snapshot (JSON); version 3 is also read from the store
+PACKED_VERSION = 4  # the packed snapshot a checkpoint writes for the kinds in PACKED_KINDS
+_PACKED_CODES: dict[type, int] = {cls: code for code, cls in PACKED_KINDS.items()}
+# The packed hot part: version, detector code, n, cooldown end, reference (count, mean,
+# m2), the two CUSUMs (stat, start, count, total), the data time last seen; then the
+# detector's hot part.  The cold part: version, code, the time index (first sample, the
+# number of times, and the times: the first in int64 ms, then the steps in int32 ms
+# when they all fit, else int64 ms each); then the detector's cold part.
+_HOT = struct.Struct("<BBqqqdddqqddqqdd")
+_COLD = struct.Struct("<BBqH?")
 CUSUM_SLACK = 0.5  # in reference standard deviations: tuned to shifts of ~1 sigma
 # Rules, not tests: their onset is exact (the first sample beyond a bound, of a stuck
 # window), which the CUSUM's estimate of where a mean shift began would only blur, and
@@ -143,6 +167,7 @@ class StreamDetector:
 
     __slots__ = (
         "_clip",
+        "_cold_tag",
         "_cool_until",
         "_detector",
         "_down",
@@ -171,6 +196,7 @@ class StreamDetector:
         season = settings.seasonality
         self._season = None if season is None else _Profile(season)
         self._clip = math.inf  # the profile's learning bound, once a spread is known
+        self._cold_tag: tuple[int, int, bytes] | None = None  # what pack() last gave out
 
     def update(self, x: float, t: float) -> StreamAlarm | None:
         n = self.n = self.n + 1
@@ -258,6 +284,111 @@ class StreamDetector:
             "det": self._detector.snapshot(),
         }
 
+    def pack(self, seen: float) -> tuple[bytes, bytes | None] | None:
+        """The packed snapshot: the hot part (and ``seen``, the monitor's data time of the
+        stream's newest reading), and the cold part when it differs from the one given
+        out last (else None).  None when the stream has no packed form (its detector's
+        kind has none, or it learns a seasonal profile): then :meth:`snapshot` it is.
+
+        The cold part holds the time index, which moves once in ``_TimeIndex.STRIDE``
+        samples, and the detector's slow state, so a checkpoint of streams that each
+        saw a few events writes the hot parts alone.  After a save that may not have
+        landed, :meth:`forget_cold` makes the next pack give the cold part again.
+        """
+        det = self._detector
+        code = _PACKED_CODES.get(type(det))
+        if code is None or self._season is not None:
+            return None
+        got = det.pack()  # type: ignore[attr-defined]
+        if got is None:
+            return None
+        det_hot, det_tag = got
+        ref, up, down, times = self._ref, self._up, self._down, self._times
+        hot = _HOT.pack(
+            PACKED_VERSION, code, self.n, self._cool_until, ref.count, ref.mean, ref.m2,
+            up.stat, up.start, up.count, up.total, down.stat, down.start, down.count, down.total,
+            seen,
+        ) + det_hot  # fmt: skip
+        tag = (times.first, len(times.ms), det_tag)
+        if tag == self._cold_tag:
+            return hot, None
+        ms = times.ms
+        try:  # steps beyond int32 ms (24 days) refuse to pack
+            index = struct.pack(f"<{len(ms[:1])}q{len(ms[1:])}i", *ms[:1], *map(sub, ms[1:], ms))
+            stepped = True
+        except struct.error:
+            index, stepped = struct.pack(f"<{len(ms)}q", *ms), False
+        cold = b"".join((
+            _COLD.pack(PACKED_VERSION, code, times.first, len(ms), stepped),
+            index,
+            det.pack_cold(det_tag),  # type: ignore[attr-defined]
+        ))  # fmt: skip
+        self._cold_tag = tag
+        return hot, cold
+
+    def forget_cold(self) -> None:
+        """The cold part given out last may not be saved: give it again at the next pack."""
+        self._cold_tag = None
+
+    @classmethod
+    def unpack(
+        cls,
+        hot: bytes,
+        cold: bytes | None,
+        new_detector: Callable[[], Detector],
+        settings: StreamSettings,
+    ) -> tuple[StreamDetector, float]:
+        """A stream from :meth:`pack`'s parts, and the ``seen`` packed with it."""
+        if cold is None:
+            raise SnapshotError(
+                "packed stream snapshot has no cold part (the time index) beside it; the "
+                "store lost a key — reset the state to continue"
+            )
+        try:
+            (version, code, n, cool, ref_count, ref_mean, ref_m2,
+             up_stat, up_start, up_count, up_total,
+             down_stat, down_start, down_count, down_total, seen,
+             ) = _HOT.unpack_from(hot)  # fmt: skip
+            cold_version, cold_code, first, count, stepped = _COLD.unpack_from(cold)
+            if stepped and count:
+                index = f"<q{count - 1}i"
+                ms = list(itertools.accumulate(struct.unpack_from(index, cold, _COLD.size)))
+            else:
+                index = f"<{count}q"
+                ms = list(struct.unpack_from(index, cold, _COLD.size))
+        except struct.error as exc:
+            raise SnapshotError(f"packed stream snapshot is cut short: {exc}") from None
+        if version != PACKED_VERSION or cold_version != PACKED_VERSION:
+            raise SnapshotError(
+                f"packed stream snapshot version {version}/{cold_version} is not "
+                f"{PACKED_VERSION}; it was written by another riskstream version — reset "
+                "the state to continue"
+            )
+        kind = PACKED_KINDS.get(code)
+        if kind is None or cold_code != code:
+            raise SnapshotError(
+                f"packed stream snapshot names detector code {code} (cold part: {cold_code}); "
+                f"known: {', '.join(f'{c} = {k.kind}' for c, k in PACKED_KINDS.items())}"
+            )
+        if settings.seasonality is not None:
+            raise SnapshotError(
+                "stream snapshot has no seasonal profile but the monitor has seasonality "
+                "— reset the state to continue"
+            )
+        detector = kind.unpack(hot[_HOT.size :], cold[_COLD.size + struct.calcsize(index) :])
+        det = cls(lambda: detector, settings)  # (not a fresh detector only to replace it)
+        det._new_detector = new_detector
+        det.n, det._cool_until = n, cool
+        det._ref = _Welford(ref_count, ref_mean, ref_m2)
+        if ref_count >= settings.warmup:
+            det._fix_reference(fold=False)
+        det._up = Cusum(up_stat, up_start, up_count, up_total)
+        det._down = Cusum(down_stat, down_start, down_count, down_total)
+        det._times = _TimeIndex(first, ms)
+        got = detector.pack()
+        det._cold_tag = None if got is None else (first, count, got[1])
+        return det, seen
+
     @classmethod
     def restore(
         cls, snap: Mapping[str, Any], new_detector: Callable[[], Detector], settings: StreamSettings
@@ -287,6 +418,17 @@ class StreamDetector:
         det._times = _TimeIndex.load(snap["times"])
         det._detector = restore_detector(snap["det"])
         return det
+
+
+def packed_as_data(hot: bytes, cold: bytes | None) -> dict[str, Any]:
+    """A packed stream snapshot as the plain data :meth:`StreamDetector.snapshot` gives,
+    with its ``seen``: for tools and tests that read saved state."""
+    settings = StreamSettings(warmup=0, scale=False)
+    stream, seen = StreamDetector.unpack(hot, cold, lambda: _NO_DETECTOR, settings)
+    return {**stream.snapshot(), "seen": seen}
+
+
+_NO_DETECTOR: Any = None  # unpack() replaces the stream's detector by the one unpacked
 
 
 class _Profile:

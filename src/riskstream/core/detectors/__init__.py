@@ -12,8 +12,10 @@ State is saved with ``snapshot()`` as plain, versioned data rather than pickle
 (:mod:`.snapshot` says why).  Most River-backed kinds write out each attribute of
 River's state explicitly and rebuild it on ``restore()``; ADWIN, whose window River
 keeps in Rust, stores River's own state bytes (``__getstate__``) as base64 text.
-After an alarm a River-backed detector resets itself at once, exactly as River
-would at the start of the next update, so a snapshot never holds a pending reset.
+Page-Hinkley and ADWIN also pack their state into bytes (``pack`` / ``unpack``), the
+form a checkpoint writes for them: :mod:`.snapshot` says how.  After an alarm a
+River-backed detector resets itself at once, exactly as River would at the start of
+the next update, so a snapshot never holds a pending reset.
 
 :data:`DETECTOR_KINDS` is the registry: the one mapping from a kind's name (as
 written in the config) to its class.  A new kind is a module here and a line there.
@@ -40,6 +42,7 @@ __all__ = [
     "HDDMA",
     "HDDMW",
     "KSWIN",
+    "PACKED_KINDS",
     "Alarm",
     "Detector",
     "OutOfRange",
@@ -64,6 +67,10 @@ DETECTOR_KINDS: dict[str, type[Detector]] = {
     "out-of-range": OutOfRange,
     "stuck": Stuck,
 }
+
+#: The kinds with a packed form, by the code a packed stream snapshot names them with
+#: (a code is never reused for another kind).
+PACKED_KINDS: dict[int, type[PageHinkley] | type[ADWIN]] = {1: PageHinkley, 2: ADWIN}
 
 
 def _kind_class(kind: object, error: type[RiskstreamError] = ConfigError) -> type[Detector]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any, ClassVar
 
 from riskstream.core.detectors import _river
@@ -13,8 +14,13 @@ from riskstream.core.detectors.base import (
     check_number,
     split_at,
 )
-from riskstream.core.detectors.snapshot import Fields, dump_mean, encode_float
+from riskstream.core.detectors.snapshot import Fields, dump_mean, encode_float, unpack_error
 from riskstream.errors import ConfigError
+
+# The packed form (see riskstream.core.detectors.snapshot): the state that every update
+# moves (n, the three runs, River's mean and sums), and the settings, which never move.
+_HOT = struct.Struct("<qqdqdqddddddd")
+_COLD = struct.Struct("<Bqddd")
 
 __all__ = ["PageHinkley"]
 
@@ -49,6 +55,7 @@ class PageHinkley(BaseDetector):
         "_det",
         "_down",
         "_n",
+        "_packed",
         "_seg",
         "_up",
         "alpha",
@@ -85,6 +92,7 @@ class PageHinkley(BaseDetector):
         self._seg = Run(1)  # samples since River's last reset
         self._up = Run(1)  # samples after the increase statistic's running minimum
         self._down = Run(1)  # samples after the decrease statistic's running maximum
+        self._packed = b""  # the settings, packed once (the cold part of pack())
 
     def update(self, x: float) -> Alarm | None:
         det = self._det
@@ -152,3 +160,47 @@ class PageHinkley(BaseDetector):
         det._sum_decrease = river.number("sum_decrease")
         det._min_increase = river.number("min_increase")
         det._max_decrease = river.number("max_decrease")
+
+    def pack(self) -> tuple[bytes, bytes]:
+        """The state as packed float64s and the settings (see :mod:`.snapshot`); the
+        settings' bytes are one object for the detector's life."""
+        det, seg, up, down = self._det, self._seg, self._up, self._down
+        mean = det._x_mean
+        cold = self._packed
+        if not cold:
+            mode = self.MODES.index(self.mode)
+            cold = self._packed = _COLD.pack(
+                mode, self.min_instances, self.delta, self.threshold, self.alpha
+            )
+        hot = _HOT.pack(
+            self._n, seg.start, seg.total, up.start, up.total, down.start, down.total,
+            mean.n, mean._mean,
+            det._sum_increase, det._sum_decrease, det._min_increase, det._max_decrease,
+        )  # fmt: skip
+        return hot, cold
+
+    def pack_cold(self, tag: bytes) -> bytes:
+        """The cold part whose :meth:`pack` tag is ``tag``: for this kind, the tag itself."""
+        return tag
+
+    @classmethod
+    def unpack(cls, hot: bytes, cold: bytes) -> PageHinkley:
+        """Rebuild a detector from :meth:`pack` output, bit for bit."""
+        try:
+            mode, min_instances, delta, threshold, alpha = _COLD.unpack(cold)
+            (n, seg_start, seg_total, up_start, up_total, down_start, down_total, mean_n,
+             mean, sum_inc, sum_dec, min_inc, max_dec) = _HOT.unpack(hot)  # fmt: skip
+            det = cls(min_instances, delta, threshold, alpha, cls.MODES[mode])
+        except (struct.error, IndexError, ConfigError) as exc:
+            raise unpack_error(cls.kind, exc) from None
+        det._n = n
+        det._seg, det._up, det._down = (
+            Run(seg_start, seg_total),
+            Run(up_start, up_total),
+            Run(down_start, down_total),
+        )
+        river = det._det
+        river._x_mean.n, river._x_mean._mean = mean_n, mean
+        river._sum_increase, river._sum_decrease = sum_inc, sum_dec
+        river._min_increase, river._max_decrease = min_inc, max_dec
+        return det

@@ -10,6 +10,16 @@ floats (River starts some minima at infinity) are written as the strings ``"inf"
 :class:`Fields` reads one field at a time with its type checked, so a corrupt or
 foreign snapshot fails with a message naming the field rather than with an
 ``AttributeError`` deep inside River.
+
+**The packed form.**  A checkpoint writes every changed stream, so the common kinds
+(Page-Hinkley and ADWIN, in a :class:`~riskstream.core.streams.StreamDetector`)
+also have a binary form: ``pack()`` returns the *hot* part, the state an update may
+move, as little-endian float64 and int64 fields (``struct``: non-finite floats and
+every bit survive), and a *tag* of the cold part, the state that rarely moves
+(settings; ADWIN's older bucket rows).  ``pack_cold(tag)`` builds the cold part's
+bytes, which the stream saves only when the tag differs from the one it saved last;
+``unpack(hot, cold)`` rebuilds a detector that behaves bit for bit as the one packed.
+The layouts are versioned by the stream's header (:mod:`riskstream.core.streams`).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from typing import Any
 from riskstream.core.detectors import _river
 from riskstream.errors import SnapshotError
 
-__all__ = ["Fields", "check_header", "dump_mean", "encode_float"]
+__all__ = ["Fields", "check_header", "dump_mean", "encode_float", "unpack_error"]
 
 _NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 
@@ -142,3 +152,8 @@ class Fields:
 def dump_mean(m: Any) -> list[float | str]:
     """A river ``stats.Mean`` as ``[n, mean]``, the form :meth:`Fields.mean` reads."""
     return [encode_float(m.n), encode_float(m._mean)]
+
+
+def unpack_error(kind: str, exc: Exception) -> SnapshotError:
+    """A packed snapshot of ``kind`` that does not unpack, with what was wrong."""
+    return SnapshotError(f"{kind}: packed snapshot does not unpack ({type(exc).__name__}: {exc})")
