@@ -41,7 +41,7 @@ class ADWIN(BaseDetector):
 
     def __init__(self, delta: float = 0.002) -> None:
         self.delta = check_probability(self.kind, "delta", delta)
-        self._det = _river.drift().ADWIN(delta=self.delta)
+        self._det = _river.drift_class("adwin", "ADWIN")(delta=self.delta)
         self._n = 0
 
     def update(self, x: float) -> Alarm | None:
