@@ -46,6 +46,14 @@ def field_getter(path: str) -> Getter:
 def key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
     """The stream key of an event: its key fields' values joined by ``|``."""
     getters = tuple(field_getter(p) for p in paths)
+    if len(paths) == 1 and "." not in paths[0]:  # the usual key: one top-level field
+        field = paths[0]
+
+        def top(e: Event) -> str:  # `one` with the field read inlined: a call less per event
+            v = e.get(field)
+            return v if type(v) is str else str(v)
+
+        return top
     if len(getters) == 1:
         (get,) = getters
 
