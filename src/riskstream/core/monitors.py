@@ -27,7 +27,7 @@ from riskstream.core.learned import LearnedStream
 from riskstream.core.limits import REARM_SHARE, SAMPLE_EVERY, IdleClock, MonitorLimit, StreamLimits
 from riskstream.core.reach import RecentUsers
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
-from riskstream.core.specs import MISSING, GapSettings, MonitorSpec, ValueSpec
+from riskstream.core.specs import MAX_MAGNITUDE, MISSING, GapSettings, MonitorSpec, ValueSpec
 from riskstream.core.state_check import encode_checked, null_field
 from riskstream.core.state_keys import (
     CLOCK_MARK,
@@ -205,6 +205,12 @@ class PartitionDetectors:
     ) -> None:
         mine = [s for s in specs if s.reads == kind]
         self._monitors = [_Compiled(s) for s in mine if s.detector != MISSING]
+        # Monitors that read the same value under the same key (drift and ADWIN on one
+        # sensor value, say): each takes the value and key its predecessor read.
+        self._same_reads = [
+            i > 0 and _same_reads(self._monitors[i - 1].spec, m.spec)
+            for i, m in enumerate(self._monitors)
+        ]
         self._silences = [_SilenceMonitor(s) for s in mine if s.detector == MISSING]
         self._by_name = {m.spec.name: m for m in self._monitors}
         self._silence_by_name = {m.spec.name: m for m in self._silences}
@@ -243,15 +249,23 @@ class PartitionDetectors:
                 t = parse_time(event["time"])
             if self._clock.tick(t):
                 self._evict_idle()
-        for m in self._monitors:
+        read: tuple[float, str] | None = None  # the previous monitor's value and key
+        for m, same in zip(self._monitors, self._same_reads, strict=True):
             key = None
             try:
-                if m.filters and not all(get(event) in allowed for get, allowed in m.filters):
-                    continue
-                x = m.value(event)
-                if x is None:
-                    continue
-                key = m.key_of(event)
+                if same and read is not None:
+                    x, key = read
+                    if x == MAX_MAGNITUDE or x == -MAX_MAGNITUDE:
+                        m.value(event)  # clamped, perhaps: this monitor counts it too
+                else:
+                    read = None
+                    if m.filters and not all(get(event) in allowed for get, allowed in m.filters):
+                        continue
+                    value = m.value(event)
+                    if value is None:
+                        continue
+                    x, key = value, m.key_of(event)
+                    read = x, key
                 if m.held and (key in m.held or ALL_STREAMS in m.held):
                     self._skip(m, key)
                     continue
@@ -769,6 +783,14 @@ class PartitionDetectors:
             out[sm.prefix + CLOCK_MARK] = sm.watch.snapshot(CLOCK_MARK)
         out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
         return dict(sorted(out.items()))
+
+
+def _same_reads(a: MonitorSpec, b: MonitorSpec) -> bool:
+    """Whether ``b`` reads the value and stream key ``a`` reads from every event (same
+    value, key and filters, and no groups, whose keys depend on more than the event)."""
+    return (
+        a.value == b.value and a.key == b.key and a.where == b.where and not a.group and not b.group
+    )
 
 
 def _restore_error(monitor: str, key: str, snap: Any, exc: BaseException) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -47,6 +48,7 @@ from riskstream.core.incidents import INCIDENT_OPENED, INCIDENT_UPDATED, inciden
 from riskstream.core.labels import PredictionStore, join, prediction_record
 from riskstream.core.monitors import ApplyFailure, Finding, PartitionDetectors
 from riskstream.core.parked_labels import PARKED_KEY, ParkedLabels
+from riskstream.core.timeutil import parse_time
 from riskstream.errors import BusError, FencedError, SnapshotError, StateStoreError
 from riskstream.metrics import ProcessorMetrics
 from riskstream.ports import ChangeLog, Consumer, Producer, Record, StateStore, TopicPartition
@@ -333,6 +335,7 @@ class Processor:
         owned_map = self._owned
         kinds = self._kinds
         now, limits = self._wall_clock(), self._time_limits
+        earliest, latest = now - limits.max_age_s, now + limits.max_ahead_s  # as event_time
         applied: dict[str, int] = {}
         rejected: dict[tuple[str, str], int] = {}
         duplicates: dict[str, int] = {}
@@ -344,10 +347,15 @@ class Processor:
                 continue
             result = decode(record)
             if not isinstance(result, Rejection):
-                try:
-                    t = event_time(result.get("time"), now, limits)  # type: ignore[arg-type]
-                except Refused as refused:
-                    result = Rejection(refused.reason, str(refused))
+                try:  # event_time's checks, without the call for the usual good time
+                    t = parse_time(result.get("time"))  # type: ignore[arg-type]
+                except (ValueError, OverflowError, TypeError):
+                    t = math.nan
+                if not earliest <= t <= latest:  # event_time refuses it, and says why
+                    try:
+                        t = event_time(result.get("time"), now, limits)  # type: ignore[arg-type]
+                    except Refused as refused:
+                        result = Rejection(refused.reason, str(refused))
             if isinstance(result, Rejection):
                 self._dead_letter(record, result)
                 owned.counters["dead_lettered"] += 1

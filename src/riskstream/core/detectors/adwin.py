@@ -45,14 +45,15 @@ class ADWIN(BaseDetector):
         self._n = 0
 
     def update(self, x: float) -> Alarm | None:
-        helper = self._det._helper
+        det = self._det
+        helper = det._helper
         width_before = helper.get_width()
         total_before = helper.get_total()
-        self._det.update(x)
+        det.update(x)
         self._n += 1
-        if not self._det.drift_detected:
+        if not det._drift_detected:  # River's drift_detected property, without the call
             return None
-        helper = self._det._helper
+        helper = det._helper
         width_after = int(helper.get_width())
         mean_after = helper.get_total() / width_after if width_after else 0.0
         dropped = int(width_before) + 1 - width_after
