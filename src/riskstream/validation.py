@@ -354,8 +354,11 @@ class _Compiler:
                     self.emit(d, f"{x} = {v}[{key!r}]")
                     self.check(sub, x, path.key(key), d, f"{at}/{key}")
                 else:
-                    mark = self.emit(d, f"if ({x} := {v}.get({key!r}, _M)) is not _M:")
+                    # `in` and a subscript, not .get(): no call, and none when it is absent
+                    mark = self.emit(d, f"if {key!r} in {v}:")
+                    self.emit(d + 1, f"{x} = {v}[{key!r}]")
                     self.check(sub, x, path.key(key), d + 1, f"{at}/{key}")
+                    self.close(mark + 1)
                     self.close(mark)
         elif kw == "propertyNames" or (kw == "additionalProperties" and "propertyNames" not in s):
             self.each_property(s, v, path, d, at.rsplit("/", 1)[0])  # one loop serves both

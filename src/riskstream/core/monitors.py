@@ -205,12 +205,8 @@ class PartitionDetectors:
     ) -> None:
         mine = [s for s in specs if s.reads == kind]
         self._monitors = [_Compiled(s) for s in mine if s.detector != MISSING]
-        # Monitors that read the same value under the same key (drift and ADWIN on one
-        # sensor value, say): each takes the value and key its predecessor read.
-        self._same_reads = [
-            i > 0 and _same_reads(self._monitors[i - 1].spec, m.spec)
-            for i, m in enumerate(self._monitors)
-        ]
+        self._plan = _plan(self._monitors)
+        self._plan_of = self._monitors  # the list the plan was made for (load may replace it)
         self._silences = [_SilenceMonitor(s) for s in mine if s.detector == MISSING]
         self._by_name = {m.spec.name: m for m in self._monitors}
         self._silence_by_name = {m.spec.name: m for m in self._silences}
@@ -249,13 +245,15 @@ class PartitionDetectors:
                 t = parse_time(event["time"])
             if self._clock.tick(t):
                 self._evict_idle()
+        if self._plan_of is not self._monitors:
+            self._plan, self._plan_of = _plan(self._monitors), self._monitors
         read: tuple[float, str] | None = None  # the previous monitor's value and key
-        for m, same in zip(self._monitors, self._same_reads, strict=True):
+        for m, same, plain in self._plan:
             key = None
             try:
                 if same and read is not None:
                     x, key = read
-                    if x == MAX_MAGNITUDE or x == -MAX_MAGNITUDE:
+                    if not _CLAMP_BELOW < x < MAX_MAGNITUDE:
                         m.value(event)  # clamped, perhaps: this monitor counts it too
                 else:
                     read = None
@@ -268,6 +266,21 @@ class PartitionDetectors:
                     read = x, key
                 if m.held and (key in m.held or ALL_STREAMS in m.held):
                     self._skip(m, key)
+                    continue
+                if plain:  # the general path below, less what this monitor does not use
+                    stream = m.streams.get(key)
+                    if t is None:
+                        t = parse_time(event["time"])
+                    if stream is None:
+                        if len(m.streams) >= cap:
+                            findings.extend(self._dropped(m, key, t))
+                            continue
+                        stream = m.streams[key] = m.new_stream()
+                    m.seen[key] = t
+                    m.dirty.add(key)
+                    alarm = stream.update(x, t)
+                    if alarm is not None:
+                        findings.append(self._finding(m, key, event, alarm, None))
                     continue
                 detail = None
                 if m.group_of is not None:
@@ -783,6 +796,24 @@ class PartitionDetectors:
             out[sm.prefix + CLOCK_MARK] = sm.watch.snapshot(CLOCK_MARK)
         out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
         return dict(sorted(out.items()))
+
+
+_CLAMP_BELOW = -MAX_MAGNITUDE
+
+
+def _plan(monitors: Sequence[_Compiled]) -> list[tuple[_Compiled, bool, bool]]:
+    """How :meth:`PartitionDetectors.observe` runs each monitor: ``(monitor, same,
+    plain)``.  ``same``: it reads the value and key its predecessor read (drift and ADWIN
+    on one sensor value, say), so it takes that read.  ``plain``: no groups, users or
+    discovery control, so the short path serves it."""
+    return [
+        (
+            m,
+            i > 0 and _same_reads(monitors[i - 1].spec, m.spec),
+            m.group_of is None and m.users_of is None and m.control is None,
+        )
+        for i, m in enumerate(monitors)
+    ]
 
 
 def _same_reads(a: MonitorSpec, b: MonitorSpec) -> bool:
