@@ -158,6 +158,21 @@ def _regex(pattern: Any, where: str) -> re.Pattern[str]:
         raise ConfigError(f"{where}: bad pattern {pattern!r}: {exc}") from exc
 
 
+@functools.cache
+def _datetime_and(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """One regex for ``format: date-time`` and a ``pattern`` together (None when the
+    pattern does not combine): it matches at the start just when the whole text is an
+    RFC 3339 date-time (all but the calendar) and the pattern matches somewhere in it.
+
+    A time field carries both, and checking them as one C call instead of two (and a
+    Python function) is a tenth of the processor's schema validation.
+    """
+    try:
+        return re.compile(rf"(?={_DATETIME.pattern}\Z)(?s:.*?)(?:{pattern.pattern})", pattern.flags)
+    except re.error:  # inline global flags, say: keep the two checks apart
+        return None
+
+
 def _count(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigError(f"{where}: must be a non-negative integer")
@@ -308,11 +323,22 @@ class _Compiler:
         elif kw == "format":
             if arg != "date-time":
                 raise ConfigError(f"{at}: unsupported format {arg!r} (only date-time)")
+            both = None
+            if "pattern" in s:
+                pattern = _regex(s["pattern"], at.rsplit("/", 1)[0] + "/pattern")
+                both = _datetime_and(pattern)
+            if both is not None:  # the usual case in one regex; the checks below say why not
+                self.emit(d, f"if {self.var('_both', both)}.match({v}) is None or (")
+                self.emit(d + 1, f"{v}[8:10] > '28' and not _is_datetime({v})):")
+                d += 1
             self.emit(d, f"if not _is_datetime({v}):")
             self.fail(d + 1, path, "expected an RFC 3339 date-time, got ", f"_short({v})")
+            if both is not None:
+                self.pattern(s["pattern"], v, path, d, at)
         elif kw == "pattern":
-            self.emit(d, f"if {self.var('_re', _regex(arg, at))}.search({v}) is None:")
-            self.fail(d + 1, path, f"does not match pattern {arg!r}")
+            if s.get("format") == "date-time" and _datetime_and(_regex(arg, at)) is not None:
+                return  # checked with the format, in one regex
+            self.pattern(arg, v, path, d, at)
         elif kw == "required":
             if not isinstance(arg, list) or not all(isinstance(k, str) for k in arg):
                 raise ConfigError(f"{at}: must be an array of strings")
@@ -328,8 +354,11 @@ class _Compiler:
                     self.emit(d, f"{x} = {v}[{key!r}]")
                     self.check(sub, x, path.key(key), d, f"{at}/{key}")
                 else:
-                    mark = self.emit(d, f"if ({x} := {v}.get({key!r}, _M)) is not _M:")
+                    # `in` and a subscript, not .get(): no call, and none when it is absent
+                    mark = self.emit(d, f"if {key!r} in {v}:")
+                    self.emit(d + 1, f"{x} = {v}[{key!r}]")
                     self.check(sub, x, path.key(key), d + 1, f"{at}/{key}")
+                    self.close(mark + 1)
                     self.close(mark)
         elif kw == "propertyNames" or (kw == "additionalProperties" and "propertyNames" not in s):
             self.each_property(s, v, path, d, at.rsplit("/", 1)[0])  # one loop serves both
@@ -356,6 +385,10 @@ class _Compiler:
             if inner:
                 self.close(inner)
         self.close(mark)
+
+    def pattern(self, arg: Any, v: str, path: _Path, d: int, at: str) -> None:
+        self.emit(d, f"if {self.var('_re', _regex(arg, at))}.search({v}) is None:")
+        self.fail(d + 1, path, f"does not match pattern {arg!r}")
 
     def any_of(self, subs: Any, v: str, path: _Path, d: int, where: str) -> None:
         """Try each branch until one matches, keeping the reasons the others did not."""

@@ -43,7 +43,9 @@ def test_adwin_refuses_bad_settings_and_foreign_snapshots() -> None:
 
 def test_river_is_imported_only_when_a_river_detector_is_built() -> None:
     """River's drift and stats modules import scipy (about 1.5 s of CPU at every start);
-    the learned kinds of the shipped default never need them."""
+    the learned kinds of the shipped default never need them, and ADWIN and Page-Hinkley
+    load their own River modules without river.drift's __init__ (scipy.stats, scipy.io),
+    as the same classes a later ``import river.drift`` gives."""
     import subprocess
     import sys
 
@@ -51,8 +53,11 @@ def test_river_is_imported_only_when_a_river_detector_is_built() -> None:
         "import sys, riskstream.core.monitors, riskstream.cli.run\n"
         "print('river.drift' in sys.modules, 'scipy' in sys.modules)\n"
         "from riskstream.core.detectors.page_hinkley import PageHinkley\n"
-        "PageHinkley()\n"
-        "print('river.drift' in sys.modules)\n"
+        "from riskstream.core.detectors.adwin import ADWIN\n"
+        "ph, adwin = PageHinkley(), ADWIN()\n"
+        "print('river.drift' in sys.modules, 'scipy.stats' in sys.modules)\n"
+        "import river.drift\n"
+        "print(type(ph._det) is river.drift.PageHinkley, type(adwin._det) is river.drift.ADWIN)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False", "True"]
+    assert out.stdout.split() == ["False", "False", "False", "False", "True", "True"]

@@ -150,6 +150,25 @@ def test_huge_values_are_clamped_counted_and_the_state_restores() -> None:
     assert held_streams(store, SCOPE) == []
 
 
+def test_monitors_that_share_a_read_each_count_the_clamped_values() -> None:
+    """The default's sensor monitors read the same value and key in pairs (drift and
+    noise, out-of-range and stuck): the second takes the first one's read, and still
+    counts a clamped value as its own."""
+    from riskstream.core.monitors import PartitionDetectors
+
+    shared = [same for _, same, _ in PartitionDetectors(load_config(None).monitors, "sensor")._plan]
+    assert shared == [False, True, False, True]
+    bus, store, registry = InMemoryBus(), InMemoryStateStore(), CollectorRegistry()
+    events = [_reading(i) for i in range(600)]
+    events[400] = _reading(400, value=1e308)
+    events[401] = _reading(401, value=-1e308)
+    _produce(bus, events)
+    _run(bus, store, registry=registry).close()
+    for monitor in ("sensor-value-drift", "sensor-noise", "sensor-out-of-range", "sensor-stuck"):
+        clamped = registry.get_sample_value("riskstream_values_clamped_total", {"monitor": monitor})
+        assert clamped == 2, monitor
+
+
 def test_a_snapshot_that_would_not_restore_is_not_saved_and_its_stream_is_held() -> None:
     bus, store, registry = InMemoryBus(), InMemoryStateStore(), CollectorRegistry()
     _produce(bus, [_reading(i) for i in range(50)])

@@ -111,6 +111,36 @@ def test_bad_records_are_counted_dead_lettered_and_never_stop_the_loop() -> None
     assert store.peek(SCOPE, (TOPIC, 0)).counters == {"applied": 10, "dead_lettered": 2}
 
 
+def test_a_bus_failure_mid_batch_leaves_counters_and_offset_together() -> None:
+    """Applied events are counted per run of records, not one by one: when the bus fails
+    on an event, the count saved at shutdown still covers exactly the events before it,
+    and the saved offset is that event's, so a restart applies it once."""
+    import pytest
+
+    from riskstream.errors import BusError
+
+    bus, store = InMemoryBus(), InMemoryStateStore()
+    _fill(bus, 300, drift_at=1000)
+    processor = embedded_processor(load_config(None), bus, store, wall_clock=lambda: NOW)
+    processor.start()
+    detectors = processor._owned[(TOPIC, 0)].detectors
+    observe, calls = detectors.observe, itertools.count(1)
+
+    def failing(event: Any, t: float | None = None) -> Any:
+        if next(calls) == 120:
+            raise BusError("the broker is gone")
+        return observe(event, t)
+
+    detectors.observe = failing  # type: ignore[method-assign]
+    with pytest.raises(BusError):
+        while processor.step(0):
+            pass
+    processor.close()
+    saved = store.peek(SCOPE, (TOPIC, 0))
+    assert saved.offset == 119
+    assert saved.counters == {"applied": 119, "dead_lettered": 0}
+
+
 def test_checkpoints_take_at_most_their_budget_of_the_time() -> None:
     from riskstream.adapters.memory.changes import InMemoryChangeLog
     from riskstream.bootstrap import build_decoder

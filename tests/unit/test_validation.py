@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import linecache
 import math
 import random
 import re
@@ -269,6 +270,55 @@ def test_json_semantics_match_the_reference(
 def test_date_time_format(text: str, valid: bool) -> None:
     compiled = compile_schema({"format": "date-time"})
     assert accepts(compiled, text) is valid is rfc3339_date_time(text)
+
+
+TIMES = [
+    "2026-11-26T10:00:00.250Z", "2026-11-26T10:00:00Z", "2026-11-26T10:00:00.123456789Z",
+    "2026-11-26T10:00:00.1234567890Z", "2026-11-26T10:00:00+05:30", "2024-02-29T23:59:59Z",
+    "2026-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-04-30T00:00:00Z", "2026-12-31T23:59:59Z",
+    "2026-11-26t10:00:00z", "2026-11-26T10:00:60Z", "2026-11-26T10:00:00.Z", "2026-11-26T10:00:00",
+    "2026-11-26 10:00:00Z", "2026-11-26T10:00:00Z\n", "x2026-11-26T10:00:00Z", "", "2026",
+    "2026-13-01T00:00:00Z", "2026-11-26T24:00:00Z", "2026-11-26T10:00:00+24:00",
+    "0000-02-29T00:00:00Z", "١٢٣٤-11-26T10:00:00Z", "2026-11-26T10:00:00.250Z" + "0" * 5000,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        json.loads((SCHEMA_DIR / "sensor-event.schema.json").read_text())["$defs"]["timestamp"][
+            "pattern"
+        ],
+        "Z$",  # unanchored: searched anywhere, as JSON Schema says
+        "(?i)^2026",  # inline flags: cannot share the date-time regex, checked apart
+        "^(2026)-\\d\\d-\\1",  # a back-reference: group numbers are kept
+    ],
+)
+def test_date_time_with_a_pattern_is_one_regex_with_the_same_verdicts_and_messages(
+    pattern: str,
+) -> None:
+    """The time fields carry ``format`` and ``pattern``; the compiled code checks both in
+    one regex when it can, and a failure still gets the message the first failing
+    keyword gives on its own (format first, as the schema lists them)."""
+    schema = {"type": "string", "format": "date-time", "pattern": pattern}
+    compiled, ref = compile_schema(schema), reference(schema)
+    source = "".join(linecache.getlines(compiled.__code__.co_filename))
+    assert ("_both" in source) is (not pattern.startswith("(?i)")), source
+    fmt, pat = compile_schema({"format": "date-time"}), compile_schema({"pattern": pattern})
+    for text in TIMES:
+        expected = next(
+            (str(e) for check in (fmt, pat) if (e := _error(check, text)) is not None), None
+        )
+        assert _error(compiled, text) == expected, text
+        assert ref(text) is (expected is None), text
+
+
+def _error(validate: Callable[[Any], None], value: object) -> str | None:
+    try:
+        validate(value)
+    except SchemaError as exc:
+        return str(exc)
+    return None
 
 
 # --- messages ----------------------------------------------------------------

@@ -138,6 +138,14 @@ def key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
     'a|b\\|c'
     """
     getters = tuple(field_getter(p) for p in paths)
+    if len(paths) == 1 and "." not in paths[0]:  # the usual key: one top-level field
+        field = paths[0]
+
+        def top(e: Event) -> str:  # `one` with the field read inlined: a call less per event
+            v = e.get(field)
+            return v if type(v) is str else str(v)
+
+        return top
     if len(getters) == 1:
         (get,) = getters
 

@@ -27,7 +27,7 @@ from riskstream.core.learned import LearnedStream
 from riskstream.core.limits import REARM_SHARE, SAMPLE_EVERY, IdleClock, MonitorLimit, StreamLimits
 from riskstream.core.reach import RecentUsers
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
-from riskstream.core.specs import MISSING, GapSettings, MonitorSpec, ValueSpec
+from riskstream.core.specs import MAX_MAGNITUDE, MISSING, GapSettings, MonitorSpec, ValueSpec
 from riskstream.core.state_check import encode_checked, null_field
 from riskstream.core.state_keys import (
     CLOCK_MARK,
@@ -210,6 +210,8 @@ class PartitionDetectors:
     ) -> None:
         mine = [s for s in specs if s.reads == kind]
         self._monitors = [_Compiled(s) for s in mine if s.detector != MISSING]
+        self._plan = _plan(self._monitors)
+        self._plan_of = self._monitors  # the list the plan was made for (load may replace it)
         self._silences = [_SilenceMonitor(s) for s in mine if s.detector == MISSING]
         self._by_name = {m.spec.name: m for m in self._monitors}
         self._silence_by_name = {m.spec.name: m for m in self._silences}
@@ -249,17 +251,42 @@ class PartitionDetectors:
                 t = parse_time(event["time"])
             if self._clock.tick(t):
                 self._evict_idle()
-        for m in self._monitors:
+        if self._plan_of is not self._monitors:
+            self._plan, self._plan_of = _plan(self._monitors), self._monitors
+        read: tuple[float, str] | None = None  # the previous monitor's value and key
+        for m, same, plain in self._plan:
             key = None
             try:
-                if m.filters and not all(get(event) in allowed for get, allowed in m.filters):
-                    continue
-                x = m.value(event)
-                if x is None:
-                    continue
-                key = m.key_of(event)
+                if same and read is not None:
+                    x, key = read
+                    if not _CLAMP_BELOW < x < MAX_MAGNITUDE:
+                        m.value(event)  # clamped, perhaps: this monitor counts it too
+                else:
+                    read = None
+                    if m.filters and not all(get(event) in allowed for get, allowed in m.filters):
+                        continue
+                    value = m.value(event)
+                    if value is None:
+                        continue
+                    x, key = value, m.key_of(event)
+                    read = x, key
                 if m.held and (key in m.held or ALL_STREAMS in m.held):
                     self._skip(m, key)
+                    continue
+                if plain:  # the general path below, less what this monitor does not use
+                    stream = m.streams.get(key)
+                    if t is None:
+                        t = parse_time(event["time"])
+                    if stream is None:
+                        if len(m.streams) >= cap:
+                            findings.extend(self._dropped(m, key, t))
+                            continue
+                        stream = m.streams[key] = m.new_stream()
+                    m.seen[key] = t
+                    m.dirty.add(key)
+                    alarm = stream.update(x, t)
+                    if alarm is not None:
+                        findings.append(self._finding(m, key, event, alarm, None))
                     continue
                 detail = None
                 if m.group_of is not None:
@@ -851,6 +878,32 @@ class PartitionDetectors:
             out[sm.prefix + CLOCK_MARK] = sm.watch.snapshot(CLOCK_MARK)
         out.update((k, self._episodes.snapshot(k)) for k in self._episodes.open_keys())
         return dict(sorted(out.items()))
+
+
+_CLAMP_BELOW = -MAX_MAGNITUDE
+
+
+def _plan(monitors: Sequence[_Compiled]) -> list[tuple[_Compiled, bool, bool]]:
+    """How :meth:`PartitionDetectors.observe` runs each monitor: ``(monitor, same,
+    plain)``.  ``same``: it reads the value and key its predecessor read (drift and ADWIN
+    on one sensor value, say), so it takes that read.  ``plain``: no groups, users or
+    discovery control, so the short path serves it."""
+    return [
+        (
+            m,
+            i > 0 and _same_reads(monitors[i - 1].spec, m.spec),
+            m.group_of is None and m.users_of is None and m.control is None,
+        )
+        for i, m in enumerate(monitors)
+    ]
+
+
+def _same_reads(a: MonitorSpec, b: MonitorSpec) -> bool:
+    """Whether ``b`` reads the value and stream key ``a`` reads from every event (same
+    value, key and filters, and no groups, whose keys depend on more than the event)."""
+    return (
+        a.value == b.value and a.key == b.key and a.where == b.where and not a.group and not b.group
+    )
 
 
 def _restore_error(monitor: str, key: str, snap: Any, exc: BaseException) -> str:

@@ -200,9 +200,8 @@ class StreamDetector:
 
     def update(self, x: float, t: float) -> StreamAlarm | None:
         n = self.n = self.n + 1
-        times = self._times
-        if not (n - 1) % times.STRIDE:
-            times.add(n, t)
+        if not (n - 1) % _STRIDE:
+            self._times.add(n, t)
         season = self._season
         if season is not None:
             base = season.update(x, t, self._clip)
@@ -210,15 +209,37 @@ class StreamDetector:
                 return None  # this part of the cycle has not learned enough yet
             x -= base
         ref = self._ref
-        if ref.count < self._settings.warmup:
+        settings = self._settings
+        if ref.count < settings.warmup:
             ref.add(x)
-            if ref.count == self._settings.warmup:
+            if ref.count == settings.warmup:
                 self._fix_reference(fold=True)
             return None
         z = (x - self._mean) / self._std
-        self._up.add(z - CUSUM_SLACK, x, n)
-        self._down.add(-z - CUSUM_SLACK, x, n)
-        alarm = self._detector.update(z if self._settings.scale else x)
+        # Cusum.add for both sides, inlined: this runs for every event of every stream.
+        side = self._up
+        stat = side.stat + (z - CUSUM_SLACK)
+        if stat <= 0.0:
+            if side.stat:
+                side.stat, side.count, side.total = 0.0, 0, 0.0
+        else:
+            if side.stat == 0.0:
+                side.start = n
+            side.stat = stat
+            side.count += 1
+            side.total += x
+        side = self._down
+        stat = side.stat + (-z - CUSUM_SLACK)
+        if stat <= 0.0:
+            if side.stat:
+                side.stat, side.count, side.total = 0.0, 0, 0.0
+        else:
+            if side.stat == 0.0:
+                side.start = n
+            side.stat = stat
+            side.count += 1
+            side.total += x
+        alarm = self._detector.update(z if settings.scale else x)
         if alarm is None or n <= self._cool_until:
             return None
         return self._raise(alarm, t)
@@ -536,7 +557,9 @@ class Cusum:
         self.stat, self.start, self.count, self.total = stat, start, count, total
 
     def add(self, step: float, x: float, n: int) -> float:
-        """Add one step (for sample ``n`` of value ``x``); the statistic after it."""
+        """Add one step (for sample ``n`` of value ``x``); the statistic after it.
+
+        :meth:`StreamDetector.update` has a copy of this inlined: change both."""
         s = self.stat + step
         if s <= 0.0:
             if self.stat:
@@ -617,3 +640,6 @@ class _TimeIndex:
         for delta in data[1]:
             ms.append(int(delta) + (ms[-1] if ms else 0))
         return cls(int(data[0]), ms)
+
+
+_STRIDE = _TimeIndex.STRIDE  # for StreamDetector.update: a global, not two lookups

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -47,6 +48,7 @@ from riskstream.core.incidents import INCIDENT_OPENED, INCIDENT_UPDATED, inciden
 from riskstream.core.labels import PredictionStore, join, prediction_record
 from riskstream.core.monitors import ApplyFailure, Finding, PartitionDetectors
 from riskstream.core.parked_labels import PARKED_KEY, ParkedLabels
+from riskstream.core.timeutil import parse_time
 from riskstream.errors import BusError, FencedError, SnapshotError, StateStoreError
 from riskstream.metrics import ProcessorMetrics
 from riskstream.ports import ChangeLog, Consumer, Producer, Record, StateStore, TopicPartition
@@ -114,6 +116,13 @@ class Processor:
         self._stored_since_join = False
         self._scope = config.processor.group_id
         self._kinds = config.topics.input_kinds()
+        # Topics whose events go straight to the monitors (see _apply for the others).
+        self._plain_topics = frozenset(
+            topic
+            for topic, kind in self._kinds.items()
+            if kind != "change"
+            and (self._predictions is None or kind not in ("inference", "label"))
+        )
         self._owned: dict[TopicPartition, _Owned] = {}
         # Recent change events, for the suspects an incident lists: shared (Redis) when
         # several processors each read only some of the change topic's partitions.
@@ -333,63 +342,96 @@ class Processor:
         owned_map = self._owned
         kinds = self._kinds
         now, limits = self._wall_clock(), self._time_limits
+        earliest, latest = now - limits.max_age_s, now + limits.max_ahead_s  # as event_time
+        plain_topics = self._plain_topics
         applied: dict[str, int] = {}
         rejected: dict[tuple[str, str], int] = {}
         duplicates: dict[str, int] = {}
-        for record in batch:
-            owned = owned_map.get((record.topic, record.partition))
-            if owned is None:  # a record from a partition we just gave up, or hold
-                continue
-            if record.offset < owned.skip_below:  # fetched before the seek that restarted it
-                continue
-            result = decode(record)
-            if not isinstance(result, Rejection):
+        # Applied events are counted per run of records of one partition, not one by one;
+        # `finally` adds the last run's count even when a store or bus error ends the batch.
+        run: _Owned | None = None
+        run_topic, run_applied = "", 0
+        try:
+            for record in batch:
+                owned = owned_map.get((record.topic, record.partition))
+                if owned is None:  # a record from a partition we just gave up, or hold
+                    continue
+                if owned is not run:
+                    if run is not None and run_applied:
+                        run.counters["applied"] += run_applied
+                        applied[run_topic] = applied.get(run_topic, 0) + run_applied
+                    run, run_topic, run_applied = owned, record.topic, 0
+                if record.offset < owned.skip_below:  # fetched before the seek that restarted it
+                    continue
+                result = decode(record)
+                if not isinstance(result, Rejection):
+                    try:  # event_time's checks, without the call for the usual good time
+                        t = parse_time(result.get("time"))  # type: ignore[arg-type]
+                    except (ValueError, OverflowError, TypeError):
+                        t = math.nan
+                    if not earliest <= t <= latest:  # event_time refuses it, and says why
+                        try:
+                            t = event_time(result.get("time"), now, limits)  # type: ignore[arg-type]
+                        except Refused as refused:
+                            result = Rejection(refused.reason, str(refused))
+                if isinstance(result, Rejection):
+                    self._dead_letter(record, result)
+                    owned.counters["dead_lettered"] += 1
+                    key = (record.topic, result.reason)
+                    rejected[key] = rejected.get(key, 0) + 1
+                    owned.next_offset = record.offset + 1
+                    continue
+                recent = owned.recent
+                if (
+                    recent is not None
+                    and (eid := result.get("event_id")) is not None
+                    and recent.seen(eid if type(eid) is str else str(eid))
+                ):
+                    counters = owned.counters  # "duplicates" appears with the first one
+                    counters["duplicates"] = counters.get("duplicates", 0) + 1
+                    duplicates[record.topic] = duplicates.get(record.topic, 0) + 1
+                    owned.next_offset = record.offset + 1
+                    continue
                 try:
-                    t = event_time(result.get("time"), now, limits)  # type: ignore[arg-type]
-                except Refused as refused:
-                    result = Rejection(refused.reason, str(refused))
-            if isinstance(result, Rejection):
-                self._dead_letter(record, result)
-                owned.counters["dead_lettered"] += 1
-                key = (record.topic, result.reason)
-                rejected[key] = rejected.get(key, 0) + 1
+                    if record.topic in plain_topics:  # _apply, less what such events skip
+                        detectors = owned.detectors
+                        for finding in detectors.observe(result, t):
+                            self._emit(finding)
+                        failed = None
+                        if detectors.failures:
+                            failed = self._failed(
+                                detectors,
+                                f"{record.topic}[{record.partition}]@{record.offset}",
+                                f"the event goes to {self._config.topics.dead_letter}",
+                            )
+                    else:
+                        failed = self._apply(owned, record, result, kinds.get(record.topic), t)
+                except (StateStoreError, BusError):
+                    raise  # the stores or the bus, not this event: the caller retries or stops
+                except Exception as exc:  # a poison pill: this event only, never the partition
+                    log.exception(
+                        "%s[%d]@%d: applying the event failed; it goes to %s",
+                        record.topic, record.partition, record.offset,
+                        self._config.topics.dead_letter,
+                    )  # fmt: skip
+                    failed = [ApplyFailure("", None, exc, f"{type(exc).__name__}: {exc}")]
+                if failed is None:
+                    run_applied += 1
+                elif failed:
+                    self._dead_letter(record, Rejection("apply_error", _failure_text(failed)))
+                    owned.counters["dead_lettered"] += 1
+                    key = (record.topic, "apply_error")
+                    rejected[key] = rejected.get(key, 0) + 1
+                else:  # a label that cannot be joined: dead-lettered by _apply
+                    owned.counters["dead_lettered"] += 1
+                    key = (record.topic, "label_model_mismatch")
+                    rejected[key] = rejected.get(key, 0) + 1
+                # Only now: a store or bus error above leaves the offset before this event.
                 owned.next_offset = record.offset + 1
-                continue
-            recent = owned.recent
-            if (
-                recent is not None
-                and (eid := result.get("event_id")) is not None
-                and recent.seen(eid if type(eid) is str else str(eid))
-            ):
-                counters = owned.counters  # "duplicates" appears with the first one
-                counters["duplicates"] = counters.get("duplicates", 0) + 1
-                duplicates[record.topic] = duplicates.get(record.topic, 0) + 1
-                owned.next_offset = record.offset + 1
-                continue
-            try:
-                failed = self._apply(owned, record, result, kinds.get(record.topic), t)
-            except (StateStoreError, BusError):
-                raise  # the stores or the bus, not this event: the caller retries or stops
-            except Exception as exc:  # a poison pill: this event only, never the partition
-                log.exception(
-                    "%s[%d]@%d: applying the event failed; it goes to %s",
-                    record.topic, record.partition, record.offset, self._config.topics.dead_letter,
-                )  # fmt: skip
-                failed = [ApplyFailure("", None, exc, f"{type(exc).__name__}: {exc}")]
-            if failed is None:
-                owned.counters["applied"] += 1
-                applied[record.topic] = applied.get(record.topic, 0) + 1
-            elif failed:
-                self._dead_letter(record, Rejection("apply_error", _failure_text(failed)))
-                owned.counters["dead_lettered"] += 1
-                key = (record.topic, "apply_error")
-                rejected[key] = rejected.get(key, 0) + 1
-            else:  # a label that cannot be joined: dead-lettered by _apply
-                owned.counters["dead_lettered"] += 1
-                key = (record.topic, "label_model_mismatch")
-                rejected[key] = rejected.get(key, 0) + 1
-            # Only now: a store or bus error above leaves the offset before this event.
-            owned.next_offset = record.offset + 1
+        finally:
+            if run is not None and run_applied:
+                run.counters["applied"] += run_applied
+                applied[run_topic] = applied.get(run_topic, 0) + run_applied
         self._save_predictions()
         if self._stored_since_join:
             self._join_parked()

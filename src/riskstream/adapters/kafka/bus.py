@@ -217,9 +217,14 @@ class KafkaConsumer:
             if err is not None:
                 self._message_error(err)
                 continue
-            headers = msg.headers()
-            fields = (msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value())
-            append(new(record, (*fields, tuple(headers) if headers else ())))
+            given = msg.headers()
+            headers = tuple(given) if given else ()
+            append(
+                new(
+                    record,
+                    (msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), headers),
+                )
+            )
         return out
 
     def _message_error(self, err: KafkaError) -> None:

@@ -42,18 +42,19 @@ class ADWIN(BaseDetector):
 
     def __init__(self, delta: float = 0.002) -> None:
         self.delta = check_probability(self.kind, "delta", delta)
-        self._det = _river.drift().ADWIN(delta=self.delta)
+        self._det = _river.drift_class("adwin", "ADWIN")(delta=self.delta)
         self._n = 0
 
     def update(self, x: float) -> Alarm | None:
-        helper = self._det._helper
+        det = self._det
+        helper = det._helper
         width_before = helper.get_width()
         total_before = helper.get_total()
-        self._det.update(x)
+        det.update(x)
         self._n += 1
-        if not self._det.drift_detected:
+        if not det._drift_detected:  # River's drift_detected property, without the call
             return None
-        helper = self._det._helper
+        helper = det._helper
         width_after = int(helper.get_width())
         mean_after = helper.get_total() / width_after if width_after else 0.0
         dropped = int(width_before) + 1 - width_after

@@ -81,7 +81,7 @@ class PageHinkley(BaseDetector):
         if mode not in self.MODES:
             raise ConfigError(f"{k}: mode must be one of 'up', 'down', 'both', got {mode!r}")
         self.mode = mode
-        self._det: Any = _river.drift().PageHinkley(
+        self._det: Any = _river.drift_class("page_hinkley", "PageHinkley")(
             min_instances=self.min_instances,
             delta=self.delta,
             threshold=self.threshold,
