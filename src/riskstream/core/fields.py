@@ -143,7 +143,9 @@ def key_getter(paths: Sequence[str]) -> Callable[[Event], str]:
 
         def top(e: Event) -> str:  # `one` with the field read inlined: a call less per event
             v = e.get(field)
-            return v if type(v) is str else str(v)
+            if type(v) is str and v.isprintable() and "|" not in v and "\\" not in v:
+                return v
+            return key_part(v)
 
         return top
     if len(getters) == 1:
