@@ -40,16 +40,16 @@ T = CONFIG.topics
 
 
 @pytest.mark.parametrize(
-    ("kind", "jump"), [("shift", 1e5), ("noise", 1e5), ("outlier", 1e5), ("noise", 1e100),
-                       ("outlier", 1e100)]
+    ("kind", "jump"), [("shift", 1e5), ("noise", 1e5), ("outlier", 1e5), ("shift", 1e100),
+                       ("shift", -1e100), ("noise", 1e100), ("outlier", 1e100)]
 )  # fmt: skip
 def test_a_huge_jump_after_a_near_zero_spread_saturates_instead_of_raising(
     kind: str, jump: float
 ) -> None:
     """0 and 1e-150 through half the warm-up, then a jump: ``(a - 2) ** 2`` raised
-    OverflowError in the tail fit (the chaos test's poison pill until it was fixed).
-    (1e100 is the clamp, specs.MAX_MAGNITUDE; shift at 1e100 still overflows in
-    ``_settle``, outside this fix: see the CHANGELOG.)"""
+    OverflowError in the tail fit (the chaos test's poison pill until it was fixed),
+    and shift's ``(d / spread) ** 2`` in learning the wander (1e100 is the clamp,
+    specs.MAX_MAGNITUDE)."""
     stream = LearnedStream(kind, learned_params(kind, {}), 100)
     for i in range(60):
         stream.update(1e-150 * (i % 2), float(i))

@@ -478,12 +478,15 @@ class LearnedStream:
         prev, b[42] = b[42], mean
         if prev != prev or b[6] <= 0:
             return
-        d = (mean - prev) / b[6]
-        self._wander(b, d * d / 2.0, m)
+        self._wander(b, (mean - prev) / b[6], m)
 
-    def _wander(self, b: list[float], half_sq: float, m: float) -> None:
-        """Count half a squared block difference (in long-run spreads) into the
-        wander, whose memory is LEARN_EVERY warm-ups."""
+    def _wander(self, b: list[float], d: float, m: float) -> None:
+        """Count half the squared difference ``d`` of two blocks' centres (in long-run
+        spreads) into the wander, whose memory is LEARN_EVERY warm-ups.  ``d`` counts
+        as at most MAX_EXCESS: a near-zero spread then a jump would square past a
+        float's range, and a wander of inf would leave the stream blind for good."""
+        d = min(abs(d), MAX_EXCESS)
+        half_sq = d * d / 2.0
         nb = b[44] = b[44] + 1
         b[43] += (half_sq - b[43]) / min(nb, 2 * LEARN_EVERY)
         noise = (1.0 + 2.0 * math.sqrt(2.0 / min(nb, 2 * LEARN_EVERY))) / m
@@ -568,7 +571,7 @@ class LearnedStream:
             # by construction) and this settling's.  A level already wandering is
             # known to wander from the start.
             for d in (before, mean - before):
-                self._wander(b, (d / b[6]) ** 2 / 2.0, n)
+                self._wander(b, d / b[6], n)
 
     def _tilts(self, b: list[float]) -> None:
         """The input's long-run spread (its variance inflated by what is left of its
