@@ -2,8 +2,9 @@
 
 The product has no event that crashes its detectors on purpose (each one found was a
 bug, and was fixed), yet the crash path — dead-letter the event, hold the stream,
-carry on — must stay tested.  Importing this module adds the kind ``poison-pill`` to
-:data:`riskstream.core.detectors.DETECTOR_KINDS` in *this* process only; run as a
+carry on — must stay tested.  :func:`registered` adds the kind ``poison-pill`` to
+:data:`riskstream.core.detectors.DETECTOR_KINDS` in *this* process for a ``with``
+block (left registered, it would join every test that walks the registry); run as a
 script it is the ``riskstream`` command with that kind known, so a child processor
 (and the CLI that resets its state) can read a config that uses it::
 
@@ -16,6 +17,8 @@ script it is the ``riskstream`` command with that kind known, so a child process
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -39,9 +42,19 @@ class PoisonPillDetector(Threshold):
         return super().update(x)
 
 
-DETECTOR_KINDS.setdefault(PoisonPillDetector.kind, PoisonPillDetector)
+@contextmanager
+def registered() -> Iterator[None]:
+    """The ``poison-pill`` kind known in this process while the block runs."""
+    DETECTOR_KINDS[PoisonPillDetector.kind] = PoisonPillDetector
+    try:
+        yield
+    finally:
+        del DETECTOR_KINDS[PoisonPillDetector.kind]
+
 
 if __name__ == "__main__":
     from riskstream.cli import main
+
+    DETECTOR_KINDS[PoisonPillDetector.kind] = PoisonPillDetector
 
     sys.exit(main())

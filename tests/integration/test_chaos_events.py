@@ -20,6 +20,7 @@ import orjson
 import redis
 
 from poison_kind import SCRIPT as POISON_SCRIPT
+from poison_kind import registered as poison_kind_registered
 from riskstream.adapters.redis.keys import change_log_key
 from riskstream.core.state_keys import HELD_MARK, STATE_KEY_SEPARATOR
 from riskstream.core.timeutil import format_time
@@ -216,6 +217,13 @@ def test_an_event_that_raises_is_dead_lettered_and_only_its_stream_is_held(
     detector kind known only to tests.)  The event is dead-lettered with the
     exception, that sensor's streams are held, and the partition — including the
     other sensors on it — carries on, across a restart."""
+    with poison_kind_registered():
+        _poison_pill(kafka_bootstrap, redis_url, tmp_path, unique)
+
+
+def _poison_pill(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
     setup = _setup(tmp_path, unique, "chaos-poison", kafka_bootstrap, POISON_MONITORS)
     run = (POISON_SCRIPT,)  # `riskstream` with the poison-pill kind known
     good = _sensor_records(sensors=4, per_sensor=300)
