@@ -149,7 +149,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             405: f"{request.method} is not allowed on {request.path}",
             413: "the body is too large (64 KiB at most)",
         }.get(exc.status, exc.reason)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        code = codes.get(exc.status, "bad_request")
         return _refusal(ApiError(exc.status, code, message), exc.headers.get("Allow"))
     except Exception as exc:
         refusal = from_exception(exc)
