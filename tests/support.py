@@ -10,8 +10,10 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.adapters.redis.state import RedisStateStore
-from riskstream.bootstrap import embedded_processor
+from riskstream.bootstrap import embedded_processor, kafka_processor
 from riskstream.config import Config, load_config
 from riskstream.core.dedup import IDS_PREFIX
 from riskstream.core.monitors import saved_as_data
@@ -214,6 +217,29 @@ def wait_until_saved(
             got = {tp: s.offset for tp, s in states.items()}
             raise AssertionError(f"saved offsets {got} never reached {ends}")
         time.sleep(0.2)
+
+
+@contextmanager
+def processor_thread(
+    setup: Setup,
+    bootstrap: str,
+    redis_url: str,
+    registry: CollectorRegistry | None = None,
+    join_s: float = 30.0,
+) -> Iterator[threading.Thread]:
+    """The Kafka processor of ``setup`` running in a thread of this process until the
+    block ends; yields the thread, so a test can check that it stopped."""
+    registry = CollectorRegistry() if registry is None else registry
+    processor = kafka_processor(setup.config, bootstrap, redis_url, registry)
+    stop = threading.Event()
+    worker = threading.Thread(target=processor.run, args=(stop.is_set,), daemon=True)
+    processor.start()
+    worker.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        worker.join(join_s)
 
 
 def embedded_run(setup: Setup, topic_records: dict[str, list[tuple[bytes | None, bytes]]]) -> Any:

@@ -7,7 +7,6 @@ flags.  Each test states its detection bound in data time.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
-from riskstream.bootstrap import kafka_processor
 from riskstream.core.timeutil import parse_time
 from riskstream.router import Router
 from riskstream.simulate import SCENARIOS, Simulation
@@ -30,6 +28,7 @@ from support import (
     create_topics,
     end_offsets,
     make_setup,
+    processor_thread,
     produce,
     read_topic,
     wait_until_saved,
@@ -71,20 +70,16 @@ def _caught_up(bootstrap: str, redis_url: str, setup: Setup, kinds: set[str]) ->
 def _pipeline(
     setup: Setup, bootstrap: str, redis_url: str, tmp_path: Path, namespace: str
 ) -> Iterator[None]:
-    processor = kafka_processor(setup.config, bootstrap, redis_url, CollectorRegistry())
-    stop = threading.Event()
-    worker = threading.Thread(target=processor.run, args=(stop.is_set,), daemon=True)
-    processor.start()
-    worker.start()
-    containment = ContainmentProcess(
-        setup, bootstrap, redis_url, tmp_path / "containment.log", namespace
-    )
-    try:
-        yield
+    containment = None
+    try:  # the processor stops first, then the containment worker
+        with processor_thread(setup, bootstrap, redis_url, join_s=60.0):
+            containment = ContainmentProcess(
+                setup, bootstrap, redis_url, tmp_path / "containment.log", namespace
+            )
+            yield
     finally:
-        stop.set()
-        worker.join(60)
-        containment.stop()
+        if containment is not None:
+            containment.stop()
 
 
 @contextmanager

@@ -4,7 +4,6 @@ embedded processor face the same table in tests/unit/test_hostile.py.)"""
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -28,6 +27,7 @@ from support import (
     create_topics,
     encode,
     make_setup,
+    processor_thread,
     produce,
     read_topic,
     sensor_events,
@@ -70,16 +70,8 @@ def test_hostile_records_on_kafka_are_dead_lettered_or_kept_apart_and_the_partit
     produce(kafka_bootstrap, topics["sensor"], records)
 
     registry = CollectorRegistry()
-    processor = kafka_processor(setup.config, kafka_bootstrap, redis_url, registry)
-    stop = threading.Event()
-    worker = threading.Thread(target=processor.run, args=(stop.is_set,), daemon=True)
-    processor.start()
-    worker.start()
-    try:
+    with processor_thread(setup, kafka_bootstrap, redis_url, registry) as worker:
         states = wait_until_saved(redis_url, setup.group, {(topics["sensor"], 0): len(records)})
-    finally:
-        stop.set()
-        worker.join(30)
     assert not worker.is_alive()
     state = states[(topics["sensor"], 0)]
     assert state.counters == {"applied": len(good) + len(odd), "dead_lettered": len(bad)}

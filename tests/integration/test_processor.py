@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 from prometheus_client import CollectorRegistry
 
-from riskstream.bootstrap import kafka_processor
 from support import (
     create_topics,
     embedded_run,
     encode,
     end_offsets,
     make_setup,
+    processor_thread,
     produce,
     read_topic,
     redis_state,
@@ -34,17 +33,9 @@ def test_incidents_reach_the_topic_as_cloudevents_and_state_is_saved_with_offset
     produce(kafka_bootstrap, topics["sensor"], records)
 
     registry = CollectorRegistry()
-    processor = kafka_processor(setup.config, kafka_bootstrap, redis_url, registry)
-    stop = threading.Event()
-    worker = threading.Thread(target=processor.run, args=(stop.is_set,), daemon=True)
-    processor.start()
-    worker.start()
-    try:
+    with processor_thread(setup, kafka_bootstrap, redis_url, registry) as worker:
         ends = end_offsets(kafka_bootstrap, topics["sensor"], 2)
         states = wait_until_saved(redis_url, setup.group, ends)
-    finally:
-        stop.set()
-        worker.join(30)
     assert not worker.is_alive()
 
     applied = sum(s.counters.get("applied", 0) for s in states.values())
@@ -87,16 +78,8 @@ def test_each_kind_of_bad_input_lands_on_the_dead_letter_topic_once_with_its_rea
     items.append((b"s-0000", orjson.dumps({**good, "event_id": "last"})))
     produce(kafka_bootstrap, topics["sensor"], items)
 
-    processor = kafka_processor(setup.config, kafka_bootstrap, redis_url, CollectorRegistry())
-    stop = threading.Event()
-    worker = threading.Thread(target=processor.run, args=(stop.is_set,), daemon=True)
-    processor.start()
-    worker.start()
-    try:
+    with processor_thread(setup, kafka_bootstrap, redis_url):
         states = wait_until_saved(redis_url, setup.group, {(topics["sensor"], 0): len(items)})
-    finally:
-        stop.set()
-        worker.join(30)
 
     counters = states[(topics["sensor"], 0)].counters
     assert counters == {"applied": 2, "dead_lettered": len(bad)}
