@@ -19,7 +19,8 @@ Phases (each says on stderr what it is doing):
               one new consumer group (fresh state), started together; the clock runs from the
               first Popen until the group's committed offsets (Kafka's, which the processor
               commits after each checkpoint) equal the topic's end.  Then each process's CPU
-              (utime + stime from /proc/<pid>/stat, all its threads) and its own metrics
+              (utime + stime from /proc/<pid>/stat, all its threads, plus cutime + cstime: its
+              forked checkpoint writers) and its own metrics
               (checkpoint seconds, state bytes, streams) are read, and it is stopped.  The
               processor settings are the product's defaults (batch 1000, checkpoint every 1 s
               or 50,000 events, budget 0.25): what a user gets.
@@ -33,9 +34,13 @@ Phases (each says on stderr what it is doing):
               installed from bench/peers/quix/requirements.txt, on the same topic, timed
               the same way; and the ratio.
 6. checkpoint the steady-state checkpoint of --checkpoint-keys sensors x 2 monitors (20,000
-              streams by default), in this process with the product's own code: streams fed
-              past their time index (5,000 to 5,015 events each; 64 distinct ones restored
-              under every key and saved to Redis), every stream changed by one event, then
+              streams by default): streams fed past their time index (5,000 to 5,015 events
+              each; 64 distinct ones restored under every key).  First in the real
+              `riskstream run processor`, once with processor.checkpoint_writer inline and
+              once with fork: its group's state seeded in Redis, then rounds of one event per
+              sensor, a checkpoint per round; how long the loop stopped and how long until
+              the save landed (its own metrics), and the CPU of the process and of its
+              forked writers.  Then the checkpoint's parts in this process:
               PartitionDetectors.take_changed() + RedisStateStore.save() per partition;
               ms and bytes, the median of 5 rounds.
 
@@ -135,12 +140,21 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of one process (all its threads), from /proc/<pid>/stat."""
+    """CPU seconds of one process (all its threads) and of its forked checkpoint writers
+    reaped so far: utime + stime + cutime + cstime, from /proc/<pid>/stat."""
+    split = cpu_split(pid)
+    return None if split is None else split[0] + split[1]
+
+
+def cpu_split(pid: int) -> tuple[float, float] | None:
+    """(utime + stime, cutime + cstime) of one process, in seconds: its own CPU, and
+    that of the children it waited for (the processor's forked checkpoint writers)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def loadavg() -> str:
@@ -553,67 +567,93 @@ def run_peer(
 # --------------------------------------------------------------------------- checkpoint, N streams
 
 
-def checkpoint_phase(keys: int, partitions: int, redis_url: str, work: Path) -> dict[str, Any]:
-    """The steady-state checkpoint of ``keys`` sensors x 2 monitors, with the product's code."""
+class TemplateState:
+    """Steady-state snapshots for any number of sensors: 64 template sensors fed past
+    their time index (5,000 to 5,015 events each), their snapshots restored under
+    every other sensor's name."""
+
+    templates = 64
+    per_template = 5000
+    t0 = 1_795_687_200.0
+
+    def __init__(self, work: Path) -> None:
+        from riskstream.config import load_config
+        from riskstream.core.monitors import PartitionDetectors
+        from riskstream.core.state_keys import parse as parse_state_key
+
+        cfg_path = work / "checkpoint.yaml"
+        write_config(cfg_path, "ckpt", "ckpt", "bench")
+        config = load_config(cfg_path)
+        self.specs, self.limits = config.monitors, config.processor.stream_limits
+        self.rng = rng = random.Random(5)
+        templates, per_template, t0 = self.templates, self.per_template, self.t0
+        progress(f"checkpoint: {templates} template sensors x {per_template:,} events")
+        seed_pd = PartitionDetectors(self.specs, "sensor", self.limits)
+        for i in range(per_template):
+            for k in range(templates):
+                name = key_name(k)
+                seed_pd.observe(
+                    {
+                        "event_id": f"{name}/{i}",
+                        "time": "",
+                        "sensor_id": name,
+                        "value": rng.gauss(20.0 + k % 7, 1.0),
+                        "unit": "degC",
+                        "quality": "good",
+                    },
+                    t0 + i * templates + k,
+                )
+        # A few more events for some templates: streams' time indexes and ADWIN bucket rows
+        # then move at different rounds, as real streams' do, not all in the same one.
+        for k in range(templates):
+            name = key_name(k)
+            for i in range(k % 16):
+                value = rng.gauss(20.0 + k % 7, 1.0)
+                event = {"event_id": f"{name}/+{i}", "time": "", "sensor_id": name,
+                         "value": value, "unit": "degC", "quality": "good"}  # fmt: skip
+                seed_pd.observe(event, t0 + (per_template + i) * templates + k)
+        saved = seed_pd.take_changed()
+        names = {key_name(k): k for k in range(templates)}
+        self.by_template: dict[int, dict[str, bytes]] = {}
+        self.shared: dict[str, bytes] = {}
+        for state_key, raw in saved.items():
+            k = names.get(parse_state_key(state_key).key)  # a stream's snapshot, or its cold
+            if k is None:
+                self.shared[state_key] = raw
+            else:
+                self.by_template.setdefault(k, {})[state_key] = raw
+        self.next_time = t0 + (per_template + 16) * templates  # data time after the seeds
+
+    def partition(self, p: int, keys: int, partitions: int) -> dict[str, bytes]:
+        """The snapshots of partition ``p``'s sensors (sensor k is in partition k % partitions)."""
+        snaps = dict(self.shared)
+        for k in range(p, keys, partitions):
+            template = key_name(k % self.templates)
+            for sk, raw in self.by_template[k % self.templates].items():
+                snaps[sk.replace(template, key_name(k))] = raw
+        return snaps
+
+
+def checkpoint_phase(
+    keys: int, partitions: int, redis_url: str, seeds: TemplateState
+) -> dict[str, Any]:
+    """The steady-state checkpoint of ``keys`` sensors x 2 monitors, its parts timed in
+    this process: PartitionDetectors.take_changed() (encode) and RedisStateStore.save()."""
     from riskstream.adapters.redis.state import RedisStateStore
-    from riskstream.config import load_config
     from riskstream.core.monitors import PartitionDetectors
     from riskstream.core.state_keys import StateKind
     from riskstream.core.state_keys import parse as parse_state_key
 
-    cfg_path = work / "checkpoint.yaml"
-    write_config(cfg_path, "ckpt", "ckpt", "bench")
-    config = load_config(cfg_path)
-    specs, limits = config.monitors, config.processor.stream_limits
-    rng = random.Random(5)
-    t0 = 1_795_687_200.0
-    templates = 64
-    per_template = 5000
-    progress(f"checkpoint: {templates} template sensors x {per_template:,} events")
-    seed_pd = PartitionDetectors(specs, "sensor", limits)
-    for i in range(per_template):
-        for k in range(templates):
-            name = key_name(k)
-            seed_pd.observe(
-                {
-                    "event_id": f"{name}/{i}",
-                    "time": "",
-                    "sensor_id": name,
-                    "value": rng.gauss(20.0 + k % 7, 1.0),
-                    "unit": "degC",
-                    "quality": "good",
-                },
-                t0 + i * templates + k,
-            )
-    # A few more events for some templates: streams' time indexes and ADWIN bucket rows
-    # then move at different rounds, as real streams' do, not all in the same one.
-    for k in range(templates):
-        name = key_name(k)
-        for i in range(k % 16):
-            value = rng.gauss(20.0 + k % 7, 1.0)
-            event = {"event_id": f"{name}/+{i}", "time": "", "sensor_id": name,
-                     "value": value, "unit": "degC", "quality": "good"}  # fmt: skip
-            seed_pd.observe(event, t0 + (per_template + i) * templates + k)
-    saved = seed_pd.take_changed()
-    names = {key_name(k): k for k in range(templates)}
-    by_template: dict[int, dict[str, bytes]] = {}
-    shared = {}
-    for state_key, raw in saved.items():
-        k = names.get(parse_state_key(state_key).key)  # a stream's snapshot, or its cold part
-        if k is None:
-            shared[state_key] = raw
-        else:
-            by_template.setdefault(k, {})[state_key] = raw
+    specs, limits, rng = seeds.specs, seeds.limits, seeds.rng
+    t0, per_template, templates = seeds.t0, seeds.per_template, seeds.templates
+    by_template = seeds.by_template
     store = RedisStateStore.from_url(redis_url)
     scope = f"e2e-ckpt-{uuid.uuid4().hex[:6]}"
     out: dict[str, Any] = {"keys": keys, "streams": 0, "encode_s": 0.0, "save_s": 0.0, "bytes": 0}
     try:
         parts = []
         for p in range(partitions):
-            snaps = dict(shared)
-            for k in range(p, keys, partitions):
-                for sk, raw in by_template[k % templates].items():
-                    snaps[sk.replace(key_name(k % templates), key_name(k))] = raw
+            snaps = seeds.partition(p, keys, partitions)
             pd = PartitionDetectors(specs, "sensor", limits)
             assert pd.load(snaps) == [], "every stream restores"
             pd.take_changed()
@@ -674,6 +714,125 @@ def checkpoint_phase(keys: int, partitions: int, redis_url: str, work: Path) -> 
         with contextlib.suppress(Exception):
             delete_keys(redis_url, f"*{scope}*")
     return out
+
+
+def checkpoint_process_phase(
+    keys: int,
+    partitions: int,
+    servers: Any,
+    work: Path,
+    seeds: TemplateState,
+    writer: str,
+    rounds: int = 6,
+) -> dict[str, Any]:
+    """The same checkpoint as the real `riskstream run processor` takes it.
+
+    Its group's state is seeded in Redis (``keys`` sensors x 2 monitors, offset 0 of an
+    empty topic); the process starts and claims it; then, ``rounds`` times, one event
+    per sensor is produced and the bench waits until the group's committed offsets
+    cover it.  The config is the shipped default's but for ``checkpoint_events`` =
+    ``keys`` and a long interval, so each checkpoint saves every stream changed once,
+    and ``checkpoint_writer`` = ``writer``.  Per round, from the process's metrics: how
+    long the loop stopped (riskstream_checkpoint_seconds) and how long until the save
+    landed (riskstream_checkpoint_landed_seconds); from /proc, the CPU of the process
+    and of its forked writers (cutime + cstime, once reaped).
+    """
+    from confluent_kafka import Producer
+
+    from riskstream.adapters.redis.state import RedisStateStore
+
+    tag = uuid.uuid4().hex[:6]
+    topic, group = f"e2e-ckpt-{tag}-sensor", f"e2e-ckpt-{writer}-{tag}"
+    create_topics(servers.bootstrap, {topic: partitions})
+    config = work / f"{group}.yaml"
+    write_config(config, topic, group, "bench")
+    doc = yaml.safe_load(config.read_text())
+    doc["processor"].update(
+        checkpoint_events=keys, checkpoint_interval_ms=600_000, checkpoint_writer=writer
+    )
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    store = RedisStateStore.from_url(servers.redis_url)
+    try:
+        for p in range(partitions):
+            epoch = store.claim(group, (topic, p)).epoch
+            store.save(group, (topic, p), epoch, 0, {"applied": 0},
+                       seeds.partition(p, keys, partitions))  # fmt: skip
+    finally:
+        store.close()
+    port = free_port()
+    log = work / f"{group}.log"
+    committed = Committed(servers.bootstrap, group, topic, partitions)
+    producer = Producer({"bootstrap.servers": servers.bootstrap, "linger.ms": 5})
+    out: dict[str, Any] = {"writer": writer, "keys": keys, "rounds": []}
+    progress(f"checkpoint in the processor ({writer} writer): {keys:,} sensors, {rounds} rounds")
+    with open(log, "wb") as handle:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            processor_command(config, servers, port, None, work / "none.prof"),
+            stdout=handle, stderr=subprocess.STDOUT, cwd=work,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        try:
+            while scrape(port).get("riskstream_streams", 0) < 2 * keys:  # claimed, loaded
+                if proc.poll() is not None or time.perf_counter() - started > 300:
+                    raise RuntimeError(f"the processor did not load its state: see {log}")
+                time.sleep(0.1)
+            out["load_s"] = time.perf_counter() - started
+            before, cpu_before = scrape(port), cpu_split(proc.pid)
+            for rnd in range(rounds):
+                at = seeds.next_time + rnd
+                for k in range(keys):
+                    name = key_name(k)
+                    event = {"event_id": f"{name}/ck{rnd}", "time": iso(at), "sensor_id": name,
+                             "value": seeds.rng.gauss(20.0 + k % 7, 1.0), "unit": "degC",
+                             "quality": "good"}  # fmt: skip
+                    producer.produce(topic, orjson_dumps(event), name.encode(), k % partitions)
+                    producer.poll(0)
+                producer.flush()
+                wait_committed(committed, (rnd + 1) * keys, [proc], 300)
+                now, cpu_now = scrape(port), cpu_split(proc.pid)
+                out["rounds"].append({
+                    "stop_s": delta(now, before, "riskstream_checkpoint_seconds"),
+                    "landed_s": delta(now, before, "riskstream_checkpoint_landed_seconds"),
+                    "cpu_s": cpu_now[0] - cpu_before[0],
+                    "writer_cpu_s": cpu_now[1] - cpu_before[1],
+                    "writer_encode_s": now.get("riskstream_checkpoint_writer_seconds_total", 0)
+                    - before.get("riskstream_checkpoint_writer_seconds_total", 0),
+                })  # fmt: skip
+                before, cpu_before = now, cpu_now
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+            if proc.poll() is None:
+                proc.kill()
+            committed.close()
+            with contextlib.suppress(Exception):
+                delete_topics(servers.bootstrap, [topic])
+            with contextlib.suppress(Exception):
+                delete_keys(servers.redis_url, f"*{group}*")
+    steady = sorted(out["rounds"][1:], key=lambda r: r["stop_s"])  # the first: warm-up
+    out["median"] = steady[len(steady) // 2]
+    return out
+
+
+def delta(now: dict[str, float], before: dict[str, float], histogram: str) -> float:
+    """The mean of a histogram's observations between two scrapes (0: none)."""
+    n = now.get(histogram + "_count", 0) - before.get(histogram + "_count", 0)
+    total = now.get(histogram + "_sum", 0) - before.get(histogram + "_sum", 0)
+    return total / n if n else 0.0
+
+
+def iso(t: float) -> str:
+    from riskstream.core.timeutil import format_time
+
+    return format_time(t)
+
+
+def orjson_dumps(event: dict[str, Any]) -> bytes:
+    import orjson
+
+    return orjson.dumps(event)
 
 
 # --------------------------------------------------------------------------- unit costs
@@ -958,8 +1117,16 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
         peer_events = min(args.peer_events or events, events)
         peer_run = run_peer(args.peer, topic, args.partitions, peer_events, servers, work)
     ckpt = None
+    ckpt_runs: list[dict[str, Any]] = []
     if args.checkpoint_keys:
-        ckpt = checkpoint_phase(args.checkpoint_keys, args.partitions, servers.redis_url, work)
+        seeds = TemplateState(work)
+        for writer in ("inline", "fork"):  # the loop's stop before and after forked writers
+            ckpt_runs.append(
+                checkpoint_process_phase(
+                    args.checkpoint_keys, args.partitions, servers, work, seeds, writer
+                )
+            )
+        ckpt = checkpoint_phase(args.checkpoint_keys, args.partitions, servers.redis_url, seeds)
     units = unit_costs() if args.units else None
     prof_lines: list[str] = []
     if args.profile:
@@ -1013,8 +1180,8 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
         (
             "timing",
             "from the first Popen until the group's committed offsets (read from Kafka every "
-            "50 ms) equal the topic's end; CPU = utime+stime of each processor from "
-            "/proc/<pid>/stat at that moment",
+            "50 ms) equal the topic's end; CPU = utime+stime of each processor, plus "
+            "cutime+cstime (its forked checkpoint writers), from /proc/<pid>/stat then",
         ),
         ("in-process figure", IN_PROCESS_FIGURE),
     ]
@@ -1077,13 +1244,33 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
             f"changed, {args.partitions} partitions)"
         )
         print(
+            "  in `riskstream run processor` (one event per sensor per round, a checkpoint "
+            "per round; median of rounds 2-6; goal: the loop stops <= 100 ms)"
+        )
+        for run in ckpt_runs:
+            m = run["median"]
+            print(
+                f"  writer {run['writer']:<7} loop stopped {m['stop_s'] * 1000:6.1f} ms; "
+                f"saved (landed) after {m['landed_s'] * 1000:4.0f} ms; CPU per round: "
+                f"process {m['cpu_s'] * 1000:4.0f} ms + forked writers "
+                f"{m['writer_cpu_s'] * 1000:4.0f} ms  (state loaded in {run['load_s']:.1f} s)"
+            )
+        for run in ckpt_runs:
+            print(
+                f"    {run['writer']:<6} rounds (stop ms, landed ms): "
+                + ", ".join(
+                    f"({r['stop_s'] * 1000:.0f}, {r['landed_s'] * 1000:.0f})" for r in run["rounds"]
+                )
+            )
+        print("  in this process, the checkpoint's parts (what the writer does):")
+        print(
             f"  streams saved                {ckpt['streams']:,} (and {ckpt['colds']:,} cold "
             "parts: time index, settings, ADWIN's older rows; saved when they move)"
         )
         print(
             f"  time                         {total * 1000:.0f} ms = encode (take_changed) "
             f"{ckpt['encode_s'] * 1000:.0f} ms + RedisStateStore.save "
-            f"{ckpt['save_s'] * 1000:.0f} ms  (goal <= 100 ms)"
+            f"{ckpt['save_s'] * 1000:.0f} ms"
         )
         print(
             f"  bytes to Redis               {mb(ckpt['bytes'])} "

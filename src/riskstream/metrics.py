@@ -67,8 +67,22 @@ class ProcessorMetrics:
         )
         self.checkpoint_seconds = Histogram(
             "riskstream_checkpoint_seconds",
-            "Time to save state and offsets.",
+            "Time the loop stopped for a checkpoint: flush the outputs, then fork the "
+            "writer (processor.checkpoint_writer fork) or encode and save (inline).",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+        self.checkpoint_landed_seconds = Histogram(
+            "riskstream_checkpoint_landed_seconds",
+            "Time from the start of a checkpoint until its state and offsets were saved "
+            "(the forked writer's run; for an inline checkpoint, the stop itself).",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.writer_seconds = Counter(
+            "riskstream_checkpoint_writer_seconds",
+            "Wall time forked checkpoint writers spent encoding state and saving it.",
+            ["phase"],
             registry=registry,
         )
         self.last_checkpoint = Gauge(
@@ -90,8 +104,9 @@ class ProcessorMetrics:
         self.phase_seconds = Counter(
             "riskstream_processor_phase_seconds",
             "Wall time the processor loop spent in each phase: poll (waiting for and "
-            "fetching a batch), flush (outputs made durable before a checkpoint), encode "
-            "(changed state to snapshots), save (state and offsets to the store).",
+            "fetching a batch), flush (outputs made durable before a checkpoint), fork "
+            "(starting a checkpoint writer and taking in its report), encode (changed "
+            "state to snapshots, inline), save (state and offsets to the store, inline).",
             ["phase"],
             registry=registry,
         )

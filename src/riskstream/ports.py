@@ -185,6 +185,23 @@ class StateStore(Protocol):
         """
         ...
 
+    #: Whether a process forked from this one may save for it: true for a server the
+    #: child reaches over its own connection, false for state held in this process.
+    forkable: bool
+
+    def saved_elsewhere(
+        self,
+        scope: str,
+        partition: TopicPartition,
+        epoch: int,
+        offset: int,
+        unreplicated: bool = False,
+    ) -> None:
+        """A :meth:`save` at ``epoch`` up to ``offset`` that a forked process made
+        landed: later saves here go on from it as from one made here (``unreplicated``:
+        it landed short of the replicas it waited for)."""
+        ...
+
     def close(self) -> None: ...
 
 

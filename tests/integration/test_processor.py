@@ -57,6 +57,13 @@ def test_incidents_reach_the_topic_as_cloudevents_and_state_is_saved_with_offset
         "riskstream_events_applied_total", {"topic": topics["sensor"]}
     ) == len(records)
     assert registry.get_sample_value("riskstream_streams") == 0  # released on shutdown
+    # The state above was saved by a forked writer (processor.checkpoint_writer: fork, the
+    # default): the loop saw its report land; it encoded and saved in the child.
+    assert registry.get_sample_value("riskstream_checkpoint_landed_seconds_count")
+    for phase in ("encode", "save"):
+        assert registry.get_sample_value(
+            "riskstream_checkpoint_writer_seconds_total", {"phase": phase}
+        )
 
 
 def test_each_kind_of_bad_input_lands_on_the_dead_letter_topic_once_with_its_reason(

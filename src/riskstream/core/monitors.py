@@ -651,6 +651,49 @@ class PartitionDetectors:
                 ApplyFailure(m.spec.name, key, None, f"monitor {m.spec.name!r}, {shown}: {why}")
             )
 
+    def forget_changes(self) -> None:
+        """Drop every change mark, as :meth:`take_changed` and :meth:`take_deleted` do,
+        without encoding anything: the processor calls it in the parent after forking a
+        process that encodes and saves them (:mod:`riskstream.services.forked_save`).
+        After a save that failed, the partition is claimed again, so nothing is lost."""
+        for m in self._monitors:
+            m.dirty.clear()
+            m.rates_dirty.clear()
+            m.trails_dirty.clear()
+            if m.control is not None:
+                m.control.dirty = False
+        for sm in self._silences:
+            sm.watch.dirty.clear()
+        self._episodes.dirty.clear()
+        self._limits_dirty = False
+        self._saved_events = self._events
+        self._held_dirty.clear()
+        self._spec_dirty.clear()
+        self._deleted.clear()
+
+    def cold_tags(self, saved: Iterable[str]) -> list[tuple[str, str, int, Any]]:
+        """For the cold parts among the state keys ``saved``: monitor, stream key, and
+        the stream's :meth:`~StreamDetector.cold_tag` (for :meth:`cold_saved`)."""
+        out = []
+        for state_key in saved:
+            if COLD_MARK not in state_key:
+                continue
+            name, _, key = parse_state_key(state_key)
+            m = self._by_name.get(name)
+            stream = None if m is None else m.streams.get(key)
+            if isinstance(stream, StreamDetector):
+                out.append((name, key, *stream.cold_tag()))
+        return out
+
+    def cold_saved(self, tags: Iterable[tuple[str, str, int, Any]]) -> None:
+        """Cold parts a forked process saved (:meth:`cold_tags` there): the next
+        :meth:`take_changed` here gives them again only where they moved since."""
+        for name, key, born, tag in tags:
+            m = self._by_name.get(name)
+            stream = None if m is None else m.streams.get(key)
+            if isinstance(stream, StreamDetector):
+                stream.cold_saved(born, tag)
+
     def take_deleted(self) -> list[str]:
         """State keys to delete from the store at the next save (monitors restarted)."""
         out = sorted(self._deleted)

@@ -166,6 +166,7 @@ class StreamDetector:
     """
 
     __slots__ = (
+        "_born",
         "_clip",
         "_cold_tag",
         "_cool_until",
@@ -197,6 +198,7 @@ class StreamDetector:
         self._season = None if season is None else _Profile(season)
         self._clip = math.inf  # the profile's learning bound, once a spread is known
         self._cold_tag: tuple[int, int, bytes] | None = None  # what pack() last gave out
+        self._born = next(_BIRTHS)  # tells this stream from a later one under the same key
 
     def update(self, x: float, t: float) -> StreamAlarm | None:
         n = self.n = self.n + 1
@@ -350,6 +352,17 @@ class StreamDetector:
     def forget_cold(self) -> None:
         """The cold part given out last may not be saved: give it again at the next pack."""
         self._cold_tag = None
+
+    def cold_tag(self) -> tuple[int, Any]:
+        """Which stream this is and the tag of the cold part :meth:`pack` gave out last:
+        a process forked to save a checkpoint hands them back with :meth:`cold_saved`."""
+        return self._born, self._cold_tag
+
+    def cold_saved(self, born: int, tag: Any) -> None:
+        """The cold part with ``tag`` was saved (by a forked process) for the stream
+        ``born``: when that is this stream, the next pack gives it only if it moved."""
+        if born == self._born:
+            self._cold_tag = tag
 
     @classmethod
     def unpack(
@@ -642,4 +655,5 @@ class _TimeIndex:
         return cls(int(data[0]), ms)
 
 
+_BIRTHS = itertools.count()  # StreamDetector._born
 _STRIDE = _TimeIndex.STRIDE  # for StreamDetector.update: a global, not two lookups

@@ -52,6 +52,7 @@ from riskstream.core.timeutil import parse_time
 from riskstream.errors import BusError, FencedError, SnapshotError, StateStoreError
 from riskstream.metrics import ProcessorMetrics
 from riskstream.ports import ChangeLog, Consumer, Producer, Record, StateStore, TopicPartition
+from riskstream.services.forked_save import ForkedSave
 
 __all__ = ["INCIDENT_OPENED", "Processor"]
 
@@ -59,8 +60,25 @@ log = logging.getLogger(__name__)
 
 
 MAX_CHECKPOINT_GAP_S = 60.0
+WRITER_DEADLINE_S = 60.0  # a forked checkpoint writer still running then is killed
 RETRY_FIRST_S = 0.1  # the first retry after the state store failed...
 RETRY_MAX_S = 10.0  # ...doubling up to this (with jitter, so processors do not stampede)
+
+
+@dataclass(slots=True)
+class _Written:
+    """What a forked writer did with one partition (``offset`` None: it was fenced)."""
+
+    epoch: int
+    offset: int | None
+    fenced: str = ""
+    sizes: list[tuple[str, int]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    colds: list[tuple[str, str, int, Any]] = field(default_factory=list)  # cold_tags()
+    failures: list[tuple[str, str | None, str]] = field(default_factory=list)
+    unreplicated: bool = False
+    encode_s: float = 0.0
+    save_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -106,8 +124,12 @@ class Processor:
         self._metrics = metrics
         self._phase = {
             phase: metrics.phase_seconds.labels(phase=phase)
-            for phase in ("poll", "flush", "encode", "save")
+            for phase in ("poll", "flush", "fork", "encode", "save")
         }
+        # Checkpoints written by a forked child (see riskstream.services.forked_save),
+        # when the store is a server it can reach; the one in flight.
+        self._fork_writer = config.processor.checkpoint_writer == "fork" and store.forkable
+        self._writer: ForkedSave | None = None
         self._clock = clock
         self._on_incident = on_incident
         # Delayed labels: predictions are kept until their label comes, then joined.
@@ -205,18 +227,17 @@ class Processor:
         return saved.offset
 
     def _on_revoke(self, partitions: list[TopicPartition], lost: bool) -> None:
-        for tp in partitions:
-            self._held.pop(tp, None)
-        self._metrics.held.set(len(self._held))
         owned = [tp for tp in partitions if tp in self._owned]
         if not lost:
             try:
                 self._checkpoint(owned)
             except StateStoreError as exc:  # the next owner replays from the last checkpoint
                 log.warning("could not save before releasing %d partitions: %s", len(owned), exc)
-        for tp in owned:
-            del self._owned[tp]
-            self._forget_lag(tp)
+        for tp in partitions:  # (a failed save may have held them: they are not ours now)
+            self._held.pop(tp, None)
+            if self._owned.pop(tp, None) is not None:
+                self._forget_lag(tp)
+        self._metrics.held.set(len(self._held))
         log.info("%s %d partitions", "lost" if lost else "released", len(owned))
         self._update_gauges()
 
@@ -248,13 +269,18 @@ class Processor:
                 return len(batch)
             self._metrics.batch_seconds.observe(self._clock() - started)
             self._since_checkpoint += len(batch)
+        self._land(wait=False)
         since = self._clock() - self._last_checkpoint
-        if since >= self._checkpoint_gap_s and (
-            self._since_checkpoint >= settings.checkpoint_events
-            or since * 1000 >= settings.checkpoint_interval_ms
+        if (
+            self._writer is None  # (a writer in flight: the next one starts when it lands)
+            and since >= self._checkpoint_gap_s
+            and (
+                self._since_checkpoint >= settings.checkpoint_events
+                or since * 1000 >= settings.checkpoint_interval_ms
+            )
         ):
             try:
-                self._checkpoint(list(self._owned))
+                self._checkpoint(list(self._owned), forked=True)
             except StateStoreError as exc:
                 self._store_failed(exc, "checkpoint")
         return len(batch)
@@ -594,48 +620,46 @@ class Processor:
     # -- checkpoints --------------------------------------------------------------
 
     def checkpoint(self) -> None:
-        """Save every owned partition's progress now."""
+        """Save every owned partition's progress now (and wait until it landed)."""
         self._checkpoint(list(self._owned))
 
-    def _checkpoint(self, partitions: Iterable[TopicPartition]) -> None:
+    def _checkpoint(self, partitions: Iterable[TopicPartition], forked: bool = False) -> None:
+        """Save the partitions that moved: inline, or (``forked``, when the store allows
+        it) by a forked writer whose report :meth:`_land` takes in later.  Either way a
+        save in flight lands first: never two at a time, and a revoke or a close waits."""
         started = self._clock()
+        self._land(wait=True)
         self._producer.flush()  # outputs of the saved events are durable before the offsets move
         self._phase["flush"].inc(self._clock() - started)
+        due = [
+            (tp, owned)
+            for tp in partitions
+            if (owned := self._owned.get(tp)) is not None
+            and owned.next_offset is not None
+            and owned.next_offset != owned.saved_offset
+        ]
+        if forked and due and self._fork_writer:
+            self._fork(due, started)
+            return
         saved: dict[TopicPartition, int] = {}
-        for tp in partitions:
-            owned = self._owned.get(tp)
-            if (
-                owned is None
-                or owned.next_offset is None
-                or owned.next_offset == owned.saved_offset
-            ):
-                continue
+        for tp, owned in due:
             encoding = self._clock()
-            detectors = owned.detectors
-            changed = detectors.take_changed()
-            if detectors.failures:  # snapshots that would not restore: held, not saved
-                self._failed(detectors, f"{tp[0]}[{tp[1]}]", "its last good state stays saved")
-            deleted = detectors.take_deleted()
-            if owned.recent is not None:
-                ids, gone = owned.recent.take_changed()
-                changed.update(ids)
-                deleted += gone
-            if owned.parked.dirty:
-                changed[PARKED_KEY] = owned.parked.snapshot()
-                owned.parked.dirty = False
+            changed, deleted = self._encode(owned)
+            if owned.detectors.failures:  # snapshots that would not restore: held, not saved
+                self._failed(
+                    owned.detectors, f"{tp[0]}[{tp[1]}]", "its last good state stays saved"
+                )
             saving = self._clock()
             self._phase["encode"].inc(saving - encoding)
+            offset = owned.next_offset
+            assert offset is not None
             try:
                 self._store.save(
-                    self._scope, tp, owned.epoch, owned.next_offset, owned.counters, changed,
-                    deleted,
-                )  # fmt: skip
+                    self._scope, tp, owned.epoch, offset, owned.counters, changed, deleted
+                )
                 self._phase["save"].inc(self._clock() - saving)
             except FencedError as exc:
-                log.warning("dropping %s[%d]: %s", tp[0], tp[1], exc)
-                self._metrics.fenced.inc()
-                del self._owned[tp]
-                self._forget_lag(tp)
+                self._fenced(tp, str(exc))
                 continue
             except StateStoreError:
                 # Outcome unknown but atomic: keep the changes dirty so a retry saves them.
@@ -645,23 +669,141 @@ class Processor:
                     owned.recent.unsave(changed)
                 owned.parked.dirty = owned.parked.dirty or PARKED_KEY in changed
                 raise
-            owned.saved_offset = owned.next_offset
+            owned.saved_offset = offset
             owned.sizes.update((k, len(v)) for k, v in changed.items())
             for key in deleted:
                 owned.sizes.pop(key, None)
-            saved[tp] = owned.next_offset
+            saved[tp] = offset
         self._since_checkpoint = 0
         self._last_checkpoint = self._clock()
-        # Checkpoints may take at most `checkpoint_budget` of the time: with many streams
-        # a full save takes long, and saving it every second would starve the loop.
-        # Only the replay after a crash grows (it is deterministic either way).
-        budget = self._config.processor.checkpoint_budget
-        took = self._last_checkpoint - started
-        self._checkpoint_gap_s = min(MAX_CHECKPOINT_GAP_S, took * (1.0 - budget) / budget)
+        self._paced(self._last_checkpoint - started)
         if saved:
             self._consumer.commit(saved)
-            self._metrics.checkpoint_seconds.observe(self._last_checkpoint - started)
+            took = self._last_checkpoint - started
+            self._metrics.checkpoint_seconds.observe(took)
+            self._metrics.checkpoint_landed_seconds.observe(took)
             self._metrics.last_checkpoint.set_to_current_time()
+        self._update_gauges()
+
+    @staticmethod
+    def _encode(owned: _Owned) -> tuple[dict[str, bytes], list[str]]:
+        """A partition's changes since its last save: snapshots by state key, deletions."""
+        detectors = owned.detectors
+        changed = detectors.take_changed()
+        deleted = detectors.take_deleted()
+        if owned.recent is not None:
+            ids, gone = owned.recent.take_changed()
+            changed.update(ids)
+            deleted += gone
+        if owned.parked.dirty:
+            changed[PARKED_KEY] = owned.parked.snapshot()
+            owned.parked.dirty = False
+        return changed, deleted
+
+    def _paced(self, took: float) -> None:
+        """Checkpoints may take at most `checkpoint_budget` of the time: with many
+        streams a full save takes long, and saving it every second would starve the
+        loop (or, forked, the other core).  Only the replay after a crash grows (it is
+        deterministic either way)."""
+        budget = self._config.processor.checkpoint_budget
+        self._checkpoint_gap_s = min(MAX_CHECKPOINT_GAP_S, took * (1.0 - budget) / budget)
+
+    def _fenced(self, tp: TopicPartition, why: str) -> None:
+        log.warning("dropping %s[%d]: %s", tp[0], tp[1], why)
+        self._metrics.fenced.inc()
+        del self._owned[tp]
+        self._forget_lag(tp)
+
+    def _fork(self, due: list[tuple[TopicPartition, _Owned]], started: float) -> None:
+        """Start a forked writer for ``due`` and forget their changes here (see
+        :mod:`riskstream.services.forked_save`): the child saves them as they stand now."""
+        store, scope = self._store, self._scope
+
+        def write() -> dict[TopicPartition, _Written]:  # runs in the forked child
+            report = {}
+            for tp, owned in due:
+                encoding = time.monotonic()
+                changed, deleted = self._encode(owned)
+                failures = [(f.monitor, f.stream_key, f.message) for f in owned.detectors.failures]
+                saving = time.monotonic()
+                unreplicated = getattr(store, "unreplicated", 0)
+                offset = owned.next_offset
+                assert offset is not None
+                try:
+                    store.save(scope, tp, owned.epoch, offset, owned.counters, changed, deleted)
+                except FencedError as exc:
+                    report[tp] = _Written(owned.epoch, None, fenced=str(exc))
+                    continue
+                report[tp] = _Written(
+                    owned.epoch, offset,
+                    sizes=[(k, len(v)) for k, v in changed.items()],
+                    deleted=deleted,
+                    colds=owned.detectors.cold_tags(changed),
+                    failures=failures,
+                    unreplicated=getattr(store, "unreplicated", 0) > unreplicated,
+                    encode_s=saving - encoding,
+                    save_s=time.monotonic() - saving,
+                )  # fmt: skip
+            return report
+
+        self._writer = ForkedSave(write, WRITER_DEADLINE_S)
+        for _, owned in due:  # the child has them; a failed save claims everything again
+            owned.detectors.forget_changes()
+            if owned.recent is not None:
+                owned.recent.take_changed()
+            owned.parked.dirty = False
+        self._since_checkpoint = 0
+        self._last_checkpoint = self._clock()
+        took = self._last_checkpoint - started
+        self._phase["fork"].inc(took)
+        self._metrics.checkpoint_seconds.observe(took)
+        self._paced(took)
+
+    def _land(self, wait: bool) -> None:
+        """Take in the forked writer's report (``wait``: waiting for it): commit the offsets
+        it saved, or, when it failed, claim every partition again (their changes since the
+        last save that landed were handed to it and are gone from here)."""
+        writer = self._writer
+        if writer is None or not (wait or writer.done()):
+            return
+        self._writer = None
+        landing = self._clock()
+        try:
+            report = writer.wait()
+        except StateStoreError as exc:
+            self._store_failed(exc, "checkpoint (forked writer)")
+            return
+        saved: dict[TopicPartition, int] = {}
+        for tp, written in report.items():
+            owned = self._owned.get(tp)
+            if owned is None or owned.epoch != written.epoch:
+                continue  # given up, or claimed again, since
+            if written.offset is None:
+                self._fenced(tp, written.fenced)
+                continue
+            owned.saved_offset = written.offset
+            owned.sizes.update(written.sizes)
+            for key in written.deleted:
+                owned.sizes.pop(key, None)
+            owned.detectors.cold_saved(written.colds)
+            for monitor, key, message in written.failures:
+                log.error("%s[%d]: %s; its last good state stays saved", tp[0], tp[1], message)
+                if key is not None:
+                    owned.detectors.hold(monitor, key, message)
+                    self._metrics.stream_holds.labels(monitor).inc()
+            self._store.saved_elsewhere(
+                self._scope, tp, written.epoch, written.offset, written.unreplicated
+            )
+            self._metrics.writer_seconds.labels("encode").inc(written.encode_s)
+            self._metrics.writer_seconds.labels("save").inc(written.save_s)
+            saved[tp] = written.offset
+        if saved:
+            self._consumer.commit(saved)
+            assert writer.finished is not None
+            self._metrics.checkpoint_landed_seconds.observe(writer.finished - writer.started)
+            self._metrics.last_checkpoint.set_to_current_time()
+        self._paced(max(0.0, (writer.finished or landing) - writer.started))
+        self._phase["fork"].inc(self._clock() - landing)
         self._update_gauges()
 
     def _update_gauges(self) -> None:

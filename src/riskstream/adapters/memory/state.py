@@ -81,6 +81,8 @@ class _Slot:
 class InMemoryStateStore:
     """Thread-safe, process-local state store; everything is lost when it is dropped."""
 
+    forkable = False  # a forked process's saves would land in its own copy
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._slots: dict[tuple[str, str, int], _Slot] = {}
@@ -104,6 +106,19 @@ class InMemoryStateStore:
                 counters=dict(slot.counters),
                 snapshots=dict(slot.snapshots),
             )
+
+    def saved_elsewhere(
+        self,
+        scope: str,
+        partition: TopicPartition,
+        epoch: int,
+        offset: int,
+        unreplicated: bool = False,
+    ) -> None:
+        raise TypeError(
+            "InMemoryStateStore is not shared with forked processes (forkable is False): "
+            "save here instead"
+        )
 
     def save(
         self,

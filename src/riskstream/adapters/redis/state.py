@@ -280,6 +280,8 @@ class RedisStateStore:
     :meth:`from_url` to have the store build, own and close its client.
     """
 
+    forkable = True  # redis-py's connection pools open new connections in a forked process
+
     def __init__(
         self,
         client: RedisClient,
@@ -404,6 +406,17 @@ class RedisStateStore:
             reply = self._acked(self._save_script, partition_keys(scope, partition), args)
         self._check(reply, scope, partition, epoch)
         self._held[(scope, partition)] = (int(epoch), int(offset))
+
+    def saved_elsewhere(
+        self,
+        scope: str,
+        partition: TopicPartition,
+        epoch: int,
+        offset: int,
+        unreplicated: bool = False,
+    ) -> None:
+        self._held[(scope, partition)] = (int(epoch), int(offset))
+        self.unreplicated += bool(unreplicated)
 
     def _save_chunked(
         self,
