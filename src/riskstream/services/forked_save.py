@@ -24,6 +24,7 @@ partitions again, as after any failed save.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -146,6 +147,9 @@ class ForkedSave:
 def _child(work: Callable[[], Any], read: int, write: int) -> None:
     code = 0
     try:
+        # Short-lived: a garbage collection would only write to (and so copy) pages
+        # of the parent's heap that the child otherwise just reads.
+        gc.disable()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         os.close(read)
