@@ -95,9 +95,12 @@ IN_PROCESS_FIGURE = "bench/throughput.py: 70-74k events/s, 13 µs CPU/ev (result
 # --------------------------------------------------------------------------- config
 
 
-def write_config(path: Path, topic: str, group: str, monitors: str) -> None:
-    """A config file: the product's default processor settings, our topics and group."""
-    default = yaml.safe_load((ROOT / "src" / "riskstream" / "default-config.yaml").read_text())
+def write_config(
+    path: Path, topic: str, group: str, monitors: str, src: Path = ROOT / "src"
+) -> None:
+    """A config file: the product's default processor settings (those of the riskstream
+    in ``src``: a baseline's own), our topics and group."""
+    default = yaml.safe_load((src / "riskstream" / "default-config.yaml").read_text())
     doc: dict[str, Any] = {
         "version": 1,
         "topics": {
@@ -311,7 +314,7 @@ def run_processors(
 ) -> ProcRun:
     group = f"e2e-{label}-{uuid.uuid4().hex[:6]}"
     config = work / f"{group}.yaml"
-    write_config(config, topic, group, monitors)
+    write_config(config, topic, group, monitors, pythonpath or ROOT / "src")
     committed = Committed(servers.bootstrap, group, topic, partitions)
     ports = [free_port() for _ in range(n)]
     logs = [work / f"{group}-{i}.log" for i in range(n)]

@@ -83,6 +83,9 @@ def make_setup(
         f"processor:\n  group_id: {name}-group\n"
         f"  checkpoint_interval_ms: {checkpoint_interval_ms}\n"
         f"  checkpoint_events: 20000\n  max_event_bytes: 4096\n"
+        # Forked writers whatever the state's size (auto would save these small states
+        # inline): the tests on real brokers and Redis exercise the riskier path.
+        f"  checkpoint_writer: fork\n"
     ) + processor_yaml
     text += extra_yaml + monitors_yaml
     path = tmp_path / f"{name}.yaml"

@@ -57,8 +57,8 @@ def test_incidents_reach_the_topic_as_cloudevents_and_state_is_saved_with_offset
         "riskstream_events_applied_total", {"topic": topics["sensor"]}
     ) == len(records)
     assert registry.get_sample_value("riskstream_streams") == 0  # released on shutdown
-    # The state above was saved by a forked writer (processor.checkpoint_writer: fork, the
-    # default): the loop saw its report land; it encoded and saved in the child.
+    # The state above was saved by a forked writer (make_setup: checkpoint_writer fork):
+    # the loop saw its report land; the child encoded and saved.
     assert registry.get_sample_value("riskstream_checkpoint_landed_seconds_count")
     for phase in ("encode", "save"):
         assert registry.get_sample_value(

@@ -73,9 +73,12 @@ class FileStore(InMemoryStateStore):
         with self._file():
             return super().peek(scope, partition)
 
+    delay = 0.0  # seconds each save takes (read by the forked writer at its fork)
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.down.exists():
             raise StateStoreError("the test store is down")
+        time.sleep(self.delay)
         with self._file():
             super().save(*args, **kwargs)
 
@@ -94,11 +97,14 @@ def _fill(bus: InMemoryBus, n: int) -> None:
         producer.produce(TOPIC, orjson.dumps(event), f"s{s}".encode())
 
 
-def _processor(bus: InMemoryBus, store: Any, out: list[Any], writer: str, **kw: Any) -> Processor:
+def _processor(
+    bus: InMemoryBus, store: Any, out: list[Any], writer: str, budget: float = 0.25, **kw: Any
+) -> Processor:
     config = load_config(None)
     settings = replace(
-        config.processor, batch_size=97, checkpoint_events=300, checkpoint_writer=writer
-    )
+        config.processor, batch_size=97, checkpoint_events=300, checkpoint_writer=writer,
+        checkpoint_budget=budget,
+    )  # fmt: skip
     processor = embedded_processor(
         replace(config, processor=settings), bus, store, on_incident=out.append,
         wall_clock=lambda: NOW, **kw,
@@ -189,6 +195,51 @@ def test_a_failed_forked_save_claims_again_and_loses_nothing(tmp_path: Path) -> 
     assert processor.health()["status"] == "ok"
     assert _ids(found) == want
     assert (got.offset, _detectors(got)) == (want_state.offset, _detectors(want_state))
+
+
+def test_auto_forks_while_checkpoints_take_a_tenth_of_a_second(tmp_path: Path) -> None:
+    bus, store, found = InMemoryBus(), FileStore(tmp_path / "state"), []
+    _fill(bus, 6000)
+    registry = CollectorRegistry()
+    # (budget 1: a checkpoint every 300 events, however long the last one took)
+    processor = _processor(bus, store, found, "auto", budget=1.0, registry=registry)
+
+    def forked() -> float:
+        sample = "riskstream_checkpoint_writer_seconds_total"
+        return registry.get_sample_value(sample, {"phase": "save"}) or 0.0
+
+    _drain(processor, steps=15)  # quick saves: inline
+    assert forked() == 0 and store.peek(SCOPE, (TOPIC, 0)).offset
+    store.delay = 0.12  # slow saves: the next checkpoint forks, and so do the ones after
+    _drain(processor, steps=15)
+    processor.checkpoint()  # (lands the writer in flight)
+    slow = forked()
+    assert slow >= 0.12
+    store.delay = 0.0  # quick again: the first writer that reports it, then inline
+    _drain(processor, steps=15)
+    processor.checkpoint()
+    quick = forked()
+    _drain(processor, steps=15)
+    processor.checkpoint()
+    assert forked() == quick < slow + 0.1
+    _drain(processor)
+    processor.close()
+    assert store.peek(SCOPE, (TOPIC, 0)).offset == 6000
+
+
+def test_when_it_cannot_fork_it_saves_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_fork() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    bus, store, found = InMemoryBus(), FileStore(tmp_path / "state"), []
+    _fill(bus, 1000)
+    processor = _processor(bus, store, found, "fork")
+    _drain(processor, steps=4)  # 388 events: past checkpoint_events (300), saved then
+    assert store.peek(SCOPE, (TOPIC, 0)).offset == 4 * 97
+    assert "cannot fork a checkpoint writer ([Errno 12] Cannot allocate memory)" in caplog.text
 
 
 def test_a_writer_past_its_deadline_is_killed_and_says_so() -> None:

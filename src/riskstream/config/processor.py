@@ -52,9 +52,10 @@ class ProcessorSettings:
     checkpoint_events: int = 50_000
     checkpoint_budget: float = 0.25  # at most this share of the time goes to checkpoints
     # "fork": a forked child encodes and writes each checkpoint while the loop reads on
-    # (riskstream.services.forked_save); "inline": the loop does it.  A store held in
-    # the process (the embedded one) is always written inline.
-    checkpoint_writer: str = "fork"
+    # (riskstream.services.forked_save); "inline": the loop does it; "auto": fork once
+    # a checkpoint takes 0.1 s (see Processor._forks).  A store held in the process
+    # (the embedded one) is always written inline.
+    checkpoint_writer: str = "auto"
     max_event_bytes: int = 64 * 1024
     # Streams per monitor per partition (0: no cap) and how long, in data time, a stream
     # without readings is kept (0: forever); see riskstream.core.limits.
@@ -103,7 +104,7 @@ _ZERO_MEANS_OFF = frozenset(
 )
 _FLOATS = ("checkpoint_budget", "max_time_age_days", "max_time_ahead_s")
 MONITOR_CHANGE = ("restart", "refuse")
-CHECKPOINT_WRITERS = ("fork", "inline")
+CHECKPOINT_WRITERS = ("auto", "fork", "inline")
 
 
 def read_processor(node: YamlNode) -> ProcessorSettings:
@@ -118,11 +119,12 @@ def read_processor(node: YamlNode) -> ProcessorSettings:
     fields = dict(node.items())
     if values.get("on_monitor_change", "restart") not in MONITOR_CHANGE:
         raise Problem(fields["on_monitor_change"], "on_monitor_change is restart or refuse")
-    if values.get("checkpoint_writer", "fork") not in CHECKPOINT_WRITERS:
+    if values.get("checkpoint_writer", "auto") not in CHECKPOINT_WRITERS:
         raise Problem(
             fields["checkpoint_writer"],
-            "checkpoint_writer is fork (a forked process writes checkpoints while the loop "
-            "reads on) or inline (the loop writes them)",
+            "checkpoint_writer is auto (fork once checkpoints take 0.1 s), fork (a forked "
+            "process writes checkpoints while the loop reads on) or inline (the loop "
+            "writes them)",
         )
     for name in ("max_time_age_days", "max_time_ahead_s"):
         if name in fields:

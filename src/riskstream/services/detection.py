@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 
 MAX_CHECKPOINT_GAP_S = 60.0
 WRITER_DEADLINE_S = 60.0  # a forked checkpoint writer still running then is killed
+FORK_ABOVE_S = 0.1  # processor.checkpoint_writer auto: see Processor._forks
 RETRY_FIRST_S = 0.1  # the first retry after the state store failed...
 RETRY_MAX_S = 10.0  # ...doubling up to this (with jitter, so processors do not stampede)
 
@@ -127,9 +128,11 @@ class Processor:
             for phase in ("poll", "flush", "fork", "encode", "save")
         }
         # Checkpoints written by a forked child (see riskstream.services.forked_save),
-        # when the store is a server it can reach; the one in flight.
-        self._fork_writer = config.processor.checkpoint_writer == "fork" and store.forkable
+        # when the store is a server it can reach (see _forks); the one in flight.
+        self._writer_mode = config.processor.checkpoint_writer if store.forkable else "inline"
         self._writer: ForkedSave | None = None
+        self._work_s = 0.0  # the last checkpoint's encode + save time (inline, or forked)
+        self._forking = False
         self._clock = clock
         self._on_incident = on_incident
         # Delayed labels: predictions are kept until their label comes, then joined.
@@ -638,10 +641,14 @@ class Processor:
             and owned.next_offset is not None
             and owned.next_offset != owned.saved_offset
         ]
-        if forked and due and self._fork_writer:
-            self._fork(due, started)
-            return
+        if forked and due and self._forks():
+            try:
+                self._fork(due, started)
+                return
+            except OSError as exc:  # no memory or processes left to fork: this one inline
+                log.warning("cannot fork a checkpoint writer (%s); saving in the loop", exc)
         saved: dict[TopicPartition, int] = {}
+        work = 0.0
         for tp, owned in due:
             encoding = self._clock()
             changed, deleted = self._encode(owned)
@@ -658,6 +665,7 @@ class Processor:
                     self._scope, tp, owned.epoch, offset, owned.counters, changed, deleted
                 )
                 self._phase["save"].inc(self._clock() - saving)
+                work += self._clock() - encoding
             except FencedError as exc:
                 self._fenced(tp, str(exc))
                 continue
@@ -677,6 +685,8 @@ class Processor:
         self._since_checkpoint = 0
         self._last_checkpoint = self._clock()
         self._paced(self._last_checkpoint - started)
+        if due:
+            self._work_s = work
         if saved:
             self._consumer.commit(saved)
             took = self._last_checkpoint - started
@@ -699,6 +709,18 @@ class Processor:
             changed[PARKED_KEY] = owned.parked.snapshot()
             owned.parked.dirty = False
         return changed, deleted
+
+    def _forks(self) -> bool:
+        """Whether this checkpoint goes to a forked writer.  ``auto`` forks once a
+        checkpoint's encode and save take FORK_ABOVE_S (and goes back inline below half
+        of it): a fork stops the loop ~15 ms but costs some 0.2 s of CPU per checkpoint
+        in copied pages (copy-on-write: bench/results/end_to_end-forked.txt), which
+        only a long stop is worth."""
+        if self._writer_mode != "auto":
+            return self._writer_mode == "fork"
+        above = FORK_ABOVE_S / 2 if self._forking else FORK_ABOVE_S
+        self._forking = self._work_s >= above
+        return self._forking
 
     def _paced(self, took: float) -> None:
         """Checkpoints may take at most `checkpoint_budget` of the time: with many
@@ -774,6 +796,7 @@ class Processor:
             self._store_failed(exc, "checkpoint (forked writer)")
             return
         saved: dict[TopicPartition, int] = {}
+        self._work_s = sum(w.encode_s + w.save_s for w in report.values())
         for tp, written in report.items():
             owned = self._owned.get(tp)
             if owned is None or owned.epoch != written.epoch:
