@@ -67,8 +67,8 @@ class ProcessorMetrics:
         )
         self.checkpoint_seconds = Histogram(
             "riskstream_checkpoint_seconds",
-            "Time the loop stopped for a checkpoint: flush the outputs, then fork the "
-            "writer (processor.checkpoint_writer fork) or encode and save (inline).",
+            "Time the loop stopped for a checkpoint: flush the outputs, then fork a "
+            "writer (see processor.checkpoint_writer) or encode and save itself.",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
