@@ -1,5 +1,5 @@
 """Refuse a green run that did not test: no tests, skipped tests, no integration tests,
-no cluster-stage tests."""
+no cluster-stage tests.  Print what the cluster scenarios printed (their counts)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def main(path: str) -> int:
         classname = f".{case.get('classname')}."
         if ".cluster." in classname:
             cluster += 1
+            out = case.find("system-out")  # what a cluster scenario printed: its counts
+            for line in (out.text or "").splitlines() if out is not None else ():
+                if line.strip() and not line.startswith("-"):
+                    print(f"ci: cluster {case.get('name')}: {line.strip()}")
         if any(f".{stage}." in classname for stage in ("integration", "e2e", "cluster")):
             integration += 1
         for child in case:

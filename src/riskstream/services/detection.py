@@ -719,8 +719,15 @@ class Processor:
         if self._writer_mode != "auto":
             return self._writer_mode == "fork"
         above = FORK_ABOVE_S / 2 if self._forking else FORK_ABOVE_S
-        self._forking = self._work_s >= above
-        return self._forking
+        forking = self._work_s >= above
+        if forking != self._forking:
+            log.info(
+                "the last checkpoint's encode and save took %.3f s: %s",
+                self._work_s,
+                "a forked writer saves the next ones" if forking else "saving inline again",
+            )
+        self._forking = forking
+        return forking
 
     def _paced(self, took: float) -> None:
         """Checkpoints may take at most `checkpoint_budget` of the time: with many
