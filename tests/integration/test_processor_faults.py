@@ -7,6 +7,8 @@ final detector state and the set of incident ids are exactly the reference's.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import signal
 import time
@@ -200,3 +202,49 @@ def test_a_paused_processor_cannot_overwrite_the_state_of_partitions_it_lost(
         zombie.stop()
     log = zombie.log()
     assert "lost" in log or "fenced" in log, log
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (its forked checkpoint writers)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def test_killing_forked_checkpoint_writers_mid_save_loses_nothing(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """kill -9 the writer a checkpoint forked (make_setup: checkpoint_writer fork), again
+    and again while the processor runs: whatever of its save landed, the processor claims
+    its partitions again and ends with every input once and the reference's incidents."""
+    setup = make_setup(tmp_path, unique("writer"), checkpoint_interval_ms=200)
+    create_topics(kafka_bootstrap, setup.topics.values())
+    records = _records_with_poison(seed=12, sensors=200, per_sensor=1250)
+    produce(kafka_bootstrap, setup.topics["sensor"], records)
+    ends = end_offsets(kafka_bootstrap, setup.topics["sensor"], 2)
+    proc = ProcessorProcess(setup, kafka_bootstrap, redis_url, tmp_path / "writer.log")
+    killed = 0
+    try:
+        deadline = time.monotonic() + 120
+        while killed < 5 and _progress(redis_url, setup, ends) < len(records):
+            assert time.monotonic() < deadline, f"killed {killed} writers in 120 s"
+            for child in _children(proc.process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+                    killed += 1
+            time.sleep(0.002)
+        assert killed, "no writer was caught in flight"
+        summary = _check_against_reference(setup, kafka_bootstrap, redis_url, records, ends)
+    finally:
+        code = proc.stop()
+    assert code == 0, proc.log()
+    log = proc.log_path.read_text(errors="replace")
+    assert "ended without a report: killed by signal 9" in log
+    assert "every partition resumed at its saved offset" in log
+    print(f"{killed} writers killed; {summary}")
