@@ -31,6 +31,7 @@ import pickle
 import select
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +59,13 @@ class ForkedSave:
         self.started = time.monotonic()
         self._deadline = self.started + deadline_s
         read, write = os.pipe()
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that forking a process with threads may deadlock the
+            # child on a lock some other thread held.  The child here runs only
+            # ``work`` (in the thread that forked: it holds the GIL) and exits; it never
+            # enters librdkafka or the metrics server, whose threads are the others.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # the child: never returns
             _child(work, read, write)
         os.close(write)
