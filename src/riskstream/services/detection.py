@@ -8,7 +8,9 @@ the next offset to read are saved together in one atomic, fenced write.  Before
 that write, every incident and dead letter produced from those events is flushed
 to the bus.  A crash between two checkpoints therefore replays the events after
 the last one onto exactly the state that preceded them: state is applied once,
-and the re-emitted incidents carry the same deterministic ids.
+and the re-emitted incidents carry the same deterministic ids.  A large checkpoint is
+written by a forked child (:mod:`riskstream.services.forked_save`) while the loop reads
+on; the offsets are committed once its write has landed, so the same holds.
 
 When the state store fails (Redis down, at maxmemory, a failover), the processor
 does not exit: it drops what it has not saved, *holds* its partitions (stays in
