@@ -165,7 +165,8 @@ def loadavg() -> str:
 
 
 def scrape(port: int) -> dict[str, float]:
-    """A process's /metrics, summed over labels, by sample name."""
+    """A process's /metrics, summed over labels, by sample name; and, for samples with a
+    ``phase`` label, also by ``name{phase}``."""
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
@@ -177,6 +178,8 @@ def scrape(port: int) -> dict[str, float]:
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             out[s.name] = out.get(s.name, 0.0) + float(s.value)
+            if "phase" in s.labels:
+                out[f"{s.name}{{{s.labels['phase']}}}"] = float(s.value)
     return out
 
 
@@ -768,6 +771,7 @@ def checkpoint_process_phase(
     producer = Producer({"bootstrap.servers": servers.bootstrap, "linger.ms": 5})
     out: dict[str, Any] = {"writer": writer, "keys": keys, "rounds": []}
     progress(f"checkpoint in the processor ({writer} writer): {keys:,} sensors, {rounds} rounds")
+    # (one checkpoint per round: stop_s is that checkpoint's stop, not a mean of several)
     with open(log, "wb") as handle:
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -794,8 +798,12 @@ def checkpoint_process_phase(
                 producer.flush()
                 wait_committed(committed, (rnd + 1) * keys, [proc], 300)
                 now, cpu_now = scrape(port), cpu_split(proc.pid)
+                stop_s = delta(now, before, "riskstream_checkpoint_seconds")
+                fork = "riskstream_processor_phase_seconds_total{fork}"
                 out["rounds"].append({
-                    "stop_s": delta(now, before, "riskstream_checkpoint_seconds"),
+                    "stop_s": stop_s,
+                    # the loop's time in the fork phase less the forks: taking in reports
+                    "report_s": max(0.0, now.get(fork, 0) - before.get(fork, 0) - stop_s),
                     "landed_s": delta(now, before, "riskstream_checkpoint_landed_seconds"),
                     "cpu_s": cpu_now[0] - cpu_before[0],
                     "writer_cpu_s": cpu_now[1] - cpu_before[1],
@@ -1253,16 +1261,24 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
         for run in ckpt_runs:
             m = run["median"]
             print(
-                f"  writer {run['writer']:<7} loop stopped {m['stop_s'] * 1000:6.1f} ms; "
+                f"  writer {run['writer']:<7} loop stopped {m['stop_s'] * 1000:6.1f} ms"
+                + (
+                    f" + {m['report_s'] * 1000:.1f} ms taking in the writer's report"
+                    if run["writer"] == "fork"
+                    else ""
+                )
+                + "; "
                 f"saved (landed) after {m['landed_s'] * 1000:4.0f} ms; CPU per round: "
                 f"process {m['cpu_s'] * 1000:4.0f} ms + forked writers "
                 f"{m['writer_cpu_s'] * 1000:4.0f} ms  (state loaded in {run['load_s']:.1f} s)"
             )
         for run in ckpt_runs:
             print(
-                f"    {run['writer']:<6} rounds (stop ms, landed ms): "
+                f"    {run['writer']:<6} rounds (stop ms, landed ms, report ms): "
                 + ", ".join(
-                    f"({r['stop_s'] * 1000:.0f}, {r['landed_s'] * 1000:.0f})" for r in run["rounds"]
+                    f"({r['stop_s'] * 1000:.0f}, {r['landed_s'] * 1000:.0f}, "
+                    f"{r['report_s'] * 1000:.1f})"
+                    for r in run["rounds"]
                 )
             )
         print("  in this process, the checkpoint's parts (what the writer does):")
