@@ -73,12 +73,9 @@ class FileStore(InMemoryStateStore):
         with self._file():
             return super().peek(scope, partition)
 
-    delay = 0.0  # seconds each save takes (read by the forked writer at its fork)
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.down.exists():
             raise StateStoreError("the test store is down")
-        time.sleep(self.delay)
         with self._file():
             super().save(*args, **kwargs)
 
@@ -197,31 +194,37 @@ def test_a_failed_forked_save_claims_again_and_loses_nothing(tmp_path: Path) -> 
     assert (got.offset, _detectors(got)) == (want_state.offset, _detectors(want_state))
 
 
-def test_auto_forks_while_checkpoints_take_a_tenth_of_a_second(tmp_path: Path) -> None:
+def test_auto_forks_while_checkpoints_save_many_snapshots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auto counts the snapshots a checkpoint saved (inline or forked alike): at
+    FORK_AT_ENTRIES it forks, below half of it it saves inline again.  The threshold is
+    scaled down to this test's few streams (each checkpoint here saves some 20)."""
     bus, store, found = InMemoryBus(), FileStore(tmp_path / "state"), []
     _fill(bus, 6000)
     registry = CollectorRegistry()
-    # (budget 1: a checkpoint every 300 events, however long the last one took)
     processor = _processor(bus, store, found, "auto", budget=1.0, registry=registry)
 
-    def forked() -> float:
+    def forked() -> float:  # grows with each forked writer's report, and only then
         sample = "riskstream_checkpoint_writer_seconds_total"
         return registry.get_sample_value(sample, {"phase": "save"}) or 0.0
 
-    _drain(processor, steps=15)  # quick saves: inline
+    checkpoint = processor.checkpoint  # (lands the writer in flight; itself inline)
+    monkeypatch.setattr("riskstream.services.detection.FORK_AT_ENTRIES", 10_000)
+    _drain(processor, steps=15)  # few snapshots per checkpoint: inline
+    checkpoint()
     assert forked() == 0 and store.peek(SCOPE, (TOPIC, 0)).offset
-    store.delay = 0.12  # slow saves: the next checkpoint forks, and so do the ones after
+    monkeypatch.setattr("riskstream.services.detection.FORK_AT_ENTRIES", 4)
+    _drain(processor, steps=15)  # "many": forked
+    checkpoint()
+    assert forked() > 0
+    monkeypatch.setattr("riskstream.services.detection.FORK_AT_ENTRIES", 10_000)
+    _drain(processor, steps=15)  # few again: inline from the next checkpoint on
+    checkpoint()
+    settled = forked()
     _drain(processor, steps=15)
-    processor.checkpoint()  # (lands the writer in flight)
-    slow = forked()
-    assert slow >= 0.12
-    store.delay = 0.0  # quick again: the first writer that reports it, then inline
-    _drain(processor, steps=15)
-    processor.checkpoint()
-    quick = forked()
-    _drain(processor, steps=15)
-    processor.checkpoint()
-    assert forked() == quick < slow + 0.1
+    checkpoint()
+    assert forked() == settled
     _drain(processor)
     processor.close()
     assert store.peek(SCOPE, (TOPIC, 0)).offset == 6000

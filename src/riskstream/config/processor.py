@@ -53,8 +53,8 @@ class ProcessorSettings:
     checkpoint_budget: float = 0.25  # at most this share of the time goes to checkpoints
     # "fork": a forked child encodes and writes each checkpoint while the loop reads on
     # (riskstream.services.forked_save); "inline": the loop does it; "auto": fork once
-    # a checkpoint takes 0.1 s (see Processor._forks).  A store held in the process
-    # (the embedded one) is always written inline.
+    # a checkpoint saves 8,000 snapshots, ~0.1 s inline (see Processor._forks).  A
+    # store held in the process (the embedded one) is always written inline.
     checkpoint_writer: str = "auto"
     max_event_bytes: int = 64 * 1024
     # Streams per monitor per partition (0: no cap) and how long, in data time, a stream
@@ -122,9 +122,9 @@ def read_processor(node: YamlNode) -> ProcessorSettings:
     if values.get("checkpoint_writer", "auto") not in CHECKPOINT_WRITERS:
         raise Problem(
             fields["checkpoint_writer"],
-            "checkpoint_writer is auto (fork once checkpoints take 0.1 s), fork (a forked "
-            "process writes checkpoints while the loop reads on) or inline (the loop "
-            "writes them)",
+            "checkpoint_writer is auto (fork once checkpoints save 8,000 snapshots), fork "
+            "(a forked process writes checkpoints while the loop reads on) or inline (the "
+            "loop writes them)",
         )
     for name in ("max_time_age_days", "max_time_ahead_s"):
         if name in fields:

@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 MAX_CHECKPOINT_GAP_S = 60.0
 WRITER_DEADLINE_S = 60.0  # a forked checkpoint writer still running then is killed
-FORK_ABOVE_S = 0.1  # processor.checkpoint_writer auto: see Processor._forks
+FORK_AT_ENTRIES = 8000  # processor.checkpoint_writer auto: see Processor._forks
 RETRY_FIRST_S = 0.1  # the first retry after the state store failed...
 RETRY_MAX_S = 10.0  # ...doubling up to this (with jitter, so processors do not stampede)
 
@@ -134,7 +134,7 @@ class Processor:
         # when the store is a server it can reach (see _forks); the one in flight.
         self._writer_mode = config.processor.checkpoint_writer if store.forkable else "inline"
         self._writer: ForkedSave | None = None
-        self._work_s = 0.0  # the last checkpoint's encode + save time (inline, or forked)
+        self._entries = 0  # snapshots and deletions the last checkpoint saved
         self._forking = False
         self._clock = clock
         self._on_incident = on_incident
@@ -651,7 +651,7 @@ class Processor:
             except OSError as exc:  # no memory or processes left to fork: this one inline
                 log.warning("cannot fork a checkpoint writer (%s); saving in the loop", exc)
         saved: dict[TopicPartition, int] = {}
-        work = 0.0
+        entries = 0
         for tp, owned in due:
             encoding = self._clock()
             changed, deleted = self._encode(owned)
@@ -668,7 +668,7 @@ class Processor:
                     self._scope, tp, owned.epoch, offset, owned.counters, changed, deleted
                 )
                 self._phase["save"].inc(self._clock() - saving)
-                work += self._clock() - encoding
+                entries += len(changed) + len(deleted)
             except FencedError as exc:
                 self._fenced(tp, str(exc))
                 continue
@@ -689,7 +689,7 @@ class Processor:
         self._last_checkpoint = self._clock()
         self._paced(self._last_checkpoint - started)
         if due:
-            self._work_s = work
+            self._entries = entries
         if saved:
             self._consumer.commit(saved)
             took = self._last_checkpoint - started
@@ -714,19 +714,23 @@ class Processor:
         return changed, deleted
 
     def _forks(self) -> bool:
-        """Whether this checkpoint goes to a forked writer.  ``auto`` forks once a
-        checkpoint's encode and save take FORK_ABOVE_S (and goes back inline below half
-        of it): a fork stops the loop ~15 ms but costs some 0.2 s of CPU per checkpoint
-        in copied pages (copy-on-write: bench/results/end_to_end-forked.txt), which
-        only a long stop is worth."""
+        """Whether this checkpoint goes to a forked writer.  ``auto`` forks once the last
+        checkpoint saved FORK_AT_ENTRIES snapshots (and goes back inline below half of
+        that).  Inline, one costs ~12 µs (encode, then save: 244 ms per 20k streams in
+        bench/results/end_to_end-forked.txt), so that is a stop of ~0.1 s; a fork stops
+        the loop ~15 ms plus ~30 ms to take in its report, but costs some 0.2 s of CPU
+        per checkpoint in copied pages (copy-on-write), which only a long stop is worth
+        (forking every checkpoint of 2,000 streams cost 18.1 -> 22.5 CPU µs/event).
+        Counted in snapshots, not seconds: a writer's own times run ~2x an inline save's
+        (the same copied pages) and would keep it forking."""
         if self._writer_mode != "auto":
             return self._writer_mode == "fork"
-        above = FORK_ABOVE_S / 2 if self._forking else FORK_ABOVE_S
-        forking = self._work_s >= above
+        at = FORK_AT_ENTRIES // 2 if self._forking else FORK_AT_ENTRIES
+        forking = self._entries >= at
         if forking != self._forking:
             log.info(
-                "the last checkpoint's encode and save took %.3f s: %s",
-                self._work_s,
+                "the last checkpoint saved %d snapshots: %s",
+                self._entries,
                 "a forked writer saves the next ones" if forking else "saving inline again",
             )
         self._forking = forking
@@ -818,7 +822,7 @@ class Processor:
             self._store_failed(exc, "checkpoint (forked writer)")
             return
         saved: dict[TopicPartition, int] = {}
-        self._work_s = sum(w.encode_s + w.save_s for w in report.values())
+        self._entries = sum(len(w.sizes) + len(w.deleted) for w in report.values())
         for tp, written in report.items():
             owned = self._owned.get(tp)
             if owned is None or owned.epoch != written.epoch:
