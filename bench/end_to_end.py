@@ -743,9 +743,11 @@ def checkpoint_process_phase(
     landed (riskstream_checkpoint_landed_seconds); from /proc, the CPU of the process
     and of its forked writers (cutime + cstime, once reaped).
     """
+    import orjson
     from confluent_kafka import Producer
 
     from riskstream.adapters.redis.state import RedisStateStore
+    from riskstream.core.timeutil import format_time
 
     tag = uuid.uuid4().hex[:6]
     topic, group = f"e2e-ckpt-{tag}-sensor", f"e2e-ckpt-{writer}-{tag}"
@@ -787,13 +789,13 @@ def checkpoint_process_phase(
             out["load_s"] = time.perf_counter() - started
             before, cpu_before = scrape(port), cpu_split(proc.pid)
             for rnd in range(rounds):
-                at = seeds.next_time + rnd
+                at = format_time(seeds.next_time + rnd)
                 for k in range(keys):
                     name = key_name(k)
-                    event = {"event_id": f"{name}/ck{rnd}", "time": iso(at), "sensor_id": name,
+                    event = {"event_id": f"{name}/ck{rnd}", "time": at, "sensor_id": name,
                              "value": seeds.rng.gauss(20.0 + k % 7, 1.0), "unit": "degC",
                              "quality": "good"}  # fmt: skip
-                    producer.produce(topic, orjson_dumps(event), name.encode(), k % partitions)
+                    producer.produce(topic, orjson.dumps(event), name.encode(), k % partitions)
                     producer.poll(0)
                 producer.flush()
                 wait_committed(committed, (rnd + 1) * keys, [proc], 300)
@@ -832,18 +834,6 @@ def delta(now: dict[str, float], before: dict[str, float], histogram: str) -> fl
     n = now.get(histogram + "_count", 0) - before.get(histogram + "_count", 0)
     total = now.get(histogram + "_sum", 0) - before.get(histogram + "_sum", 0)
     return total / n if n else 0.0
-
-
-def iso(t: float) -> str:
-    from riskstream.core.timeutil import format_time
-
-    return format_time(t)
-
-
-def orjson_dumps(event: dict[str, Any]) -> bytes:
-    import orjson
-
-    return orjson.dumps(event)
 
 
 # --------------------------------------------------------------------------- unit costs
