@@ -14,6 +14,9 @@ import itertools
 import os
 import pickle
 import random
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -255,6 +258,44 @@ def test_a_writer_that_dies_says_how() -> None:
     save = ForkedSave(lambda: os._exit(3), deadline_s=30)
     with pytest.raises(StateStoreError, match="ended without a report: exit status 3"):
         save.wait()
+
+
+_ORPHANING_PARENT = """
+import socket, sys, time
+from riskstream.services.forked_save import ForkedSave
+port = socket.create_server(("127.0.0.1", 0))  # as the metrics server holds its port
+save = ForkedSave(lambda: time.sleep(60), deadline_s=60)
+print(port.getsockname()[1], save.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"  # dead, not yet reaped
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+def test_a_writer_dies_with_its_parent_and_frees_the_parents_port() -> None:
+    """A processor killed with kill -9 mid-checkpoint leaves no writer behind: one would
+    hold the metrics port, and a processor restarted at once could not bind it."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _ORPHANING_PARENT], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            port, child = (int(word) for word in parent.stdout.readline().split())
+            assert not _gone(child)
+        finally:
+            parent.kill()
+    deadline = time.monotonic() + 5
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _gone(child), "the writer outlived its parent"
+    socket.create_server(("127.0.0.1", port)).close()  # the port is free again
 
 
 def _specs() -> list[MonitorSpec]:

@@ -19,17 +19,28 @@ process group stops the parent, which waits for the save in flight on its way ou
 A child that dies, hangs past its deadline (then it is killed) or raises reports a
 :class:`~riskstream.errors.StateStoreError` to the parent, which claims its
 partitions again, as after any failed save.
+
+A child never outlives its parent: on Linux the kernel kills it the moment the thread
+that forked it ends (``PR_SET_PDEATHSIG``), elsewhere its own alarm ends it at its
+deadline.  An orphaned writer would otherwise hold everything the parent had open,
+the metrics port among them, so a processor restarted at once after a ``kill -9``
+could not bind it; and its save, were it to land, would only be fenced off by the
+processor that claimed the partitions since.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import gc
 import logging
+import math
 import os
 import pickle
 import select
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -40,6 +51,8 @@ from riskstream.errors import StateStoreError
 __all__ = ["ForkedSave"]
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class ForkedSave:
@@ -59,6 +72,8 @@ class ForkedSave:
         self.started = time.monotonic()
         self._deadline = self.started + deadline_s
         read, write = os.pipe()
+        parent = os.getpid()
+        prctl = _prctl()
         with warnings.catch_warnings():
             # Python 3.12+ warns that forking a process with threads may deadlock the
             # child on a lock some other thread held.  The child here runs only
@@ -67,7 +82,7 @@ class ForkedSave:
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
         if pid == 0:  # the child: never returns
-            _child(work, read, write)
+            _child(work, read, write, parent, prctl, deadline_s)
         os.close(write)
         os.set_blocking(read, False)
         self.pid = pid
@@ -151,7 +166,26 @@ class ForkedSave:
         self.finished = time.monotonic()
 
 
-def _child(work: Callable[[], Any], read: int, write: int) -> None:
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """Linux's ``prctl``, looked up in the parent (the child only calls it), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+def _child(
+    work: Callable[[], Any],
+    read: int,
+    write: int,
+    parent: int,
+    prctl: Callable[..., int] | None,
+    deadline_s: float,
+) -> None:
     code = 0
     try:
         # Short-lived: a garbage collection would only write to (and so copy) pages
@@ -159,6 +193,16 @@ def _child(work: Callable[[], Any], read: int, write: int) -> None:
         gc.disable()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # a handler of the parent's is not ours
+        # Die with the parent (see the module docstring): the kernel's signal on Linux,
+        # then a check for a parent that died before it was asked for, and the alarm
+        # (SIGALRM ends a process) for where neither exists; the parent kills it at
+        # the deadline anyway.
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+        signal.alarm(math.ceil(deadline_s) + 1)
         os.close(read)
         try:
             report = pickle.dumps(("ok", work()), protocol=pickle.HIGHEST_PROTOCOL)
