@@ -281,7 +281,8 @@ def _gone(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
 def test_a_writer_dies_with_its_parent_and_frees_the_parents_port() -> None:
     """A processor killed with kill -9 mid-checkpoint leaves no writer behind: one would
-    hold the metrics port, and a processor restarted at once could not bind it."""
+    hold the metrics port, and a processor restarted at once could not bind it.  (While
+    both live, the writer is the OOM killer's first choice.)"""
     with subprocess.Popen(
         [sys.executable, "-c", _ORPHANING_PARENT], stdout=subprocess.PIPE, text=True
     ) as parent:
@@ -289,6 +290,11 @@ def test_a_writer_dies_with_its_parent_and_frees_the_parents_port() -> None:
             assert parent.stdout is not None
             port, child = (int(word) for word in parent.stdout.readline().split())
             assert not _gone(child)
+            # ...and, short of memory, the kernel kills the writer before the processor
+            score, waited = Path(f"/proc/{child}/oom_score_adj"), time.monotonic() + 5
+            while score.read_text().strip() != "1000" and time.monotonic() < waited:
+                time.sleep(0.01)  # (the child sets it as it starts)
+            assert score.read_text().strip() == "1000"
         finally:
             parent.kill()
     deadline = time.monotonic() + 5

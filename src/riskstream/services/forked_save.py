@@ -25,7 +25,9 @@ that forked it ends (``PR_SET_PDEATHSIG``), elsewhere its own alarm ends it at i
 deadline.  An orphaned writer would otherwise hold everything the parent had open,
 the metrics port among them, so a processor restarted at once after a ``kill -9``
 could not bind it; and its save, were it to land, would only be fenced off by the
-processor that claimed the partitions since.
+processor that claimed the partitions since.  And when memory runs short (a writer's
+copied pages come on top of the processor's), Linux's OOM killer is told to take the
+writer first: losing it costs a re-claim, losing the processor a restart.
 """
 
 from __future__ import annotations
@@ -203,6 +205,11 @@ def _child(
         if os.getppid() != parent:
             os._exit(1)
         signal.alarm(math.ceil(deadline_s) + 1)
+        # Under memory pressure (the child's copied pages are on top of the parent's),
+        # the kernel's OOM killer should take the writer, whose loss costs a re-claim,
+        # not the processor (Linux; raising one's own score needs no privilege).
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as oom:
+            oom.write("1000")
         os.close(read)
         try:
             report = pickle.dumps(("ok", work()), protocol=pickle.HIGHEST_PROTOCOL)
