@@ -60,3 +60,23 @@ def test_a_py_spy_profile_is_summed_by_function_own_and_inclusive(
     assert " 75.0%  work (a.py)" in lines
     assert "100.0%  + main (a.py)" in lines
     assert " 25.0%  leaf (b.py)" in lines
+
+
+def test_unit_costs_time_each_kind_alone_then_the_default_sensor_monitors_together(
+    e2e: ModuleType,
+) -> None:
+    """The capacity plan takes the "together" row: it must run all five default sensor
+    monitors in one PartitionDetectors (five streams per sensor), not one of them."""
+    rows = e2e.unit_costs(keys=4, warm=40, timed=5)
+    alone = {r["monitor"]: r for r in rows if r["kind"] != "together"}
+    (together,) = (r for r in rows if r["kind"] == "together")
+    assert set(alone) == {
+        "value-drift", "value-adwin", "sensor-value-drift", "sensor-noise",
+        "sensor-out-of-range", "sensor-stuck", "sensor-missing",
+    }  # fmt: skip
+    default = [r for r in rows if r["monitor"].startswith("sensor-")]
+    assert together["streams"] == sum(r["streams"] for r in default)
+    assert together["bytes_per_key"] == pytest.approx(
+        sum(r["bytes_per_stream"] * r["streams"] for r in default) / 4, rel=0.1
+    )
+    assert rows[-1] is together and together["us_per_event"] > 0
