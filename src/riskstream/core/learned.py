@@ -861,11 +861,11 @@ class LearnedStream:
             "acc": None
             if self._acc is None
             else [_f(v) if isinstance(v, float) else v for v in self._acc],
-            "base": None if self._base is None else [_f(v) for v in self._base],
+            "base": None if self._base is None else _fs(self._base),
             "cusums": [c.dump() for c in self._cusums],
             "times": self._times.dump(),
             "season": None if self._season is None else self._season.dump(),
-            "long": None if self._long is None else [_f(v) for v in self._long],
+            "long": None if self._long is None else _fs(self._long),
         }
 
     @classmethod
@@ -906,6 +906,13 @@ class LearnedStream:
                 raise SnapshotError("stream snapshot has no seasonal profile; reset its state")
             s._season.load(snap["season"])
         return s
+
+
+def _fs(xs: list[float]) -> list[float | str]:
+    """:func:`_f` of each; the usual all-finite list is copied at C speed."""
+    if all(map(math.isfinite, xs)):
+        return list(xs)
+    return [_f(x) for x in xs]
 
 
 def _f(x: float) -> float | str:

@@ -641,11 +641,8 @@ class _TimeIndex:
         return round(lo + (hi - lo) * within / self.STRIDE) / 1000.0
 
     def dump(self) -> list[Any]:
-        ms = self.ms
-        return [
-            self.first,
-            [ms[0], *(b - a for a, b in itertools.pairwise(ms))] if ms else [],
-        ]
+        ms = self.ms  # deltas by map(sub): a checkpoint dumps one per changed stream
+        return [self.first, [ms[0], *map(sub, ms[1:], ms[:-1])] if ms else []]
 
     @classmethod
     def load(cls, data: list[Any]) -> _TimeIndex:
