@@ -161,14 +161,10 @@ class _SilenceMonitor:
         self.watch = SilenceWatch(check_silence_params(dict(spec.params)))
         self.limit = MonitorLimit()
 
-    def see(self, event: Event, t: float, cap: float) -> str | None:
-        """Watch the event's stream; its key if it was dropped at the cap."""
-        key = self.key_of(event)
-        if len(self.watch) >= cap and key not in self.watch:
-            return key
+    def see(self, key: str, event: Event, t: float, cap: float) -> bool:
+        """Watch the event's stream ``key``; False when it was dropped at the cap."""
         subject = self.subject(event)
-        self.watch.see(key, subject if type(subject) is str else str(subject), t)
-        return None
+        return self.watch.see(key, subject if type(subject) is str else str(subject), t, cap)
 
     def finding(self, silent: Silent) -> Finding:
         n = silent.events
@@ -351,9 +347,8 @@ class PartitionDetectors:
                     continue
                 if t is None:
                     t = parse_time(event["time"])
-                dropped = sm.see(event, t, cap)
-                if dropped is not None:
-                    findings.extend(self._dropped(sm, dropped, t))
+                if not sm.see(key, event, t, cap):
+                    findings.extend(self._dropped(sm, key, t))
                 key = ALL_STREAMS  # what follows is the partition's, not one stream's
                 findings.extend(sm.finding(silent) for silent in sm.watch.silent())
             except Exception as exc:

@@ -47,6 +47,8 @@ LEARN_GAPS = 20  # gaps a stream shows before it is watched
 MEMORY = 25  # ...and it keeps learning over this many times as many
 PARTITION_PAUSE = 50  # a clock jump of this many of its mean steps: the partition paused
 EXPONENTIAL_MAD = 1.36  # 1 / 0.736: the mean absolute deviation of an exponential gap
+_LEARN_MAX = LEARN_GAPS * MEMORY  # gaps the learning averages over, at most
+_NO_TIME = -math.inf  # a stream's (or the clock's) time before its first reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +121,15 @@ class SilenceWatch:
 
     >>> w = SilenceWatch(SilenceParams(min_gaps=5))
     >>> for i in range(60):
-    ...     w.see("a", "a", 10.0 * i); w.see("b", "b", 10.0 * i + 1)
+    ...     _ = w.see("a", "a", 10.0 * i), w.see("b", "b", 10.0 * i + 1)
     >>> list(w.silent())
     []
     >>> for i in range(60, 70):
-    ...     w.see("b", "b", 10.0 * i + 1)
+    ...     _ = w.see("b", "b", 10.0 * i + 1)
     >>> [(s.key, s.last_seen, round(s.allowed)) for s in w.silent()]
     [('a', 590.0, 48)]
+    >>> w.see("c", "c", 701.0, cap=2)  # a third stream, over a cap of two: not watched
+    False
     """
 
     __slots__ = (
@@ -139,6 +143,7 @@ class SilenceWatch:
         "_step",
         "_steps",
         "_streams",
+        "_tail",
         "dirty",
     )
 
@@ -146,6 +151,7 @@ class SilenceWatch:
 
     def __init__(self, params: SilenceParams) -> None:
         self._params = params
+        self._tail = EXPONENTIAL_MAD * math.log(params.false_alarm_every)  # see _allowed
         self._streams: dict[str, _Stream] = {}
         self._heap: list[tuple[float, str]] = []
         self._recent: list[float] = []  # the last CLOCK_WINDOW event times, arrival order
@@ -174,25 +180,40 @@ class SilenceWatch:
             self.dirty.discard(key)
         return gone
 
-    def see(self, key: str, subject: str, t: float) -> None:
+    def see(self, key: str, subject: str, t: float, cap: float = math.inf) -> bool:
+        """Watch a reading of stream ``key``; False (and nothing seen) when ``key`` is
+        new and ``cap`` streams are watched already.  Runs for every event: the gap
+        learning and the deadline (:meth:`_allowed`) are inlined."""
+        streams = self._streams
+        s = streams.get(key)
+        if s is None and len(streams) >= cap:
+            return False
         self._tick(t)
-        s = self._streams.get(key)
+        busy = self._busy
         if s is None:
-            s = self._streams[key] = _Stream(subject)
-        elif s.arrived > -math.inf and not s.silent and self._busy > s.arrived:
+            s = streams[key] = _Stream(subject)
+        elif s.arrived > _NO_TIME and not s.silent and busy > s.arrived:
             # (readings that arrive together, a gateway's batch, are one arrival)
-            self._learn(s, self._busy - s.arrived)
+            gap = busy - s.arrived
+            s.gaps = gaps = s.gaps + 1
+            w = 1.0 / min(gaps, _LEARN_MAX)
+            s.mean = mean = s.mean + (gap - s.mean) * w
+            s.mad += (abs(gap - mean) - s.mad) * w
         s.silent = False
         s.subject = subject
         s.count += 1
-        s.arrived = self._busy
+        s.arrived = busy
         if t > s.last_seen:
             s.last_seen = t
         if s.gaps >= LEARN_GAPS:
-            heapq.heappush(self._heap, (s.arrived + self._allowed(s), key))
-            if len(self._heap) > 4 * len(self._streams) + 64:
+            p, mean = self._params, s.mean
+            allowed = max(p.min_gaps * mean, mean + self._tail * s.mad, p.after)
+            heap = self._heap
+            heapq.heappush(heap, (busy + allowed, key))
+            if len(heap) > 4 * len(streams) + 64:
                 self._rebuild()
         self.dirty.add(key)
+        return True
 
     def _tick(self, t: float) -> None:
         recent, ordered = self._recent, self._ordered
@@ -201,8 +222,9 @@ class SilenceWatch:
         if len(recent) > CLOCK_WINDOW:
             del ordered[bisect.bisect_left(ordered, recent.pop(0))]
         median = ordered[len(ordered) // 2]
-        step = median - self._clock if median > self._clock > -math.inf else 0.0
-        if median > self._clock:
+        clock = self._clock
+        step = median - clock if median > clock > _NO_TIME else 0.0
+        if median > clock:
             self._clock = median
         # A jump far beyond the partition's usual pace is the whole partition falling
         # silent (an outage upstream, the end of a replayed file): it is nobody's own
@@ -215,17 +237,11 @@ class SilenceWatch:
         self._busy = self._clock - self._paused
         self.dirty.add(self.CLOCK_KEY)
 
-    @staticmethod
-    def _learn(s: _Stream, gap: float) -> None:
-        s.gaps += 1
-        w = 1.0 / min(s.gaps, LEARN_GAPS * MEMORY)
-        s.mean += (gap - s.mean) * w
-        s.mad += (abs(gap - s.mean) - s.mad) * w
-
     def _allowed(self, s: _Stream) -> float:
+        """The gap after which ``s`` is silent (see the module docstring); :meth:`see`
+        has it inlined."""
         p = self._params
-        spread = s.mean + EXPONENTIAL_MAD * math.log(p.false_alarm_every) * s.mad
-        return max(p.min_gaps * s.mean, spread, p.after)
+        return max(p.min_gaps * s.mean, s.mean + self._tail * s.mad, p.after)
 
     def _rebuild(self) -> None:
         self._heap = sorted(
