@@ -847,9 +847,10 @@ def unit_costs(keys: int = 200, warm: int = 3000, timed: int = 1000) -> list[dic
     process): ``keys`` streams fed ``warm`` events each (past warm-up and the time
     index), then ``timed`` more each under ``time.process_time``; then every stream's
     snapshot is encoded as a checkpoint does.  The last row runs the default's five
-    sensor monitors in one PartitionDetectors, as a processor does: the kinds alone add
-    up to less than that (each alone keeps a fifth of the state in the CPU's caches),
-    so a capacity model takes the row, not the sum.
+    sensor monitors in one PartitionDetectors, as a processor does: the kinds alone
+    added up to less than that in every sitting so far (with the same calls made: the
+    CPU's caches or the collector, not pinned down), so a capacity model takes the row,
+    not the sum.
     """
     from riskstream.config import load_config
     from riskstream.core.monitors import PartitionDetectors
