@@ -166,9 +166,6 @@ class SilenceWatch:
     def __len__(self) -> int:
         return len(self._streams)
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._streams
-
     def streams(self) -> list[str]:
         return list(self._streams)
 
@@ -183,7 +180,7 @@ class SilenceWatch:
     def see(self, key: str, subject: str, t: float, cap: float = math.inf) -> bool:
         """Watch a reading of stream ``key``; False (and nothing seen) when ``key`` is
         new and ``cap`` streams are watched already.  Runs for every event: the gap
-        learning and the deadline (:meth:`_allowed`) are inlined."""
+        learning is inlined."""
         streams = self._streams
         s = streams.get(key)
         if s is None and len(streams) >= cap:
@@ -206,10 +203,8 @@ class SilenceWatch:
         if t > s.last_seen:
             s.last_seen = t
         if s.gaps >= LEARN_GAPS:
-            p, mean = self._params, s.mean
-            allowed = max(p.min_gaps * mean, mean + self._tail * s.mad, p.after)
             heap = self._heap
-            heapq.heappush(heap, (busy + allowed, key))
+            heapq.heappush(heap, (busy + self._allowed(s), key))
             if len(heap) > 4 * len(streams) + 64:
                 self._rebuild()
         self.dirty.add(key)
@@ -238,8 +233,7 @@ class SilenceWatch:
         self.dirty.add(self.CLOCK_KEY)
 
     def _allowed(self, s: _Stream) -> float:
-        """The gap after which ``s`` is silent (see the module docstring); :meth:`see`
-        has it inlined."""
+        """The gap after which ``s`` is silent (see the module docstring)."""
         p = self._params
         return max(p.min_gaps * s.mean, s.mean + self._tail * s.mad, p.after)
 
