@@ -963,7 +963,6 @@ def describe(run: ProcRun) -> list[str]:
     lines.append(f"  wall, process start -> committed offsets at the end   {run.wall:.2f} s")
     lines.append(f"  events/s                     {run.rate:,.0f}")
     if run.first_commit is not None:
-        steady_cpu = sum(run.cpu) - sum(run.cpu_at_first)
         lines.append(
             f"  start-up                     {run.first_commit:.2f} s to the first commit "
             f"({sum(run.cpu_at_first):.2f} CPU s: imports, config, group join, claim)"
@@ -973,7 +972,6 @@ def describe(run: ProcRun) -> list[str]:
             f"{run.events / max(run.wall - run.first_commit, 1e-9):,.0f} events/s "
             f"(an upper bound: the first commit already covers up to a second of events)"
         )
-        del steady_cpu
     lines.append(
         f"  CPU per event                {run.cpu_us:.1f} µs (user+sys of the process(es), all "
         f"threads, start-up included: {sum(run.cpu):.2f} s)"
@@ -992,6 +990,16 @@ def describe(run: ProcRun) -> list[str]:
             f"  checkpoints                  {ck_n:.0f}, mean {ck_s / ck_n * 1000:.0f} ms "
             f"({ck_s / run.wall * 100:.0f}% of the wall time); state {mb(state)} over "
             f"{streams:,.0f} streams ({state / max(streams, 1):,.0f} B/stream)"
+        )
+        phases = {
+            name: sum(x.get(f"riskstream_processor_phase_seconds_total{{{name}}}", 0.0) for x in m)
+            for name in ("poll", "flush", "encode", "save", "fork")
+        }
+        lines.append(
+            "  loop phases                  "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items() if v)
+            + f" (of {run.wall * run.processes:.2f} s of wall time; the rest is start-up and "
+            "applying events)"
         )
         gc_s = sum(x.get("python_gc_collections_total", 0.0) for x in m)
         if gc_s:

@@ -80,3 +80,27 @@ def test_unit_costs_time_each_kind_alone_then_the_default_sensor_monitors_togeth
         sum(r["bytes_per_stream"] * r["streams"] for r in default) / 4, rel=0.1
     )
     assert rows[-1] is together and together["us_per_event"] > 0
+
+
+def test_a_run_says_how_long_each_processor_spent_in_each_loop_phase(e2e: ModuleType) -> None:
+    """The phases come from the processes' own counters, summed over processes; a phase
+    no process spent time in is left out."""
+    phase = "riskstream_processor_phase_seconds_total"
+    metrics = [
+        {
+            "riskstream_checkpoint_seconds_count": 2.0,
+            "riskstream_checkpoint_seconds_sum": 0.2,
+            f"{phase}{{poll}}": 1.5,
+            f"{phase}{{encode}}": 0.25,
+        },
+        {
+            "riskstream_checkpoint_seconds_count": 1.0,
+            "riskstream_checkpoint_seconds_sum": 0.1,
+            f"{phase}{{poll}}": 0.5,
+            f"{phase}{{save}}": 0.125,
+        },
+    ]
+    run = e2e.ProcRun("x", 2, 1000, 10.0, 1.0, [1.0, 1.0], [0.1, 0.1], metrics, "", "")
+    (line,) = [s for s in e2e.describe(run) if "loop phases" in s]
+    assert "poll 2.00 s, encode 0.25 s, save 0.12 s (of 20.00 s of wall time" in line
+    assert "flush" not in line and "fork" not in line
