@@ -79,3 +79,20 @@ def test_a_record_built_the_fast_way_equals_one_built_by_name() -> None:
         b"k",
         b"v",
     )
+
+
+def test_the_command_line_loads_the_operator_service_only_for_commands_that_use_it() -> None:
+    """Every command (``run processor`` too) starts with the parser; the operator service
+    and the containment worker behind it cost ~0.15 s to import, paid on each restart."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from riskstream.cli import build_parser; build_parser(); "
+        "print(sorted(n for n in sys.modules if n.startswith('riskstream.services')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert "riskstream.services.operations" not in out
+    assert "riskstream.services.containment" not in out

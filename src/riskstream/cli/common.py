@@ -13,13 +13,15 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 from riskstream.config import Config
 from riskstream.core.timeutil import format_time
-from riskstream.services.operations import OperatorService, check_actor
+
+if TYPE_CHECKING:  # imported when used: every command, `run processor` too, loads this module
+    from riskstream.services.operations import OperatorService
 
 __all__ = [
     "actor",
@@ -83,6 +85,8 @@ def actor(by: str) -> str:
     >>> actor("dr.lee").startswith("dr.lee (os user ")
     True
     """
+    from riskstream.services.operations import check_actor
+
     if not by.strip():
         return by  # the service says what is missing
     check_actor(by.strip())
