@@ -203,6 +203,13 @@ class ProcessorMetrics:
             ["monitor"],
             registry=registry,
         )
+        self.groups_untracked = Counter(
+            "riskstream_group_events_untracked_total",
+            "Events of a group-gap monitor whose group was new after its stream already "
+            "tracked 1,000 groups: counted in the rest, with no gap of their own.",
+            ["monitor"],
+            registry=registry,
+        )
         self.label_latency = Histogram(
             "riskstream_label_latency_seconds",
             "From a prediction to its label (data time).",

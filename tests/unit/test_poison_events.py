@@ -419,3 +419,37 @@ def test_the_window_is_bounded_and_old_chunks_are_deleted(tmp_path: Path) -> Non
     processor.close()
     chunks = [k for k in store.peek(SCOPE, (TOPIC, 0)).snapshots if k.startswith("\x1aevent-ids")]
     assert len(chunks) == 2  # the last 100 ids, one chunk per checkpoint
+
+
+def test_events_of_groups_past_the_cap_are_counted_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A group field with a new value per event (an id where a segment was meant) stops
+    growing a stream at MAX_GROUPS groups; what it leaves out is counted and said once."""
+    from riskstream.core.groups import MAX_GROUPS
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version: 1\nmonitors:\n"
+        "  - {name: hot-assets, reads: sensor, key: line_id, subject: sensor_id,\n"
+        "     group: asset_id, value: {path: value, above: 25},\n"
+        "     detector: {kind: page-hinkley}, warmup: 50}\n"
+    )
+    extra = 1_150  # two batches past the cap: said once, counted in both
+    events = [
+        _reading(i, line_id="line-1", asset_id=f"asset-{i}") for i in range(MAX_GROUPS + extra)
+    ]
+    bus, store, registry = InMemoryBus(), InMemoryStateStore(), CollectorRegistry()
+    _produce(bus, events)
+    with caplog.at_level("WARNING", logger="riskstream.services.detection"):
+        _run(bus, store, load_config(path), registry).close()
+    untracked = registry.get_sample_value(
+        "riskstream_group_events_untracked_total", {"monitor": "hot-assets"}
+    )
+    assert untracked == extra
+    told = [r.getMessage() for r in caplog.records if "groups; events of further" in r.getMessage()]
+    assert len(told) == 1 and told[0].startswith(f"hot-assets: a stream has seen {MAX_GROUPS}")
+    assert store.peek(SCOPE, (TOPIC, 0)).counters == {
+        "applied": MAX_GROUPS + extra,
+        "dead_lettered": 0,
+    }

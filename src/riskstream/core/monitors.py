@@ -109,6 +109,7 @@ class _Compiled:
         "subject",
         "trails",
         "trails_dirty",
+        "untracked",
         "users_of",
         "value",
     )
@@ -116,6 +117,7 @@ class _Compiled:
     def __init__(self, spec: MonitorSpec) -> None:
         self.spec = spec
         self.clamped = [0]  # values clamped to ±MAX_MAGNITUDE since last taken
+        self.untracked = 0  # events of groups new past MAX_GROUPS, since last taken
         self.value = spec.value.getter(self.clamped)
         self.held: dict[str, list[Any]] = {}  # quarantined streams: key -> [why, events skipped]
         self.key_of = key_getter(spec.key)
@@ -297,8 +299,10 @@ class PartitionDetectors:
                             continue
                         rates = m.rates[key] = m.spec.gap.new_rates()
                     m.rates_dirty.add(key)
+                    untracked = rates.untracked
                     gap = rates.observe(group, x)
                     if gap is None:  # the group or the rest is still too small to compare
+                        m.untracked += rates.untracked - untracked  # or one group too many
                         continue
                     x, key, detail = gap.excess, f"{key}|{group}", gap
                     if m.held and key in m.held:
@@ -492,6 +496,15 @@ class PartitionDetectors:
             if m.clamped[0]:
                 out[m.spec.name] = m.clamped[0]
                 m.clamped[0] = 0
+        return out
+
+    def take_untracked(self) -> dict[str, int]:
+        """Events of groups that were new past the MAX_GROUPS a stream tracks (counted
+        in the rest only, no gap of their own) since the last call, per monitor."""
+        out: dict[str, int] = {}
+        for m in self._monitors:
+            if m.untracked:
+                out[m.spec.name], m.untracked = m.untracked, 0
         return out
 
     @staticmethod

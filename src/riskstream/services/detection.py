@@ -47,6 +47,7 @@ from riskstream.config import Config
 from riskstream.core.admission import Refused, event_time
 from riskstream.core.dedup import RecentIds
 from riskstream.core.enrichment import enrich, upstream_of
+from riskstream.core.groups import MAX_GROUPS
 from riskstream.core.incidents import INCIDENT_OPENED, INCIDENT_UPDATED, incident_from_finding
 from riskstream.core.labels import PredictionStore, join, prediction_record
 from riskstream.core.monitors import ApplyFailure, Finding, PartitionDetectors
@@ -141,6 +142,7 @@ class Processor:
         # Delayed labels: predictions are kept until their label comes, then joined.
         self._predictions = predictions if config.joins_labels else None
         self._unsaved: list[tuple[str, dict[str, Any]]] = []
+        self._untracked_told: set[str] = set()  # monitors whose group cap was logged
         self._stored_since_join = False
         self._scope = config.processor.group_id
         self._kinds = config.topics.input_kinds()
@@ -534,6 +536,16 @@ class Processor:
                 detectors.skipped.clear()
             for monitor, n in detectors.take_clamped().items():
                 m.clamped.labels(monitor).inc(n)
+            for monitor, n in detectors.take_untracked().items():
+                if monitor not in self._untracked_told:
+                    self._untracked_told.add(monitor)
+                    log.warning(
+                        "%s: a stream has seen %d groups; events of further new groups count "
+                        "in the rest only, with no gap of their own (a group field with too "
+                        "many values? riskstream_group_events_untracked_total counts them)",
+                        monitor, MAX_GROUPS,
+                    )  # fmt: skip
+                m.groups_untracked.labels(monitor).inc(n)
 
     def _save_predictions(self) -> None:
         if not self._unsaved or self._predictions is None:
