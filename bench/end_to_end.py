@@ -995,11 +995,11 @@ def describe(run: ProcRun) -> list[str]:
             name: sum(x.get(f"riskstream_processor_phase_seconds_total{{{name}}}", 0.0) for x in m)
             for name in ("poll", "flush", "encode", "save", "fork")
         }
+        phases["apply"] = sum(x.get("riskstream_batch_seconds_sum", 0.0) for x in m)
         lines.append(
             "  loop phases                  "
             + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items() if v)
-            + f" (of {run.wall * run.processes:.2f} s of wall time; the rest is start-up and "
-            "applying events)"
+            + f" (of {run.wall * run.processes:.2f} s of wall time; the rest is start-up)"
         )
         gc_s = sum(x.get("python_gc_collections_total", 0.0) for x in m)
         if gc_s:

@@ -92,15 +92,17 @@ def test_a_run_says_how_long_each_processor_spent_in_each_loop_phase(e2e: Module
             "riskstream_checkpoint_seconds_sum": 0.2,
             f"{phase}{{poll}}": 1.5,
             f"{phase}{{encode}}": 0.25,
+            "riskstream_batch_seconds_sum": 6.0,
         },
         {
             "riskstream_checkpoint_seconds_count": 1.0,
             "riskstream_checkpoint_seconds_sum": 0.1,
             f"{phase}{{poll}}": 0.5,
             f"{phase}{{save}}": 0.125,
+            "riskstream_batch_seconds_sum": 7.0,
         },
     ]
     run = e2e.ProcRun("x", 2, 1000, 10.0, 1.0, [1.0, 1.0], [0.1, 0.1], metrics, "", "")
     (line,) = [s for s in e2e.describe(run) if "loop phases" in s]
-    assert "poll 2.00 s, encode 0.25 s, save 0.12 s (of 20.00 s of wall time" in line
+    assert "poll 2.00 s, encode 0.25 s, save 0.12 s, apply 13.00 s (of 20.00 s of wall" in line
     assert "flush" not in line and "fork" not in line
