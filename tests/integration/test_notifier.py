@@ -24,7 +24,15 @@ from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
 from riskstream.bootstrap import kafka_notifier
 from riskstream.codec import encode_cloudevent
 from riskstream.services.notifier import Notifier
-from support import Setup, create_topics, incident, make_setup, read_topic
+from support import (
+    CONTAINMENT_YAML,
+    ContainmentProcess,
+    Setup,
+    create_topics,
+    incident,
+    make_setup,
+    read_topic,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -328,6 +336,63 @@ def test_a_receiver_that_stays_down_is_dead_lettered_and_a_restart_resends_nothi
     ] == "model-9"
     assert len(receivers.delivered("/slack")) == 5
     assert len(read_topic(kafka_bootstrap, dead_topic, idle=1)) == 10
+
+
+def test_a_bad_incident_is_dead_lettered_once_by_the_containment_worker(
+    kafka_bootstrap: str, redis_url: str, receivers: Receivers, tmp_path: Path,
+    unique: Callable[[str], str],
+) -> None:  # fmt: skip
+    """Both read the incidents topic; each dead-lettered what it could not read, so a
+    bad record landed twice (here, where both write to one topic).  The containment
+    worker owns those dead letters; the notifier counts and logs what it skips, and
+    skips what containment refuses (a time with no offset paged people before)."""
+    name = unique("once")
+    topics = {k: f"{name}-{k}" for k in ("incidents", "routing_changes", "dead_letter")}
+    notifications = (
+        f"notifications:\n  group_id: {name}-notifier\n"
+        f"  dead_letter_topic: {topics['dead_letter']}\n"  # the one topic, shared
+        f'  receivers:\n    - {{name: am, kind: alertmanager, url: "{receivers.url}/am"}}\n'
+    )
+    setup = make_setup(tmp_path, name, extra_yaml=CONTAINMENT_YAML + notifications)
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    good = incident("inc-1", "chatbot")
+    bad = [
+        b"[1, 2]",
+        b"\xff\xfe",
+        json.dumps({"type": "safety"}).encode(),
+        json.dumps(incident("inc-x", "chatbot", detected_at="2026-11-26T10:00:00")).encode(),
+        json.dumps(incident("inc-y", "chatbot", evidence=[1])).encode(),
+    ]
+    producer = KafkaBus(KafkaSettings(kafka_bootstrap)).producer()
+    for value in [*bad, json.dumps(good).encode()]:
+        producer.produce(setup.topics["incidents"], value, b"chatbot")
+    producer.flush()
+    namespace = unique("ns")
+    worker = ContainmentProcess(setup, kafka_bootstrap, redis_url, tmp_path / "w.log", namespace)
+    running = Running(setup, kafka_bootstrap)
+    try:
+        _wait("the good incident delivered", lambda: receivers.delivered("/am"), timeout=60)
+        _wait(
+            "every record read by the notifier",
+            lambda: _committed(kafka_bootstrap, f"{name}-notifier", setup.topics["incidents"])
+            == len(bad) + 1,
+        )  # fmt: skip
+        dead = setup.topics["dead_letter"]
+        _wait(
+            "the containment worker's dead letters",
+            lambda: len(read_topic(kafka_bootstrap, dead, idle=0.5)) >= len(bad),
+            timeout=60,
+        )  # fmt: skip
+        letters = read_topic(kafka_bootstrap, dead, idle=2)  # and no more than those
+    finally:
+        running.close()
+        assert worker.stop() == 0, worker.log()
+    assert [m.value() for m in letters] == bad  # each once, in order
+    assert {dict(m.headers())["riskstream_reason"] for m in letters} == {
+        b"not_json", b"not_incident"
+    }  # fmt: skip
+    assert [b["groupLabels"]["incident_id"] for b in receivers.delivered("/am")] == ["inc-1"]
+    assert running.metric("riskstream_notifier_incidents_total", event="unreadable") == len(bad)
 
 
 def test_the_http_adapter_classifies_real_answers(receivers: Receivers) -> None:

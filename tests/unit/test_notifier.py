@@ -187,22 +187,37 @@ def test_a_receiver_that_stays_down_costs_one_budget_per_batch_then_one_try_each
 
 
 def test_filters_and_updates_decide_who_hears_what() -> None:
-    bus, clock = InMemoryBus(), Clock()
+    bus, clock, registry = InMemoryBus(), Clock(), CollectorRegistry()
     hook = Webhook(clock, {})
     updates = Receiver("upd", "slack", url="http://upd", updates=True)
-    n = notifier(bus, clock, hook, [SLACK, updates])
+    n = notifier(bus, clock, hook, [SLACK, updates], registry=registry)
     send(bus, incident(1, severity="warning"))
     send(bus, incident(2), INCIDENT_UPDATED)
+    send(bus, incident(5))
+    n.step(0)
+    assert len(hook.delivered("http://upd")) == 3
+    assert len(hook.delivered("http://slack")) == 1  # inc-5; inc-1 is only a warning
+    assert bus.consumer("riskstream-notifier").committed([(TOPIC, 0)]) == {(TOPIC, 0): 3}
+
+
+def test_what_containment_refuses_is_skipped_and_counted_not_dead_lettered() -> None:
+    """The containment worker dead-letters what is no incident; the notifier did too
+    (the record landed twice), and paged people for records containment refused."""
+    bus, clock, registry = InMemoryBus(), Clock(), CollectorRegistry()
+    hook = Webhook(clock, {})
+    n = notifier(bus, clock, hook, [AM], registry=registry)
     bus.producer().produce(TOPIC, b"not json", b"k")
+    bus.producer().produce(TOPIC, b"\xef\xbb\xbf{}", b"k")
     send(bus, incident(3, suspected_changes=[{"lead_seconds": 5}], evidence=[1]))  # odd types
     send(bus, incident(4, suspected_changes=["?"], blast_radius={"estimated_cost": "lots"}))
+    send(bus, incident(6, detected_at="2026-11-26T11:00:00"))  # no offset: containment refuses
+    send(bus, incident(7, severity="apocalyptic"))
+    send(bus, incident(8))
     n.step(0)
-    assert len(hook.delivered("http://upd")) == 4  # odd field types still make a message
-    assert len(hook.delivered("http://slack")) == 2  # inc-3, inc-4; inc-1 is only a warning
-    assert [dict(r.headers)["riskstream_reason"] for r in bus.records(DEAD)] == [
-        b"unreadable_incident"
-    ]
-    assert bus.consumer("riskstream-notifier").committed([(TOPIC, 0)]) == {(TOPIC, 0): 5}
+    assert [b["groupLabels"]["incident_id"] for b in hook.delivered("http://am")] == ["inc-8"]
+    assert bus.records(DEAD) == []
+    assert metric(registry, "riskstream_notifier_incidents_total", event="unreadable") == 6
+    assert bus.consumer("riskstream-notifier").committed([(TOPIC, 0)]) == {(TOPIC, 0): 7}
 
 
 def test_a_stop_mid_batch_commits_only_what_is_settled() -> None:

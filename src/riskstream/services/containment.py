@@ -21,9 +21,7 @@ target) is rolled back to the state before the shift, and opens an incident.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import logging
 import time
 import uuid
@@ -34,10 +32,8 @@ from typing import Any
 import orjson
 
 from riskstream.codec import encode_cloudevent
-from riskstream.config.environment import schema_dir
 from riskstream.core.approvals import GROUPED_MODEL, Member, PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
-from riskstream.core.incident_checks import incident_problem
 from riskstream.core.incident_records import (
     Correlation,
     IncidentRecord,
@@ -64,11 +60,12 @@ from riskstream.core.routing import FlagChange, Rollout, RoutingFlag, change_id
 from riskstream.core.storms import StormControl
 from riskstream.core.targets import choose, explain, names_target
 from riskstream.core.timeutil import format_time, parse_time
-from riskstream.errors import ContainmentError, NotPermittedError, SchemaError, StateStoreError
+from riskstream.errors import ContainmentError, NotPermittedError, StateStoreError
 from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
+from riskstream.services.incident_intake import incident_rejection
 from riskstream.services.target_evidence import gather, open_naming
-from riskstream.validation import SCHEMA_DIR, compile_schema, load_schema, validator_for
+from riskstream.validation import validator_for
 
 __all__ = [
     "CONTAINMENT_ACTOR",
@@ -137,18 +134,17 @@ class ContainmentService:
 
     def receive_incident(self, raw: bytes) -> tuple[dict[str, Any] | None, list[str]]:
         """A record from the incidents topic, which any producer can write: checked
-        (:func:`~riskstream.core.incident_checks.incident_problem`, then
-        ``schemas/incident.schema.json`` less the keys ``evidence`` must hold), then
-        handled.  What
-        is not an incident, or raises while handled, goes to the dead-letter topic with
-        the reason and the worker goes on (``None``); StateStoreError propagates, for
-        the caller to retry."""
+        (:func:`~riskstream.services.incident_intake.incident_rejection`, the notifier's
+        check too), then handled.  What is not an incident, or raises while handled,
+        goes to the dead-letter topic with the reason and the worker goes on (``None``):
+        this worker owns the dead letters of the incidents topic (the notifier only
+        skips and counts).  StateStoreError propagates, for the caller to retry."""
         try:
             incident = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             self._reject(raw, "not_json", f"not JSON: {exc}")
             return None, []
-        problem = incident_problem(incident) or _schema_problem(incident)
+        problem = incident_rejection(incident)
         if problem is not None:
             self._reject(raw, "not_incident", problem)
             return None, []
@@ -1095,20 +1091,3 @@ class ContainmentService:
         self._metrics.pending.set(summary.pending)
         self._metrics.oldest_pending.set(summary.oldest)
         self._metrics.next_deadline.set(summary.next_deadline)
-
-
-@functools.cache
-def _incident_validator() -> Callable[[Any], None]:
-    """The incident schema, less the keys ``evidence`` itself must hold (detectors
-    and people's tools write what they have; what is there is type-checked)."""
-    schema = copy.deepcopy(load_schema(schema_dir(SCHEMA_DIR) / "incident.schema.json"))
-    schema["properties"]["evidence"].pop("required", None)
-    return compile_schema(schema)
-
-
-def _schema_problem(incident: Mapping[str, Any]) -> str | None:
-    try:
-        _incident_validator()(incident)
-    except SchemaError as exc:
-        return str(exc)
-    return None

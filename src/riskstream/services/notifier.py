@@ -7,7 +7,9 @@ letters are flushed, and only then are the batch's offsets committed.  A crash
 at any point therefore resends (at least once, never zero times); receivers
 de-duplicate by the incident id (PagerDuty's dedup key, Alertmanager's
 fingerprint).  On a stop mid-batch, only the records whose notifications are
-all settled are committed.
+all settled are committed.  A record that is not an incident (the containment
+worker's check, :mod:`riskstream.services.incident_intake`) is skipped, counted and
+logged, not dead-lettered: the containment worker dead-letters it, once.
 
 Each receiver gets its notifications in incident order, one at a time, so a
 "resolved" never overtakes its "firing".  A failing receiver waits with backoff
@@ -39,13 +41,13 @@ from riskstream.core.notifications import (
 )
 from riskstream.metrics import NotifierMetrics
 from riskstream.ports import Consumer, Producer, Record, TopicPartition, Webhook
+from riskstream.services.incident_intake import incident_rejection
 
 __all__ = ["Destination", "Notifier"]
 
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_S = 0.5  # the longest nap between checks of should_stop
-_REQUIRED = ("incident_id", "type", "severity", "subject")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +151,18 @@ class Notifier:
         headers = dict(record.headers)
         try:
             incident = orjson.loads(record.value or b"")
-        except orjson.JSONDecodeError:
-            incident = None
-        if not isinstance(incident, dict) or any(not incident.get(k) for k in _REQUIRED):
+            problem = incident_rejection(incident)
+        except orjson.JSONDecodeError as exc:
+            problem = f"not JSON: {exc}"
+        if problem is not None:
+            # The containment worker dead-letters the same record with this reason:
+            # dead-lettering it here too put it on the dead-letter topic twice.
             self._metrics.incidents.labels("unreadable").inc()
             log.error(
-                "%s[%d]@%d is not an incident (needs %s); dead-lettered",
-                record.topic, record.partition, record.offset, ", ".join(_REQUIRED),
+                "%s[%d]@%d is not an incident, skipped: %s (the containment worker "
+                "dead-letters it; fix the producer that wrote it)",
+                record.topic, record.partition, record.offset, problem,
             )  # fmt: skip
-            self._dead_letter_record(record, "unreadable_incident")
             return []
         ce_type = headers.get("ce_type")
         event = event_of(ce_type.decode(errors="replace") if ce_type else None, incident)
@@ -176,6 +181,8 @@ class Notifier:
             ]  # fmt: skip
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             # A field of an unexpected type: one bad record must not stop every other.
+            # An incident containment accepts (so did not dead-letter) that the notifier
+            # cannot word: the notification is what is lost, so it is this one's letter.
             log.exception("incident %s cannot be put into words; dead-lettered", incident_id)
             self._dead_letter_record(record, "unreadable_incident", f"{type(exc).__name__}: {exc}")
             return []
