@@ -318,6 +318,11 @@ BAD_INCIDENTS: list[tuple[str, bytes, str]] = [
     ("id 100k long", orjson.dumps(_incident(incident_id="x" * 100_000)), "not_incident"),
     ("subject a list", orjson.dumps(_incident(subject=["bot"])), "not_incident"),
     ("subject with ESC", orjson.dumps(_incident(subject="bot\x1b[2J")), "not_incident"),
+    # ESC and BEL reached the worker's log lines and the pages as they were
+    ("type with ESC", orjson.dumps(_incident(type="\x1b[2Jsafety")), "not_incident"),
+    ("monitor with BEL", orjson.dumps(_incident(monitor="m\x07")), "not_incident"),
+    ("stream_key with NUL", orjson.dumps(_incident(stream_key="bot|\x00")), "not_incident"),
+    ("parent_id with CR", orjson.dumps(_incident(parent_id="p\r\nforged")), "not_incident"),
     ("status 7", orjson.dumps(_incident(status=7)), "not_incident"),
     ("detected_at not a time", orjson.dumps(_incident(detected_at="yesterday")), "not_incident"),
     ("detected_at a number", orjson.dumps(_incident(detected_at=1e308)), "not_incident"),

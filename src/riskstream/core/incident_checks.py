@@ -43,7 +43,7 @@ def incident_problem(data: Any) -> str | None:
     for name in _TEXT:
         if data.get(name) is not None and not isinstance(data[name], str):
             return f"field {name!r} must be a string, got {type(data[name]).__name__}"
-    for name in ("incident_id", "subject"):  # ids a flag, a log line or a person reads
+    for name in ("incident_id", *_TEXT):  # what a flag, a log line, a page or a person reads
         if any(unicodedata.category(c) == "Cc" for c in data.get(name) or ""):
             return f"field {name!r} {data[name]!r} holds a control character"
     if data.get("status") is not None and data["status"] not in _STATUSES:
