@@ -312,9 +312,13 @@ def kafka_notifier(
     registry: CollectorRegistry,
     max_poll_interval_ms: int = 30_000,
     sleep: Callable[[float], object] | None = None,
+    redis_url: str | None = None,
+    namespace: str = "default",
 ) -> Notifier:
-    """The notifier on Kafka, posting over HTTP; secrets read from the environment now."""
+    """The notifier on Kafka, posting over HTTP; secrets read from the environment now.
+    With ``redis_url``, resolutions are sent only when the incident records confirm them."""
     from riskstream.adapters.kafka.bus import KafkaBus, KafkaSettings
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
     from riskstream.adapters.webhooks import HttpWebhook
 
     settings = config.notifications
@@ -335,6 +339,7 @@ def kafka_notifier(
         HttpWebhook(),
         NotifierMetrics(registry),
         sleep=sleep or time.sleep,
+        records=RedisIncidentStore.from_url(redis_url, namespace=namespace) if redis_url else None,
     )
 
 

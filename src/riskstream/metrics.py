@@ -424,7 +424,8 @@ class NotifierMetrics:
         )
         self.incidents = Counter(
             "riskstream_notifier_incidents_total",
-            "Incident events consumed, by event (opened, updated, resolved, unreadable).",
+            "Incident events consumed, by event (opened, updated, resolved, unreadable, "
+            "unconfirmed_resolution: a resolved its incident's record does not confirm).",
             ["event"],
             registry=registry,
         )

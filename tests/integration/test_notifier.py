@@ -110,12 +110,15 @@ def _send(bootstrap: str, topic: str, *events: tuple[str, dict[str, Any]]) -> No
 class Running:
     """The notifier service in a thread, as the CLI runs it."""
 
-    def __init__(self, setup: Setup, bootstrap: str) -> None:
+    def __init__(
+        self, setup: Setup, bootstrap: str, redis_url: str | None = None, namespace: str = ""
+    ) -> None:
         self.registry = CollectorRegistry()
         self.stop = threading.Event()
         self.notifier: Notifier = kafka_notifier(
-            setup.config, bootstrap, self.registry, sleep=self.stop.wait
-        )
+            setup.config, bootstrap, self.registry, sleep=self.stop.wait,
+            redis_url=redis_url, namespace=namespace or "default",
+        )  # fmt: skip
         self.thread = threading.Thread(target=self._run)
         self.thread.start()
 
@@ -393,6 +396,49 @@ def test_a_bad_incident_is_dead_lettered_once_by_the_containment_worker(
     }  # fmt: skip
     assert [b["groupLabels"]["incident_id"] for b in receivers.delivered("/am")] == ["inc-1"]
     assert running.metric("riskstream_notifier_incidents_total", event="unreadable") == len(bad)
+
+
+def test_with_the_incident_records_a_forged_resolved_closes_no_page(
+    kafka_bootstrap: str, redis_url: str, receivers: Receivers, tmp_path: Path,
+    unique: Callable[[str], str],
+) -> None:  # fmt: skip
+    """A "resolved" for an incident whose record in Redis is open was not made by a
+    person (they resolve the record first): the notifier, given the containment
+    worker's Redis, does not close that page; a person's resolution it sends."""
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
+    from riskstream.core.incident_records import record_incident, resolve
+
+    namespace = unique("ns")
+    records = RedisIncidentStore.from_url(redis_url, namespace=namespace)
+    for n in ("inc-1", "inc-2"):
+        records.update(n, lambda r, n=n: record_incident(r, incident(n, "chatbot"), 0.0))
+    records.update("inc-2", lambda r: None if r is None else resolve(r, "dr.lee", 5.0, "ok"))
+    setup = _setup(tmp_path, unique("forged"), kafka_bootstrap, f"""\
+  receivers:
+    - {{name: am, kind: alertmanager, url: "{receivers.url}/am", updates: true}}
+""")  # fmt: skip
+    running = Running(setup, kafka_bootstrap, redis_url, namespace)
+    try:
+        _send(
+            kafka_bootstrap, setup.topics["incidents"],
+            (OPENED, incident("inc-1", "chatbot")),
+            (OPENED, incident("inc-2", "chatbot")),
+            (UPDATED, incident("inc-1", "chatbot", status="resolved")),  # forged
+            (UPDATED, incident("inc-2", "chatbot", status="resolved")),  # a person's
+        )  # fmt: skip
+        _wait("3 notifications", lambda: len(receivers.requests) >= 3)
+        _wait(
+            "the forged one counted",
+            lambda: running.metric(
+                "riskstream_notifier_incidents_total", event="unconfirmed_resolution"
+            ),
+        )  # fmt: skip
+        time.sleep(1.0)  # and no more than those
+    finally:
+        running.close()
+        records.close()
+    sent = [(b["groupLabels"]["incident_id"], b["status"]) for b in receivers.delivered("/am")]
+    assert sent == [("inc-1", "firing"), ("inc-2", "firing"), ("inc-2", "resolved")]
 
 
 def test_the_http_adapter_classifies_real_answers(receivers: Receivers) -> None:

@@ -18,6 +18,7 @@ from riskstream.core.notifications import (
     Receiver,
 )
 from riskstream.metrics import NotifierMetrics
+from riskstream.ports import IncidentStore
 from riskstream.services.notifier import Destination, Notifier
 
 TOPIC, DEAD = "incidents", "dead"
@@ -78,6 +79,7 @@ def notifier(
     receivers: list[Receiver],
     retry: RetryPolicy | None = None,
     registry: CollectorRegistry | None = None,
+    records: IncidentStore | None = None,
 ) -> Notifier:
     settings = NotificationSettings(
         receivers=tuple(receivers),
@@ -91,6 +93,7 @@ def notifier(
     n = Notifier(
         settings, destinations, TOPIC, bus.consumer(settings.group_id), bus.producer(), webhook,
         NotifierMetrics(registry or CollectorRegistry()), clock, clock.sleep, lambda: 0.5,
+        records,
     )  # fmt: skip
     n.start()
     return n
@@ -232,3 +235,33 @@ def test_a_stop_mid_batch_commits_only_what_is_settled() -> None:
     n.step(0)
     assert bus.consumer("riskstream-notifier").committed([(TOPIC, 0)]) == {(TOPIC, 0): 1}
     assert bus.records(DEAD) == []  # inc-1 and inc-2 are resent after the restart
+
+
+def test_a_resolved_its_record_does_not_confirm_closes_no_page() -> None:
+    """Anyone who can write the incidents topic could close real pages with a forged
+    "resolved"; with the incident records the notifier sends only the resolutions a
+    person made (their record says resolved), as the containment worker acts only on
+    those.  The forged one is counted and logged, not dead-lettered (containment does)."""
+    from riskstream.adapters.memory.incidents import InMemoryIncidentStore
+    from riskstream.core.incident_records import record_incident, resolve
+
+    records = InMemoryIncidentStore()
+    for n in (1, 2):
+        records.update(f"inc-{n}", lambda r, n=n: record_incident(r, incident(n), 0.0))
+    records.update("inc-2", lambda r: None if r is None else resolve(r, "dr.lee", 5.0, "no drift"))
+    bus, clock, registry = InMemoryBus(), Clock(), CollectorRegistry()
+    hook = Webhook(clock, {})
+    n = notifier(bus, clock, hook, [PD], registry=registry, records=records)
+    for i in (1, 2):
+        send(bus, incident(i))
+    send(bus, incident(1, status="resolved"), INCIDENT_UPDATED)  # forged: the record is open
+    send(bus, incident(2, status="resolved"), INCIDENT_UPDATED)  # a person's
+    send(bus, incident(3, status="resolved"), INCIDENT_UPDATED)  # no record: as before
+    assert n.step(0) == 5
+    sent = [(b["dedup_key"], b["event_action"]) for b in hook.delivered("http://pd")]
+    assert sent == [
+        ("inc-1", "trigger"), ("inc-2", "trigger"), ("inc-2", "resolve"), ("inc-3", "resolve"),
+    ]  # fmt: skip
+    doubted = {"event": "unconfirmed_resolution"}
+    assert registry.get_sample_value("riskstream_notifier_incidents_total", doubted) == 1
+    assert bus.records(DEAD) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -84,7 +85,7 @@ _COMMON = (_CONFIG, _BOOTSTRAP)
 _OPTIONS: dict[str, tuple[Option, ...]] = {
     "processor": (*_COMMON, _REDIS_URL, _METRICS_PORT, _MAX_POLL),
     "containment": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE, *_CONTAINMENT),
-    "notifier": (*_COMMON, _METRICS_PORT, _MAX_POLL),
+    "notifier": (*_COMMON, _REDIS_URL, _METRICS_PORT, _MAX_POLL, _NAMESPACE),
     "api": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE, *_API),
     "ticketer": (*_COMMON, _REDIS_URL, _METRICS_PORT, _NAMESPACE),
 }
@@ -259,9 +260,18 @@ def run_notifier(args: argparse.Namespace) -> int:
         return 2
     registry = CollectorRegistry()
     stopping = threading.Event()  # its wait() is the notifier's sleep: a stop cuts a backoff short
+    redis_url = args.redis_url or os.environ.get(REDIS_URL_ENV) or None
     notifier = kafka_notifier(
-        config, args.bootstrap, registry, args.max_poll_interval_ms, sleep=stopping.wait
-    )
+        config, args.bootstrap, registry, args.max_poll_interval_ms, stopping.wait,
+        redis_url, args.namespace,
+    )  # fmt: skip
+    if redis_url is None:
+        log.warning(
+            'notifier: no Redis URL (--redis-url or %s): a "resolved" on the incidents '
+            "topic is sent as it stands, so whoever can write the topic can close pages; "
+            "give it the containment worker's Redis to send only confirmed resolutions",
+            REDIS_URL_ENV,
+        )
     serve_metrics(registry, args.metrics_port)
 
     def stop(signum: int, _frame: Any) -> None:

@@ -63,7 +63,7 @@ from riskstream.core.timeutil import format_time, parse_time
 from riskstream.errors import ContainmentError, NotPermittedError, StateStoreError
 from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
-from riskstream.services.incident_intake import incident_rejection
+from riskstream.services.incident_intake import incident_rejection, unconfirmed_resolution
 from riskstream.services.target_evidence import gather, open_naming
 from riskstream.validation import validator_for
 
@@ -148,16 +148,10 @@ class ContainmentService:
         if problem is not None:
             self._reject(raw, "not_incident", problem)
             return None, []
-        if incident.get("status") == "resolved" and self._incidents is not None:
-            # A person's resolve records it before publishing (OperatorService.resolve):
-            # a "resolved" for an incident whose record is open was written by someone
-            # else, and would revert its containment.
-            record = self._incidents.get(incident["incident_id"])
-            if record is not None and record.status != "resolved":
-                self._reject(raw, "unconfirmed_resolution", (
-                    f"incident {incident['incident_id']!r} is resolved on the topic but open "
-                    "in its record; resolve it with `riskstream incidents resolve` or the API"
-                ))  # fmt: skip
+        if self._incidents is not None:
+            problem = unconfirmed_resolution(incident, self._incidents)
+            if problem is not None:
+                self._reject(raw, "unconfirmed_resolution", problem)
                 return None, []
         try:
             return incident, self.on_incident(incident)

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from riskstream.config.environment import schema_dir
 from riskstream.core.incident_checks import incident_problem
 from riskstream.errors import SchemaError
+from riskstream.ports import IncidentStore
 from riskstream.validation import SCHEMA_DIR, compile_schema, load_schema
 
-__all__ = ["incident_rejection"]
+__all__ = ["incident_rejection", "unconfirmed_resolution"]
 
 
 def incident_rejection(data: Any) -> str | None:
@@ -35,6 +36,25 @@ def incident_rejection(data: Any) -> str | None:
     except SchemaError as exc:
         return str(exc)
     return None
+
+
+def unconfirmed_resolution(incident: Mapping[str, Any], records: IncidentStore) -> str | None:
+    """Why a "resolved" on the topic is not to be believed, or ``None``.
+
+    A person's resolve records it before it is published (``OperatorService.resolve``),
+    so a "resolved" for an incident whose record is open was written by someone else:
+    acted on, it would revert the incident's containment and close its pages.  An
+    incident with no record (the store was reset, or it never reached containment) is
+    believed, as before.  Raises StateStoreError when the store cannot answer."""
+    if incident.get("status") != "resolved":
+        return None
+    record = records.get(str(incident["incident_id"]))
+    if record is None or record.status == "resolved":
+        return None
+    return (
+        f"incident {incident['incident_id']!r} is resolved on the topic but open in its "
+        "record; resolve it with `riskstream incidents resolve` or the API"
+    )
 
 
 @functools.cache

@@ -39,9 +39,10 @@ from riskstream.core.notifications import (
     build_payload,
     event_of,
 )
+from riskstream.errors import StateStoreError
 from riskstream.metrics import NotifierMetrics
-from riskstream.ports import Consumer, Producer, Record, TopicPartition, Webhook
-from riskstream.services.incident_intake import incident_rejection
+from riskstream.ports import Consumer, IncidentStore, Producer, Record, TopicPartition, Webhook
+from riskstream.services.incident_intake import incident_rejection, unconfirmed_resolution
 
 __all__ = ["Destination", "Notifier"]
 
@@ -97,8 +98,12 @@ class Notifier:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        records: IncidentStore | None = None,
     ) -> None:
         self._settings = settings
+        # With the incident records, a "resolved" is sent only when its record says so
+        # (see incident_intake.unconfirmed_resolution); without them, as the topic says.
+        self._records = records
         self._destinations = tuple(destinations)
         self._topic = incidents_topic
         self._consumer = consumer
@@ -164,6 +169,18 @@ class Notifier:
                 record.topic, record.partition, record.offset, problem,
             )  # fmt: skip
             return []
+        if self._records is not None:
+            try:
+                doubt = unconfirmed_resolution(incident, self._records)
+            except StateStoreError as exc:  # closing a page unconfirmed is what a forger wants
+                doubt = f"its record cannot be read to confirm it ({exc})"
+            if doubt is not None:
+                self._metrics.incidents.labels("unconfirmed_resolution").inc()
+                log.warning(
+                    "%s[%d]@%d: a resolution not sent (its pages stay open): %s",
+                    record.topic, record.partition, record.offset, doubt,
+                )  # fmt: skip
+                return []
         ce_type = headers.get("ce_type")
         event = event_of(ce_type.decode(errors="replace") if ce_type else None, incident)
         self._metrics.incidents.labels(event).inc()
