@@ -12,11 +12,13 @@ write leaves the record as it was.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from riskstream.core.enrichment import downstream_of, upstream_of
+from riskstream.core.incident_checks import incident_problem
 from riskstream.core.incident_text import change_text
 from riskstream.core.stories import join_story
 from riskstream.core.timeutil import parse_time
@@ -36,6 +38,7 @@ __all__ = [
     "merge_suspects",
     "note_action",
     "record_incident",
+    "record_problem",
     "resolve",
     "with_entry",
 ]
@@ -124,6 +127,11 @@ class IncidentRecord:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> IncidentRecord:
+        """The record :meth:`to_data` wrote; ``ValueError`` saying which field is wrong
+        (:func:`record_problem`) for anything else, so no reader fails on it later."""
+        problem = record_problem(data)
+        if problem is not None:
+            raise ValueError(problem)
         return cls(
             incident=dict(data["incident"]),
             received_at=float(data["received_at"]),
@@ -143,6 +151,78 @@ class IncidentRecord:
     def group(self) -> str:
         """The id of the group's first incident: this one's own id if it leads."""
         return self.group_id or self.incident_id
+
+
+_STORY_MEMBER = ("incident_id", "role", "subject", "type", "onset_at", "detected_at")
+
+
+def record_problem(data: Any) -> str | None:
+    """What is wrong with ``data`` as a stored record (:meth:`IncidentRecord.to_data`),
+    or ``None``: every field the API, the console and the reports read, with the type
+    they read it as; the incident itself as the containment worker checks it on intake.
+
+    >>> record_problem({"incident": {"incident_id": "i"}, "received_at": 1.0, "status": "open"})
+    >>> record_problem({"incident": {"incident_id": "i"}, "received_at": 1.0,
+    ...                 "status": "open", "acknowledged_at": "yesterday"})
+    "field 'acknowledged_at' must be epoch seconds (a number) or null, got 'yesterday'"
+    """
+    if not isinstance(data, Mapping):
+        return f"expected a JSON object, got {type(data).__name__}"
+    if "incident" not in data:
+        return "field 'incident' (the incident's data) is missing"
+    problem = incident_problem(data["incident"])
+    if problem is not None:
+        return f"in 'incident': {problem}"
+    for name in ("received_at", "acknowledged_at", "resolved_at"):
+        value = data.get(name)
+        if value is None and name != "received_at":
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            null = "" if name == "received_at" else " or null"
+            return f"field {name!r} must be epoch seconds (a number){null}, got {value!r:.80}"
+    if not isinstance(data.get("status"), str):
+        return f"field 'status' must be a string, got {data.get('status')!r:.80}"
+    for name in ("acknowledged_by", "resolved_by", "group_id"):
+        if data.get(name) is not None and not isinstance(data[name], str):
+            return f"field {name!r} must be a string or null, got {data[name]!r:.80}"
+    timeline = data.get("timeline", [])
+    if not isinstance(timeline, list):
+        return f"field 'timeline' must be a list, got {timeline!r:.80}"
+    for i, entry in enumerate(timeline):
+        at = entry.get("at") if isinstance(entry, Mapping) else None
+        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+            return f"field 'timeline[{i}].at' must be epoch seconds (a number), got {entry!r:.80}"
+        for name in ("kind", "actor", "detail", "key"):
+            if not isinstance(entry.get(name), str):
+                return f"field 'timeline[{i}].{name}' must be a string, got {entry.get(name)!r:.80}"
+    tickets = data.get("tickets") or {}
+    if not isinstance(tickets, Mapping) or not all(
+        isinstance(t, Mapping) for t in tickets.values()
+    ):
+        return f"field 'tickets' must map ticket systems to objects, got {tickets!r:.80}"
+    return _story_problem(data.get("story"))
+
+
+def _story_problem(story: Any) -> str | None:
+    if not story:
+        return None
+    if not isinstance(story, Mapping) or not isinstance(story.get("root"), str):
+        return f"field 'story' must be an object naming its 'root' incident, got {story!r:.80}"
+    members = story.get("members") or []
+    if not isinstance(members, list):
+        return f"field 'story.members' must be a list, got {members!r:.80}"
+    for i, member in enumerate(members):
+        if not isinstance(member, Mapping):
+            return f"field 'story.members[{i}]' must be an object, got {member!r:.80}"
+        for name in _STORY_MEMBER:
+            value = member.get(name)
+            if not isinstance(value, str):
+                return f"field 'story.members[{i}].{name}' must be a string, got {value!r:.80}"
+    return None
 
 
 def headline(incident: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ containment worker reverts what it did and notification receivers close the page
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import unicodedata
@@ -30,9 +31,10 @@ from riskstream.core.reports import Story, render
 from riskstream.core.reports.settings import ReportSettings
 from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.core.timeutil import format_time
-from riskstream.errors import ContainmentError, InputError, NotFoundError
+from riskstream.errors import ContainmentError, InputError, NotFoundError, StateStoreError
 from riskstream.ports import IncidentStore, Producer
 from riskstream.services.containment import RESERVED_ACTORS, ContainmentService
+from riskstream.services.incident_intake import incident_rejection
 
 __all__ = [
     "ACTION_STATUSES",
@@ -42,6 +44,8 @@ __all__ = [
     "check_fraction",
     "check_text",
 ]
+
+log = logging.getLogger(__name__)
 
 SCANNED = 2000  # the latest incidents a filtered list looks through, at least
 
@@ -238,7 +242,19 @@ class OperatorService:
         """An Article 73 draft or a post-mortem skeleton of the incident, as of now."""
         record = self.incident(incident_id)
         flag = self.flags().get(record.subject)
-        return render(kind, fmt, record, settings, self._clock(), flag, self.story(record))
+        story = self.story(record)
+        try:
+            return render(kind, fmt, record, settings, self._clock(), flag, story)
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+            # Records riskstream wrote render; one that does not was written by something
+            # else (the worker checks every incident on intake): say which field is wrong.
+            why = incident_rejection(record.incident) or f"{type(exc).__name__}: {exc}"
+            log.warning("incident %s: no %s report: %s (%r)", incident_id, kind, why, exc)
+            raise StateStoreError(
+                f"the stored record of incident {incident_id!r} cannot be made into a {kind} "
+                f"report: its incident data is not what riskstream writes ({why}). Repair "
+                "or delete the record in the incident store and publish the incident again"
+            ) from exc
 
     def story_of(self, record: IncidentRecord) -> Mapping[str, Any] | None:
         """The story of the incident's group, root first (None: it stands alone); kept on

@@ -1,0 +1,130 @@
+"""The API over incident records in Redis that are not what riskstream writes.
+
+Something other than riskstream (a script, a half-done migration, a person with
+redis-cli) can leave a record of the wrong shape in the incidents hash.  Reading that
+record must say which record and which field is wrong and what to do (503, as for any
+stored state that is bad), never answer 500; and the incident list must skip it, with
+a log line, rather than fail for everyone.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from api_support import ApiProcess, write_tokens
+from riskstream.adapters.redis.incidents import RedisIncidentStore
+from riskstream.adapters.redis.keys import flag_keys
+from riskstream.core.incident_records import record_incident
+from support import START, create_topics, make_setup
+from support import incident as an_incident
+
+VIEWER, OPERATOR = "rs_stored_viewer_token_0001", "rs_stored_operator_token_0002"
+
+
+_CHANGES: list[tuple[str, tuple[str, ...], Any]] = [  # name, the field changed, to what
+    ("no-incident-id", ("incident", "incident_id"), ...),
+    ("acknowledged-at-text", ("acknowledged_at",), "yesterday"),
+    ("resolved-at-text", ("resolved_at",), "x"),
+    ("timeline-at-text", ("timeline", 0, "at"), "x"),
+    ("ticket-not-object", ("tickets",), {"jira": 5}),
+    ("story-a-list", ("story",), [1]),
+    ("story-members-number", ("story",), {"root": "x", "members": 5}),
+    ("story-member-fields", ("story",), {"root": "x", "members": [{"x": 1}]}),
+    ("detected-at-text", ("incident", "detected_at"), "not a time"),
+    ("evidence-text", ("incident", "evidence"), "x"),
+    ("evidence-before-number", ("incident", "evidence", "before"), 5),
+    ("regulatory-deadline-text", ("incident", "regulatory"), {"report_deadline": "x"}),
+    ("suspects-numbers", ("incident", "suspected_changes"), [5]),
+    ("reach-number", ("incident", "blast_radius"), 5),
+]
+
+
+# records that read, whose incident data breaks the incident schema where only the
+# reports look: listed and shown, but no report is made of them
+REPORT_ONLY = {"evidence-before-number", "regulatory-deadline-text"}
+
+
+def _bad_records(good: dict[str, Any]) -> dict[str, bytes]:
+    """Record id suffix -> stored bytes, each wrong in one way."""
+    bad = {
+        "not-json": b"{not json",
+        "a-list": b"[1, 2]",
+        "another-id": orjson.dumps(good),  # the record of "good", under another id
+    }
+    for name, path, value in _CHANGES:
+        data = copy.deepcopy(good)
+        data["incident"]["incident_id"] = f"bad-{name}"
+        where = data
+        for key in path[:-1]:
+            where = where[key]
+        if value is ...:
+            del where[path[-1]]
+        else:
+            where[path[-1]] = value
+        bad[name] = orjson.dumps(data)
+    return bad
+
+
+def test_records_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of_lists(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    namespace = unique("stored")
+    tokens = write_tokens(
+        tmp_path / "tokens.yaml", {"val": ("viewer", VIEWER), "ana": ("operator", OPERATOR)}
+    )
+    setup = make_setup(tmp_path, unique("api"))
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    store = RedisIncidentStore.from_url(redis_url, namespace=namespace)
+    incident = an_incident(
+        "good", "chatbot",
+        evidence={"detector": "adwin", "before": {"mean": 0.01}, "after": {"mean": 0.04}},
+        regulatory={"framework": "EU AI Act", "article": "73",
+                    "potential_serious_incident": True},
+    )  # fmt: skip
+    good = store.update("good", lambda r: record_incident(r, incident, START + 3700))
+    assert good is not None
+    keys = flag_keys(namespace)
+    client = redis.Redis.from_url(redis_url)
+    bad = _bad_records(good.to_data())
+    for name, raw in bad.items():
+        client.hset(keys.incidents, f"bad-{name}", raw)
+        client.zadd(keys.incidents_by_time, {f"bad-{name}": START + 3600})
+    api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", namespace)
+    try:
+        listed = api.call("GET", "/api/v1/incidents", VIEWER)
+        assert listed.status == 200, listed.text
+        shown = {i["incident_id"] for i in listed.body["incidents"]}
+        assert shown == {"good", *(f"bad-{name}" for name in REPORT_ONLY)}
+        assert "bad-acknowledged-at-text" in api.log()  # the skipped record is named
+
+        reads = [("GET", ""), ("GET", "/report"), ("GET", "/report?format=json"),
+                 ("GET", "/report?kind=postmortem"),
+                 ("GET", "/report?kind=postmortem&format=json")]  # fmt: skip
+        wrong = []
+        for name in bad:
+            for method, suffix in [*reads, ("POST", "/acknowledge")]:
+                if name in REPORT_ONLY and "/report" not in suffix:
+                    continue
+                token = OPERATOR if method == "POST" else VIEWER
+                got = api.call(method, f"/api/v1/incidents/bad-{name}{suffix}", token, {})
+                message = (got.body or {}).get("message", "")
+                if got.status != 503 or f"bad-{name}" not in message:
+                    wrong.append((name, suffix, got.status, got.text[:200]))
+        assert not wrong, wrong
+        got = api.call("GET", "/api/v1/incidents/bad-acknowledged-at-text", VIEWER)
+        assert "acknowledged_at" in got.body["message"], got.text
+        assert "delete" in got.body["message"], got.text  # what to do
+        for kind in ("art73", "postmortem"):
+            ok = api.call("GET", f"/api/v1/incidents/good/report?kind={kind}", VIEWER)
+            assert ok.status == 200, ok.text
+        assert api.process.poll() is None and "Traceback" not in api.log()
+    finally:
+        api.stop()
+        client.close()
+        store.close()
