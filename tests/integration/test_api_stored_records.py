@@ -18,8 +18,10 @@ import orjson
 import redis
 
 from api_support import ApiProcess, write_tokens
+from riskstream.adapters.redis.flags import RedisApprovalStore
 from riskstream.adapters.redis.incidents import RedisIncidentStore
 from riskstream.adapters.redis.keys import flag_keys
+from riskstream.core.approvals import Member, PendingAction
 from riskstream.core.incident_records import record_incident
 from support import START, create_topics, make_setup
 from support import incident as an_incident
@@ -128,3 +130,49 @@ def test_records_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         api.stop()
         client.close()
         store.close()
+
+
+def test_actions_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of_lists(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    namespace = unique("stored-actions")
+    tokens = write_tokens(tmp_path / "tokens.yaml", {"val": ("viewer", VIEWER)})
+    setup = make_setup(tmp_path, unique("api"))
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
+    action = {"kind": "route-to-version", "version": "v1"}
+    for action_id in ("a-good", "a-bad-time", "a-bad-action", "a-bad-members"):
+        pending = PendingAction(action_id, f"inc-{action_id}", "bot", action,
+                                "riskstream/containment", START, None, group="m")  # fmt: skip
+        assert approvals.add(pending)
+    assert approvals.join("a-bad-members", Member("inc-x", "bot", 0, START))
+    keys = flag_keys(namespace)
+    client = redis.Redis.from_url(redis_url)
+    stored = orjson.loads(client.hget(keys.pending, "a-bad-time"))
+    client.hset(keys.pending, "a-bad-time", orjson.dumps({**stored, "requested_at": "noon"}))
+    stored = orjson.loads(client.hget(keys.pending, "a-bad-action"))
+    client.hset(keys.pending, "a-bad-action", orjson.dumps({**stored, "action": 5}))
+    client.hset(f"{keys.members}:a-bad-members", "inc-x", b"{not json")
+    client.hset(keys.action_incidents, "inc-a-bad-list", b"{not json")
+    api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", namespace)
+    try:
+        listed = api.call("GET", "/api/v1/actions?status=all", VIEWER)
+        assert listed.status == 200, listed.text
+        shown = [a["action_id"] for a in listed.body["actions"]]
+        assert sorted(shown) == ["a-bad-members", "a-good"]
+        assert "a-bad-time" in api.log()  # the skipped action is named
+        for path, names in [
+            ("/actions/a-bad-time", ("a-bad-time", "requested_at")),
+            ("/actions/a-bad-action", ("a-bad-action", "action")),
+            ("/actions/a-bad-members/members", ("a-bad-members", "inc-x")),
+            ("/actions?incident_id=inc-a-bad-list", ("inc-a-bad-list",)),
+        ]:
+            got = api.call("GET", f"/api/v1{path}", VIEWER)
+            assert got.status == 503, (path, got.status, got.text)
+            assert all(name in got.body["message"] for name in names), (path, got.text)
+            assert "delete" in got.body["message"], (path, got.text)
+        assert api.process.poll() is None and "Traceback" not in api.log()
+    finally:
+        api.stop()
+        client.close()
+        approvals.close()

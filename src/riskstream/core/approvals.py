@@ -14,7 +14,9 @@ decides once for all of them and each member is still changed at most once.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from riskstream.errors import ContainmentError, NotPermittedError
@@ -63,6 +65,15 @@ class PendingAction:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> PendingAction:
+        """What :meth:`to_data` wrote; ``ValueError`` naming the field for anything else.
+
+        >>> PendingAction.from_data({"action_id": "a1", "incident_id": "i1", "model_id": "m",
+        ...     "action": {}, "requested_by": "x", "requested_at": "noon", "expires_at": None})
+        Traceback (most recent call last):
+        ...
+        ValueError: field 'requested_at' must be a number, got 'noon'
+        """
+        _check_fields(cls, data, _PENDING_TYPES)
         return cls(**data)
 
     def decided(self, status: str, by: str, at: float, note: str = "") -> PendingAction:
@@ -88,7 +99,46 @@ class Member:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Member:
+        """What :meth:`to_data` wrote; ``ValueError`` naming the field for anything else."""
+        _check_fields(cls, data, _MEMBER_TYPES)
         return cls(**data)
+
+
+# field -> (the types it may hold, what to call them); None is allowed where the default is
+_Types = Mapping[str, tuple[tuple[type, ...], str]]
+_TEXT: tuple[tuple[type, ...], str] = ((str,), "a string")
+_NUMBER: tuple[tuple[type, ...], str] = ((int, float), "a number")
+_OBJECT: tuple[tuple[type, ...], str] = ((dict,), "an object")
+_PENDING_TYPES: _Types = {
+    "action_id": _TEXT, "incident_id": _TEXT, "model_id": _TEXT, "action": _OBJECT,
+    "requested_by": _TEXT, "requested_at": _NUMBER, "expires_at": _NUMBER,
+    "on_timeout": _TEXT, "separate_approver": ((bool,), "true or false"), "status": _TEXT,
+    "decided_by": _TEXT, "decided_at": _NUMBER, "note": _TEXT, "labels": _OBJECT,
+    "group": _TEXT,
+}  # fmt: skip
+_MEMBER_TYPES: _Types = {
+    "incident_id": _TEXT, "model_id": _TEXT, "index": ((int,), "a whole number"),
+    "at": _NUMBER, "labels": _OBJECT,
+}  # fmt: skip
+_MAY_BE_NULL = ("expires_at", "decided_by", "decided_at", "group")
+
+
+def _check_fields(cls: type, data: Any, types: _Types) -> None:
+    """Refuse data :func:`dataclasses.asdict` of ``cls`` would not have written."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    if unknown := sorted(set(data) - known):
+        raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}")
+    for name, (kinds, what) in types.items():
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None and name in _MAY_BE_NULL:
+            continue
+        wrong = not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)
+        if wrong or (isinstance(value, float) and not math.isfinite(value)):
+            raise ValueError(f"field {name!r} must be {what}, got {value!r:.80}")
 
 
 @dataclass(frozen=True, slots=True)

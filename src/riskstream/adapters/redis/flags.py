@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -65,6 +66,8 @@ __all__ = [
     "RedisNamespaceStore",
     "flag_keys",
 ]
+
+log = logging.getLogger(__name__)
 
 _PAGE: Final = 1000  # stream entries per XRANGE while reading the whole trail
 
@@ -632,7 +635,7 @@ class RedisApprovalStore(RedisNamespaceStore):
         if incident_id is not None:
             with self._translate(f"list the actions of incident {incident_id}"):
                 raw = self._client.hget(self._keys.action_incidents, incident_id)
-            ids = [] if raw is None else [str(i) for i in orjson.loads(cast(bytes, raw))]
+            ids = [] if raw is None else self._action_ids(cast(bytes, raw), incident_id)
             found = [a for a in self._many(ids) if status is None or a.status == status]
             found.sort(key=lambda a: (a.requested_at, a.action_id))
             if after is not None:
@@ -689,9 +692,9 @@ class RedisApprovalStore(RedisNamespaceStore):
     def members(self, action_id: str) -> builtins.list[Member]:
         with self._translate(f"read the members of action {action_id}"):
             raws = cast(
-                builtins.list[bytes], self._client.hvals(f"{self._keys.members}:{action_id}")
+                dict[bytes, bytes], self._client.hgetall(f"{self._keys.members}:{action_id}")
             )
-        found = [checks.member_from_json(raw) for raw in raws]
+        found = [self._member(raw, action_id, field.decode()) for field, raw in raws.items()]
         return sorted(found, key=lambda m: (m.at, m.incident_id))
 
     def decide(
@@ -715,7 +718,15 @@ class RedisApprovalStore(RedisNamespaceStore):
             return []
         with self._translate("read actions"):
             raws = cast(builtins.list[bytes | None], self._client.hmget(self._keys.pending, ids))
-        return [self._action(raw, i) for i, raw in zip(ids, raws, strict=True) if raw is not None]
+        found = []
+        for action_id, raw in zip(ids, raws, strict=True):
+            if raw is None:
+                continue
+            try:
+                found.append(self._action(raw, action_id))
+            except StateStoreError as exc:  # one bad action must not take every list down
+                log.warning("left out of the list: %s", exc)
+        return found
 
     def _cursor(self, after: str) -> PendingAction:
         found = self.get(after)
@@ -759,9 +770,34 @@ class RedisApprovalStore(RedisNamespaceStore):
 
     def _action(self, raw: bytes, action_id: str) -> PendingAction:
         try:
-            return checks.pending_from_json(raw)
+            pending = checks.pending_from_json(raw)
+            if pending.action_id != action_id:
+                raise ValueError(f"it holds the action {pending.action_id!r}")
+            return pending
         except (ValueError, TypeError) as exc:
-            raise self._corrupt(self._keys.pending, action_id, exc) from exc
+            raise self._bad_field(self._keys.pending, action_id, exc) from exc
+
+    def _member(self, raw: bytes, action_id: str, incident_id: str) -> Member:
+        try:
+            return checks.member_from_json(raw)
+        except (ValueError, TypeError) as exc:
+            raise self._bad_field(f"{self._keys.members}:{action_id}", incident_id, exc) from exc
+
+    def _action_ids(self, raw: bytes, incident_id: str) -> builtins.list[str]:
+        try:
+            ids = orjson.loads(raw)
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise ValueError(f"expected a list of action ids, got {ids!r:.80}")
+            return ids
+        except ValueError as exc:
+            raise self._bad_field(self._keys.action_incidents, incident_id, exc) from exc
+
+    def _bad_field(self, key: str, field: str, exc: Exception) -> StateStoreError:
+        """A hash field riskstream cannot read, and what to do about it."""
+        return StateStoreError(
+            f"{self._corrupt(key, field, exc)} Repair it, or delete it "
+            f"(redis-cli HDEL {key!r} {field!r})."
+        )
 
 
 if TYPE_CHECKING:  # mypy proves the classes implement the ports
