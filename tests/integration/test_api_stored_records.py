@@ -18,7 +18,7 @@ import orjson
 import redis
 
 from api_support import ApiProcess, write_tokens
-from riskstream.adapters.redis.flags import RedisApprovalStore
+from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
 from riskstream.adapters.redis.incidents import RedisIncidentStore
 from riskstream.adapters.redis.keys import flag_keys
 from riskstream.core.approvals import Member, PendingAction
@@ -176,3 +176,31 @@ def test_actions_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         api.stop()
         client.close()
         approvals.close()
+
+
+def test_an_audit_entry_of_the_wrong_types_is_named_not_a_500(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    namespace = unique("stored-audit")
+    tokens = write_tokens(tmp_path / "tokens.yaml", {"val": ("viewer", VIEWER)})
+    setup = make_setup(tmp_path, unique("api"))
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    assert flags.record_event("c1", "bot", "ana", START, {"event": "note"})
+    keys = flag_keys(namespace)
+    client = redis.Redis.from_url(redis_url)
+    ((_, fields),) = client.xrange(keys.audit, "-", "+")
+    entry = orjson.loads(fields[b"entry"])
+    client.xadd(keys.audit, {b"entry": orjson.dumps({**entry, "seq": 2, "at": "noon"})}, id="2-0")
+    api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", namespace)
+    try:
+        got = api.call("GET", "/api/v1/audit", VIEWER)
+        assert got.status == 503, got.text
+        assert "'2-0'" in got.body["message"] and "'at'" in got.body["message"], got.text
+        verified = api.call("GET", "/api/v1/audit/verify", VIEWER)
+        assert (verified.status, verified.body["ok"]) == (200, False), verified.text
+        assert api.process.poll() is None and "Traceback" not in api.log()
+    finally:
+        api.stop()
+        client.close()
+        flags.close()

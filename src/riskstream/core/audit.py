@@ -23,6 +23,7 @@ part of the hash: the two write some floats differently, e.g. ``1e-07``.)
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -122,7 +123,25 @@ def entry_from_data(data: Mapping[str, Any]) -> AuditEntry:
         wrong = [f"missing fields {missing}"] if missing else []
         wrong += [f"unknown fields {extra}"] if extra else []
         raise ValueError(f"not an audit entry: {'; '.join(wrong)}")
+    for name, kinds, what in _ENTRY_TYPES:
+        value = data[name]
+        if value is None and name == "before":
+            continue
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ValueError(
+                f"not an audit entry: field {name!r} must be {what}, got {value!r:.80}"
+            )
+    if not math.isfinite(data["at"]):
+        raise ValueError(f"not an audit entry: field 'at' must be finite, got {data['at']!r}")
     return AuditEntry(**data)
+
+
+_ENTRY_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("seq", int, "a whole number"), ("change_id", str, "a string"),
+    ("model_id", str, "a string"), ("actor", str, "a string"),
+    ("at", (int, float), "epoch seconds (a number)"), ("before", dict, "an object or null"),
+    ("after", dict, "an object"), ("prev_hash", str, "a string"), ("hash", str, "a string"),
+)  # fmt: skip
 
 
 def next_entry(
