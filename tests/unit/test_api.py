@@ -574,3 +574,25 @@ def test_a_model_id_with_a_slash_is_addressable_and_hostile_requests_get_a_4xx(
         assert response.status == 400 and "Content-Encoding" in await response.text()
 
     run(tmp_path, scenario)
+
+
+def test_a_bad_body_says_where_it_breaks_and_numbers_are_ascii_digits(tmp_path: Path) -> None:
+    """'the body is not valid JSON' said neither where nor why; limit=1_0 and limit=\u0661\u0660
+    (Arabic-Indic digits) were read as 10, which the contract's integer is not."""
+
+    async def scenario(env: Env) -> None:
+        auth = {"Authorization": f"Bearer {TOKENS['ana']}", "Content-Type": "application/json"}
+        for body, says in [
+            (b'{"reason": "x", "traffic_fraction": NaN}', "line 1 column"),
+            (b'{"reason": "x",\n "version": v1}', "line 2 column"),
+        ]:
+            response = await env.client.put("/api/v1/flags/x", headers=auth, data=body)
+            message = (await response.json())["message"]
+            assert (response.status, says in message) == (400, True), message
+        for value in ("1_0", "\u0661\u0660", " 10", "+10"):
+            status, error = await env.call(
+                "GET", "/api/v1/incidents", "val", params={"limit": value}
+            )
+            assert (status, "whole number 1-1000" in error["message"]) == (400, True), value
+
+    run(tmp_path, scenario)

@@ -77,10 +77,9 @@ def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int
     raw = params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
+    # int() also takes "1_0", " 10", "+10" and other scripts' digits: the contract's
+    # integer is ASCII digits
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 20 else low - 1
     if not low <= value <= high:
         raise ApiError(
             400, "bad_request", f"{name} must be a whole number {low}-{high}, not {raw!r}"
@@ -103,9 +102,9 @@ async def _body(request: web.Request, fields: _Fields, required: tuple[str, ...]
     if request.can_read_body:
         try:
             data = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:  # its message says what and where
             raise ApiError(
-                400, "bad_request", "the body is not valid JSON; send a JSON object"
+                400, "bad_request", f"the body is not valid JSON ({exc}); send a JSON object"
             ) from None
         except web.RequestPayloadError:  # e.g. Content-Encoding: gzip on a plain body
             raise ApiError(
