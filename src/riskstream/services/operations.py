@@ -31,7 +31,13 @@ from riskstream.core.reports import Story, render
 from riskstream.core.reports.settings import ReportSettings
 from riskstream.core.routing import MODES, RoutingFlag
 from riskstream.core.timeutil import format_time
-from riskstream.errors import ContainmentError, InputError, NotFoundError, StateStoreError
+from riskstream.errors import (
+    BusError,
+    ContainmentError,
+    InputError,
+    NotFoundError,
+    StateStoreError,
+)
 from riskstream.ports import IncidentStore, Producer
 from riskstream.services.containment import RESERVED_ACTORS, ContainmentService
 from riskstream.services.incident_intake import incident_rejection
@@ -129,13 +135,22 @@ class OperatorService:
         at = record.resolved_at if record.resolved_at is not None else self._clock()
         self._audit(record, "incident.resolved", record.resolved_by or by, note)
         resolved = {**record.incident, "status": "resolved"}
-        self._containment.on_resolved(resolved)
-        headers, value = encode_cloudevent(
-            INCIDENT_RESOLVED, f"{incident_id}:resolved", format_time(at),
-            record.subject, resolved,
-        )  # fmt: skip
-        self._producer.produce(self._topic, value, incident_id.encode(), headers)
-        self._producer.flush()
+        try:
+            self._containment.on_resolved(resolved)
+            headers, value = encode_cloudevent(
+                INCIDENT_RESOLVED, f"{incident_id}:resolved", format_time(at),
+                record.subject, resolved,
+            )  # fmt: skip
+            self._producer.produce(self._topic, value, incident_id.encode(), headers)
+            self._producer.flush()
+        except BusError as exc:
+            raise BusError(
+                f"incident {incident_id} is resolved, but its resolution could not be "
+                f"published ({exc}), so containment may not be reverted and subscribers "
+                "are not told yet: resolve it again once the broker answers, which "
+                "completes it",
+                exc.code,
+            ) from exc
         return self._update(incident_id, lambda r: replace(r, unpublished=False))
 
     # -- actions and flags -------------------------------------------------------
@@ -233,10 +248,25 @@ class OperatorService:
             check_fraction(traffic_fraction)
         if reason.strip():  # (an empty one: the containment service says why it needs one)
             check_text("reason", reason, 2000, newlines=True)
-        return self._containment.override(
-            model_id, _named(by), reason,
-            version=version, mode=mode, traffic_fraction=traffic_fraction, approver=approver,
-        )  # fmt: skip
+        by = _named(by)
+        try:
+            return self._containment.override(
+                model_id, by, reason,
+                version=version, mode=mode, traffic_fraction=traffic_fraction,
+                approver=approver,
+            )  # fmt: skip
+        except BusError as exc:  # the flag is written before its change is published
+            flag = self.flags().get(model_id)
+            if flag is None or flag.actor != by or flag.reason != f"manual: {reason}":
+                raise
+            raise BusError(
+                f"the flag of {model_id} is changed (revision {flag.revision}: "
+                f"{flag.active_version}, {flag.mode}, {flag.traffic_fraction:g} of traffic) "
+                "and the serving layer reads it, but its routing-change event was not "
+                f"published: {exc}. Nothing to redo for the flag; subscribers of the routing "
+                "changes topic have not heard of it.",
+                exc.code,
+            ) from exc
 
     def report(self, incident_id: str, kind: str, fmt: str, settings: ReportSettings) -> str:
         """An Article 73 draft or a post-mortem skeleton of the incident, as of now."""
