@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from api_support import ApiProcess, free_port, write_tokens
+from riskstream.adapters.redis.flags import RedisApprovalStore
 from riskstream.adapters.redis.incidents import RedisIncidentStore
+from riskstream.core.approvals import PendingAction
 from riskstream.core.incident_records import record_incident
 from support import START, make_setup
 from support import incident as an_incident
@@ -29,6 +31,7 @@ def test_writes_whose_publish_fails_say_what_was_written_and_what_to_do(
     store = RedisIncidentStore.from_url(redis_url, namespace=namespace)
     incident = an_incident("inc-down", "chatbot")
     store.update("inc-down", lambda r: record_incident(r, incident, START + 3700))
+    approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
     no_broker = f"127.0.0.1:{free_port()}"  # nothing listens there
     api = ApiProcess(setup, no_broker, redis_url, tokens, tmp_path / "api.log", namespace)
     try:
@@ -41,6 +44,18 @@ def test_writes_whose_publish_fails_say_what_was_written_and_what_to_do(
         flag = api.call("GET", "/api/v1/flags/bot", APPROVER)
         assert (flag.status, flag.body["active_version"]) == (200, "v2"), flag.text
 
+        labels = {"incident_id": "inc-down", "type": "safety", "severity": "critical",
+                  "subject": "bot", "onset_at": incident["onset_at"]}  # fmt: skip
+        held = PendingAction("act-down", "inc-down", "bot", {"kind": "route-to-version",
+                             "version": "v3"}, "riskstream/containment", START, None,
+                             labels=labels)  # fmt: skip
+        assert approvals.add(held)
+        got = api.call("POST", "/api/v1/actions/act-down/approve", APPROVER, {})
+        assert got.status == 503, got.text
+        message = got.body["message"]
+        assert "act-down is approved by dr.okafor" in message, message
+        assert "flag of bot is at revision 2 (v3" in message, message
+
         got = api.call("POST", "/api/v1/incidents/inc-down/resolve", APPROVER, {})
         assert got.status == 503, got.text
         message = got.body["message"]
@@ -51,3 +66,4 @@ def test_writes_whose_publish_fails_say_what_was_written_and_what_to_do(
     finally:
         api.stop()
         store.close()
+        approvals.close()

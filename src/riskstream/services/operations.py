@@ -200,7 +200,26 @@ class OperatorService:
         status = "approved" if approve else "rejected"
         _check_note(note)
         self.action(action_id)  # an unknown id is "not found", not a refused decision
-        return self._containment.decide(action_id, status, _named(by), note)
+        by = _named(by)
+        try:
+            return self._containment.decide(action_id, status, by, note)
+        except BusError as exc:  # the decision and the flag are written before the publish
+            decided = self.action(action_id)
+            if decided.decided_by != by:
+                raise
+            flag = self.flags().get(decided.model_id)
+            changed = (
+                f"; the flag of {flag.model_id} is at revision {flag.revision} "
+                f"({flag.active_version}, {flag.mode}) and the serving layer reads it"
+                if flag is not None and flag.actor == by
+                else ""
+            )
+            raise BusError(
+                f"action {action_id} is {decided.status} by {by}{changed}, but the change "
+                f"could not be published: {exc}. Do not decide it again; subscribers of the "
+                "routing changes topic have not heard of it.",
+                exc.code,
+            ) from exc
 
     def flags(self) -> dict[str, RoutingFlag]:
         return self._containment.flags()
