@@ -184,7 +184,14 @@ async def _authenticated(request: web.Request, handler: Handler) -> web.StreamRe
     if route is None or route.role is None:  # the console's files, health, the spec
         return await handler(request)
     api, client = request.app[API], request.remote or "unknown"
-    wait = api.logins.retry_after(client)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    who = None
+    if scheme.lower() == "bearer" and token.strip():
+        who = api.tokens.authenticate(token.strip())
+    # A locked-out client is refused only its bad tokens: behind a proxy every user is
+    # one client, and anyone could otherwise lock all of them out with ten guesses.
+    wait = api.logins.retry_after(client) if who is None else 0.0
     if wait > 0:
         api.metrics.auth_refused.inc()
         raise ApiError(
@@ -193,11 +200,6 @@ async def _authenticated(request: web.Request, handler: Handler) -> web.StreamRe
             f"{math.ceil(wait)} s with a valid token",
             retry_after=math.ceil(wait),
         )  # fmt: skip
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    who = None
-    if scheme.lower() == "bearer" and token.strip():
-        who = api.tokens.authenticate(token.strip())
     if who is None:
         api.logins.failed(client)
         api.metrics.auth_failures.inc()

@@ -153,10 +153,11 @@ class FailedLogins:
     A token is 256 random bits, so guessing one is hopeless; what this stops is a
     client hammering the API with tokens (a leaked list, a misconfigured script)
     and filling the log.  After ``failures`` bad tokens from one client within
-    ``window_s`` seconds, that client's requests are refused with 429 for
-    ``lockout_s`` seconds, before any token is checked; a good token clears its
-    count.  At most ``clients`` clients are remembered (the oldest forgotten first),
-    so a flood of addresses cannot grow memory without bound.
+    ``window_s`` seconds, that client's requests with a bad token are refused with
+    429 for ``lockout_s`` seconds (no longer counted); a good token still
+    passes, since behind a proxy all users are one client, and clears its count.
+    At most ``clients`` clients are remembered (the oldest forgotten first), so a
+    flood of addresses cannot grow memory without bound.
 
     >>> now = [0.0]
     >>> limiter = FailedLogins(failures=3, window_s=60, lockout_s=30, clock=lambda: now[0])
