@@ -76,6 +76,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--incidents", type=int, default=2000)
     parser.add_argument(
+        "--models",
+        type=int,
+        help="spread the incidents over this many models (default: one model each); "
+        "--models 1 is a flood on one subject, which correlation joins into one group",
+    )
+    parser.add_argument(
         "--storm-incidents",
         type=int,
         help="limits.storm_incidents (default: the config's default; 0 turns storm control off)",
@@ -111,17 +117,21 @@ def main() -> int:
 
         progress(f"producing {args.incidents} incidents of one monitor ...")
         t0 = time.perf_counter()
+        models = args.models or args.incidents
         for i in range(args.incidents):
-            model = f"storm-{i:05d}"
+            model = f"storm-{i % models:05d}"
             producer.produce(topic, orjson.dumps(incident(f"storm-{i:05d}", model)), model.encode())
             producer.poll(0)
         producer.flush(60)
         produced = time.perf_counter() - t0
         done_at = None
+        quarters: list[float] = []  # when each quarter of the incidents was committed
         bar = Progress("  committed", args.incidents, unit="incidents")
         while done_at is None:
             n = committed(bootstrap, group, topic) - 1
             bar.update(max(n, 0))
+            while len(quarters) < 4 and n >= args.incidents * (len(quarters) + 1) / 4:
+                quarters.append(time.perf_counter())
             if n >= args.incidents:
                 done_at = time.perf_counter()
             elif worker.process.poll() is not None:
@@ -144,13 +154,21 @@ def main() -> int:
     print(f"  commit         {git_state()}")
     print(f"  servers        Kafka at {bootstrap}, Redis {redis_v} at {redis_url.split('@')[-1]}")
     print("  worker         riskstream run containment (faust-streaming), one process")
-    print(f"  incidents      {args.incidents} safety incidents, one monitor, one model each,")
+    spread = "one model each" if not args.models else f"over {args.models} model(s)"
+    print(f"  incidents      {args.incidents} safety incidents, one monitor, {spread},")
     print(f"                 produced at once ({produced:.2f} s); default limits (10 models/h)")
     storms = "default" if args.storm_incidents is None else args.storm_incidents
     print(f"  storm control  limits.storm_incidents: {storms}")
     print("results")
     print(f"  time           {elapsed:.1f} s first produce -> last offset committed")
     print(f"  rate           {args.incidents / elapsed:.1f} incidents/s")
+    quarter = args.incidents / 4
+    rates = [quarter / max(b - a, 1e-9) for a, b in zip([t0, *quarters], quarters, strict=False)]
+    print(
+        "  by quarter     "
+        + ", ".join(f"{r:.1f}" for r in rates)
+        + " incidents/s (a falling rate is a cost that grows with the incidents seen)"
+    )
     print(f"  worker CPU     {cpu:.1f} s ({cpu / args.incidents * 1000:.2f} ms per incident)")
     print(f"  pending after  {pending} actions waiting for a person (a grouped one counts once)")
     print(f"  GET /actions   {page:,} bytes (what the route answers without paging parameters)")

@@ -336,10 +336,14 @@ class IncidentStore(Protocol):
         """Up to ``limit`` records, the most recently detected first."""
         ...
 
-    def near(self, subjects: Iterable[str], since: float, until: float) -> list[IncidentRecord]:
+    def near(
+        self, subjects: Iterable[str], since: float, until: float, limit: int | None = None
+    ) -> list[IncidentRecord]:
         """The records of these subjects detected from ``since`` to ``until`` (data time),
         read through a per-subject index: what correlating a new incident needs, at a
-        cost that does not grow with the incidents stored."""
+        cost that does not grow with the incidents stored.  ``limit``: at most that many
+        per subject, the earliest detected (then by id), so that a flood of incidents on
+        one subject does not make each new one read all the others."""
         ...
 
     def close(self) -> None: ...

@@ -118,3 +118,19 @@ def test_audit_events_join_the_hash_chain(
     assert entries[1].after == event and entries[1].prev_hash == entries[0].hash
     assert flag_store.verify_audit().ok and flag_store.verify_audit().length == 2
     assert flag_store.get("m") == flag  # the flag itself is untouched
+
+
+def test_near_with_a_limit_gives_each_subjects_earliest(incident_store: Store) -> None:
+    """Correlation reads a bounded number per subject: a flood on one subject must not
+    make each new incident read all the others."""
+    for n in range(6):
+        for subject in ("a", "b"):
+            data = {
+                **_incident(f"{subject}{5 - n}", f"2026-11-26T10:{10 + n}:00.000Z"),
+                "subject": subject,
+            }
+            incident_store.update(data["incident_id"], lambda r, d=data: record_incident(r, d, T0))
+    since = T0 - 86_400
+    found = incident_store.near(["a", "b"], since, since + 2 * 86_400, limit=2)
+    assert sorted(r.incident_id for r in found) == ["a4", "a5", "b4", "b5"]  # detected first
+    assert len(incident_store.near(["a"], since, since + 2 * 86_400)) == 6

@@ -20,7 +20,7 @@ from typing import Any
 from riskstream.core.enrichment import downstream_of, upstream_of
 from riskstream.core.incident_checks import incident_problem
 from riskstream.core.incident_text import change_text
-from riskstream.core.stories import join_story
+from riskstream.core.stories import MAX_MEMBERS, join_story
 from riskstream.core.timeutil import parse_time
 from riskstream.errors import InputError
 
@@ -341,8 +341,14 @@ def join_group(
     timeline, and the story retold root first (:mod:`riskstream.core.stories`), with
     a timeline entry whenever the root changes.  Idempotent."""
     incident_id = str(incident["incident_id"])
-    detail = f"related incident {incident_id}: {headline(incident)}"
-    lead = with_entry(lead, at, "correlated", DETECTION_ACTOR, detail, f"member:{incident_id}")
+    listed = sum(entry.kind == "correlated" for entry in lead.timeline)
+    if listed < MAX_MEMBERS:
+        detail = f"related incident {incident_id}: {headline(incident)}"
+        key = f"member:{incident_id}"
+        lead = with_entry(lead, at, "correlated", DETECTION_ACTOR, detail, key)
+    else:  # a flood: the timeline (read and written whole at every join) stops growing
+        detail = f"more than {MAX_MEMBERS} related incidents: the story counts the rest"
+        lead = with_entry(lead, at, "correlated-more", DETECTION_ACTOR, detail, "members:more")
     story = join_story(lead.story, lead.incident, incident, lineage)
     if story == lead.story:
         return lead

@@ -44,14 +44,23 @@ class InMemoryIncidentStore:
         records.sort(key=lambda r: (r.detected_at, r.incident_id), reverse=True)
         return records[: max(limit, 0)]
 
-    def near(self, subjects: Iterable[str], since: float, until: float) -> list[IncidentRecord]:
+    def near(
+        self, subjects: Iterable[str], since: float, until: float, limit: int | None = None
+    ) -> list[IncidentRecord]:
         wanted = set(subjects)
         with self._lock:
             records = list(self._records.values())
-        return sorted(
+        by_time = sorted(
             (r for r in records if r.subject in wanted and since <= r.detected_at <= until),
-            key=lambda r: r.incident_id,
+            key=lambda r: (r.detected_at, r.incident_id),
         )
+        taken: dict[str, int] = {}
+        found = []
+        for r in by_time:  # the earliest ``limit`` of each subject, as Redis's ZRANGEBYSCORE
+            if limit is None or taken.get(r.subject, 0) < limit:
+                taken[r.subject] = taken.get(r.subject, 0) + 1
+                found.append(r)
+        return sorted(found, key=lambda r: r.incident_id)
 
     def close(self) -> None:
         pass

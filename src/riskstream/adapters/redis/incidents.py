@@ -84,12 +84,14 @@ class RedisIncidentStore(RedisNamespaceStore):
         return self._readable(ids, raws)
 
     def near(
-        self, subjects: Iterable[str], since: float, until: float
+        self, subjects: Iterable[str], since: float, until: float, limit: int | None = None
     ) -> builtins.list[IncidentRecord]:
+        start, num = (None, None) if limit is None else (0, limit)
         with self._translate("list the incidents near one"):
             pipe = self._client.pipeline(transaction=False)
             for subject in subjects:
-                pipe.zrangebyscore(f"{self._keys.incidents_of}:{subject}", since, until)
+                key = f"{self._keys.incidents_of}:{subject}"
+                pipe.zrangebyscore(key, since, until, start=start, num=num)
             ids = sorted({i for found in pipe.execute() for i in cast(list[bytes], found)})
             raws = (
                 cast(list[bytes | None], self._client.hmget(self._keys.incidents, ids))
