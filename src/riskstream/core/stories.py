@@ -149,13 +149,38 @@ def order(members: Iterable[Member], lineage: Lineage, below: Below | None = Non
     """
     pool = {m.incident_id: m for m in members}
     below = below if below is not None else _below(pool.values(), lineage)
+    return _order(pool, _explainers(pool, lineage, below))
+
+
+def _explainers(pool: Mapping[str, Member], lineage: Lineage, below: Below) -> dict[str, set[str]]:
+    """For each member, the members that explain it (:func:`explains`), found by subject:
+    one lineage test per pair of subjects, not per pair of members, so a story of many
+    incidents on a few subjects costs what its links cost."""
     ups: dict[str, set[str]] = {i: set() for i in pool}
+    by_subject: dict[str, list[Member]] = {}
+    for m in pool.values():
+        by_subject.setdefault(m.subject, []).append(m)
+    for up, uppers in by_subject.items():
+        for down, lowers in by_subject.items():
+            if up == down or not _feeds(up, down, lineage, below):
+                continue
+            for b in lowers:  # not one whose child b is (unless b is its child too: below)
+                ups[b.incident_id].update(
+                    a.incident_id for a in uppers if a.parent_id != b.incident_id
+                )
+    for b in pool.values():  # a child is explained by its parent, whatever the subjects
+        parent = b.parent_id
+        if parent is not None and parent in pool and parent != b.incident_id:
+            ups[b.incident_id].add(parent)
+    return ups
+
+
+def _order(pool: Mapping[str, Member], explainers: Mapping[str, set[str]]) -> list[Member]:
+    ups = {i: set(found) for i, found in explainers.items()}
     downs: dict[str, set[str]] = {i: set() for i in pool}
-    for a in pool.values():
-        for b in pool.values():
-            if a is not b and explains(a, b, lineage, below):
-                ups[b.incident_id].add(a.incident_id)
-                downs[a.incident_id].add(b.incident_id)
+    for b, found in ups.items():
+        for a in found:
+            downs[a].add(b)
     ready = [(m.key, i) for i, m in pool.items() if not ups[i]]
     heapq.heapify(ready)
     done: list[Member] = []
@@ -186,11 +211,11 @@ def _overlap(a: Member, b: Member) -> bool:
     return a.onset_from <= b.onset_to and b.onset_from <= a.onset_to  # type: ignore[operator]
 
 
-def _why_root(root: Member, rest: Sequence[Member], lineage: Lineage, below: Below) -> str:
+def _why_root(root: Member, rest: Sequence[Member], explainers: Mapping[str, set[str]]) -> str:
     """Why ``root`` leads, in words."""
     if not rest:
         return f"{root.subject} is the only incident of the story"
-    fed = [m for m in rest if explains(root, m, lineage, below)]
+    fed = [m for m in rest if root.incident_id in explainers[m.incident_id]]
     unexplained = [m for m in rest if m not in fed]
     parts = []
     if fed:
@@ -238,11 +263,21 @@ def _why_root(root: Member, rest: Sequence[Member], lineage: Lineage, below: Bel
 
 
 def _because(
-    effect: Member, before: Sequence[Member], root: Member, lineage: Lineage, below: Below
+    effect: Member,
+    before: Mapping[str, int],
+    ordered: Sequence[Member],
+    explainers: Mapping[str, set[str]],
+    below: Below,
 ) -> tuple[str, Member | None]:
     """Why ``effect`` is an effect, and the member before it that explains it: its
-    parent, else the nearest upstream (one with evidence of its own before a child)."""
-    explaining = [m for m in before if explains(m, effect, lineage, below)]
+    parent, else the nearest upstream (one with evidence of its own before a child).
+    ``before``: each member's place in ``ordered``, the story's order."""
+    root, place = ordered[0], before[effect.incident_id]
+    explaining = [
+        ordered[at]
+        for at in sorted(before[i] for i in explainers[effect.incident_id])
+        if at < place
+    ]
     if explaining:
         parent = next((m for m in explaining if m.incident_id == effect.parent_id), None)
         if parent is not None:
@@ -271,15 +306,17 @@ def tell(members: Iterable[Member], lineage: Lineage, more: int = 0) -> dict[str
 
     ``more``: members joined but not listed (beyond :data:`MAX_MEMBERS`).
     """
-    members = list(members)
-    below = _below(members, lineage)
-    ordered = order(members, lineage, below)
+    pool = {m.incident_id: m for m in members}
+    below = _below(pool.values(), lineage)
+    explainers = _explainers(pool, lineage, below)
+    ordered = _order(pool, explainers)
     if not ordered:
         raise ValueError("a story needs at least one incident")
     root, rest = ordered[0], ordered[1:]
+    places = {m.incident_id: at for at, m in enumerate(ordered)}
     listed = [{**root.to_data(), "role": "root"}]
-    for n, effect in enumerate(rest[: MAX_MEMBERS - 1], 1):
-        because, by = _because(effect, ordered[:n], root, lineage, below)
+    for effect in rest[: MAX_MEMBERS - 1]:
+        because, by = _because(effect, places, ordered, explainers, below)
         member = {**effect.to_data(), "role": "effect", "because": because}
         if by is not None:
             member["explained_by"] = by.incident_id
@@ -287,7 +324,7 @@ def tell(members: Iterable[Member], lineage: Lineage, more: int = 0) -> dict[str
     return {
         "root": root.incident_id,
         "root_subject": root.subject,
-        "why": _why_root(root, rest, lineage, below),
+        "why": _why_root(root, rest, explainers),
         "members": listed,
         "more": more + max(len(rest) - (MAX_MEMBERS - 1), 0),
     }
