@@ -168,6 +168,9 @@ def test_incident_list_filters_and_bad_parameters(tmp_path: Path) -> None:
             status, error = await env.call("GET", f"/api/v1/incidents{query}", "val")
             assert (status, error["error"]) == (400, "bad_request"), query
             assert message in error["message"], error
+        status, error = await env.call("GET", "/api/v1/actions?status=done", "val")
+        assert status == 400 and error["message"].endswith("expired, applied, or all (every one)")
+        assert (await env.call("GET", "/api/v1/actions?status=all", "val"))[0] == 200
 
     run(tmp_path, scenario)
 

@@ -166,7 +166,9 @@ class OperatorService:
         oldest first; ``after`` (the last action id of the previous page) and ``limit``
         page through them."""
         if status is not None and status not in ACTION_STATUSES:
-            raise InputError(f"status {status!r}: use one of {', '.join(ACTION_STATUSES)}")
+            raise InputError(
+                f"status {status!r}: use one of {', '.join(ACTION_STATUSES)}, or all (every one)"
+            )
         if limit is not None and limit < 1:
             raise InputError(f"limit {limit}: give a page size of at least 1")
         if after is not None and self._containment.action(after) is None:
