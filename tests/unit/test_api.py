@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from api_support import check_answer, spec_document
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.api import TokenTable, build_app, token_digest
+from riskstream.api.context import API
 from riskstream.bootstrap import embedded_operations
 from riskstream.config import load_config
 from riskstream.core.approvals import PendingAction
@@ -601,5 +603,32 @@ def test_a_bad_body_says_where_it_breaks_and_numbers_are_ascii_digits(tmp_path: 
                 "GET", "/api/v1/incidents", "val", params={"limit": value}
             )
             assert (status, "whole number 1-1000" in error["message"]) == (400, True), value
+
+    run(tmp_path, scenario)
+
+
+def test_the_health_check_says_when_the_broker_did_not_take_a_write(tmp_path: Path) -> None:
+    """With the broker down a write is recorded but its event not published (503); the
+    health check said ok all the while.  Now it says degraded for a minute after."""
+    from riskstream.errors import BusError
+
+    async def scenario(env: Env) -> None:
+        producer = env.ops._producer
+
+        def down(timeout: float = 30.0) -> None:
+            raise BusError("1 messages still undelivered after 30 s; is the broker up?")
+
+        producer.flush = down  # type: ignore[method-assign]
+        status, _ = await env.call(
+            "POST", "/api/v1/incidents/inc-1/resolve", "ana", {"note": "retrained"}
+        )
+        assert status == 503
+        status, health = await env.call("GET", "/api/v1/health")
+        assert (status, health["status"], health["kafka"]) == (
+            503, "degraded", "did not take a publish"
+        )  # fmt: skip
+        assert "inc-1" not in str(health)  # no details to anonymous callers
+        env.client.app[API].publish_failed = (time.monotonic() - 61, "old")
+        assert (await env.call("GET", "/api/v1/health"))[0] == 200
 
     run(tmp_path, scenario)

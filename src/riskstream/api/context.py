@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from aiohttp import web
 from riskstream.api.auth import FailedLogins, Principal, TokenTable
 from riskstream.core.monitors import MonitorSpec
 from riskstream.core.reports.settings import ReportSettings
+from riskstream.errors import BusError
 from riskstream.metrics import ApiMetrics
 from riskstream.services.operations import OperatorService
 
@@ -45,6 +47,8 @@ class Api:
     workers: int = 8
     _executor: ThreadPoolExecutor | None = field(default=None, init=False)
     _write_lock: asyncio.Lock | None = field(default=None, init=False)
+    # The last write the broker did not take: (monotonic time, why), for the health check.
+    publish_failed: tuple[float, str] | None = field(default=None, init=False)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._executor is None:
@@ -56,7 +60,11 @@ class Api:
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         async with self._write_lock:
-            return await self.read(fn, *args, **kwargs)
+            try:
+                return await self.read(fn, *args, **kwargs)
+            except BusError as exc:
+                self.publish_failed = (time.monotonic(), str(exc))
+                raise
 
     def close(self) -> None:
         if self._executor is not None:

@@ -9,6 +9,7 @@ Each route names the least role it needs (``None``: no token).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
 DEFAULT_LIMIT = 100  # items per page of every list route, unless `limit` says otherwise
 MAX_LIMIT = 1000
+PUBLISH_FAILED_S = 60.0  # the health check says degraded this long after a failed publish
 _Fields = Mapping[str, type | tuple[type, ...]]
 
 
@@ -159,6 +161,17 @@ async def health(request: web.Request) -> web.StreamResponse:
                             "acknowledgements and flag changes fail; the API's log says why"},
                 status=503,
             )  # fmt: skip
+    failed = api.publish_failed
+    if failed is not None and time.monotonic() - failed[0] < PUBLISH_FAILED_S:
+        log.warning("health check: a write's event was not published: %s", failed[1])
+        return json_response(
+            {"status": "degraded", "redis": "ok", "kafka": "did not take a publish",
+             "version": __version__,
+             "message": f"{time.monotonic() - failed[0]:.0f} s ago the broker did not take "
+                        "a write's event: what was written stands, but subscribers were not "
+                        "told; the API's log says why"},
+            status=503,
+        )  # fmt: skip
     return json_response({"status": "ok", "redis": "ok", "version": __version__})
 
 
