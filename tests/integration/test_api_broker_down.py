@@ -62,6 +62,9 @@ def test_writes_whose_publish_fails_say_what_was_written_and_what_to_do(
         assert "inc-down is resolved" in message and "resolve it again" in message, message
         record = store.get("inc-down")
         assert record is not None and (record.status, record.unpublished) == ("resolved", True)
+        health = api.call("GET", "/api/v1/health")  # it said ok all through the outage
+        assert (health.status, health.body["status"]) == (503, "degraded"), health.text
+        assert health.body["kafka"] == "did not take a publish"
         assert api.process.poll() is None and "Traceback" not in api.log()
     finally:
         api.stop()
