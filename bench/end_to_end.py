@@ -1080,16 +1080,26 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
     if args.baseline:  # first, so that it and the 1-processor run sit side by side
         src = baseline_src(args.baseline)
         pairs = []
-        for _ in range(args.runs):  # baseline and current alternate, so both see the same load
-            pairs.append((
-                run_processors(
+        for n in range(args.runs):  # baseline and current alternate, so both see the same load
+            # ... and which goes first too (ABBA): two runs of one hot path, the baseline
+            # first, read 1.17x apart (end_to_end-baseline-first-2026-12-03.txt).
+            def baseline() -> ProcRun:
+                return run_processors(
                     1, topic, args.partitions, events, servers, args.monitors, work,
                     f"baseline-{src.parent.name[4:]}", pythonpath=src,
-                ),
-                run_processors(
+                )  # fmt: skip
+
+            def current() -> ProcRun:
+                return run_processors(
                     1, topic, args.partitions, events, servers, args.monitors, work, "catch-up-1p"
-                ),
-            ))  # fmt: skip
+                )
+
+            if n % 2:
+                after = current()
+                pairs.append((baseline(), after))
+            else:
+                before = baseline()
+                pairs.append((before, current()))
         base = sorted((b for b, _ in pairs), key=lambda r: r.cpu_us)[len(pairs) // 2]
         base.extra["baseline"] = True
         base.extra["pairs"] = [
@@ -1217,8 +1227,10 @@ def measure(args: Any, servers: Any, topic: str, work: Path, load_begin: str, be
             f"BEFORE / AFTER (same topic, same run): {base.rate:,.0f} -> {now.rate:,.0f} events/s "
             f"({now.rate / base.rate:.2f}x), {base.cpu_us:.1f} -> {now.cpu_us:.1f} CPU µs/event"
         )
-        print("  pairs (baseline -> current, run one after the other): " + "; ".join(
-            base.extra["pairs"]))  # fmt: skip
+        print(
+            "  pairs (baseline -> current, one after the other; the baseline goes first in "
+            "the 1st, 3rd, ... pair, second in the others): " + "; ".join(base.extra["pairs"])
+        )
         print()
     scaling = [r for r in results if "baseline" not in r.extra]
     if len(scaling) > 1:
