@@ -35,9 +35,9 @@ import builtins
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final, Self, cast
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar, cast
 
 import orjson
 import redis
@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _PAGE: Final = 1000  # stream entries per XRANGE while reading the whole trail
 
@@ -330,6 +331,31 @@ class RedisNamespaceStore:
             f"{self._noun} at {self._where}: {key} field {field!r} is not what riskstream "
             f"writes ({type(exc).__name__}: {exc}); something else wrote to it."
         )
+
+    def _bad_field(self, key: str, field: str, exc: Exception, then: str = "") -> StateStoreError:
+        """A hash field riskstream cannot read, and what to do about it (``then``: what
+        to do after deleting it)."""
+        return StateStoreError(
+            f"{self._corrupt(key, field, exc)} Repair it, or delete it "
+            f"(redis-cli HDEL {key!r} {field!r}){then}."
+        )
+
+    @staticmethod
+    def _readable(
+        found: Iterable[tuple[str, bytes | None]], read: Callable[[bytes, str], T]
+    ) -> builtins.list[T]:
+        """What can be read of ``found`` (id, stored bytes; None: gone): one that cannot
+        is left out with a warning, so a single bad record does not take every list (and
+        the containment worker's correlation) down."""
+        readable = []
+        for name, raw in found:
+            if raw is None:
+                continue
+            try:
+                readable.append(read(raw, name))
+            except StateStoreError as exc:
+                log.warning("left out of the list: %s", exc)
+        return readable
 
 
 class RedisFlagStore(RedisNamespaceStore):
@@ -718,15 +744,7 @@ class RedisApprovalStore(RedisNamespaceStore):
             return []
         with self._translate("read actions"):
             raws = cast(builtins.list[bytes | None], self._client.hmget(self._keys.pending, ids))
-        found = []
-        for action_id, raw in zip(ids, raws, strict=True):
-            if raw is None:
-                continue
-            try:
-                found.append(self._action(raw, action_id))
-            except StateStoreError as exc:  # one bad action must not take every list down
-                log.warning("left out of the list: %s", exc)
-        return found
+        return self._readable(zip(ids, raws, strict=True), self._action)
 
     def _cursor(self, after: str) -> PendingAction:
         found = self.get(after)
@@ -791,13 +809,6 @@ class RedisApprovalStore(RedisNamespaceStore):
             return ids
         except ValueError as exc:
             raise self._bad_field(self._keys.action_incidents, incident_id, exc) from exc
-
-    def _bad_field(self, key: str, field: str, exc: Exception) -> StateStoreError:
-        """A hash field riskstream cannot read, and what to do about it."""
-        return StateStoreError(
-            f"{self._corrupt(key, field, exc)} Repair it, or delete it "
-            f"(redis-cli HDEL {key!r} {field!r})."
-        )
 
 
 if TYPE_CHECKING:  # mypy proves the classes implement the ports

@@ -11,7 +11,6 @@ acknowledging at once both land.
 from __future__ import annotations
 
 import builtins
-import logging
 from collections.abc import Callable, Iterable
 from typing import Final, cast
 
@@ -24,8 +23,6 @@ from riskstream.errors import StateStoreError
 from riskstream.ports import IncidentStore
 
 __all__ = ["RedisIncidentStore"]
-
-log = logging.getLogger(__name__)
 
 _ATTEMPTS: Final = 50
 
@@ -81,7 +78,7 @@ class RedisIncidentStore(RedisNamespaceStore):
                 if ids
                 else []
             )
-        return self._readable(ids, raws)
+        return self._readable(_named(ids, raws), self._record)
 
     def near(
         self, subjects: Iterable[str], since: float, until: float, limit: int | None = None
@@ -98,22 +95,7 @@ class RedisIncidentStore(RedisNamespaceStore):
                 if ids
                 else []
             )
-        return self._readable(ids, raws)
-
-    def _readable(
-        self, ids: builtins.list[bytes], raws: builtins.list[bytes | None]
-    ) -> builtins.list[IncidentRecord]:
-        """The records that can be read; one that cannot is left out with a warning, so a
-        single bad record does not take every list (and the worker's correlation) down."""
-        records = []
-        for incident_id, raw in zip(ids, raws, strict=True):
-            if raw is None:
-                continue
-            try:
-                records.append(self._record(raw, incident_id.decode()))
-            except StateStoreError as exc:
-                log.warning("left out of the list: %s", exc)
-        return records
+        return self._readable(_named(ids, raws), self._record)
 
     def _record(self, raw: bytes, incident_id: str) -> IncidentRecord:
         try:
@@ -122,15 +104,15 @@ class RedisIncidentStore(RedisNamespaceStore):
                 raise ValueError(f"it holds the incident {record.incident_id!r}")
             return record
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            what = f"not JSON ({exc})" if isinstance(exc, orjson.JSONDecodeError) else exc
-            key = self._keys.incidents
-            raise StateStoreError(
-                f"{self._noun} at {self._where}: the record of incident {incident_id!r} "
-                f"(field {incident_id!r} of hash {key}) is not what riskstream writes: "
-                f"{what}; something else wrote to it. Repair it, or delete it "
-                f"(redis-cli HDEL {key!r} {incident_id!r}) and publish the incident again"
-            ) from exc
+            key, then = self._keys.incidents, " and publish the incident again"
+            raise self._bad_field(key, incident_id, exc, then) from exc
 
     @staticmethod
     def _implements_port(store: RedisIncidentStore) -> IncidentStore:
         return store
+
+
+def _named(
+    ids: builtins.list[bytes], raws: builtins.list[bytes | None]
+) -> Iterable[tuple[str, bytes | None]]:
+    return ((incident_id.decode(), raw) for incident_id, raw in zip(ids, raws, strict=True))
