@@ -157,3 +157,17 @@ def test_the_explainers_found_by_subject_are_those_of_every_pair() -> None:
             for b in members
         }
         assert _explainers(pool, lineage, below) == pairwise
+
+
+def test_a_redelivered_member_adds_nothing_when_the_list_is_full() -> None:
+    """The timeline lists MAX_MEMBERS members, then one "more" entry.  A member listed
+    already, delivered again once the list is full, was counted as one too many."""
+    lead = record_incident(None, inc("lead", "anomaly", 0, 1), T0)
+    members = [inc(f"m{n:03d}", "anomaly", 1 + n, 2 + n) for n in range(MAX_MEMBERS)]
+    for member in members:
+        lead = join_group(lead, member, T0 + 60, {})
+    kinds = [e.kind for e in lead.timeline]
+    assert kinds.count("correlated") == MAX_MEMBERS and "correlated-more" not in kinds
+    assert join_group(lead, members[7], T0 + 120, {}) == lead
+    lead = join_group(lead, inc("late", "anomaly", 500, 501), T0 + 180, {})
+    assert [e.kind for e in lead.timeline].count("correlated-more") == 1

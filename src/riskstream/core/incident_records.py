@@ -341,10 +341,11 @@ def join_group(
     timeline, and the story retold root first (:mod:`riskstream.core.stories`), with
     a timeline entry whenever the root changes.  Idempotent."""
     incident_id = str(incident["incident_id"])
-    listed = sum(entry.kind == "correlated" for entry in lead.timeline)
-    if listed < MAX_MEMBERS:
+    key = f"member:{incident_id}"
+    if any(entry.key == key for entry in lead.timeline):
+        pass  # a redelivered member: listed already, whatever the count is now
+    elif sum(entry.kind == "correlated" for entry in lead.timeline) < MAX_MEMBERS:
         detail = f"related incident {incident_id}: {headline(incident)}"
-        key = f"member:{incident_id}"
         lead = with_entry(lead, at, "correlated", DETECTION_ACTOR, detail, key)
     else:  # a flood: the timeline (read and written whole at every join) stops growing
         detail = f"more than {MAX_MEMBERS} related incidents: the story counts the rest"
