@@ -6,6 +6,7 @@ stand-ins exist, and which one a command gets.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.adapters.memory.state import InMemoryStateStore
 from riskstream.codec import EventDecoder
 from riskstream.config import Config
-from riskstream.config.environment import redis_url
+from riskstream.config.environment import INCIDENT_KEY_ENV, KafkaSettings, redis_url
 from riskstream.config.notifications import receiver_secrets
 from riskstream.core.approvals import PendingAction
 from riskstream.core.incident_records import Correlation, IncidentRecord
@@ -37,6 +38,7 @@ from riskstream.services.flag_epoch import FlagGuard, RememberingFlagStore
 from riskstream.services.notifier import Destination, Notifier
 from riskstream.services.operations import OperatorService
 from riskstream.services.ticketer import Ticketer, TicketerSystem
+from riskstream.signing import RecordSigner
 from riskstream.validation import validator_for
 
 __all__ = [
@@ -61,6 +63,8 @@ __all__ = [
 
 SUBJECT_FIELDS = {"inference": "model_id", "sensor": "sensor_id", "label": "model_id"}
 """The field naming an event's subject, per input kind (checked against known_subjects)."""
+
+log = logging.getLogger(__name__)
 
 
 def build_decoder(config: Config) -> EventDecoder:
@@ -240,14 +244,16 @@ def kafka_worker(
     url = redis_url or redis_url_from_env()
     metrics = ContainmentMetrics(registry)
     guard = FlagGuard(RedisFlagEpoch.from_url(url, namespace=namespace), metrics.flags_restored)
+    kafka = KafkaSettings.from_env(bootstrap)
     service = ContainmentService(
         config.containment,
         RememberingFlagStore(RedisFlagStore.from_url(url, namespace=namespace), guard),
         RedisApprovalStore.from_url(url, namespace=namespace),
-        KafkaBus(KafkaSettings.from_env(bootstrap)).producer(),
+        KafkaBus(kafka).producer(),
         metrics,
         incidents=RedisIncidentStore.from_url(url, namespace=namespace),
         correlation=correlation_of(config),
+        signer=_incident_signer(kafka, "the containment worker acts on"),
     )
     return service, guard, metrics
 
@@ -329,7 +335,8 @@ def kafka_notifier(
         )
     destinations = [Destination(r, *receiver_secrets(r)) for r in settings.receivers]
     poll_ms = max(max_poll_interval_ms, notifier_poll_interval_ms(settings))
-    bus = KafkaBus(KafkaSettings.from_env(bootstrap), poll_ms, synchronous_commits=True)
+    kafka = KafkaSettings.from_env(bootstrap)
+    bus = KafkaBus(kafka, poll_ms, synchronous_commits=True)
     return Notifier(
         settings,
         destinations,
@@ -340,7 +347,22 @@ def kafka_notifier(
         NotifierMetrics(registry),
         sleep=sleep or time.sleep,
         records=RedisIncidentStore.from_url(redis_url, namespace=namespace) if redis_url else None,
+        signer=_incident_signer(kafka, "the notifier sends"),
     )
+
+
+def _incident_signer(kafka: KafkaSettings, who: str) -> RecordSigner | None:
+    """The signer that checks incidents; without a key, a warning at start that says
+    what that means (anyone who can write to the topic can trigger containment)."""
+    signer = kafka.signer()
+    if signer is None:
+        log.warning(
+            "%s every incident on the topic, signed or not: %s is not set, so anyone who "
+            "can write to the incidents topic can open an incident. Set the same key on "
+            "every riskstream process (see riskstream.signing), or restrict writes with "
+            "Kafka ACLs", who, INCIDENT_KEY_ENV,
+        )  # fmt: skip
+    return signer
 
 
 def ticket_systems(config: Config) -> list[TicketerSystem]:

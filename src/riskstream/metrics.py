@@ -291,8 +291,9 @@ class ContainmentMetrics:
         )
         self.rejected = Counter(
             "riskstream_containment_rejected_total",
-            "Records the containment worker refused, by reason: not_json, not_incident, "
-            "apply_error (dead-lettered) or change-event (skipped).",
+            "Records the containment worker refused, by reason: unsigned, bad_signature "
+            "(with RISKSTREAM_INCIDENT_KEY set), not_json, not_incident, "
+            "unconfirmed_resolution, apply_error (dead-lettered) or change-event (skipped).",
             ["reason"],
             registry=registry,
         )
@@ -425,7 +426,8 @@ class NotifierMetrics:
         self.incidents = Counter(
             "riskstream_notifier_incidents_total",
             "Incident events consumed, by event (opened, updated, resolved, unreadable, "
-            "unconfirmed_resolution: a resolved its incident's record does not confirm).",
+            "unconfirmed_resolution: a resolved its incident's record does not confirm; "
+            "unsigned, bad_signature: not signed by a riskstream process holding the key).",
             ["event"],
             registry=registry,
         )

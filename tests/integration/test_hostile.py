@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
@@ -175,6 +176,76 @@ def test_the_containment_worker_dead_letters_what_is_no_incident_and_keeps_worki
         b"not_json",
     ]  # fmt: skip
     assert [m.value() for m in letters] == bad
+
+
+def test_with_a_key_the_worker_acts_only_on_incidents_a_riskstream_process_signed(
+    kafka_bootstrap: str,
+    redis_url: str,
+    tmp_path: Path,
+    unique: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anyone who could write to the incidents topic could fence off a model. With
+    RISKSTREAM_INCIDENT_KEY on the worker, what no riskstream process signed (unsigned,
+    signed with another key, or a signed record of another topic copied over) is
+    dead-lettered, and only the signed incident is recorded and acted on."""
+    from confluent_kafka import Producer
+
+    from riskstream.adapters.kafka.bus import KafkaBus
+    from riskstream.codec import encode_cloudevent
+    from riskstream.config.environment import KafkaSettings
+    from riskstream.signing import RecordSigner
+
+    monkeypatch.setenv("RISKSTREAM_INCIDENT_KEY", "the-shared-incident-key-of-this-test-0001")
+    namespace = unique("ns")
+    setup = make_setup(tmp_path, unique("signed"), extra_yaml=CONTAINMENT_YAML)
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    incidents_topic = setup.topics["incidents"]
+
+    def cloudevent(incident_id: str) -> tuple[list[tuple[str, bytes]], bytes]:
+        data = an_incident(incident_id, "chatbot")
+        return encode_cloudevent(
+            "io.riskstream.incident.opened", incident_id, data["detected_at"], "chatbot", data
+        )
+
+    raw = Producer({"bootstrap.servers": kafka_bootstrap})
+    headers, value = cloudevent("inc-unsigned")
+    raw.produce(incidents_topic, value, b"chatbot", headers=headers)
+    headers, value = cloudevent("inc-other-key")
+    other = RecordSigner([b"an-attacker-key-of-at-least-32-chars"]).sign(
+        incidents_topic, value, headers
+    )
+    raw.produce(incidents_topic, value, b"chatbot", headers=[*headers, other])
+    headers, value = cloudevent("inc-moved")
+    signer = KafkaSettings.from_env(kafka_bootstrap).signer()
+    assert signer is not None
+    moved = signer.sign(setup.topics["dead_letter"], value, headers)
+    raw.produce(incidents_topic, value, b"chatbot", headers=[*headers, moved])
+    assert raw.flush(30) == 0
+    producer = KafkaBus(KafkaSettings.from_env(kafka_bootstrap)).producer()
+    headers, value = cloudevent("inc-signed")
+    producer.produce(incidents_topic, value, b"chatbot", headers)
+    producer.flush()
+
+    records = RedisIncidentStore.from_url(redis_url, namespace=namespace)
+    worker = ContainmentProcess(setup, kafka_bootstrap, redis_url, tmp_path / "w.log", namespace)
+    try:
+        wait_for("the signed incident handled", lambda: records.get("inc-signed") is not None)
+        forged = ("inc-unsigned", "inc-other-key", "inc-moved")
+        assert [records.get(i) for i in forged] == [None] * 3
+        assert worker.process.poll() is None, worker.log()
+    finally:
+        assert worker.stop() == 0, worker.log()
+        records.close()
+    letters = read_topic(kafka_bootstrap, setup.topics["dead_letter"])
+    assert [dict(m.headers())["riskstream_reason"] for m in letters] == [
+        b"unsigned",
+        b"bad_signature",
+        b"bad_signature",
+    ]
+    # the dead letters are the worker's own records: signed, for their own topic
+    for letter in letters:
+        assert signer.problem(letter.topic(), letter.value(), letter.headers()) is None
 
 
 def test_the_api_on_redis_addresses_a_model_id_with_a_slash_and_refuses_hostile_requests(

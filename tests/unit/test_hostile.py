@@ -383,6 +383,42 @@ def test_what_is_no_incident_is_dead_lettered_before_any_flag_moves(tmp_path: Pa
     assert service.flags()["bot"].active_version == "canned-v1"
 
 
+def test_with_a_key_only_signed_incidents_are_acted_on(tmp_path: Path) -> None:
+    """Whoever could write to the incidents topic could have the worker fence off a
+    model. With RISKSTREAM_INCIDENT_KEY set, an unsigned or re-signed record is
+    dead-lettered before anything moves; a signed one acts."""
+    from riskstream.services.containment import ContainmentService
+    from riskstream.signing import RecordSigner
+
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(PLAYBOOK)
+    config = load_config(config_path)
+    bus, registry = InMemoryBus(), CollectorRegistry()
+    ops = embedded_operations(config, bus, registry, clock=lambda: NOW)
+    plain = ops._containment
+    signer = RecordSigner([b"s" * 32])
+    service = ContainmentService(
+        config.containment, plain._flags, plain._approvals, bus.producer(), plain._metrics,
+        clock=lambda: NOW, incidents=plain._incidents, signer=signer,
+    )  # fmt: skip
+    raw = orjson.dumps(_incident())
+    headers = [("ce_id", b"inc-1")]
+    forged = [*headers, RecordSigner([b"f" * 32]).sign(T.incidents, raw, headers)]
+    assert service.receive_incident(raw) == (None, [])
+    assert service.receive_incident(raw, forged) == (None, [])
+    assert service.flags() == {}
+    letters = bus.records(config.topics.dead_letter)
+    assert [dict(r.headers)["riskstream_reason"] for r in letters] == [
+        b"unsigned",
+        b"bad_signature",
+    ]
+    assert [r.value for r in letters] == [raw, raw]
+    good = [*headers, signer.sign(T.incidents, raw, headers)]
+    incident, outcomes = service.receive_incident(raw, good)
+    assert incident is not None and outcomes == ["applied"]
+    assert service.flags()["bot"].mode == "fallback"
+
+
 # -- B: the command line, with bad arguments and no servers ---------------------------------
 
 CLI_ATTACKS: list[tuple[list[str], str]] = [

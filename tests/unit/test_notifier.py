@@ -20,6 +20,7 @@ from riskstream.core.notifications import (
 from riskstream.metrics import NotifierMetrics
 from riskstream.ports import IncidentStore
 from riskstream.services.notifier import Destination, Notifier
+from riskstream.signing import RecordSigner
 
 TOPIC, DEAD = "incidents", "dead"
 OK = AttemptResult("delivered", "HTTP 200", 200)
@@ -80,6 +81,7 @@ def notifier(
     retry: RetryPolicy | None = None,
     registry: CollectorRegistry | None = None,
     records: IncidentStore | None = None,
+    signer: RecordSigner | None = None,
 ) -> Notifier:
     settings = NotificationSettings(
         receivers=tuple(receivers),
@@ -93,7 +95,7 @@ def notifier(
     n = Notifier(
         settings, destinations, TOPIC, bus.consumer(settings.group_id), bus.producer(), webhook,
         NotifierMetrics(registry or CollectorRegistry()), clock, clock.sleep, lambda: 0.5,
-        records,
+        records, signer,
     )  # fmt: skip
     n.start()
     return n
@@ -265,3 +267,23 @@ def test_a_resolved_its_record_does_not_confirm_closes_no_page() -> None:
     doubted = {"event": "unconfirmed_resolution"}
     assert registry.get_sample_value("riskstream_notifier_incidents_total", doubted) == 1
     assert bus.records(DEAD) == []
+
+
+def test_with_a_key_only_signed_incidents_page_anyone() -> None:
+    """A forger who can write to the incidents topic could page on-call at will, or
+    close real pages; with RISKSTREAM_INCIDENT_KEY the notifier sends signed ones only."""
+    signer = RecordSigner([b"s" * 32])
+    bus, clock, registry = InMemoryBus(), Clock(), CollectorRegistry()
+    hook = Webhook(clock, {})
+    n = notifier(bus, clock, hook, [PD], registry=registry, signer=signer)
+    send(bus, incident(1))  # unsigned
+    for i, key in ((2, b"s" * 32), (3, b"f" * 32)):
+        headers, value = encode_cloudevent(INCIDENT_OPENED, f"inc-{i}", "t", "chatbot", incident(i))
+        signature = RecordSigner([key]).sign(TOPIC, value, headers)
+        bus.producer().produce(TOPIC, value, b"chatbot", [*headers, signature])
+    assert n.step(0) == 3
+    assert [b["dedup_key"] for b in hook.delivered("http://pd")] == ["inc-2"]
+    for event in ("unsigned", "bad_signature"):
+        sample = registry.get_sample_value("riskstream_notifier_incidents_total", {"event": event})
+        assert sample == 1, event
+    assert bus.records(DEAD) == []  # the containment worker dead-letters them

@@ -103,11 +103,12 @@ def build_app(
 
     @app.agent(incidents)
     async def contain(stream: Any) -> None:
-        async for value in stream:
+        async for event in stream.events():
             # checked first: what is no incident goes to the dead-letter topic
-            incident, outcomes = await retrying(
-                store, "incident", functools.partial(service.receive_incident, value)
+            receive = functools.partial(
+                service.receive_incident, event.value, event.message.headers or ()
             )
+            incident, outcomes = await retrying(store, "incident", receive)
             if incident is None:
                 continue
             log.info("incident %s: %s", incident.get("incident_id"), outcomes)

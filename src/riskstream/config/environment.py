@@ -6,6 +6,8 @@ time, so a test or an embedding program can set the environment first.  The
 
 - ``RISKSTREAM_KAFKA_BOOTSTRAP`` and ``RISKSTREAM_KAFKA_*`` (TLS, SASL):
   :meth:`KafkaSettings.from_env`.
+- ``RISKSTREAM_INCIDENT_KEY`` (and ``RISKSTREAM_INCIDENT_KEY_PREVIOUS`` while rotating):
+  :meth:`KafkaSettings.from_env`, the key records are signed with (:mod:`riskstream.signing`).
 - ``RISKSTREAM_REDIS_URL``: :func:`redis_url`.
 - ``RISKSTREAM_API_TOKENS``: :func:`api_tokens_path`.
 - ``RISKSTREAM_SCHEMA_DIR``: :func:`schema_dir`.
@@ -22,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from riskstream.errors import ConfigError
+from riskstream.signing import MIN_KEY_LENGTH, RecordSigner
 
 __all__ = [
     "API_TOKENS_ENV",
+    "INCIDENT_KEY_ENV",
     "KAFKA_BOOTSTRAP_ENV",
     "REDIS_URL_ENV",
     "KafkaSettings",
@@ -37,6 +41,8 @@ KAFKA_BOOTSTRAP_ENV = "RISKSTREAM_KAFKA_BOOTSTRAP"
 REDIS_URL_ENV = "RISKSTREAM_REDIS_URL"
 API_TOKENS_ENV = "RISKSTREAM_API_TOKENS"
 SCHEMA_DIR_ENV = "RISKSTREAM_SCHEMA_DIR"
+INCIDENT_KEY_ENV = "RISKSTREAM_INCIDENT_KEY"
+INCIDENT_KEY_PREVIOUS_ENV = "RISKSTREAM_INCIDENT_KEY_PREVIOUS"
 
 
 def redis_url(given: str | None = None) -> str:
@@ -90,6 +96,14 @@ class KafkaSettings:
     ssl_key_password: Secret | None = None
     client_id: str = "riskstream"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    record_keys: tuple[Secret, ...] = ()  # signs with the first, accepts any
+
+    def signer(self) -> RecordSigner | None:
+        """What signs the records this process writes and checks the incidents it reads;
+        None when no key is set (records unsigned, incidents believed as they come)."""
+        if not self.record_keys:
+            return None
+        return RecordSigner([k.get().encode() for k in self.record_keys])
 
     @classmethod
     def from_env(cls, bootstrap: str | None = None) -> KafkaSettings:
@@ -112,6 +126,7 @@ class KafkaSettings:
             ssl_certificate_location=env.get("RISKSTREAM_KAFKA_SSL_CERTIFICATE_LOCATION"),
             ssl_key_location=env.get("RISKSTREAM_KAFKA_SSL_KEY_LOCATION"),
             ssl_key_password=Secret(key_password) if key_password else None,
+            record_keys=_record_keys(env),
         )
 
     def librdkafka(self) -> dict[str, Any]:
@@ -133,3 +148,23 @@ class KafkaSettings:
         conf.update({k: v for k, v in optional.items() if v is not None})
         conf.update(self.extra)
         return conf
+
+
+def _record_keys(env: Mapping[str, str]) -> tuple[Secret, ...]:
+    keys = []
+    for name in (INCIDENT_KEY_ENV, INCIDENT_KEY_PREVIOUS_ENV):
+        key = env.get(name, "").strip()
+        if not key:
+            continue
+        if len(key) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"{name} is {len(key)} characters; use at least {MIN_KEY_LENGTH} random ones "
+                """(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"""
+            )
+        keys.append(Secret(key))
+    if keys and not env.get(INCIDENT_KEY_ENV, "").strip():
+        raise ConfigError(
+            f"{INCIDENT_KEY_PREVIOUS_ENV} is set but {INCIDENT_KEY_ENV} is not: the previous "
+            "key only checks records; set the new key to sign with"
+        )
+    return tuple(keys)

@@ -26,7 +26,7 @@ import logging
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -65,6 +65,7 @@ from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
 from riskstream.services.incident_intake import incident_rejection, unconfirmed_resolution
 from riskstream.services.target_evidence import gather, open_naming
+from riskstream.signing import RecordSigner
 from riskstream.validation import validator_for
 
 __all__ = [
@@ -113,8 +114,10 @@ class ContainmentService:
         clock: Callable[[], float] = time.time,
         incidents: IncidentStore | None = None,
         correlation: Correlation | None = None,
+        signer: RecordSigner | None = None,
     ) -> None:
         self._policy = policy
+        self._signer = signer  # None: incidents are believed unsigned (no key is set)
         self._flags = flags
         self._approvals = approvals
         self._producer = producer
@@ -137,13 +140,21 @@ class ContainmentService:
 
     # -- inputs -----------------------------------------------------------------
 
-    def receive_incident(self, raw: bytes) -> tuple[dict[str, Any] | None, list[str]]:
-        """A record from the incidents topic, which any producer can write: checked
-        (:func:`~riskstream.services.incident_intake.incident_rejection`, the notifier's
-        check too), then handled.  What is not an incident, or raises while handled,
+    def receive_incident(
+        self, raw: bytes, headers: Sequence[tuple[str, bytes | str | None]] = ()
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """A record from the incidents topic, which any producer can write: its
+        signature checked when this worker holds a key (:mod:`riskstream.signing`),
+        then its content (:func:`~riskstream.services.incident_intake.incident_rejection`,
+        the notifier's check too), then handled.  What is not an incident, or raises while handled,
         goes to the dead-letter topic with the reason and the worker goes on (``None``):
         this worker owns the dead letters of the incidents topic (the notifier only
         skips and counts).  StateStoreError propagates, for the caller to retry."""
+        if self._signer is not None:
+            forged = self._signer.problem(self._policy.incidents_topic, raw, headers)
+            if forged is not None:
+                self._reject(raw, *forged)
+                return None, []
         try:
             incident = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -43,6 +43,7 @@ from riskstream.errors import StateStoreError
 from riskstream.metrics import NotifierMetrics
 from riskstream.ports import Consumer, IncidentStore, Producer, Record, TopicPartition, Webhook
 from riskstream.services.incident_intake import incident_rejection, unconfirmed_resolution
+from riskstream.signing import RecordSigner
 
 __all__ = ["Destination", "Notifier"]
 
@@ -99,8 +100,10 @@ class Notifier:
         sleep: Callable[[float], object] = time.sleep,
         jitter: Callable[[], float] = random.random,
         records: IncidentStore | None = None,
+        signer: RecordSigner | None = None,
     ) -> None:
         self._settings = settings
+        self._signer = signer  # with a key, only signed incidents are sent (riskstream.signing)
         # With the incident records, a "resolved" is sent only when its record says so
         # (see incident_intake.unconfirmed_resolution); without them, as the topic says.
         self._records = records
@@ -153,6 +156,15 @@ class Notifier:
         return len(batch)
 
     def _plan(self, index: int, record: Record) -> list[_Pending]:
+        if self._signer is not None:
+            forged = self._signer.problem(record.topic, record.value or b"", record.headers)
+            if forged is not None:  # the containment worker dead-letters it, as below
+                self._metrics.incidents.labels(forged[0]).inc()
+                log.error(
+                    "%s[%d]@%d: %s, not sent: %s", record.topic, record.partition,
+                    record.offset, forged[0], forged[1],
+                )  # fmt: skip
+                return []
         headers = dict(record.headers)
         try:
             incident = orjson.loads(record.value or b"")

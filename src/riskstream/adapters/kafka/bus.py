@@ -13,6 +13,8 @@ Every librdkafka setting riskstream relies on is set here, with why:
   after a batch does not resend it.
 - producer ``enable.idempotence=true`` (implies ``acks=all``): no duplicates
   from retries; ``linger.ms=5`` batches incidents without adding visible delay.
+- with ``RISKSTREAM_INCIDENT_KEY`` set, the producer signs every record it writes
+  (:mod:`riskstream.signing`): readers of the incidents topic act only on signed ones.
 
 librdkafka errors become :class:`riskstream.errors.BusError`, keeping the code.
 """
@@ -36,6 +38,7 @@ from riskstream.config.environment import KafkaSettings, Secret
 from riskstream.errors import BusError
 from riskstream.ports import AssignHandler, Record, RevokeHandler
 from riskstream.ports import TopicPartition as TP
+from riskstream.signing import SIGNATURE_HEADER
 
 __all__ = ["KafkaBus", "KafkaSettings", "Secret"]
 
@@ -93,6 +96,7 @@ class KafkaProducer:
         conf.update({"enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"})
         self._producer = Producer(conf)
         self._failed: list[BusError] = []
+        self._signer = settings.signer()
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -105,11 +109,13 @@ class KafkaProducer:
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
+        sent: list[tuple[str, str | bytes | None]] = list(headers)
+        if self._signer is not None:
+            sent = [h for h in sent if h[0] != SIGNATURE_HEADER]
+            sent.append(self._signer.sign(topic, value, sent))
         while True:
             try:
-                self._producer.produce(
-                    topic, value, key, headers=list(headers), on_delivery=self._delivered
-                )
+                self._producer.produce(topic, value, key, headers=sent, on_delivery=self._delivered)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.05)
