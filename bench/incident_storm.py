@@ -31,7 +31,7 @@ import sys
 import time
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from harness import cpu_model, cpu_seconds_of, git_state, progress, redis_version, start_servers
 from riskstream.progress import Progress
@@ -49,10 +49,16 @@ playbooks:
 
 
 def committed(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed offset; 0 while the group coordinator is moving (a new
+    group's first seconds answer NOT_COORDINATOR, which ended a run once)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         (tp,) = consumer.committed([TopicPartition(topic, 0)], timeout=10)
         return max(tp.offset, 0)
+    except KafkaException as exc:
+        if exc.args[0].retriable() or exc.args[0].code() == KafkaError.NOT_COORDINATOR:
+            return 0
+        raise
     finally:
         consumer.close()
 
