@@ -37,6 +37,15 @@ from support import (
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def signed_incidents(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The situations run as the README recommends a deployment: every process holds
+    RISKSTREAM_INCIDENT_KEY, so the processor signs the incidents it opens, the worker
+    acts only on signed ones, and a person's resolve or approval is signed too. (The
+    integration tests run unsigned.)"""
+    monkeypatch.setenv("RISKSTREAM_INCIDENT_KEY", "the-e2e-incident-key-0123456789abcdef")
+
+
 def _scenario_setup(tmp_path: Path, name: str, scenario: str, bootstrap: str) -> Setup:
     text = resources.files("riskstream").joinpath(f"scenarios/{scenario}.yaml").read_text()
     body = text.replace("version: 1\n", "", 1)
