@@ -32,7 +32,13 @@ from typing import Any
 import orjson
 
 from riskstream.codec import encode_cloudevent
-from riskstream.core.approvals import GROUPED_MODEL, Member, PendingAction
+from riskstream.core.approvals import (
+    GROUPED_MODEL,
+    Member,
+    PendingAction,
+    carry_out_problem,
+    check_decision,
+)
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.incident_records import (
     Correlation,
@@ -320,8 +326,11 @@ class ContainmentService:
                 f"action {action_id} cannot be approved: its incident "
                 f"{pending.incident_id} is resolved, so its pending actions expired"
             )
+        if status == "approved" and pending is not None and pending.status == "pending":
+            check_decision(pending, status, by)  # the rules first: they are about the person
+            self._refuse_unreadable(pending)
         decided = self._approvals.decide(action_id, status, by, self._clock(), note)
-        self._metrics.actions.labels(decided.action["kind"], status).inc()
+        self._metrics.actions.labels(decided.kind, status).inc()
         self._refresh_pending_gauge()
         self._decided(decided)
         if status == "approved" and decided.group is not None:
@@ -331,6 +340,20 @@ class ContainmentService:
             if outcome.startswith("failed"):
                 raise ContainmentError(f"approved, but not applied: {outcome[len('failed: ') :]}")
         return decided
+
+    def _refuse_unreadable(self, pending: PendingAction) -> None:
+        """Refuse, before anything is recorded, an approval its stored record could not
+        carry out (written by something other than riskstream)."""
+        members = self._approvals.members(pending.action_id) if pending.group else []
+        problem = carry_out_problem(pending, members)
+        if problem is not None:
+            raise StateStoreError(
+                f"action {pending.action_id} cannot be approved: its stored record is not "
+                f"what riskstream writes ({problem}), so it could not be carried out. "
+                "Nothing was recorded. Reject it (a rejection carries nothing out) and "
+                "change the flag by hand if it still needs changing, or repair the stored "
+                "action and approve it again"
+            )
 
     def expire_due(self) -> list[PendingAction]:
         """Expire pending actions past their deadline; apply those whose playbook says so."""
@@ -343,7 +366,7 @@ class ContainmentService:
                 )
             except ContainmentError:  # decided meanwhile by a person: theirs stands
                 continue
-            self._metrics.actions.labels(pending.action["kind"], "expired").inc()
+            self._metrics.actions.labels(pending.kind, "expired").inc()
             self._decided(decided)
             if decided.on_timeout == "apply" and decided.group is not None:
                 self._carry_out_group(decided, actor=TIMEOUT_ACTOR)
@@ -800,7 +823,7 @@ class ContainmentService:
         """The decision on the incident's timeline and in the audit trail."""
         at = decided.decided_at or self._clock()
         by = decided.decided_by or "unknown"
-        what = f"{decided.action['kind']} {decided.status}"
+        what = f"{decided.kind} {decided.status}"
         detail = f"{what}{': ' + decided.note if decided.note else ''}"
         self._record(
             decided.incident_id,
@@ -812,7 +835,7 @@ class ContainmentService:
         )
         event: dict[str, object] = {
             "event": f"action.{decided.status}", "action_id": decided.action_id,
-            "incident_id": decided.incident_id, "action": decided.action["kind"],
+            "incident_id": decided.incident_id, "action": decided.kind,
             "note": decided.note,
         }  # fmt: skip
         self._flags.record_event(f"{decided.action_id}:decision", decided.model_id, by, at, event)
@@ -933,7 +956,7 @@ class ContainmentService:
                 )  # fmt: skip
             except ContainmentError:  # decided meanwhile
                 continue
-            self._metrics.actions.labels(pending.action["kind"], "expired").inc()
+            self._metrics.actions.labels(pending.kind, "expired").inc()
             self._decided(decided)
         self._refresh_pending_gauge()
 
@@ -969,10 +992,8 @@ class ContainmentService:
             pending.action_id, Action.from_data(pending.action), pending.labels, actor
         )
         if outcome.startswith("failed"):  # on_incident counts only the outcomes it starts with
-            self._metrics.actions.labels(pending.action["kind"], "failed").inc()
-        self._note_action(
-            pending.incident_id, actor, str(pending.action["kind"]), outcome, pending.action_id
-        )
+            self._metrics.actions.labels(pending.kind, "failed").inc()
+        self._note_action(pending.incident_id, actor, pending.kind, outcome, pending.action_id)
         # An approved action is marked applied; one applied on timeout stays "expired"
         # (the audit trail shows riskstream/timeout as who changed the flag).
         if pending.status == "approved" and not outcome.startswith("failed"):
