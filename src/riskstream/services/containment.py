@@ -313,8 +313,11 @@ class ContainmentService:
         """Approve or reject a pending action; an approved one is carried out at once.
 
         An action of an incident resolved meanwhile is not carried out: it expires.
+        Approving an action approved but not applied completes it (:meth:`_complete`).
         """
         pending = self._approvals.get(action_id)
+        if status == "approved" and pending is not None and pending.status == "approved":
+            return self._complete(pending, by)
         if (
             status == "approved"
             and pending is not None
@@ -340,6 +343,37 @@ class ContainmentService:
             if outcome.startswith("failed"):
                 raise ContainmentError(f"approved, but not applied: {outcome[len('failed: ') :]}")
         return decided
+
+    def _complete(self, approved: PendingAction, by: str) -> PendingAction:
+        """Carry out again an action approved but not marked applied: the broker did not
+        take its routing-change event, or the process stopped in between.
+
+        The decision stands as recorded, its approver's, who stays the flag's actor.  Each
+        flag change applies at most once (its change id), so this changes nothing twice:
+        it writes what was not written, publishes the event again under the same id
+        (subscribers de-duplicate), and marks the action applied.  ``by`` asked for it.
+        """
+        actor = approved.decided_by or by
+        if approved.group is None and self._resolved(approved.incident_id):
+            raise ContainmentError(
+                f"action {approved.action_id} was approved by {actor} but not carried out "
+                f"to the end, and its incident {approved.incident_id} is resolved since: "
+                "nothing more is carried out for an incident that is over"
+            )
+        self._refuse_unreadable(approved)
+        log.info(
+            "action %s, approved by %s but not applied: carried out again for %s",
+            approved.action_id, actor, by,
+        )  # fmt: skip
+        if approved.group is not None:
+            self._carry_out_group(approved, actor=actor)
+        else:
+            outcome = self._carry_out(approved, actor=actor)
+            if outcome.startswith("failed"):
+                raise ContainmentError(
+                    f"approved by {actor}, but not applied: {outcome[len('failed: ') :]}"
+                )
+        return self._approvals.get(approved.action_id) or approved
 
     def _refuse_unreadable(self, pending: PendingAction) -> None:
         """Refuse, before anything is recorded, an approval its stored record could not

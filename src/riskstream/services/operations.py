@@ -45,6 +45,7 @@ from riskstream.services.incident_intake import incident_rejection
 __all__ = [
     "ACTION_STATUSES",
     "INCIDENT_RESOLVED",
+    "PUBLISH_TIMEOUT_S",
     "OperatorService",
     "check_actor",
     "check_fraction",
@@ -54,6 +55,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SCANNED = 2000  # the latest incidents a filtered list looks through, at least
+
+PUBLISH_TIMEOUT_S = 5.0
+"""How long a person's write waits for the broker to take its event.  A broker that
+answers takes it within milliseconds (acks=all, linger 5 ms), and 5 s also covers a
+partition leader moving to another broker.  Waiting longer (librdkafka's 30 s) changes
+nothing in the answer (what was written stands; the event is not published yet), but
+keeps the person waiting, and the API's write lock held, so that every other write
+queues behind it.  The event stays queued and is retried for 5 minutes; doing the
+write again publishes it again under the same id (subscribers de-duplicate)."""
 
 ACTION_STATUSES = STATUSES
 
@@ -198,7 +208,12 @@ class OperatorService:
         return pending
 
     def decide(self, action_id: str, approve: bool, by: str, note: str = "") -> PendingAction:
-        """Approve (carried out at once) or reject; the separate-approver rule applies."""
+        """Approve (carried out at once) or reject; the separate-approver rule applies.
+
+        An action approved but not applied (its change was not published, or the process
+        stopped midway) is completed by approving it again: the decision stays its first
+        approver's, nothing is applied twice, and the change is published again under
+        the same event id."""
         status = "approved" if approve else "rejected"
         _check_note(note)
         self.action(action_id)  # an unknown id is "not found", not a refused decision
@@ -207,19 +222,23 @@ class OperatorService:
             return self._containment.decide(action_id, status, by, note)
         except BusError as exc:  # the decision and the flag are written before the publish
             decided = self.action(action_id)
-            if decided.decided_by != by:
+            if decided.status != "approved" or decided.decided_by is None:
                 raise
+            approver = decided.decided_by
             flag = self.flags().get(decided.model_id)
             changed = (
                 f"; the flag of {flag.model_id} is at revision {flag.revision} "
                 f"({flag.active_version}, {flag.mode}) and the serving layer reads it"
-                if flag is not None and flag.actor == by
+                if flag is not None and flag.actor == approver
                 else ""
             )
             raise BusError(
-                f"action {action_id} is {decided.status} by {by}{changed}, but the change "
-                f"could not be published: {exc}. Do not decide it again; subscribers of the "
-                "routing changes topic have not heard of it.",
+                f"action {action_id} is approved by {approver}{changed}, but the change "
+                f"could not be published: {exc}. Subscribers of the routing changes topic "
+                "have not heard of it, and the action is not marked applied. Approve it "
+                "again once the broker answers (/api/v1/health says ok): that publishes "
+                "the same change again under the same event id and marks it applied; "
+                "nothing is changed twice.",
                 exc.code,
             ) from exc
 
