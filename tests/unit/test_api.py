@@ -585,6 +585,27 @@ def test_a_model_id_with_a_slash_is_addressable_and_hostile_requests_get_a_4xx(
     run(tmp_path, scenario)
 
 
+def test_a_flag_override_refuses_a_model_id_that_is_not_one(tmp_path: Path) -> None:
+    """``..%2Factions%2Fx%2Fapprove``, spaces and empty parts were taken as model ids: a
+    flag named like a path that climbs, which a console link or a serving layer's URL
+    would resolve elsewhere."""
+
+    async def scenario(env: Env) -> None:
+        put = {"version": "v1", "reason": "pinned"}
+        for path in ("..%2Factions%2Fx%2Fapprove", "a%2F..%2Fb", "team//bot", "team/bot%2F",
+                     "x%2F.", "bot%20", "a%09b", "caf%C3%A9", "%2Fbot"):  # fmt: skip
+            status, error = await env.call("PUT", f"/api/v1/flags/{path}", "ana", put)
+            assert status == 400, (path, error)
+            assert "use letters A-Z and a-z, digits and . _ - : @" in error["message"], error
+        status, body = await env.call("GET", "/api/v1/flags", "val")
+        assert [f["model_id"] for f in body["flags"]] == ["diagnosis-v4"]  # none was written
+        for model in ("team/bot", "ft:gpt-4o:acme@2", "ranker-v4.1_b"):
+            status, flag = await env.call("PUT", f"/api/v1/flags/{model}", "ana", put)
+            assert (status, flag.get("model_id")) == (200, model), flag
+
+    run(tmp_path, scenario)
+
+
 def test_a_bad_body_says_where_it_breaks_and_numbers_are_ascii_digits(tmp_path: Path) -> None:
     """'the body is not valid JSON' said neither where nor why; limit=1_0 and limit=\u0661\u0660
     (Arabic-Indic digits) were read as 10, which the contract's integer is not."""

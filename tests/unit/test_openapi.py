@@ -67,3 +67,10 @@ def test_the_app_serves_the_document_without_a_token(tmp_path: Path) -> None:
             return orjson.loads(await response.read())
 
     assert asyncio.run(fetch()) == SPEC
+
+
+def test_the_model_id_pattern_is_the_one_the_flag_override_applies() -> None:
+    from riskstream.core.routing import MODEL_ID_PATTERN
+
+    (param,) = SPEC["paths"]["/api/v1/flags/{model_id}"]["put"]["parameters"]
+    assert (param["name"], param["schema"]["pattern"]) == ("model_id", MODEL_ID_PATTERN)

@@ -29,7 +29,7 @@ from riskstream.core.incident_records import (
 from riskstream.core.incidents import INCIDENT_RESOLVED
 from riskstream.core.reports import Story, render
 from riskstream.core.reports.settings import ReportSettings
-from riskstream.core.routing import MODES, RoutingFlag
+from riskstream.core.routing import MODES, RoutingFlag, model_id_problem
 from riskstream.core.timeutil import format_time
 from riskstream.errors import (
     BusError,
@@ -277,7 +277,8 @@ class OperatorService:
         ``approver``: whether the caller holds the approver role, which undoing an
         approved decision, or making a change the playbooks gate by approval, needs.
         """
-        check_text("model id", model_id, 256)  # what the serving layer looks up
+        if problem := model_id_problem(model_id):  # what the serving layer looks up
+            raise InputError(problem)
         if version is None and mode is None and traffic_fraction is None:
             raise InputError("say what to change: a version, a mode or a traffic_fraction")
         if version is not None:
