@@ -105,6 +105,11 @@ def test_records_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         shown = {i["incident_id"] for i in listed.body["incidents"]}
         assert shown == {"good", *(f"bad-{name}" for name in REPORT_ONLY)}
         assert "bad-acknowledged-at-text" in api.log()  # the skipped record is named
+        again = api.call("GET", "/api/v1/incidents", VIEWER)
+        assert {i["incident_id"] for i in again.body["incidents"]} == shown
+        said = [line for line in api.log().splitlines()
+                if "left out" in line and "bad-acknowledged-at-text" in line]  # fmt: skip
+        assert len(said) == 1, said  # once, not at every list
 
         reads = [("GET", ""), ("GET", "/report"), ("GET", "/report?format=json"),
                  ("GET", "/report?kind=postmortem"),

@@ -474,6 +474,34 @@ def test_lists_page_with_limit_and_after(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_an_incident_list_reads_its_page_not_ten_times_it(tmp_path: Path) -> None:
+    """Every list read max(10 x limit, 2000) records (10,000 at limit=1000) to show one
+    page.  Now a page reads its limit and one more; a filtered one SCANNED at most."""
+    from riskstream.services.operations import SCANNED
+
+    async def scenario(env: Env) -> None:
+        store = env.ops._incidents
+        asked: list[int] = []
+        recent = store.recent
+
+        def counted(limit: int = 500, *after: str | None) -> list[Any]:
+            asked.append(limit)
+            return recent(limit, *after)
+
+        store.recent = counted  # type: ignore[method-assign]
+        status, body = await env.call("GET", "/api/v1/incidents?limit=1", "val")
+        assert (status, [i["incident_id"] for i in body["incidents"]]) == (200, ["inc-2"])
+        status, body = await env.call("GET", "/api/v1/incidents?limit=1&after=inc-2", "val")
+        assert [i["incident_id"] for i in body["incidents"]] == ["inc-1"]
+        status, body = await env.call(
+            "GET", "/api/v1/incidents?limit=1000&subject=diagnosis-v4", "val"
+        )
+        assert [i["incident_id"] for i in body["incidents"]] == ["inc-1"]
+        assert asked == [2, 2, SCANNED]  # limit + 1 (is there a next page?), SCANNED
+
+    run(tmp_path, scenario)
+
+
 def test_repeated_bad_tokens_are_refused_for_a_while(tmp_path: Path) -> None:
     async def scenario(env: Env) -> None:
         bad = {"headers": {"Authorization": "Bearer rs_guess"}}

@@ -54,7 +54,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCANNED = 2000  # the latest incidents a filtered list looks through, at least
+SCANNED = 2000
+"""The incidents a filtered page looks through, after its cursor: the most one request
+reads, whatever its ``limit`` (at most 1000, so a page can always fill).  An unfiltered
+page reads just its ``limit`` (the API asks one more, to know whether a next page
+exists).  Reading and checking a record from Redis costs ~0.1 ms (2000: ~190 ms, on a
+shared 2-core machine); every list used to read max(10 x ``limit``, 2000): 10,000 records,
+~1 s, at limit=1000, and 2000 for a page of 1 with no filter."""
 
 PUBLISH_TIMEOUT_S = 5.0
 """How long a person's write waits for the broker to take its event.  A broker that
@@ -91,20 +97,16 @@ class OperatorService:
     def incidents(
         self, where: IncidentFilter | None = None, limit: int = 100, after: str | None = None
     ) -> list[IncidentRecord]:
-        """The latest incidents that match, most recently detected first (among the
-        latest max(10 x limit, SCANNED) incidents: a list, not an archive search);
-        ``after`` (the last incident id of the previous page) pages on."""
+        """The latest incidents that match, most recently detected first; ``after`` (the
+        last incident id of the previous page) pages on.  A filtered page looks through
+        the SCANNED incidents after its cursor (a list, not an archive search)."""
         where = where or IncidentFilter()
-        scanned = self._incidents.recent(max(limit * 10, SCANNED))
-        found = [r for r in scanned if where.matches(r)]
-        if after is not None:
-            place = next((i for i, r in enumerate(found) if r.incident_id == after), None)
-            if place is None:
-                raise InputError(
-                    f"cursor {after!r} is not among the incidents listed; start without one"
-                )
-            found = found[place + 1 :]
-        return found[:limit]
+        if after is not None and self._incidents.get(after) is None:
+            raise InputError(f"cursor {after!r} is no incident's id; start without one")
+        if where == IncidentFilter():
+            return self._incidents.recent(limit, after)
+        scanned = self._incidents.recent(max(limit, SCANNED), after)
+        return [r for r in scanned if where.matches(r)][:limit]
 
     def incident(self, incident_id: str) -> IncidentRecord:
         record = self._incidents.get(incident_id)
