@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -45,7 +45,10 @@ from riskstream.services.incident_intake import incident_rejection
 __all__ = [
     "ACTION_STATUSES",
     "INCIDENT_RESOLVED",
+    "LINE_PATTERN",
+    "NOTE_LONGEST",
     "PUBLISH_TIMEOUT_S",
+    "TEXT_PATTERN",
     "OperatorService",
     "check_actor",
     "check_fraction",
@@ -53,6 +56,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+NOTE_LONGEST = 2000  # characters of a note or a reason
 
 SCANNED = 2000
 """The incidents a filtered page looks through, after its cursor: the most one request
@@ -290,7 +295,7 @@ class OperatorService:
         if traffic_fraction is not None:
             check_fraction(traffic_fraction)
         if reason.strip():  # (an empty one: the containment service says why it needs one)
-            check_text("reason", reason, 2000, newlines=True)
+            check_text("reason", reason, NOTE_LONGEST, newlines=True)
         by = _named(by)
         try:
             return self._containment.override(
@@ -387,9 +392,9 @@ def _named(by: str) -> str:
 
 
 def _check_note(note: str) -> None:
-    """A note goes on the timeline and into the audit trail: printable, at most 2000."""
-    if note.strip():
-        check_text("note", note, 2000, newlines=True)
+    """A note goes on the timeline and into the audit trail: printable, at most 2000
+    (none at all is fine; a blank one holding a control character is not)."""
+    check_text("note", note, NOTE_LONGEST, newlines=True, empty=True)
 
 
 def check_actor(by: str) -> None:
@@ -409,28 +414,60 @@ def check_actor(by: str) -> None:
     check_text("name", by, 200)
 
 
-def check_text(what: str, text: str, longest: int, newlines: bool = False) -> None:
-    r"""Refuse empty text, NUL and other control characters (newlines and tabs only where
-    ``newlines``), and text longer than ``longest``: they would forge or garble what a
-    person later reads in a table, a log or a serving layer's config.
+# The characters no text a person writes may hold: control characters but tab and newline
+# (Unicode's Cc), format characters but the zero-width joiner of emoji sequences (Cf), and
+# the line and paragraph separators (Zl, Zp), as of Unicode 15.1.  A fixed list, not
+# unicodedata's categories, so that the rule is the same on every Python and can be
+# stated in schemas/openapi.yaml (TEXT_PATTERN, LINE_PATTERN); tests/unit/test_openapi.py
+# holds the two equal and checks the list against the running Python's unicodedata.
+_REFUSED: tuple[tuple[int, int], ...] = (
+    (0x0000, 0x0008), (0x000B, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD),
+    (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),
+    (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E), (0x200B, 0x200C),
+    (0x200E, 0x200F), (0x2028, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)  # fmt: skip
+
+
+def _char(code: int) -> str:
+    # \uXXXX reads the same in Python's and ECMA-262's regular expressions; a character
+    # past U+FFFF has no escape both read, so it stands as itself
+    return f"\\u{code:04X}" if code <= 0xFFFF else chr(code)
+
+
+_CLASS = "".join(_char(a) if a == b else f"{_char(a)}-{_char(b)}" for a, b in _REFUSED)
+TEXT_PATTERN = f"^[^{_CLASS}]*$"
+"""Text that may span lines (a note, a reason): none of the refused characters."""
+LINE_PATTERN = f"^[^\\u0009\\u000A{_CLASS}]*$"
+"""One line of text (a name, a version): no tab or newline either."""
+_TEXT_BAD = re.compile(f"[{_CLASS}]")
+_LINE_BAD = re.compile(f"[\\u0009\\u000A{_CLASS}]")
+
+
+def check_text(
+    what: str, text: str, longest: int, newlines: bool = False, empty: bool = False
+) -> None:
+    r"""Refuse empty or blank text (unless ``empty``), NUL and other control characters
+    (newlines and tabs only where ``newlines``), and text longer than ``longest``: they
+    would forge or garble what a person later reads in a table, a log or a serving
+    layer's config.
 
     >>> check_text("version", "v1\n", 128)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     riskstream.errors.InputError: version 'v1\n' holds a control character (U+000A); ...
     """
-    if not text.strip():
+    if not empty and not text.strip():
         raise InputError(f"{what} must not be empty")
     if len(text) > longest:
         raise InputError(f"{what} is {len(text)} characters long; at most {longest}")
-    allowed = "\n\t" if newlines else ""
-    bad = next((c for c in text if unicodedata.category(c) == "Cc" and c not in allowed), None)
-    if bad is None:
-        bad = next((c for c in text if unicodedata.category(c) in ("Cf", "Zl", "Zp")
-                    and c not in "\u200d"), None)  # fmt: skip
+    bad = (_TEXT_BAD if newlines else _LINE_BAD).search(text)
     if bad is not None:
         raise InputError(
-            f"{what} {text!r} holds a control character (U+{ord(bad):04X}); use printable text"
+            f"{what} {text!r} holds a control character (U+{ord(bad.group()):04X}); "
+            "use printable text"
         )
 
 
