@@ -36,7 +36,7 @@ from riskstream.services.containment import ContainmentService
 from riskstream.services.detection import Processor
 from riskstream.services.flag_epoch import FlagGuard, RememberingFlagStore
 from riskstream.services.notifier import Destination, Notifier
-from riskstream.services.operations import OperatorService
+from riskstream.services.operations import PUBLISH_TIMEOUT_S, OperatorService
 from riskstream.services.ticketer import Ticketer, TicketerSystem
 from riskstream.signing import RecordSigner
 from riskstream.validation import validator_for
@@ -289,7 +289,8 @@ def kafka_operations(
     from riskstream.adapters.redis.incidents import RedisIncidentStore
 
     url = redis_url or redis_url_from_env()
-    producer = KafkaBus(KafkaSettings.from_env(bootstrap)).producer()
+    # A person waits for the answer (and the API's other writes for its lock): fail fast.
+    producer = KafkaBus(KafkaSettings.from_env(bootstrap)).producer(PUBLISH_TIMEOUT_S)
     incidents = RedisIncidentStore.from_url(url, namespace=namespace)
     containment = kafka_containment(
         config, bootstrap, url, registry, namespace, producer=producer, incidents=incidents

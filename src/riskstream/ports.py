@@ -332,8 +332,10 @@ class IncidentStore(Protocol):
 
     def get(self, incident_id: str) -> IncidentRecord | None: ...
 
-    def recent(self, limit: int = 500) -> list[IncidentRecord]:
-        """Up to ``limit`` records, the most recently detected first."""
+    def recent(self, limit: int = 500, after: str | None = None) -> list[IncidentRecord]:
+        """Up to ``limit`` records, the most recently detected first (then by id, last
+        first); ``after``: those that come after that incident in this order (none if
+        it is not stored).  Reads ``limit`` records at most, wherever ``after`` is."""
         ...
 
     def near(

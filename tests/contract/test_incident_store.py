@@ -47,6 +47,22 @@ def test_a_record_round_trips_and_lists_newest_first(incident_store: Store) -> N
     assert incident_store.get("nope") is None
 
 
+def test_recent_pages_after_an_incident_reading_only_the_page(incident_store: Store) -> None:
+    """A list used to read 10 x its page and find its cursor among them; now a page is
+    read after its cursor, however deep (ties in time: the greater id first)."""
+    for n, minute in enumerate(("05", "15", "10", "10", "01")):
+        data = _incident(f"i{n}", f"2026-11-26T10:{minute}:00.000Z")
+        incident_store.update(f"i{n}", lambda r, d=data: record_incident(r, d, T0))
+    order = ["i1", "i3", "i2", "i0", "i4"]
+    assert [r.incident_id for r in incident_store.recent()] == order
+    for after in order:
+        page = incident_store.recent(2, after)
+        place = order.index(after)
+        assert [r.incident_id for r in page] == order[place + 1 : place + 3], after
+    assert incident_store.recent(2, "nope") == []
+    assert incident_store.recent(0, "i1") == []
+
+
 def test_near_finds_a_subjects_incidents_within_a_time_range(incident_store: Store) -> None:
     """What correlating a new incident reads instead of the latest records (issue 12)."""
     for n, (subject, minute) in enumerate((("a", "05"), ("a", "50"), ("b", "10"), ("c", "12"))):

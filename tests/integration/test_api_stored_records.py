@@ -27,6 +27,7 @@ from support import START, create_topics, make_setup
 from support import incident as an_incident
 
 VIEWER, OPERATOR = "rs_stored_viewer_token_0001", "rs_stored_operator_token_0002"
+APPROVER = "rs_stored_approver_token_0003"
 
 
 _CHANGES: list[tuple[str, tuple[str, ...], Any]] = [  # name, the field changed, to what
@@ -104,6 +105,11 @@ def test_records_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         shown = {i["incident_id"] for i in listed.body["incidents"]}
         assert shown == {"good", *(f"bad-{name}" for name in REPORT_ONLY)}
         assert "bad-acknowledged-at-text" in api.log()  # the skipped record is named
+        again = api.call("GET", "/api/v1/incidents", VIEWER)
+        assert {i["incident_id"] for i in again.body["incidents"]} == shown
+        said = [line for line in api.log().splitlines()
+                if "left out" in line and "bad-acknowledged-at-text" in line]  # fmt: skip
+        assert len(said) == 1, said  # once, not at every list
 
         reads = [("GET", ""), ("GET", "/report"), ("GET", "/report?format=json"),
                  ("GET", "/report?kind=postmortem"),
@@ -176,6 +182,47 @@ def test_actions_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         api.stop()
         client.close()
         approvals.close()
+
+
+def test_an_action_whose_record_could_not_be_carried_out_is_refused_before_it_is_approved(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """An action stored without ``labels.subject`` used to be approved (the decision
+    recorded, on the timeline and in the audit trail) and then fail with a 500, nothing
+    applied: an approval on record that never happened.  Now nothing is recorded, the
+    answer names the field, and rejecting it still works."""
+    namespace = unique("stored-approve")
+    tokens = write_tokens(tmp_path / "tokens.yaml", {"dr.okafor": ("approver", APPROVER)})
+    setup = make_setup(tmp_path, unique("api"))
+    create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
+    approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
+    flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    action = {"kind": "route-to-version", "version": "v3"}
+    for action_id, labels in [
+        ("a-no-subject", {"incident_id": "inc-1", "type": "safety"}),
+        ("a-bad-onset", {"incident_id": "inc-1", "subject": "bot", "onset_at": "noon"}),
+    ]:
+        held = PendingAction(action_id, "inc-1", "bot", action, "riskstream/containment",
+                             START, None, labels=labels)  # fmt: skip
+        assert approvals.add(held)
+    api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", namespace)
+    try:
+        for action_id, field in [("a-no-subject", "labels.subject"),
+                                 ("a-bad-onset", "labels.onset_at")]:  # fmt: skip
+            got = api.call("POST", f"/api/v1/actions/{action_id}/approve", APPROVER, {})
+            assert got.status == 503, got.text
+            message = got.body["message"]
+            assert f"'{field}'" in message and "Nothing was recorded" in message, message
+            stored = approvals.get(action_id)
+            assert stored is not None and stored.status == "pending", stored
+        assert flags.audit() == [] and flags.all() == {}  # no decision, no flag
+        got = api.call("POST", "/api/v1/actions/a-no-subject/reject", APPROVER, {"note": "bad"})
+        assert (got.status, got.body["status"]) == (200, "rejected"), got.text
+        assert api.process.poll() is None and "Traceback" not in api.log()
+    finally:
+        api.stop()
+        approvals.close()
+        flags.close()
 
 
 def test_an_audit_entry_of_the_wrong_types_is_named_not_a_500(

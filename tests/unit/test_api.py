@@ -474,6 +474,75 @@ def test_lists_page_with_limit_and_after(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_an_incident_list_reads_its_page_not_ten_times_it(tmp_path: Path) -> None:
+    """Every list read max(10 x limit, 2000) records (10,000 at limit=1000) to show one
+    page.  Now a page reads its limit and one more; a filtered one SCANNED at most."""
+    from riskstream.services.operations import SCANNED
+
+    async def scenario(env: Env) -> None:
+        store = env.ops._incidents
+        asked: list[int] = []
+        recent = store.recent
+
+        def counted(limit: int = 500, *after: str | None) -> list[Any]:
+            asked.append(limit)
+            return recent(limit, *after)
+
+        store.recent = counted  # type: ignore[method-assign]
+        status, body = await env.call("GET", "/api/v1/incidents?limit=1", "val")
+        assert (status, [i["incident_id"] for i in body["incidents"]]) == (200, ["inc-2"])
+        status, body = await env.call("GET", "/api/v1/incidents?limit=1&after=inc-2", "val")
+        assert [i["incident_id"] for i in body["incidents"]] == ["inc-1"]
+        status, body = await env.call(
+            "GET", "/api/v1/incidents?limit=1000&subject=diagnosis-v4", "val"
+        )
+        assert [i["incident_id"] for i in body["incidents"]] == ["inc-1"]
+        assert asked == [2, 2, SCANNED]  # limit + 1 (is there a next page?), SCANNED
+
+    run(tmp_path, scenario)
+
+
+def test_the_api_refuses_what_its_document_refuses_and_takes_what_it_allows(
+    tmp_path: Path,
+) -> None:
+    """schemathesis found the two apart: ``?limit=`` was taken for no limit, and the
+    document allowed any note and any cursor, where the API refuses control characters,
+    long notes and cursors that are no id."""
+    from openapi_schema_validator import OAS31Validator
+
+    def valid(schema: dict[str, Any], value: Any) -> bool:
+        return OAS31Validator({"components": SPEC["components"], **schema}).is_valid(value)
+
+    note = {"$ref": "#/components/schemas/Note"}
+    after = SPEC["components"]["parameters"]["After"]["schema"]
+    notes = ["ok", "", "   ", "\x0b", " \x1c ", "a\tb\nc", "a\x00b", "x\u202ey", "\u2028",
+             "\x85", "\u200d", "\U000e0041", "\U00013439", "x" * 2000, "x" * 2001,
+             "caf\u00e9 \U0001f44d\u200d"]  # fmt: skip
+    cursors = ["inc-1", "x" * 257, "a\x01", "\x7f", "nope"]
+
+    async def scenario(env: Env) -> None:
+        for query in ("limit=", "after=", "status=", "subject=", "acknowledged="):
+            status, error = await env.call("GET", f"/api/v1/incidents?{query}", "val")
+            assert (status, error["error"]) == (400, "bad_request"), (query, error)
+            assert "is empty" in error["message"], error
+        for query in ("status=", "incident_id=", "limit="):
+            status, _ = await env.call("GET", f"/api/v1/actions?{query}", "val")
+            assert status == 400, query
+        status, _ = await env.call("GET", "/api/v1/incidents/inc-1/report?kind=", "val")
+        assert status == 400
+        status, _ = await env.call("GET", "/api/v1/audit?start=", "val")
+        assert status == 400
+        for text in notes:
+            path = "/api/v1/incidents/inc-1/acknowledge"
+            status, _ = await env.call("POST", path, "ana", {"note": text})
+            assert (status == 200) == valid(note, {"note": text}), (text, status)
+        for cursor in cursors:
+            status, _ = await env.call("GET", "/api/v1/flags", "val", params={"after": cursor})
+            assert (status == 200) == valid(after, cursor), (cursor, status)
+
+    run(tmp_path, scenario)
+
+
 def test_repeated_bad_tokens_are_refused_for_a_while(tmp_path: Path) -> None:
     async def scenario(env: Env) -> None:
         bad = {"headers": {"Authorization": "Bearer rs_guess"}}
@@ -581,6 +650,27 @@ def test_a_model_id_with_a_slash_is_addressable_and_hostile_requests_get_a_4xx(
         gzip = {**auth, "Content-Encoding": "gzip"}  # but the body is plain: was a 500
         response = await env.client.put("/api/v1/flags/x", headers=gzip, data=b'{"mode": "x"}')
         assert response.status == 400 and "Content-Encoding" in await response.text()
+
+    run(tmp_path, scenario)
+
+
+def test_a_flag_override_refuses_a_model_id_that_is_not_one(tmp_path: Path) -> None:
+    """``..%2Factions%2Fx%2Fapprove``, spaces and empty parts were taken as model ids: a
+    flag named like a path that climbs, which a console link or a serving layer's URL
+    would resolve elsewhere."""
+
+    async def scenario(env: Env) -> None:
+        put = {"version": "v1", "reason": "pinned"}
+        for path in ("..%2Factions%2Fx%2Fapprove", "a%2F..%2Fb", "team//bot", "team/bot%2F",
+                     "x%2F.", "bot%20", "a%09b", "caf%C3%A9", "%2Fbot"):  # fmt: skip
+            status, error = await env.call("PUT", f"/api/v1/flags/{path}", "ana", put)
+            assert status == 400, (path, error)
+            assert "use letters A-Z and a-z, digits and . _ - : @" in error["message"], error
+        status, body = await env.call("GET", "/api/v1/flags", "val")
+        assert [f["model_id"] for f in body["flags"]] == ["diagnosis-v4"]  # none was written
+        for model in ("team/bot", "ft:gpt-4o:acme@2", "ranker-v4.1_b"):
+            status, flag = await env.call("PUT", f"/api/v1/flags/{model}", "ana", put)
+            assert (status, flag.get("model_id")) == (200, model), flag
 
     run(tmp_path, scenario)
 

@@ -67,3 +67,39 @@ def test_the_app_serves_the_document_without_a_token(tmp_path: Path) -> None:
             return orjson.loads(await response.read())
 
     assert asyncio.run(fetch()) == SPEC
+
+
+def test_the_model_id_pattern_is_the_one_the_flag_override_applies() -> None:
+    from riskstream.core.routing import MODEL_ID_PATTERN
+
+    (param,) = SPEC["paths"]["/api/v1/flags/{model_id}"]["put"]["parameters"]
+    assert (param["name"], param["schema"]["pattern"]) == ("model_id", MODEL_ID_PATTERN)
+
+
+def test_the_text_and_cursor_patterns_are_the_ones_the_api_applies() -> None:
+    from riskstream.api.routes import CURSOR_PATTERN
+    from riskstream.services.operations import LINE_PATTERN, TEXT_PATTERN
+
+    schemas = SPEC["components"]["schemas"]
+    assert schemas["Note"]["properties"]["note"]["pattern"] == TEXT_PATTERN
+    assert schemas["FlagOverride"]["properties"]["reason"]["pattern"] == TEXT_PATTERN
+    assert schemas["FlagOverride"]["properties"]["version"]["pattern"] == LINE_PATTERN
+    assert SPEC["components"]["parameters"]["After"]["schema"]["pattern"] == CURSOR_PATTERN
+
+
+def test_the_refused_characters_are_this_pythons_control_and_format_characters() -> None:
+    """The list is fixed (so that the rule and the document agree on every Python); a
+    newer Unicode's new format characters show up here, to be added to it."""
+    import re
+    import sys
+    import unicodedata
+
+    from riskstream.services.operations import TEXT_PATTERN
+
+    allowed = re.compile(TEXT_PATTERN)
+    wanted = [
+        f"U+{c:04X}" for c in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp")
+        and chr(c) not in "\t\n\u200d" and allowed.search(chr(c))
+    ]  # fmt: skip
+    assert wanted == [], f"Unicode {unicodedata.unidata_version}: add {wanted} to _REFUSED"

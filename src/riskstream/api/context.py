@@ -3,13 +3,17 @@
 The service blocks (Redis and Kafka clients are synchronous), so calls run on a
 small thread pool and the event loop keeps answering.  Writes also take one
 lock: the containment service caches the audit trail as it reads it, and two
-writers appending to that cache at once would each add the same entries.
+writers appending to that cache at once would each add the same entries.  A write
+holds it for milliseconds, or up to ``PUBLISH_TIMEOUT_S`` while the broker does not
+take its event; a write that cannot have it within ``WRITE_WAIT_S`` is refused
+(503, nothing written) rather than queued behind a broker outage one write after another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,15 +25,30 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from riskstream.api.auth import FailedLogins, Principal, TokenTable
+from riskstream.api.errors import ApiError
 from riskstream.core.monitors import MonitorSpec
 from riskstream.core.reports.settings import ReportSettings
 from riskstream.errors import BusError
 from riskstream.metrics import ApiMetrics
-from riskstream.services.operations import OperatorService
+from riskstream.services.operations import PUBLISH_TIMEOUT_S, OperatorService
 
-__all__ = ["API", "WRITE_PROBE", "Api", "caller", "caller_scope", "principal", "set_caller"]
+__all__ = [
+    "API",
+    "WRITE_PROBE",
+    "WRITE_WAIT_S",
+    "Api",
+    "caller",
+    "caller_scope",
+    "principal",
+    "set_caller",
+]
 
 T = TypeVar("T")
+
+WRITE_WAIT_S = PUBLISH_TIMEOUT_S + 1.0
+"""How long a write waits for the one before it: that one's wait for the broker, and a
+second for its Redis work.  Healthy writes take milliseconds, so only a broker outage (or
+hundreds of writes at once) makes a write wait this long."""
 
 
 @dataclass
@@ -45,6 +64,7 @@ class Api:
     reporting: ReportSettings = field(default_factory=ReportSettings)
     logins: FailedLogins = field(default_factory=FailedLogins)
     workers: int = 8
+    wait_s: float = WRITE_WAIT_S  # how long a write waits for the one before it
     _executor: ThreadPoolExecutor | None = field(default=None, init=False)
     _write_lock: asyncio.Lock | None = field(default=None, init=False)
     # The last write the broker did not take: (monotonic time, why), for the health check.
@@ -57,14 +77,27 @@ class Api:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` under the write lock; refused (503, nothing written) when the lock is
+        not free within ``wait_s``."""
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
-        async with self._write_lock:
-            try:
-                return await self.read(fn, *args, **kwargs)
-            except BusError as exc:
-                self.publish_failed = (time.monotonic(), str(exc))
-                raise
+        try:
+            await asyncio.wait_for(self._write_lock.acquire(), self.wait_s)
+        except TimeoutError:
+            raise ApiError(
+                503, "unavailable",
+                f"another write has been in progress for over {self.wait_s:g} s (waiting "
+                "for the Kafka broker to take its event?); nothing was written. Try again "
+                "in a few seconds; /api/v1/health says whether the broker takes events",
+                retry_after=math.ceil(self.wait_s),
+            ) from None  # fmt: skip
+        try:
+            return await self.read(fn, *args, **kwargs)
+        except BusError as exc:
+            self.publish_failed = (time.monotonic(), str(exc))
+            raise
+        finally:
+            self._write_lock.release()
 
     def close(self) -> None:
         if self._executor is not None:

@@ -9,6 +9,7 @@ Each route names the least role it needs (``None``: no token).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from riskstream.core.incident_records import IncidentFilter, IncidentRecord
 from riskstream.core.reports import FORMATS, KINDS
 from riskstream.errors import RiskstreamError
 
-__all__ = ["DEFAULT_LIMIT", "ROUTES", "Route", "json_response"]
+__all__ = ["CURSOR_PATTERN", "DEFAULT_LIMIT", "ROUTES", "Route", "json_response"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 100  # items per page of every list route, unless `limit` says otherwise
 MAX_LIMIT = 1000
 PUBLISH_FAILED_S = 60.0  # the health check says degraded this long after a failed publish
+CURSOR_LONGEST = 256  # the longest id (incident, action, model) a page can end on
+CURSOR_PATTERN = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"  # as schemas/openapi.yaml says
+_NOT_IN_CURSOR = re.compile("[\\u0000-\\u001F\\u007F-\\u009F]")
 _Fields = Mapping[str, type | tuple[type, ...]]
 
 
@@ -63,7 +67,9 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 def _query(request: web.Request, known: tuple[str, ...]) -> dict[str, str]:
-    """The query's parameters; an unknown or repeated one is refused (it is a typo)."""
+    """The query's parameters; an unknown or repeated one is refused (it is a typo), and
+    so is an empty one: ``?limit=`` or ``?status=`` is a client that lost its value, and
+    taking it for the default (100; pending actions only) would hide that."""
     for name in request.query:
         if name not in known:
             raise ApiError(
@@ -72,7 +78,27 @@ def _query(request: web.Request, known: tuple[str, ...]) -> dict[str, str]:
             )  # fmt: skip
         if len(request.query.getall(name)) > 1:
             raise ApiError(400, "bad_request", f"query parameter {name!r} is given twice")
-    return {k: v for k, v in request.query.items() if v != ""}
+        if request.query[name] == "":
+            raise ApiError(
+                400, "bad_request",
+                f"query parameter {name!r} is empty: give it a value, or leave it out "
+                "for its default",
+            )  # fmt: skip
+    return dict(request.query)
+
+
+def _after(params: Mapping[str, str]) -> str | None:
+    """The page cursor: the ``next`` of a previous page, so an id (at most 256
+    characters, no control characters; CURSOR_PATTERN)."""
+    after = params.get("after")
+    if after is not None and (len(after) > CURSOR_LONGEST or _NOT_IN_CURSOR.search(after)):
+        raise ApiError(
+            400, "bad_request",
+            f"after {after[:80]!r} is no cursor: give the `next` of the previous page (an "
+            f"id of at most {CURSOR_LONGEST} characters, no control characters), or leave "
+            "it out for the first page",
+        )  # fmt: skip
+    return after
 
 
 def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -195,7 +221,7 @@ async def list_incidents(request: web.Request) -> web.StreamResponse:
         type=q.get("type"), monitor=q.get("monitor"), acknowledged=_bool(q, "acknowledged"),
     )  # fmt: skip
     limit = _limit(q)
-    records = await api.read(api.ops.incidents, where, limit + 1, q.get("after"))
+    records = await api.read(api.ops.incidents, where, limit + 1, _after(q))
     page, following = _page(records, limit, lambda r: r.incident_id)
     return json_response({"incidents": [summary(r) for r in page], "next": following})
 
@@ -271,7 +297,7 @@ async def list_actions(request: web.Request) -> web.StreamResponse:
     status, limit = q.get("status", "pending"), _limit(q)
     actions = await api.read(
         api.ops.actions, None if status == "all" else status, q.get("incident_id"),
-        q.get("after"), limit + 1,
+        _after(q), limit + 1,
     )  # fmt: skip
     page, following = _page(actions, limit, lambda a: a.action_id)
     return json_response({"actions": [action_view(a) for a in page], "next": following})
@@ -282,9 +308,7 @@ async def action_members(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
     q = _query(request, ("limit", "after"))
     limit = _limit(q)
-    members = await api.read(
-        api.ops.members, request.match_info["action_id"], q.get("after"), limit + 1
-    )
+    members = await api.read(api.ops.members, request.match_info["action_id"], _after(q), limit + 1)
     page, following = _page(members, limit, lambda m: m.incident_id)
     return json_response({"members": [m.to_data() for m in page], "next": following})
 
@@ -319,7 +343,7 @@ async def list_flags(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
     q = _query(request, ("limit", "after"))
     limit = _limit(q)
-    flags = await api.read(api.ops.flag_page, q.get("after"), limit + 1)
+    flags = await api.read(api.ops.flag_page, _after(q), limit + 1)
     page, following = _page(flags, limit, lambda f: f.model_id)
     return json_response({"flags": [flag_view(f) for f in page], "next": following})
 

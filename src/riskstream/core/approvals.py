@@ -15,11 +15,13 @@ decides once for all of them and each member is still changed at most once.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from riskstream.errors import ContainmentError, NotPermittedError
+from riskstream.core.playbooks import Action
+from riskstream.core.timeutil import parse_time
+from riskstream.errors import ConfigError, ContainmentError, NotPermittedError
 
 __all__ = [
     "DECIDED",
@@ -28,6 +30,7 @@ __all__ = [
     "ActionSummary",
     "Member",
     "PendingAction",
+    "carry_out_problem",
     "check_decision",
 ]
 
@@ -78,6 +81,12 @@ class PendingAction:
 
     def decided(self, status: str, by: str, at: float, note: str = "") -> PendingAction:
         return replace(self, status=status, decided_by=by, decided_at=at, note=note)
+
+    @property
+    def kind(self) -> str:
+        """The action's kind, for metrics and the timeline ("unknown" in a record that
+        lacks one: a rejection of it must still be recorded in full)."""
+        return str(self.action.get("kind") or "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +184,58 @@ def check_decision(pending: PendingAction, status: str, by: str) -> None:
             f"{by} requested action {pending.action_id} and may not approve it too; "
             "ask another approver"
         )
+
+
+# What carrying an action out reads of the incident it was held for (the labels copied
+# from it then): the model whose flag changes, and the incident the change is for.
+_CARRIED_LABELS = ("subject", "incident_id")
+
+
+def carry_out_problem(pending: PendingAction, members: Sequence[Member] = ()) -> str | None:
+    """What in the stored record of ``pending`` (and of its ``members``, for a grouped
+    action) would stop an approval of it being carried out, naming the field; ``None``
+    when nothing would.
+
+    Checked before an approval is recorded: a record something other than riskstream
+    wrote is refused with nothing recorded, rather than approved with nothing applied.
+
+    >>> p = PendingAction("a1", "i1", "bot", {"kind": "block"}, "riskstream/containment",
+    ...                   0.0, None, labels={"incident_id": "i1", "subject": "bot"})
+    >>> carry_out_problem(p)
+    >>> carry_out_problem(replace(p, labels={"incident_id": "i1"}))
+    "field 'labels.subject' is missing (the model whose flag the action changes)"
+    """
+    try:
+        Action.from_data(pending.action)
+    except KeyError as exc:
+        return f"field 'action' has no {exc} (what to do)"
+    except (ConfigError, TypeError, ValueError) as exc:
+        return f"field 'action' {pending.action!r:.120} is not an action riskstream runs: {exc}"
+    if pending.group is None:
+        return _labels_problem("labels", pending.labels)
+    for member in members:
+        problem = _labels_problem(f"labels of member {member.incident_id}", member.labels)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _labels_problem(where: str, labels: Mapping[str, Any]) -> str | None:
+    what = {"subject": "the model whose flag the action changes",
+            "incident_id": "the incident the change is for"}  # fmt: skip
+    for name in _CARRIED_LABELS:
+        value = labels.get(name)
+        if value is None:
+            return f"field '{where}.{name}' is missing ({what[name]})"
+        if not isinstance(value, str) or not value.strip():
+            return (
+                f"field '{where}.{name}' must be a non-empty string ({what[name]}), "
+                f"got {value!r:.80}"
+            )
+    onset = labels.get("onset_at")
+    if onset:
+        try:
+            parse_time(str(onset))
+        except (ValueError, OverflowError):
+            return f"field '{where}.onset_at' {onset!r:.80} is not an RFC 3339 time"
+    return None

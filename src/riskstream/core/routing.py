@@ -14,15 +14,60 @@ however often an incident is redelivered.
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from riskstream.core.timeutil import format_time
 
-__all__ = ["MODES", "FlagChange", "Rollout", "RoutingFlag", "bucket", "change_id"]
+__all__ = [
+    "MODEL_ID_PATTERN",
+    "MODES",
+    "FlagChange",
+    "Rollout",
+    "RoutingFlag",
+    "bucket",
+    "change_id",
+    "model_id_problem",
+]
 
 MODES = ("normal", "fallback", "human-review", "shadow", "blocked")
 _OPTIONAL = ("previous_version", "previous_mode", "rollout")  # written only when set
+
+# What a person may name as a model when setting its flag by hand (the flag store's key,
+# what the serving layer looks up, a segment of the API's and the console's URLs).  "/"
+# separates parts ("team/bot": ids like it arrive in events and get flags), but no part
+# is empty, "." or "..", so no id reads as a path that climbs ("../actions/x/approve").
+# schemas/openapi.yaml states the same pattern; tests/unit/test_openapi.py holds them equal.
+_PART = r"(?!\.\.?(?:/|$))[A-Za-z0-9._:@-]+"
+MODEL_ID_PATTERN = rf"^{_PART}(?:/{_PART})*$"
+MODEL_ID_LONGEST = 256  # the event contract's longest id
+_MODEL_ID = re.compile(MODEL_ID_PATTERN)
+_ALLOWED = (
+    "letters A-Z and a-z, digits and . _ - : @, in parts joined by / (no part empty, "
+    f". or ..), at most {MODEL_ID_LONGEST} in all"
+)
+
+
+def model_id_problem(model_id: str) -> str | None:
+    """Why ``model_id`` is no model id a person may set a flag for, or ``None``.
+
+    >>> model_id_problem("team/diagnosis-v4")
+    >>> model_id_problem("../actions/x/approve")  # doctest: +ELLIPSIS
+    "model id '../actions/x/approve' has a part that is empty, . or ..: use letters ..."
+    """
+    if _MODEL_ID.fullmatch(model_id) and len(model_id) <= MODEL_ID_LONGEST:
+        return None
+    if not model_id:
+        return f"the model id is empty: use {_ALLOWED}"
+    if len(model_id) > MODEL_ID_LONGEST:
+        return f"the model id is {len(model_id)} characters long; at most {MODEL_ID_LONGEST}"
+    odd = next((c for c in model_id if not (c.isascii() and (c.isalnum() or c in "._:@-/"))), None)
+    if odd is None:
+        return f"model id {model_id!r} has a part that is empty, . or ..: use {_ALLOWED}"
+    what = "a control character" if unicodedata.category(odd) == "Cc" else f"{odd!r}"
+    return f"model id {model_id!r} holds {what} (U+{ord(odd):04X}): use {_ALLOWED}"
 
 
 def bucket(model_id: str, key: str) -> float:

@@ -32,7 +32,13 @@ from typing import Any
 import orjson
 
 from riskstream.codec import encode_cloudevent
-from riskstream.core.approvals import GROUPED_MODEL, Member, PendingAction
+from riskstream.core.approvals import (
+    GROUPED_MODEL,
+    Member,
+    PendingAction,
+    carry_out_problem,
+    check_decision,
+)
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.incident_records import (
     Correlation,
@@ -318,8 +324,11 @@ class ContainmentService:
         """Approve or reject a pending action; an approved one is carried out at once.
 
         An action of an incident resolved meanwhile is not carried out: it expires.
+        Approving an action approved but not applied completes it (:meth:`_complete`).
         """
         pending = self._approvals.get(action_id)
+        if status == "approved" and pending is not None and pending.status == "approved":
+            return self._complete(pending, by)
         if (
             status == "approved"
             and pending is not None
@@ -331,8 +340,11 @@ class ContainmentService:
                 f"action {action_id} cannot be approved: its incident "
                 f"{pending.incident_id} is resolved, so its pending actions expired"
             )
+        if status == "approved" and pending is not None and pending.status == "pending":
+            check_decision(pending, status, by)  # the rules first: they are about the person
+            self._refuse_unreadable(pending)
         decided = self._approvals.decide(action_id, status, by, self._clock(), note)
-        self._metrics.actions.labels(decided.action["kind"], status).inc()
+        self._metrics.actions.labels(decided.kind, status).inc()
         self._refresh_pending_gauge()
         self._decided(decided)
         if status == "approved" and decided.group is not None:
@@ -342,6 +354,51 @@ class ContainmentService:
             if outcome.startswith("failed"):
                 raise ContainmentError(f"approved, but not applied: {outcome[len('failed: ') :]}")
         return decided
+
+    def _complete(self, approved: PendingAction, by: str) -> PendingAction:
+        """Carry out again an action approved but not marked applied: the broker did not
+        take its routing-change event, or the process stopped in between.
+
+        The decision stands as recorded, its approver's, who stays the flag's actor.  Each
+        flag change applies at most once (its change id), so this changes nothing twice:
+        it writes what was not written, publishes the event again under the same id
+        (subscribers de-duplicate), and marks the action applied.  ``by`` asked for it.
+        """
+        actor = approved.decided_by or by
+        if approved.group is None and self._resolved(approved.incident_id):
+            raise ContainmentError(
+                f"action {approved.action_id} was approved by {actor} but not carried out "
+                f"to the end, and its incident {approved.incident_id} is resolved since: "
+                "nothing more is carried out for an incident that is over"
+            )
+        self._refuse_unreadable(approved)
+        log.info(
+            "action %s, approved by %s but not applied: carried out again for %s",
+            approved.action_id, actor, by,
+        )  # fmt: skip
+        if approved.group is not None:
+            self._carry_out_group(approved, actor=actor)
+        else:
+            outcome = self._carry_out(approved, actor=actor)
+            if outcome.startswith("failed"):
+                raise ContainmentError(
+                    f"approved by {actor}, but not applied: {outcome[len('failed: ') :]}"
+                )
+        return self._approvals.get(approved.action_id) or approved
+
+    def _refuse_unreadable(self, pending: PendingAction) -> None:
+        """Refuse, before anything is recorded, an approval its stored record could not
+        carry out (written by something other than riskstream)."""
+        members = self._approvals.members(pending.action_id) if pending.group else []
+        problem = carry_out_problem(pending, members)
+        if problem is not None:
+            raise StateStoreError(
+                f"action {pending.action_id} cannot be approved: its stored record is not "
+                f"what riskstream writes ({problem}), so it could not be carried out. "
+                "Nothing was recorded. Reject it (a rejection carries nothing out) and "
+                "change the flag by hand if it still needs changing, or repair the stored "
+                "action and approve it again"
+            )
 
     def expire_due(self) -> list[PendingAction]:
         """Expire pending actions past their deadline; apply those whose playbook says so."""
@@ -354,7 +411,7 @@ class ContainmentService:
                 )
             except ContainmentError:  # decided meanwhile by a person: theirs stands
                 continue
-            self._metrics.actions.labels(pending.action["kind"], "expired").inc()
+            self._metrics.actions.labels(pending.kind, "expired").inc()
             self._decided(decided)
             if decided.on_timeout == "apply" and decided.group is not None:
                 self._carry_out_group(decided, actor=TIMEOUT_ACTOR)
@@ -811,7 +868,7 @@ class ContainmentService:
         """The decision on the incident's timeline and in the audit trail."""
         at = decided.decided_at or self._clock()
         by = decided.decided_by or "unknown"
-        what = f"{decided.action['kind']} {decided.status}"
+        what = f"{decided.kind} {decided.status}"
         detail = f"{what}{': ' + decided.note if decided.note else ''}"
         self._record(
             decided.incident_id,
@@ -823,7 +880,7 @@ class ContainmentService:
         )
         event: dict[str, object] = {
             "event": f"action.{decided.status}", "action_id": decided.action_id,
-            "incident_id": decided.incident_id, "action": decided.action["kind"],
+            "incident_id": decided.incident_id, "action": decided.kind,
             "note": decided.note,
         }  # fmt: skip
         self._flags.record_event(f"{decided.action_id}:decision", decided.model_id, by, at, event)
@@ -944,7 +1001,7 @@ class ContainmentService:
                 )  # fmt: skip
             except ContainmentError:  # decided meanwhile
                 continue
-            self._metrics.actions.labels(pending.action["kind"], "expired").inc()
+            self._metrics.actions.labels(pending.kind, "expired").inc()
             self._decided(decided)
         self._refresh_pending_gauge()
 
@@ -980,10 +1037,8 @@ class ContainmentService:
             pending.action_id, Action.from_data(pending.action), pending.labels, actor
         )
         if outcome.startswith("failed"):  # on_incident counts only the outcomes it starts with
-            self._metrics.actions.labels(pending.action["kind"], "failed").inc()
-        self._note_action(
-            pending.incident_id, actor, str(pending.action["kind"]), outcome, pending.action_id
-        )
+            self._metrics.actions.labels(pending.kind, "failed").inc()
+        self._note_action(pending.incident_id, actor, pending.kind, outcome, pending.action_id)
         # An approved action is marked applied; one applied on timeout stays "expired"
         # (the audit trail shows riskstream/timeout as who changed the flag).
         if pending.status == "approved" and not outcome.startswith("failed"):

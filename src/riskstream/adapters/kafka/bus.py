@@ -15,6 +15,11 @@ Every librdkafka setting riskstream relies on is set here, with why:
   from retries; ``linger.ms=5`` batches incidents without adding visible delay.
 - with ``RISKSTREAM_INCIDENT_KEY`` set, the producer signs every record it writes
   (:mod:`riskstream.signing`): readers of the incidents topic act only on signed ones.
+- producer ``flush`` waits ``flush_timeout`` (30 s unless the caller says otherwise:
+  the operator API and CLI wait 5 s, ``services.operations.PUBLISH_TIMEOUT_S``).  A
+  message not delivered by then stays queued and librdkafka keeps retrying it until
+  ``message.timeout.ms`` (5 minutes); its failure then was already reported by that
+  flush, so it is logged, not raised again by a later flush of other messages.
 
 librdkafka errors become :class:`riskstream.errors.BusError`, keeping the code.
 """
@@ -63,8 +68,9 @@ class KafkaBus:
         self._max_poll_interval_ms = max_poll_interval_ms
         self._synchronous_commits = synchronous_commits
 
-    def producer(self) -> KafkaProducer:
-        return KafkaProducer(self._settings)
+    def producer(self, flush_timeout: float = 30.0) -> KafkaProducer:
+        """A producer whose :meth:`~KafkaProducer.flush` waits ``flush_timeout`` seconds."""
+        return KafkaProducer(self._settings, flush_timeout)
 
     def consumer(self, group: str) -> KafkaConsumer:
         return KafkaConsumer(
@@ -91,16 +97,25 @@ def _bus_error(what: str, err: KafkaError) -> BusError:
 class KafkaProducer:
     """Idempotent producer; :meth:`flush` raises if any delivery failed."""
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, flush_timeout: float = 30.0) -> None:
         conf = settings.librdkafka()
         conf.update({"enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"})
         self._producer = Producer(conf)
+        self._flush_timeout = flush_timeout
         self._failed: list[BusError] = []
         self._signer = settings.signer()
+        # Messages produced since the last flush that returned are of this generation; a
+        # flush that times out starts a new one, having reported the old one's failure.
+        self._generation = 0
 
-    def _delivered(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._failed.append(_bus_error(f"delivery to {msg.topic()} failed", err))
+    def _delivered(self, err: KafkaError | None, msg: Message, generation: int) -> None:
+        if err is None:
+            return
+        failure = _bus_error(f"delivery to {msg.topic()} failed", err)
+        if generation == self._generation:
+            self._failed.append(failure)
+        else:  # its flush timed out and said so: not this flush's failure
+            log.warning("a message an earlier flush reported undelivered: %s", failure)
 
     def produce(
         self,
@@ -113,9 +128,14 @@ class KafkaProducer:
         if self._signer is not None:
             sent = [h for h in sent if h[0] != SIGNATURE_HEADER]
             sent.append(self._signer.sign(topic, value, sent))
+        generation = self._generation
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            self._delivered(err, msg, generation)
+
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=sent, on_delivery=self._delivered)
+                self._producer.produce(topic, value, key, headers=sent, on_delivery=delivered)
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.05)
@@ -123,11 +143,16 @@ class KafkaProducer:
                 raise _bus_error(f"cannot produce to {topic}", exc.args[0]) from exc
         self._producer.poll(0)
 
-    def flush(self, timeout: float = 30.0) -> None:
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every message produced is delivered (``timeout``: the producer's
+        ``flush_timeout``); raise :class:`BusError` if one failed or is still queued."""
+        timeout = self._flush_timeout if timeout is None else timeout
         remaining = self._producer.flush(timeout)
         if remaining:
+            self._generation += 1
+            self._failed = []
             raise BusError(
-                f"{remaining} messages still undelivered after {timeout} s; is the broker up?"
+                f"{remaining} messages still undelivered after {timeout:g} s; is the broker up?"
             )
         if self._failed:
             first, self._failed = self._failed[0], []

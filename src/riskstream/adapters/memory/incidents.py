@@ -38,11 +38,17 @@ class InMemoryIncidentStore:
         with self._lock:
             return self._records.get(incident_id)
 
-    def recent(self, limit: int = 500) -> list[IncidentRecord]:
+    def recent(self, limit: int = 500, after: str | None = None) -> list[IncidentRecord]:
         with self._lock:
             records = list(self._records.values())
         records.sort(key=lambda r: (r.detected_at, r.incident_id), reverse=True)
-        return records[: max(limit, 0)]
+        start = 0
+        if after is not None:
+            place = next((i for i, r in enumerate(records) if r.incident_id == after), None)
+            if place is None:
+                return []
+            start = place + 1
+        return records[start : start + max(limit, 0)]
 
     def near(
         self, subjects: Iterable[str], since: float, until: float, limit: int | None = None

@@ -71,6 +71,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _PAGE: Final = 1000  # stream entries per XRANGE while reading the whole trail
+# Bad records a store remembers having logged.  Each is logged once while the process
+# runs (lists read it at every request); past this many the oldest is forgotten (and
+# logged again if read again), so a namespace full of them cannot grow the memory.
+_LOGGED_BAD: Final = 1024
 
 # KEYS: flags, applied, audit, head
 # ARGV: 1 change_id, 2 model_id, 3 expected revision, 4 seq, 5 prev_hash, 6 hash,
@@ -273,6 +277,8 @@ class RedisNamespaceStore:
         self._namespace = namespace
         self._keys = flag_keys(namespace)
         self._where = where(client)
+        self._logged_bad: dict[tuple[str, int], None] = {}  # (id, hash of the bytes)
+        self._logged_lock = threading.Lock()  # the API reads on several threads
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "default", **client_options: Any) -> Self:
@@ -340,13 +346,13 @@ class RedisNamespaceStore:
             f"(redis-cli HDEL {key!r} {field!r}){then}."
         )
 
-    @staticmethod
     def _readable(
-        found: Iterable[tuple[str, bytes | None]], read: Callable[[bytes, str], T]
+        self, found: Iterable[tuple[str, bytes | None]], read: Callable[[bytes, str], T]
     ) -> builtins.list[T]:
         """What can be read of ``found`` (id, stored bytes; None: gone): one that cannot
-        is left out with a warning, so a single bad record does not take every list (and
-        the containment worker's correlation) down."""
+        is left out, so a single bad record does not take every list (and the containment
+        worker's correlation) down, with a warning the first time this store reads it
+        (again if its bytes change)."""
         readable = []
         for name, raw in found:
             if raw is None:
@@ -354,8 +360,17 @@ class RedisNamespaceStore:
             try:
                 readable.append(read(raw, name))
             except StateStoreError as exc:
-                log.warning("left out of the list: %s", exc)
+                self._warn_once((name, hash(raw)), exc)
         return readable
+
+    def _warn_once(self, key: tuple[str, int], exc: StateStoreError) -> None:
+        with self._logged_lock:
+            if key in self._logged_bad:
+                return
+            if len(self._logged_bad) >= _LOGGED_BAD:
+                del self._logged_bad[next(iter(self._logged_bad))]
+            self._logged_bad[key] = None
+        log.warning("left out of lists (said once while this process runs): %s", exc)
 
 
 class RedisFlagStore(RedisNamespaceStore):

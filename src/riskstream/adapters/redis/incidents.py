@@ -17,6 +17,7 @@ from typing import Final, cast
 import orjson
 import redis
 
+from riskstream.adapters.redis.client import RedisClient
 from riskstream.adapters.redis.flags import RedisNamespaceStore
 from riskstream.core.incident_records import IncidentRecord
 from riskstream.errors import StateStoreError
@@ -26,12 +27,30 @@ __all__ = ["RedisIncidentStore"]
 
 _ATTEMPTS: Final = 50
 
+# The page after an incident, by its rank in one step, so an incident recorded between
+# reading the rank and the page cannot shift it.  false: the cursor is not stored.
+_PAGE_LUA = """
+local start = 0
+if ARGV[2] == '1' then
+  local rank = redis.call('ZREVRANK', KEYS[1], ARGV[3])
+  if not rank then return false end
+  start = rank + 1
+end
+return redis.call('ZREVRANGE', KEYS[1], start, start + tonumber(ARGV[1]) - 1)
+"""
+
 
 class RedisIncidentStore(RedisNamespaceStore):
     """Incident records in the flag namespace's hash and sorted set; updates are
     optimistic transactions, retried on a conflict."""
 
     _noun = "Redis incident store"
+
+    def __init__(
+        self, client: RedisClient, namespace: str = "default", *, owns_client: bool = False
+    ) -> None:
+        super().__init__(client, namespace, owns_client=owns_client)
+        self._page_script = client.register_script(_PAGE_LUA)
 
     def update(
         self, incident_id: str, change: Callable[[IncidentRecord | None], IncidentRecord | None]
@@ -66,13 +85,15 @@ class RedisIncidentStore(RedisNamespaceStore):
             raw = self._client.hget(self._keys.incidents, incident_id)
         return None if raw is None else self._record(cast(bytes, raw), incident_id)
 
-    def recent(self, limit: int = 500) -> builtins.list[IncidentRecord]:
+    def recent(self, limit: int = 500, after: str | None = None) -> builtins.list[IncidentRecord]:
         if limit <= 0:
             return []
         with self._translate("list incidents"):
-            ids = cast(
-                list[bytes], self._client.zrevrange(self._keys.incidents_by_time, 0, limit - 1)
+            found = self._page_script(
+                keys=[self._keys.incidents_by_time],
+                args=[limit, "0" if after is None else "1", after or ""],
             )
+            ids = cast(list[bytes], found or [])
             raws = (
                 cast(list[bytes | None], self._client.hmget(self._keys.incidents, ids))
                 if ids
