@@ -49,6 +49,15 @@ class EventDecoder:
     the subject's streams on another partition (another processor: two alarms, a
     history split at the producer's whim).  The subject is also checked against
     ``known_subjects`` when that allow-list is configured.
+
+    A name given twice in one object is read as orjson reads it, the last value
+    winning, and not refused (the schemas' descriptions say so).  No sound check is
+    cheap: the cheapest found compares the colons of the raw bytes with those of
+    ``orjson.dumps(event)`` (equal unless a member was dropped, or a colon was escaped
+    as ``\\u003a``: then a full scan), 1.5-3.5 µs per event, as much again as the
+    parse; counting top-level names against ``len(event)`` is unsound (nested
+    objects, colons in strings) and still 0.4-0.8 µs; a full scan (``json.loads``
+    with ``object_pairs_hook``) is 7-15 µs.
     """
 
     def __init__(
