@@ -55,7 +55,10 @@ class ProcessorMetrics:
         )
         self.dead_lettered = Counter(
             "riskstream_events_dead_lettered_total",
-            "Input records sent to the dead-letter topic, by reason.",
+            "Input records sent to the dead-letter topic, by reason: not_json, not_object, "
+            "schema, nan_or_infinity, oversize, null_value, null_key, key_mismatch (keyed "
+            "otherwise than by the event's subject), unknown_subject, time_out_of_range, "
+            "time_ahead, label_model_mismatch, apply_error.",
             ["topic", "reason"],
             registry=registry,
         )

@@ -66,7 +66,11 @@ def test_hostile_records_on_kafka_are_dead_lettered_or_kept_apart_and_the_partit
         (b"\xff", b"", "not_json"),
     ]
     # ids named like state marks, and one with a bar: streams of their own, nothing reset
-    odd = [(b"k", orjson.dumps(_reading(s, i))) for i in range(30) for s in ("\x18", "\x1e", "a|b")]
+    odd = [
+        (s.encode(), orjson.dumps(_reading(s, i)))
+        for i in range(30)
+        for s in ("\x18", "\x1e", "a|b")
+    ]
     records = good[:50] + [(k, v) for k, v, _ in bad] + odd + good[50:]
     produce(kafka_bootstrap, topics["sensor"], records)
 

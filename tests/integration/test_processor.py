@@ -98,3 +98,58 @@ def test_each_kind_of_bad_input_lands_on_the_dead_letter_topic_once_with_its_rea
     sources = [orjson.loads(dict(m.headers())["riskstream_source"]) for m in letters]
     assert sorted(s["offset"] for s in sources) == list(range(1, len(bad) + 1))
     assert {s["topic"] for s in sources} == {topics["sensor"]}
+
+
+DRIFT = """
+monitors:
+  - {name: drift, reads: sensor, key: sensor_id, value: value, detector: shift, warmup: 20}
+"""
+
+
+def test_a_record_keyed_by_another_subject_is_dead_lettered_and_starts_no_second_stream(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """Kafka places a record by its key; s-0000's readings keyed as other sensors land on
+    whichever partitions those keys pick, where they would start a second s-0000 (on
+    another processor: two alarms).  Refused as key_mismatch instead; keyed right, applied."""
+    setup = make_setup(tmp_path, unique("keyed"), monitors_yaml=DRIFT)
+    topics = setup.topics
+    create_topics(kafka_bootstrap, topics.values(), partitions=2)
+    readings = [event for _, event in sensor_events(seed=3, sensors=1, per_sensor=60, drifting={})]
+    wrong = [f"s-{n:04d}".encode() for n in range(1, 9)]  # 8 keys: both partitions, surely
+    items = [(b"s-0000", orjson.dumps(e)) for e in readings[:50]]
+    items += [(key, orjson.dumps(e)) for key, e in zip(wrong, readings[50:58], strict=True)]
+    items += [(b"s-0000", orjson.dumps(e)) for e in readings[58:]]
+    produce(kafka_bootstrap, topics["sensor"], items)
+
+    registry = CollectorRegistry()
+    with processor_thread(setup, kafka_bootstrap, redis_url, registry):
+        states = wait_until_saved(
+            redis_url, setup.group, end_offsets(kafka_bootstrap, topics["sensor"], 2)
+        )
+
+    letters = read_topic(kafka_bootstrap, topics["dead_letter"])
+    assert sorted((m.key(), m.value()) for m in letters) == sorted(items[50:58])
+    for m in letters:
+        headers = dict(m.headers())
+        assert headers["riskstream_reason"] == b"key_mismatch"
+        assert (
+            headers["riskstream_error"]
+            .decode()
+            .startswith(
+                f"keyed {m.key().decode()!r} but sensor_id is 's-0000'; key events by sensor_id"
+            )
+        )
+    sources = [orjson.loads(dict(m.headers())["riskstream_source"]) for m in letters]
+    assert {s["partition"] for s in sources} == {0, 1}  # the wrong keys reached both
+    assert registry.get_sample_value(
+        "riskstream_events_dead_lettered_total",
+        {"topic": topics["sensor"], "reason": "key_mismatch"},
+    ) == len(wrong)
+    streams = {tp: s.snapshots["drift\x1fs-0000"] for tp, s in states.items()
+               if "drift\x1fs-0000" in s.snapshots}  # fmt: skip
+    assert len(streams) == 1  # one partition holds s-0000, and saw every reading keyed right
+    assert orjson.loads(next(iter(streams.values())))["n"] == len(readings) - len(wrong)
+    applied = sum(s.counters.get("applied", 0) for s in states.values())
+    dead = sum(s.counters.get("dead_lettered", 0) for s in states.values())
+    assert (applied, dead) == (len(readings) - len(wrong), len(wrong))

@@ -199,12 +199,18 @@ ATTACKS: list[tuple[str, str, bytes | None, bytes | None, str | None]] = [
     ("5 MB", T.sensor, b'{"a":"' + b"x" * 5_000_000 + b'"}', b"s1", "oversize"),
     ("nested 5000 deep", T.sensor, b'{"a":' * 5000 + b"1" + b"}" * 5000, b"s1", "not_json"),
     ("no key", T.sensor, _raw(T.sensor), None, "null_key"),
+    ("keyed by another sensor", T.sensor, _raw(T.sensor), b"s2", "key_mismatch"),
+    ("key not UTF-8", T.sensor, _raw(T.sensor), b"\xff", "key_mismatch"),
+    ("keyed by another model", T.inference, _raw(T.inference), b"m2", "key_mismatch"),
+    ("label keyed by another model", T.label, _raw(T.label), b"m2", "key_mismatch"),
+    ("change keyed by no subject", T.change, _raw(T.change), b"ci", None),
     ("tombstone", T.sensor, None, b"s1", "null_value"),
     ("257-char id", T.sensor, _raw(T.sensor, sensor_id="x" * 257), b"s1", "schema"),
-    ("256-char id", T.sensor, _raw(T.sensor, sensor_id="x" * 256), b"s1", None),
-    ("RTL override id", T.sensor, _raw(T.sensor, sensor_id="\u202eevil"), b"s1", None),
-    ("control-char id", T.sensor, _raw(T.sensor, sensor_id="\x18"), b"s1", None),
-    ("NUL id", T.sensor, _raw(T.sensor, sensor_id="a\x00b"), b"s1", None),
+    ("256-char id", T.sensor, _raw(T.sensor, sensor_id="x" * 256), b"x" * 256, None),
+    ("RTL override id", T.sensor, _raw(T.sensor, sensor_id="\u202eevil"), "\u202eevil".encode(),
+     None),
+    ("control-char id", T.sensor, _raw(T.sensor, sensor_id="\x18"), b"\x18", None),
+    ("NUL id", T.sensor, _raw(T.sensor, sensor_id="a\x00b"), b"a\x00b", None),
     ("time not a time", T.sensor, _raw(T.sensor, time="yesterday"), b"s1", "schema"),
     ("time a number", T.sensor, _raw(T.sensor, time=12345), b"s1", "schema"),
     ("time 30 Feb", T.sensor, _raw(T.sensor, time="2026-02-30T00:00:00Z"), b"s1", "schema"),
@@ -273,13 +279,13 @@ def test_ids_named_like_state_marks_are_streams_of_their_own() -> None:
     odd = ["\x17", "\x18", "\x19", "\x1a", "\x1b", "\x1c", "\x1d", "\x1e", "\x1f", "\x00"]
     for i in range(300):
         for sensor in ["s1", *odd]:
-            producer.produce(T.sensor, orjson.dumps(_sensor(i, sensor)), b"k")
+            producer.produce(T.sensor, orjson.dumps(_sensor(i, sensor)), sensor.encode())
     for _ in range(2):
         registry = CollectorRegistry()
         _run(bus, store, registry)
         assert registry.get_sample_value("riskstream_state_resets_total", {}) is None
         for i in range(300, 310):
-            producer.produce(T.sensor, orjson.dumps(_sensor(i, "s1")), b"k")
+            producer.produce(T.sensor, orjson.dumps(_sensor(i, "s1")), b"s1")
     snapshots = store.peek(SCOPE, (T.sensor, 0)).snapshots
     assert orjson.loads(snapshots["sensor-value-drift\x1fs1"])["n"] == 310
     streams = {parse_state_key(k).key for k in snapshots if k.startswith("sensor-value-drift\x1f")}

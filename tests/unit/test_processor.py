@@ -175,3 +175,55 @@ def test_checkpoints_take_at_most_their_budget_of_the_time() -> None:
     # 0.5 s per save at a 10% budget: the next waits 4.5 s, so about one save in 5.5 s
     gaps = [b - a for a, b in itertools.pairwise(saves)]
     assert len(saves) >= 3 and all(gap >= 4.5 for gap in gaps), saves
+
+
+def _timed_processor(
+    settings: dict[str, Any], now: list[float]
+) -> tuple[Any, InMemoryBus, list[float]]:
+    """A processor on a fake clock whose store records when each save happened."""
+    from riskstream.adapters.memory.changes import InMemoryChangeLog
+    from riskstream.bootstrap import build_decoder
+    from riskstream.metrics import ProcessorMetrics
+    from riskstream.services.detection import Processor
+
+    saves: list[float] = []
+
+    class TimedStore(InMemoryStateStore):
+        def save(self, *args: Any, **kwargs: Any) -> Any:
+            saves.append(now[0])
+            return super().save(*args, **kwargs)
+
+    config = load_config(None)
+    config = replace(config, processor=replace(config.processor, **settings))
+    bus = InMemoryBus()
+    processor = Processor(
+        config, bus.consumer(config.processor.group_id), bus.producer(), TimedStore(),
+        build_decoder(config), ProcessorMetrics(CollectorRegistry()), InMemoryChangeLog(),
+        clock=lambda: now[0],
+    )  # fmt: skip
+    processor.start()
+    return processor, bus, saves
+
+
+def _tombstones(bus: InMemoryBus, n: int) -> None:
+    """``n`` records the processor goes through fastest (each dead-lettered at once):
+    the checkpoint count counts records, whatever they are."""
+    producer = bus.producer()
+    for _ in range(n):
+        producer.produce(TOPIC, None, b"s1")
+
+
+def test_at_75k_events_a_second_the_default_config_checkpoints_once_a_second() -> None:
+    """checkpoint_events was 50,000: past 50k events/s it checkpointed before each 1 s
+    interval was up (every 0.67 s at 75k/s, ~3% of a fast machine's CPU) to keep a crash's
+    replay under 50k events, about half a second of work, while recovering from a crash
+    takes the consumer group's session timeout first.  The count bounds replay only where
+    the interval lets more events pile up than one processor reads in a second."""
+    now = [0.0]
+    processor, bus, saves = _timed_processor({"batch_size": 7500}, now)
+    for _ in range(30):  # 3 s at 75,000 events/s: 7,500 every 0.1 s
+        _tombstones(bus, 7500)
+        processor.step(0)
+        now[0] = round(now[0] + 0.1, 1)
+    processor.close()
+    assert saves == [1.0, 2.0, 3.0]  # (the last at close)

@@ -49,7 +49,10 @@ class ProcessorSettings:
     group_id: str = "riskstream-processor"
     batch_size: int = 1000
     checkpoint_interval_ms: int = 1000
-    checkpoint_events: int = 50_000
+    # A cap on the records a crash replays where the interval would let more pile up (a
+    # long interval), not a cadence: above one interval of what one processor reads
+    # (~90-100k events/s), so the interval paces checkpoints.  See Processor.step.
+    checkpoint_events: int = 500_000
     checkpoint_budget: float = 0.25  # at most this share of the time goes to checkpoints
     # "fork": a forked child encodes and writes each checkpoint while the loop reads on
     # (riskstream.services.forked_save); "inline": the loop does it; "auto": fork once

@@ -261,6 +261,29 @@ class Processor:
 
         A state store failure never escapes: the partitions are held and claimed
         again later (see the module docstring).
+
+        A checkpoint is due every ``checkpoint_interval_ms``, or once
+        ``checkpoint_events`` records were read since the last one, whichever comes
+        first; but no sooner than the budget allows (:meth:`_paced`), and not while a
+        forked writer is saving.  So a crash replays at most the records read since
+        the last checkpoint that landed: one interval's worth or ``checkpoint_events``,
+        whichever is fewer, plus one batch; where slow saves stretch the gap, the
+        records of the gap (at most MAX_CHECKPOINT_GAP_S); plus, with a forked writer,
+        those read while it saves.
+
+        The count is a cap for long intervals, not a second cadence.  At 50,000 (its
+        old default) it started a checkpoint before each 1 s interval was up once
+        input passed 50k events/s: every 0.67 s at 75k/s, ~3% of a fast machine's CPU,
+        to keep at most 25k events (0.3-0.6 s of work) out of a crash's replay, while
+        recovering from one first waits out the group's session timeout (30 s with
+        the Kafka adapter's settings) and the claim of the state.  The interval already
+        bounds how long a replay takes: a processor that keeps up reads no faster than
+        it processes, so one interval's records take at most about one interval to
+        replay.  Hence the default (500,000) lies above one interval of what one
+        processor reads (~90-100k events/s on one core).  The count does not override
+        the budget either: at sparse keys the stretched gap is what keeps checkpoints
+        affordable (docs/capacity.md, sections 2-3), and a bound that overrode it would
+        keep a forked writer saving all the time.
         """
         settings = self._config.processor
         if self._held and self._clock() >= self._retry_at:
