@@ -53,12 +53,7 @@ def test_writes_whose_publish_fails_say_what_was_written_and_what_to_do(
         flag = api.call("GET", "/api/v1/flags/bot", APPROVER)
         assert (flag.status, flag.body["active_version"]) == (200, "v2"), flag.text
 
-        labels = {"incident_id": "inc-down", "type": "safety", "severity": "critical",
-                  "subject": "bot", "onset_at": incident["onset_at"]}  # fmt: skip
-        held = PendingAction("act-down", "inc-down", "bot", {"kind": "route-to-version",
-                             "version": "v3"}, "riskstream/containment", START, None,
-                             labels=labels)  # fmt: skip
-        assert approvals.add(held)
+        assert approvals.add(_held("act-down", incident))
         got = api.call("POST", "/api/v1/actions/act-down/approve", APPROVER, {})
         assert got.status == 503, got.text
         message = got.body["message"]
@@ -99,12 +94,7 @@ def test_with_the_broker_down_writes_answer_in_seconds_and_an_approval_completes
     store.update("inc-back", lambda r: record_incident(r, incident, START + 3700))
     approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
     flags = RedisFlagStore.from_url(redis_url, namespace=namespace)
-    labels = {"incident_id": "inc-back", "type": "safety", "severity": "critical",
-              "subject": "bot", "onset_at": incident["onset_at"]}  # fmt: skip
-    held = PendingAction("act-back", "inc-back", "bot", {"kind": "route-to-version",
-                         "version": "v3"}, "riskstream/containment", START, None,
-                         labels=labels)  # fmt: skip
-    assert approvals.add(held)
+    assert approvals.add(_held("act-back", incident))
     no_broker = f"127.0.0.1:{free_port()}"  # nothing listens there
     api = ApiProcess(setup, no_broker, redis_url, tokens, tmp_path / "down.log", namespace)
     try:
@@ -167,3 +157,15 @@ def test_with_the_broker_down_writes_answer_in_seconds_and_an_approval_completes
         store.close()
         approvals.close()
         flags.close()
+
+
+def _held(action_id: str, incident: dict[str, Any]) -> PendingAction:
+    """A route-to-version v3 of bot for ``incident``, held for a person's approval."""
+    labels = {
+        "incident_id": incident["incident_id"], "type": "safety", "severity": "critical",
+        "subject": "bot", "onset_at": incident["onset_at"],
+    }  # fmt: skip
+    return PendingAction(
+        action_id, incident["incident_id"], "bot", {"kind": "route-to-version", "version": "v3"},
+        "riskstream/containment", START, None, labels=labels,
+    )  # fmt: skip

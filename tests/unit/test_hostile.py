@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.adapters.memory.state import InMemoryStateStore
 from riskstream.bootstrap import embedded_operations, embedded_processor
-from riskstream.config import load_config
+from riskstream.config import Config, load_config
 from riskstream.core.fields import key_getter, key_part, legacy_key, split_key
 from riskstream.core.groups import group_getter
 from riskstream.core.learned import LearnedStream, learned_params
@@ -29,6 +29,7 @@ from riskstream.core.state_keys import SPEC_MARK, STATE_KEY_SEPARATOR, StateKind
 from riskstream.core.state_keys import parse as parse_state_key
 from riskstream.core.targets import names_target
 from riskstream.core.timeutil import format_time
+from riskstream.services.operations import OperatorService
 
 NOW = 1.8e9
 CONFIG = load_config(None)
@@ -346,14 +347,19 @@ BAD_INCIDENTS: list[tuple[str, bytes, str]] = [
 ]  # fmt: skip
 
 
+def _embedded(tmp_path: Path) -> tuple[Config, InMemoryBus, CollectorRegistry, OperatorService]:
+    """The config with PLAYBOOK, its bus and registry, and the embedded operations on them."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(PLAYBOOK)
+    config = load_config(config_path)
+    bus, registry = InMemoryBus(), CollectorRegistry()
+    return config, bus, registry, embedded_operations(config, bus, registry, clock=lambda: NOW)
+
+
 def test_what_is_no_incident_is_dead_lettered_before_any_flag_moves(tmp_path: Path) -> None:
     """Each of these raised in the containment worker's agent (TypeError, KeyError,
     ValueError, AttributeError), some after a flag had moved; the agent stopped."""
-    config_path = tmp_path / "c.yaml"
-    config_path.write_text(PLAYBOOK)
-    path_config = load_config(config_path)
-    bus, registry = InMemoryBus(), CollectorRegistry()
-    ops = embedded_operations(path_config, bus, registry, clock=lambda: NOW)
+    path_config, bus, registry, ops = _embedded(tmp_path)
     service = ops._containment
     for _, raw, _ in BAD_INCIDENTS:
         assert service.receive_incident(raw) == (None, [])
@@ -396,11 +402,7 @@ def test_with_a_key_only_signed_incidents_are_acted_on(tmp_path: Path) -> None:
     from riskstream.services.containment import ContainmentService
     from riskstream.signing import RecordSigner
 
-    config_path = tmp_path / "c.yaml"
-    config_path.write_text(PLAYBOOK)
-    config = load_config(config_path)
-    bus, registry = InMemoryBus(), CollectorRegistry()
-    ops = embedded_operations(config, bus, registry, clock=lambda: NOW)
+    config, bus, _, ops = _embedded(tmp_path)
     plain = ops._containment
     signer = RecordSigner([b"s" * 32])
     service = ContainmentService(
