@@ -675,6 +675,29 @@ def test_a_flag_override_refuses_a_model_id_that_is_not_one(tmp_path: Path) -> N
     run(tmp_path, scenario)
 
 
+def test_a_flag_containment_set_is_open_to_a_person_whatever_its_model_id(
+    tmp_path: Path,
+) -> None:
+    """The event contract takes model ids the override's rule refuses (a space): a model
+    contained under one was out of reach of a person's override."""
+
+    async def scenario(env: Env) -> None:
+        put = {"mode": "normal", "reason": "false alarm, back to normal"}
+        path = "/api/v1/flags/diagnosis%20model"
+        status, error = await env.call("PUT", path, "dr.okafor", put)
+        assert status == 400, error  # no flag yet: the rule applies
+        env.ops._containment.on_incident(incident("inc-9", subject="diagnosis model"))
+        assert env.ops.flags()["diagnosis model"].mode == "human-review"
+        status, flag = await env.call("PUT", path, "dr.okafor", put)
+        assert (status, flag.get("model_id"), flag.get("mode")) == (
+            200,
+            "diagnosis model",
+            "normal",
+        )
+
+    run(tmp_path, scenario)
+
+
 def test_a_bad_body_says_where_it_breaks_and_numbers_are_ascii_digits(tmp_path: Path) -> None:
     """'the body is not valid JSON' said neither where nor why; limit=1_0 and limit=\u0661\u0660
     (Arabic-Indic digits) were read as 10, which the contract's integer is not."""

@@ -284,7 +284,10 @@ class OperatorService:
         ``approver``: whether the caller holds the approver role, which undoing an
         approved decision, or making a change the playbooks gate by approval, needs.
         """
-        if problem := model_id_problem(model_id):  # what the serving layer looks up
+        # What the serving layer looks up.  A flag containment already set is always
+        # open to a person, whatever its id: the event contract takes ids this rule
+        # refuses (a space), and a model contained under one must not be out of reach.
+        if (problem := model_id_problem(model_id)) and model_id not in self.flags():
             raise InputError(problem)
         if version is None and mode is None and traffic_fraction is None:
             raise InputError("say what to change: a version, a mode or a traffic_fraction")
