@@ -356,7 +356,13 @@ def _incident_signer(kafka: KafkaSettings, who: str) -> RecordSigner | None:
     """The signer that checks incidents; without a key, a warning at start that says
     what that means (anyone who can write to the topic can trigger containment)."""
     signer = kafka.signer()
-    if signer is None:
+    if signer is not None:
+        log.info(
+            "%s only incidents signed with %s: every process that publishes incidents "
+            "(processor, containment worker, API, CLI) needs the same key, or what it "
+            "publishes is dead-lettered as unsigned", who, INCIDENT_KEY_ENV,
+        )  # fmt: skip
+    else:
         log.warning(
             "%s every incident on the topic, signed or not: %s is not set, so anyone who "
             "can write to the incidents topic can open an incident. Set the same key on "

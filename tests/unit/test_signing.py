@@ -78,3 +78,24 @@ def test_the_key_comes_from_the_environment_and_a_weak_one_is_refused(
     monkeypatch.delenv("RISKSTREAM_INCIDENT_KEY")
     with pytest.raises(ConfigError, match="PREVIOUS is set but RISKSTREAM_INCIDENT_KEY is not"):
         KafkaSettings.from_env("b:9092")
+
+
+def test_the_worker_and_the_notifier_say_at_start_whether_they_check_signatures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from riskstream.bootstrap import _incident_signer
+    from riskstream.config.environment import Secret
+
+    with caplog.at_level("INFO", logger="riskstream.bootstrap"):
+        assert _incident_signer(KafkaSettings("b:9092"), "the notifier sends") is None
+        keyed = KafkaSettings("b:9092", record_keys=(Secret(KEY.decode()),))
+        assert _incident_signer(keyed, "the notifier sends") is not None
+    unsigned, signed_only = caplog.records
+    assert unsigned.levelname == "WARNING"
+    assert "the notifier sends every incident on the topic, signed or not" in unsigned.message
+    assert "RISKSTREAM_INCIDENT_KEY is not set" in unsigned.message
+    assert signed_only.levelname == "INFO"
+    assert "the notifier sends only incidents signed with RISKSTREAM_INCIDENT_KEY" in (
+        signed_only.message
+    )
+    assert KEY.decode() not in caplog.text
