@@ -43,8 +43,9 @@ DEFAULT_LIMIT = 100  # items per page of every list route, unless `limit` says o
 MAX_LIMIT = 1000
 PUBLISH_FAILED_S = 60.0  # the health check says degraded this long after a failed publish
 CURSOR_LONGEST = 256  # the longest id (incident, action, model) a page can end on
-CURSOR_PATTERN = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"  # as schemas/openapi.yaml says
-_NOT_IN_CURSOR = re.compile("[\\u0000-\\u001F\\u007F-\\u009F]")
+_CONTROL = "\\u0000-\\u001F\\u007F-\\u009F"  # what no cursor holds
+CURSOR_PATTERN = f"^[^{_CONTROL}]*$"  # as schemas/openapi.yaml says
+_NOT_IN_CURSOR = re.compile(f"[{_CONTROL}]")
 _Fields = Mapping[str, type | tuple[type, ...]]
 
 

@@ -272,18 +272,18 @@ def _why_root(root: Member, rest: Sequence[Member], explainers: Mapping[str, set
 
 def _because(
     effect: Member,
-    before: Mapping[str, int],
+    places: Mapping[str, int],
     ordered: Sequence[Member],
     explainers: Mapping[str, set[str]],
     below: Below,
 ) -> tuple[str, Member | None]:
     """Why ``effect`` is an effect, and the member before it that explains it: its
     parent, else the nearest upstream (one with evidence of its own before a child).
-    ``before``: each member's place in ``ordered``, the story's order."""
-    root, place = ordered[0], before[effect.incident_id]
+    ``places``: each member's place in ``ordered``, the story's order."""
+    root, place = ordered[0], places[effect.incident_id]
     explaining = [
         ordered[at]
-        for at in sorted(before[i] for i in explainers[effect.incident_id])
+        for at in sorted(places[i] for i in explainers[effect.incident_id])
         if at < place
     ]
     if explaining:
