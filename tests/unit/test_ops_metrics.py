@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.memory.bus import InMemoryBus
@@ -127,3 +128,35 @@ def test_the_processor_exports_where_its_loop_spends_its_time() -> None:
     }
     assert all(seconds is not None and seconds >= 0 for seconds in phases.values()), phases
     processor.close()
+
+
+def test_an_action_whose_record_cannot_be_carried_out_expires_without_stopping_the_timer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On timeout an ``apply`` action is carried out from its stored record.  One not
+    written by riskstream (here: no ``labels.subject``) raised out of ``expire_due``,
+    which stopped that tick's expiries, lapses and progressive steps, and in faust's
+    timer crashed the worker.  It now expires, counts as failed and says why on its
+    incident's timeline; the others due in the same tick are carried out."""
+    from riskstream.core.approvals import PendingAction
+
+    path = tmp_path / "c.yaml"
+    path.write_text(PLAYBOOKS.replace("kind: fallback", "kind: route-to-version, version: v2"))
+    registry, clock = CollectorRegistry(), Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), registry, clock)
+    bad = PendingAction(
+        "a-bad", "inc-bad", "ranker", {"kind": "route-to-version", "version": "v2"},
+        "riskstream/containment", T0, T0 + 60, on_timeout="apply",
+        labels={"incident_id": "inc-bad"},
+    )  # fmt: skip
+    assert service._approvals.add(bad)
+    service.on_incident(_incident("good", "ranker"))  # waits, applied on timeout
+    clock.now += 61
+    expired = {p.action_id: p for p in service.expire_due()}
+    assert set(expired) == {"a-bad", next(a for a in expired if a != "a-bad")}
+    assert all(p.status == "expired" for p in expired.values())
+    assert service.flags()["ranker"].active_version == "v2"  # the good one was carried out
+    failed = {"kind": "route-to-version", "outcome": "failed"}
+    assert registry.get_sample_value("riskstream_containment_actions_total", failed) == 1
+    (said,) = [r.getMessage() for r in caplog.records if "a-bad" in r.getMessage()]
+    assert "labels.subject" in said and "not applied" in said, said

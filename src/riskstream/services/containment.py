@@ -413,13 +413,39 @@ class ContainmentService:
                 continue
             self._metrics.actions.labels(pending.kind, "expired").inc()
             self._decided(decided)
-            if decided.on_timeout == "apply" and decided.group is not None:
-                self._carry_out_group(decided, actor=TIMEOUT_ACTOR)
-            elif decided.on_timeout == "apply" and not self._resolved(decided.incident_id):
-                self._carry_out(decided, actor=TIMEOUT_ACTOR)
+            if decided.on_timeout == "apply":
+                self._apply_on_timeout(decided)
             expired.append(decided)
         self._refresh_pending_gauge()
         return expired
+
+    def _apply_on_timeout(self, expired: PendingAction) -> None:
+        """Carry out an expired action whose playbook says ``on_timeout: apply``.
+
+        Its stored record is checked first, as an approval's is: one that riskstream
+        did not write (a hand edit, another tool) would raise half-way through, and
+        stop every expiry, lapse and progressive step after it in this tick.  Nobody
+        decided it, so nothing is applied: it counts as failed and says why on its
+        incident's timeline, and a person changes the flag by hand if it needs it.
+        """
+        members = self._approvals.members(expired.action_id) if expired.group else []
+        problem = carry_out_problem(expired, members)
+        if problem is not None:
+            log.error(
+                "action %s expired and its playbook says apply, but its stored record is "
+                "not what riskstream writes (%s): not applied; change the flag of %s by "
+                "hand (riskstream flags set) if it still needs changing",
+                expired.action_id, problem, expired.model_id,
+            )  # fmt: skip
+            self._metrics.actions.labels(expired.kind, "failed").inc()
+            outcome = f"failed: its stored record is not what riskstream writes ({problem})"
+            self._note_action(
+                expired.incident_id, TIMEOUT_ACTOR, expired.kind, outcome, expired.action_id
+            )
+        elif expired.group is not None:
+            self._carry_out_group(expired, actor=TIMEOUT_ACTOR)
+        elif not self._resolved(expired.incident_id):
+            self._carry_out(expired, actor=TIMEOUT_ACTOR)
 
     def lapse_flags(self) -> list[str]:
         """Undo flag changes whose ``ttl`` has run out; the models whose flag was restored.
