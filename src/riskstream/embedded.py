@@ -106,9 +106,7 @@ class EmbeddedPipeline:
         self._drain()
         if self._on_chunk is not None:
             self._on_chunk(self)
-        self.containment.expire_due()
-        self.containment.lapse_flags()
-        self.containment.advance_steps()
+        self.containment.run_due()
 
     def _drain(self) -> None:
         while self._processor.step(0):

@@ -307,6 +307,13 @@ class ContainmentMetrics:
             ["kind", "outcome"],
             registry=registry,
         )
+        self.timer_errors = Counter(
+            "riskstream_containment_timer_errors_total",
+            "Timed tasks (expire approvals, lapse flags, progressive steps) that raised "
+            "something other than a Redis failure; each is tried again at the next tick.",
+            ["task"],
+            registry=registry,
+        )
         self.pending = Gauge(
             "riskstream_containment_pending_actions",
             "Actions waiting for approval.",

@@ -160,3 +160,30 @@ def test_an_action_whose_record_cannot_be_carried_out_expires_without_stopping_t
     assert registry.get_sample_value("riskstream_containment_actions_total", failed) == 1
     (said,) = [r.getMessage() for r in caplog.records if "a-bad" in r.getMessage()]
     assert "labels.subject" in said and "not applied" in said, said
+
+
+def test_a_timed_task_that_fails_is_counted_and_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception out of faust's timer crashes the containment worker (and a restarted
+    one at its next tick): one timed task's failure must stay its own."""
+    path = tmp_path / "c.yaml"
+    path.write_text(PLAYBOOKS.replace("kind: fallback", "kind: route-to-version, version: v2"))
+    registry, clock = CollectorRegistry(), Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), registry, clock)
+    service.on_incident(_incident("b", "ranker"))  # applied on timeout, in 60 s
+    stepped: list[float] = []
+
+    def broken() -> list[str]:
+        raise RuntimeError("a flag no check foresaw")
+
+    monkeypatch.setattr(service, "lapse_flags", broken)
+    monkeypatch.setattr(service, "advance_steps", lambda: stepped.append(clock.now) or [])
+    clock.now += 61
+    said = service.run_due()
+    assert len(said) == 1 and said[0].endswith("expired"), said  # before the broken task
+    assert stepped == [clock.now]  # and the one after it
+    assert service.flags()["ranker"].active_version == "v2"
+    errors = {"task": "lapse flags"}
+    assert registry.get_sample_value("riskstream_containment_timer_errors_total", errors) == 1
+    assert "a flag no check foresaw" in caplog.text and "lapse flags failed" in caplog.text

@@ -138,12 +138,8 @@ def build_app(
         try:
             if guard is not None:
                 guard.check()
-            for pending in service.expire_due():
-                log.warning("approval for %s expired", pending.action_id)
-            for model_id in service.lapse_flags():
-                log.warning("routing flag of %s lapsed after its ttl: restored", model_id)
-            for outcome in service.advance_steps():
-                log.warning("progressive shift: %s", outcome)
+            for line in service.run_due():
+                log.warning("%s", line)
         except StateStoreError as exc:  # the next tick tries again
             if not store.failing:
                 log.error("timer: Redis fails; retrying each second: %s", exc)

@@ -419,6 +419,43 @@ class ContainmentService:
         self._refresh_pending_gauge()
         return expired
 
+    def run_due(self) -> list[str]:
+        """Expire approvals, lapse flags and judge progressive steps that are due, each
+        on its own; what happened, one line each, for the log.  Run by a timer.
+
+        One of them failing (a record or state no check foresaw, a bug) must not stop
+        the others, nor the worker: an exception out of a faust timer crashes the whole
+        worker, and a restarted one would crash again at its first tick, leaving new
+        incidents uncontained.  So it is logged with its traceback, counted in
+        ``riskstream_containment_timer_errors_total{task}`` (which alerts), and tried
+        again at the next tick.  A StateStoreError is not about one task but Redis:
+        it goes to the caller, which retries.
+        """
+        tasks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
+            ("expire approvals", lambda: [
+                f"approval for {p.action_id} expired" for p in self.expire_due()
+            ]),
+            ("lapse flags", lambda: [
+                f"routing flag of {m} lapsed after its ttl: restored" for m in self.lapse_flags()
+            ]),
+            ("progressive steps", lambda: [
+                f"progressive shift: {outcome}" for outcome in self.advance_steps()
+            ]),
+        )  # fmt: skip
+        said: list[str] = []
+        for task, run in tasks:
+            try:
+                said.extend(run())
+            except StateStoreError:
+                raise
+            except Exception:
+                log.exception(
+                    "timer: %s failed; the other timed tasks and incidents go on, and it "
+                    "is tried again at the next tick", task,
+                )  # fmt: skip
+                self._metrics.timer_errors.labels(task).inc()
+        return said
+
     def _apply_on_timeout(self, expired: PendingAction) -> None:
         """Carry out an expired action whose playbook says ``on_timeout: apply``.
 
