@@ -68,10 +68,11 @@ log = logging.getLogger(__name__)
 
 
 def build_decoder(config: Config) -> EventDecoder:
-    kinds = config.topics.input_kinds()
+    kinds, keyed = config.topics.input_kinds(), config.processor.keyed_by
     return EventDecoder(
         validators={topic: validator_for(f"{kind}-event") for topic, kind in kinds.items()},
         max_bytes=config.processor.max_event_bytes,
+        key_fields={t: keyed[k] for t, k in kinds.items() if k in keyed},
         subject_fields={t: SUBJECT_FIELDS[k] for t, k in kinds.items() if k in SUBJECT_FIELDS},
         known_subjects=config.known_subjects,
     )

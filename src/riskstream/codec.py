@@ -41,14 +41,16 @@ Validator = Callable[[Any], None]
 class EventDecoder:
     """Turns input records into validated events, or into rejections.
 
-    ``validators`` maps topic -> compiled schema validator; ``subject_fields``
-    maps topic -> the field that names the subject.  A record on such a topic must
-    be keyed by that subject (UTF-8), or it is refused as ``key_mismatch``: Kafka
-    places a record by its key, and all of one subject's detectors live on the one
-    partition its key picks; a record keyed otherwise would start a second copy of
-    the subject's streams on another partition (another processor: two alarms, a
-    history split at the producer's whim).  The subject is also checked against
-    ``known_subjects`` when that allow-list is configured.
+    ``validators`` maps topic -> compiled schema validator; ``key_fields`` maps
+    topic -> the field the topic's records are keyed by (``processor.keyed_by``: the
+    subject by default, or a field every monitor reading it keys its streams by).  A
+    record on such a topic must be keyed by that field's value (UTF-8), or it is
+    refused as ``key_mismatch``: Kafka places a record by its key, and all of one
+    stream's detectors live on the one partition its key picks; a record keyed
+    otherwise would start a second copy of its streams on another partition (another
+    processor: two alarms, a history split at the producer's whim).
+    ``subject_fields`` maps topic -> the field that names the subject, checked
+    against ``known_subjects`` when that allow-list is configured.
 
     A name given twice in one object is read as orjson reads it, the last value
     winning, and not refused (the schemas' descriptions say so).  No sound check is
@@ -64,15 +66,17 @@ class EventDecoder:
         self,
         validators: Mapping[str, Validator],
         max_bytes: int,
+        key_fields: Mapping[str, str] | None = None,
         subject_fields: Mapping[str, str] | None = None,
         known_subjects: frozenset[str] | None = None,
     ) -> None:
-        fields = dict(subject_fields or {})
+        keys = dict(key_fields or {})
         # One look-up per record finds both checks of its topic.
         self._checks: dict[str, tuple[Validator | None, str | None]] = {
-            topic: (validators.get(topic), fields.get(topic)) for topic in {*validators, *fields}
+            topic: (validators.get(topic), keys.get(topic)) for topic in {*validators, *keys}
         }
         self._max_bytes = max_bytes
+        self._subjects = dict(subject_fields or {})
         self._known = known_subjects
 
     def decode(self, record: Record) -> dict[str, Any] | Rejection:
@@ -106,8 +110,8 @@ class EventDecoder:
             except SchemaError as exc:
                 return Rejection("schema", str(exc))
         if field is not None:
-            # The subject's UTF-8 against the key: ~0.1 µs per event, most of it encoding
-            # (cheaper than decoding the key).  Without a schema the subject may be
+            # The field's UTF-8 against the key: ~0.1 µs per event, most of it encoding
+            # (cheaper than decoding the key).  Without a schema the field may be
             # missing or not a string: a mismatch too.
             try:
                 keyed = event[field].encode() == key
@@ -115,8 +119,10 @@ class EventDecoder:
                 keyed = False
             if not keyed:
                 return _key_mismatch(key, field, event.get(field))
-            if self._known is not None and (subject := event[field]) not in self._known:
-                return Rejection("unknown_subject", f"{field}={subject!r} is not a known subject")
+        if self._known is not None and (named := self._subjects.get(record.topic)) is not None:
+            subject = event.get(named)
+            if not isinstance(subject, str) or subject not in self._known:
+                return Rejection("unknown_subject", f"{named}={subject!r} is not a known subject")
         return event
 
 
@@ -125,7 +131,7 @@ def _key_mismatch(key: bytes, field: str, subject: object) -> Rejection:
     return Rejection(
         "key_mismatch",
         f"keyed {shown!r} but {field} is {subject!r}; key events by {field}, so that all "
-        f"of one subject's events reach the partition holding its detectors",
+        f"of one stream's events reach the partition holding its detectors",
     )
 
 

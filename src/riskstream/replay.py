@@ -16,7 +16,7 @@ from typing import IO, Any
 import orjson
 
 from riskstream.adapters.memory.bus import InMemoryBus
-from riskstream.bootstrap import SUBJECT_FIELDS, embedded_processor
+from riskstream.bootstrap import embedded_processor
 from riskstream.config import Config
 from riskstream.errors import ConfigError
 from riskstream.progress import Progress
@@ -47,7 +47,7 @@ def _records(
             if topic is not None:
                 value = line.rstrip(b"\r\n")
                 event = orjson.loads(value)
-                field = SUBJECT_FIELDS.get(kinds.get(topic, ""), "subject")
+                field = config.processor.keyed_by.get(kinds.get(topic, ""), "subject")
                 key = event.get(field) if isinstance(event, dict) else None
                 yield topic, None if key is None else str(key).encode(), value
                 continue

@@ -55,6 +55,29 @@ def test_a_good_file_loads_into_specs(tmp_path: Path) -> None:
         (GOOD.replace("version: 1", "version: 2"), 1, "unsupported config version"),
         ("version: 1\nmonitors: [\n", 3, "not valid YAML"),
         (GOOD + "procesor: {}\n", 8, "unknown section 'procesor'"),
+        (
+            GOOD.replace("key: sensor_id", "key: line_id"),
+            3,
+            "monitor 'temp' keys its streams by line_id, but sensor events are keyed (so "
+            "partitioned) by sensor_id (processor.keyed_by), so one line_id's events would "
+            "arrive on several partitions",
+        ),
+        (
+            GOOD + "processor: {keyed_by: {sensor: line_id}}\n",
+            3,
+            "Add line_id to the monitor's key, or have producers key sensor events by "
+            "sensor_id (processor.keyed_by: {sensor: sensor_id})",
+        ),
+        (
+            GOOD + "processor: {keyed_by: {change: subject}}\n",
+            8,
+            "keyed_by takes inference, sensor, label (change events are not held to a key)",
+        ),
+        (
+            GOOD + "processor: {keyed_by: {sensor: line.id}}\n",
+            8,
+            "keyed_by.sensor is a top-level field name, got 'line.id'",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_with_file_line_and_problem(

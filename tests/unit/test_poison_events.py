@@ -431,7 +431,7 @@ def test_events_of_groups_past_the_cap_are_counted_and_logged_once(
     path = tmp_path / "c.yaml"
     path.write_text(
         "version: 1\nmonitors:\n"
-        "  - {name: hot-assets, reads: sensor, key: line_id, subject: sensor_id,\n"
+        "  - {name: hot-assets, reads: sensor, key: [line_id, sensor_id], subject: sensor_id,\n"
         "     group: asset_id, value: {path: value, above: 25},\n"
         "     detector: {kind: page-hinkley}, warmup: 50}\n"
     )

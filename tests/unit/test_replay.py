@@ -69,3 +69,25 @@ def test_replay_refuses_an_unknown_topic_and_a_missing_file(
     assert "not an input topic" in capsys.readouterr().err
     assert main(["replay", "--input", str(tmp_path / "none.jsonl")]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_bare_events_are_keyed_by_the_field_processor_keyed_by_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With sensor events keyed by line, ``--topic`` keys each bare event by its
+    ``line_id``: keyed by its sensor, every one would be dead-lettered as key_mismatch."""
+    config = tmp_path / "line.yaml"
+    config.write_text(
+        "version: 1\nprocessor: {keyed_by: {sensor: line_id}}\nmonitors:\n"
+        "  - {name: per-sensor, reads: sensor, key: [line_id, sensor_id], subject: sensor_id,\n"
+        "     value: value, detector: {kind: page-hinkley, threshold: 50}, warmup: 100}\n"
+    )
+    events = tmp_path / "events.jsonl"
+    lines = [orjson.dumps({**e, "line_id": "line-2"}) for e in _events(3000, drift_at=2500)]
+    events.write_bytes(b"\n".join(lines))
+    out = tmp_path / "incidents.jsonl"
+    argv = ["replay", "--config", str(config), "--input", str(events), "--output", str(out)]
+    assert main([*argv, "--topic", "sensor-events", "--now", NOW]) == 0
+    assert "3,000 records, 3,000 applied, 0 dead-lettered" in capsys.readouterr().err
+    incidents = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert incidents and {i["subject"] for i in incidents} == {"press-7"}

@@ -423,3 +423,17 @@ def test_the_command_lists_a_scenarios_options(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "harm_multiplier (default 4.0): the target group's rate" in out
     assert "scale" not in out.split("\n", 1)[1]
+
+
+def test_the_command_keys_records_as_the_configs_processor_checks(tmp_path: Path) -> None:
+    """With sensor events keyed by line, the simulated plant's records are keyed by
+    their line_id (keyed by sensor, the processor would dead-letter every one)."""
+    config = tmp_path / "config.yaml"
+    config.write_text("version: 1\nprocessor: {keyed_by: {sensor: line_id}}\nmonitors: []\n")
+    out = tmp_path / "records.jsonl"
+    argv = ["manufacturing", "--scale", "0.02", "--config", str(config), "--output", str(out)]
+    assert _simulate(*argv) == 0
+    sensors = [r for r in map(orjson.loads, out.read_bytes().splitlines())
+               if r["topic"] == "sensor-events"]  # fmt: skip
+    assert sensors and all(r["key"] == r["value"]["line_id"] for r in sensors)
+    assert any(r["key"] != r["value"]["sensor_id"] for r in sensors)

@@ -129,10 +129,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.truth:
         _write(args.truth, json.dumps(sim.truth, indent=2).encode() + b"\n")
+    records = _keyed(sim.records, config.processor.keyed_by)
     if args.output:
-        _write_records(args.output, sim.records, topic_of)
+        _write_records(args.output, records, topic_of)
     if args.bootstrap:
-        _produce(args.bootstrap, sim.records, topic_of)
+        _produce(args.bootstrap, records, topic_of)
     if not args.output and not args.bootstrap:
         _summary(sim.records, sim.truth, topic_of, sys.stdout)
         print(
@@ -148,6 +149,17 @@ def _write(path: str, data: bytes) -> None:
         Path(path).write_bytes(data)
     except OSError as exc:
         raise RiskstreamError(f"{path}: {exc.strerror}") from exc
+
+
+def _keyed(
+    records: list[tuple[str, str, dict[str, Any]]], keyed_by: dict[str, str]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """The records keyed as the config's processor checks (``processor.keyed_by``): the
+    simulators key by subject, a plant may key sensor events by line."""
+    return [
+        (kind, str(event.get(keyed_by[kind], key)) if kind in keyed_by else key, event)
+        for kind, key, event in records
+    ]
 
 
 def _write_records(

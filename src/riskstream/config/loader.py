@@ -9,6 +9,7 @@ converted, by the module of its section.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -117,6 +118,7 @@ class _Reader:
         notifications = NotificationSettings()
         tickets = TicketSettings()
         monitors: list[MonitorSpec] = []
+        monitor_nodes: list[YamlNode] = []
         seen: set[str] = set()
         for key, node in root.items():
             if key == "version":
@@ -147,6 +149,7 @@ class _Reader:
                         raise Problem(m_node, f"monitor name {monitor.name!r} is used twice")
                     seen.add(monitor.name)
                     monitors.append(monitor)
+                    monitor_nodes.append(m_node)
             else:
                 raise Problem(
                     node,
@@ -154,6 +157,8 @@ class _Reader:
                     f"known_subjects, monitors, labels, notifications, tickets, "
                     f"{', '.join(_CONTAINMENT_SECTIONS + _ENRICHMENT_SECTIONS + _REPORT_SECTIONS)}",
                 )
+        for monitor, m_node in zip(monitors, monitor_nodes, strict=True):
+            _check_partitioned(monitor, m_node, processor.keyed_by)
         policy = read_containment(
             containment, topics.routing_changes, topics.incidents, topics.dead_letter
         )
@@ -164,3 +169,29 @@ class _Reader:
             read_enrichment(enrichment), labels, notifications, read_reporting(reporting),
             tickets,
         )  # fmt: skip
+
+
+def _check_partitioned(monitor: MonitorSpec, node: YamlNode, keyed_by: Mapping[str, str]) -> None:
+    """Refuse a monitor whose streams would be split across partitions.
+
+    Kafka places a record by its key, and each partition's processor keeps its own
+    copy of every stream it sees.  A monitor keyed by ``line_id`` over sensor events
+    keyed by ``sensor_id`` would see each line on several partitions, a share of its
+    events in each: partial, disagreeing detectors, each raising its own incidents.
+    When the key field is among the monitor's key fields, all of a stream's events
+    share one record key, hence one partition.
+    """
+    field = keyed_by.get(monitor.reads)
+    if field is None or field in monitor.key:
+        return
+    kind, key = monitor.reads, ", ".join(monitor.key)
+    first = monitor.key[0]
+    raise Problem(
+        node,
+        f"monitor {monitor.name!r} keys its streams by {key}, but {kind} events are keyed "
+        f"(so partitioned) by {field} (processor.keyed_by), so one {first}'s events would "
+        f"arrive on several partitions and its stream be split between them. Add {field} "
+        f"to the monitor's key, or have producers key {kind} events by {first} "
+        f"(processor.keyed_by: {{{kind}: {first}}}) and put {first} in the key of every "
+        f"monitor that reads them",
+    )

@@ -4,8 +4,9 @@ how it batches and checkpoints, and how long predictions wait for their labels."
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from riskstream.config.nodes import Problem, YamlNode, integer, number, string
@@ -14,6 +15,7 @@ from riskstream.core.limits import DEFAULT_IDLE_TTL_S, DEFAULT_MAX_STREAMS, Stre
 
 __all__ = [
     "EVENT_KINDS",
+    "KEYED_BY",
     "LabelSettings",
     "ProcessorSettings",
     "Topics",
@@ -23,6 +25,10 @@ __all__ = [
 ]
 
 EVENT_KINDS = ("inference", "sensor", "label", "change")
+KEYED_BY = {"inference": "model_id", "sensor": "sensor_id", "label": "model_id"}
+"""The field whose UTF-8 is an input event's Kafka key, per kind, unless
+``processor.keyed_by`` says otherwise (change events are not held to their key)."""
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,10 @@ class ProcessorSettings:
     # 0: do not wait (see riskstream.adapters.redis.state), and how long to wait at most.
     checkpoint_replicas: int = 0
     checkpoint_replica_timeout_ms: int = 1000
+    # Kafka places a record by its key, and a stream's detectors live on one partition:
+    # so each kind's events are keyed by one field, which every monitor reading them
+    # has in its key (checked at load).  A record keyed otherwise is dead-lettered.
+    keyed_by: dict[str, str] = field(default_factory=lambda: dict(KEYED_BY))
 
     @property
     def stream_limits(self) -> StreamLimits:
@@ -117,7 +127,7 @@ def read_processor(node: YamlNode) -> ProcessorSettings:
             else integer(v, 0 if k in _ZERO_MEANS_OFF else 1)
         )
         for k, v in _known(node, ProcessorSettings)
-        if k not in _FLOATS
+        if k not in (*_FLOATS, "keyed_by")
     }  # fmt: skip
     fields = dict(node.items())
     if values.get("on_monitor_change", "restart") not in MONITOR_CHANGE:
@@ -142,7 +152,24 @@ def read_processor(node: YamlNode) -> ProcessorSettings:
                 "checkpoint_budget is a share of the time: above 0, at most 1",
             )
         values["checkpoint_budget"] = budget
+    if "keyed_by" in fields:
+        values["keyed_by"] = _keyed_by(fields["keyed_by"])
     return ProcessorSettings(**values)
+
+
+def _keyed_by(node: YamlNode) -> dict[str, str]:
+    keyed = dict(KEYED_BY)
+    for kind, v in node.items():
+        if kind not in KEYED_BY:
+            raise Problem(
+                v, f"keyed_by takes {', '.join(KEYED_BY)} (change events are not held to a "
+                f"key), not {kind!r}",
+            )  # fmt: skip
+        name = string(v)
+        if not _FIELD_NAME.fullmatch(name):
+            raise Problem(v, f"keyed_by.{kind} is a top-level field name, got {name!r}")
+        keyed[kind] = name
+    return keyed
 
 
 def read_labels(node: YamlNode) -> LabelSettings:
