@@ -341,7 +341,7 @@ def test_unknown_routes_wrong_methods_and_failures_answer_json_without_details(
         def broken(*_args: Any) -> Any:
             raise RuntimeError("password=hunter2 in a stack frame")
 
-        env.ops.incidents = broken  # type: ignore[method-assign]
+        env.ops.incident_page = broken  # type: ignore[method-assign]
         response = await env.client.get(
             "/api/v1/incidents", headers={"Authorization": f"Bearer {TOKENS['val']}"}
         )
@@ -497,7 +497,42 @@ def test_an_incident_list_reads_its_page_not_ten_times_it(tmp_path: Path) -> Non
             "GET", "/api/v1/incidents?limit=1000&subject=diagnosis-v4", "val"
         )
         assert [i["incident_id"] for i in body["incidents"]] == ["inc-1"]
-        assert asked == [2, 2, SCANNED]  # limit + 1 (is there a next page?), SCANNED
+        assert asked == [2, 2, SCANNED + 1]  # limit + 1 (is there a next page?), SCANNED + 1
+
+    run(tmp_path, scenario)
+
+
+def test_a_filtered_list_pages_on_past_a_window_without_matches(tmp_path: Path) -> None:
+    """A filtered page looks through SCANNED incidents after its cursor.  When fewer than
+    its limit matched there, it said ``next: null``, and older matches past the window
+    were out of reach: a list that looked complete.  Now it ends with ``next`` set where
+    it stopped looking (the page may be short, or empty), null only at the oldest."""
+    from riskstream.core.incident_records import record_incident
+    from riskstream.services.operations import SCANNED
+
+    async def scenario(env: Env) -> None:
+        store = env.ops._incidents
+        older = [f"old-{n}" for n in range(3)]  # the matches, older than the others
+        newer = [f"new-{n:04d}" for n in range(SCANNED + 100)]
+        for n, incident_id in enumerate([*older, *newer]):  # one a second, oldest first
+            event = incident(
+                incident_id, subject="ward-7" if incident_id in older else "ranker",
+                detected_at=f"2027-01-01T00:{n // 60:02d}:{n % 60:02d}.000Z",
+            )  # fmt: skip
+            store.update(incident_id, lambda r, e=event: record_incident(r, e, 0.0))
+        pages: list[tuple[list[str], str | None]] = []
+        after: str | None = ""
+        while after is not None:
+            query = "subject=ward-7&limit=2" + (f"&after={after}" if after else "")
+            status, body = await env.call("GET", f"/api/v1/incidents?{query}", "val")
+            assert status == 200, body
+            after = body["next"]
+            pages.append(([i["incident_id"] for i in body["incidents"]], after))
+        assert pages == [
+            ([], newer[-SCANNED]),  # no match among the SCANNED newest: look on after them
+            ([older[2], older[1]], older[1]),  # a full page
+            ([older[0]], None),  # the oldest was looked at: the list ends
+        ]
 
     run(tmp_path, scenario)
 

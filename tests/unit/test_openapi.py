@@ -103,3 +103,10 @@ def test_the_refused_characters_are_this_pythons_control_and_format_characters()
         and chr(c) not in "\t\n\u200d" and allowed.search(chr(c))
     ]  # fmt: skip
     assert wanted == [], f"Unicode {unicodedata.unidata_version}: add {wanted} to _REFUSED"
+
+
+def test_the_window_a_filtered_incident_page_looks_through_is_the_one_it_uses() -> None:
+    from riskstream.services.operations import SCANNED
+
+    description = SPEC["paths"]["/api/v1/incidents"]["get"]["description"]
+    assert f"looks through at most {SCANNED} incidents" in description

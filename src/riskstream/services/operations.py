@@ -14,7 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from riskstream.codec import encode_cloudevent
@@ -49,6 +49,7 @@ __all__ = [
     "NOTE_LONGEST",
     "PUBLISH_TIMEOUT_S",
     "TEXT_PATTERN",
+    "IncidentPage",
     "OperatorService",
     "check_actor",
     "check_fraction",
@@ -60,11 +61,15 @@ log = logging.getLogger(__name__)
 NOTE_LONGEST = 2000  # characters of a note or a reason
 
 SCANNED = 2000
-"""The incidents a filtered page looks through, after its cursor: the most one request
-reads, whatever its ``limit`` (at most 1000, so a page can always fill).  An unfiltered
-page reads just its ``limit`` (the API asks one more, to know whether a next page
-exists).  Reading and checking a record from Redis costs ~0.1 ms (2000: ~190 ms, on a
-shared 2-core machine); every list used to read max(10 x ``limit``, 2000): 10,000 records,
+"""The incidents a filtered page looks through after its cursor (and one more, to know
+whether the list goes on): the most one request reads, whatever its ``limit`` (at most
+1000 from the API; a larger one, from the CLI, looks through that many).  A window
+that holds fewer than ``limit`` matches ends its page early, with ``next`` at the last
+incident it looked at, so the next page looks on from there: a page may hold fewer
+than ``limit`` (even none), and only the page whose window reached the oldest incident
+says there is no next.  An unfiltered page reads just its ``limit`` and one more.
+Reading and checking a record from Redis costs ~0.1 ms (2000: ~190 ms, on a shared
+2-core machine); every list used to read max(10 x ``limit``, 2000): 10,000 records,
 ~1 s, at limit=1000, and 2000 for a page of 1 with no filter."""
 
 PUBLISH_TIMEOUT_S = 5.0
@@ -77,6 +82,20 @@ queues behind it.  The event stays queued and is retried for 5 minutes; doing th
 write again publishes it again under the same id (subscribers de-duplicate)."""
 
 ACTION_STATUSES = STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPage:
+    """A page of the incident list and where the next one starts.
+
+    ``next`` is the ``after`` of the next page, or ``None`` when the list has ended.  A
+    filtered page can hold fewer than its ``limit``, even none, while ``next`` is set
+    (see SCANNED): a reader follows ``next`` until it is ``None``, never stopping at a
+    short page, or it would take the list for complete.
+    """
+
+    records: list[IncidentRecord]
+    next: str | None
 
 
 class OperatorService:
@@ -102,16 +121,28 @@ class OperatorService:
     def incidents(
         self, where: IncidentFilter | None = None, limit: int = 100, after: str | None = None
     ) -> list[IncidentRecord]:
-        """The latest incidents that match, most recently detected first; ``after`` (the
-        last incident id of the previous page) pages on.  A filtered page looks through
-        the SCANNED incidents after its cursor (a list, not an archive search)."""
+        """The records of :meth:`incident_page` alone, for the CLI's list."""
+        return self.incident_page(where, limit, after).records
+
+    def incident_page(
+        self, where: IncidentFilter | None = None, limit: int = 100, after: str | None = None
+    ) -> IncidentPage:
+        """The latest incidents that match, most recently detected first, and the cursor
+        of the next page; ``after`` (the ``next`` of the previous page) pages on.  A
+        filtered page looks through SCANNED incidents after its cursor at most, so it
+        may be short while a next page exists (a list, not an archive search)."""
         where = where or IncidentFilter()
         if after is not None and self._incidents.get(after) is None:
             raise InputError(f"cursor {after!r} is no incident's id; start without one")
         if where == IncidentFilter():
-            return self._incidents.recent(limit, after)
-        scanned = self._incidents.recent(max(limit, SCANNED), after)
-        return [r for r in scanned if where.matches(r)][:limit]
+            return _page(self._incidents.recent(limit + 1, after), limit)
+        window = max(limit, SCANNED)
+        scanned = self._incidents.recent(window + 1, after)
+        matched = [r for r in scanned[:window] if where.matches(r)]
+        if len(matched) > limit or len(scanned) <= window:
+            return _page(matched, limit)
+        # the window ran out before the list did: the next page looks on after it
+        return IncidentPage(matched, scanned[window - 1].incident_id)
 
     def incident(self, incident_id: str) -> IncidentRecord:
         record = self._incidents.get(incident_id)
@@ -382,6 +413,13 @@ class OperatorService:
             _named(by),
             f"{record.incident_id}:{event}",
         )
+
+
+def _page(records: list[IncidentRecord], limit: int) -> IncidentPage:
+    """The first ``limit`` of ``records``, and a next page when there are more."""
+    if len(records) <= limit:
+        return IncidentPage(records, None)
+    return IncidentPage(records[:limit], records[limit - 1].incident_id)
 
 
 def _named(by: str) -> str:
