@@ -398,6 +398,8 @@ def test_the_health_check_says_when_the_store_does_not_answer(tmp_path: Path) ->
         ("users:\n  - {name: riskstream/containment, role: approver, sha256: " + "a" * 64 + "}",
          "reserved"),
         ("users:\n  - {name: ana, role: viewer}", "missing 'sha256'"),
+        ('users:\n  - {name: "ana\\n", role: viewer, sha256: ' + "a" * 64 + "}", "use 1-128"),
+        ('users:\n  - {name: ana, role: viewer, sha256: "' + "a" * 64 + '\\n"}', "64 lower-case"),
         ("users:\n  - {name: ana, role: viewer, sha256: " + "a" * 64 + "}\n"
          "  - {name: ana, role: approver, sha256: " + "b" * 64 + "}", "listed twice"),
     ],
