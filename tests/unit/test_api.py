@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from api_support import check_answer, spec_document
+from api_support import check_answer, spec_document, spec_validator
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.api import TokenTable, build_app, token_digest
 from riskstream.api.context import API
@@ -544,13 +544,19 @@ def test_the_api_refuses_what_its_document_refuses_and_takes_what_it_allows(
 ) -> None:
     """schemathesis found the two apart: ``?limit=`` was taken for no limit, and the
     document allowed any note and any cursor, where the API refuses control characters,
-    long notes and cursors that are no id."""
-    from openapi_schema_validator import OAS31Validator
+    long notes and cursors that are no id.  It also allowed a reason or a version made
+    of spaces, which the API refuses; and a pattern's ``$`` read as Python's ``re.search``
+    reads it (before a last newline too) took "v1\\n" for a version: the document is
+    read as ECMA-262 reads it, and the API checks whole texts."""
 
     def valid(schema: dict[str, Any], value: Any) -> bool:
-        return OAS31Validator({"components": SPEC["components"], **schema}).is_valid(value)
+        return bool(spec_validator(SPEC, schema).is_valid(value))
 
     note = {"$ref": "#/components/schemas/Note"}
+    override = {"$ref": "#/components/schemas/FlagOverride"}
+    said = ["why", "", " ", "   ", "\n", " \t\n ", "\u3000", "\u00a0x", "why\n", "a\x00",
+            "\u2028", "\x1c"]  # fmt: skip
+    versions = ["dx-2.0", " ", "\u2003", "v1\n", "v1\t", "\nv1", " v1 ", "v\u0085"]
     after = SPEC["components"]["parameters"]["After"]["schema"]
     notes = ["ok", "", "   ", "\x0b", " \x1c ", "a\tb\nc", "a\x00b", "x\u202ey", "\u2028",
              "\x85", "\u200d", "\U000e0041", "\U00013439", "x" * 2000, "x" * 2001,
@@ -576,6 +582,10 @@ def test_the_api_refuses_what_its_document_refuses_and_takes_what_it_allows(
         for cursor in cursors:
             status, _ = await env.call("GET", "/api/v1/flags", "val", params={"after": cursor})
             assert (status == 200) == valid(after, cursor), (cursor, status)
+        for body in [*({"reason": r, "mode": "shadow"} for r in said),
+                     *({"reason": "why", "version": v} for v in versions)]:  # fmt: skip
+            status, _ = await env.call("PUT", "/api/v1/flags/diagnosis-v4", "dr.lee", body)
+            assert status in (200, 400) and (status == 200) == valid(override, body), (body, status)
 
     run(tmp_path, scenario)
 
