@@ -335,7 +335,9 @@ class IncidentStore(Protocol):
     def recent(self, limit: int = 500, after: str | None = None) -> list[IncidentRecord]:
         """Up to ``limit`` records, the most recently detected first (then by id, last
         first); ``after``: those that come after that incident in this order (none if
-        it is not stored).  Reads ``limit`` records at most, wherever ``after`` is."""
+        it is not stored).  Fewer than ``limit`` only where the order ends (a list
+        takes that for its end).  Reads ``limit`` records, wherever ``after`` is, and
+        one more for each it leaves out (one that cannot be read)."""
         ...
 
     def near(

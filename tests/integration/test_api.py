@@ -188,3 +188,49 @@ def test_the_log_cannot_be_forged_and_token_guessing_is_slowed(
     log = api.log()
     assert not [line for line in log.splitlines() if line.startswith(fake[:20])]
     assert "/api/v1/x\\n2026-12-02 10:00:00,000 INFO riskstream.api" in log
+
+
+def test_a_filtered_list_reaches_matches_older_than_its_window_in_real_redis(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """A filtered page looks through SCANNED incidents after its cursor.  With none of
+    them matching it said ``next: null``, and the three older matches were never
+    listed.  Now each page says where to look on, until the oldest was looked at."""
+    from riskstream.adapters.redis.incidents import RedisIncidentStore
+    from riskstream.core.incident_records import record_incident
+    from riskstream.core.timeutil import format_time
+    from riskstream.services.operations import SCANNED
+    from support import START, incident, make_setup
+
+    namespace = unique("api-window")
+    store = RedisIncidentStore.from_url(redis_url, namespace=namespace)
+    older = [f"old-{n}" for n in range(3)]
+    newer = [f"new-{n:04d}" for n in range(SCANNED + 100)]
+    try:
+        for n, incident_id in enumerate([*older, *newer]):  # one a second, oldest first
+            event = incident(
+                incident_id, "ward-7" if incident_id in older else "ranker",
+                detected_at=format_time(START + n),
+            )  # fmt: skip
+            store.update(incident_id, lambda r, e=event: record_incident(r, e, START))
+    finally:
+        store.close()
+    setup = make_setup(tmp_path, unique("api-window"))
+    tokens = write_tokens(tmp_path / "tokens.yaml", TOKENS)
+    api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", namespace)
+    pages: list[tuple[list[str], str | None]] = []
+    try:
+        after: str | None = ""
+        while after is not None:
+            query = "subject=ward-7&limit=2" + (f"&after={after}" if after else "")
+            body = _ok(api.call("GET", f"/api/v1/incidents?{query}", VIEWER))
+            assert isinstance(body, dict)
+            after = body["next"]
+            pages.append(([i["incident_id"] for i in body["incidents"]], after))
+    finally:
+        api.stop()
+    assert pages == [
+        ([], newer[-SCANNED]),  # no match among the SCANNED newest: look on after them
+        ([older[2], older[1]], older[1]),  # a full page
+        ([older[0]], None),  # the oldest was looked at: the list ends
+    ]

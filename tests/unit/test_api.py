@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from api_support import check_answer, spec_document
+from api_support import check_answer, spec_document, spec_validator
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.api import TokenTable, build_app, token_digest
 from riskstream.api.context import API
@@ -341,7 +341,7 @@ def test_unknown_routes_wrong_methods_and_failures_answer_json_without_details(
         def broken(*_args: Any) -> Any:
             raise RuntimeError("password=hunter2 in a stack frame")
 
-        env.ops.incidents = broken  # type: ignore[method-assign]
+        env.ops.incident_page = broken  # type: ignore[method-assign]
         response = await env.client.get(
             "/api/v1/incidents", headers={"Authorization": f"Bearer {TOKENS['val']}"}
         )
@@ -398,6 +398,8 @@ def test_the_health_check_says_when_the_store_does_not_answer(tmp_path: Path) ->
         ("users:\n  - {name: riskstream/containment, role: approver, sha256: " + "a" * 64 + "}",
          "reserved"),
         ("users:\n  - {name: ana, role: viewer}", "missing 'sha256'"),
+        ('users:\n  - {name: "ana\\n", role: viewer, sha256: ' + "a" * 64 + "}", "use 1-128"),
+        ('users:\n  - {name: ana, role: viewer, sha256: "' + "a" * 64 + '\\n"}', "64 lower-case"),
         ("users:\n  - {name: ana, role: viewer, sha256: " + "a" * 64 + "}\n"
          "  - {name: ana, role: approver, sha256: " + "b" * 64 + "}", "listed twice"),
     ],
@@ -497,7 +499,42 @@ def test_an_incident_list_reads_its_page_not_ten_times_it(tmp_path: Path) -> Non
             "GET", "/api/v1/incidents?limit=1000&subject=diagnosis-v4", "val"
         )
         assert [i["incident_id"] for i in body["incidents"]] == ["inc-1"]
-        assert asked == [2, 2, SCANNED]  # limit + 1 (is there a next page?), SCANNED
+        assert asked == [2, 2, SCANNED + 1]  # limit + 1 (is there a next page?), SCANNED + 1
+
+    run(tmp_path, scenario)
+
+
+def test_a_filtered_list_pages_on_past_a_window_without_matches(tmp_path: Path) -> None:
+    """A filtered page looks through SCANNED incidents after its cursor.  When fewer than
+    its limit matched there, it said ``next: null``, and older matches past the window
+    were out of reach: a list that looked complete.  Now it ends with ``next`` set where
+    it stopped looking (the page may be short, or empty), null only at the oldest."""
+    from riskstream.core.incident_records import record_incident
+    from riskstream.services.operations import SCANNED
+
+    async def scenario(env: Env) -> None:
+        store = env.ops._incidents
+        older = [f"old-{n}" for n in range(3)]  # the matches, older than the others
+        newer = [f"new-{n:04d}" for n in range(SCANNED + 100)]
+        for n, incident_id in enumerate([*older, *newer]):  # one a second, oldest first
+            event = incident(
+                incident_id, subject="ward-7" if incident_id in older else "ranker",
+                detected_at=f"2027-01-01T00:{n // 60:02d}:{n % 60:02d}.000Z",
+            )  # fmt: skip
+            store.update(incident_id, lambda r, e=event: record_incident(r, e, 0.0))
+        pages: list[tuple[list[str], str | None]] = []
+        after: str | None = ""
+        while after is not None:
+            query = "subject=ward-7&limit=2" + (f"&after={after}" if after else "")
+            status, body = await env.call("GET", f"/api/v1/incidents?{query}", "val")
+            assert status == 200, body
+            after = body["next"]
+            pages.append(([i["incident_id"] for i in body["incidents"]], after))
+        assert pages == [
+            ([], newer[-SCANNED]),  # no match among the SCANNED newest: look on after them
+            ([older[2], older[1]], older[1]),  # a full page
+            ([older[0]], None),  # the oldest was looked at: the list ends
+        ]
 
     run(tmp_path, scenario)
 
@@ -507,13 +544,19 @@ def test_the_api_refuses_what_its_document_refuses_and_takes_what_it_allows(
 ) -> None:
     """schemathesis found the two apart: ``?limit=`` was taken for no limit, and the
     document allowed any note and any cursor, where the API refuses control characters,
-    long notes and cursors that are no id."""
-    from openapi_schema_validator import OAS31Validator
+    long notes and cursors that are no id.  It also allowed a reason or a version made
+    of spaces, which the API refuses; and a pattern's ``$`` read as Python's ``re.search``
+    reads it (before a last newline too) took "v1\\n" for a version: the document is
+    read as ECMA-262 reads it, and the API checks whole texts."""
 
     def valid(schema: dict[str, Any], value: Any) -> bool:
-        return OAS31Validator({"components": SPEC["components"], **schema}).is_valid(value)
+        return bool(spec_validator(SPEC, schema).is_valid(value))
 
     note = {"$ref": "#/components/schemas/Note"}
+    override = {"$ref": "#/components/schemas/FlagOverride"}
+    said = ["why", "", " ", "   ", "\n", " \t\n ", "\u3000", "\u00a0x", "why\n", "a\x00",
+            "\u2028", "\x1c"]  # fmt: skip
+    versions = ["dx-2.0", " ", "\u2003", "v1\n", "v1\t", "\nv1", " v1 ", "v\u0085"]
     after = SPEC["components"]["parameters"]["After"]["schema"]
     notes = ["ok", "", "   ", "\x0b", " \x1c ", "a\tb\nc", "a\x00b", "x\u202ey", "\u2028",
              "\x85", "\u200d", "\U000e0041", "\U00013439", "x" * 2000, "x" * 2001,
@@ -539,6 +582,10 @@ def test_the_api_refuses_what_its_document_refuses_and_takes_what_it_allows(
         for cursor in cursors:
             status, _ = await env.call("GET", "/api/v1/flags", "val", params={"after": cursor})
             assert (status == 200) == valid(after, cursor), (cursor, status)
+        for body in [*({"reason": r, "mode": "shadow"} for r in said),
+                     *({"reason": "why", "version": v} for v in versions)]:  # fmt: skip
+            status, _ = await env.call("PUT", "/api/v1/flags/diagnosis-v4", "dr.lee", body)
+            assert status in (200, 400) and (status == 200) == valid(override, body), (body, status)
 
     run(tmp_path, scenario)
 

@@ -78,11 +78,11 @@ def test_the_model_id_pattern_is_the_one_the_flag_override_applies() -> None:
 
 def test_the_text_and_cursor_patterns_are_the_ones_the_api_applies() -> None:
     from riskstream.api.routes import CURSOR_PATTERN
-    from riskstream.services.operations import LINE_PATTERN, TEXT_PATTERN
+    from riskstream.services.operations import LINE_PATTERN, SAID_PATTERN, TEXT_PATTERN
 
     schemas = SPEC["components"]["schemas"]
     assert schemas["Note"]["properties"]["note"]["pattern"] == TEXT_PATTERN
-    assert schemas["FlagOverride"]["properties"]["reason"]["pattern"] == TEXT_PATTERN
+    assert schemas["FlagOverride"]["properties"]["reason"]["pattern"] == SAID_PATTERN
     assert schemas["FlagOverride"]["properties"]["version"]["pattern"] == LINE_PATTERN
     assert SPEC["components"]["parameters"]["After"]["schema"]["pattern"] == CURSOR_PATTERN
 
@@ -100,6 +100,29 @@ def test_the_refused_characters_are_this_pythons_control_and_format_characters()
     wanted = [
         f"U+{c:04X}" for c in range(sys.maxunicode + 1)
         if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp")
-        and chr(c) not in "\t\n\u200d" and allowed.search(chr(c))
+        and chr(c) not in "\t\n\u200d" and allowed.fullmatch(chr(c))
     ]  # fmt: skip
     assert wanted == [], f"Unicode {unicodedata.unidata_version}: add {wanted} to _REFUSED"
+
+
+def test_the_spaces_a_reason_may_not_be_made_of_are_this_pythons() -> None:
+    """Blank is what ``str.strip`` empties: every such character that a reason may hold
+    is in the list (_SPACES, or tab and newline), and the pattern takes no other for one."""
+    import re
+    import sys
+
+    from riskstream.services.operations import SAID_PATTERN, TEXT_PATTERN
+
+    text, said = re.compile(TEXT_PATTERN), re.compile(SAID_PATTERN)
+    blank = [chr(c) for c in range(sys.maxunicode + 1) if text.fullmatch(chr(c)) and
+             not said.fullmatch(chr(c))]  # fmt: skip
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if text.fullmatch(chr(c)) and
+              chr(c).isspace()]  # fmt: skip
+    assert blank == spaces, "add the spaces of this Python's str.isspace to _SPACES"
+
+
+def test_the_window_a_filtered_incident_page_looks_through_is_the_one_it_uses() -> None:
+    from riskstream.services.operations import SCANNED
+
+    description = SPEC["paths"]["/api/v1/incidents"]["get"]["description"]
+    assert f"looks through at most {SCANNED} incidents" in description

@@ -42,8 +42,9 @@ ROLES = ("viewer", "operator", "approver")
 """Lowest first; each role may do everything the ones before it may."""
 
 TOKEN_PREFIX = "rs_"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# checked with fullmatch: with match, ``$`` also matched before a last newline ("ana\n")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 _RESERVED = "riskstream"  # system actors in the audit trail are riskstream/...
 
 
@@ -78,7 +79,7 @@ def check_user(name: str, role: str) -> None:
     """Refuse names that cannot be told apart in an audit trail, and unknown roles."""
     if name.lower() == _RESERVED or name.lower().startswith(_RESERVED + "/"):
         raise ConfigError(f"user name {name!r} is reserved for riskstream's own processes")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ConfigError(
             f"user name {name!r}: use 1-128 letters, digits and . _ @ + - "
             "(starting with a letter or digit)"
@@ -132,7 +133,7 @@ def _users(root: YamlNode) -> dict[str, Principal]:
             check_user(name, role)
         except ConfigError as exc:
             raise Problem(node, str(exc)) from None
-        if not _DIGEST.match(digest):
+        if not _DIGEST.fullmatch(digest):
             raise Problem(
                 fields["sha256"],
                 "expected the token's sha256 as 64 lower-case hex digits (never the token "

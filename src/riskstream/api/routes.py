@@ -221,10 +221,8 @@ async def list_incidents(request: web.Request) -> web.StreamResponse:
         status=q.get("status"), min_severity=q.get("min_severity"), subject=q.get("subject"),
         type=q.get("type"), monitor=q.get("monitor"), acknowledged=_bool(q, "acknowledged"),
     )  # fmt: skip
-    limit = _limit(q)
-    records = await api.read(api.ops.incidents, where, limit + 1, _after(q))
-    page, following = _page(records, limit, lambda r: r.incident_id)
-    return json_response({"incidents": [summary(r) for r in page], "next": following})
+    page = await api.read(api.ops.incident_page, where, _limit(q), _after(q))
+    return json_response({"incidents": [summary(r) for r in page.records], "next": page.next})
 
 
 def _limit(q: Mapping[str, str]) -> int:

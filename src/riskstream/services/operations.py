@@ -14,7 +14,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from riskstream.codec import encode_cloudevent
@@ -48,7 +48,9 @@ __all__ = [
     "LINE_PATTERN",
     "NOTE_LONGEST",
     "PUBLISH_TIMEOUT_S",
+    "SAID_PATTERN",
     "TEXT_PATTERN",
+    "IncidentPage",
     "OperatorService",
     "check_actor",
     "check_fraction",
@@ -60,11 +62,15 @@ log = logging.getLogger(__name__)
 NOTE_LONGEST = 2000  # characters of a note or a reason
 
 SCANNED = 2000
-"""The incidents a filtered page looks through, after its cursor: the most one request
-reads, whatever its ``limit`` (at most 1000, so a page can always fill).  An unfiltered
-page reads just its ``limit`` (the API asks one more, to know whether a next page
-exists).  Reading and checking a record from Redis costs ~0.1 ms (2000: ~190 ms, on a
-shared 2-core machine); every list used to read max(10 x ``limit``, 2000): 10,000 records,
+"""The incidents a filtered page looks through after its cursor (and one more, to know
+whether the list goes on): the most one request reads, whatever its ``limit`` (at most
+1000 from the API; a larger one, from the CLI, looks through that many).  A window
+that holds fewer than ``limit`` matches ends its page early, with ``next`` at the last
+incident it looked at, so the next page looks on from there: a page may hold fewer
+than ``limit`` (even none), and only the page whose window reached the oldest incident
+says there is no next.  An unfiltered page reads just its ``limit`` and one more.
+Reading and checking a record from Redis costs ~0.1 ms (2000: ~190 ms, on a shared
+2-core machine); every list used to read max(10 x ``limit``, 2000): 10,000 records,
 ~1 s, at limit=1000, and 2000 for a page of 1 with no filter."""
 
 PUBLISH_TIMEOUT_S = 5.0
@@ -77,6 +83,20 @@ queues behind it.  The event stays queued and is retried for 5 minutes; doing th
 write again publishes it again under the same id (subscribers de-duplicate)."""
 
 ACTION_STATUSES = STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPage:
+    """A page of the incident list and where the next one starts.
+
+    ``next`` is the ``after`` of the next page, or ``None`` when the list has ended.  A
+    filtered page can hold fewer than its ``limit``, even none, while ``next`` is set
+    (see SCANNED): a reader follows ``next`` until it is ``None``, never stopping at a
+    short page, or it would take the list for complete.
+    """
+
+    records: list[IncidentRecord]
+    next: str | None
 
 
 class OperatorService:
@@ -102,16 +122,28 @@ class OperatorService:
     def incidents(
         self, where: IncidentFilter | None = None, limit: int = 100, after: str | None = None
     ) -> list[IncidentRecord]:
-        """The latest incidents that match, most recently detected first; ``after`` (the
-        last incident id of the previous page) pages on.  A filtered page looks through
-        the SCANNED incidents after its cursor (a list, not an archive search)."""
+        """The records of :meth:`incident_page` alone, for the CLI's list."""
+        return self.incident_page(where, limit, after).records
+
+    def incident_page(
+        self, where: IncidentFilter | None = None, limit: int = 100, after: str | None = None
+    ) -> IncidentPage:
+        """The latest incidents that match, most recently detected first, and the cursor
+        of the next page; ``after`` (the ``next`` of the previous page) pages on.  A
+        filtered page looks through SCANNED incidents after its cursor at most, so it
+        may be short while a next page exists (a list, not an archive search)."""
         where = where or IncidentFilter()
         if after is not None and self._incidents.get(after) is None:
             raise InputError(f"cursor {after!r} is no incident's id; start without one")
         if where == IncidentFilter():
-            return self._incidents.recent(limit, after)
-        scanned = self._incidents.recent(max(limit, SCANNED), after)
-        return [r for r in scanned if where.matches(r)][:limit]
+            return _page(self._incidents.recent(limit + 1, after), limit)
+        window = max(limit, SCANNED)
+        scanned = self._incidents.recent(window + 1, after)
+        matched = [r for r in scanned[:window] if where.matches(r)]
+        if len(matched) > limit or len(scanned) <= window:
+            return _page(matched, limit)
+        # the window ran out before the list did: the next page looks on after it
+        return IncidentPage(matched, scanned[window - 1].incident_id)
 
     def incident(self, incident_id: str) -> IncidentRecord:
         record = self._incidents.get(incident_id)
@@ -384,6 +416,13 @@ class OperatorService:
         )
 
 
+def _page(records: list[IncidentRecord], limit: int) -> IncidentPage:
+    """The first ``limit`` of ``records``, and a next page when there are more."""
+    if len(records) <= limit:
+        return IncidentPage(records, None)
+    return IncidentPage(records[:limit], records[limit - 1].incident_id)
+
+
 def _named(by: str) -> str:
     """Who did it, or an error: an anonymous write has no place in an audit trail, and
     riskstream's own names (``riskstream``, ``riskstream/...``) are no person's."""
@@ -421,8 +460,9 @@ def check_actor(by: str) -> None:
 # (Unicode's Cc), format characters but the zero-width joiner of emoji sequences (Cf), and
 # the line and paragraph separators (Zl, Zp), as of Unicode 15.1.  A fixed list, not
 # unicodedata's categories, so that the rule is the same on every Python and can be
-# stated in schemas/openapi.yaml (TEXT_PATTERN, LINE_PATTERN); tests/unit/test_openapi.py
-# holds the two equal and checks the list against the running Python's unicodedata.
+# stated in schemas/openapi.yaml (TEXT_PATTERN, SAID_PATTERN, LINE_PATTERN);
+# tests/unit/test_openapi.py holds the two equal and checks the list against the running
+# Python's unicodedata.
 _REFUSED: tuple[tuple[int, int], ...] = (
     (0x0000, 0x0008), (0x000B, 0x001F), (0x007F, 0x009F), (0x00AD, 0x00AD),
     (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),
@@ -432,6 +472,13 @@ _REFUSED: tuple[tuple[int, int], ...] = (
     (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
     (0xE0020, 0xE007F),
 )  # fmt: skip
+# The spaces, but tab and newline, that text is blank when made only of: Python's spaces
+# (str.isspace) that are not refused, listed for the same reason (test_openapi.py checks
+# them against the running Python's too).  A blank reason or version says nothing.
+_SPACES: tuple[tuple[int, int], ...] = (
+    (0x0020, 0x0020), (0x00A0, 0x00A0), (0x1680, 0x1680), (0x2000, 0x200A),
+    (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000),
+)  # fmt: skip
 
 
 def _char(code: int) -> str:
@@ -440,13 +487,36 @@ def _char(code: int) -> str:
     return f"\\u{code:04X}" if code <= 0xFFFF else chr(code)
 
 
-_CLASS = "".join(_char(a) if a == b else f"{_char(a)}-{_char(b)}" for a, b in _REFUSED)
-TEXT_PATTERN = f"^[^{_CLASS}]*$"
-"""Text that may span lines (a note, a reason): none of the refused characters."""
-LINE_PATTERN = f"^[^\\u0009\\u000A{_CLASS}]*$"
-"""One line of text (a name, a version): no tab or newline either."""
+def _class(ranges: tuple[tuple[int, int], ...]) -> str:
+    return "".join(_char(a) if a == b else f"{_char(a)}-{_char(b)}" for a, b in ranges)
+
+
+_CLASS, _SPACE, _TAB_NEWLINE = _class(_REFUSED), _class(_SPACES), "\\u0009\\u000A"
+
+
+def _pattern(newlines: bool, empty: bool) -> str:
+    """What :func:`check_text` takes, as a pattern that reads the same in ECMA-262 (the
+    OpenAPI document's) and in Python's ``re.fullmatch`` (never ``match`` or ``search``:
+    there ``$`` also matches before a last newline): none of the refused characters
+    and, unless ``empty``, one that is no space (after the spaces, if any, it begins
+    with: each character has one place in the pattern, so a match takes linear time)."""
+    spaces, refused = _SPACE, _TAB_NEWLINE + _CLASS
+    if newlines:  # tab and newline are a note's or a reason's spaces, and not refused
+        spaces, refused = _SPACE + _TAB_NEWLINE, _CLASS
+    if empty:
+        return f"^[^{refused}]*$"
+    return f"^[{spaces}]*[^{spaces}{refused}][^{refused}]*$"
+
+
+TEXT_PATTERN = _pattern(newlines=True, empty=True)
+"""Text that may span lines, or be empty or blank (a note): none of the refused characters."""
+SAID_PATTERN = _pattern(newlines=True, empty=False)
+"""Text that may span lines and says something (a reason): not blank either."""
+LINE_PATTERN = _pattern(newlines=False, empty=False)
+"""One line that says something (a name, a version): not blank, no tab or newline."""
+_RULES = {(n, e): re.compile(_pattern(n, e)) for n in (False, True) for e in (False, True)}
 _TEXT_BAD = re.compile(f"[{_CLASS}]")
-_LINE_BAD = re.compile(f"[\\u0009\\u000A{_CLASS}]")
+_LINE_BAD = re.compile(f"[{_TAB_NEWLINE}{_CLASS}]")
 
 
 def check_text(
@@ -455,23 +525,25 @@ def check_text(
     r"""Refuse empty or blank text (unless ``empty``), NUL and other control characters
     (newlines and tabs only where ``newlines``), and text longer than ``longest``: they
     would forge or garble what a person later reads in a table, a log or a serving
-    layer's config.
+    layer's config.  What passes is what the pattern the OpenAPI document states
+    (TEXT_PATTERN, SAID_PATTERN, LINE_PATTERN) matches, whole.
 
     >>> check_text("version", "v1\n", 128)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     riskstream.errors.InputError: version 'v1\n' holds a control character (U+000A); ...
     """
-    if not empty and not text.strip():
-        raise InputError(f"{what} must not be empty")
     if len(text) > longest:
         raise InputError(f"{what} is {len(text)} characters long; at most {longest}")
+    if _RULES[newlines, empty].fullmatch(text):
+        return
     bad = (_TEXT_BAD if newlines else _LINE_BAD).search(text)
     if bad is not None:
         raise InputError(
             f"{what} {text!r} holds a control character (U+{ord(bad.group()):04X}); "
             "use printable text"
         )
+    raise InputError(f"{what} must not be empty or only spaces ({text!r}); write it out")
 
 
 def check_fraction(value: float) -> None:

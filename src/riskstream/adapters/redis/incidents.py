@@ -86,20 +86,27 @@ class RedisIncidentStore(RedisNamespaceStore):
         return None if raw is None else self._record(cast(bytes, raw), incident_id)
 
     def recent(self, limit: int = 500, after: str | None = None) -> builtins.list[IncidentRecord]:
-        if limit <= 0:
-            return []
+        """The port's page; a record that cannot be read (left out, see ``_readable``) or
+        is gone is read past, in as many more steps as that takes, so that a page comes
+        short only where the index ends, as the in-memory store's does: a short page
+        is how a list knows it has ended."""
+        records: builtins.list[IncidentRecord] = []
         with self._translate("list incidents"):
-            found = self._page_script(
-                keys=[self._keys.incidents_by_time],
-                args=[limit, "0" if after is None else "1", after or ""],
-            )
-            ids = cast(list[bytes], found or [])
-            raws = (
-                cast(list[bytes | None], self._client.hmget(self._keys.incidents, ids))
-                if ids
-                else []
-            )
-        return self._readable(_named(ids, raws), self._record)
+            while len(records) < limit:
+                wanted = limit - len(records)
+                found = self._page_script(
+                    keys=[self._keys.incidents_by_time],
+                    args=[wanted, "0" if after is None else "1", after or ""],
+                )
+                ids = cast(list[bytes], found or [])
+                if not ids:
+                    break
+                raws = cast(list[bytes | None], self._client.hmget(self._keys.incidents, ids))
+                records += self._readable(_named(ids, raws), self._record)
+                if len(ids) < wanted:
+                    break
+                after = ids[-1].decode()
+        return records
 
     def near(
         self, subjects: Iterable[str], since: float, until: float, limit: int | None = None
