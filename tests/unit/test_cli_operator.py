@@ -295,3 +295,49 @@ def test_list_commands_page(ops: OperatorService, capsys: pytest.CaptureFixture[
     first = [line.split()[0] for line in out.splitlines()[1:]]
     _, out, _ = run(capsys, "incidents", "list", "--limit", "2", "--after", first[-1])
     assert len(first) == 2 and not set(first) & {line.split()[0] for line in out.splitlines()[1:]}
+
+
+def test_list_follows_a_filtered_page_that_is_empty_but_not_the_last(
+    ops: OperatorService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A filtered page looks through SCANNED incidents after its cursor, so it may be
+    short, or empty, while older ones match.  The list printed "no incidents match these
+    filters" and no hint, as if the list had ended, whenever the page was not full."""
+    import shlex
+
+    from riskstream.core.incident_records import record_incident
+    from riskstream.services.operations import SCANNED
+
+    older = [f"old-{n}" for n in range(3)]  # the matches, older than all the others
+    newer = [f"new-{n:04d}" for n in range(SCANNED + 100)]
+    for n, incident_id in enumerate(older):
+        event = incident(incident_id, subject="ward-7", detected_at=f"2026-01-01T00:00:0{n}Z")
+        ops._incidents.update(incident_id, lambda r, e=event: record_incident(r, e, 0.0))
+    for n, incident_id in enumerate(newer):  # one a second, oldest first
+        at = f"2027-01-01T00:{n // 60:02d}:{n % 60:02d}.000Z"
+        event = incident(incident_id, subject="ranker", detected_at=at)
+        ops._incidents.update(incident_id, lambda r, e=event: record_incident(r, e, 0.0))
+
+    code, out, err = run(capsys, "incidents", "list", "--subject", "ward-7")
+    assert code == 0
+    assert out == f"none of the latest {SCANNED} incidents match these filters\n"
+    hint = "(older incidents were not looked through yet; look on with: "
+    command = f"riskstream incidents list --subject ward-7 --after {newer[-SCANNED]}"
+    assert err == f"{hint}{command})\n"
+    code, out, err = run(capsys, *shlex.split(command)[1:])
+    assert [line.split()[0] for line in out.splitlines()[1:]] == older[::-1]
+    assert (code, err) == (0, "")  # the oldest was looked at: the list ends
+
+    code, out, err = run(capsys, "incidents", "list", "--subject", "ward-7", "--json",
+                         "--limit", "2", "--namespace", "ward's")  # fmt: skip
+    assert (code, out) == (0, "")
+    assert err == (
+        f"{hint}riskstream incidents list --subject ward-7 --limit 2 --namespace 'ward'\"'\"'s'"
+        f" --json --after {newer[-SCANNED]})\n"
+    )
+    command = f"incidents list --subject ward-7 --limit 2 --after {newer[-SCANNED]}"
+    code, out, err = run(capsys, *command.split())
+    assert [line.split()[0] for line in out.splitlines()[1:]] == older[:0:-1]
+    assert err == f"(more: --after {older[1]})\n"  # a full page
+    code, out, err = run(capsys, *command.split()[:-1], older[1])
+    assert [line.split()[0] for line in out.splitlines()[1:]] == older[:1] and err == ""

@@ -143,10 +143,12 @@ def test_a_resolve_that_crashed_before_publishing_is_completed_by_a_retry(
 def test_filters_and_unknown_ids(tmp_path: Path) -> None:
     ops, _ = _contained(tmp_path)
     ops._containment.on_incident(_incident("inc-2", severity="warning", subject="other"))
-    assert [r.incident_id for r in ops.incidents(IncidentFilter(min_severity="critical"))] == [
-        "inc-1"
-    ]
-    assert {r.incident_id for r in ops.incidents(IncidentFilter(status="open"))} == {"inc-2"}
+
+    def ids(where: IncidentFilter) -> list[str]:
+        return [r.incident_id for r in ops.incident_page(where).records]
+
+    assert ids(IncidentFilter(min_severity="critical")) == ["inc-1"]
+    assert ids(IncidentFilter(status="open")) == ["inc-2"]
     with pytest.raises(NotFoundError, match="riskstream incidents list"):
         ops.incident("nope")
     with pytest.raises(InputError, match="use one of"):
@@ -177,7 +179,7 @@ def test_related_incidents_form_one_group_led_by_the_first(tmp_path: Path) -> No
     )
     worker.on_incident(_incident("later", detected_at="2026-12-06T09:40:00.000Z"))
     worker.on_incident(_incident("elsewhere", subject="other-model"))
-    groups = {r.incident_id: r.group for r in ops.incidents()}
+    groups = {r.incident_id: r.group for r in ops.incident_page().records}
     assert groups == {
         "first": "first", "same-model": "first", "upstream": "first",
         "later": "later", "elsewhere": "elsewhere",

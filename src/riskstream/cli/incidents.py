@@ -8,6 +8,7 @@ trail exactly as it would from the console.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ from riskstream.core.timeutil import parse_time
 __all__ = ["record_data", "register", "show_text"]
 
 STATUSES = ("open", "contained", "resolved", "unresolved")
+LIST_LIMIT = 50
 
 
 def register(sub: Any) -> None:
@@ -48,7 +50,9 @@ def register(sub: Any) -> None:
     listing.add_argument("--subject", help="only this model or sensor")
     listing.add_argument("--type", help="only this incident type (recall-drop, fairness…)")
     listing.add_argument("--monitor", help="only those raised by this monitor")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument(
+        "--limit", type=int, default=LIST_LIMIT, help=f"at most this many (default {LIST_LIMIT})"
+    )
     listing.add_argument("--after", help="the last ID of the previous page: list the ones after it")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     connection_args(listing)
@@ -88,26 +92,58 @@ def incidents_command(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from riskstream.services.operations import filtered_window
+
     where = IncidentFilter(
         status=args.status, min_severity=args.severity, subject=args.subject,
         type=args.type, monitor=args.monitor,
     )  # fmt: skip
-    records = operations(args).incidents(where, limit=max(args.limit, 1), after=args.after)
+    limit = max(args.limit, 1)
+    page = operations(args).incident_page(where, limit=limit, after=args.after)
+    records = page.records
     if args.json:
         print_json_lines(record_data(r) for r in records)
-        return 0
-    if not records:
+    elif records:
+        rows = [
+            [r.incident_id, r.status, r.severity, short_time(r.detected_at), r.subject,
+             r.acknowledged_by, headline(r.incident)]
+            for r in records
+        ]  # fmt: skip
+        print(table(["ID", "STATUS", "SEVERITY", "DETECTED", "SUBJECT", "ACK", "WHAT"], rows))
+    elif page.next is None:
         print("no incidents match" + ("" if where == IncidentFilter() else " these filters"))
+    else:  # an empty filtered page that did not reach the oldest incident
+        seen = f"{filtered_window(limit)} incidents"
+        seen = f"latest {seen}" if args.after is None else f"{seen} after {args.after}"
+        print(f"none of the {seen} match these filters")
+    if page.next is None:
         return 0
-    rows = [
-        [r.incident_id, r.status, r.severity, short_time(r.detected_at), r.subject,
-         r.acknowledged_by, headline(r.incident)]
-        for r in records
-    ]  # fmt: skip
-    print(table(["ID", "STATUS", "SEVERITY", "DETECTED", "SUBJECT", "ACK", "WHAT"], rows))
-    if len(records) >= max(args.limit, 1):
-        print(f"(more: --after {records[-1].incident_id})", file=sys.stderr)
+    if len(records) >= limit:
+        print(f"(more: --after {page.next})", file=sys.stderr)
+    else:  # a filtered page looks through a window of incidents, not the whole list
+        print(
+            f"(older incidents were not looked through yet; look on with: "
+            f"{_list_command(args, page.next)})",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _list_command(args: argparse.Namespace, after: str) -> str:
+    """The ``incidents list`` that shows the next page: the same options, the new cursor
+    (not --redis-url, whose URL may hold a password; it is usually in the environment)."""
+    argv = ["riskstream", "incidents", "list"]
+    options = [
+        ("--status", args.status), ("--severity", args.severity), ("--subject", args.subject),
+        ("--type", args.type), ("--monitor", args.monitor),
+        ("--limit", None if args.limit == LIST_LIMIT else str(args.limit)),
+        ("--config", args.config),
+        ("--namespace", None if args.namespace == "default" else args.namespace),
+    ]  # fmt: skip
+    for option, value in options:
+        if value is not None:
+            argv += [option, value]
+    return shlex.join([*argv, *(["--json"] if args.json else []), "--after", after])
 
 
 def _outcome(incident_id: str, done: str, by: str | None, asked_by: str) -> str:

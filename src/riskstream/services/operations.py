@@ -55,6 +55,7 @@ __all__ = [
     "check_actor",
     "check_fraction",
     "check_text",
+    "filtered_window",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,12 +120,6 @@ class OperatorService:
 
     # -- incidents ------------------------------------------------------------------
 
-    def incidents(
-        self, where: IncidentFilter | None = None, limit: int = 100, after: str | None = None
-    ) -> list[IncidentRecord]:
-        """The records of :meth:`incident_page` alone, for the CLI's list."""
-        return self.incident_page(where, limit, after).records
-
     def incident_page(
         self, where: IncidentFilter | None = None, limit: int = 100, after: str | None = None
     ) -> IncidentPage:
@@ -137,7 +132,7 @@ class OperatorService:
             raise InputError(f"cursor {after!r} is no incident's id; start without one")
         if where == IncidentFilter():
             return _page(self._incidents.recent(limit + 1, after), limit)
-        window = max(limit, SCANNED)
+        window = filtered_window(limit)
         scanned = self._incidents.recent(window + 1, after)
         matched = [r for r in scanned[:window] if where.matches(r)]
         if len(matched) > limit or len(scanned) <= window:
@@ -414,6 +409,12 @@ class OperatorService:
             _named(by),
             f"{record.incident_id}:{event}",
         )
+
+
+def filtered_window(limit: int) -> int:
+    """How many incidents a filtered page of ``limit`` looks through after its cursor
+    (see SCANNED): all of them when its page is short while ``next`` is set."""
+    return max(limit, SCANNED)
 
 
 def _page(records: list[IncidentRecord], limit: int) -> IncidentPage:
