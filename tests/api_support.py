@@ -24,8 +24,11 @@ import orjson
 import redis
 
 from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
+from riskstream.adapters.redis.incidents import RedisIncidentStore
 from riskstream.api import token_digest
+from riskstream.core.incident_records import record_incident
 from riskstream.core.timeutil import format_time
+from riskstream.services.operations import SCANNED
 from support import (
     CONTAINMENT_YAML,
     START,
@@ -201,6 +204,25 @@ def clinical_situation(
         worker.stop()
         flags.close()
         approvals.close()
+
+
+def matches_past_a_window(redis_url: str, namespace: str) -> tuple[list[str], list[str]]:
+    """Three incidents of ``ward-7``, the oldest, under SCANNED + 100 newer ones of
+    ``ranker``, one a second, in Redis under ``namespace``: a list filtered to ward-7
+    finds none in its first window and has to look on.  Their ids: (older, newer)."""
+    store = RedisIncidentStore.from_url(redis_url, namespace=namespace)
+    older = [f"old-{n}" for n in range(3)]
+    newer = [f"new-{n:04d}" for n in range(SCANNED + 100)]
+    try:
+        for n, incident_id in enumerate([*older, *newer]):  # oldest first
+            event = incident(
+                incident_id, "ward-7" if incident_id in older else "ranker",
+                detected_at=format_time(START + n),
+            )  # fmt: skip
+            store.update(incident_id, lambda r, e=event: record_incident(r, e, START))
+    finally:
+        store.close()
+    return older, newer
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:

@@ -13,6 +13,7 @@ from api_support import (
     ApiProcess,
     clinical_situation,
     free_port,
+    matches_past_a_window,
     redis_acl_user,
     wait_for,
     write_tokens,
@@ -196,25 +197,11 @@ def test_a_filtered_list_reaches_matches_older_than_its_window_in_real_redis(
     """A filtered page looks through SCANNED incidents after its cursor.  With none of
     them matching it said ``next: null``, and the three older matches were never
     listed.  Now each page says where to look on, until the oldest was looked at."""
-    from riskstream.adapters.redis.incidents import RedisIncidentStore
-    from riskstream.core.incident_records import record_incident
-    from riskstream.core.timeutil import format_time
     from riskstream.services.operations import SCANNED
-    from support import START, incident, make_setup
+    from support import make_setup
 
     namespace = unique("api-window")
-    store = RedisIncidentStore.from_url(redis_url, namespace=namespace)
-    older = [f"old-{n}" for n in range(3)]
-    newer = [f"new-{n:04d}" for n in range(SCANNED + 100)]
-    try:
-        for n, incident_id in enumerate([*older, *newer]):  # one a second, oldest first
-            event = incident(
-                incident_id, "ward-7" if incident_id in older else "ranker",
-                detected_at=format_time(START + n),
-            )  # fmt: skip
-            store.update(incident_id, lambda r, e=event: record_incident(r, e, START))
-    finally:
-        store.close()
+    older, newer = matches_past_a_window(redis_url, namespace)
     setup = make_setup(tmp_path, unique("api-window"))
     tokens = write_tokens(tmp_path / "tokens.yaml", TOKENS)
     api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", namespace)

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from api_support import ApiProcess, clinical_situation, write_tokens
+from api_support import ApiProcess, clinical_situation, matches_past_a_window, write_tokens
+from support import make_setup
 
 CHROMIUM = Path(os.environ.get("RISKSTREAM_CHROMIUM", "/usr/bin/chromium"))
 # Without the background-networking flags, chromium's own connections (updates,
@@ -151,6 +152,42 @@ def test_an_approver_sees_the_evidence_approves_the_rollback_and_the_flag_change
     ]
     rollback = [e for e in audit if e["after"].get("active_version") == "dx-2.0" and e["seq"] > 2]
     assert [e["actor"] for e in rollback] == ["dr.okafor"]
+
+
+def test_an_empty_filtered_page_says_how_far_it_looked_and_offers_to_look_further(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """A filtered page looks through 2,000 incidents after its cursor; the page said "No
+    incidents match." when none of them did, and ignored ``next``: the three older
+    matches were out of the console's reach."""
+    require_browser()
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
+    namespace = unique("console-window")
+    older, _ = matches_past_a_window(redis_url, namespace)
+    setup = make_setup(tmp_path, namespace)
+    tokens = write_tokens(tmp_path / "tokens.yaml", TOKENS)
+    api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", namespace)
+    try:
+        with chromium_page() as page:
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.goto(api.url + "/#/incidents?subject=ward-7&limit=2")
+            _log_in(page, TOKENS["val"][1])
+            expect(page.get_by_test_id("no-incidents")).to_have_text(
+                "None in the latest 2,000 incidents looked through; older ones were not "
+                "looked through yet."
+            )
+            rows = page.get_by_test_id("incident-row")
+            for shown in ([older[2], older[1]], [older[0]]):
+                page.get_by_test_id("older").click()
+                expect(rows).to_have_count(len(shown))
+                assert [r.get_attribute("data-id") for r in rows.all()] == shown
+            expect(page.get_by_test_id("older")).to_have_count(0)  # the oldest was looked at
+            assert problems == []
+    finally:
+        api.stop()
 
 
 def _log_in(page: Any, token: str) -> None:

@@ -49,3 +49,13 @@ def test_the_app_serves_the_console_with_a_strict_content_security_policy() -> N
             assert (await client.get("/static/")).status in (403, 404)  # no listing
 
     asyncio.run(fetch())
+
+
+def test_the_window_the_incidents_page_says_it_looked_through_is_the_one_used() -> None:
+    """The page says "none in the latest 2,000 looked through" from its own constant."""
+    from riskstream.api.routes import MAX_LIMIT
+    from riskstream.services.operations import SCANNED, filtered_window
+
+    pages = (console_dir() / "pages.js").read_text()
+    assert f"\nconst SCANNED = {SCANNED};\n" in pages
+    assert filtered_window(MAX_LIMIT) == SCANNED  # whatever limit the page asks for

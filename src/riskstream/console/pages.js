@@ -52,11 +52,26 @@ function filterForm(query) {
   } } }, fields, h("button", { type: "submit" }, "Filter"));
 }
 
+// What a filtered page looks through after its cursor: SCANNED in services/operations.py
+// (the API's limit is at most 1000, so a page looks through this many, never more).
+const SCANNED = 2000;
+
 export async function incidentsPage(main, query) {
   main.append(h("h1", {}, "Incidents"), filterForm(query));
-  const { incidents } = await call("GET", `/incidents?${query}`);
+  const { incidents, next } = await call("GET", `/incidents?${query}`);
+  // A filtered page may be short, even empty, while the list goes on: follow `next`.
+  let further = null;
+  if (next !== null) {
+    const older = new URLSearchParams(query);
+    older.set("after", next);
+    further = h("p", {}, h("a", { href: `#/incidents?${older}`, "data-test": "older" },
+      "Look further: older incidents"));
+  }
   if (!incidents.length) {
-    main.append(h("p", { class: "muted", "data-test": "no-incidents" }, "No incidents match."));
+    const [none, seen] = query.has("after") ? ["No older", "next"] : ["No", "latest"];
+    const text = next === null ? `${none} incidents match.` : `None in the ${seen} `
+      + `${num(SCANNED)} incidents looked through; older ones were not looked through yet.`;
+    main.append(h("p", { class: "muted", "data-test": "no-incidents" }, text), further);
     return;
   }
   const rows = incidents.map((i) => h("tr", { "data-test": "incident-row", "data-id": i.incident_id },
@@ -67,7 +82,7 @@ export async function incidentsPage(main, query) {
   main.append(h("table", { class: "list" },
     h("thead", {}, h("tr", {}, ["Severity", "Incident", "Type", "Subject", "Status",
       "Acknowledged by", "Detected (data time)"].map((t) => h("th", {}, t)))),
-    h("tbody", {}, rows)));
+    h("tbody", {}, rows)), further);
 }
 
 export function flagTable(flags) {
