@@ -677,6 +677,7 @@ def test_a_model_id_with_a_slash_is_addressable_and_hostile_requests_get_a_4xx(
             ("GET", "/api/v1/flags?limit=99999999999999999999999", None, 400, "1-1000"),
             ("GET", "/api/v1/flags?limit=1&limit=2", None, 400, "given twice"),
             ("GET", "/api/v1/incidents/..%2F..%2Fetc%2Fpasswd", None, 404, "no incident"),
+            ("GET", "/api/v1/flags/bot-7%0A", None, 404, "no routing flag for 'bot-7"),
             ("GET", "/static/%2e%2e/%2e%2e/etc/passwd", None, 404, "no such page"),
             ("GET", "/api/v1/audit?start=1e9", None, 400, "whole number"),
         ]  # fmt: skip
@@ -709,7 +710,8 @@ def test_a_flag_override_refuses_a_model_id_that_is_not_one(tmp_path: Path) -> N
     async def scenario(env: Env) -> None:
         put = {"version": "v1", "reason": "pinned"}
         for path in ("..%2Factions%2Fx%2Fapprove", "a%2F..%2Fb", "team//bot", "team/bot%2F",
-                     "x%2F.", "bot%20", "a%09b", "caf%C3%A9", "%2Fbot"):  # fmt: skip
+                     "x%2F.", "bot%20", "a%09b", "caf%C3%A9", "%2Fbot", "bot-7%0A",
+                     "team%0A/bot"):  # fmt: skip
             status, error = await env.call("PUT", f"/api/v1/flags/{path}", "ana", put)
             assert status == 400, (path, error)
             assert "use letters A-Z and a-z, digits and . _ - : @" in error["message"], error

@@ -76,7 +76,9 @@ def build_app(
     for route in ROUTES:
         # A model id may hold "/" ("team/bot"): its segment takes the rest of the path,
         # so /flags/team/bot and /flags/team%2Fbot both name it (no route lies below).
-        resource = app.router.add_resource(route.path.replace("{model_id}", "{model_id:.+}"))
+        # A newline too (?s): `.` alone left /flags/bot-7%0A unrouted, a 404 where the
+        # override's check answers 400 naming the id, as for any other bad id.
+        resource = app.router.add_resource(route.path.replace("{model_id}", "{model_id:(?s:.+)}"))
         resource.add_route(route.method, route.handler)
         app[_ROLE_OF][(route.method, resource.canonical)] = route
     static = console_dir()
