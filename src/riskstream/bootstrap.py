@@ -19,6 +19,7 @@ from riskstream.codec import EventDecoder
 from riskstream.config import Config
 from riskstream.config.environment import INCIDENT_KEY_ENV, KafkaSettings, redis_url
 from riskstream.config.notifications import receiver_secrets
+from riskstream.config.processor import KEYED_BY
 from riskstream.core.approvals import PendingAction
 from riskstream.core.incident_records import Correlation, IncidentRecord
 from riskstream.core.notifications import NotificationSettings
@@ -61,8 +62,9 @@ __all__ = [
     "ticket_systems",
 ]
 
-SUBJECT_FIELDS = {"inference": "model_id", "sensor": "sensor_id", "label": "model_id"}
-"""The field naming an event's subject, per input kind (checked against known_subjects)."""
+SUBJECT_FIELDS = KEYED_BY
+"""The field naming an event's subject, per input kind (checked against known_subjects):
+the field records are keyed by unless ``processor.keyed_by`` says otherwise."""
 
 log = logging.getLogger(__name__)
 
