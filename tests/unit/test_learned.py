@@ -133,6 +133,40 @@ def test_a_one_sigma_shift_is_caught_fast_with_its_onset_and_interval() -> None:
     assert alarm.after.mean == pytest.approx(6.0, abs=0.4)
 
 
+def _ar_shifted(phi: float, shift: float, at: int) -> Signal:
+    """An AR(1) of unit marginal sd (times 3, around 50), its level up ``shift`` sd from ``at``."""
+    ar = _ar(phi)
+    return lambda rng, i: ar(rng, i) + (3.0 * shift if i >= at else 0.0)
+
+
+def test_a_two_sd_level_change_of_an_autocorrelated_sensor_is_caught() -> None:
+    """On an AR(1) with phi 0.9 the innovations move by only half of their spread after
+    a change of two sd: the one-spread CUSUM never adds that up (0 of 20 seeds caught),
+    the level pair sized for it does, and the quiet series still raises nothing."""
+    caught = []
+    for seed in range(8):
+        stream = LearnedStream("shift", LearnedParams(), warmup=300)
+        alarms = _alarms(stream, _ar_shifted(0.9, 2.0, 3000), 6000, seed)
+        assert all(i >= 3000 for i in alarms), alarms  # nothing before the change
+        if alarms:
+            caught.append(alarms[0] - 3000)
+    assert len(caught) >= 5, caught
+    assert sorted(caught)[len(caught) // 2] < 1500
+
+
+def test_a_shift_stream_saved_before_the_level_pair_restores_and_goes_on() -> None:
+    stream = LearnedStream("shift", LearnedParams(), warmup=300)
+    signal = _ar_shifted(0.9, 0.0, 0)
+    _alarms(stream, signal, 2000)
+    snap = orjson.loads(orjson.dumps(stream.snapshot()))
+    snap["cusums"] = snap["cusums"][:2]  # what an older riskstream wrote
+    for i in (46, 47, 48):
+        snap["base"][i] = 0.0
+    restored = LearnedStream.restore(snap, "shift", LearnedParams(), 300)
+    assert _alarms(restored, signal, 3000, seed=2) == []
+    assert len(restored.snapshot()["cusums"]) == 4
+
+
 def test_a_change_back_after_a_large_shift_is_caught_too() -> None:
     """A valve closes (the flow drops 8 sd for 600 readings) and partly reopens (back to
     -4 sd): the stream re-centres on the low level and sees the second change as clearly

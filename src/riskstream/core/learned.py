@@ -28,7 +28,12 @@ Kinds:
 ``shift``
     A level change.  A two-sided CUSUM (for a change of one noise sd) on the
     standardized innovations, clipped at ``CLIP`` robust spreads and again at
-    ``STEP_CLIP`` standard deviations.
+    ``STEP_CLIP`` standard deviations.  On an autocorrelated stream a level change
+    moves the innovations by only ``(1 - phi) / (1 + theta)`` of it once the model
+    has followed it; where a change of one sd of the stream moves them by less than
+    half a spread (``LEVEL_PAIR_BELOW``; phi above about 0.6), where the first pair
+    is blind to it, a second two-sided pair sized for that change watches too, and
+    the four share the false-alarm budget.
     Clipping bounds what one wild reading can add (heavy tails); the innovations'
     residual autocorrelation scales the input (long-run variance); how far the
     level wanders from one block of readings to the next (a cycle far longer than
@@ -110,6 +115,8 @@ CENTRAL_RATIO, TAIL_RATIO = 2.5, 8.0  # ...and how much more often counts as a c
 MAX_PHI = 0.995
 MAX_THETA = 0.97
 SPREAD_PRIOR = 30.0  # shift: readings' worth of unit spread mixed into a settled spread
+LEVEL_PAIR_BELOW = 0.5  # shift: a level CUSUM pair too, where a 1-sd level change is this small
+LN2 = math.log(2.0)
 MAX_LAG = 0.9  # shift: what the model left of lag-1 correlation, at most (a 19x variance)
 LEARN_EVERY = 5  # memory of the slow learning after warm-up, in warm-ups
 WANDER_BLOCKS = 2  # shift: blocks per warm-up, to learn how far the level wanders
@@ -227,7 +234,7 @@ class LearnedStream:
     def _cusum_count(self) -> int:
         kind = self._kind
         if kind == "shift":
-            return 2  # up, down (one of them idle where direction says so)
+            return 4  # up, down, and the level pair (idle where direction says so)
         return {"noise": 2, "rate": 1}.get(kind, 0)
 
     def _new_fit(self) -> None:
@@ -372,12 +379,9 @@ class LearnedStream:
                 _moments(long, x)
                 if long[0] % self._warmup == 0 and long[0] // self._warmup in REFIT_MODEL_AFTER:
                     b[30] = 1.0  # a refit is due, once no CUSUM is a third of the way up
-                if b[30]:
-                    up, down = self._cusums
-                    h = self._h / 3.0
-                    if up.stat < h / (b[24] or 1.0) and down.stat < h / (b[25] or 1.0):
-                        b[30] = 0.0
-                        self._refit_model(b, long)
+                if b[30] and self._shift_under(b, 1.0 / 3.0):
+                    b[30] = 0.0
+                    self._refit_model(b, long)
             return self._shift(u, x, t, b)
         if kind == "noise":
             return self._noise(u, x, t, b)
@@ -410,16 +414,28 @@ class LearnedStream:
         z_up, z_down = zs - margin, -zs - margin
         z_up = STEP_CLIP if z_up > STEP_CLIP else -STEP_CLIP if z_up < -STEP_CLIP else z_up
         z_down = STEP_CLIP if z_down > STEP_CLIP else -STEP_CLIP if z_down < -STEP_CLIP else z_down
-        h, n = self._h, self.n
-        up, down = self._cusums
+        n = self.n
+        up, down, level_up, level_down = self._cusums
+        d = b[46]  # the level pair's size (0: idle), see _tilts
+        h = self._h + (LN2 if d else 0.0)  # four CUSUMs share the false alarms, not two
         s_up = up.add(z_up - 0.5, x, n) if b[24] else 0.0
         s_down = down.add(z_down - 0.5, x, n) if b[25] else 0.0
         h_up, h_down = h / (b[24] or 1.0), h / (b[25] or 1.0)
-        if s_up > h_up or s_down > h_down:
-            if s_up - h_up >= s_down - h_down:
+        over = max(s_up - h_up, s_down - h_down)
+        if d:
+            s_lup = level_up.add(d * (z_up - d / 2), x, n) if b[47] else 0.0
+            s_ldown = level_down.add(d * (z_down - d / 2), x, n) if b[48] else 0.0
+            h_lup, h_ldown = h / (b[47] or 1.0), h / (b[48] or 1.0)
+            over = max(over, s_lup - h_lup, s_ldown - h_ldown)
+        if over > 0:
+            if s_up - h_up == over:
                 alarm = self._alarm(up, t, h_up, 1.0, refit=False)
-            else:
+            elif s_down - h_down == over:
                 alarm = self._alarm(down, t, h_down, 1.0, refit=False)
+            elif s_lup - h_lup == over:
+                alarm = self._alarm(level_up, t, h_lup, d, refit=False)
+            else:
+                alarm = self._alarm(level_down, t, h_ldown, d, refit=False)
             # Re-centre on the new level from a few readings, cautiously (the centre's
             # standard error widens the reference), so a change that follows soon
             # after is caught too.
@@ -431,7 +447,7 @@ class LearnedStream:
                 self._long = _new_moments()
                 b[30] = 0.0
             return alarm
-        quiet = s_up < h_up / 3 and s_down < h_down / 3
+        quiet = self._shift_under(b, 1.0 / 3.0)
         # Keep learning, as means until the memory is full: the input's spread and skew
         # always (an excursion's own values are part of how this stream swings), over
         # LEARN_EVERY warm-ups; its centre only while quiet (a drift under way is not
@@ -450,7 +466,7 @@ class LearnedStream:
         if quiet:
             b[54] += 1
             b[5] += dev / min(b[54], self._warmup)
-        if s_up < h_up * WANDER_QUIET and s_down < h_down * WANDER_QUIET:
+        if self._shift_under(b, WANDER_QUIET):
             b[40] += zc
             b[41] += 1
             if b[41] >= self._warmup // WANDER_BLOCKS:
@@ -459,6 +475,18 @@ class LearnedStream:
             b[40] = b[41] = 0.0
             b[42] = math.nan
         return None
+
+    def _shift_under(self, b: list[float], share: float) -> bool:
+        """Whether every watched CUSUM of the shift kind is under ``share`` of its
+        threshold (the level pair's included while it is watched)."""
+        d = b[46]
+        h = (self._h + (LN2 if d else 0.0)) * share
+        up, down, level_up, level_down = self._cusums
+        if up.stat >= h / (b[24] or 1.0) or down.stat >= h / (b[25] or 1.0):
+            return False
+        if not d:
+            return True
+        return level_up.stat < h / (b[47] or 1.0) and level_down.stat < h / (b[48] or 1.0)
 
     def _block(self, b: list[float]) -> None:
         """A block of readings ends: learn how far the level wanders between
@@ -588,6 +616,26 @@ class LearnedStream:
         up, down = self._params.direction != "down", self._params.direction != "up"
         b[24] = _tilt(1.0, skew) if up else 0.0  # 0: that side is not watched
         b[25] = _tilt(1.0, -skew) if down else 0.0
+        if self._kind == "shift":
+            d = self._level_size(b)
+            b[46] = d if d < LEVEL_PAIR_BELOW else 0.0
+            b[47] = _tilt(d, skew) if up and b[46] else 0.0
+            b[48] = _tilt(d, -skew) if down and b[46] else 0.0
+
+    @staticmethod
+    def _level_size(b: list[float]) -> float:
+        """A change of the level by one of the stream's sd, in the shift input's units,
+        once the model has absorbed it.
+
+        The model predicts each reading from the last one, so after a level change
+        of ``delta`` the innovations settle at ``delta (1 - phi) / (1 + theta)``: on
+        an AR(1) with phi 0.9, a change of two sd moves them by half of their own
+        spread, which a CUSUM sized for one spread never adds up (its step has a
+        negative mean).  Divided by the input's scales (provisional, robust and
+        long-run spreads) it is the size the level pair is designed for; 1 on
+        independent noise."""
+        scale = b[2] * b[4] * b[6] * (1.0 + b[17])
+        return b[3] * (1.0 - b[1]) / scale if scale > 0 else 1.0
 
     def _noise(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         a = abs(u - self._u)
@@ -898,6 +946,8 @@ class LearnedStream:
             s._base += [0.0] * 8
             s._base += [float(warmup), float(warmup // 2), 0.0]
         s._cusums = [Cusum.load(c) for c in snap["cusums"]]
+        if kind == "shift" and len(s._cusums) == 2:  # written before the level pair: it
+            s._cusums += [Cusum(), Cusum()]  # starts idle, and is sized at the next refresh
         s._times = _TimeIndex.load(snap["times"])
         long = snap["long"]
         s._long = None if long is None else [_unf(v) if isinstance(v, str) else v for v in long]
