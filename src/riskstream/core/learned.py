@@ -221,7 +221,10 @@ class LearnedStream:
         self._times = _TimeIndex()
         self.n = 0
         self._cusums: list[Cusum] = [Cusum() for _ in range(self._cusum_count())]
-        self._h = math.log(params.false_alarm_every * max(len(self._cusums), 1))
+        # Bonferroni over the CUSUMs that watch: the shift kind's level pair, when it
+        # watches, adds ln 2 (see _shift)
+        watching = 2 if kind == "shift" else max(len(self._cusums), 1)
+        self._h = math.log(params.false_alarm_every * watching)
         self._run = [math.nan, 0, 0]  # frozen: the value repeated, its run, the run before
         self.armed = True  # outlier: re-armed by a reading back inside the tail
         # shift: the model's moments over a longer stretch, to refit it after
@@ -417,25 +420,29 @@ class LearnedStream:
         n = self.n
         up, down, level_up, level_down = self._cusums
         d = b[46]  # the level pair's size (0: idle), see _tilts
-        h = self._h + (LN2 if d else 0.0)  # four CUSUMs share the false alarms, not two
+        h = self._h + LN2 if d else self._h  # four CUSUMs share the false alarms, not two
         s_up = up.add(z_up - 0.5, x, n) if b[24] else 0.0
         s_down = down.add(z_down - 0.5, x, n) if b[25] else 0.0
         h_up, h_down = h / (b[24] or 1.0), h / (b[25] or 1.0)
-        over = max(s_up - h_up, s_down - h_down)
+        alarmed = s_up > h_up or s_down > h_down
+        quiet = s_up < h_up / 3 and s_down < h_down / 3
+        calm = s_up < h_up * WANDER_QUIET and s_down < h_down * WANDER_QUIET
         if d:
             s_lup = level_up.add(d * (z_up - d / 2), x, n) if b[47] else 0.0
             s_ldown = level_down.add(d * (z_down - d / 2), x, n) if b[48] else 0.0
             h_lup, h_ldown = h / (b[47] or 1.0), h / (b[48] or 1.0)
-            over = max(over, s_lup - h_lup, s_ldown - h_ldown)
-        if over > 0:
-            if s_up - h_up == over:
-                alarm = self._alarm(up, t, h_up, 1.0, refit=False)
-            elif s_down - h_down == over:
-                alarm = self._alarm(down, t, h_down, 1.0, refit=False)
-            elif s_lup - h_lup == over:
-                alarm = self._alarm(level_up, t, h_lup, d, refit=False)
-            else:
-                alarm = self._alarm(level_down, t, h_ldown, d, refit=False)
+            alarmed = alarmed or s_lup > h_lup or s_ldown > h_ldown
+            quiet = quiet and s_lup < h_lup / 3 and s_ldown < h_ldown / 3
+            calm = calm and s_lup < h_lup * WANDER_QUIET and s_ldown < h_ldown * WANDER_QUIET
+        if alarmed:
+            over = [(s_up - h_up, up, h_up, 1.0), (s_down - h_down, down, h_down, 1.0)]
+            if d:
+                over += [
+                    (s_lup - h_lup, level_up, h_lup, d),
+                    (s_ldown - h_ldown, level_down, h_ldown, d),
+                ]
+            _, fired, h_fired, size = max(over, key=lambda o: o[0])  # the first, on a tie
+            alarm = self._alarm(fired, t, h_fired, size, refit=False)
             # Re-centre on the new level from a few readings, cautiously (the centre's
             # standard error widens the reference), so a change that follows soon
             # after is caught too.
@@ -447,7 +454,6 @@ class LearnedStream:
                 self._long = _new_moments()
                 b[30] = 0.0
             return alarm
-        quiet = self._shift_under(b, 1.0 / 3.0)
         # Keep learning, as means until the memory is full: the input's spread and skew
         # always (an excursion's own values are part of how this stream swings), over
         # LEARN_EVERY warm-ups; its centre only while quiet (a drift under way is not
@@ -466,7 +472,7 @@ class LearnedStream:
         if quiet:
             b[54] += 1
             b[5] += dev / min(b[54], self._warmup)
-        if self._shift_under(b, WANDER_QUIET):
+        if calm:
             b[40] += zc
             b[41] += 1
             if b[41] >= self._warmup // WANDER_BLOCKS:
@@ -617,25 +623,20 @@ class LearnedStream:
         b[24] = _tilt(1.0, skew) if up else 0.0  # 0: that side is not watched
         b[25] = _tilt(1.0, -skew) if down else 0.0
         if self._kind == "shift":
-            d = self._level_size(b)
-            b[46] = d if d < LEVEL_PAIR_BELOW else 0.0
+            # The level pair's size: a change of the level by one sd of the stream, in
+            # the input's units, once the model has followed it.  The model predicts
+            # each reading from the last, so after a change of delta its innovations
+            # settle at delta (1 - phi) / (1 + theta): on an AR(1) with phi 0.9, half of
+            # their spread for a change of two sd, which the first pair (sized for one
+            # spread) never adds up.  Whether the pair watches is the model's to say
+            # (``kept``: 1 on independent noise), not the input's learned spreads, which
+            # an excursion under way inflates.
+            kept = b[3] * (1.0 - b[1]) / (b[2] * (1.0 + b[17])) if b[2] > 0 else 1.0
+            scale = b[4] * b[6]
+            d = kept / scale if scale > 0 else kept
+            b[46] = d if kept < LEVEL_PAIR_BELOW else 0.0
             b[47] = _tilt(d, skew) if up and b[46] else 0.0
             b[48] = _tilt(d, -skew) if down and b[46] else 0.0
-
-    @staticmethod
-    def _level_size(b: list[float]) -> float:
-        """A change of the level by one of the stream's sd, in the shift input's units,
-        once the model has absorbed it.
-
-        The model predicts each reading from the last one, so after a level change
-        of ``delta`` the innovations settle at ``delta (1 - phi) / (1 + theta)``: on
-        an AR(1) with phi 0.9, a change of two sd moves them by half of their own
-        spread, which a CUSUM sized for one spread never adds up (its step has a
-        negative mean).  Divided by the input's scales (provisional, robust and
-        long-run spreads) it is the size the level pair is designed for; 1 on
-        independent noise."""
-        scale = b[2] * b[4] * b[6] * (1.0 + b[17])
-        return b[3] * (1.0 - b[1]) / scale if scale > 0 else 1.0
 
     def _noise(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
         a = abs(u - self._u)
