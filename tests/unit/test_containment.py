@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_containment
 from riskstream.config import load_config
 from riskstream.core.incident_records import resolve
+from riskstream.core.routing import change_id
 from riskstream.core.timeutil import format_time
 from riskstream.errors import ConfigError, ContainmentError, NotPermittedError
 from riskstream.services.containment import ContainmentService
@@ -226,6 +229,43 @@ def test_a_flag_change_with_a_ttl_lapses_back_to_what_it_was(tmp_path: Path) -> 
     assert flag.reason.startswith("lapsed after its ttl")
     assert service.lapse_flags() == []  # once
     assert _flags(service).verify_audit().ok
+
+
+def test_a_flag_that_cannot_lapse_does_not_hold_back_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One flag's lapse that raises (here: the stored flag it goes back to is one
+    RoutingFlag.from_data refuses) stopped every flag after it in that tick, and in
+    every tick after, since it raised again each time.  Now it is logged, naming the
+    model, and counted, and the next flag lapses in the same tick."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n  ranker: {fallback_version: rules-v1}\n"
+        "  scorer: {fallback_version: rules-v1}\nplaybooks:\n"
+        "  - name: brief\n    actions:\n      - {kind: fallback, ttl: 600}\n"
+    )
+    registry, clock = CollectorRegistry(), Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), registry, clock)
+    store = _flags(service)
+    service.on_change_event(_deploy("d-ranker", "ranker", "v3", clock.now - 100))
+    assert service.on_incident(_incident("i-ranker", "ranker")) == ["applied"]
+    # What the change that set ranker's ttl replaced, spoiled before the worker reads it.
+    store._entries = [
+        replace(e, before={**e.before, "updated_at": "not a time"})
+        if e.change_id == change_id("i-ranker", 0) else e
+        for e in store._entries
+    ]  # fmt: skip
+    service.on_change_event(_deploy("d-scorer", "scorer", "v3", clock.now - 100))
+    assert service.on_incident(_incident("i-scorer", "scorer")) == ["applied"]
+    clock.now += 601  # both are due: ranker's is read first
+    assert service.run_due() == ["routing flag of scorer lapsed after its ttl: restored"]
+    scorer, ranker = store.get("scorer"), store.get("ranker")
+    assert (scorer.active_version, scorer.mode, scorer.expires_at) == ("v3", "normal", None)
+    assert (ranker.mode, ranker.expires_at) == ("fallback", clock.now - 1)  # left as it was
+    errors = {"task": "lapse flags"}
+    assert registry.get_sample_value("riskstream_containment_timer_errors_total", errors) == 1
+    assert "timer: lapse flags: model ranker failed" in caplog.text
+    assert "not a time" in caplog.text  # the traceback
 
 
 # --- issue 12: resolved incidents, roles, storms -------------------------------------
