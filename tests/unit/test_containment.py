@@ -301,6 +301,58 @@ def test_an_approval_arriving_after_the_resolve_is_refused(tmp_path: Path) -> No
     assert _flags(service).get("diagnosis-v4") == before
 
 
+def _approved_not_applied(service: ContainmentService, incident_id: str) -> str:
+    """An action a person approved that was not carried out (ranker has no fallback; the
+    broker not taking its change leaves one so too): its id."""
+    service.on_incident(_incident(incident_id, "ranker", type="drift"))
+    (pending,) = service.pending()
+    with pytest.raises(ContainmentError, match="approved, but not applied"):
+        service.decide(pending.action_id, "approved", "ops.sam")
+    return pending.action_id
+
+
+def test_resolving_an_incident_expires_its_approved_but_unapplied_actions(
+    tmp_path: Path,
+) -> None:
+    """It stayed approved for good, its incident over, still to be completed by the
+    next approve; resolving closes it as it does a pending one, saying why."""
+    service, _, clock = _service(tmp_path)
+    action_id = _approved_not_applied(service, "x3")
+    clock.now += 30
+    service.on_incident(_incident("x3", "ranker", type="drift", status="resolved"))
+    closed = service.action(action_id)
+    assert closed is not None
+    assert (closed.status, closed.decided_by, closed.decided_at) == (
+        "expired", "riskstream/containment", clock.now
+    )  # fmt: skip
+    assert closed.note == (
+        "incident x3 resolved before the action approved by ops.sam was carried out to the end"
+    )
+    record = service._incidents.get("x3")
+    said = [(e.kind, e.actor) for e in record.timeline if e.kind in ("approved", "expired")]
+    assert said == [("approved", "ops.sam"), ("expired", "riskstream/containment")]
+    events = [e.after["event"] for e in service.audit() if e.after.get("action_id") == action_id]
+    assert events == ["action.approved", "action.expired"]
+    assert service._metrics.actions.labels("fallback", "expired")._value.get() == 1
+    with pytest.raises(ContainmentError, match="incident x3 is resolved"):
+        service.decide(action_id, "approved", "dr.lee")
+    assert service.action(action_id) == closed
+
+
+def test_completing_an_approved_action_of_a_resolved_incident_expires_it(
+    tmp_path: Path,
+) -> None:
+    """Even when the resolve was recorded without reaching this worker: approving it
+    again is refused, and it expires rather than stay approved."""
+    service, _, _ = _service(tmp_path)
+    action_id = _approved_not_applied(service, "x4")
+    service._incidents.update("x4", lambda r: None if r is None else resolve(r, "ana", 1.0, ""))
+    with pytest.raises(ContainmentError, match=r"x4 is resolved since: .*, so it expired"):
+        service.decide(action_id, "approved", "dr.lee")
+    assert service.action(action_id).status == "expired"
+    assert _flags(service).get("ranker") is None
+
+
 def test_only_an_approver_may_undo_an_approved_decision(tmp_path: Path) -> None:
     service, _, _ = _service(tmp_path)
     service.on_incident(_incident("o1", "diagnosis-v4", type="error-rate"))

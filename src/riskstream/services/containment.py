@@ -369,10 +369,11 @@ class ContainmentService:
         """
         actor = approved.decided_by or by
         if approved.group is None and self._resolved(approved.incident_id):
+            self._expire_actions_of(approved.incident_id)
             raise ContainmentError(
                 f"action {approved.action_id} was approved by {actor} but not carried out "
                 f"to the end, and its incident {approved.incident_id} is resolved since: "
-                "nothing more is carried out for an incident that is over"
+                "nothing more is carried out for an incident that is over, so it expired"
             )
         self._refuse_unreadable(approved)
         log.info(
@@ -965,18 +966,21 @@ class ContainmentService:
             ),
         )
 
-    def _decided(self, decided: PendingAction) -> None:
-        """The decision on the incident's timeline and in the audit trail."""
+    def _decided(self, decided: PendingAction, after: str = "pending") -> None:
+        """The decision on the incident's timeline and in the audit trail.  ``after``: the
+        status it moved from; an approved action's closing is recorded beside its approval
+        (each under a key of its own, so neither hides the other)."""
         at = decided.decided_at or self._clock()
         by = decided.decided_by or "unknown"
         what = f"{decided.kind} {decided.status}"
         detail = f"{what}{': ' + decided.note if decided.note else ''}"
+        step = "decision" if after == "pending" else f"{after}:{decided.status}"
         self._record(
             decided.incident_id,
             lambda r: (
                 None
                 if r is None
-                else with_entry(r, at, decided.status, by, detail, f"decision:{decided.action_id}")
+                else with_entry(r, at, decided.status, by, detail, f"{step}:{decided.action_id}")
             ),
         )
         event: dict[str, object] = {
@@ -984,7 +988,7 @@ class ContainmentService:
             "incident_id": decided.incident_id, "action": decided.kind,
             "note": decided.note,
         }  # fmt: skip
-        self._flags.record_event(f"{decided.action_id}:decision", decided.model_id, by, at, event)
+        self._flags.record_event(f"{decided.action_id}:{step}", decided.model_id, by, at, event)
 
     def _start(self, index: int, action: Action, incident: Mapping[str, Any]) -> str:
         incident_id = str(incident["incident_id"])
@@ -1088,22 +1092,33 @@ class ContainmentService:
         return record is not None and record.status == "resolved"
 
     def _expire_actions_of(self, incident_id: str) -> None:
-        """A resolved incident's pending actions expire: approving one later must not
-        change a model for an incident that is over.  (A grouped action stays: it skips
-        resolved members when carried out.)"""
+        """A resolved incident's actions still to be done expire: the pending ones, and
+        those approved but not carried out to the end (not ``applied``: the broker did
+        not take the change, carrying it out failed, or the process stopped midway).
+        Approving or completing one later must not change a model for an incident that
+        is over.  (A grouped action stays: it skips resolved members when carried out.)"""
         now = self._clock()
-        for pending in self._approvals.list("pending", incident_id=incident_id):
-            if pending.group is not None:
+        for held in self._approvals.list(incident_id=incident_id):
+            if held.group is not None or held.status not in ("pending", "approved"):
                 continue
+            why = f"incident {incident_id} resolved"
             try:
-                decided = self._approvals.decide(
-                    pending.action_id, "expired", CONTAINMENT_ACTOR, now,
-                    f"incident {incident_id} resolved",
-                )  # fmt: skip
-            except ContainmentError:  # decided meanwhile
+                if held.status == "pending":
+                    closed = self._approvals.decide(
+                        held.action_id, "expired", CONTAINMENT_ACTOR, now, why
+                    )
+                else:
+                    why += (
+                        f" before the action approved by {held.decided_by} was carried out "
+                        "to the end"
+                    )
+                    closed = self._approvals.expire_approved(
+                        held.action_id, CONTAINMENT_ACTOR, now, why
+                    )
+            except ContainmentError:  # decided or applied meanwhile
                 continue
-            self._metrics.actions.labels(pending.kind, "expired").inc()
-            self._decided(decided)
+            self._metrics.actions.labels(held.kind, "expired").inc()
+            self._decided(closed, after=held.status)
         self._refresh_pending_gauge()
 
     def _refuse_unapproved(
