@@ -309,8 +309,9 @@ class ContainmentMetrics:
         )
         self.timer_errors = Counter(
             "riskstream_containment_timer_errors_total",
-            "Timed tasks (expire approvals, lapse flags, progressive steps) that raised "
-            "something other than a Redis failure; each is tried again at the next tick.",
+            "Timed tasks (expire approvals, lapse flags, progressive steps), or one flag or "
+            "action of one, that raised something other than a Redis failure; the rest of "
+            "the tick goes on.",
             ["task"],
             registry=registry,
         )

@@ -310,6 +310,16 @@ class ApprovalStore(Protocol):
         """Record that an approved action was carried out."""
         ...
 
+    def expire_approved(self, action_id: str, by: str, at: float, note: str = "") -> PendingAction:
+        """Move an approved action not yet applied to expired, atomically: its incident
+        was resolved before it was carried out to the end (see
+        :func:`riskstream.core.flag_checks.expired_unapplied`).
+
+        Raises :class:`riskstream.errors.ContainmentError` when it is unknown or not
+        approved (applied or expired meanwhile).
+        """
+        ...
+
     def close(self) -> None: ...
 
 

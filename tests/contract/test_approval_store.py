@@ -147,6 +147,33 @@ def test_mark_applied_moves_approved_to_applied_only(approval_store: Store) -> N
         approval_store.decide("ok", "rejected", "dr.kim", T0 + 2)
 
 
+def test_expire_approved_moves_approved_to_expired_only(approval_store: Store) -> None:
+    """An action approved but not carried out when its incident is resolved is closed
+    as expired, saying by whom, when and why; nothing in any other state moves so."""
+    for action_id in ("ok", "still-pending", "no", "done"):
+        approval_store.add(_pending(action_id))
+    approved = approval_store.decide("ok", "approved", "dr.lee", T0 + 1)
+    approval_store.decide("no", "rejected", "dr.lee", T0 + 1)
+    approval_store.decide("done", "approved", "dr.lee", T0 + 1)
+    approval_store.mark_applied("done")
+
+    why = "incident incident-1 resolved"
+    expired = approval_store.expire_approved("ok", REQUESTER, T0 + 2, why)
+    assert expired == approved.decided("expired", REQUESTER, T0 + 2, why)
+    assert approval_store.get("ok") == expired
+    assert [a.action_id for a in approval_store.list("expired")] == ["ok"]
+    assert approval_store.list("approved") == []
+
+    states = [("still-pending", "pending"), ("no", "rejected"), ("done", "applied"),
+              ("ok", "expired"), ("never-added", None)]  # fmt: skip
+    for action_id, status in states:
+        before = approval_store.get(action_id)
+        refused = f"{action_id} is {status}, not approved" if status else "no such action"
+        with pytest.raises(ContainmentError, match=refused):
+            approval_store.expire_approved(action_id, REQUESTER, T0 + 3, why)
+        assert approval_store.get(action_id) == before
+
+
 def test_racing_deciders_cannot_both_win(approval_store: Store) -> None:
     approval_store.add(_pending())
     barrier = threading.Barrier(8)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_containment
 from riskstream.config import load_config
 from riskstream.core.incident_records import resolve
+from riskstream.core.routing import change_id
 from riskstream.core.timeutil import format_time
 from riskstream.errors import ConfigError, ContainmentError, NotPermittedError
 from riskstream.services.containment import ContainmentService
@@ -228,6 +231,43 @@ def test_a_flag_change_with_a_ttl_lapses_back_to_what_it_was(tmp_path: Path) -> 
     assert _flags(service).verify_audit().ok
 
 
+def test_a_flag_that_cannot_lapse_does_not_hold_back_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One flag's lapse that raises (here: the stored flag it goes back to is one
+    RoutingFlag.from_data refuses) stopped every flag after it in that tick, and in
+    every tick after, since it raised again each time.  Now it is logged, naming the
+    model, and counted, and the next flag lapses in the same tick."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n  ranker: {fallback_version: rules-v1}\n"
+        "  scorer: {fallback_version: rules-v1}\nplaybooks:\n"
+        "  - name: brief\n    actions:\n      - {kind: fallback, ttl: 600}\n"
+    )
+    registry, clock = CollectorRegistry(), Clock()
+    service = embedded_containment(load_config(path), InMemoryBus(), registry, clock)
+    store = _flags(service)
+    service.on_change_event(_deploy("d-ranker", "ranker", "v3", clock.now - 100))
+    assert service.on_incident(_incident("i-ranker", "ranker")) == ["applied"]
+    # What the change that set ranker's ttl replaced, spoiled before the worker reads it.
+    store._entries = [
+        replace(e, before={**e.before, "updated_at": "not a time"})
+        if e.change_id == change_id("i-ranker", 0) else e
+        for e in store._entries
+    ]  # fmt: skip
+    service.on_change_event(_deploy("d-scorer", "scorer", "v3", clock.now - 100))
+    assert service.on_incident(_incident("i-scorer", "scorer")) == ["applied"]
+    clock.now += 601  # both are due: ranker's is read first
+    assert service.run_due() == ["routing flag of scorer lapsed after its ttl: restored"]
+    scorer, ranker = store.get("scorer"), store.get("ranker")
+    assert (scorer.active_version, scorer.mode, scorer.expires_at) == ("v3", "normal", None)
+    assert (ranker.mode, ranker.expires_at) == ("fallback", clock.now - 1)  # left as it was
+    errors = {"task": "lapse flags"}
+    assert registry.get_sample_value("riskstream_containment_timer_errors_total", errors) == 1
+    assert "timer: lapse flags: model ranker failed" in caplog.text
+    assert "not a time" in caplog.text  # the traceback
+
+
 # --- issue 12: resolved incidents, roles, storms -------------------------------------
 
 
@@ -259,6 +299,58 @@ def test_an_approval_arriving_after_the_resolve_is_refused(tmp_path: Path) -> No
         service.decide(pending.action_id, "approved", "dr.okafor")
     assert service._approvals.get(pending.action_id).status == "expired"
     assert _flags(service).get("diagnosis-v4") == before
+
+
+def _approved_not_applied(service: ContainmentService, incident_id: str) -> str:
+    """An action a person approved that was not carried out (ranker has no fallback; the
+    broker not taking its change leaves one so too): its id."""
+    service.on_incident(_incident(incident_id, "ranker", type="drift"))
+    (pending,) = service.pending()
+    with pytest.raises(ContainmentError, match="approved, but not applied"):
+        service.decide(pending.action_id, "approved", "ops.sam")
+    return pending.action_id
+
+
+def test_resolving_an_incident_expires_its_approved_but_unapplied_actions(
+    tmp_path: Path,
+) -> None:
+    """It stayed approved for good, its incident over, still to be completed by the
+    next approve; resolving closes it as it does a pending one, saying why."""
+    service, _, clock = _service(tmp_path)
+    action_id = _approved_not_applied(service, "x3")
+    clock.now += 30
+    service.on_incident(_incident("x3", "ranker", type="drift", status="resolved"))
+    closed = service.action(action_id)
+    assert closed is not None
+    assert (closed.status, closed.decided_by, closed.decided_at) == (
+        "expired", "riskstream/containment", clock.now
+    )  # fmt: skip
+    assert closed.note == (
+        "incident x3 resolved before the action approved by ops.sam was carried out to the end"
+    )
+    record = service._incidents.get("x3")
+    said = [(e.kind, e.actor) for e in record.timeline if e.kind in ("approved", "expired")]
+    assert said == [("approved", "ops.sam"), ("expired", "riskstream/containment")]
+    events = [e.after["event"] for e in service.audit() if e.after.get("action_id") == action_id]
+    assert events == ["action.approved", "action.expired"]
+    assert service._metrics.actions.labels("fallback", "expired")._value.get() == 1
+    with pytest.raises(ContainmentError, match="incident x3 is resolved"):
+        service.decide(action_id, "approved", "dr.lee")
+    assert service.action(action_id) == closed
+
+
+def test_completing_an_approved_action_of_a_resolved_incident_expires_it(
+    tmp_path: Path,
+) -> None:
+    """Even when the resolve was recorded without reaching this worker: approving it
+    again is refused, and it expires rather than stay approved."""
+    service, _, _ = _service(tmp_path)
+    action_id = _approved_not_applied(service, "x4")
+    service._incidents.update("x4", lambda r: None if r is None else resolve(r, "ana", 1.0, ""))
+    with pytest.raises(ContainmentError, match=r"x4 is resolved since: .*, so it expired"):
+        service.decide(action_id, "approved", "dr.lee")
+    assert service.action(action_id).status == "expired"
+    assert _flags(service).get("ranker") is None
 
 
 def test_only_an_approver_may_undo_an_approved_decision(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from riskstream.bootstrap import embedded_containment
 from riskstream.config import load_config
 from riskstream.core.incident_records import resolve
 from riskstream.core.playbooks import Action
-from riskstream.core.routing import RoutingFlag, bucket
+from riskstream.core.routing import RoutingFlag, bucket, change_id
 from riskstream.core.targets import Evidence, OpenIncident, Served, choose, judge
 from riskstream.core.timeutil import format_time
 from riskstream.errors import ConfigError
@@ -204,6 +205,42 @@ def test_an_incident_found_at_the_end_of_the_dwell_fails_the_step(tmp_path: Path
     (outcome,) = service.advance_steps()
     assert outcome.startswith("rolled back: new incident inc-late")
     assert _flag(service).active_version == "bot-1.5"
+
+
+def test_a_shift_whose_step_cannot_be_judged_does_not_hold_back_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One shift whose step raises when judged (here: its rollback goes to a stored
+    flag RoutingFlag.from_data refuses) stopped every shift after it in that tick, and
+    in every tick after.  Now it is logged, naming the model, and counted, and the next
+    shift steps on in the same tick."""
+    service, _, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))  # chatbot: 10% on bot-1.4, its flag read first
+    store = service._flags
+    assert isinstance(store, InMemoryFlagStore)
+    # What the shift's first step replaced, spoiled before the worker reads it.
+    store._entries = [
+        replace(e, before={**(e.before or {}), "updated_at": "not a time"})
+        if e.change_id == change_id("inc-1", 0) else e
+        for e in store._entries
+    ]  # fmt: skip
+    for n, version in enumerate(("rank-1", "rank-2")):
+        service.on_change_event(
+            {"event_id": f"r{n}", "time": format_time(T0 - 3600 + n), "kind": "deploy",
+             "subject": "ranker", "version": version, "actor": "ci", "description": "release"}
+        )  # fmt: skip
+    service.on_incident(_incident("inc-2", subject="ranker", stream_key="ranker|g"))
+    service._record_new("inc-late", _sick("inc-late", "bot-1.4"), clock.now)  # fails chatbot's
+    clock.now += 61
+    (said,) = service.run_due()
+    assert said.startswith("progressive shift: applied: step 2/3 (50%) of the shift of ranker")
+    assert service.flags()["ranker"].traffic_fraction == 0.5
+    chatbot = _flag(service)
+    assert (chatbot.active_version, chatbot.traffic_fraction) == ("bot-1.4", 0.1)  # as it was
+    errors = service._metrics.timer_errors.labels("progressive steps")._value.get()
+    assert errors == 1
+    assert "timer: progressive steps: model chatbot, step 1/3" in caplog.text
+    assert "not a time" in caplog.text  # the traceback
 
 
 def test_an_unhealthy_known_good_version_is_passed_over_for_the_fallback(tmp_path: Path) -> None:

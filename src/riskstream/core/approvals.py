@@ -4,7 +4,8 @@ Human oversight (EU AI Act Article 14) means some containment must not happen
 until a named person says so, and that the record shows who decided and when.
 A :class:`PendingAction` is that record; its ``status`` moves once, from
 ``pending`` to ``approved``, ``rejected`` or ``expired`` (and approved ones on to
-``applied``), never back.
+``applied``, or to ``expired`` when their incident is resolved before they are carried
+out to the end), never back.
 
 An incident storm (many incidents of one monitor in a short window, see
 :mod:`riskstream.core.storms`) is held as one *grouped* action: ``group`` names the

@@ -7,25 +7,29 @@ routing and approval types they guard, rather than in one adapter the other impo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 
-from riskstream.core.approvals import STATUSES, Member, PendingAction
+from riskstream.core.approvals import STATUSES, Member, PendingAction, check_decision
 from riskstream.core.routing import FlagChange
 from riskstream.errors import ContainmentError
 
 __all__ = [
+    "applied",
     "check_audit_range",
     "check_change",
     "check_event",
     "check_list",
     "check_new_pending",
+    "decided",
+    "expired_unapplied",
     "index_member",
     "member_from_json",
     "member_to_json",
     "pending_from_json",
     "pending_to_json",
     "refuse_join",
-    "refuse_mark_applied",
     "unknown_action",
     "unknown_cursor",
 ]
@@ -91,11 +95,42 @@ def unknown_action(action_id: str, doing: str) -> ContainmentError:
     )
 
 
-def refuse_mark_applied(pending: PendingAction) -> None:
+def decided(pending: PendingAction, status: str, by: str, at: float, note: str) -> PendingAction:
+    """``pending`` decided, if :func:`~riskstream.core.approvals.check_decision` allows."""
+    check_decision(pending, status, by)
+    return pending.decided(status, by, float(at), note)
+
+
+def applied(pending: PendingAction) -> PendingAction:
+    """``pending``, approved, marked carried out."""
+    _refuse_unless_approved(pending, "marked applied")
+    return replace(pending, status="applied")
+
+
+def expired_unapplied(pending: PendingAction, by: str, at: float, note: str) -> PendingAction:
+    """``pending``, approved but not applied, expired: its incident was resolved before
+    it was carried out to the end, so nothing more is done for it.  ``by``, ``at`` and
+    ``note`` say who closed it, when and why (the approval stays in the audit trail
+    and on the incident's timeline).
+
+    >>> p = PendingAction("a1", "i1", "m", {}, "x", 0.0, None).decided("approved", "dr.lee", 1.0)
+    >>> expired_unapplied(p, "riskstream/containment", 2.0, "incident i1 resolved").status
+    'expired'
+    >>> expired_unapplied(p.decided("rejected", "x", 1.0), "y", 2.0, "")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    riskstream.errors.ContainmentError: action a1 is rejected, not approved: ...
+    """
+    _refuse_unless_approved(pending, "expired unapplied")
+    return pending.decided("expired", by, float(at), note)
+
+
+def _refuse_unless_approved(pending: PendingAction, doing: str) -> None:
+    """Only an approved action moves on: to applied, or to expired unapplied."""
     if pending.status != "approved":
         raise ContainmentError(
             f"action {pending.action_id} is {pending.status}, not approved: only an "
-            "approved action can be marked applied; nothing changed"
+            f"approved action can be {doing}; nothing changed"
         )
 
 

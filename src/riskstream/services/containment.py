@@ -21,12 +21,13 @@ target) is rolled back to the state before the shift, and opens an incident.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -96,6 +97,8 @@ _PICKS_TARGET = ("route-to-version", "fallback")
 # subject made each new one read (and check) all the others: 2,000 on one model took
 # 102 ms of CPU per incident, the rate falling from 16.8 to 6.2 a second.
 NEIGHBOURS_PER_SUBJECT = 32
+# The timer's tasks, as riskstream_containment_timer_errors_total{task} names them.
+_EXPIRE_TASK, _LAPSE_TASK, _STEPS_TASK = "expire approvals", "lapse flags", "progressive steps"
 
 
 def _first(action: Action) -> str:
@@ -366,10 +369,11 @@ class ContainmentService:
         """
         actor = approved.decided_by or by
         if approved.group is None and self._resolved(approved.incident_id):
+            self._expire_actions_of(approved.incident_id)
             raise ContainmentError(
                 f"action {approved.action_id} was approved by {actor} but not carried out "
                 f"to the end, and its incident {approved.incident_id} is resolved since: "
-                "nothing more is carried out for an incident that is over"
+                "nothing more is carried out for an incident that is over, so it expired"
             )
         self._refuse_unreadable(approved)
         log.info(
@@ -401,21 +405,26 @@ class ContainmentService:
             )
 
     def expire_due(self) -> list[PendingAction]:
-        """Expire pending actions past their deadline; apply those whose playbook says so."""
+        """Expire pending actions past their deadline; apply those whose playbook says so.
+
+        Each action on its own: one that raises is logged and counted, and the others
+        expire (:meth:`_on_its_own`)."""
         now = self._clock()
         expired = []
         for pending in self._approvals.due(now):
-            try:
-                decided = self._approvals.decide(
-                    pending.action_id, "expired", TIMEOUT_ACTOR, now, "approval timed out"
-                )
-            except ContainmentError:  # decided meanwhile by a person: theirs stands
-                continue
-            self._metrics.actions.labels(pending.kind, "expired").inc()
-            self._decided(decided)
-            if decided.on_timeout == "apply":
-                self._apply_on_timeout(decided)
-            expired.append(decided)
+            item = f"action {pending.action_id} of model {pending.model_id}"
+            with self._on_its_own(_EXPIRE_TASK, item):
+                try:
+                    decided = self._approvals.decide(
+                        pending.action_id, "expired", TIMEOUT_ACTOR, now, "approval timed out"
+                    )
+                except ContainmentError:  # decided meanwhile by a person: theirs stands
+                    continue
+                self._metrics.actions.labels(pending.kind, "expired").inc()
+                self._decided(decided)
+                if decided.on_timeout == "apply":
+                    self._apply_on_timeout(decided)
+                expired.append(decided)
         self._refresh_pending_gauge()
         return expired
 
@@ -428,33 +437,49 @@ class ContainmentService:
         worker, and a restarted one would crash again at its first tick, leaving new
         incidents uncontained.  So it is logged with its traceback, counted in
         ``riskstream_containment_timer_errors_total{task}`` (which alerts), and tried
-        again at the next tick.  A StateStoreError is not about one task but Redis:
-        it goes to the caller, which retries.
+        again at the next tick.  Within a task each item (an action, a flag) runs on
+        its own the same way (:meth:`_on_its_own`), so one bad flag does not hold back
+        the others.  A StateStoreError is not about one task but Redis: it goes to
+        the caller, which retries.
         """
         tasks: tuple[tuple[str, Callable[[], list[str]]], ...] = (
-            ("expire approvals", lambda: [
+            (_EXPIRE_TASK, lambda: [
                 f"approval for {p.action_id} expired" for p in self.expire_due()
             ]),
-            ("lapse flags", lambda: [
+            (_LAPSE_TASK, lambda: [
                 f"routing flag of {m} lapsed after its ttl: restored" for m in self.lapse_flags()
             ]),
-            ("progressive steps", lambda: [
+            (_STEPS_TASK, lambda: [
                 f"progressive shift: {outcome}" for outcome in self.advance_steps()
             ]),
         )  # fmt: skip
         said: list[str] = []
         for task, run in tasks:
-            try:
+            with self._on_its_own(task):
                 said.extend(run())
-            except StateStoreError:
-                raise
-            except Exception:
-                log.exception(
-                    "timer: %s failed; the other timed tasks and incidents go on, and it "
-                    "is tried again at the next tick", task,
-                )  # fmt: skip
-                self._metrics.timer_errors.labels(task).inc()
         return said
+
+    @contextlib.contextmanager
+    def _on_its_own(self, task: str, item: str = "") -> Iterator[None]:
+        """Run a timed task, or one item of it (a flag, an action), on its own.
+
+        Each task loops over items (due approvals, flags), and one item that raises
+        (a stored record no check foresaw, a bug) would stop every later one of the
+        tick, and of every tick after it, since it raises again each time: one bad
+        flag would keep every other model's flag from lapsing or stepping on.  So the
+        exception is logged with its traceback, naming the task and the item, and
+        counted in ``riskstream_containment_timer_errors_total{task}``; the rest of
+        the tick goes on.  A StateStoreError is about Redis, not the item: it goes to
+        the caller, which retries.
+        """
+        try:
+            yield
+        except StateStoreError:
+            raise
+        except Exception:
+            what = f"{task}: {item}" if item else task
+            log.exception("timer: %s failed; the rest of the tick goes on", what)
+            self._metrics.timer_errors.labels(task).inc()
 
     def _apply_on_timeout(self, expired: PendingAction) -> None:
         """Carry out an expired action whose playbook says ``on_timeout: apply``.
@@ -489,44 +514,49 @@ class ContainmentService:
 
         The flag goes back to what it was before the change that set the expiry,
         unless someone changed it since (then it carries no expiry of ours any more).
+        Each flag on its own: one that raises is logged and counted, and the others
+        lapse (:meth:`_on_its_own`).
         """
         now = self._clock()
         restored = []
         for model_id, flag in self._flags.all().items():
             if flag.expires_at is None or flag.expires_at > now:
                 continue
-            self._catch_up()
-            setting = next(
-                (e for e in reversed(self._by_model.get(model_id, ()))
-                 if e.after.get("revision") == flag.revision),
-                None,
-            )  # fmt: skip
-            before = setting.before if setting is not None else None
-            cid = f"{setting.change_id if setting else f'{model_id}:{flag.revision}'}:lapsed"
-
-            def wanted(
-                cur: RoutingFlag | None, before: Any = before, flag: RoutingFlag = flag
-            ) -> RoutingFlag:
-                assert cur is not None
-                back = (
-                    RoutingFlag.from_data(before)
-                    if before
-                    else cur.evolve(
-                        mode="normal", traffic_fraction=1.0, previous_version=None,
-                        previous_mode=None, rollout=None,
-                    )
-                )  # fmt: skip
-                return back.evolve(
-                    reason=f"lapsed after its ttl: {flag.reason}", actor=CONTAINMENT_ACTOR,
-                    revision=cur.revision + 1, updated_at=now, expires_at=None,
-                    incident_id=flag.incident_id,
-                )  # fmt: skip
-
-            outcome = self._write(cid, model_id, wanted, now)
-            if flag.incident_id:
-                self._note_action(flag.incident_id, CONTAINMENT_ACTOR, "ttl lapsed", outcome, cid)
-            restored.append(model_id)
+            with self._on_its_own(_LAPSE_TASK, f"model {model_id}"):
+                self._lapse(model_id, flag, now)
+                restored.append(model_id)
         return restored
+
+    def _lapse(self, model_id: str, flag: RoutingFlag, now: float) -> None:
+        """Put back what the flag was before the change that set its expiry."""
+        self._catch_up()
+        setting = next(
+            (e for e in reversed(self._by_model.get(model_id, ()))
+             if e.after.get("revision") == flag.revision),
+            None,
+        )  # fmt: skip
+        before = setting.before if setting is not None else None
+        cid = f"{setting.change_id if setting else f'{model_id}:{flag.revision}'}:lapsed"
+
+        def wanted(cur: RoutingFlag | None) -> RoutingFlag:
+            assert cur is not None
+            back = (
+                RoutingFlag.from_data(before)
+                if before
+                else cur.evolve(
+                    mode="normal", traffic_fraction=1.0, previous_version=None,
+                    previous_mode=None, rollout=None,
+                )
+            )  # fmt: skip
+            return back.evolve(
+                reason=f"lapsed after its ttl: {flag.reason}", actor=CONTAINMENT_ACTOR,
+                revision=cur.revision + 1, updated_at=now, expires_at=None,
+                incident_id=flag.incident_id,
+            )  # fmt: skip
+
+        outcome = self._write(cid, model_id, wanted, now)
+        if flag.incident_id:
+            self._note_action(flag.incident_id, CONTAINMENT_ACTOR, "ttl lapsed", outcome, cid)
 
     def advance_steps(self) -> list[str]:
         """Judge the progressive shifts whose step has dwelt its time: the next step if
@@ -535,6 +565,8 @@ class ContainmentService:
         The plan is in the flag, so a worker that restarts finds it; a step it did not
         start itself is watched again for its full dwell from now (resumed, not judged
         at once, so the incidents that arrived while it was down are read first).
+        Each shift on its own: one that raises is logged and counted, and the others
+        go on (:meth:`_on_its_own`).
         """
         now = self._clock()
         outcomes = []
@@ -543,34 +575,41 @@ class ContainmentService:
             r = flag.rollout
             if r is None:
                 continue
-            key = (model_id, r.change, r.step)
-            in_flight.add(key)
-            due = self._watching.get(key, (None, ""))[0]
-            if due is None:
-                self._watching[key] = (now + r.dwell_s, flag.active_version)
-                words = (
-                    f"{r.describe()} of the shift to {flag.active_version} was started before "
-                    f"a restart of the containment worker; watching it again for {r.dwell_s:g} s"
-                )
-                self._flags.record_event(
-                    f"{r.change}:{r.step}:resumed:{uuid.uuid4().hex}", model_id,
-                    CONTAINMENT_ACTOR, now,
-                    {"event": "step.resumed", "incident_id": r.incident_id, "note": words},
-                )  # fmt: skip
-                self._note_action(
-                    r.incident_id, CONTAINMENT_ACTOR, "step resumed", words, f"{key}:{now}"
-                )
-                continue
-            if due > now:
-                continue
-            failure = self._step_failure(model_id, flag)
-            if failure:
-                outcomes.append(self._roll_back(model_id, flag, failure))
-            else:
-                outcomes.append(self._next_step(model_id, flag))
+            in_flight.add((model_id, r.change, r.step))
+            with self._on_its_own(_STEPS_TASK, f"model {model_id}, {r.describe()} of {r.change}"):
+                outcome = self._judge_step(model_id, flag, r, now)
+                if outcome is not None:
+                    outcomes.append(outcome)
         for gone in watched - in_flight:  # reverted, overridden or redeployed meanwhile
             self._watching.pop(gone, None)
         return outcomes
+
+    def _judge_step(self, model_id: str, flag: RoutingFlag, r: Rollout, now: float) -> str | None:
+        """The step in flight on ``flag``: moved on or rolled back when its dwell is over
+        (what came of it); watched again if this process did not start it (None)."""
+        key = (model_id, r.change, r.step)
+        due = self._watching.get(key, (None, ""))[0]
+        if due is None:
+            self._watching[key] = (now + r.dwell_s, flag.active_version)
+            words = (
+                f"{r.describe()} of the shift to {flag.active_version} was started before "
+                f"a restart of the containment worker; watching it again for {r.dwell_s:g} s"
+            )
+            self._flags.record_event(
+                f"{r.change}:{r.step}:resumed:{uuid.uuid4().hex}", model_id,
+                CONTAINMENT_ACTOR, now,
+                {"event": "step.resumed", "incident_id": r.incident_id, "note": words},
+            )  # fmt: skip
+            self._note_action(
+                r.incident_id, CONTAINMENT_ACTOR, "step resumed", words, f"{key}:{now}"
+            )
+            return None
+        if due > now:
+            return None
+        failure = self._step_failure(model_id, flag)
+        if failure:
+            return self._roll_back(model_id, flag, failure)
+        return self._next_step(model_id, flag)
 
     def override(
         self,
@@ -927,18 +966,21 @@ class ContainmentService:
             ),
         )
 
-    def _decided(self, decided: PendingAction) -> None:
-        """The decision on the incident's timeline and in the audit trail."""
+    def _decided(self, decided: PendingAction, after: str = "pending") -> None:
+        """The decision on the incident's timeline and in the audit trail.  ``after``: the
+        status it moved from; an approved action's closing is recorded beside its approval
+        (each under a key of its own, so neither hides the other)."""
         at = decided.decided_at or self._clock()
         by = decided.decided_by or "unknown"
         what = f"{decided.kind} {decided.status}"
         detail = f"{what}{': ' + decided.note if decided.note else ''}"
+        step = "decision" if after == "pending" else f"{after}:{decided.status}"
         self._record(
             decided.incident_id,
             lambda r: (
                 None
                 if r is None
-                else with_entry(r, at, decided.status, by, detail, f"decision:{decided.action_id}")
+                else with_entry(r, at, decided.status, by, detail, f"{step}:{decided.action_id}")
             ),
         )
         event: dict[str, object] = {
@@ -946,7 +988,7 @@ class ContainmentService:
             "incident_id": decided.incident_id, "action": decided.kind,
             "note": decided.note,
         }  # fmt: skip
-        self._flags.record_event(f"{decided.action_id}:decision", decided.model_id, by, at, event)
+        self._flags.record_event(f"{decided.action_id}:{step}", decided.model_id, by, at, event)
 
     def _start(self, index: int, action: Action, incident: Mapping[str, Any]) -> str:
         incident_id = str(incident["incident_id"])
@@ -1050,22 +1092,33 @@ class ContainmentService:
         return record is not None and record.status == "resolved"
 
     def _expire_actions_of(self, incident_id: str) -> None:
-        """A resolved incident's pending actions expire: approving one later must not
-        change a model for an incident that is over.  (A grouped action stays: it skips
-        resolved members when carried out.)"""
+        """A resolved incident's actions still to be done expire: the pending ones, and
+        those approved but not carried out to the end (not ``applied``: the broker did
+        not take the change, carrying it out failed, or the process stopped midway).
+        Approving or completing one later must not change a model for an incident that
+        is over.  (A grouped action stays: it skips resolved members when carried out.)"""
         now = self._clock()
-        for pending in self._approvals.list("pending", incident_id=incident_id):
-            if pending.group is not None:
+        for held in self._approvals.list(incident_id=incident_id):
+            if held.group is not None or held.status not in ("pending", "approved"):
                 continue
+            why = f"incident {incident_id} resolved"
             try:
-                decided = self._approvals.decide(
-                    pending.action_id, "expired", CONTAINMENT_ACTOR, now,
-                    f"incident {incident_id} resolved",
-                )  # fmt: skip
-            except ContainmentError:  # decided meanwhile
+                if held.status == "pending":
+                    closed = self._approvals.decide(
+                        held.action_id, "expired", CONTAINMENT_ACTOR, now, why
+                    )
+                else:
+                    why += (
+                        f" before the action approved by {held.decided_by} was carried out "
+                        "to the end"
+                    )
+                    closed = self._approvals.expire_approved(
+                        held.action_id, CONTAINMENT_ACTOR, now, why
+                    )
+            except ContainmentError:  # decided or applied meanwhile
                 continue
-            self._metrics.actions.labels(pending.kind, "expired").inc()
-            self._decided(decided)
+            self._metrics.actions.labels(held.kind, "expired").inc()
+            self._decided(closed, after=held.status)
         self._refresh_pending_gauge()
 
     def _refuse_unapproved(

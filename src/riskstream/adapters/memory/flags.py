@@ -26,8 +26,8 @@ Semantics every approval store follows: actions are stored as JSON-able data (a
 tuple in ``action`` comes back a list); ``add`` refuses anything not ``pending``;
 ``decide`` applies :func:`~riskstream.core.approvals.check_decision` and moves
 ``pending`` to a decision exactly once, even under races; ``mark_applied`` moves
-``approved`` to ``applied`` and refuses every other state; ``list`` is sorted by
-``requested_at`` (then ``action_id``).
+``approved`` to ``applied``, and ``expire_approved`` ``approved`` to ``expired``, each
+refusing every other state; ``list`` is sorted by ``requested_at`` (then ``action_id``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from riskstream.core import flag_checks as checks
-from riskstream.core.approvals import ActionSummary, Member, PendingAction, check_decision
+from riskstream.core.approvals import ActionSummary, Member, PendingAction
 from riskstream.core.audit import GENESIS, next_entry, verify_with_head
 from riskstream.core.routing import FlagChange, RoutingFlag
 from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
@@ -251,24 +251,30 @@ class InMemoryApprovalStore:
     def decide(
         self, action_id: str, status: str, by: str, at: float, note: str = ""
     ) -> PendingAction:
-        with self._lock:
-            data = self._actions.get(action_id)
-            if data is None:
-                raise checks.unknown_action(action_id, f"decide ({status})")
-            decided = checks.pending_from_json(data)
-            check_decision(decided, status, by)
-            decided = decided.decided(status, by, float(at), note)
-            self._actions[action_id] = checks.pending_to_json(decided)
-        return decided
+        return self._move(
+            action_id, f"decide ({status})",
+            lambda pending: checks.decided(pending, status, by, at, note),
+        )  # fmt: skip
 
     def mark_applied(self, action_id: str) -> None:
+        self._move(action_id, "mark applied", checks.applied)
+
+    def expire_approved(self, action_id: str, by: str, at: float, note: str = "") -> PendingAction:
+        return self._move(
+            action_id, "expire", lambda pending: checks.expired_unapplied(pending, by, at, note)
+        )
+
+    def _move(
+        self, action_id: str, doing: str, change: Callable[[PendingAction], PendingAction]
+    ) -> PendingAction:
+        """Store what ``change`` makes of the action, under the lock (it raises to refuse)."""
         with self._lock:
             data = self._actions.get(action_id)
             if data is None:
-                raise checks.unknown_action(action_id, "mark applied")
-            pending = checks.pending_from_json(data)
-            checks.refuse_mark_applied(pending)
-            self._actions[action_id] = checks.pending_to_json(replace(pending, status="applied"))
+                raise checks.unknown_action(action_id, doing)
+            moved = change(checks.pending_from_json(data))
+            self._actions[action_id] = checks.pending_to_json(moved)
+        return moved
 
     def close(self) -> None:
         return None

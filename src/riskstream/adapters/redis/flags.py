@@ -36,7 +36,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar, cast
 
 import orjson
@@ -46,7 +45,7 @@ from riskstream.adapters.redis.client import RedisClient, client_from_url, trans
 from riskstream.adapters.redis.keys import FLAGS_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import FlagKeys, flag_keys
 from riskstream.core import flag_checks as checks
-from riskstream.core.approvals import STATUSES, ActionSummary, Member, PendingAction, check_decision
+from riskstream.core.approvals import STATUSES, ActionSummary, Member, PendingAction
 from riskstream.core.audit import (
     GENESIS,
     entry_from_data,
@@ -741,18 +740,18 @@ class RedisApprovalStore(RedisNamespaceStore):
     def decide(
         self, action_id: str, status: str, by: str, at: float, note: str = ""
     ) -> PendingAction:
-        def decided(pending: PendingAction) -> PendingAction:
-            check_decision(pending, status, by)
-            return pending.decided(status, by, float(at), note)
-
-        return self._swap(action_id, f"decide ({status})", decided)
+        return self._swap(
+            action_id, f"decide ({status})",
+            lambda pending: checks.decided(pending, status, by, at, note),
+        )  # fmt: skip
 
     def mark_applied(self, action_id: str) -> None:
-        def applied(pending: PendingAction) -> PendingAction:
-            checks.refuse_mark_applied(pending)
-            return replace(pending, status="applied")
+        self._swap(action_id, "mark applied", checks.applied)
 
-        self._swap(action_id, "mark applied", applied)
+    def expire_approved(self, action_id: str, by: str, at: float, note: str = "") -> PendingAction:
+        return self._swap(
+            action_id, "expire", lambda pending: checks.expired_unapplied(pending, by, at, note)
+        )
 
     def _many(self, ids: builtins.list[str]) -> builtins.list[PendingAction]:
         if not ids:
