@@ -411,6 +411,23 @@ def test_a_corrupt_flag_is_reported_with_where_it_is(
 
 
 @pytest.mark.integration
+def test_a_corrupt_flag_is_left_out_of_all_flags_not_raised(
+    store: RedisFlagStore, client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The containment worker reads every flag each second to lapse and step them: one
+    record written by something else must not hold back every other model's."""
+    store.apply(_change(0), at=T0)
+    client.hset(store.keys.flags, "other-model", b"{not json")
+    with caplog.at_level("WARNING"):
+        assert list(store.all()) == [MODEL]
+        assert list(store.all()) == [MODEL]
+    said = [r.getMessage() for r in caplog.records if "left out of lists" in r.getMessage()]
+    assert len(said) == 1 and "'other-model' is not what riskstream writes" in said[0]
+    with pytest.raises(StateStoreError, match="'other-model' is not what riskstream writes"):
+        store.get("other-model")
+
+
+@pytest.mark.integration
 def test_applies_survive_a_flushed_script_cache(store: RedisFlagStore, client: redis.Redis) -> None:
     store.apply(_change(0), at=T0)
     client.script_flush()

@@ -408,12 +408,16 @@ class RedisFlagStore(RedisNamespaceStore):
         return None if raw is None else self._flag(raw, model_id)
 
     def all(self) -> dict[str, RoutingFlag]:
+        """Every flag that can be read.  One that cannot (written by something else) is
+        left out with a warning, as lists leave out unreadable records: the containment
+        worker's timer reads all flags every second, and one bad record raising here
+        held back every other model's ttl lapse and progressive step.  Reading that
+        model's flag (:meth:`get`, or applying a change to it) still says what is
+        wrong with it and how to repair it."""
         with self._translate("read the flags"):
             stored = cast(dict[bytes, bytes], self._client.hgetall(self._keys.flags))
-        return {
-            model_id.decode(): self._flag(raw, model_id.decode())
-            for model_id, raw in stored.items()
-        }
+        found = ((model_id.decode(), raw) for model_id, raw in stored.items())
+        return dict(self._readable(found, lambda raw, name: (name, self._flag(raw, name))))
 
     def apply(self, change: FlagChange, at: float) -> ApplyResult:
         checks.check_change(change)
