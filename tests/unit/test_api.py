@@ -19,7 +19,7 @@ from riskstream.api import TokenTable, build_app, token_digest
 from riskstream.api.context import API
 from riskstream.bootstrap import embedded_operations
 from riskstream.config import load_config
-from riskstream.core.approvals import PendingAction
+from riskstream.core.approvals import Member, PendingAction
 from riskstream.metrics import ApiMetrics
 from riskstream.services.operations import OperatorService
 
@@ -468,6 +468,20 @@ def test_lists_page_with_limit_and_after(tmp_path: Path) -> None:
         env.ops.set_flag("zz-model", "ana", "a second flag", version="v1")
         status, body = await env.call("GET", "/api/v1/flags?limit=1", "val")
         assert status == 200 and body["next"] == body["flags"][0]["model_id"]
+        status, body = await env.call("GET", f"/api/v1/flags?limit=1&after={body['next']}", "val")
+        assert status == 200 and body["next"] is None  # exactly full, and the last
+        group = PendingAction("storm", "s-0", "*", {"kind": "human-review"}, "riskstream", 0.0,
+                              None, group="drift")  # fmt: skip
+        env.ops._containment._approvals.add(group)
+        for n in range(3):
+            env.ops._containment._approvals.join("storm", Member(f"s-{n}", f"m-{n}", 0, 0.0))
+        members = "/api/v1/actions/storm/members?limit=2"
+        status, body = await env.call("GET", members, "val")
+        assert [m["incident_id"] for m in body["members"]] == ["s-0", "s-1"]
+        assert body["next"] == "s-1"
+        status, body = await env.call("GET", f"{members}&after=s-0", "val")
+        assert [m["incident_id"] for m in body["members"]] == ["s-1", "s-2"]
+        assert body["next"] is None  # exactly full, and the last
         status, error = await env.call("GET", "/api/v1/actions?after=nope", "val")
         assert status == 400 and "cursor 'nope'" in error["message"]
         status, _ = await env.call("GET", "/api/v1/actions?limit=0", "val")

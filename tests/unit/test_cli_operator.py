@@ -288,13 +288,83 @@ def test_list_commands_page(ops: OperatorService, capsys: pytest.CaptureFixture[
     assert len(ids) == 6
     _, out, err = run(capsys, "actions", "list", "--status", "all", "--limit", "4")
     assert [line.split()[0] for line in out.splitlines()[1:]] == ids[:4]
-    assert f"(more: --after {ids[3]})" in err
+    assert err == f"(more: riskstream actions list --status all --limit 4 --after {ids[3]})\n"
     _, out, err = run(capsys, "actions", "list", "--status", "all", "--after", ids[3])
     assert [line.split()[0] for line in out.splitlines()[1:]] == ids[4:] and "more" not in err
     _, out, err = run(capsys, "incidents", "list", "--limit", "2")
     first = [line.split()[0] for line in out.splitlines()[1:]]
     _, out, _ = run(capsys, "incidents", "list", "--limit", "2", "--after", first[-1])
     assert len(first) == 2 and not set(first) & {line.split()[0] for line in out.splitlines()[1:]}
+
+
+STORMY = """\
+version: 1
+limits: {storm_incidents: 2, storm_window: 600}
+playbooks:
+  - name: review
+    match: {type: drift}
+    actions:
+      - {kind: human-review}
+"""
+
+
+def test_a_list_follows_next_and_says_the_command_that_continues(
+    ops: OperatorService,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``actions list``, ``actions members`` and ``flags get`` took a full page for one
+    with more after it: a last page that was exactly full said "(more: --after ID)",
+    and the command it led to listed nothing.  They follow the page's ``next`` now, and
+    say the whole command that shows the next page."""
+    import shlex
+
+    for n in range(3):
+        ops._containment.on_incident(incident(f"p-{n}", detected_at=f"2026-12-06T08:0{n}:00Z"))
+    actions = [a.action_id for a in ops.actions()]  # pending: one per incident
+    assert len(actions) == 4
+    code, out, err = run(capsys, "actions", "list", "--limit", "2", "--json")
+    assert [orjson.loads(line)["action_id"] for line in out.splitlines()] == actions[:2]
+    command = f"riskstream actions list --limit 2 --json --after {actions[1]}"
+    assert (code, err) == (0, f"(more: {command})\n")
+    code, out, err = run(capsys, *shlex.split(command)[1:])
+    assert [orjson.loads(line)["action_id"] for line in out.splitlines()] == actions[2:]
+    assert (code, err) == (0, "")  # exactly full, and the last
+    _, out, err = run(capsys, "actions", "list", "--incident", "inc-1", "--limit", "1")
+    assert (len(out.splitlines()), err) == (2, "")  # inc-1 has one pending action
+
+    for model in ("m-a", "m-b", "m-c"):
+        ops.set_flag(model, "ana", "hand-set", version="v1")
+    models = sorted(ops.flags())  # diagnosis-v4 too, which containment set
+    assert len(models) == 4
+    code, out, err = run(capsys, "flags", "get", "--limit", "2", "--namespace", "ward's")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == models[:2]
+    command = f"riskstream flags get --limit 2 --namespace 'ward'\"'\"'s' --after {models[1]}"
+    assert (code, err) == (0, f"(more: {command})\n")
+    code, out, err = run(capsys, *shlex.split(command)[1:])
+    assert [line.split()[0] for line in out.splitlines()[1:]] == models[2:]
+    assert (code, err) == (0, "")
+    _, out, err = run(capsys, "flags", "get")  # all of them, on one page
+    assert (len(out.splitlines()), err) == (5, "")
+
+    path = tmp_path / "stormy.yaml"
+    path.write_text(STORMY)
+    stormy = embedded_operations(load_config(path), InMemoryBus(), clock=Clock())
+    for n in range(6):  # two are contained at once; then a storm: one action holds the rest
+        event = incident(f"s-{n}", subject=f"m-{n}", type="drift", monitor="feature-drift")
+        stormy._containment.on_incident(event)
+    (group,) = stormy.actions()
+    members = [m.incident_id for m in stormy.member_page(group.action_id).items]
+    assert members == ["s-2", "s-3", "s-4", "s-5"]
+    monkeypatch.setattr(cli_containment, "operations", lambda args, publishes=False: stormy)
+    code, out, err = run(capsys, "actions", "members", group.action_id, "--limit", "2")
+    assert [line.split()[0] for line in out.splitlines()[1:]] == members[:2]
+    command = f"riskstream actions members {group.action_id} --limit 2 --after {members[1]}"
+    assert (code, err) == (0, f"(more: {command})\n")
+    code, out, err = run(capsys, *shlex.split(command)[1:])
+    assert [line.split()[0] for line in out.splitlines()[1:]] == members[2:]
+    assert (code, err) == (0, "")
 
 
 def test_list_follows_a_filtered_page_that_is_empty_but_not_the_last(
