@@ -408,6 +408,7 @@ def test_list_follows_a_filtered_page_that_is_empty_but_not_the_last(
     command = f"incidents list --subject ward-7 --limit 2 --after {newer[-SCANNED]}"
     code, out, err = run(capsys, *command.split())
     assert [line.split()[0] for line in out.splitlines()[1:]] == older[:0:-1]
-    assert err == f"(more: --after {older[1]})\n"  # a full page
+    following = f"riskstream incidents list --subject ward-7 --limit 2 --after {older[1]}"
+    assert err == f"(more: {following})\n"  # a full page: the command of the next
     code, out, err = run(capsys, *command.split()[:-1], older[1])
     assert [line.split()[0] for line in out.splitlines()[1:]] == older[:1] and err == ""

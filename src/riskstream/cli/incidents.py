@@ -21,6 +21,7 @@ from riskstream.cli.common import (
     page_args,
     print_json,
     print_json_lines,
+    say_next_page,
     short_time,
     table,
 )
@@ -114,14 +115,13 @@ def _list(args: argparse.Namespace) -> int:
         seen = f"{filtered_window(limit)} incidents"
         seen = f"latest {seen}" if args.after is None else f"{seen} after {args.after}"
         print(f"none of the {seen} match these filters")
-    if page.next is None:
-        return 0
-    if len(records) >= limit:
-        print(f"(more: --after {page.next})", file=sys.stderr)
+    command = ["incidents", "list"]
+    if page.next is None or len(records) >= limit:
+        say_next_page(args, page.next, command, _list_options(args))
     else:  # a filtered page looks through a window of incidents, not the whole list
         print(
             f"(older incidents were not looked through yet; look on with: "
-            f"{next_page_command(args, ['incidents', 'list'], _list_options(args), page.next)})",
+            f"{next_page_command(args, command, _list_options(args), page.next)})",
             file=sys.stderr,
         )
     return 0
