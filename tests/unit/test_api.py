@@ -243,6 +243,45 @@ def test_acknowledge_and_resolve_record_the_token_user(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_a_note_of_only_spaces_is_refused_and_none_at_all_is_fine(tmp_path: Path) -> None:
+    """A note made only of whitespace was taken and stored: the timeline and the audit
+    trail showed a note that says nothing.  It is refused (400, naming the note) on
+    every write that takes one, before anything is written; no note stays optional."""
+
+    async def scenario(env: Env) -> None:
+        (pending,) = env.ops.actions("pending")
+        writes = [
+            ("/api/v1/incidents/inc-1/acknowledge", "ana"),
+            ("/api/v1/incidents/inc-1/resolve", "ana"),
+            (f"/api/v1/actions/{pending.action_id}/approve", "dr.okafor"),
+            (f"/api/v1/actions/{pending.action_id}/reject", "dr.okafor"),
+        ]
+        for path, user in writes:
+            for blank in (" ", "   ", "\n", " \t\n ", "\u3000"):
+                status, error = await env.call("POST", path, user, {"note": blank})
+                assert (status, error["error"]) == (400, "bad_request"), (path, blank)
+                assert error["message"] == (
+                    f"note {blank!r} is only spaces and says nothing: write it out, or "
+                    "leave the note out (it is optional)"
+                )
+        record = env.ops.incident("inc-1")
+        assert (record.acknowledged_by, record.status) == (None, "contained")
+        assert env.ops.action(pending.action_id).status == "pending"
+        assert not [e for e in env.ops.audit() if e.after.get("event", "").startswith("incident")]
+        status, body = await env.call("POST", f"/api/v1/actions/{pending.action_id}/reject",
+                                      "dr.okafor", {"note": " not\tasked for "})  # fmt: skip
+        assert (status, body["note"]) == (200, " not\tasked for ")  # spaces around words
+        for path, body in (
+            ("/api/v1/incidents/inc-1/acknowledge", {"note": ""}),
+            ("/api/v1/incidents/inc-2/acknowledge", {"note": None}),
+            ("/api/v1/incidents/inc-1/resolve", {}),
+        ):
+            status, answer = await env.call("POST", path, "ana", body)
+            assert status == 200, (path, answer)
+
+    run(tmp_path, scenario)
+
+
 def test_approve_reject_and_the_rules_of_the_core(tmp_path: Path) -> None:
     async def scenario(env: Env) -> None:
         (pending,) = env.ops.actions("pending")

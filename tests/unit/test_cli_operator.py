@@ -167,6 +167,8 @@ def test_ack_and_resolve_name_who_and_say_when_someone_was_first(
     )
     code, _, err = run(capsys, "incidents", "ack", "inc-2", "--by", " ")
     assert code == 2 and "say who you are" in err
+    code, _, err = run(capsys, "incidents", "ack", "inc-2", "--by", "ana", "--note", "  ")
+    assert code == 2 and "note '  ' is only spaces and says nothing" in err  # as the API says
     resolved = run(capsys, "incidents", "resolve", "inc-1", "--by", "ana", "--note", "retrained")
     assert resolved[1] == "inc-1: resolved by ana (os user ops1)\n"
     assert ops.incident("inc-1").status == "resolved"

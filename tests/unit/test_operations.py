@@ -256,3 +256,29 @@ def test_every_list_says_its_next_page_and_an_exactly_full_last_page_has_none(
             ops.flag_page(limit=limit)
         with pytest.raises(InputError, match="a page size of at least 1"):
             ops.incident_page(limit=limit)
+
+
+@pytest.mark.parametrize("blank", [" ", "  \n\t ", "\u00a0", "\u3000\n"])
+def test_a_note_made_only_of_spaces_is_refused_before_anything_is_written(
+    tmp_path: Path, blank: str
+) -> None:
+    """It was taken and stored: the timeline and the audit trail held a note that says
+    nothing.  The CLI's --note and the API's note both come here."""
+    ops, _ = _contained(tmp_path)
+    (pending,) = ops.actions("pending")
+    said = f"note {blank!r} is only spaces and says nothing: write it out, or leave the note out"
+    for write in (
+        lambda: ops.acknowledge("inc-1", "ana", blank),
+        lambda: ops.resolve("inc-1", "ana", blank),
+        lambda: ops.decide(pending.action_id, True, "dr.okafor", blank),
+        lambda: ops.decide(pending.action_id, False, "dr.okafor", blank),
+    ):
+        with pytest.raises(InputError) as refused:
+            write()
+        assert str(refused.value).startswith(said)
+    record = ops.incident("inc-1")
+    assert (record.status, record.acknowledged_by, ops.action(pending.action_id).status) == (
+        "contained", None, "pending"
+    )  # fmt: skip
+    assert ops.acknowledge("inc-1", "ana", "").acknowledged_by == "ana"  # no note: fine
+    assert ops.resolve("inc-1", "ana", " retrained\n").status == "resolved"

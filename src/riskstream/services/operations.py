@@ -464,8 +464,9 @@ def _named(by: str) -> str:
 
 
 def _check_note(note: str) -> None:
-    """A note goes on the timeline and into the audit trail: printable, at most 2000
-    (none at all is fine; a blank one holding a control character is not)."""
+    """A note goes on the timeline and into the audit trail: printable, at most 2000.
+    None at all (``""``) is fine, as it is optional; one made only of spaces, tabs or
+    newlines is not: it reads as a note that says nothing."""
     check_text("note", note, NOTE_LONGEST, newlines=True, empty=True)
 
 
@@ -528,18 +529,19 @@ def _pattern(newlines: bool, empty: bool) -> str:
     """What :func:`check_text` takes, as a pattern that reads the same in ECMA-262 (the
     OpenAPI document's) and in Python's ``re.fullmatch`` (never ``match`` or ``search``:
     there ``$`` also matches before a last newline): none of the refused characters
-    and, unless ``empty``, one that is no space (after the spaces, if any, it begins
-    with: each character has one place in the pattern, so a match takes linear time)."""
+    and one that is no space (after the spaces, if any, it begins with: each character
+    has one place in the pattern, so a match takes linear time), or, where ``empty``,
+    nothing at all.  Blank text is never taken: it says nothing."""
     spaces, refused = _SPACE, _TAB_NEWLINE + _CLASS
     if newlines:  # tab and newline are a note's or a reason's spaces, and not refused
         spaces, refused = _SPACE + _TAB_NEWLINE, _CLASS
-    if empty:
-        return f"^[^{refused}]*$"
-    return f"^[{spaces}]*[^{spaces}{refused}][^{refused}]*$"
+    said = f"[{spaces}]*[^{spaces}{refused}][^{refused}]*"
+    return f"^(?:{said})?$" if empty else f"^{said}$"
 
 
 TEXT_PATTERN = _pattern(newlines=True, empty=True)
-"""Text that may span lines, or be empty or blank (a note): none of the refused characters."""
+"""Text that may span lines and says something, or nothing at all (a note): empty, or
+not blank, and none of the refused characters."""
 SAID_PATTERN = _pattern(newlines=True, empty=False)
 """Text that may span lines and says something (a reason): not blank either."""
 LINE_PATTERN = _pattern(newlines=False, empty=False)
@@ -552,7 +554,7 @@ _LINE_BAD = re.compile(f"[{_TAB_NEWLINE}{_CLASS}]")
 def check_text(
     what: str, text: str, longest: int, newlines: bool = False, empty: bool = False
 ) -> None:
-    r"""Refuse empty or blank text (unless ``empty``), NUL and other control characters
+    r"""Refuse blank text, empty text (unless ``empty``), NUL and other control characters
     (newlines and tabs only where ``newlines``), and text longer than ``longest``: they
     would forge or garble what a person later reads in a table, a log or a serving
     layer's config.  What passes is what the pattern the OpenAPI document states
@@ -572,6 +574,11 @@ def check_text(
         raise InputError(
             f"{what} {text!r} holds a control character (U+{ord(bad.group()):04X}); "
             "use printable text"
+        )
+    if empty:
+        raise InputError(
+            f"{what} {text!r} is only spaces and says nothing: write it out, or leave the "
+            f"{what} out (it is optional)"
         )
     raise InputError(f"{what} must not be empty or only spaces ({text!r}); write it out")
 
