@@ -6,6 +6,8 @@ in-memory stores (the Redis path is tests/integration/test_cli_operator.py).
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -320,19 +322,16 @@ def test_a_list_follows_next_and_says_the_command_that_continues(
     with more after it: a last page that was exactly full said "(more: --after ID)",
     and the command it led to listed nothing.  They follow the page's ``next`` now, and
     say the whole command that shows the next page."""
-    import shlex
-
     for n in range(3):
         ops._containment.on_incident(incident(f"p-{n}", detected_at=f"2026-12-06T08:0{n}:00Z"))
     actions = [a.action_id for a in ops.actions()]  # pending: one per incident
     assert len(actions) == 4
-    code, out, err = run(capsys, "actions", "list", "--limit", "2", "--json")
-    assert [orjson.loads(line)["action_id"] for line in out.splitlines()] == actions[:2]
+
+    def ids(out: str) -> list[str]:
+        return [orjson.loads(line)["action_id"] for line in out.splitlines()]
+
     command = f"riskstream actions list --limit 2 --json --after {actions[1]}"
-    assert (code, err) == (0, f"(more: {command})\n")
-    code, out, err = run(capsys, *shlex.split(command)[1:])
-    assert [orjson.loads(line)["action_id"] for line in out.splitlines()] == actions[2:]
-    assert (code, err) == (0, "")  # exactly full, and the last
+    _two_pages(capsys, "actions list --limit 2 --json", command, actions, ids)
     _, out, err = run(capsys, "actions", "list", "--incident", "inc-1", "--limit", "1")
     assert (len(out.splitlines()), err) == (2, "")  # inc-1 has one pending action
 
@@ -340,13 +339,8 @@ def test_a_list_follows_next_and_says_the_command_that_continues(
         ops.set_flag(model, "ana", "hand-set", version="v1")
     models = sorted(ops.flags())  # diagnosis-v4 too, which containment set
     assert len(models) == 4
-    code, out, err = run(capsys, "flags", "get", "--limit", "2", "--namespace", "ward's")
-    assert [line.split()[0] for line in out.splitlines()[1:]] == models[:2]
     command = f"riskstream flags get --limit 2 --namespace 'ward'\"'\"'s' --after {models[1]}"
-    assert (code, err) == (0, f"(more: {command})\n")
-    code, out, err = run(capsys, *shlex.split(command)[1:])
-    assert [line.split()[0] for line in out.splitlines()[1:]] == models[2:]
-    assert (code, err) == (0, "")
+    _two_pages(capsys, "flags get --limit 2 --namespace ward's", command, models)
     _, out, err = run(capsys, "flags", "get")  # all of them, on one page
     assert (len(out.splitlines()), err) == (5, "")
 
@@ -360,13 +354,25 @@ def test_a_list_follows_next_and_says_the_command_that_continues(
     members = [m.incident_id for m in stormy.member_page(group.action_id).items]
     assert members == ["s-2", "s-3", "s-4", "s-5"]
     monkeypatch.setattr(cli_containment, "operations", lambda args, publishes=False: stormy)
-    code, out, err = run(capsys, "actions", "members", group.action_id, "--limit", "2")
-    assert [line.split()[0] for line in out.splitlines()[1:]] == members[:2]
     command = f"riskstream actions members {group.action_id} --limit 2 --after {members[1]}"
-    assert (code, err) == (0, f"(more: {command})\n")
+    _two_pages(capsys, f"actions members {group.action_id} --limit 2", command, members)
+
+
+def _two_pages(
+    capsys: pytest.CaptureFixture[str],
+    argv: str,
+    command: str,
+    ids: list[str],
+    listed: Callable[[str], list[str]] | None = None,
+) -> None:
+    """``argv`` lists ``ids[:2]`` and says that ``command`` shows the next page; that
+    lists the rest, a page exactly full and the last, and says nothing more (``listed``
+    reads the ids from the output; default: its table's first column)."""
+    listed = listed or (lambda out: [line.split()[0] for line in out.splitlines()[1:]])
+    code, out, err = run(capsys, *argv.split(" "))
+    assert (code, listed(out), err) == (0, ids[:2], f"(more: {command})\n")
     code, out, err = run(capsys, *shlex.split(command)[1:])
-    assert [line.split()[0] for line in out.splitlines()[1:]] == members[2:]
-    assert (code, err) == (0, "")
+    assert (code, listed(out), err) == (0, ids[2:], "")
 
 
 def test_list_follows_a_filtered_page_that_is_empty_but_not_the_last(
@@ -375,8 +381,6 @@ def test_list_follows_a_filtered_page_that_is_empty_but_not_the_last(
     """A filtered page looks through SCANNED incidents after its cursor, so it may be
     short, or empty, while older ones match.  The list printed "no incidents match these
     filters" and no hint, as if the list had ended, whenever the page was not full."""
-    import shlex
-
     from riskstream.core.incident_records import record_incident
     from riskstream.services.operations import SCANNED
 
