@@ -84,6 +84,9 @@ def test_roles_filters_errors_and_every_write_named_on_real_kafka_and_redis(
             assert [a["status"] for a in detail["actions"]] == ["pending"]
 
             # acknowledge, approve, override, resolve: each under the caller's name
+            blank = call("POST", f"/incidents/{world.incident_id}/acknowledge", OPERATOR,
+                         {"note": " \n "})  # fmt: skip
+            assert blank.status == 400 and "note ' \\n ' is only spaces" in blank.body["message"]
             acked = _ok(call("POST", f"/incidents/{world.incident_id}/acknowledge", OPERATOR,
                              {"note": "paged the clinical lead"}))  # fmt: skip
             assert acked["acknowledged_by"] == "ana"

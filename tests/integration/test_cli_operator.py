@@ -7,6 +7,7 @@ its own ``python -m riskstream`` process, the way someone at a terminal would.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -86,6 +87,20 @@ def test_incidents_and_flags_from_the_command_line(
         "manual: ward asked for shadow",
     )
     assert "shadow" in cli("flags", "get", "diagnosis")
+
+    # lists follow the page's next: a last page exactly full says nothing more
+    header, held = cli("actions", "list", "--limit", "1").splitlines()  # no "(more: ...)"
+    assert held.split()[1:3] == ["pending", "route-to-version"]
+    cli("flags", "set", "ranker", "--by", "ana", "--reason", "pinned", "--version", "r-1")
+    more = shlex.join(
+        ["riskstream", "flags", "get", "--limit", "1", "--config", str(setup.config_path),
+         "--namespace", namespace, "--after", "diagnosis"]
+    )  # fmt: skip
+    listed = cli("flags", "get", "--limit", "1").splitlines()
+    assert [line.split()[0] for line in listed[1:-1]] == ["diagnosis"]
+    assert listed[-1] == f"(more: {more})"
+    listed = cli(*shlex.split(more)[1:]).splitlines()
+    assert [line.split()[0] for line in listed[1:]] == ["ranker"]  # the last: no "(more: ...)"
 
     draft = cli("report", "med-1", "--kind", "art73")
     assert draft.startswith("# Serious incident report (EU AI Act, Article 73)\n")

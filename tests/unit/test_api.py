@@ -19,7 +19,7 @@ from riskstream.api import TokenTable, build_app, token_digest
 from riskstream.api.context import API
 from riskstream.bootstrap import embedded_operations
 from riskstream.config import load_config
-from riskstream.core.approvals import PendingAction
+from riskstream.core.approvals import Member, PendingAction
 from riskstream.metrics import ApiMetrics
 from riskstream.services.operations import OperatorService
 
@@ -239,6 +239,45 @@ def test_acknowledge_and_resolve_record_the_token_user(tmp_path: Path) -> None:
             "POST", "/api/v1/incidents/inc-1/resolve", "ana", {"note": 3}
         )
         assert status == 400 and "note must be a string" in error["message"]
+
+    run(tmp_path, scenario)
+
+
+def test_a_note_of_only_spaces_is_refused_and_none_at_all_is_fine(tmp_path: Path) -> None:
+    """A note made only of whitespace was taken and stored: the timeline and the audit
+    trail showed a note that says nothing.  It is refused (400, naming the note) on
+    every write that takes one, before anything is written; no note stays optional."""
+
+    async def scenario(env: Env) -> None:
+        (pending,) = env.ops.actions("pending")
+        writes = [
+            ("/api/v1/incidents/inc-1/acknowledge", "ana"),
+            ("/api/v1/incidents/inc-1/resolve", "ana"),
+            (f"/api/v1/actions/{pending.action_id}/approve", "dr.okafor"),
+            (f"/api/v1/actions/{pending.action_id}/reject", "dr.okafor"),
+        ]
+        for path, user in writes:
+            for blank in (" ", "   ", "\n", " \t\n ", "\u3000"):
+                status, error = await env.call("POST", path, user, {"note": blank})
+                assert (status, error["error"]) == (400, "bad_request"), (path, blank)
+                assert error["message"] == (
+                    f"note {blank!r} is only spaces and says nothing: write it out, or "
+                    "leave the note out (it is optional)"
+                )
+        record = env.ops.incident("inc-1")
+        assert (record.acknowledged_by, record.status) == (None, "contained")
+        assert env.ops.action(pending.action_id).status == "pending"
+        assert not [e for e in env.ops.audit() if e.after.get("event", "").startswith("incident")]
+        status, body = await env.call("POST", f"/api/v1/actions/{pending.action_id}/reject",
+                                      "dr.okafor", {"note": " not\tasked for "})  # fmt: skip
+        assert (status, body["note"]) == (200, " not\tasked for ")  # spaces around words
+        for path, body in (
+            ("/api/v1/incidents/inc-1/acknowledge", {"note": ""}),
+            ("/api/v1/incidents/inc-2/acknowledge", {"note": None}),
+            ("/api/v1/incidents/inc-1/resolve", {}),
+        ):
+            status, answer = await env.call("POST", path, "ana", body)
+            assert status == 200, (path, answer)
 
     run(tmp_path, scenario)
 
@@ -468,6 +507,20 @@ def test_lists_page_with_limit_and_after(tmp_path: Path) -> None:
         env.ops.set_flag("zz-model", "ana", "a second flag", version="v1")
         status, body = await env.call("GET", "/api/v1/flags?limit=1", "val")
         assert status == 200 and body["next"] == body["flags"][0]["model_id"]
+        status, body = await env.call("GET", f"/api/v1/flags?limit=1&after={body['next']}", "val")
+        assert status == 200 and body["next"] is None  # exactly full, and the last
+        group = PendingAction("storm", "s-0", "*", {"kind": "human-review"}, "riskstream", 0.0,
+                              None, group="drift")  # fmt: skip
+        env.ops._containment._approvals.add(group)
+        for n in range(3):
+            env.ops._containment._approvals.join("storm", Member(f"s-{n}", f"m-{n}", 0, 0.0))
+        members = "/api/v1/actions/storm/members?limit=2"
+        status, body = await env.call("GET", members, "val")
+        assert [m["incident_id"] for m in body["members"]] == ["s-0", "s-1"]
+        assert body["next"] == "s-1"
+        status, body = await env.call("GET", f"{members}&after=s-0", "val")
+        assert [m["incident_id"] for m in body["members"]] == ["s-1", "s-2"]
+        assert body["next"] is None  # exactly full, and the last
         status, error = await env.call("GET", "/api/v1/actions?after=nope", "val")
         assert status == 400 and "cursor 'nope'" in error["message"]
         status, _ = await env.call("GET", "/api/v1/actions?limit=0", "val")

@@ -6,6 +6,8 @@ in-memory stores (the Redis path is tests/integration/test_cli_operator.py).
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +169,8 @@ def test_ack_and_resolve_name_who_and_say_when_someone_was_first(
     )
     code, _, err = run(capsys, "incidents", "ack", "inc-2", "--by", " ")
     assert code == 2 and "say who you are" in err
+    code, _, err = run(capsys, "incidents", "ack", "inc-2", "--by", "ana", "--note", "  ")
+    assert code == 2 and "note '  ' is only spaces and says nothing" in err  # as the API says
     resolved = run(capsys, "incidents", "resolve", "inc-1", "--by", "ana", "--note", "retrained")
     assert resolved[1] == "inc-1: resolved by ana (os user ops1)\n"
     assert ops.incident("inc-1").status == "resolved"
@@ -288,7 +292,7 @@ def test_list_commands_page(ops: OperatorService, capsys: pytest.CaptureFixture[
     assert len(ids) == 6
     _, out, err = run(capsys, "actions", "list", "--status", "all", "--limit", "4")
     assert [line.split()[0] for line in out.splitlines()[1:]] == ids[:4]
-    assert f"(more: --after {ids[3]})" in err
+    assert err == f"(more: riskstream actions list --status all --limit 4 --after {ids[3]})\n"
     _, out, err = run(capsys, "actions", "list", "--status", "all", "--after", ids[3])
     assert [line.split()[0] for line in out.splitlines()[1:]] == ids[4:] and "more" not in err
     _, out, err = run(capsys, "incidents", "list", "--limit", "2")
@@ -297,14 +301,86 @@ def test_list_commands_page(ops: OperatorService, capsys: pytest.CaptureFixture[
     assert len(first) == 2 and not set(first) & {line.split()[0] for line in out.splitlines()[1:]}
 
 
+STORMY = """\
+version: 1
+limits: {storm_incidents: 2, storm_window: 600}
+playbooks:
+  - name: review
+    match: {type: drift}
+    actions:
+      - {kind: human-review}
+"""
+
+
+def test_a_list_follows_next_and_says_the_command_that_continues(
+    ops: OperatorService,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``actions list``, ``actions members`` and ``flags get`` took a full page for one
+    with more after it: a last page that was exactly full said "(more: --after ID)",
+    and the command it led to listed nothing.  They follow the page's ``next`` now, and
+    say the whole command that shows the next page."""
+    for n in range(3):
+        ops._containment.on_incident(incident(f"p-{n}", detected_at=f"2026-12-06T08:0{n}:00Z"))
+    actions = [a.action_id for a in ops.actions()]  # pending: one per incident
+    assert len(actions) == 4
+
+    def ids(out: str) -> list[str]:
+        return [orjson.loads(line)["action_id"] for line in out.splitlines()]
+
+    command = f"riskstream actions list --limit 2 --json --after {actions[1]}"
+    _two_pages(capsys, "actions list --limit 2 --json", command, actions, ids)
+    _, out, err = run(capsys, "actions", "list", "--incident", "inc-1", "--limit", "1")
+    assert (len(out.splitlines()), err) == (2, "")  # inc-1 has one pending action
+
+    for model in ("m-a", "m-b", "m-c"):
+        ops.set_flag(model, "ana", "hand-set", version="v1")
+    models = sorted(ops.flags())  # diagnosis-v4 too, which containment set
+    assert len(models) == 4
+    command = f"riskstream flags get --limit 2 --namespace 'ward'\"'\"'s' --after {models[1]}"
+    _two_pages(capsys, "flags get --limit 2 --namespace ward's", command, models)
+    _, out, err = run(capsys, "flags", "get")  # all of them, on one page
+    assert (len(out.splitlines()), err) == (5, "")
+
+    path = tmp_path / "stormy.yaml"
+    path.write_text(STORMY)
+    stormy = embedded_operations(load_config(path), InMemoryBus(), clock=Clock())
+    for n in range(6):  # two are contained at once; then a storm: one action holds the rest
+        event = incident(f"s-{n}", subject=f"m-{n}", type="drift", monitor="feature-drift")
+        stormy._containment.on_incident(event)
+    (group,) = stormy.actions()
+    members = [m.incident_id for m in stormy.member_page(group.action_id).items]
+    assert members == ["s-2", "s-3", "s-4", "s-5"]
+    monkeypatch.setattr(cli_containment, "operations", lambda args, publishes=False: stormy)
+    command = f"riskstream actions members {group.action_id} --limit 2 --after {members[1]}"
+    _two_pages(capsys, f"actions members {group.action_id} --limit 2", command, members)
+
+
+def _two_pages(
+    capsys: pytest.CaptureFixture[str],
+    argv: str,
+    command: str,
+    ids: list[str],
+    listed: Callable[[str], list[str]] | None = None,
+) -> None:
+    """``argv`` lists ``ids[:2]`` and says that ``command`` shows the next page; that
+    lists the rest, a page exactly full and the last, and says nothing more (``listed``
+    reads the ids from the output; default: its table's first column)."""
+    listed = listed or (lambda out: [line.split()[0] for line in out.splitlines()[1:]])
+    code, out, err = run(capsys, *argv.split(" "))
+    assert (code, listed(out), err) == (0, ids[:2], f"(more: {command})\n")
+    code, out, err = run(capsys, *shlex.split(command)[1:])
+    assert (code, listed(out), err) == (0, ids[2:], "")
+
+
 def test_list_follows_a_filtered_page_that_is_empty_but_not_the_last(
     ops: OperatorService, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A filtered page looks through SCANNED incidents after its cursor, so it may be
     short, or empty, while older ones match.  The list printed "no incidents match these
     filters" and no hint, as if the list had ended, whenever the page was not full."""
-    import shlex
-
     from riskstream.core.incident_records import record_incident
     from riskstream.services.operations import SCANNED
 
@@ -338,6 +414,7 @@ def test_list_follows_a_filtered_page_that_is_empty_but_not_the_last(
     command = f"incidents list --subject ward-7 --limit 2 --after {newer[-SCANNED]}"
     code, out, err = run(capsys, *command.split())
     assert [line.split()[0] for line in out.splitlines()[1:]] == older[:0:-1]
-    assert err == f"(more: --after {older[1]})\n"  # a full page
+    following = f"riskstream incidents list --subject ward-7 --limit 2 --after {older[1]}"
+    assert err == f"(more: {following})\n"  # a full page: the command of the next
     code, out, err = run(capsys, *command.split()[:-1], older[1])
     assert [line.split()[0] for line in out.splitlines()[1:]] == older[:1] and err == ""

@@ -105,20 +105,21 @@ def test_the_refused_characters_are_this_pythons_control_and_format_characters()
     assert wanted == [], f"Unicode {unicodedata.unidata_version}: add {wanted} to _REFUSED"
 
 
-def test_the_spaces_a_reason_may_not_be_made_of_are_this_pythons() -> None:
-    """Blank is what ``str.strip`` empties: every such character that a reason may hold
-    is in the list (_SPACES, or tab and newline), and the pattern takes no other for one."""
+def test_the_spaces_a_reason_or_a_note_may_not_be_made_of_are_this_pythons() -> None:
+    """Blank is what ``str.strip`` empties: every such character that a reason or a note
+    may hold is in the list (_SPACES, or tab and newline), and the pattern takes no other
+    for one.  (A note may be empty, a reason not; neither may be blank.)"""
     import re
     import sys
 
     from riskstream.services.operations import SAID_PATTERN, TEXT_PATTERN
 
     text, said = re.compile(TEXT_PATTERN), re.compile(SAID_PATTERN)
-    blank = [chr(c) for c in range(sys.maxunicode + 1) if text.fullmatch(chr(c)) and
-             not said.fullmatch(chr(c))]  # fmt: skip
-    spaces = [chr(c) for c in range(sys.maxunicode + 1) if text.fullmatch(chr(c)) and
-              chr(c).isspace()]  # fmt: skip
-    assert blank == spaces, "add the spaces of this Python's str.isspace to _SPACES"
+    held = [chr(c) for c in range(sys.maxunicode + 1) if said.fullmatch(f"x{chr(c)}")]
+    blank = [c for c in held if not said.fullmatch(c)]
+    assert blank == [c for c in held if c.isspace()], "add this Python's spaces to _SPACES"
+    assert [c for c in held if text.fullmatch(c)] == [c for c in held if said.fullmatch(c)]
+    assert text.fullmatch("") and not said.fullmatch("")
 
 
 def test_the_window_a_filtered_incident_page_looks_through_is_the_one_it_uses() -> None:

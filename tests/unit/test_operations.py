@@ -145,7 +145,7 @@ def test_filters_and_unknown_ids(tmp_path: Path) -> None:
     ops._containment.on_incident(_incident("inc-2", severity="warning", subject="other"))
 
     def ids(where: IncidentFilter) -> list[str]:
-        return [r.incident_id for r in ops.incident_page(where).records]
+        return [r.incident_id for r in ops.incident_page(where).items]
 
     assert ids(IncidentFilter(min_severity="critical")) == ["inc-1"]
     assert ids(IncidentFilter(status="open")) == ["inc-2"]
@@ -179,7 +179,7 @@ def test_related_incidents_form_one_group_led_by_the_first(tmp_path: Path) -> No
     )
     worker.on_incident(_incident("later", detected_at="2026-12-06T09:40:00.000Z"))
     worker.on_incident(_incident("elsewhere", subject="other-model"))
-    groups = {r.incident_id: r.group for r in ops.incident_page().records}
+    groups = {r.incident_id: r.group for r in ops.incident_page().items}
     assert groups == {
         "first": "first", "same-model": "first", "upstream": "first",
         "later": "later", "elsewhere": "elsewhere",
@@ -226,3 +226,59 @@ def test_actions_by_incident_and_unknown_or_forbidden_decisions(tmp_path: Path) 
     with pytest.raises(ContainmentError, match="already rejected"):
         ops.decide(pending.action_id, True, "dr.okafor")
     ops.ping()  # the in-memory store always answers
+
+
+def test_every_list_says_its_next_page_and_an_exactly_full_last_page_has_none(
+    tmp_path: Path,
+) -> None:
+    """The API computed ``next`` in its routes and the CLI guessed it from the page's
+    length; the service's pages carry it now, for both."""
+    ops, _ = _contained(tmp_path)
+    ops._containment.on_incident(_incident("inc-2"))
+    for model in ("m-a", "m-b"):
+        ops.set_flag(model, "ana", "hand-set", version="v1")
+    actions = [a.action_id for a in ops.actions()]
+    flags = sorted(ops.flags())
+    assert (len(actions), len(flags)) == (2, 3)
+    first = ops.action_page(limit=1)
+    assert ([a.action_id for a in first.items], first.next) == (actions[:1], actions[0])
+    last = ops.action_page(limit=1, after=first.next)
+    assert ([a.action_id for a in last.items], last.next) == (actions[1:], None)
+    assert ops.action_page(limit=2).next is None  # exactly full, and all of them
+    page = ops.flag_page(limit=2)
+    assert ([f.model_id for f in page.items], page.next) == (flags[:2], flags[1])
+    assert ops.flag_page(limit=1, after=page.next).next is None
+    assert ops.flag_page(limit=3).next is None
+    for limit in (0, -1):
+        with pytest.raises(InputError, match="a page size of at least 1"):
+            ops.action_page(limit=limit)
+        with pytest.raises(InputError, match="a page size of at least 1"):
+            ops.flag_page(limit=limit)
+        with pytest.raises(InputError, match="a page size of at least 1"):
+            ops.incident_page(limit=limit)
+
+
+@pytest.mark.parametrize("blank", [" ", "  \n\t ", "\u00a0", "\u3000\n"])
+def test_a_note_made_only_of_spaces_is_refused_before_anything_is_written(
+    tmp_path: Path, blank: str
+) -> None:
+    """It was taken and stored: the timeline and the audit trail held a note that says
+    nothing.  The CLI's --note and the API's note both come here."""
+    ops, _ = _contained(tmp_path)
+    (pending,) = ops.actions("pending")
+    said = f"note {blank!r} is only spaces and says nothing: write it out, or leave the note out"
+    for write in (
+        lambda: ops.acknowledge("inc-1", "ana", blank),
+        lambda: ops.resolve("inc-1", "ana", blank),
+        lambda: ops.decide(pending.action_id, True, "dr.okafor", blank),
+        lambda: ops.decide(pending.action_id, False, "dr.okafor", blank),
+    ):
+        with pytest.raises(InputError) as refused:
+            write()
+        assert str(refused.value).startswith(said)
+    record = ops.incident("inc-1")
+    assert (record.status, record.acknowledged_by, ops.action(pending.action_id).status) == (
+        "contained", None, "pending"
+    )  # fmt: skip
+    assert ops.acknowledge("inc-1", "ana", "").acknowledged_by == "ana"  # no note: fine
+    assert ops.resolve("inc-1", "ana", " retrained\n").status == "resolved"

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -38,7 +38,6 @@ __all__ = ["CURSOR_PATTERN", "DEFAULT_LIMIT", "ROUTES", "Route", "json_response"
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-T = TypeVar("T")
 DEFAULT_LIMIT = 100  # items per page of every list route, unless `limit` says otherwise
 MAX_LIMIT = 1000
 PUBLISH_FAILED_S = 60.0  # the health check says degraded this long after a failed publish
@@ -222,21 +221,11 @@ async def list_incidents(request: web.Request) -> web.StreamResponse:
         type=q.get("type"), monitor=q.get("monitor"), acknowledged=_bool(q, "acknowledged"),
     )  # fmt: skip
     page = await api.read(api.ops.incident_page, where, _limit(q), _after(q))
-    return json_response({"incidents": [summary(r) for r in page.records], "next": page.next})
+    return json_response({"incidents": [summary(r) for r in page.items], "next": page.next})
 
 
 def _limit(q: Mapping[str, str]) -> int:
     return _int(q, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-
-
-def _page(
-    fetched: Sequence[T], limit: int, cursor: Callable[[T], str]
-) -> tuple[Sequence[T], str | None]:
-    """A page of ``limit`` from ``limit + 1`` fetched, and the ``after`` of the next
-    page (None when there is none)."""
-    if len(fetched) <= limit:
-        return fetched, None
-    return fetched[:limit], cursor(fetched[limit - 1])
 
 
 async def _incident(request: web.Request, record: IncidentRecord) -> web.StreamResponse:
@@ -293,23 +282,22 @@ async def resolve(request: web.Request) -> web.StreamResponse:
 async def list_actions(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
     q = _query(request, ("status", "incident_id", "limit", "after"))
-    status, limit = q.get("status", "pending"), _limit(q)
-    actions = await api.read(
-        api.ops.actions, None if status == "all" else status, q.get("incident_id"),
-        _after(q), limit + 1,
+    status = q.get("status", "pending")
+    page = await api.read(
+        api.ops.action_page, None if status == "all" else status, q.get("incident_id"),
+        _limit(q), _after(q),
     )  # fmt: skip
-    page, following = _page(actions, limit, lambda a: a.action_id)
-    return json_response({"actions": [action_view(a) for a in page], "next": following})
+    return json_response({"actions": [action_view(a) for a in page.items], "next": page.next})
 
 
 async def action_members(request: web.Request) -> web.StreamResponse:
     """The incidents a grouped (incident-storm) action holds, a page at a time."""
     api = request.app[API]
     q = _query(request, ("limit", "after"))
-    limit = _limit(q)
-    members = await api.read(api.ops.members, request.match_info["action_id"], _after(q), limit + 1)
-    page, following = _page(members, limit, lambda m: m.incident_id)
-    return json_response({"members": [m.to_data() for m in page], "next": following})
+    page = await api.read(
+        api.ops.member_page, request.match_info["action_id"], _limit(q), _after(q)
+    )
+    return json_response({"members": [m.to_data() for m in page.items], "next": page.next})
 
 
 async def get_action(request: web.Request) -> web.StreamResponse:
@@ -341,10 +329,8 @@ async def reject(request: web.Request) -> web.StreamResponse:
 async def list_flags(request: web.Request) -> web.StreamResponse:
     api = request.app[API]
     q = _query(request, ("limit", "after"))
-    limit = _limit(q)
-    flags = await api.read(api.ops.flag_page, _after(q), limit + 1)
-    page, following = _page(flags, limit, lambda f: f.model_id)
-    return json_response({"flags": [flag_view(f) for f in page], "next": following})
+    page = await api.read(api.ops.flag_page, _limit(q), _after(q))
+    return json_response({"flags": [flag_view(f) for f in page.items], "next": page.next})
 
 
 async def get_flag(request: web.Request) -> web.StreamResponse:

@@ -11,6 +11,7 @@ import argparse
 import getpass
 import math
 import os
+import shlex
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,10 +28,12 @@ __all__ = [
     "actor",
     "connection_args",
     "fraction",
+    "next_page_command",
     "operations",
     "page_args",
     "print_json",
     "print_json_lines",
+    "say_next_page",
     "short_time",
     "table",
 ]
@@ -98,10 +101,54 @@ def actor(by: str) -> str:
 
 
 def page_args(p: argparse.ArgumentParser, default: int = 50) -> None:
+    """``--limit`` and ``--after`` of a list command (and ``--json``, which every list
+    has, is expected): what :func:`next_page_command` repeats."""
     p.add_argument(
         "--limit", type=int, default=default, help=f"at most this many (default {default})"
     )
     p.add_argument("--after", help="the last ID of the previous page: list the ones after it")
+    p.set_defaults(limit_default=default)
+
+
+def next_page_command(
+    args: argparse.Namespace,
+    command: Sequence[str],
+    options: Iterable[tuple[str, str | None]],
+    after: str,
+) -> str:
+    """The command that shows the page after ``after``: ``riskstream`` ``command`` with
+    the same ``options`` (those not None), ``--limit`` unless the default, ``--config``,
+    ``--namespace`` unless the default and ``--json`` as given (not ``--redis-url``,
+    whose URL may hold a password; it is usually in the environment).
+
+    >>> args = argparse.Namespace(limit=2, limit_default=50, config=None,
+    ...                           namespace="ward's", json=False)
+    >>> print(next_page_command(args, ["flags", "get"], [], "m-2"))
+    riskstream flags get --limit 2 --namespace 'ward'"'"'s' --after m-2
+    """
+    given = [
+        *options,
+        ("--limit", None if args.limit == args.limit_default else str(args.limit)),
+        ("--config", args.config),
+        ("--namespace", None if args.namespace == "default" else args.namespace),
+    ]
+    argv = ["riskstream", *command]
+    for option, value in given:
+        if value is not None:
+            argv += [option, value]
+    return shlex.join([*argv, *(["--json"] if args.json else []), "--after", after])
+
+
+def say_next_page(
+    args: argparse.Namespace,
+    following: str | None,
+    command: Sequence[str],
+    options: Iterable[tuple[str, str | None]] = (),
+) -> None:
+    """Say on stderr the command that shows the next page, when the page's ``next``
+    (``following``) says there is one; nothing on the last page, full or not."""
+    if following is not None:
+        print(f"(more: {next_page_command(args, command, options, following)})", file=sys.stderr)
 
 
 def short_time(epoch: float | None) -> str:

@@ -9,14 +9,14 @@ import argparse
 import sys
 from typing import Any
 
-import orjson
-
 from riskstream.cli.common import (
     actor,
     connection_args,
     fraction,
     operations,
     page_args,
+    print_json_lines,
+    say_next_page,
     short_time,
     table,
 )
@@ -79,42 +79,51 @@ def register(sub: Any) -> None:
 
 def actions_command(args: argparse.Namespace) -> int:
     if args.action_command == "members":
-        members = operations(args).members(args.action_id, args.after, max(args.limit, 1))
-        if args.json:
-            for m in members:
-                sys.stdout.write(orjson.dumps(m.to_data()).decode() + "\n")
-            return 0
-        rows = [[m.incident_id, m.model_id, short_time(m.at), m.labels.get("summary")]
-                for m in members]  # fmt: skip
-        print(table(["INCIDENT", "MODEL", "JOINED", "SUMMARY"], rows) if rows else "no members")
-        _more(members, args.limit, lambda m: m.incident_id)
-        return 0
+        return _members(args)
     if args.action_command == "list":
-        items = operations(args).actions(
-            None if args.status == "all" else args.status, args.incident, args.after,
-            max(args.limit, 1),
-        )  # fmt: skip
-        if args.json:
-            for p in items:
-                sys.stdout.write(orjson.dumps(p.to_data()).decode() + "\n")
-            return 0
-        if not items:
-            print(f"no {args.status} actions")
-            return 0
-        rows = [
-            [p.action_id, p.status, p.action["kind"], p.model_id, p.incident_id,
-             short_time(p.requested_at),
-             "never" if p.expires_at is None else short_time(p.expires_at), p.note]
-            for p in items
-        ]  # fmt: skip
-        headers = ["ID", "STATUS", "ACTION", "MODEL", "INCIDENT", "REQUESTED", "EXPIRES", "NOTE"]
-        print(table(headers, rows))
-        _more(items, args.limit, lambda p: p.action_id)
-        return 0
+        return _list(args)
     decided = operations(args, publishes=True).decide(
         args.action_id, args.action_command == "approve", actor(args.by), args.note
     )
     print(f"{decided.action_id}: {decided.status} by {decided.decided_by}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    page = operations(args).action_page(
+        None if args.status == "all" else args.status, args.incident, max(args.limit, 1),
+        args.after,
+    )  # fmt: skip
+    if args.json:
+        print_json_lines(p.to_data() for p in page.items)
+    elif page.items:
+        rows = [
+            [p.action_id, p.status, p.action["kind"], p.model_id, p.incident_id,
+             short_time(p.requested_at),
+             "never" if p.expires_at is None else short_time(p.expires_at), p.note]
+            for p in page.items
+        ]  # fmt: skip
+        headers = ["ID", "STATUS", "ACTION", "MODEL", "INCIDENT", "REQUESTED", "EXPIRES", "NOTE"]
+        print(table(headers, rows))
+    else:
+        print(f"no {args.status} actions")
+    options = [
+        ("--status", None if args.status == "pending" else args.status),
+        ("--incident", args.incident),
+    ]
+    say_next_page(args, page.next, ["actions", "list"], options)
+    return 0
+
+
+def _members(args: argparse.Namespace) -> int:
+    page = operations(args).member_page(args.action_id, max(args.limit, 1), args.after)
+    if args.json:
+        print_json_lines(m.to_data() for m in page.items)
+    else:
+        rows = [[m.incident_id, m.model_id, short_time(m.at), m.labels.get("summary")]
+                for m in page.items]  # fmt: skip
+        print(table(["INCIDENT", "MODEL", "JOINED", "SUMMARY"], rows) if rows else "no members")
+    say_next_page(args, page.next, ["actions", "members", args.action_id])
     return 0
 
 
@@ -131,9 +140,10 @@ def flags_command(args: argparse.Namespace) -> int:
         )  # fmt: skip
         print(f"{flag.model_id}: set to {_flag_text(flag)}")
         return 0
+    following = None
     if args.model_id is None:
-        page = ops.flag_page(args.after, max(args.limit, 1))
-        found = {f.model_id: f for f in page}
+        page = ops.flag_page(max(args.limit, 1), args.after)
+        found, following = {f.model_id: f for f in page.items}, page.next
     else:
         found = ops.flags()
         found = {args.model_id: found[args.model_id]} if args.model_id in found else {}
@@ -143,8 +153,7 @@ def flags_command(args: argparse.Namespace) -> int:
                 file=sys.stderr if args.json else sys.stdout,
             )
     if args.json:
-        for _, flag in sorted(found.items()):
-            print(orjson.dumps(flag.to_data()).decode())
+        print_json_lines(flag.to_data() for _, flag in sorted(found.items()))
     elif found:
         rows = [
             [m, f.active_version, f.mode, f"{f.traffic_fraction:.0%}", f.revision, f.actor,
@@ -153,17 +162,10 @@ def flags_command(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         headers = ["MODEL", "VERSION", "MODE", "TRAFFIC", "REV", "BY", "UPDATED", "REASON"]
         print(table(headers, rows))
-        if args.model_id is None:
-            _more(list(found.values()), args.limit, lambda f: f.model_id)
     elif args.model_id is None:
         print("no flags yet: every model is served as its default")
+    say_next_page(args, following, ["flags", "get"])
     return 0
-
-
-def _more(items: list[Any], limit: int, cursor: Any) -> None:
-    """Say how to see the next page, when this one is full."""
-    if items and len(items) >= limit:
-        print(f"(more: --after {cursor(items[-1])})", file=sys.stderr)
 
 
 def _flag_text(flag: RoutingFlag) -> str:

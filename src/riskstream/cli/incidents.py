@@ -8,7 +8,6 @@ trail exactly as it would from the console.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from collections.abc import Mapping
@@ -17,9 +16,12 @@ from typing import Any
 from riskstream.cli.common import (
     actor,
     connection_args,
+    next_page_command,
     operations,
+    page_args,
     print_json,
     print_json_lines,
+    say_next_page,
     short_time,
     table,
 )
@@ -50,10 +52,7 @@ def register(sub: Any) -> None:
     listing.add_argument("--subject", help="only this model or sensor")
     listing.add_argument("--type", help="only this incident type (recall-drop, fairness…)")
     listing.add_argument("--monitor", help="only those raised by this monitor")
-    listing.add_argument(
-        "--limit", type=int, default=LIST_LIMIT, help=f"at most this many (default {LIST_LIMIT})"
-    )
-    listing.add_argument("--after", help="the last ID of the previous page: list the ones after it")
+    page_args(listing, LIST_LIMIT)
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     connection_args(listing)
 
@@ -100,7 +99,7 @@ def _list(args: argparse.Namespace) -> int:
     )  # fmt: skip
     limit = max(args.limit, 1)
     page = operations(args).incident_page(where, limit=limit, after=args.after)
-    records = page.records
+    records = page.items
     if args.json:
         print_json_lines(record_data(r) for r in records)
     elif records:
@@ -116,34 +115,24 @@ def _list(args: argparse.Namespace) -> int:
         seen = f"{filtered_window(limit)} incidents"
         seen = f"latest {seen}" if args.after is None else f"{seen} after {args.after}"
         print(f"none of the {seen} match these filters")
-    if page.next is None:
-        return 0
-    if len(records) >= limit:
-        print(f"(more: --after {page.next})", file=sys.stderr)
+    command = ["incidents", "list"]
+    if page.next is None or len(records) >= limit:
+        say_next_page(args, page.next, command, _list_options(args))
     else:  # a filtered page looks through a window of incidents, not the whole list
         print(
             f"(older incidents were not looked through yet; look on with: "
-            f"{_list_command(args, page.next)})",
+            f"{next_page_command(args, command, _list_options(args), page.next)})",
             file=sys.stderr,
         )
     return 0
 
 
-def _list_command(args: argparse.Namespace, after: str) -> str:
-    """The ``incidents list`` that shows the next page: the same options, the new cursor
-    (not --redis-url, whose URL may hold a password; it is usually in the environment)."""
-    argv = ["riskstream", "incidents", "list"]
-    options = [
+def _list_options(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """The filters of ``incidents list`` as given, for the command of its next page."""
+    return [
         ("--status", args.status), ("--severity", args.severity), ("--subject", args.subject),
         ("--type", args.type), ("--monitor", args.monitor),
-        ("--limit", None if args.limit == LIST_LIMIT else str(args.limit)),
-        ("--config", args.config),
-        ("--namespace", None if args.namespace == "default" else args.namespace),
     ]  # fmt: skip
-    for option, value in options:
-        if value is not None:
-            argv += [option, value]
-    return shlex.join([*argv, *(["--json"] if args.json else []), "--after", after])
 
 
 def _outcome(incident_id: str, done: str, by: str | None, asked_by: str) -> str:

@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from riskstream.codec import encode_cloudevent
 from riskstream.core.approvals import STATUSES, Member, PendingAction
@@ -50,8 +50,8 @@ __all__ = [
     "PUBLISH_TIMEOUT_S",
     "SAID_PATTERN",
     "TEXT_PATTERN",
-    "IncidentPage",
     "OperatorService",
+    "Page",
     "check_actor",
     "check_fraction",
     "check_text",
@@ -85,18 +85,21 @@ write again publishes it again under the same id (subscribers de-duplicate)."""
 
 ACTION_STATUSES = STATUSES
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
-class IncidentPage:
-    """A page of the incident list and where the next one starts.
+class Page(Generic[T]):
+    """A page of a list (incidents, actions, a grouped action's members, flags) and
+    where the next one starts.
 
-    ``next`` is the ``after`` of the next page, or ``None`` when the list has ended.  A
-    filtered page can hold fewer than its ``limit``, even none, while ``next`` is set
-    (see SCANNED): a reader follows ``next`` until it is ``None``, never stopping at a
-    short page, or it would take the list for complete.
+    ``next`` is the ``after`` of the next page, or ``None`` when the list has ended: a
+    page that is exactly full may be the last, and a filtered incident page can hold
+    fewer than its ``limit``, even none, while ``next`` is set (see SCANNED).  A reader
+    follows ``next`` until it is ``None`` and never guesses from a page's length.
     """
 
-    records: list[IncidentRecord]
+    items: list[T]
     next: str | None
 
 
@@ -122,23 +125,24 @@ class OperatorService:
 
     def incident_page(
         self, where: IncidentFilter | None = None, limit: int = 100, after: str | None = None
-    ) -> IncidentPage:
+    ) -> Page[IncidentRecord]:
         """The latest incidents that match, most recently detected first, and the cursor
         of the next page; ``after`` (the ``next`` of the previous page) pages on.  A
         filtered page looks through SCANNED incidents after its cursor at most, so it
         may be short while a next page exists (a list, not an archive search)."""
         where = where or IncidentFilter()
+        _check_limit(limit)
         if after is not None and self._incidents.get(after) is None:
             raise InputError(f"cursor {after!r} is no incident's id; start without one")
         if where == IncidentFilter():
-            return _page(self._incidents.recent(limit + 1, after), limit)
+            return _page(self._incidents.recent(limit + 1, after), limit, _incident_id)
         window = filtered_window(limit)
         scanned = self._incidents.recent(window + 1, after)
         matched = [r for r in scanned[:window] if where.matches(r)]
         if len(matched) > limit or len(scanned) <= window:
-            return _page(matched, limit)
+            return _page(matched, limit, _incident_id)
         # the window ran out before the list did: the next page looks on after it
-        return IncidentPage(matched, scanned[window - 1].incident_id)
+        return Page(matched, scanned[window - 1].incident_id)
 
     def incident(self, incident_id: str) -> IncidentRecord:
         record = self._incidents.get(incident_id)
@@ -200,30 +204,36 @@ class OperatorService:
     # -- actions and flags -------------------------------------------------------
 
     def actions(
+        self, status: str | None = "pending", incident_id: str | None = None
+    ) -> list[PendingAction]:
+        """Every action held for approval (``status=None``: all), of one incident if
+        given, oldest first; :meth:`action_page` pages through them."""
+        _check_status(status)
+        return self._containment.actions(status, incident_id)
+
+    def action_page(
         self,
         status: str | None = "pending",
         incident_id: str | None = None,
+        limit: int = 100,
         after: str | None = None,
-        limit: int | None = None,
-    ) -> list[PendingAction]:
-        """Actions held for approval (``status=None``: all), of one incident if given,
-        oldest first; ``after`` (the last action id of the previous page) and ``limit``
-        page through them."""
-        if status is not None and status not in ACTION_STATUSES:
-            raise InputError(
-                f"status {status!r}: use one of {', '.join(ACTION_STATUSES)}, or all (every one)"
-            )
-        if limit is not None and limit < 1:
-            raise InputError(f"limit {limit}: give a page size of at least 1")
+    ) -> Page[PendingAction]:
+        """A page of :meth:`actions` and the cursor of the next page; ``after`` (the
+        ``next`` of the previous page: an action id) pages on."""
+        _check_status(status)
+        _check_limit(limit)
         if after is not None and self._containment.action(after) is None:
             raise InputError(f"cursor {after!r} is no action's id: start without one")
-        return self._containment.actions(status, incident_id, after, limit)
+        fetched = self._containment.actions(status, incident_id, after, limit + 1)
+        return _page(fetched, limit, lambda a: a.action_id)
 
-    def members(
-        self, action_id: str, after: str | None = None, limit: int | None = None
-    ) -> list[Member]:
+    def member_page(
+        self, action_id: str, limit: int = 100, after: str | None = None
+    ) -> Page[Member]:
         """The incidents a grouped (incident-storm) action holds, in the order they
-        joined; ``after`` (an incident id) and ``limit`` page through them."""
+        joined, a page at a time; ``after`` (the ``next`` of the previous page: an
+        incident id) pages on."""
+        _check_limit(limit)
         self.action(action_id)
         members = self._containment.members(action_id)
         if after is not None:
@@ -231,7 +241,7 @@ class OperatorService:
             if place is None:
                 raise InputError(f"cursor {after!r} is not a member of {action_id}")
             members = members[place + 1 :]
-        return members if limit is None else members[:limit]
+        return _page(members[: limit + 1], limit, lambda m: m.incident_id)
 
     def action(self, action_id: str) -> PendingAction:
         pending = self._containment.action(action_id)
@@ -279,12 +289,14 @@ class OperatorService:
     def flags(self) -> dict[str, RoutingFlag]:
         return self._containment.flags()
 
-    def flag_page(self, after: str | None = None, limit: int | None = None) -> list[RoutingFlag]:
-        """Flags by model id; ``after`` (a model id) and ``limit`` page through them.
-        (The flag hash holds one entry per model, so this reads it whole.)"""
+    def flag_page(self, limit: int = 100, after: str | None = None) -> Page[RoutingFlag]:
+        """Flags by model id, a page at a time, and the cursor of the next page;
+        ``after`` (the ``next`` of the previous page, or any model id) pages on.  (The
+        flag hash holds one entry per model, so this reads it whole.)"""
+        _check_limit(limit)
         flags = self.flags()
         ids = sorted(m for m in flags if after is None or m > after)
-        return [flags[m] for m in (ids if limit is None else ids[:limit])]
+        return _page([flags[m] for m in ids[: limit + 1]], limit, lambda f: f.model_id)
 
     def flag(self, model_id: str) -> RoutingFlag:
         flag = self.flags().get(model_id)
@@ -417,11 +429,28 @@ def filtered_window(limit: int) -> int:
     return max(limit, SCANNED)
 
 
-def _page(records: list[IncidentRecord], limit: int) -> IncidentPage:
-    """The first ``limit`` of ``records``, and a next page when there are more."""
-    if len(records) <= limit:
-        return IncidentPage(records, None)
-    return IncidentPage(records[:limit], records[limit - 1].incident_id)
+def _page(fetched: list[T], limit: int, cursor: Callable[[T], str]) -> Page[T]:
+    """The first ``limit`` of ``fetched`` (read ``limit + 1`` to know whether the list
+    goes on), and the cursor of the next page (its last item's) when there are more."""
+    if len(fetched) <= limit:
+        return Page(fetched, None)
+    return Page(fetched[:limit], cursor(fetched[limit - 1]))
+
+
+def _incident_id(record: IncidentRecord) -> str:
+    return record.incident_id
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in ACTION_STATUSES:
+        raise InputError(
+            f"status {status!r}: use one of {', '.join(ACTION_STATUSES)}, or all (every one)"
+        )
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise InputError(f"limit {limit}: give a page size of at least 1")
 
 
 def _named(by: str) -> str:
@@ -435,8 +464,9 @@ def _named(by: str) -> str:
 
 
 def _check_note(note: str) -> None:
-    """A note goes on the timeline and into the audit trail: printable, at most 2000
-    (none at all is fine; a blank one holding a control character is not)."""
+    """A note goes on the timeline and into the audit trail: printable, at most 2000.
+    None at all (``""``) is fine, as it is optional; one made only of spaces, tabs or
+    newlines is not: it reads as a note that says nothing."""
     check_text("note", note, NOTE_LONGEST, newlines=True, empty=True)
 
 
@@ -499,18 +529,19 @@ def _pattern(newlines: bool, empty: bool) -> str:
     """What :func:`check_text` takes, as a pattern that reads the same in ECMA-262 (the
     OpenAPI document's) and in Python's ``re.fullmatch`` (never ``match`` or ``search``:
     there ``$`` also matches before a last newline): none of the refused characters
-    and, unless ``empty``, one that is no space (after the spaces, if any, it begins
-    with: each character has one place in the pattern, so a match takes linear time)."""
+    and one that is no space (after the spaces, if any, it begins with: each character
+    has one place in the pattern, so a match takes linear time), or, where ``empty``,
+    nothing at all.  Blank text is never taken: it says nothing."""
     spaces, refused = _SPACE, _TAB_NEWLINE + _CLASS
     if newlines:  # tab and newline are a note's or a reason's spaces, and not refused
         spaces, refused = _SPACE + _TAB_NEWLINE, _CLASS
-    if empty:
-        return f"^[^{refused}]*$"
-    return f"^[{spaces}]*[^{spaces}{refused}][^{refused}]*$"
+    said = f"[{spaces}]*[^{spaces}{refused}][^{refused}]*"
+    return f"^(?:{said})?$" if empty else f"^{said}$"
 
 
 TEXT_PATTERN = _pattern(newlines=True, empty=True)
-"""Text that may span lines, or be empty or blank (a note): none of the refused characters."""
+"""Text that may span lines and says something, or nothing at all (a note): empty, or
+not blank, and none of the refused characters."""
 SAID_PATTERN = _pattern(newlines=True, empty=False)
 """Text that may span lines and says something (a reason): not blank either."""
 LINE_PATTERN = _pattern(newlines=False, empty=False)
@@ -523,7 +554,7 @@ _LINE_BAD = re.compile(f"[{_TAB_NEWLINE}{_CLASS}]")
 def check_text(
     what: str, text: str, longest: int, newlines: bool = False, empty: bool = False
 ) -> None:
-    r"""Refuse empty or blank text (unless ``empty``), NUL and other control characters
+    r"""Refuse blank text, empty text (unless ``empty``), NUL and other control characters
     (newlines and tabs only where ``newlines``), and text longer than ``longest``: they
     would forge or garble what a person later reads in a table, a log or a serving
     layer's config.  What passes is what the pattern the OpenAPI document states
@@ -543,6 +574,11 @@ def check_text(
         raise InputError(
             f"{what} {text!r} holds a control character (U+{ord(bad.group()):04X}); "
             "use printable text"
+        )
+    if empty:
+        raise InputError(
+            f"{what} {text!r} is only spaces and says nothing: write it out, or leave the "
+            f"{what} out (it is optional)"
         )
     raise InputError(f"{what} must not be empty or only spaces ({text!r}); write it out")
 
