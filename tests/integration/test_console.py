@@ -185,6 +185,7 @@ def test_an_empty_filtered_page_says_how_far_it_looked_and_offers_to_look_furthe
                 expect(rows).to_have_count(len(shown))
                 assert [r.get_attribute("data-id") for r in rows.all()] == shown
             expect(page.get_by_test_id("older")).to_have_count(0)  # the oldest was looked at
+            assert "null" not in page.locator("#main").inner_text()  # no link, nor "null"
             assert problems == []
     finally:
         api.stop()

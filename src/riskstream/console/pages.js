@@ -74,7 +74,7 @@ export async function incidentsPage(main, query) {
     const [none, seen] = query.has("after") ? ["No older", "next"] : ["No", "latest"];
     const text = next === null ? `${none} incidents match.` : `None in the ${seen} `
       + `${num(SCANNED)} incidents looked through; older ones were not looked through yet.`;
-    main.append(h("p", { class: "muted", "data-test": "no-incidents" }, text), further);
+    append(main, [h("p", { class: "muted", "data-test": "no-incidents" }, text), further]);
     return;
   }
   const rows = incidents.map((i) => h("tr", { "data-test": "incident-row", "data-id": i.incident_id },
@@ -82,10 +82,10 @@ export async function incidentsPage(main, query) {
     h("td", {}, h("a", { href: `#/incidents/${encodeURIComponent(i.incident_id)}` }, i.headline)),
     h("td", {}, i.type), h("td", {}, i.subject), h("td", {}, badge(i.status, "status")),
     h("td", {}, i.acknowledged_by || "no"), h("td", { class: "nowrap" }, time(i.detected_at))));
-  main.append(h("table", { class: "list" },
+  append(main, [h("table", { class: "list" },
     h("thead", {}, h("tr", {}, ["Severity", "Incident", "Type", "Subject", "Status",
       "Acknowledged by", "Detected (data time)"].map((t) => h("th", {}, t)))),
-    h("tbody", {}, rows)), further);
+    h("tbody", {}, rows)), further]);
 }
 
 export function flagTable(flags) {
