@@ -273,7 +273,9 @@ class ApprovalStore(Protocol):
         """Actions of one status (``None``: any), oldest request first; of one incident
         if given (grouped actions holding it included).  ``after`` (an action id: the
         last of the previous page) and ``limit`` page through them, each page at a cost
-        that does not grow with the number stored."""
+        that does not grow with the number stored.  Fewer than ``limit`` only where they
+        end (a list takes that for its end): one it leaves out (one that cannot be read)
+        is read past."""
         ...
 
     def summary(self) -> ActionSummary:

@@ -107,14 +107,7 @@ def test_records_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         assert "bad-acknowledged-at-text" in api.log()  # the skipped record is named
         # A page of one reads past the bad records to the next good one: a page that
         # came short there said `next: null`, and the list ended at the first bad one.
-        paged, after = [], None
-        while True:
-            query = "limit=1" + (f"&after={after}" if after else "")
-            page = api.call("GET", f"/api/v1/incidents?{query}", VIEWER)
-            assert page.status == 200, page.text
-            paged += [i["incident_id"] for i in page.body["incidents"]]
-            if (after := page.body["next"]) is None:
-                break
+        paged = _walk(api, "/api/v1/incidents?", "incidents", "incident_id")
         assert paged == [i["incident_id"] for i in listed.body["incidents"]]
         again = api.call("GET", "/api/v1/incidents", VIEWER)
         assert {i["incident_id"] for i in again.body["incidents"]} == shown
@@ -178,6 +171,10 @@ def test_actions_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         shown = [a["action_id"] for a in listed.body["actions"]]
         assert sorted(shown) == ["a-bad-members", "a-good"]
         assert "a-bad-time" in api.log()  # the skipped action is named
+        # Pages of one read past the bad actions (a-bad-action comes first, a-bad-time
+        # just before a-good): a page that came short there said `next: null`, and the
+        # list ended with a-bad-members, a-good out of reach.
+        assert _walk(api, "/api/v1/actions?status=all&", "actions", "action_id") == shown
         for path, names in [
             ("/actions/a-bad-time", ("a-bad-time", "requested_at")),
             ("/actions/a-bad-action", ("a-bad-action", "action")),
@@ -193,6 +190,19 @@ def test_actions_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         api.stop()
         client.close()
         approvals.close()
+
+
+def _walk(api: ApiProcess, path: str, key: str, name: str) -> list[str]:
+    """The ``name`` of every item of the list at ``path`` (a query started, ending in
+    ? or &), a page of one at a time, following ``next`` until it is null."""
+    paged: list[str] = []
+    after = None
+    while True:
+        page = api.call("GET", path + "limit=1" + (f"&after={after}" if after else ""), VIEWER)
+        assert page.status == 200, page.text
+        paged += [item[name] for item in page.body[key]]
+        if (after := page.body["next"]) is None:
+            return paged
 
 
 def test_an_action_whose_record_could_not_be_carried_out_is_refused_before_it_is_approved(

@@ -166,6 +166,59 @@ def test_an_empty_filtered_page_says_how_far_it_looked_and_offers_to_look_furthe
     expect.set_options(timeout=30_000)
     namespace = unique("console-window")
     older, _ = matches_past_a_window(redis_url, namespace)
+    address = "/#/incidents?subject=ward-7&limit=2"
+    with _viewer_at(address, kafka_bootstrap, redis_url, tmp_path, namespace) as page:
+        expect(page.get_by_test_id("no-incidents")).to_have_text(
+            "None in the latest 2,000 incidents looked through; older ones were not "
+            "looked through yet."
+        )
+        rows = page.get_by_test_id("incident-row")
+        for shown in ([older[2], older[1]], [older[0]]):
+            page.get_by_test_id("older").click()
+            expect(rows).to_have_count(len(shown))
+            assert [r.get_attribute("data-id") for r in rows.all()] == shown
+        expect(page.get_by_test_id("older")).to_have_count(0)  # the oldest was looked at
+        assert "null" not in page.locator("#main").inner_text()  # no link, nor "null"
+
+
+def test_the_flags_page_follows_next_past_its_first_hundred_flags(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """The API answers 100 flags a page (by model id); the page showed the first 100 and
+    ignored ``next``: the flags of models after them were out of the console's reach."""
+    require_browser()
+    from playwright.sync_api import expect
+
+    from riskstream.adapters.redis.flags import RedisFlagStore
+    from riskstream.core.routing import FlagChange, RoutingFlag
+
+    expect.set_options(timeout=30_000)
+    namespace = unique("console-flags")
+    models = [f"model-{n:03d}" for n in range(130)]
+    store = RedisFlagStore.from_url(redis_url, namespace=namespace)
+    try:
+        for model in models:
+            flag = RoutingFlag(model, "v1", revision=1, updated_at=1.0)
+            assert store.apply(FlagChange(f"c-{model}", 0, flag), 1.0).outcome == "applied"
+    finally:
+        store.close()
+    with _viewer_at("/#/flags", kafka_bootstrap, redis_url, tmp_path, namespace) as page:
+        rows = page.locator("[data-test=flags] tbody tr")
+        expect(rows).to_have_count(100)
+        assert [r.get_attribute("data-model") for r in rows.all()] == models[:100]
+        page.get_by_test_id("more-flags").click()
+        expect(rows).to_have_count(30)
+        assert [r.get_attribute("data-model") for r in rows.all()] == models[100:]
+        expect(page.get_by_test_id("more-flags")).to_have_count(0)  # the last page
+        assert "null" not in page.locator("#main").inner_text()
+
+
+@contextmanager
+def _viewer_at(
+    address: str, kafka_bootstrap: str, redis_url: str, tmp_path: Path, namespace: str
+) -> Iterator[Any]:
+    """The console of an API over ``namespace`` at ``address`` (/#/...), logged in as a
+    viewer; the page raised no error by the end."""
     setup = make_setup(tmp_path, namespace)
     tokens = write_tokens(tmp_path / "tokens.yaml", TOKENS)
     api = ApiProcess(setup, kafka_bootstrap, redis_url, tokens, tmp_path / "api.log", namespace)
@@ -173,18 +226,9 @@ def test_an_empty_filtered_page_says_how_far_it_looked_and_offers_to_look_furthe
         with chromium_page() as page:
             problems: list[str] = []
             page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.goto(api.url + "/#/incidents?subject=ward-7&limit=2")
+            page.goto(api.url + address)
             _log_in(page, TOKENS["val"][1])
-            expect(page.get_by_test_id("no-incidents")).to_have_text(
-                "None in the latest 2,000 incidents looked through; older ones were not "
-                "looked through yet."
-            )
-            rows = page.get_by_test_id("incident-row")
-            for shown in ([older[2], older[1]], [older[0]]):
-                page.get_by_test_id("older").click()
-                expect(rows).to_have_count(len(shown))
-                assert [r.get_attribute("data-id") for r in rows.all()] == shown
-            expect(page.get_by_test_id("older")).to_have_count(0)  # the oldest was looked at
+            yield page
             assert problems == []
     finally:
         api.stop()

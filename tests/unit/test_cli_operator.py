@@ -218,6 +218,25 @@ def test_flags_set_checks_its_arguments(
     assert complaint in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("paging", "named", "verb"),
+    [(["--limit", "3"], "--limit", "pages"), (["--after", "m-a"], "--after", "pages"),
+     (["--limit", "3", "--after", "m-a"], "--limit and --after", "page")],
+)  # fmt: skip
+def test_flags_get_of_one_model_refuses_the_paging_of_the_list(
+    paging: list[str], named: str, verb: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``flags get MODEL`` took ``--limit`` and ``--after`` and ignored them; they page the
+    list of all flags.  It refuses them now, before it connects (Redis is not there)."""
+    unreachable = ["--redis-url", "redis://127.0.0.1:1/0"]
+    code, out, err = run(capsys, "flags", "get", "ranker", *paging, *unreachable)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"riskstream: error: {named} {verb} the list of all flags (`riskstream flags get`); "
+        f"`flags get ranker` shows one flag: leave {named} out\n"
+    )
+
+
 def test_redis_unreachable_gives_the_usual_hint(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "incidents", "list", "--redis-url", "redis://127.0.0.1:1/0")
     assert code == 2 and "Is Redis up and reachable at 127.0.0.1:1" in err

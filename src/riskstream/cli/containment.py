@@ -22,6 +22,7 @@ from riskstream.cli.common import (
 )
 from riskstream.cli.flags_export import add_export_parser, export_command
 from riskstream.core.routing import MODES, RoutingFlag
+from riskstream.errors import InputError
 
 __all__ = ["register"]
 
@@ -55,8 +56,12 @@ def register(sub: Any) -> None:
     flags = sub.add_parser("flags", help="show or set routing flags")
     flags.set_defaults(handler=flags_command)
     f_sub = flags.add_subparsers(dest="flags_command", required=True, metavar="ACTION")
-    f_get = f_sub.add_parser("get", help="one model's flag, or all")
-    f_get.add_argument("model_id", nargs="?")
+    f_get = f_sub.add_parser(
+        "get", help="one model's flag, or all (a page at a time: --limit, --after)"
+    )
+    f_get.add_argument(
+        "model_id", nargs="?", help="this model's flag only (without --limit, --after)"
+    )
     f_get.add_argument("--json", action="store_true", help="one JSON object per line")
     page_args(f_get, 100)
     connection_args(f_get)
@@ -130,6 +135,8 @@ def _members(args: argparse.Namespace) -> int:
 def flags_command(args: argparse.Namespace) -> int:
     if args.flags_command == "export":
         return export_command(args)
+    if args.flags_command == "get" and args.model_id is not None:
+        _refuse_paging(args)
     ops = operations(args, publishes=args.flags_command == "set")
     if args.flags_command == "set":
         # The CLI holds the deployment's Redis credentials, so it may do what an
@@ -166,6 +173,26 @@ def flags_command(args: argparse.Namespace) -> int:
         print("no flags yet: every model is served as its default")
     say_next_page(args, following, ["flags", "get"])
     return 0
+
+
+def _refuse_paging(args: argparse.Namespace) -> None:
+    """``flags get MODEL`` shows one flag: ``--limit`` and ``--after``, which page the
+    list of all flags, are refused there rather than ignored (before connecting)."""
+    given = [
+        option
+        for option, value in (
+            ("--limit", args.limit != args.limit_default),
+            ("--after", args.after),
+        )
+        if value
+    ]
+    if given:
+        named = " and ".join(given)
+        raise InputError(
+            f"{named} {'page' if len(given) > 1 else 'pages'} the list of all flags "
+            f"(`riskstream flags get`); `flags get {args.model_id}` shows one flag: "
+            f"leave {named} out"
+        )
 
 
 def _flag_text(flag: RoutingFlag) -> str:

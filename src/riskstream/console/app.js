@@ -36,7 +36,7 @@ async function render() {
     } else if (page === "incidents") {
       await incidentsPage(main, new URLSearchParams(query));
     } else if (page === "flags") {
-      await flagsPage(main, render);
+      await flagsPage(main, new URLSearchParams(query), render);
     } else {
       main.append(h("p", {}, "No such page. ", h("a", { href: "#/incidents" }, "See the incidents.")));
     }

@@ -1,7 +1,7 @@
 // Log-in, the incidents list and the routing flags.
 
 import { call, login, path } from "./api.js";
-import { badge, h, notify, num, section, showError, time } from "./dom.js";
+import { append, badge, h, notify, num, section, showError, time } from "./dom.js";
 
 // After logging in, the page asked for (a deep link to an incident, say) is shown.
 export function loginPage(main, done) {
@@ -56,22 +56,25 @@ function filterForm(query) {
 // (the API's limit is at most 1000, so a page looks through this many, never more).
 const SCANNED = 2000;
 
+// A list's page says where the next one starts (`next`, null on the last page): a link
+// to it (the same query, `after=next`), or null.  A reader follows `next`, never guesses.
+function lookFurther(page, query, next, test, text) {
+  if (next === null) return null;
+  const further = new URLSearchParams(query);
+  further.set("after", next);
+  return h("p", {}, h("a", { href: `#/${page}?${further}`, "data-test": test }, text));
+}
+
 export async function incidentsPage(main, query) {
   main.append(h("h1", {}, "Incidents"), filterForm(query));
   const { incidents, next } = await call("GET", `/incidents?${query}`);
   // A filtered page may be short, even empty, while the list goes on: follow `next`.
-  let further = null;
-  if (next !== null) {
-    const older = new URLSearchParams(query);
-    older.set("after", next);
-    further = h("p", {}, h("a", { href: `#/incidents?${older}`, "data-test": "older" },
-      "Look further: older incidents"));
-  }
+  const further = lookFurther("incidents", query, next, "older", "Look further: older incidents");
   if (!incidents.length) {
     const [none, seen] = query.has("after") ? ["No older", "next"] : ["No", "latest"];
     const text = next === null ? `${none} incidents match.` : `None in the ${seen} `
       + `${num(SCANNED)} incidents looked through; older ones were not looked through yet.`;
-    main.append(h("p", { class: "muted", "data-test": "no-incidents" }, text), further);
+    append(main, [h("p", { class: "muted", "data-test": "no-incidents" }, text), further]);
     return;
   }
   const rows = incidents.map((i) => h("tr", { "data-test": "incident-row", "data-id": i.incident_id },
@@ -79,10 +82,10 @@ export async function incidentsPage(main, query) {
     h("td", {}, h("a", { href: `#/incidents/${encodeURIComponent(i.incident_id)}` }, i.headline)),
     h("td", {}, i.type), h("td", {}, i.subject), h("td", {}, badge(i.status, "status")),
     h("td", {}, i.acknowledged_by || "no"), h("td", { class: "nowrap" }, time(i.detected_at))));
-  main.append(h("table", { class: "list" },
+  append(main, [h("table", { class: "list" },
     h("thead", {}, h("tr", {}, ["Severity", "Incident", "Type", "Subject", "Status",
       "Acknowledged by", "Detected (data time)"].map((t) => h("th", {}, t)))),
-    h("tbody", {}, rows)), further);
+    h("tbody", {}, rows)), further]);
 }
 
 export function flagTable(flags) {
@@ -125,12 +128,15 @@ function overrideForm(rerender) {
   h("button", { type: "submit" }, "Override (operator)"));
 }
 
-export async function flagsPage(main, rerender) {
-  const { flags } = await call("GET", "/flags");
-  main.append(h("h1", {}, "Routing flags"),
+export async function flagsPage(main, query, rerender) {
+  // A page holds 100 flags unless the query says otherwise (by model id): follow `next`.
+  const { flags, next } = await call("GET", `/flags?${query}`);
+  const none = query.has("after") ? "No more flags." : "No flags yet: every model serves its default.";
+  append(main, [h("h1", {}, "Routing flags"),
     h("p", { class: "muted" }, "What the serving layer reads for each model, as it stands now."),
-    flags.length ? flagTable(flags) : h("p", { class: "muted" }, "No flags yet: every model serves its default."),
+    flags.length ? flagTable(flags) : h("p", { class: "muted" }, none),
+    lookFurther("flags", query, next, "more-flags", "Look further: more flags"),
     section("Manual override", h("p", { class: "muted" },
       "Sets a model's flag by hand, recorded in the audit trail under your name with the reason."),
-    overrideForm(rerender)));
+    overrideForm(rerender))]);
 }

@@ -362,6 +362,31 @@ class RedisNamespaceStore:
                 self._warn_once((name, hash(raw)), exc)
         return readable
 
+    def _read_on(
+        self,
+        limit: int | None,
+        step: Callable[[int | None, bytes | None], builtins.list[bytes]],
+        read: Callable[[builtins.list[bytes]], builtins.list[T]],
+    ) -> builtins.list[T]:
+        """A page of up to ``limit`` (None: all) records, what ``read`` makes of the
+        index entries ``step`` finds (up to so many, None: all, after an entry, None:
+        after the page's cursor).  A record ``read`` leaves out (one that cannot be read,
+        see ``_readable``, or is gone) is read past, in as many more steps as that takes,
+        so a page comes short only where the index ends, as the in-memory stores' do: a
+        short page is how a list knows it has ended."""
+        records: builtins.list[T] = []
+        last: bytes | None = None
+        while limit is None or len(records) < limit:
+            wanted = None if limit is None else limit - len(records)
+            found = step(wanted, last)
+            if not found:
+                break
+            records += read(found)
+            if wanted is None or len(found) < wanted:
+                break
+            last = found[-1]
+        return records
+
     def _warn_once(self, key: tuple[str, int], exc: StateStoreError) -> None:
         with self._logged_lock:
             if key in self._logged_bad:
@@ -685,19 +710,25 @@ class RedisApprovalStore(RedisNamespaceStore):
             if after is not None:
                 found = [a for a in found if (a.requested_at, a.action_id) > self._place(after)]
             return found if limit is None else found[:limit]
-        start = b"-"
+        first = b"-"
         if after is not None:
-            start = b"(" + checks.index_member(self._cursor(after)).encode()
-        with self._translate("list actions"):
-            members = cast(
-                builtins.list[bytes],
-                self._client.zrangebylex(
-                    self._index(status), start, b"+",
-                    *((0, limit) if limit is not None else ()),
-                ),
-            )  # fmt: skip
-        ids = [m.decode().rpartition("|")[2] for m in members]
-        return self._many(ids)
+            first = b"(" + checks.index_member(self._cursor(after)).encode()
+
+        def step(wanted: int | None, last: bytes | None) -> builtins.list[bytes]:
+            start = first if last is None else b"(" + last
+            with self._translate("list actions"):
+                return cast(
+                    builtins.list[bytes],
+                    self._client.zrangebylex(
+                        self._index(status), start, b"+",
+                        *((0, wanted) if wanted is not None else ()),
+                    ),
+                )  # fmt: skip
+
+        def read(members: builtins.list[bytes]) -> builtins.list[PendingAction]:
+            return self._many([m.decode().rpartition("|")[2] for m in members])
+
+        return self._read_on(limit, step, read)
 
     def summary(self) -> ActionSummary:
         self._ensure_indexed()

@@ -86,27 +86,24 @@ class RedisIncidentStore(RedisNamespaceStore):
         return None if raw is None else self._record(cast(bytes, raw), incident_id)
 
     def recent(self, limit: int = 500, after: str | None = None) -> builtins.list[IncidentRecord]:
-        """The port's page; a record that cannot be read (left out, see ``_readable``) or
-        is gone is read past, in as many more steps as that takes, so that a page comes
-        short only where the index ends, as the in-memory store's does: a short page
-        is how a list knows it has ended."""
-        records: builtins.list[IncidentRecord] = []
-        with self._translate("list incidents"):
-            while len(records) < limit:
-                wanted = limit - len(records)
+        """The port's page; a record left out is read past (see ``_read_on``)."""
+
+        def step(wanted: int | None, last: bytes | None) -> builtins.list[bytes]:
+            assert wanted is not None  # a page of incidents always has a limit
+            cursor = after if last is None else last.decode()
+            with self._translate("list incidents"):
                 found = self._page_script(
                     keys=[self._keys.incidents_by_time],
-                    args=[wanted, "0" if after is None else "1", after or ""],
+                    args=[wanted, "0" if cursor is None else "1", cursor or ""],
                 )
-                ids = cast(list[bytes], found or [])
-                if not ids:
-                    break
+            return cast(builtins.list[bytes], found or [])
+
+        def read(ids: builtins.list[bytes]) -> builtins.list[IncidentRecord]:
+            with self._translate("list incidents"):
                 raws = cast(list[bytes | None], self._client.hmget(self._keys.incidents, ids))
-                records += self._readable(_named(ids, raws), self._record)
-                if len(ids) < wanted:
-                    break
-                after = ids[-1].decode()
-        return records
+            return self._readable(_named(ids, raws), self._record)
+
+        return self._read_on(limit, step, read)
 
     def near(
         self, subjects: Iterable[str], since: float, until: float, limit: int | None = None
