@@ -437,3 +437,16 @@ def test_list_follows_a_filtered_page_that_is_empty_but_not_the_last(
     assert err == f"(more: {following})\n"  # a full page: the command of the next
     code, out, err = run(capsys, *command.split()[:-1], older[1])
     assert [line.split()[0] for line in out.splitlines()[1:]] == older[:1] and err == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["incidents", "list"], ["actions", "list"], ["actions", "members", "a-1"], ["flags", "get"],
+])  # fmt: skip
+def test_a_page_of_none_is_refused_not_read_as_one(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """``--limit 0`` was quietly read as 1; the services refuse a page below 1 too."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--limit", "0", "--redis-url", "redis://127.0.0.1:1/0"])
+    assert exit_.value.code == 2
+    assert "--limit: a page holds at least 1, got 0" in capsys.readouterr().err

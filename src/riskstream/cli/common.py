@@ -100,11 +100,22 @@ def actor(by: str) -> str:
     return f"{by.strip()} (os user {who})"
 
 
+def _page_size(text: str) -> int:
+    """``--limit``: a whole number of at least 1 (argparse says which option when not)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a page holds at least 1, got {value}")
+    return value
+
+
 def page_args(p: argparse.ArgumentParser, default: int = 50) -> None:
     """``--limit`` and ``--after`` of a list command (and ``--json``, which every list
     has, is expected): what :func:`next_page_command` repeats."""
     p.add_argument(
-        "--limit", type=int, default=default, help=f"at most this many (default {default})"
+        "--limit", type=_page_size, default=default, help=f"at most this many (default {default})"
     )
     p.add_argument("--after", help="the last ID of the previous page: list the ones after it")
     p.set_defaults(limit_default=default)

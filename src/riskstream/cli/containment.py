@@ -96,7 +96,7 @@ def actions_command(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     page = operations(args).action_page(
-        None if args.status == "all" else args.status, args.incident, max(args.limit, 1),
+        None if args.status == "all" else args.status, args.incident, args.limit,
         args.after,
     )  # fmt: skip
     if args.json:
@@ -121,7 +121,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _members(args: argparse.Namespace) -> int:
-    page = operations(args).member_page(args.action_id, max(args.limit, 1), args.after)
+    page = operations(args).member_page(args.action_id, args.limit, args.after)
     if args.json:
         print_json_lines(m.to_data() for m in page.items)
     else:
@@ -149,7 +149,7 @@ def flags_command(args: argparse.Namespace) -> int:
         return 0
     following = None
     if args.model_id is None:
-        page = ops.flag_page(max(args.limit, 1), args.after)
+        page = ops.flag_page(args.limit, args.after)
         found, following = {f.model_id: f for f in page.items}, page.next
     else:
         found = ops.flags()

@@ -97,7 +97,7 @@ def _list(args: argparse.Namespace) -> int:
         status=args.status, min_severity=args.severity, subject=args.subject,
         type=args.type, monitor=args.monitor,
     )  # fmt: skip
-    limit = max(args.limit, 1)
+    limit = args.limit
     page = operations(args).incident_page(where, limit=limit, after=args.after)
     records = page.items
     if args.json:
