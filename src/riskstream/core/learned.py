@@ -30,9 +30,9 @@ Kinds:
     standardized innovations, clipped at ``CLIP`` robust spreads and again at
     ``STEP_CLIP`` standard deviations.  On an autocorrelated stream a level change
     moves the innovations by only ``(1 - phi) / (1 + theta)`` of it once the model
-    has followed it; where a change of one sd of the stream moves them by less than
-    half a spread (``LEVEL_PAIR_BELOW``; phi above about 0.6), where the first pair
-    is blind to it, a second two-sided pair sized for that change watches too, and
+    has followed it.  Where a change of one sd of the stream moves them by less than
+    half a spread (``LEVEL_PAIR_BELOW``; phi above about 0.6), which the first pair
+    never adds up, a second two-sided pair sized for that change watches too, and
     the four share the false-alarm budget.
     Clipping bounds what one wild reading can add (heavy tails); the innovations'
     residual autocorrelation scales the input (long-run variance); how far the
@@ -333,7 +333,8 @@ class LearnedStream:
         # refit is due (1) or not, 31 the level clipping is centred on (0 until an alarm re-centres
         # the stream), 34-39 the settling sums, 40-41 the open block's sum and count, 42 the last
         # block's mean, 43 half the mean squared difference of consecutive blocks, 44 blocks
-        # learned, 45 the wander margin, 54 the readings behind the centre, 55 the length of the
+        # learned, 45 the wander margin, 46 the level pair's size (0: idle) and 47-48 its up and
+        # down tilts, 54 the readings behind the centre, 55 the length of the
         # settling under way, 56 the weight it keeps through a refit that told the same model;
         # noise: 30-33 the bands' CUSUM steps (0: to be refreshed), 34-36 the open batch (readings,
         # hits of each band), 37-38 each band's dispersion, 39 batches, 46-48 and 50-52 each band's
