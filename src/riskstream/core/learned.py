@@ -103,7 +103,11 @@ __all__ = [
 
 LEARNED_KINDS = ("shift", "noise", "outlier", "frozen", "rate")
 DEFAULT_FALSE_ALARM_EVERY = 1_000_000.0
-SNAPSHOT_VERSION = "learned/1"
+SNAPSHOT_VERSION = "learned/2"
+"""Written; "learned/1" (before the shift kind's level pair) is read too.  An older
+riskstream refuses a "learned/2" stream, which then starts afresh there, instead of
+failing every event of it (its shift kind unpacks two CUSUMs, not four)."""
+READABLE_VERSIONS = ("learned/1", SNAPSHOT_VERSION)
 
 GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 11.0, 16.0)
 """Where the innovations' size histogram is cut, in provisional spreads."""
@@ -927,7 +931,7 @@ class LearnedStream:
         warmup: int,
         seasonality: Seasonality | None = None,
     ) -> LearnedStream:
-        if snap.get("v") != SNAPSHOT_VERSION or snap.get("kind") != kind:
+        if snap.get("v") not in READABLE_VERSIONS or snap.get("kind") != kind:
             raise SnapshotError(
                 f"stream snapshot ({snap.get('v')!r}, kind {snap.get('kind')!r}) was not "
                 f"written by a {kind!r} monitor of this riskstream version: the monitor "
