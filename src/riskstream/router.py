@@ -519,7 +519,7 @@ class Router:
             # After a failover the slot map still names the dead primary: read it again
             # so the subscription goes to the node that serves the flags now.
             client.nodes_manager.initialize()
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8.2
         try:
             pubsub.subscribe(self._channel)
             deadline = time.monotonic() + max(1.0, self._resync_every_s)
