@@ -837,11 +837,12 @@ class ContainmentService:
                 updated_at=now,
             )  # fmt: skip
 
-        self._watching.pop((model_id, r.change, r.step), None)
         try:
             outcome = self._write(step_id, model_id, wanted, now)
         except ContainmentError as exc:
+            self._watching.pop((model_id, r.change, r.step), None)
             return f"kept: {exc}"
+        self._watching.pop((model_id, r.change, r.step), None)  # only once it is written
         self._metrics.actions.labels("step", outcome).inc()
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, moved.describe(), outcome, step_id)
         return f"{outcome}: {passed}"
@@ -878,11 +879,16 @@ class ContainmentService:
                 updated_at=now, incident_id=r.incident_id, expires_at=None, rollout=None,
             )  # fmt: skip
 
-        self._watching.pop((model_id, r.change, r.step), None)
+        # The step stays watched until the rollback is written: one that raises (a
+        # stored record it cannot read, a bug) is tried again at the next tick.  Dropped
+        # before, the next tick took the step for one started before a restart, and
+        # recorded it as resumed, and waited a full dwell more, at every failed try.
         try:
             outcome = self._write(abort_id, model_id, wanted, now)
         except ContainmentError as exc:
+            self._watching.pop((model_id, r.change, r.step), None)
             return f"kept: {exc}"
+        self._watching.pop((model_id, r.change, r.step), None)
         self._metrics.actions.labels("step", "rolled-back").inc()
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, "step rolled back", words, abort_id)
         if outcome == "applied":
@@ -1207,10 +1213,12 @@ class ContainmentService:
             if result.outcome == "conflict":
                 continue
             flag = new if result.outcome == "applied" else (result.current or new)
-            self._publish(cid, flag)
             if result.outcome == "applied" and flag.rollout is not None:
+                # watched before the publish, which may raise: the step is in flight
+                # either way, and is not one a restarted worker resumes
                 r = flag.rollout
                 self._watching[(model_id, r.change, r.step)] = (r.due_at, flag.active_version)
+            self._publish(cid, flag)
             return result.outcome
         raise ContainmentError(f"{model_id}: the flag kept changing under 10 attempts; try again")
 
