@@ -392,8 +392,10 @@ class ContainmentService:
 
     def _refuse_unreadable(self, pending: PendingAction) -> None:
         """Refuse, before anything is recorded, an approval its stored record could not
-        carry out (written by something other than riskstream)."""
-        members = self._approvals.members(pending.action_id) if pending.group else []
+        carry out (written by something other than riskstream).  A member record that
+        cannot be read refuses it too (StateStoreError, naming it): carried out, the
+        action would skip that incident and still be marked applied."""
+        members = self._approvals.members(pending.action_id, strict=True) if pending.group else []
         problem = carry_out_problem(pending, members)
         if problem is not None:
             raise StateStoreError(
@@ -490,7 +492,7 @@ class ContainmentService:
         decided it, so nothing is applied: it counts as failed and says why on its
         incident's timeline, and a person changes the flag by hand if it needs it.
         """
-        members = self._approvals.members(expired.action_id) if expired.group else []
+        members = self._approvals.members(expired.action_id, strict=True) if expired.group else []
         problem = carry_out_problem(expired, members)
         if problem is not None:
             log.error(
@@ -675,7 +677,9 @@ class ContainmentService:
         return self._approvals.list(status, incident_id=incident_id, after=after, limit=limit)
 
     def members(self, action_id: str) -> list[Member]:
-        """The incidents a grouped (storm) action holds."""
+        """The incidents a grouped (storm) action holds, but for any whose stored record
+        cannot be read (left out, with a warning naming it; approving the action is
+        refused until it is repaired or deleted)."""
         return self._approvals.members(action_id)
 
     def action(self, action_id: str) -> PendingAction | None:
@@ -1078,7 +1082,7 @@ class ContainmentService:
         """Carry out a decided grouped action for each member whose incident is open."""
         action = Action.from_data(group.action)
         outcomes = []
-        for member in self._approvals.members(group.action_id):
+        for member in self._approvals.members(group.action_id, strict=True):
             cid = change_id(member.incident_id, member.index)
             if self._resolved(member.incident_id):
                 outcome = "skipped: the incident is resolved"
