@@ -294,8 +294,16 @@ class ApprovalStore(Protocol):
         """
         ...
 
-    def members(self, action_id: str) -> builtins.list[Member]:
-        """A grouped action's incidents, in the order they joined."""
+    def members(self, action_id: str, *, strict: bool = False) -> builtins.list[Member]:
+        """A grouped action's incidents, in the order they joined.
+
+        A member record the store cannot read (written by something else) is left
+        out, with a warning naming it and how to repair it, as lists leave out the
+        records they cannot read: one bad record must not hide the others.  With
+        ``strict`` it raises :class:`riskstream.errors.StateStoreError` saying so
+        instead: carrying the action out must reach every member, not the readable
+        ones only.
+        """
         ...
 
     def decide(

@@ -146,7 +146,10 @@ def test_actions_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
     kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
     namespace = unique("stored-actions")
-    tokens = write_tokens(tmp_path / "tokens.yaml", {"val": ("viewer", VIEWER)})
+    tokens = write_tokens(
+        tmp_path / "tokens.yaml",
+        {"val": ("viewer", VIEWER), "dr.okafor": ("approver", APPROVER)},
+    )
     setup = make_setup(tmp_path, unique("api"))
     create_topics(kafka_bootstrap, setup.topics.values(), partitions=1)
     approvals = RedisApprovalStore.from_url(redis_url, namespace=namespace)
@@ -155,7 +158,8 @@ def test_actions_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         pending = PendingAction(action_id, f"inc-{action_id}", "bot", action,
                                 "riskstream/containment", START, None, group="m")  # fmt: skip
         assert approvals.add(pending)
-    assert approvals.join("a-bad-members", Member("inc-x", "bot", 0, START))
+    for n, incident_id in enumerate(("inc-a", "inc-x", "inc-b")):
+        assert approvals.join("a-bad-members", Member(incident_id, "bot", 0, START + n))
     keys = flag_keys(namespace)
     client = redis.Redis.from_url(redis_url)
     stored = orjson.loads(client.hget(keys.pending, "a-bad-time"))
@@ -175,10 +179,30 @@ def test_actions_not_written_by_riskstream_get_a_clear_error_and_are_left_out_of
         # just before a-good): a page that came short there said `next: null`, and the
         # list ended with a-bad-members, a-good out of reach.
         assert _walk(api, "/api/v1/actions?status=all&", "actions", "action_id") == shown
+        # One unreadable member record failed the whole list of members (503), hiding
+        # the others of the storm: it is left out now, and the log says which and how
+        # to repair it, once.
+        for _ in range(2):
+            got = api.call("GET", "/api/v1/actions/a-bad-members/members", VIEWER)
+            assert got.status == 200, got.text
+            assert [m["incident_id"] for m in got.body["members"]] == ["inc-a", "inc-b"]
+        members_key = f"{keys.members}:a-bad-members"
+        said = [line for line in api.log().splitlines() if "field 'inc-x'" in line]
+        assert len(said) == 1, said
+        assert members_key in said[0] and f"redis-cli HDEL '{members_key}' 'inc-x'" in said[0]
+        assert _walk(api, "/api/v1/actions/a-bad-members/members?", "members", "incident_id") == [
+            "inc-a", "inc-b"
+        ]  # fmt: skip
+        # Approving it would carry it out for the members it can read and mark it
+        # applied: refused, naming the record, with nothing recorded.
+        got = api.call("POST", "/api/v1/actions/a-bad-members/approve", APPROVER, {})
+        assert got.status == 503, got.text
+        assert "inc-x" in got.body["message"] and "HDEL" in got.body["message"], got.text
+        stored = approvals.get("a-bad-members")
+        assert stored is not None and stored.status == "pending", stored
         for path, names in [
             ("/actions/a-bad-time", ("a-bad-time", "requested_at")),
             ("/actions/a-bad-action", ("a-bad-action", "action")),
-            ("/actions/a-bad-members/members", ("a-bad-members", "inc-x")),
             ("/actions?incident_id=inc-a-bad-list", ("inc-a-bad-list",)),
         ]:
             got = api.call("GET", f"/api/v1{path}", VIEWER)

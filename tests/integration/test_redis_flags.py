@@ -28,7 +28,7 @@ from riskstream.adapters.redis.flags import (
     RedisFlagStore,
     flag_keys,
 )
-from riskstream.core.approvals import PendingAction
+from riskstream.core.approvals import Member, PendingAction
 from riskstream.core.audit import entry_hash, entry_to_data
 from riskstream.core.routing import FlagChange, RoutingFlag, change_id
 from riskstream.errors import ConfigError, StateStoreError
@@ -425,6 +425,40 @@ def test_a_corrupt_flag_is_left_out_of_all_flags_not_raised(
     assert len(said) == 1 and "'other-model' is not what riskstream writes" in said[0]
     with pytest.raises(StateStoreError, match="'other-model' is not what riskstream writes"):
         store.get("other-model")
+
+
+@pytest.mark.integration
+def test_an_unreadable_member_is_left_out_of_the_members_not_raised(
+    store: RedisFlagStore, client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One member record written by something else failed the whole list of a grouped
+    action's members (a 503 in the API), hiding every other incident of the storm.
+    It is left out now, with a warning once naming its key and how to repair it, as
+    unreadable flags and actions are; carrying the action out still reads strictly."""
+    approvals = RedisApprovalStore(client, store.namespace)
+    group = PendingAction("g-1", "storm:s", "*", {"kind": "block"}, "riskstream/containment",
+                          T0, None, group="harm")  # fmt: skip
+    assert approvals.add(group)
+    for n, incident_id in enumerate(("inc-a", "inc-x", "inc-b", "inc-y", "inc-z")):
+        assert approvals.join("g-1", Member(incident_id, MODEL, 0, T0 + n))
+    key = f"{store.keys.members}:g-1"
+    client.hset(key, "inc-x", b"{not json")
+    missing = orjson.loads(client.hget(key, "inc-y"))
+    del missing["model_id"]
+    client.hset(key, "inc-y", orjson.dumps(missing))
+    client.hset(key, "inc-z", client.hget(key, "inc-a"))  # holds another incident
+    with caplog.at_level("WARNING"):
+        for _ in range(2):
+            assert [m.incident_id for m in approvals.members("g-1")] == ["inc-a", "inc-b"]
+    said = [r.getMessage() for r in caplog.records if "left out of lists" in r.getMessage()]
+    assert len(said) == 3, said  # each once
+    for field, why in [("inc-x", "JSONDecodeError"), ("inc-y", "model_id"),
+                       ("inc-z", "holds the incident 'inc-a'")]:  # fmt: skip
+        (line,) = [s for s in said if f"field '{field}'" in s]
+        assert key in line and why in line and f"redis-cli HDEL '{key}' '{field}'" in line
+        assert f"incident {field} then leaves the group" in line
+    with pytest.raises(StateStoreError, match=r"field 'inc-\w' is not what riskstream writes"):
+        approvals.members("g-1", strict=True)
 
 
 @pytest.mark.integration

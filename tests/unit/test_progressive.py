@@ -18,7 +18,7 @@ from riskstream.core.playbooks import Action
 from riskstream.core.routing import RoutingFlag, bucket, change_id
 from riskstream.core.targets import Evidence, OpenIncident, Served, choose, judge
 from riskstream.core.timeutil import format_time
-from riskstream.errors import ConfigError
+from riskstream.errors import BusError, ConfigError
 from riskstream.router import FlagCache
 from riskstream.services.containment import STEP_MONITOR, ContainmentService
 
@@ -241,6 +241,82 @@ def test_a_shift_whose_step_cannot_be_judged_does_not_hold_back_the_others(
     assert errors == 1
     assert "timer: progressive steps: model chatbot, step 1/3" in caplog.text
     assert "not a time" in caplog.text  # the traceback
+
+
+def test_a_rollback_that_keeps_raising_is_tried_again_at_each_tick_and_not_resumed(
+    tmp_path: Path,
+) -> None:
+    """A step whose rollback raised was dropped from the worker's watch before the
+    rollback was written, so the next tick took it for a step started before a restart:
+    a ``step.resumed`` entry in the audit trail and on the incident's timeline, and a
+    full dwell more before the rollback was tried again.  A rollback that kept raising
+    left one such entry per dwell, on and on.  Now the step stays watched: the rollback
+    is tried again at every tick, nothing is said to have resumed, and a worker that
+    really restarts still says it once."""
+    service, bus, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    store = service._flags
+    assert isinstance(store, InMemoryFlagStore)
+    # What the shift's first step replaced, spoiled: its rollback raises (as above).
+    store._entries = [
+        replace(e, before={**(e.before or {}), "updated_at": "not a time"})
+        if e.change_id == change_id("inc-1", 0) else e
+        for e in store._entries
+    ]  # fmt: skip
+    service._record_new("inc-late", _sick("inc-late", "bot-1.4"), clock.now)  # fails the step
+    ticks = 0
+    for _ in range(3):  # three dwells...
+        clock.now += 61
+        for _ in range(3):  # ...of three ticks each
+            assert service.run_due() == []
+            ticks += 1
+            clock.now += 1
+    assert _events(service, "step.resumed") == []
+    errors = service._metrics.timer_errors.labels("progressive steps")._value.get()
+    assert errors == ticks  # the rollback was tried at every tick, not once a dwell
+    assert service._incidents is not None
+    record = service._incidents.get("inc-1")
+    assert record is not None
+    assert not [e for e in record.timeline if "step resumed" in e.detail]
+    flag = _flag(service)
+    assert (flag.active_version, flag.traffic_fraction) == ("bot-1.4", 0.1)  # as it was
+    # A worker that really restarts on these stores resumes the step, and says so once.
+    again = ContainmentService(
+        load_config(tmp_path / "c.yaml").containment, store, service._approvals,
+        bus.producer(), service._metrics, clock=clock, incidents=service._incidents,
+    )  # fmt: skip
+    for _ in range(3):
+        assert again.advance_steps() == []  # watched again for a full dwell from now
+        clock.now += 1
+    assert len(_events(again, "step.resumed")) == 1
+    record = service._incidents.get("inc-1")
+    assert record is not None
+    assert len([e for e in record.timeline if "step resumed" in e.detail]) == 1
+
+
+def test_a_step_whose_change_was_not_published_is_still_watched_not_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next step is written, then its publish fails: the step is in flight all the
+    same.  It was watched only once published, so the next tick said it had been
+    started before a restart and watched it for a dwell from then."""
+    service, _, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    clock.now += 61
+
+    def down(timeout: float = 10.0) -> None:
+        raise BusError("the broker is down")
+
+    monkeypatch.setattr(service._producer, "flush", down)
+    assert service.run_due() == []  # the publish raised: logged and counted
+    monkeypatch.undo()
+    assert _flag(service).traffic_fraction == 0.5  # written all the same
+    clock.now += 1
+    assert service.run_due() == []
+    assert _events(service, "step.resumed") == []
+    clock.now += 60  # its dwell, from when it was written
+    (said,) = service.run_due()
+    assert said.startswith("progressive shift: applied: step 3/3")
 
 
 def test_an_unhealthy_known_good_version_is_passed_over_for_the_fallback(tmp_path: Path) -> None:

@@ -392,8 +392,10 @@ class ContainmentService:
 
     def _refuse_unreadable(self, pending: PendingAction) -> None:
         """Refuse, before anything is recorded, an approval its stored record could not
-        carry out (written by something other than riskstream)."""
-        members = self._approvals.members(pending.action_id) if pending.group else []
+        carry out (written by something other than riskstream).  A member record that
+        cannot be read refuses it too (StateStoreError, naming it): carried out, the
+        action would skip that incident and still be marked applied."""
+        members = self._approvals.members(pending.action_id, strict=True) if pending.group else []
         problem = carry_out_problem(pending, members)
         if problem is not None:
             raise StateStoreError(
@@ -490,7 +492,7 @@ class ContainmentService:
         decided it, so nothing is applied: it counts as failed and says why on its
         incident's timeline, and a person changes the flag by hand if it needs it.
         """
-        members = self._approvals.members(expired.action_id) if expired.group else []
+        members = self._approvals.members(expired.action_id, strict=True) if expired.group else []
         problem = carry_out_problem(expired, members)
         if problem is not None:
             log.error(
@@ -675,7 +677,9 @@ class ContainmentService:
         return self._approvals.list(status, incident_id=incident_id, after=after, limit=limit)
 
     def members(self, action_id: str) -> list[Member]:
-        """The incidents a grouped (storm) action holds."""
+        """The incidents a grouped (storm) action holds, but for any whose stored record
+        cannot be read (left out, with a warning naming it; approving the action is
+        refused until it is repaired or deleted)."""
         return self._approvals.members(action_id)
 
     def action(self, action_id: str) -> PendingAction | None:
@@ -837,11 +841,12 @@ class ContainmentService:
                 updated_at=now,
             )  # fmt: skip
 
-        self._watching.pop((model_id, r.change, r.step), None)
         try:
             outcome = self._write(step_id, model_id, wanted, now)
         except ContainmentError as exc:
+            self._watching.pop((model_id, r.change, r.step), None)
             return f"kept: {exc}"
+        self._watching.pop((model_id, r.change, r.step), None)  # only once it is written
         self._metrics.actions.labels("step", outcome).inc()
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, moved.describe(), outcome, step_id)
         return f"{outcome}: {passed}"
@@ -878,11 +883,16 @@ class ContainmentService:
                 updated_at=now, incident_id=r.incident_id, expires_at=None, rollout=None,
             )  # fmt: skip
 
-        self._watching.pop((model_id, r.change, r.step), None)
+        # The step stays watched until the rollback is written: one that raises (a
+        # stored record it cannot read, a bug) is tried again at the next tick.  Dropped
+        # before, the next tick took the step for one started before a restart, and
+        # recorded it as resumed, and waited a full dwell more, at every failed try.
         try:
             outcome = self._write(abort_id, model_id, wanted, now)
         except ContainmentError as exc:
+            self._watching.pop((model_id, r.change, r.step), None)
             return f"kept: {exc}"
+        self._watching.pop((model_id, r.change, r.step), None)
         self._metrics.actions.labels("step", "rolled-back").inc()
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, "step rolled back", words, abort_id)
         if outcome == "applied":
@@ -1072,7 +1082,7 @@ class ContainmentService:
         """Carry out a decided grouped action for each member whose incident is open."""
         action = Action.from_data(group.action)
         outcomes = []
-        for member in self._approvals.members(group.action_id):
+        for member in self._approvals.members(group.action_id, strict=True):
             cid = change_id(member.incident_id, member.index)
             if self._resolved(member.incident_id):
                 outcome = "skipped: the incident is resolved"
@@ -1207,10 +1217,12 @@ class ContainmentService:
             if result.outcome == "conflict":
                 continue
             flag = new if result.outcome == "applied" else (result.current or new)
-            self._publish(cid, flag)
             if result.outcome == "applied" and flag.rollout is not None:
+                # watched before the publish, which may raise: the step is in flight
+                # either way, and is not one a restarted worker resumes
                 r = flag.rollout
                 self._watching[(model_id, r.change, r.step)] = (r.due_at, flag.active_version)
+            self._publish(cid, flag)
             return result.outcome
         raise ContainmentError(f"{model_id}: the flag kept changing under 10 attempts; try again")
 

@@ -346,12 +346,16 @@ class RedisNamespaceStore:
         )
 
     def _readable(
-        self, found: Iterable[tuple[str, bytes | None]], read: Callable[[bytes, str], T]
+        self,
+        found: Iterable[tuple[str, bytes | None]],
+        read: Callable[[bytes, str], T],
+        where: str = "",
     ) -> builtins.list[T]:
         """What can be read of ``found`` (id, stored bytes; None: gone): one that cannot
         is left out, so a single bad record does not take every list (and the containment
         worker's correlation) down, with a warning the first time this store reads it
-        (again if its bytes change)."""
+        (again if its bytes change).  ``where``: the key holding them, where ids are
+        unique only within it (a grouped action's members)."""
         readable = []
         for name, raw in found:
             if raw is None:
@@ -359,7 +363,7 @@ class RedisNamespaceStore:
             try:
                 readable.append(read(raw, name))
             except StateStoreError as exc:
-                self._warn_once((name, hash(raw)), exc)
+                self._warn_once((f"{where} {name}" if where else name, hash(raw)), exc)
         return readable
 
     def _read_on(
@@ -764,13 +768,25 @@ class RedisApprovalStore(RedisNamespaceStore):
             checks.refuse_join(pending)
         return joined == 1
 
-    def members(self, action_id: str) -> builtins.list[Member]:
+    def members(self, action_id: str, *, strict: bool = False) -> builtins.list[Member]:
+        """The members that can be read (``strict``: all, or StateStoreError naming
+        the first that cannot).  One that cannot is left out with a warning, as the
+        lists of actions and flags leave theirs out: it failed the whole list, the
+        API's and the CLI's, hiding every other member of the storm."""
+        key = f"{self._keys.members}:{action_id}"
         with self._translate(f"read the members of action {action_id}"):
-            raws = cast(
-                dict[bytes, bytes], self._client.hgetall(f"{self._keys.members}:{action_id}")
-            )
-        found = [self._member(raw, action_id, field.decode()) for field, raw in raws.items()]
-        return sorted(found, key=lambda m: (m.at, m.incident_id))
+            raws = cast(dict[bytes, bytes], self._client.hgetall(key))
+        found = [(field.decode(), raw) for field, raw in raws.items()]
+
+        def read(raw: bytes, incident_id: str) -> Member:
+            return self._member(raw, action_id, incident_id)
+
+        members = (
+            [read(raw, incident_id) for incident_id, raw in found]
+            if strict
+            else self._readable(found, read, key)
+        )
+        return sorted(members, key=lambda m: (m.at, m.incident_id))
 
     def decide(
         self, action_id: str, status: str, by: str, at: float, note: str = ""
@@ -846,9 +862,17 @@ class RedisApprovalStore(RedisNamespaceStore):
 
     def _member(self, raw: bytes, action_id: str, incident_id: str) -> Member:
         try:
-            return checks.member_from_json(raw)
+            member = checks.member_from_json(raw)
+            if member.incident_id != incident_id:
+                raise ValueError(f"it holds the incident {member.incident_id!r}")
+            return member
         except (ValueError, TypeError) as exc:
-            raise self._bad_field(f"{self._keys.members}:{action_id}", incident_id, exc) from exc
+            then = (
+                f"; incident {incident_id} then leaves the group, and approving the action "
+                "changes nothing for it"
+            )
+            key = f"{self._keys.members}:{action_id}"
+            raise self._bad_field(key, incident_id, exc, then) from exc
 
     def _action_ids(self, raw: bytes, incident_id: str) -> builtins.list[str]:
         try:
