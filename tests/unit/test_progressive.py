@@ -299,7 +299,8 @@ def test_a_step_whose_change_was_not_published_is_still_watched_not_resumed(
 ) -> None:
     """The next step is written, then its publish fails: the step is in flight all the
     same.  It was watched only once published, so the next tick said it had been
-    started before a restart and watched it for a dwell from then."""
+    started before a restart and watched it for a dwell from then.  (The next tick
+    also publishes it again: see the tests of failed publishes below.)"""
     service, _, clock = _service(tmp_path)
     service.on_incident(_incident("inc-1"))
     clock.now += 61
@@ -312,7 +313,8 @@ def test_a_step_whose_change_was_not_published_is_still_watched_not_resumed(
     monkeypatch.undo()
     assert _flag(service).traffic_fraction == 0.5  # written all the same
     clock.now += 1
-    assert service.run_due() == []
+    (said,) = service.run_due()  # published now, not judged again
+    assert said.startswith("progressive shift: applied: step 2/3")
     assert _events(service, "step.resumed") == []
     clock.now += 60  # its dwell, from when it was written
     (said,) = service.run_due()
@@ -520,3 +522,62 @@ def test_a_rollback_on_a_new_incident_whose_publish_failed_is_finished_by_the_ti
     assert _changes(bus)[-1]["active_version"] == "bot-1.5"
     own = [orjson.loads(r.value) for r in bus.records("incidents")]
     assert [i["monitor"] for i in own] == [STEP_MONITOR]
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_a_next_step_whose_publish_failed_is_published_at_the_next_tick(
+    tmp_path: Path, last: bool
+) -> None:
+    """The next step is written, then its publish fails: it is published at the next
+    tick (the last step too, whose flag no longer carries the shift), and its move is
+    on the incident's timeline."""
+    service, bus, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    if last:
+        clock.now += 61
+        service.run_due()  # step 2/3, published
+    clock.now += 61
+    _flaky(service, "routing-changes")
+    assert service.run_due() == []
+    fraction = 1.0 if last else 0.5
+    assert _flag(service).traffic_fraction == fraction  # written
+    assert _changes(bus)[-1]["traffic_fraction"] != fraction  # not published
+    clock.now += 1
+    (said,) = service.run_due()
+    step = "step 3/3 (100%)" if last else "step 2/3 (50%)"
+    assert said.startswith(f"progressive shift: applied: {step}")
+    published = _changes(bus)[-1]
+    assert (published["traffic_fraction"], published["revision"]) == (
+        fraction, _flag(service).revision
+    )  # fmt: skip
+    assert f"{step}: applied" in _timeline(service, "inc-1")
+    clock.now += 1
+    assert service.run_due() == []  # finished
+    assert _events(service, "step.resumed") == []
+
+
+def test_a_lapse_whose_publish_failed_is_published_at_the_next_tick(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version: 1\nplaybooks:\n  - name: p\n    match: {type: safety}\n    actions:\n"
+        "      - {kind: human-review, ttl: 60}\n"
+    )
+    bus, clock = InMemoryBus(), Clock()
+    service = embedded_containment(load_config(path), bus, clock=clock)
+    service.on_change_event(
+        {"event_id": "d1", "time": format_time(T0 - 60), "kind": "deploy", "subject": "chatbot",
+         "version": "bot-1.5", "actor": "ci", "description": "release"}
+    )  # fmt: skip
+    assert service.on_incident(_incident("inc-1")) == ["applied"]
+    assert _flag(service).mode == "human-review"
+    clock.now += 61
+    _flaky(service, "routing-changes")
+    assert service.run_due() == []  # the publish raised
+    assert (_flag(service).mode, _changes(bus)[-1]["mode"]) == ("normal", "human-review")
+    clock.now += 1
+    assert service.run_due() == ["routing flag of chatbot lapsed after its ttl: restored"]
+    published = _changes(bus)[-1]
+    assert (published["mode"], published["revision"]) == ("normal", _flag(service).revision)
+    assert [d for d in _timeline(service, "inc-1") if d == "ttl lapsed: applied"]
+    clock.now += 1
+    assert service.run_due() == []

@@ -146,9 +146,9 @@ class ContainmentService:
         # Steps this process watches: (model, first change, step) -> (when it is judged,
         # the target).  A step found in a flag but not here was started before a restart.
         self._watching: dict[tuple[str, str, int], tuple[float, str]] = {}
-        # Timed changes (a rollback) written but not finished: their
+        # Timed changes (a step, a rollback, a lapse) written but not finished: their
         # publish, or what follows it, raised.  The flag may no longer say anything is
-        # left to do (a rollback clears what set it off), so each is kept
+        # left to do (a rollback or a lapse clears what set it off), so each is kept
         # here, by change id, as (task, what, a call that does it again), and done
         # again at every tick until it goes through: the same change id comes back
         # "duplicate" from the store and is published again, as a redelivered
@@ -528,7 +528,7 @@ class ContainmentService:
         lapse (:meth:`_on_its_own`).
         """
         now = self._clock()
-        restored = []
+        restored = self._finish(_LAPSE_TASK)
         for model_id, flag in self._flags.all().items():
             if flag.expires_at is None or flag.expires_at > now:
                 continue
@@ -547,7 +547,7 @@ class ContainmentService:
                     said.append(again())
         return said
 
-    def _lapse(self, model_id: str, flag: RoutingFlag, now: float) -> None:
+    def _lapse(self, model_id: str, flag: RoutingFlag, now: float) -> str:
         """Put back what the flag was before the change that set its expiry."""
         self._catch_up()
         setting = next(
@@ -574,9 +574,12 @@ class ContainmentService:
                 incident_id=flag.incident_id,
             )  # fmt: skip
 
-        outcome = self._write(cid, model_id, wanted, now)
+        again = (_LAPSE_TASK, f"model {model_id}", lambda: self._lapse(model_id, flag, now))
+        outcome = self._write(cid, model_id, wanted, now, again)
         if flag.incident_id:
             self._note_action(flag.incident_id, CONTAINMENT_ACTOR, "ttl lapsed", outcome, cid)
+        self._unfinished.pop(cid, None)
+        return model_id
 
     def advance_steps(self) -> list[str]:
         """Judge the progressive shifts whose step has dwelt its time: the next step if
@@ -843,12 +846,13 @@ class ContainmentService:
                         incident_id, model_id, exc,
                     )  # fmt: skip
 
-    def _next_step(self, model_id: str, flag: RoutingFlag) -> str:
+    def _next_step(self, model_id: str, flag: RoutingFlag, at: float | None = None) -> str:
         r = flag.rollout
         assert r is not None
-        now, n = self._clock(), r.step + 1
+        now, n = self._clock() if at is None else at, r.step + 1
         last = n == len(r.steps) - 1
         step_id = change_id(r.change, n, "step")
+        written = step_id in self._unfinished  # by this process: finishing it
         moved = dataclasses.replace(r, step=n, started_at=now, due_at=now + r.dwell_s)
         passed = (
             f"{moved.describe()} of the shift of {model_id} to {flag.active_version} for "
@@ -857,7 +861,7 @@ class ContainmentService:
         )
 
         def wanted(cur: RoutingFlag | None) -> RoutingFlag:
-            if cur is None or cur.rollout != r:
+            if cur is None or (cur.rollout != r and not written):
                 raise ContainmentError(f"{model_id}: the flag changed since {r.describe()}")
             return cur.evolve(
                 traffic_fraction=r.steps[n], rollout=None if last else moved,
@@ -867,14 +871,20 @@ class ContainmentService:
                 updated_at=now,
             )  # fmt: skip
 
+        again = (
+            _STEPS_TASK, f"model {model_id}, {moved.describe()} of {r.change}",
+            lambda: self._next_step(model_id, flag, now),
+        )  # fmt: skip
         try:
-            outcome = self._write(step_id, model_id, wanted, now)
+            outcome = self._write(step_id, model_id, wanted, now, again)
         except ContainmentError as exc:
             self._watching.pop((model_id, r.change, r.step), None)
+            self._unfinished.pop(step_id, None)
             return f"kept: {exc}"
         self._watching.pop((model_id, r.change, r.step), None)  # only once it is written
         self._metrics.actions.labels("step", outcome).inc()
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, moved.describe(), outcome, step_id)
+        self._unfinished.pop(step_id, None)
         return f"{outcome}: {passed}"
 
     def _roll_back(
