@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
-from riskstream.adapters.redis.flags import RedisFlagStore
+from riskstream.adapters.kafka.bus import KafkaBus, KafkaProducer, KafkaSettings
+from riskstream.adapters.redis.flags import RedisApprovalStore, RedisFlagStore
 from riskstream.adapters.redis.incidents import RedisIncidentStore
 from riskstream.core.routing import RoutingFlag
+from riskstream.metrics import ContainmentMetrics
 from riskstream.router import Router
+from riskstream.services.containment import ContainmentService
 from riskstream.validation import validator_for
 from support import (
     START,
@@ -186,3 +191,87 @@ def test_a_flag_stored_before_fractions_reads_as_all_traffic(
     assert stored is not None and stored.traffic_fraction == 1.0
     assert (decision.version, decision.traffic_fraction) == ("bot-1.4", 1.0)
     assert router.route("chatbot", key="user-1").version == "bot-1.4"
+
+
+class _BrokerAwayOnce:
+    """Two real producers: once ``armed``, the next publish to ``topic`` goes to a broker
+    that is not there (its flush raises, as librdkafka reports it); all else to ``up``."""
+
+    def __init__(self, up: KafkaProducer, down: KafkaProducer, topic: str) -> None:
+        self._up, self._down, self._topic = up, down, topic
+        self.armed, self.failed, self._queued_down = False, 0, False
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Any = ()
+    ) -> None:
+        if topic == self._topic and self.armed:
+            self._down.produce(topic, value, key, headers)
+            self.armed, self._queued_down = False, True
+        else:
+            self._up.produce(topic, value, key, headers)
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self._queued_down:
+            self._queued_down, self.failed = False, self.failed + 1
+            self._down.flush()  # raises: nobody answers there
+        self._up.flush(timeout)
+
+
+def test_a_rollback_the_broker_did_not_take_is_published_and_reported_by_the_timer(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """The rollback of a failed step is written to Redis, then the broker does not take
+    its routing change: the next tick publishes it (under the same change id) and opens
+    the failed step's incident, on the real topics."""
+    namespace = unique("ns")
+    setup = _setup(tmp_path, unique("away"), kafka_bootstrap, "[10, 50, 100]", 3600)
+    url = redis_url
+    producer = _BrokerAwayOnce(
+        KafkaBus(KafkaSettings.from_env(kafka_bootstrap)).producer(),
+        KafkaBus(KafkaSettings.from_env("127.0.0.1:1")).producer(flush_timeout=1.0),
+        setup.topics["routing_changes"],
+    )
+    flags = RedisFlagStore.from_url(url, namespace=namespace)
+    records = RedisIncidentStore.from_url(url, namespace=namespace)
+    service = ContainmentService(
+        setup.config.containment, flags, RedisApprovalStore.from_url(url, namespace=namespace),
+        producer, ContainmentMetrics(CollectorRegistry()), incidents=records,
+    )  # fmt: skip
+    for event in (
+        deploy("d1", "chatbot", "bot-1.4", START),
+        deploy("d2", "chatbot", "bot-1.5", START + 60),
+    ):
+        service.on_change_event(event)
+    assert service.on_incident(incident("inc-1", "chatbot"))[0] == "applied"
+    producer.armed = True  # the deploys and the first step went through; the rollback will not
+    sick = incident(
+        "inc-sick", "chatbot", type="refusal", severity="warning",
+        stream_key="chatbot|bot-1.4", monitor="refusal-rate",
+    )  # fmt: skip
+    handled, _ = service.receive_incident(orjson.dumps(sick))
+    assert handled is not None and producer.failed == 1  # handled; the publish failed
+    back = flags.get("chatbot")
+    assert back is not None and (back.active_version, back.rollout) == ("bot-1.5", None)
+
+    def published() -> list[dict[str, Any]]:
+        return [
+            orjson.loads(m.value())
+            for m in read_topic(kafka_bootstrap, setup.topics["routing_changes"], idle=1)
+        ]
+
+    assert back.revision not in [c["revision"] for c in published()]  # not on the topic
+    said = service.run_due()
+    assert said and said[0].startswith("progressive shift: rolled back: new incident inc-sick")
+    changes = published()
+    assert [c["revision"] for c in changes] == [1, 2, 3, back.revision]
+    assert changes[-1]["active_version"] == "bot-1.5" and changes[-1].get("rollout") is None
+    own = [
+        orjson.loads(m.value())
+        for m in read_topic(kafka_bootstrap, setup.topics["incidents"], idle=1)
+    ]
+    assert [i["monitor"] for i in own] == ["riskstream/step-analysis"]
+    validator_for("incident")(own[0])
+    assert records.get(own[0]["incident_id"]) is not None
+    assert service.run_due() == []  # finished: nothing published again
+    assert len(published()) == 4
+    flags.close()

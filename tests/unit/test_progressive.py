@@ -299,7 +299,8 @@ def test_a_step_whose_change_was_not_published_is_still_watched_not_resumed(
 ) -> None:
     """The next step is written, then its publish fails: the step is in flight all the
     same.  It was watched only once published, so the next tick said it had been
-    started before a restart and watched it for a dwell from then."""
+    started before a restart and watched it for a dwell from then.  (The next tick
+    also publishes it again: see the tests of failed publishes below.)"""
     service, _, clock = _service(tmp_path)
     service.on_incident(_incident("inc-1"))
     clock.now += 61
@@ -312,7 +313,8 @@ def test_a_step_whose_change_was_not_published_is_still_watched_not_resumed(
     monkeypatch.undo()
     assert _flag(service).traffic_fraction == 0.5  # written all the same
     clock.now += 1
-    assert service.run_due() == []
+    (said,) = service.run_due()  # published now, not judged again
+    assert said.startswith("progressive shift: applied: step 2/3")
     assert _events(service, "step.resumed") == []
     clock.now += 60  # its dwell, from when it was written
     (said,) = service.run_due()
@@ -406,3 +408,176 @@ def test_a_timeout_does_not_override_a_refused_target(tmp_path: Path) -> None:
     clock.now += 61
     service.expire_due()
     assert _flag(service).active_version == "bot-1.5"  # nobody decided: nothing applied
+
+
+# -- a publish that fails after its write --------------------------------------------
+
+
+class _Flaky:
+    """A producer whose publish to ``topic`` raises ``times`` times (the message is not
+    taken), then goes through to the in-memory bus."""
+
+    def __init__(self, inner: Any, topic: str, times: int = 1) -> None:
+        self._inner, self._topic, self.left = inner, topic, times
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Any = ()
+    ) -> None:
+        if topic == self._topic and self.left > 0:
+            self.left -= 1
+            raise BusError("delivery to the broker failed (the broker is down)")
+        self._inner.produce(topic, value, key, headers)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        self._inner.flush(timeout)
+
+
+def _flaky(service: ContainmentService, topic: str, times: int = 1) -> _Flaky:
+    flaky = _Flaky(service._producer, topic, times)
+    service._producer = flaky
+    return flaky
+
+
+def _changes(bus: InMemoryBus, model_id: str = "chatbot") -> list[dict[str, Any]]:
+    """The routing changes published for ``model_id``, in order (their data)."""
+    return [
+        orjson.loads(r.value) for r in bus.records("routing-changes") if r.key == model_id.encode()
+    ]
+
+
+def _timeline(service: ContainmentService, incident_id: str) -> list[str]:
+    assert service._incidents is not None
+    record = service._incidents.get(incident_id)
+    return [] if record is None else [e.detail for e in record.timeline]
+
+
+def test_a_rollback_whose_publish_failed_is_published_and_reported_at_the_next_tick(
+    tmp_path: Path,
+) -> None:
+    """The rollback is written, then the broker does not take its routing change: the
+    flag no longer carries the shift, so nothing tried again, the change never reached
+    the topic and the failed step's incident was never opened.  Now the next tick
+    publishes the change again (the same change id: a duplicate) and opens it."""
+    service, bus, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    service._record_new("inc-late", _sick("inc-late", "bot-1.4"), clock.now)  # fails the step
+    clock.now += 61
+    flaky = _flaky(service, "routing-changes")
+    assert service.run_due() == []  # the publish raised: logged and counted
+    assert flaky.left == 0
+    flag = _flag(service)
+    assert (flag.active_version, flag.rollout) == ("bot-1.5", None)  # written all the same
+    assert _changes(bus)[-1]["traffic_fraction"] == 0.1  # not published yet
+    clock.now += 1
+    (said,) = service.run_due()
+    assert said.startswith("progressive shift: rolled back: new incident inc-late")
+    published = _changes(bus)[-1]
+    assert (published["active_version"], published["revision"]) == ("bot-1.5", flag.revision)
+    own = [orjson.loads(r.value) for r in bus.records("incidents")]
+    assert [i["monitor"] for i in own] == [STEP_MONITOR]
+    assert service._incidents is not None
+    assert service._incidents.get(own[0]["incident_id"]) is not None
+    assert [d for d in _timeline(service, "inc-1") if d.startswith("step rolled back")]
+    clock.now += 1
+    assert service.run_due() == []  # finished: not published or opened again
+    assert len([i for i in bus.records("incidents")]) == 1
+    assert _events(service, "step.resumed") == []
+
+
+def test_a_rollback_whose_incident_was_not_published_opens_it_at_the_next_tick(
+    tmp_path: Path,
+) -> None:
+    """The rollback is published, then the failed step's incident is not taken."""
+    service, bus, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    service._record_new("inc-late", _sick("inc-late", "bot-1.4"), clock.now)
+    clock.now += 61
+    _flaky(service, "incidents")
+    assert service.run_due() == []
+    assert bus.records("incidents") == []
+    clock.now += 1
+    service.run_due()
+    own = [orjson.loads(r.value) for r in bus.records("incidents")]
+    assert [i["monitor"] for i in own] == [STEP_MONITOR]
+
+
+def test_a_rollback_on_a_new_incident_whose_publish_failed_is_finished_by_the_timer(
+    tmp_path: Path,
+) -> None:
+    """The same on the way in: an incident naming the target rolls the step back at
+    once, and the broker does not take the rollback's change.  The incident is still
+    handled (not dead-lettered), and the next tick publishes and reports the rollback."""
+    service, bus, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    clock.now += 10
+    _flaky(service, "routing-changes")
+    incident, _ = service.receive_incident(orjson.dumps(_sick("inc-sick", "bot-1.4")))
+    assert incident is not None  # handled, not sent to the dead-letter topic
+    assert bus.records("dead-letter") == []
+    assert _flag(service).active_version == "bot-1.5"
+    assert _changes(bus)[-1]["traffic_fraction"] == 0.1
+    clock.now += 1
+    (said,) = service.run_due()
+    assert said.startswith("progressive shift: rolled back: new incident inc-sick")
+    assert _changes(bus)[-1]["active_version"] == "bot-1.5"
+    own = [orjson.loads(r.value) for r in bus.records("incidents")]
+    assert [i["monitor"] for i in own] == [STEP_MONITOR]
+
+
+@pytest.mark.parametrize("last", [False, True])
+def test_a_next_step_whose_publish_failed_is_published_at_the_next_tick(
+    tmp_path: Path, last: bool
+) -> None:
+    """The next step is written, then its publish fails: it is published at the next
+    tick (the last step too, whose flag no longer carries the shift), and its move is
+    on the incident's timeline."""
+    service, bus, clock = _service(tmp_path)
+    service.on_incident(_incident("inc-1"))
+    if last:
+        clock.now += 61
+        service.run_due()  # step 2/3, published
+    clock.now += 61
+    _flaky(service, "routing-changes")
+    assert service.run_due() == []
+    fraction = 1.0 if last else 0.5
+    assert _flag(service).traffic_fraction == fraction  # written
+    assert _changes(bus)[-1]["traffic_fraction"] != fraction  # not published
+    clock.now += 1
+    (said,) = service.run_due()
+    step = "step 3/3 (100%)" if last else "step 2/3 (50%)"
+    assert said.startswith(f"progressive shift: applied: {step}")
+    published = _changes(bus)[-1]
+    assert (published["traffic_fraction"], published["revision"]) == (
+        fraction, _flag(service).revision
+    )  # fmt: skip
+    assert f"{step}: applied" in _timeline(service, "inc-1")
+    clock.now += 1
+    assert service.run_due() == []  # finished
+    assert _events(service, "step.resumed") == []
+
+
+def test_a_lapse_whose_publish_failed_is_published_at_the_next_tick(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version: 1\nplaybooks:\n  - name: p\n    match: {type: safety}\n    actions:\n"
+        "      - {kind: human-review, ttl: 60}\n"
+    )
+    bus, clock = InMemoryBus(), Clock()
+    service = embedded_containment(load_config(path), bus, clock=clock)
+    service.on_change_event(
+        {"event_id": "d1", "time": format_time(T0 - 60), "kind": "deploy", "subject": "chatbot",
+         "version": "bot-1.5", "actor": "ci", "description": "release"}
+    )  # fmt: skip
+    assert service.on_incident(_incident("inc-1")) == ["applied"]
+    assert _flag(service).mode == "human-review"
+    clock.now += 61
+    _flaky(service, "routing-changes")
+    assert service.run_due() == []  # the publish raised
+    assert (_flag(service).mode, _changes(bus)[-1]["mode"]) == ("normal", "human-review")
+    clock.now += 1
+    assert service.run_due() == ["routing flag of chatbot lapsed after its ttl: restored"]
+    published = _changes(bus)[-1]
+    assert (published["mode"], published["revision"]) == ("normal", _flag(service).revision)
+    assert [d for d in _timeline(service, "inc-1") if d == "ttl lapsed: applied"]
+    clock.now += 1
+    assert service.run_due() == []

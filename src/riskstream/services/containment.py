@@ -67,7 +67,7 @@ from riskstream.core.routing import FlagChange, Rollout, RoutingFlag, change_id
 from riskstream.core.storms import StormControl
 from riskstream.core.targets import choose, explain, names_target
 from riskstream.core.timeutil import format_time, parse_time
-from riskstream.errors import ContainmentError, NotPermittedError, StateStoreError
+from riskstream.errors import BusError, ContainmentError, NotPermittedError, StateStoreError
 from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
 from riskstream.services.incident_intake import incident_rejection, unconfirmed_resolution
@@ -146,6 +146,14 @@ class ContainmentService:
         # Steps this process watches: (model, first change, step) -> (when it is judged,
         # the target).  A step found in a flag but not here was started before a restart.
         self._watching: dict[tuple[str, str, int], tuple[float, str]] = {}
+        # Timed changes (a step, a rollback, a lapse) written but not finished: their
+        # publish, or what follows it, raised.  The flag may no longer say anything is
+        # left to do (a rollback or a lapse clears what set it off), so each is kept
+        # here, by change id, as (task, what, a call that does it again), and done
+        # again at every tick until it goes through: the same change id comes back
+        # "duplicate" from the store and is published again, as a redelivered
+        # incident's is.
+        self._unfinished: dict[str, tuple[str, str, Callable[[], str]]] = {}
 
     # -- inputs -----------------------------------------------------------------
 
@@ -520,7 +528,7 @@ class ContainmentService:
         lapse (:meth:`_on_its_own`).
         """
         now = self._clock()
-        restored = []
+        restored = self._finish(_LAPSE_TASK)
         for model_id, flag in self._flags.all().items():
             if flag.expires_at is None or flag.expires_at > now:
                 continue
@@ -529,7 +537,17 @@ class ContainmentService:
                 restored.append(model_id)
         return restored
 
-    def _lapse(self, model_id: str, flag: RoutingFlag, now: float) -> None:
+    def _finish(self, task: str) -> list[str]:
+        """Do again, each on its own, the changes of ``task`` written but not
+        finished (see ``_unfinished``); what came of those that went through."""
+        said = []
+        for _, (of, item, again) in list(self._unfinished.items()):
+            if of == task:
+                with self._on_its_own(task, f"{item} (written; finishing it)"):
+                    said.append(again())
+        return said
+
+    def _lapse(self, model_id: str, flag: RoutingFlag, now: float) -> str:
         """Put back what the flag was before the change that set its expiry."""
         self._catch_up()
         setting = next(
@@ -556,9 +574,12 @@ class ContainmentService:
                 incident_id=flag.incident_id,
             )  # fmt: skip
 
-        outcome = self._write(cid, model_id, wanted, now)
+        again = (_LAPSE_TASK, f"model {model_id}", lambda: self._lapse(model_id, flag, now))
+        outcome = self._write(cid, model_id, wanted, now, again)
         if flag.incident_id:
             self._note_action(flag.incident_id, CONTAINMENT_ACTOR, "ttl lapsed", outcome, cid)
+        self._unfinished.pop(cid, None)
+        return model_id
 
     def advance_steps(self) -> list[str]:
         """Judge the progressive shifts whose step has dwelt its time: the next step if
@@ -571,7 +592,7 @@ class ContainmentService:
         go on (:meth:`_on_its_own`).
         """
         now = self._clock()
-        outcomes = []
+        outcomes = self._finish(_STEPS_TASK)
         in_flight, watched = set(), set(self._watching)
         for model_id, flag in self._flags.all().items():
             r = flag.rollout
@@ -815,14 +836,23 @@ class ContainmentService:
                     f"new incident {incident_id} ({headline(incident)}) names "
                     f"{flag.active_version} during {r.describe()}"
                 )
-                self._roll_back(model_id, flag, why)
+                try:
+                    self._roll_back(model_id, flag, why)
+                except BusError as exc:  # written: the timer publishes and reports it
+                    log.error(
+                        "incident %s: the rollback of the shift of %s is written but the "
+                        "broker did not take it (%s); the containment timer publishes it "
+                        "again and opens the failed step's incident",
+                        incident_id, model_id, exc,
+                    )  # fmt: skip
 
-    def _next_step(self, model_id: str, flag: RoutingFlag) -> str:
+    def _next_step(self, model_id: str, flag: RoutingFlag, at: float | None = None) -> str:
         r = flag.rollout
         assert r is not None
-        now, n = self._clock(), r.step + 1
+        now, n = self._clock() if at is None else at, r.step + 1
         last = n == len(r.steps) - 1
         step_id = change_id(r.change, n, "step")
+        written = step_id in self._unfinished  # by this process: finishing it
         moved = dataclasses.replace(r, step=n, started_at=now, due_at=now + r.dwell_s)
         passed = (
             f"{moved.describe()} of the shift of {model_id} to {flag.active_version} for "
@@ -831,7 +861,7 @@ class ContainmentService:
         )
 
         def wanted(cur: RoutingFlag | None) -> RoutingFlag:
-            if cur is None or cur.rollout != r:
+            if cur is None or (cur.rollout != r and not written):
                 raise ContainmentError(f"{model_id}: the flag changed since {r.describe()}")
             return cur.evolve(
                 traffic_fraction=r.steps[n], rollout=None if last else moved,
@@ -841,25 +871,38 @@ class ContainmentService:
                 updated_at=now,
             )  # fmt: skip
 
+        again = (
+            _STEPS_TASK, f"model {model_id}, {moved.describe()} of {r.change}",
+            lambda: self._next_step(model_id, flag, now),
+        )  # fmt: skip
         try:
-            outcome = self._write(step_id, model_id, wanted, now)
+            outcome = self._write(step_id, model_id, wanted, now, again)
         except ContainmentError as exc:
             self._watching.pop((model_id, r.change, r.step), None)
+            self._unfinished.pop(step_id, None)
             return f"kept: {exc}"
         self._watching.pop((model_id, r.change, r.step), None)  # only once it is written
         self._metrics.actions.labels("step", outcome).inc()
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, moved.describe(), outcome, step_id)
+        self._unfinished.pop(step_id, None)
         return f"{outcome}: {passed}"
 
-    def _roll_back(self, model_id: str, flag: RoutingFlag, why: str) -> str:
-        """Put the model back as it was before the shift, and open an incident saying so."""
+    def _roll_back(
+        self, model_id: str, flag: RoutingFlag, why: str, at: float | None = None
+    ) -> str:
+        """Put the model back as it was before the shift, and open an incident saying so.
+
+        Written, the flag no longer carries the shift: if its publish or the incident
+        raises, the rollback is done again from ``_unfinished`` at each tick (``at``:
+        when it was first tried, so the incident is the same) until both are out."""
         r = flag.rollout
         assert r is not None
         self._catch_up()
         first = self._by_change.get(r.change)
         before = first.before if first is not None else None
-        now = self._clock()
+        now = self._clock() if at is None else at
         abort_id = change_id(r.change, r.step, "abort")
+        written = abort_id in self._unfinished  # by this process: finishing it
         target = flag.active_version
         words = (
             f"rolled back: {r.describe()} of the shift of {model_id} to {target} for "
@@ -867,7 +910,7 @@ class ContainmentService:
         )
 
         def wanted(cur: RoutingFlag | None) -> RoutingFlag:
-            if cur is None or cur.rollout != r:
+            if cur is None or (cur.rollout != r and not written):
                 raise ContainmentError(f"{model_id}: the flag changed since {r.describe()}")
             back = (
                 RoutingFlag.from_data(before)
@@ -887,18 +930,24 @@ class ContainmentService:
         # stored record it cannot read, a bug) is tried again at the next tick.  Dropped
         # before, the next tick took the step for one started before a restart, and
         # recorded it as resumed, and waited a full dwell more, at every failed try.
+        again = (
+            _STEPS_TASK, f"model {model_id}, rollback of {r.describe()} of {r.change}",
+            lambda: self._roll_back(model_id, flag, why, now),
+        )  # fmt: skip
         try:
-            outcome = self._write(abort_id, model_id, wanted, now)
+            outcome = self._write(abort_id, model_id, wanted, now, again)
         except ContainmentError as exc:
             self._watching.pop((model_id, r.change, r.step), None)
+            self._unfinished.pop(abort_id, None)
             return f"kept: {exc}"
         self._watching.pop((model_id, r.change, r.step), None)
-        self._metrics.actions.labels("step", "rolled-back").inc()
-        self._note_action(r.incident_id, CONTAINMENT_ACTOR, "step rolled back", words, abort_id)
         if outcome == "applied":
             restored = self._flags.get(model_id)
             self._report_failed_step(model_id, target, r, words, restored, now)
             log.error("%s", words)
+        self._metrics.actions.labels("step", "rolled-back").inc()
+        self._note_action(r.incident_id, CONTAINMENT_ACTOR, "step rolled back", words, abort_id)
+        self._unfinished.pop(abort_id, None)
         return f"rolled back: {why}"
 
     def _report_failed_step(
@@ -1208,8 +1257,15 @@ class ContainmentService:
         model_id: str,
         wanted: Callable[[RoutingFlag | None], RoutingFlag],
         at: float,
+        again: tuple[str, str, Callable[[], str]] | None = None,
     ) -> str:
-        """Compare-and-set until the change lands or is found applied already."""
+        """Compare-and-set until the change lands or is found applied already.
+
+        ``again`` (a timed change: its task, what it is, and a call that does it
+        again) is kept in ``_unfinished`` once the change is written, before the
+        publish, which may raise; the caller drops it when all that follows is done.
+        Done again, the change comes back "duplicate" and is published again, and
+        counts as applied (it was, by this process)."""
         for _ in range(10):
             current = self._flags.get(model_id)
             new = wanted(current)
@@ -1222,8 +1278,10 @@ class ContainmentService:
                 # either way, and is not one a restarted worker resumes
                 r = flag.rollout
                 self._watching[(model_id, r.change, r.step)] = (r.due_at, flag.active_version)
+            if result.outcome == "applied" and again is not None:
+                self._unfinished[cid] = again
             self._publish(cid, flag)
-            return result.outcome
+            return "applied" if again is not None and cid in self._unfinished else result.outcome
         raise ContainmentError(f"{model_id}: the flag kept changing under 10 attempts; try again")
 
     def _publish(self, cid: str, flag: RoutingFlag) -> None:
