@@ -70,7 +70,9 @@ from typing import Any
 import yaml
 
 from harness import (
+    CACHE,
     ROOT,
+    baseline_src,
     cpu_model,
     create_topics,
     delete_keys,
@@ -87,7 +89,6 @@ from harness import (
 )
 from throughput import MONITORS_YAML, EventMaker, key_name, produce_bulk
 
-CACHE = Path.home() / ".cache" / "riskstream" / "bench"
 PEERS = Path(__file__).resolve().parent / "peers"
 IN_PROCESS_FIGURE = "bench/throughput.py: 70-74k events/s, 13 µs CPU/ev (results/throughput-*.txt)"
 
@@ -390,22 +391,6 @@ def run_processors(
     with contextlib.suppress(Exception):
         delete_keys(servers.redis_url, f"*{group}*")
     return run
-
-
-def baseline_src(ref: str) -> Path:
-    """``src/`` (and the ``schemas/`` it reads) of git revision ``ref``, extracted once
-    under the cache: no git worktree is made."""
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    dest = CACHE / f"src-{commit}"
-    if not (dest / "schemas").exists():
-        dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", commit, "src", "schemas"], cwd=ROOT, capture_output=True, check=True
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    return dest / "src"
 
 
 def spy_child(p: subprocess.Popen[bytes]) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path.home() / ".cache" / "riskstream" / "bench"
 for _path in (ROOT / "deploy" / "local", ROOT / "tests"):  # services.py, support.py
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
@@ -345,3 +346,19 @@ def sigterm_as_interrupt() -> Iterator[None]:
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
+
+
+def baseline_src(ref: str) -> Path:
+    """``src/`` (and the ``schemas/`` it reads) of git revision ``ref``, extracted once
+    under the cache: no git worktree is made."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dest = CACHE / f"src-{commit}"
+    if not (dest / "schemas").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", commit, "src", "schemas"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest / "src"
