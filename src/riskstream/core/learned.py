@@ -53,6 +53,9 @@ Kinds:
     long-run variance factor of the hits, from how often a hit follows a hit.
 ``outlier``
     One reading whose innovation lies beyond the learned tail's ``1/N`` quantile.
+    The tail's shape comes from the excess's mean and variance or, where that is
+    heavy (1/4 and more: the variance's own variance is infinite there), from its
+    moments of order 1/2 and 1.
 ``frozen``
     The same value repeated far longer than this stream ever repeats: the run
     length whose probability, at the learned rate of equal consecutive readings,
@@ -136,6 +139,7 @@ MAX_DISPERSION = 10.0
 REFIT_TAIL = 256  # outlier: refit the tail every this many events
 TAIL_PRIOR = (0.3, 1.0)  # the tail's shape and scale before data: heavy, so cautious
 TAIL_PRIOR_WEIGHT = 30.0  # ...worth this many exceedances
+HEAVY_FROM = 0.25  # outlier: from this shape on, fitted by moments of order 1/2 and 1
 MAX_EXCESS = 1e6  # one reading's excess over TAIL_FROM counts as at most this (spreads):
 # far beyond any tail (GRID stops at 16), and its square stays finite after a near-zero
 # spread and a huge jump (``**`` raised OverflowError and crashed the event)
@@ -342,7 +346,8 @@ class LearnedStream:
         # settling under way, 56 the weight it keeps through a refit that told the same model;
         # noise: 30-33 the bands' CUSUM steps (0: to be refreshed), 34-36 the open batch (readings,
         # hits of each band), 37-38 each band's dispersion, 39 batches, 46-48 and 50-52 each band's
-        # hits, hits right after a hit, and whether the last was one.
+        # hits, hits right after a hit, and whether the last was one; outlier: 18-20 the
+        # excesses over TAIL_FROM since the warm-up (count, sum, sum of square roots).
         self._base = [
             level, phi, s0, sd, rho, mean_u / rho, 1.0, limit,
             g_c, p_c, g_t, p_t, float(acc[0] + nb), float(nb), acc[12], acc[13], acc[14],
@@ -724,10 +729,16 @@ class LearnedStream:
                 b[14] += 1
                 b[15] += y
                 b[16] += y * y
+                b[18] += 1  # the same since the warm-up, with square roots: _heavy_shape
+                b[19] += y
+                b[20] += math.sqrt(y)
             else:
                 self.armed = True
             if not int(b[13]) % REFIT_TAIL:
-                b[7] = _tail_limit(b[13], b[14], b[15], b[16], self._params.false_alarm_every)
+                b[7] = _tail_limit(
+                    b[13], b[14], b[15], b[16], self._params.false_alarm_every,
+                    _heavy_shape(b[18], b[19], b[20]),
+                )  # fmt: skip
             return None
         if not self.armed:
             return None
@@ -1069,16 +1080,26 @@ def _tilt(d: float, skew: float) -> float:
     return min(max((-1.0 + math.sqrt(disc)) / (2.0 * c), 0.2), 1.0)
 
 
-def _tail_limit(n: float, k: float, s1: float, s2: float, every: float) -> float:
+def _tail_limit(
+    n: float, k: float, s1: float, s2: float, every: float, heavy: float = 0.0
+) -> float:
     """The |innovation| exceeded with probability ``1 / every``: a generalised Pareto
     tail beyond TAIL_FROM, fitted by moments to ``k`` of ``n`` events (excess sum
     ``s1``, squared ``s2``), its shape kept in [0, 0.5] (never lighter than
-    exponential) and shrunk towards a heavy prior while exceedances are few."""
+    exponential) and shrunk towards a heavy prior while exceedances are few.
+
+    ``heavy`` is the shape :func:`_heavy_shape` found (0: none yet); from HEAVY_FROM
+    on it replaces the moments' one.  There the excess's variance has an infinite
+    variance of its own, so the largest few excesses decide the moments' shape and it
+    comes out low: a tail too light, extrapolated to 1/N, false-alarms too often.
+    Below, the moments' shape is kept: near 0 it varies less."""
     xi, beta = TAIL_PRIOR
     if k >= 2:
         ybar = s1 / k
         v = max(s2 / k - ybar * ybar, 1e-12)
         fit = min(max(0.5 * (1.0 - ybar * ybar / v), 0.0), 0.5)
+        if heavy >= HEAVY_FROM:
+            fit = heavy
         w = k / (k + TAIL_PRIOR_WEIGHT)  # few exceedances: lean on the heavy prior
         xi = w * fit + (1 - w) * xi
         beta = w * max(ybar * (1.0 - fit), 0.05) + (1 - w) * beta
@@ -1088,6 +1109,50 @@ def _tail_limit(n: float, k: float, s1: float, s2: float, every: float) -> float
     if xi > 1e-6:
         return TAIL_FROM + beta / xi * (float(ratio**xi) - 1.0)
     return TAIL_FROM + beta * math.log(ratio)
+
+
+def _heavy_shape(k: float, s1: float, s_half: float) -> float:
+    """A generalised Pareto shape in [0, 0.5] from the moments of order 1/2 and 1 of
+    ``k`` excesses (sums ``s_half`` and ``s1``); 0 while they are fewer than the prior
+    is worth.
+
+    Those moments' variances are finite for shapes up to 1 (the second moment's, which
+    the method of moments needs, only up to 1/4), so this stays steady on heavy tails.
+    For a shape ``xi`` the ratio ``E[y^1/2]^2 / E[y]`` is ``(1 - xi) xi^-3 (Gamma(3/2)
+    Gamma(1/xi - 1/2) / Gamma(1/xi + 1))^2`` whatever the scale, falling from pi/4 at 0
+    to 0.617 at 1/2: solved by bisection.
+
+    >>> round(_heavy_shape(100, 100.0, 100 * math.sqrt(math.pi) / 2), 6)  # an exponential
+    0.0
+    >>> xi = 0.3  # and a shape-0.3 tail's
+    >>> round(_heavy_shape(100, 100.0, 100 * math.sqrt(_half_ratio(xi))), 6)
+    0.3
+    """
+    if k < TAIL_PRIOR_WEIGHT or s1 <= 0.0:
+        return 0.0
+    r = (s_half / k) ** 2 / (s1 / k)
+    if r >= _HALF_RATIO[0]:
+        return 0.0
+    if r <= _HALF_RATIO[1]:
+        return 0.5
+    lo, hi = 0.0, 0.5
+    for _ in range(30):  # to 5e-10
+        mid = 0.5 * (lo + hi)
+        if _half_ratio(mid) > r:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _half_ratio(xi: float) -> float:
+    """``E[y^1/2]^2 / E[y]`` of a generalised Pareto excess of shape ``xi`` in (0, 1)."""
+    g = math.lgamma
+    log_half = 1.5 * math.log(1.0 / xi) + g(1.5) + g(1.0 / xi - 0.5) - g(1.0 / xi + 1.0)
+    return math.exp(2.0 * log_half) * (1.0 - xi)
+
+
+_HALF_RATIO = (math.pi / 4.0, _half_ratio(0.5))  # at shape 0 (exponential) and 1/2
 
 
 def _crossing(tail: list[float], p: float) -> float:
