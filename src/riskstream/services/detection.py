@@ -53,6 +53,7 @@ from riskstream.core.labels import PredictionStore, join, prediction_record
 from riskstream.core.monitors import ApplyFailure, Finding, PartitionDetectors
 from riskstream.core.parked_labels import PARKED_KEY, ParkedLabels
 from riskstream.core.timeutil import parse_time
+from riskstream.dead_letters import fitted
 from riskstream.errors import BusError, FencedError, SnapshotError, StateStoreError
 from riskstream.metrics import ProcessorMetrics
 from riskstream.ports import ChangeLog, Consumer, Producer, Record, StateStore, TopicPartition
@@ -654,9 +655,8 @@ class Processor:
             ("riskstream_error", rejection.message.encode()[:1024]),
             ("riskstream_source", orjson.dumps(source)),
         ]
-        self._producer.produce(
-            self._config.topics.dead_letter, record.value or b"", record.key, headers
-        )
+        value, key, cut = fitted(record.value, record.key)  # a huge record stopped the loop
+        self._producer.produce(self._config.topics.dead_letter, value, key, headers + cut)
 
     # -- checkpoints --------------------------------------------------------------
 
