@@ -55,6 +55,11 @@ class ParkedLabels:
     def ids(self) -> list[str]:
         return list(self._waiting)
 
+    def waiting_for(self, ids: Iterable[str]) -> list[str]:
+        """Those of ``ids`` some parked label waits for."""
+        waiting = self._waiting
+        return [pid for pid in ids if pid in waiting]
+
     def take(self, found: Iterable[str]) -> list[dict[str, Any]]:
         """The labels of the predictions now found, in the order they were parked."""
         wanted = set(found)
