@@ -152,3 +152,12 @@ def test_labels_of_predictions_that_never_come_do_not_slow_each_batch(tmp_path: 
     processor.step(0)
     assert len(owned.parked) == orphans - 1
     processor.close()
+
+
+def test_a_parked_label_keeps_only_what_joining_it_reads() -> None:
+    """Labels were parked whole, with any field a producer added (64 KiB an event): 100,000
+    of them were 6 GB, and a snapshot no Redis takes (512 MB at most)."""
+    parked = ParkedLabels(horizon_s=1000.0)
+    parked.park({**_label(1), "source": "biopsy", "padding": "x" * 60_000})
+    assert len(parked.snapshot()) < 1000
+    assert parked.take(["pred-1"]) == [{**_label(1), "source": "biopsy"}]
