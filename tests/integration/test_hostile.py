@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from riskstream.adapters.redis.incidents import RedisIncidentStore
@@ -20,6 +21,7 @@ from riskstream.adapters.redis.keys import STATE_ACL
 from riskstream.adapters.redis.state import RedisStateStore
 from riskstream.bootstrap import kafka_processor
 from riskstream.core.timeutil import format_time
+from riskstream.dead_letters import KEY_KEPT, TRUNCATED_HEADER, VALUE_KEPT
 from riskstream.services.state_admin import held_streams, reset_state
 from support import (
     CONTAINMENT_YAML,
@@ -88,6 +90,50 @@ def test_hostile_records_on_kafka_are_dead_lettered_or_kept_apart_and_the_partit
     assert {"s1", "\\x18", "\\x1e", "a\\|b"} <= streams
     assert orjson.loads(state.snapshots["drift\x1fs1"])["n"] == len(good)
     assert registry.get_sample_value("riskstream_state_resets_total", {}) is None
+
+
+def _produce_huge(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    """As a producer that compresses and raised its own limit: what the broker then takes
+    is larger than riskstream's producers may send (1,000,000 bytes)."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "compression.type": "lz4", "message.max.bytes": 20_000_000}
+    )
+    for key, value in records:
+        producer.produce(topic, value, key)
+    assert producer.flush(60) == 0
+
+
+def test_a_record_too_large_to_copy_is_dead_lettered_cut_and_the_partition_flows(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """Copying a 3 MB value (or a 1 MB key) to the dead-letter topic raised
+    MSG_SIZE_TOO_LARGE in produce(): the processor stopped, and restarted it read the
+    same record and stopped again.  Now the copy is cut, and says so."""
+    setup = make_setup(tmp_path, unique("huge"), monitors_yaml=SENSOR)
+    topics = setup.topics
+    create_topics(kafka_bootstrap, topics.values(), partitions=1)
+    huge_value = b'{"a":"' + b"x" * 3_000_000 + b'"}'
+    records: list[tuple[bytes | None, bytes]] = [
+        (b"s1", orjson.dumps(_reading("s1", i))) for i in range(10)
+    ]
+    records += [(b"s1", huge_value), (b"k" * 1_000_000, orjson.dumps(_reading("s1", 10)))]
+    records += [(b"s1", orjson.dumps(_reading("s1", i))) for i in range(11, 20)]
+    _produce_huge(kafka_bootstrap, topics["sensor"], records)
+
+    with processor_thread(setup, kafka_bootstrap, redis_url) as worker:
+        states = wait_until_saved(redis_url, setup.group, {(topics["sensor"], 0): len(records)})
+        assert worker.is_alive()
+    assert states[(topics["sensor"], 0)].counters == {"applied": 19, "dead_lettered": 2}
+    letters = read_topic(kafka_bootstrap, topics["dead_letter"])
+    seen = [
+        (dict(m.headers())["riskstream_reason"], len(m.value()), len(m.key()),
+         orjson.loads(dict(m.headers())[TRUNCATED_HEADER]))
+        for m in letters
+    ]  # fmt: skip
+    assert seen == [
+        (b"oversize", VALUE_KEPT, 2, {"value_bytes": len(huge_value)}),
+        (b"key_mismatch", len(records[11][1]), KEY_KEPT, {"key_bytes": 1_000_000}),
+    ]
 
 
 def test_the_state_commands_work_with_the_documented_acl(
@@ -160,11 +206,12 @@ def test_the_containment_worker_dead_letters_what_is_no_incident_and_keeps_worki
         orjson.dumps({**good, "incident_id": "inc-z", "suspected_changes": [1]}),
         b"\xff\xfe",
     ]
-    produce(
-        kafka_bootstrap,
-        setup.topics["incidents"],
-        [(b"chatbot", v) for v in bad] + [(b"chatbot", orjson.dumps(good))],
-    )
+    produce(kafka_bootstrap, setup.topics["incidents"], [(b"chatbot", v) for v in bad])
+    # too large to copy to the dead-letter topic whole: produce() raised and the worker
+    # stopped
+    huge = b'{"incident_id":"' + b"x" * 3_000_000 + b'"}'
+    _produce_huge(kafka_bootstrap, setup.topics["incidents"], [(b"chatbot", huge)])
+    produce(kafka_bootstrap, setup.topics["incidents"], [(b"chatbot", orjson.dumps(good))])
     records = RedisIncidentStore.from_url(redis_url, namespace=namespace)
     worker = ContainmentProcess(setup, kafka_bootstrap, redis_url, tmp_path / "w.log", namespace)
     try:
@@ -177,9 +224,10 @@ def test_the_containment_worker_dead_letters_what_is_no_incident_and_keeps_worki
     letters = read_topic(kafka_bootstrap, setup.topics["dead_letter"])
     assert [dict(m.headers())["riskstream_reason"] for m in letters] == [
         b"not_incident", b"not_incident", b"not_incident", b"not_incident", b"not_incident",
-        b"not_json",
+        b"not_json", b"not_incident",
     ]  # fmt: skip
-    assert [m.value() for m in letters] == bad
+    assert [m.value() for m in letters] == [*bad, huge[:VALUE_KEPT]]
+    assert orjson.loads(dict(letters[-1].headers())[TRUNCATED_HEADER]) == {"value_bytes": len(huge)}
 
 
 def test_with_a_key_the_worker_acts_only_on_incidents_a_riskstream_process_signed(

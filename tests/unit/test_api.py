@@ -663,6 +663,31 @@ def test_repeated_bad_tokens_are_refused_for_a_while(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_a_token_of_bytes_that_are_no_utf8_is_a_401_not_a_500(tmp_path: Path) -> None:
+    """aiohttp hands header bytes that are no UTF-8 over as surrogates, and hashing them
+    raised UnicodeEncodeError: a 500 for ``Authorization: Bearer \\xff\\xfe``."""
+
+    async def raw(env: Env, token: bytes) -> bytes:
+        server = env.client.server
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(
+            b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Bearer " + token + b"\r\n\r\n"
+        )
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    async def scenario(env: Env) -> None:
+        for token in (b"\xff\xfe", TOKENS["ana"].encode() + b"\xc3", b"rs_\xed\xa0\x80"):
+            answer = await raw(env, token)
+            assert answer.startswith(b"HTTP/1.1 401 "), answer
+            assert b"not in the API's tokens file" in answer
+        assert (await raw(env, TOKENS["ana"].encode())).startswith(b"HTTP/1.1 200 ")
+
+    run(tmp_path, scenario)
+
+
 def test_a_newline_in_the_path_cannot_forge_a_log_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -99,7 +99,18 @@ class TokenTable:
         return len(self._by_digest)
 
     def authenticate(self, token: str) -> Principal | None:
-        return self._by_digest.get(token_digest(token))
+        """Who holds ``token``; None for no one.  aiohttp hands header bytes that are no
+        UTF-8 over as surrogates, which encode to no digest: no one's token either (it
+        raised, a 500).
+
+        >>> TokenTable({}).authenticate("rs_\\udcff") is None
+        True
+        """
+        try:
+            digest = token_digest(token)
+        except UnicodeEncodeError:
+            return None
+        return self._by_digest.get(digest)
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<tokens>") -> TokenTable:

@@ -67,6 +67,7 @@ from riskstream.core.routing import FlagChange, Rollout, RoutingFlag, change_id
 from riskstream.core.storms import StormControl
 from riskstream.core.targets import choose, explain, names_target
 from riskstream.core.timeutil import format_time, parse_time
+from riskstream.dead_letters import fitted
 from riskstream.errors import BusError, ContainmentError, NotPermittedError, StateStoreError
 from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
@@ -220,7 +221,8 @@ class ContainmentService:
             ("riskstream_error", message.encode()[:1024]),
             ("riskstream_source", orjson.dumps({"topic": self._policy.incidents_topic})),
         ]
-        self._producer.produce(self._policy.dead_letter_topic, raw, None, headers)
+        value, _, cut = fitted(raw, None)  # one huge record stopped the worker
+        self._producer.produce(self._policy.dead_letter_topic, value, None, headers + cut)
         self._producer.flush()
 
     def on_incident(self, incident: Mapping[str, Any]) -> list[str]:

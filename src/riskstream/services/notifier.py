@@ -39,6 +39,7 @@ from riskstream.core.notifications import (
     build_payload,
     event_of,
 )
+from riskstream.dead_letters import fitted
 from riskstream.errors import StateStoreError
 from riskstream.metrics import NotifierMetrics
 from riskstream.ports import Consumer, IncidentStore, Producer, Record, TopicPartition, Webhook
@@ -315,11 +316,9 @@ class Notifier:
         reason: str,
         error: str = "the message is not an incident riskstream can read",
     ) -> None:
+        value, key, cut = fitted(record.value, record.key)
         self._producer.produce(
-            self._settings.dead_letter_topic,
-            record.value or b"",
-            record.key,
-            _dead_headers(record, reason, error),
+            self._settings.dead_letter_topic, value, key, _dead_headers(record, reason, error) + cut
         )
 
     def _commit(self, batch: list[Record], remaining: list[int]) -> None:

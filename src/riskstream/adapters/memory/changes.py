@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from riskstream.core.enrichment import kept_of_change
 from riskstream.core.timeutil import parse_time
 from riskstream.ports import MAX_CHANGES, ChangeLog
 
@@ -46,7 +47,7 @@ class InMemoryChangeLog:
                 return
             i = bisect.bisect_right(self._times, at)
             self._times.insert(i, at)
-            self._changes.insert(i, dict(change))
+            self._changes.insert(i, kept_of_change(change))
             self._ids.add(event_id)
             newest = min(self._times[-1], self._clock())
             keep = bisect.bisect_left(self._times, newest - self._retention_s)

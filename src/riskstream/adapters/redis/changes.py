@@ -22,6 +22,7 @@ import orjson
 from riskstream.adapters.redis.client import RedisClient, client_from_url, translate_errors, where
 from riskstream.adapters.redis.keys import CHANGES_ACL as REQUIRED_ACL
 from riskstream.adapters.redis.keys import change_log_key
+from riskstream.core.enrichment import kept_of_change
 from riskstream.core.timeutil import parse_time
 from riskstream.ports import MAX_CHANGES, ChangeLog
 
@@ -53,7 +54,7 @@ class RedisChangeLog:
 
     def add(self, change: Mapping[str, Any]) -> None:
         at = parse_time(str(change["time"]))
-        member = orjson.dumps(dict(change), option=orjson.OPT_SORT_KEYS)
+        member = orjson.dumps(kept_of_change(change), option=orjson.OPT_SORT_KEYS)
         with self._translate("record a change event"):
             pipe = self._client.pipeline(transaction=True)
             pipe.zadd(self._key, {member: at})
