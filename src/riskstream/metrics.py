@@ -344,13 +344,15 @@ class ContainmentMetrics:
         self.store = StoreHealth(
             Gauge(
                 "riskstream_containment_store_up",
-                "1 while the worker can write flags and records; 0 while Redis fails and "
-                "the incident at hand is retried with backoff.",
+                "1 while the worker can write flags and records and publish their changes; "
+                "0 while Redis or the broker fails and the incident at hand is retried "
+                "with backoff.",
                 registry=registry,
             ),
             Counter(
                 "riskstream_containment_store_failures_total",
-                "Writes or reads of the worker's Redis stores that failed (each is retried).",
+                "Writes or reads of the worker's Redis stores, and publishes of the incident "
+                "at hand, that failed (each is retried).",
                 registry=registry,
             ),
         )
@@ -368,6 +370,7 @@ class StoreHealth:
         self._up = up
         self._failures = failures
         self._error: str | None = None
+        self._cause = "Redis"
         self._since = 0.0
         up.set(1)
 
@@ -389,10 +392,10 @@ class StoreHealth:
             self._error = None
             self._up.set(1)
 
-    def failed(self, error: str) -> None:
+    def failed(self, error: str, cause: str = "Redis") -> None:
         if self._error is None:
             self._since = time.time()
-        self._error = error
+        self._error, self._cause = error, cause
         self._up.set(0)
         self._failures.inc()
 
@@ -401,7 +404,7 @@ class StoreHealth:
             return {"status": "ok"}
         return {
             "status": "degraded",
-            "reason": "Redis fails; the work at hand is retried with backoff",
+            "reason": f"{self._cause} fails; the work at hand is retried with backoff",
             "error": self._error,
             "failing_for_s": round(time.time() - self._since, 3),
         }

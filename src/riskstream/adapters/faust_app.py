@@ -13,10 +13,15 @@ changes nothing.
 When Redis fails (down, at maxmemory, a failover) the worker does not exit: the
 incident or change event at hand is retried with backoff (0.1 s doubling to 10 s)
 until it goes through — that same idempotence makes a retry safe — and meanwhile
-``/health`` says degraded and ``riskstream_containment_store_up`` reads 0.  Each
-second the :class:`~riskstream.services.flag_epoch.FlagGuard` checks the flag
-epoch and writes the flags back if Redis lost them, and the same timer judges the
-steps of progressive shifts whose dwell is over.
+``/health`` says degraded and ``riskstream_containment_store_up`` reads 0.  A
+broker that does not take the routing change or the dead letter of the incident at
+hand (down, no leader, a timeout) is waited out the same way: the incident is
+handled again, its change comes back "duplicate" and is published then.  An outage
+neither dead-letters it nor crashes the agent (faust would commit its offset and
+restart the agent on the next incident: the routing change was never published).  Each second the
+:class:`~riskstream.services.flag_epoch.FlagGuard` checks the flag epoch and writes
+the flags back if Redis lost them, and the same timer judges the steps of
+progressive shifts whose dwell is over.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from riskstream.config import Config
-from riskstream.errors import StateStoreError
+from riskstream.errors import BusError, StateStoreError
 from riskstream.metrics import StoreHealth
 from riskstream.services.backfill import SuspectBackfill
 from riskstream.services.containment import ContainmentService
@@ -46,23 +51,26 @@ RETRY_MAX_S = 10.0
 
 
 async def retrying(health: StoreHealth, what: str, call: Callable[[], T]) -> T:
-    """``call()`` until it does not raise StateStoreError, with backoff; health says why."""
+    """``call()`` until it raises neither StateStoreError nor BusError (the containment
+    service raises only a broker outage's: :func:`~riskstream.services.containment.bus_outage`),
+    with backoff; health says why."""
     delay = RETRY_FIRST_S
     while True:
         try:
             result = call()
-        except StateStoreError as exc:
+        except (StateStoreError, BusError) as exc:
+            cause = "Redis" if isinstance(exc, StateStoreError) else "the broker"
             if not health.failing:
-                log.error("%s: Redis fails, retrying with backoff up to %gs: %s",
-                          what, RETRY_MAX_S, exc)  # fmt: skip
+                log.error("%s: %s fails, retrying with backoff up to %gs: %s",
+                          what, cause, RETRY_MAX_S, exc)  # fmt: skip
             else:
-                log.warning("%s: Redis still fails: %s", what, exc)
-            health.failed(str(exc))
+                log.warning("%s: %s still fails: %s", what, cause, exc)
+            health.failed(str(exc), cause=cause)
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(RETRY_MAX_S, delay * 2)
             continue
         if health.failing:
-            log.info("%s: Redis answers again", what)
+            log.info("%s: Redis and the broker answer again", what)
         health.ok()
         return result
 

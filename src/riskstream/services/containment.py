@@ -82,6 +82,7 @@ __all__ = [
     "ROUTING_CHANGED",
     "STEP_MONITOR",
     "ContainmentService",
+    "bus_outage",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,18 @@ _PICKS_TARGET = ("route-to-version", "fallback")
 NEIGHBOURS_PER_SUBJECT = 32
 # The timer's tasks, as riskstream_containment_timer_errors_total{task} names them.
 _EXPIRE_TASK, _LAPSE_TASK, _STEPS_TASK = "expire approvals", "lapse flags", "progressive steps"
+
+
+#: librdkafka's names for a record the broker refuses whatever its state: retried, it
+#: would be refused for ever.  Any other BusError (a timeout, no broker, no leader, a
+#: refused authorisation) is the infrastructure's, and is waited out.
+_RECORD_REFUSED = frozenset({"MSG_SIZE_TOO_LARGE", "INVALID_RECORD", "INVALID_MSG_SIZE"})
+
+
+def bus_outage(exc: BusError) -> bool:
+    """Whether ``exc`` is the broker's (or the way to it's) failure, not the record's:
+    the work that raised it is retried, not dead-lettered."""
+    return exc.code not in _RECORD_REFUSED
 
 
 def _first(action: Action) -> str:
@@ -167,7 +180,11 @@ class ContainmentService:
         the notifier's check too), then handled.  What is not an incident, or raises while handled,
         goes to the dead-letter topic with the reason and the worker goes on (``None``):
         this worker owns the dead letters of the incidents topic (the notifier only
-        skips and counts).  StateStoreError propagates, for the caller to retry."""
+        skips and counts).  StateStoreError propagates, for the caller to retry, and so
+        does a BusError (the broker did not take a routing change or the dead letter)
+        unless the broker refused the record itself (:func:`bus_outage`): an outage
+        is not the incident's fault, and dead-lettered, its routing change would reach
+        the routing-changes topic only if an update of the incident came."""
         if self._signer is not None:
             forged = self._signer.problem(self._policy.incidents_topic, raw, headers)
             if forged is not None:
@@ -191,6 +208,13 @@ class ContainmentService:
             return incident, self.on_incident(incident)
         except StateStoreError:
             raise
+        except BusError as exc:
+            if bus_outage(exc):
+                raise
+            log.exception("incident %s: failed while handled", incident["incident_id"])
+            why = f"incident {incident['incident_id']!r}: {type(exc).__name__}: {exc}"
+            self._reject(raw, "apply_error", why)
+            return None, []
         except Exception as exc:  # one incident's failure must not stop the worker
             log.exception("incident %s: failed while handled", incident["incident_id"])
             why = f"incident {incident['incident_id']!r}: {type(exc).__name__}: {exc}"
@@ -200,13 +224,21 @@ class ContainmentService:
     def receive_change(self, raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
         """A record from the change-events topic: checked against its schema, then
         handled.  A bad one is skipped and counted (the processor, which reads the same
-        topic, dead-letters it); StateStoreError propagates."""
+        topic, dead-letters it); StateStoreError propagates, and so does a BusError of a
+        broker that is away (:func:`bus_outage`): the deploy's routing change is published
+        when the event is handled again."""
         try:
             event = orjson.loads(raw)
             validator_for("change-event")(event)
             return event, self.on_change_event(event)
         except StateStoreError:
             raise
+        except BusError as exc:
+            if bus_outage(exc):
+                raise
+            log.error("skipping a change event whose routing change the broker refuses: %s", exc)
+            self._metrics.rejected.labels("change-event").inc()
+            return None, None
         except Exception as exc:
             log.error("skipping a change event riskstream cannot use: %s: %s",
                       type(exc).__name__, exc)  # fmt: skip

@@ -1,0 +1,174 @@
+"""The containment worker when the broker does not take its publishes: the incident or
+change event at hand is retried with backoff (faust's wrapper) until the broker is
+back, then its routing change is published; only what the incident itself causes (a
+playbook that raises, a record the broker refuses) is dead-lettered, once."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from riskstream.adapters import faust_app
+from riskstream.adapters.memory.bus import InMemoryBus
+from riskstream.adapters.memory.flags import InMemoryApprovalStore, InMemoryFlagStore
+from riskstream.adapters.memory.incidents import InMemoryIncidentStore
+from riskstream.config import Config, load_config
+from riskstream.core.timeutil import format_time
+from riskstream.errors import BusError, ContainmentError
+from riskstream.metrics import ContainmentMetrics, StoreHealth
+from riskstream.services.containment import ContainmentService
+
+T = TypeVar("T")
+NOW = 1.8e9
+PLAYBOOK = """
+version: 1
+playbooks:
+  - name: any
+    actions:
+      - {kind: fallback}
+models:
+  bot: {fallback_version: canned-v1}
+"""
+
+
+class FlakyProducer:
+    """The in-memory bus's producer, whose flush fails as librdkafka's does while
+    ``down`` is more than 0 (counted down per failed flush), with ``code``."""
+
+    def __init__(self, bus: InMemoryBus, down: int = 0, code: str = "_MSG_TIMED_OUT") -> None:
+        self._bus, self.down, self.code = bus, down, code
+        self._queued: list[tuple[str, bytes, bytes | None, Sequence[tuple[str, bytes]]]] = []
+
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:  # fmt: skip
+        self._queued.append((topic, value, key, headers))
+
+    def flush(self, timeout: float = 10.0) -> None:
+        queued, self._queued = self._queued, []
+        if self.down > 0:
+            self.down -= 1
+            raise BusError(f"delivery of {len(queued)} failed", code=self.code)
+        producer = self._bus.producer()
+        for topic, value, key, headers in queued:
+            producer.produce(topic, value, key, headers)
+
+
+def _config(tmp_path: Path) -> Config:
+    path = tmp_path / "c.yaml"
+    path.write_text(PLAYBOOK)
+    return load_config(path)
+
+
+def _service(config: Config, producer: FlakyProducer) -> ContainmentService:
+    return ContainmentService(
+        config.containment, InMemoryFlagStore(), InMemoryApprovalStore(), producer,
+        ContainmentMetrics(CollectorRegistry()), clock=lambda: NOW,
+        incidents=InMemoryIncidentStore(),
+    )  # fmt: skip
+
+
+def _incident(incident_id: str = "inc-1") -> bytes:
+    return orjson.dumps({
+        "incident_id": incident_id, "type": "safety", "severity": "critical", "status": "open",
+        "subject": "bot", "monitor": "harmful-rate-by-group", "stream_key": "bot|b",
+        "detected_at": format_time(NOW), "onset_at": format_time(NOW - 60), "evidence": {},
+    })  # fmt: skip
+
+
+def _retried(call: Callable[[], T]) -> tuple[T, StoreHealth, int]:
+    """``call`` through the faust worker's wrapper; what it returned, the health it
+    left and how many times it waited (it does not: the waits are counted)."""
+    health, waits = StoreHealth.unexported(), []
+
+    async def no_wait(delay: float) -> None:
+        waits.append(delay)
+
+    async def run() -> T:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(faust_app.asyncio, "sleep", no_wait)
+            return await faust_app.retrying(health, "incident", call)
+
+    return asyncio.run(run()), health, len(waits)
+
+
+def _reasons(bus: InMemoryBus, config: Config) -> list[bytes]:
+    return [dict(r.headers)["riskstream_reason"] for r in bus.records(config.topics.dead_letter)]
+
+
+def test_an_incident_whose_publishes_fail_waits_for_the_broker_and_is_not_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    """Its routing change and then its dead letter did not reach the broker: before,
+    the BusError escaped the wrapper (faust crashed the agent, committed the offset:
+    the routing change was never published)."""
+    config, bus = _config(tmp_path), InMemoryBus()
+    producer = FlakyProducer(bus, down=3)
+    service = _service(config, producer)
+    (incident, outcomes), health, waits = _retried(
+        functools.partial(service.receive_incident, _incident())
+    )
+    assert incident is not None and incident["incident_id"] == "inc-1"
+    assert outcomes == ["duplicate"]  # written at the first attempt, published at the last
+    assert waits == 3 and not health.failing
+    (change,) = bus.records(config.topics.routing_changes)
+    assert orjson.loads(change.value)["active_version"] == "canned-v1"
+    assert _reasons(bus, config) == []
+
+
+def test_a_broker_outage_while_a_deploy_is_recorded_is_retried_not_skipped(
+    tmp_path: Path,
+) -> None:
+    config, bus = _config(tmp_path), InMemoryBus()
+    service = _service(config, FlakyProducer(bus, down=2))
+    deploy = orjson.dumps({
+        "event_id": "d1", "time": format_time(NOW - 600), "kind": "deploy", "subject": "bot",
+        "version": "bot-2", "actor": "ci", "description": "release",
+    })  # fmt: skip
+    (event, outcome), _, waits = _retried(functools.partial(service.receive_change, deploy))
+    assert event is not None and outcome == "duplicate" and waits == 2
+    (change,) = bus.records(config.topics.routing_changes)
+    assert orjson.loads(change.value)["active_version"] == "bot-2"
+
+
+def test_a_poison_pill_is_dead_lettered_once_after_the_outage_and_not_retried_for_ever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, bus = _config(tmp_path), InMemoryBus()
+    producer = FlakyProducer(bus, down=2)
+    service = _service(config, producer)
+    calls = []
+
+    def raising(self: ContainmentService, incident: Any) -> list[str]:
+        calls.append(incident["incident_id"])
+        raise ContainmentError("the playbook cannot be applied")
+
+    monkeypatch.setattr(ContainmentService, "on_incident", raising)
+    # the broker is down: its dead letter waits for it, then goes once
+    (incident, _), _, waits = _retried(functools.partial(service.receive_incident, _incident()))
+    assert incident is None and waits == 2 and len(calls) == 3
+    assert _reasons(bus, config) == [b"apply_error"]
+    # the broker is up: dead-lettered at once
+    (incident, _), _, waits = _retried(functools.partial(service.receive_incident, _incident("x")))
+    assert incident is None and waits == 0 and len(calls) == 4
+    assert _reasons(bus, config) == [b"apply_error", b"apply_error"]
+    assert bus.records(config.topics.routing_changes) == []
+
+
+def test_a_routing_change_the_broker_refuses_itself_is_dead_lettered_not_retried(
+    tmp_path: Path,
+) -> None:
+    config, bus = _config(tmp_path), InMemoryBus()
+    producer = FlakyProducer(bus, down=1, code="MSG_SIZE_TOO_LARGE")
+    service = _service(config, producer)
+    (incident, _), _, waits = _retried(functools.partial(service.receive_incident, _incident()))
+    assert incident is None and waits == 0
+    assert _reasons(bus, config) == [b"apply_error"]
