@@ -450,6 +450,11 @@ class ChangeLog(Protocol):
         """Keep one change event (adding the same event twice keeps it once)."""
         ...
 
+    def add_many(self, changes: Sequence[Mapping[str, Any]]) -> None:
+        """Keep these change events: what ``add`` on each, in order, would keep, at the
+        cost of one call (a processor stores each batch's changes with one)."""
+        ...
+
     def between(self, subjects: Sequence[str], start: float, end: float) -> list[dict[str, Any]]:
         """The changes on ``subjects`` with data time in ``[start, end]``, oldest first."""
         ...

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import orjson
+import redis
 from prometheus_client import CollectorRegistry
 
+from riskstream.adapters.redis.changes import RedisChangeLog
+from riskstream.adapters.redis.client import RedisClient
+from riskstream.bootstrap import change_retention_s, kafka_processor
+from riskstream.core.timeutil import format_time
 from support import (
+    START,
     create_topics,
     embedded_run,
     encode,
@@ -18,6 +25,7 @@ from support import (
     produce,
     read_topic,
     redis_state,
+    send_by_subject,
     sensor_events,
     wait_until_saved,
 )
@@ -153,3 +161,106 @@ def test_a_record_keyed_by_another_subject_is_dead_lettered_and_starts_no_second
     applied = sum(s.counters.get("applied", 0) for s in states.values())
     dead = sum(s.counters.get("dead_lettered", 0) for s in states.values())
     assert (applied, dead) == (len(readings) - len(wrong), len(wrong))
+
+
+class _RoundTrips:
+    """A Redis client that counts its round trips: each command, each pipeline run."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.count = 0
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        return _CountedPipeline(self, self.client.pipeline(transaction=transaction))
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.client, name)
+        if not callable(attr):
+            return attr
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return attr(*args, **kwargs)
+
+        return counted
+
+
+class _CountedPipeline:
+    def __init__(self, trips: _RoundTrips, pipe: Any) -> None:
+        self._trips, self._pipe = trips, pipe
+
+    def execute(self) -> Any:
+        self._trips.count += 1
+        return self._pipe.execute()
+
+    def __getattr__(self, name: str) -> Any:  # queued commands: no round trip
+        return getattr(self._pipe, name)
+
+
+class _CountedChangeLog:
+    """The real Redis change log, counting the calls made on it and their round trips."""
+
+    def __init__(self, log: RedisChangeLog, trips: _RoundTrips) -> None:
+        self._log, self._trips = log, trips
+        self.calls: list[tuple[str, int, int]] = []  # (method, changes, round trips)
+
+    def add(self, change: Mapping[str, Any]) -> None:
+        before = self._trips.count
+        self._log.add(change)
+        self.calls.append(("add", 1, self._trips.count - before))
+
+    def add_many(self, changes: Sequence[Mapping[str, Any]]) -> None:
+        before = self._trips.count
+        self._log.add_many(changes)
+        self.calls.append(("add_many", len(changes), self._trips.count - before))
+
+    def between(self, subjects: Sequence[str], start: float, end: float) -> list[dict[str, Any]]:
+        return self._log.between(subjects, start, end)
+
+    def close(self) -> None:
+        self._log.close()
+
+
+def test_a_batch_stores_its_changes_in_two_round_trips_and_its_incident_lists_them(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """Each change event took its own 2 round trips to Redis: a flood of them (CI gone
+    wrong, or on purpose) went at ~1.3k events/s and held up every other topic of the
+    processor.  A batch's changes now take two in all; stored before any other event of
+    the batch is applied, so an incident raised in that batch still lists them."""
+    setup = make_setup(
+        tmp_path, unique("chgbatch"), monitors_yaml=DRIFT, processor_yaml="  batch_size: 400\n"
+    )
+    topics = setup.topics
+    create_topics(kafka_bootstrap, topics.values(), partitions=1)
+    changes = [
+        {"event_id": f"chg-{i}", "time": format_time(START + 50 + i), "kind": "deploy",
+         "subject": "s-0000", "version": f"v{i}"}
+        for i in range(100)
+    ]  # fmt: skip
+    send_by_subject(kafka_bootstrap, topics["change"], *changes)
+    readings = sensor_events(seed=3, sensors=1, per_sensor=300, drifting={0: 150}, shift=3.0)
+    produce(kafka_bootstrap, topics["sensor"], [(k.encode(), orjson.dumps(e)) for k, e in readings])
+
+    processor = kafka_processor(setup.config, kafka_bootstrap, redis_url, CollectorRegistry())
+    trips = _RoundTrips(redis.Redis.from_url(redis_url))
+    namespace, retention = setup.config.processor.group_id, change_retention_s(setup.config)
+    log = _CountedChangeLog(RedisChangeLog(cast(RedisClient, trips), namespace, retention), trips)
+    processor._changes.close()
+    processor._changes = log
+    processor.start()
+    try:
+        batch = 0
+        for _ in range(5):  # the first poll may end with the assignment
+            if batch := processor.step(poll_timeout=20.0):
+                break
+    finally:
+        processor.close()
+    assert batch == 400  # the 100 changes and the 300 readings: one batch
+
+    assert log.calls == [("add_many", 100, 2)]
+    (incident,) = [
+        orjson.loads(m.value()) for m in read_topic(kafka_bootstrap, topics["incidents"])
+    ]
+    suspects = [c["event_id"] for c in incident["suspected_changes"]]
+    assert "chg-99" in suspects, suspects

@@ -49,6 +49,10 @@ class RecentIds:
     def __len__(self) -> int:
         return self._kept + len(self._current)
 
+    def __contains__(self, event_id: str) -> bool:
+        """Whether ``event_id`` is in the window (``seen`` without remembering it)."""
+        return event_id in self._index
+
     def seen(self, event_id: str) -> bool:
         """True if ``event_id`` is in the window (a redelivery); else remember it."""
         index = self._index

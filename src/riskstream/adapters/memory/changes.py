@@ -40,21 +40,29 @@ class InMemoryChangeLog:
         self._lock = threading.Lock()
 
     def add(self, change: Mapping[str, Any]) -> None:
-        at = parse_time(str(change["time"]))
-        event_id = str(change.get("event_id"))
+        self.add_many([change])
+
+    def add_many(self, changes: Sequence[Mapping[str, Any]]) -> None:
+        # Each one's time is read before any is kept: one that cannot be read keeps none.
+        timed = [(parse_time(str(change["time"])), change) for change in changes]
         with self._lock:
-            if event_id in self._ids:
-                return
-            i = bisect.bisect_right(self._times, at)
-            self._times.insert(i, at)
-            self._changes.insert(i, kept_of_change(change))
-            self._ids.add(event_id)
-            newest = min(self._times[-1], self._clock())
-            keep = bisect.bisect_left(self._times, newest - self._retention_s)
-            keep = max(keep, len(self._times) - self._max)  # a flood: keep the newest
-            for old in self._changes[:keep]:
-                self._ids.discard(str(old.get("event_id")))
-            del self._times[:keep], self._changes[:keep]
+            for at, change in timed:
+                self._insert(at, change)
+
+    def _insert(self, at: float, change: Mapping[str, Any]) -> None:
+        event_id = str(change.get("event_id"))
+        if event_id in self._ids:
+            return
+        i = bisect.bisect_right(self._times, at)
+        self._times.insert(i, at)
+        self._changes.insert(i, kept_of_change(change))
+        self._ids.add(event_id)
+        newest = min(self._times[-1], self._clock())
+        keep = bisect.bisect_left(self._times, newest - self._retention_s)
+        keep = max(keep, len(self._times) - self._max)  # a flood: keep the newest
+        for old in self._changes[:keep]:
+            self._ids.discard(str(old.get("event_id")))
+        del self._times[:keep], self._changes[:keep]
 
     def between(self, subjects: Sequence[str], start: float, end: float) -> list[dict[str, Any]]:
         wanted = set(subjects)

@@ -53,11 +53,27 @@ class RedisChangeLog:
         return cls(client_from_url(url), namespace, retention_s)
 
     def add(self, change: Mapping[str, Any]) -> None:
-        at = parse_time(str(change["time"]))
-        member = orjson.dumps(kept_of_change(change), option=orjson.OPT_SORT_KEYS)
-        with self._translate("record a change event"):
+        self.add_many([change])
+
+    def add_many(self, changes: Sequence[Mapping[str, Any]]) -> None:
+        """Two round trips however many: add each, cap, trim once.  The same as adding
+        them one by one: the newest is never trimmed, so the horizon only moves on;
+        and ranks are a total order (score, then member), so a member among the newest
+        ``max_changes`` at the end was among the newest at every step before, and one
+        a step trimmed is not among them at the end."""
+        # Every member is made before any is sent: one that cannot be keeps none.
+        members: dict[bytes, float] = {}
+        for change in changes:
+            at = parse_time(str(change["time"]))
+            members[orjson.dumps(kept_of_change(change), option=orjson.OPT_SORT_KEYS)] = at
+        if not members:
+            return
+        action = (
+            "record a change event" if len(members) == 1 else f"record {len(members)} change events"
+        )
+        with self._translate(action):
             pipe = self._client.pipeline(transaction=True)
-            pipe.zadd(self._key, {member: at})
+            pipe.zadd(self._key, members)
             pipe.zremrangebyrank(self._key, 0, -self._max - 1)  # a flood: keep the newest
             pipe.zrevrange(self._key, 0, 0, withscores=True)
             _, _, newest = pipe.execute()
