@@ -476,12 +476,7 @@ class Processor:
                 except (StateStoreError, BusError):
                     raise  # the stores or the bus, not this event: the caller retries or stops
                 except Exception as exc:  # a poison pill: this event only, never the partition
-                    log.exception(
-                        "%s[%d]@%d: applying the event failed; it goes to %s",
-                        record.topic, record.partition, record.offset,
-                        self._config.topics.dead_letter,
-                    )  # fmt: skip
-                    failed = [ApplyFailure("", None, exc, f"{type(exc).__name__}: {exc}")]
+                    failed = self._poison_pill(record, exc, "applying the event")
                 if failed is None:
                     run_applied += 1
                 elif failed:
@@ -594,12 +589,7 @@ class Processor:
                 except (StateStoreError, BusError):
                     raise
                 except Exception as exc:  # a poison pill: this event only
-                    log.exception(
-                        "%s[%d]@%d: applying the event failed; it goes to %s",
-                        record.topic, record.partition, record.offset,
-                        self._config.topics.dead_letter,
-                    )  # fmt: skip
-                    failed = [ApplyFailure("", None, exc, f"{type(exc).__name__}: {exc}")]
+                    failed = self._poison_pill(record, exc, "applying the event")
             if failed is None:
                 owned.counters["applied"] += 1
                 applied[record.topic] = applied.get(record.topic, 0) + 1
@@ -631,13 +621,18 @@ class Processor:
             except (StateStoreError, BusError):
                 raise
             except Exception as exc:
-                log.exception(
-                    "%s[%d]@%d: storing the change event failed; it goes to %s",
-                    record.topic, record.partition, record.offset,
-                    self._config.topics.dead_letter,
-                )  # fmt: skip
-                unstored[i] = [ApplyFailure("", None, exc, f"{type(exc).__name__}: {exc}")]
+                unstored[i] = self._poison_pill(record, exc, "storing the change event")
         return unstored
+
+    def _poison_pill(self, record: Record, exc: Exception, doing: str) -> list[ApplyFailure]:
+        """Log what ``doing`` ``record`` raised (with its traceback); the failure to
+        dead-letter the record with.  An error of this one event, never the partition's."""
+        log.exception(
+            "%s[%d]@%d: %s failed; it goes to %s",
+            record.topic, record.partition, record.offset, doing,
+            self._config.topics.dead_letter,
+        )  # fmt: skip
+        return [ApplyFailure("", None, exc, f"{type(exc).__name__}: {exc}")]
 
     def _reject(
         self,
