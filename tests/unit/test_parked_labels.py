@@ -214,3 +214,29 @@ def test_a_batch_of_labels_reads_its_predictions_with_one_call(tmp_path: Path) -
     assert _labels_total(registry, "joined") == N + 10
     assert not any(len(owned.parked) for owned in processor._owned.values())
     processor.close()
+
+
+def test_a_stored_prediction_keeps_only_the_segment_label_monitors_read(tmp_path: Path) -> None:
+    """Every segment attribute (sex, age band, region: personal data) was kept for the
+    labels' 30 days, whether a monitor read it or not; 340 B per prediction in Redis."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(CONFIG.replace("segment.label]", "segment.label, segment.age_band]"))
+    config = load_config(config_path)
+    bus, predictions = InMemoryBus(), InMemoryPredictionStore()
+    processor = Processor(
+        config, bus.consumer(config.processor.group_id), bus.producer(), InMemoryStateStore(),
+        build_decoder(config), ProcessorMetrics(CollectorRegistry()),
+        InMemoryChangeLog(change_retention_s(config)), predictions=predictions,
+        wall_clock=lambda: T0 + 2 * 86_400,
+    )  # fmt: skip
+    processor.start()
+    segment = {"sex": "f", "age_band": "65+", "region": "eu-west"}
+    _produce(bus, "inference-events", [{**_prediction(1), "segment": segment}])
+    _produce(bus, "label-events", [_label(1)])
+    while processor.step(0):
+        pass
+    stored = predictions.get("pred-1")
+    assert stored is not None and stored["segment"] == {"age_band": "65+"}
+    (stream,) = [k for state in processor.state().values() for k in state if k.startswith("missed")]
+    assert stream == "missed\x1fdx|malignant|65+"  # the monitor still sees what it reads
+    processor.close()

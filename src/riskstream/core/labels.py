@@ -48,6 +48,7 @@ __all__ = [
     "LabelOutcome",
     "PredictionStore",
     "join",
+    "kept_segment",
     "label_text",
     "prediction_record",
 ]
@@ -91,6 +92,31 @@ def prediction_record(event: Event, segment: Sequence[str] | None = None) -> dic
         if seg:
             record["segment"] = dict(seg)
     return record
+
+
+def kept_segment(paths: Iterable[str]) -> tuple[str, ...] | None:
+    """The segment attributes a stored prediction must keep for monitors reading
+    ``paths`` of the joined event (``None``: all, as a path reads the whole segment).
+
+    A segment is personal data (sex, age band, region) held for as long as labels
+    may come, 30 days by default: only what a label monitor reads is kept.  ``label``
+    is never kept: the join sets it from the label event.
+
+    >>> kept_segment(["missed", "model_id", "segment.label", "segment.age_band"])
+    ('age_band',)
+    >>> kept_segment(["error", "segment"]) is None
+    True
+    """
+    kept: set[str] = set()
+    for path in paths:
+        head, _, rest = path.partition(".")
+        if head != "segment":
+            continue
+        if not rest:
+            return None
+        kept.add(rest.partition(".")[0])
+    kept.discard("label")
+    return tuple(sorted(kept))
 
 
 def label_text(label: Label) -> str:

@@ -150,6 +150,13 @@ class MonitorSpec:
             what += (("keys", KEY_ENCODING),)
         return hashlib.sha256(repr(what).encode()).hexdigest()[:16]
 
+    def paths(self) -> frozenset[str]:
+        """The field paths this monitor reads from an event: what must be kept of one."""
+        read = {self.value.path, *self.key, self.subject, *self.where, *self.group}
+        if self.users is not None:
+            read.add(self.users)
+        return frozenset(read)
+
     def new_detector(self) -> Detector:
         return make_detector(self.detector, self.params)
 

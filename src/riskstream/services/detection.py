@@ -49,7 +49,7 @@ from riskstream.core.dedup import RecentIds
 from riskstream.core.enrichment import enrich, upstream_of
 from riskstream.core.groups import MAX_GROUPS
 from riskstream.core.incidents import INCIDENT_OPENED, INCIDENT_UPDATED, incident_from_finding
-from riskstream.core.labels import PredictionStore, join, prediction_record
+from riskstream.core.labels import PredictionStore, join, kept_segment, prediction_record
 from riskstream.core.monitors import ApplyFailure, Finding, PartitionDetectors
 from riskstream.core.parked_labels import PARKED_KEY, ParkedLabels
 from riskstream.core.timeutil import parse_time
@@ -145,6 +145,9 @@ class Processor:
         self._on_incident = on_incident
         # Delayed labels: predictions are kept until their label comes, then joined.
         self._predictions = predictions if config.joins_labels else None
+        self._kept_segment = kept_segment(  # what label monitors read of a segment
+            path for m in config.monitors if m.reads == "label" for path in m.paths()
+        )
         self._unsaved: list[tuple[str, dict[str, Any]]] = []
         self._untracked_told: set[str] = set()  # monitors whose group cap was logged
         self._stored_since_join = False
@@ -667,7 +670,8 @@ class Processor:
         ``kind`` None: _process_changes stored it, with its batch's."""
         if self._predictions is not None:
             if kind == "inference":
-                self._unsaved.append((str(event["prediction_id"]), prediction_record(event)))
+                kept = prediction_record(event, self._kept_segment)
+                self._unsaved.append((str(event["prediction_id"]), kept))
             elif kind == "label":
                 joined = self._join(event)
                 if isinstance(joined, Rejection):
