@@ -229,8 +229,9 @@ class RedisPredictionStore:
 def _hint(exc: redis.RedisError) -> str | None:
     if isinstance(exc, redis.exceptions.OutOfMemoryError):
         return (
-            "Redis is at maxmemory: raise maxmemory, shorten the predictions' TTL, or "
-            "keep fewer segment attributes per prediction."
+            "Redis is at maxmemory: set maxmemory-policy volatile-ttl (the oldest "
+            "predictions then make room; README, 'Redis memory'), raise maxmemory, or "
+            "shorten the predictions' TTL (labels.ttl_days)."
         )
     text = str(exc)
     if "CROSSSLOT" in text or "MOVED" in text:
