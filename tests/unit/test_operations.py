@@ -12,6 +12,7 @@ from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_operations
 from riskstream.config import load_config
 from riskstream.core.incident_records import IncidentFilter, headline
+from riskstream.core.reports.settings import ReportSettings
 from riskstream.errors import ContainmentError, InputError, NotFoundError
 from riskstream.services.operations import OperatorService
 
@@ -282,3 +283,19 @@ def test_a_note_made_only_of_spaces_is_refused_before_anything_is_written(
     )  # fmt: skip
     assert ops.acknowledge("inc-1", "ana", "").acknowledged_by == "ana"  # no note: fine
     assert ops.resolve("inc-1", "ana", " retrained\n").status == "resolved"
+
+
+def test_one_flag_is_read_alone_not_with_every_model_s(tmp_path: Path) -> None:
+    """Reading, overriding or reporting on one model read every model's flag (the whole
+    hash): with 10,000 models, each API call decoded 10,000 flags."""
+    ops, _ = _contained(tmp_path)
+    store = ops._containment._flags
+    whole = []
+    real_all = store.all
+    store.all = lambda: whole.append(1) or real_all()  # type: ignore[method-assign]
+    assert ops.flag("diagnosis-v4").mode == "human-review"
+    ops.set_flag("diagnosis-v4", "alice", "checking", mode="fallback", approver=True)
+    assert "diagnosis-v4" in ops.report("inc-1", "art73", "md", ReportSettings())
+    with pytest.raises(NotFoundError):
+        ops.flag("other-model")
+    assert whole == []

@@ -717,6 +717,10 @@ class ContainmentService:
         """Every model's routing flag as it stands."""
         return self._flags.all()
 
+    def flag(self, model_id: str) -> RoutingFlag | None:
+        """One model's routing flag, read alone (:meth:`flags` reads every model's)."""
+        return self._flags.get(model_id)
+
     def pending(self) -> list[PendingAction]:
         """Actions waiting for a person."""
         return self._approvals.list("pending")

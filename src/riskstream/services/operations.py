@@ -269,7 +269,7 @@ class OperatorService:
             if decided.status != "approved" or decided.decided_by is None:
                 raise
             approver = decided.decided_by
-            flag = self.flags().get(decided.model_id)
+            flag = self._containment.flag(decided.model_id)
             changed = (
                 f"; the flag of {flag.model_id} is at revision {flag.revision} "
                 f"({flag.active_version}, {flag.mode}) and the serving layer reads it"
@@ -299,7 +299,7 @@ class OperatorService:
         return _page([flags[m] for m in ids[: limit + 1]], limit, lambda f: f.model_id)
 
     def flag(self, model_id: str) -> RoutingFlag:
-        flag = self.flags().get(model_id)
+        flag = self._containment.flag(model_id)
         if flag is None:
             raise NotFoundError(
                 f"no routing flag for {model_id!r}: the serving layer uses its own default "
@@ -326,7 +326,7 @@ class OperatorService:
         # What the serving layer looks up.  A flag containment already set is always
         # open to a person, whatever its id: the event contract takes ids this rule
         # refuses (a space), and a model contained under one must not be out of reach.
-        if (problem := model_id_problem(model_id)) and model_id not in self.flags():
+        if (problem := model_id_problem(model_id)) and self._containment.flag(model_id) is None:
             raise InputError(problem)
         if version is None and mode is None and traffic_fraction is None:
             raise InputError("say what to change: a version, a mode or a traffic_fraction")
@@ -346,7 +346,7 @@ class OperatorService:
                 approver=approver,
             )  # fmt: skip
         except BusError as exc:  # the flag is written before its change is published
-            flag = self.flags().get(model_id)
+            flag = self._containment.flag(model_id)
             if flag is None or flag.actor != by or flag.reason != f"manual: {reason}":
                 raise
             raise BusError(
@@ -361,7 +361,7 @@ class OperatorService:
     def report(self, incident_id: str, kind: str, fmt: str, settings: ReportSettings) -> str:
         """An Article 73 draft or a post-mortem skeleton of the incident, as of now."""
         record = self.incident(incident_id)
-        flag = self.flags().get(record.subject)
+        flag = self._containment.flag(record.subject)
         story = self.story(record)
         try:
             return render(kind, fmt, record, settings, self._clock(), flag, story)
