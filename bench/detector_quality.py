@@ -196,6 +196,24 @@ FAMILIES: tuple[Family, ...] = (
         dt=10.0,
         kind="batched",
     ),
+    Family(
+        "line-shifts",
+        "sensor",
+        "a machine's sensor: running 06:00-22:00 at mu + N(0, sigma), idle at night and at "
+        "weekends at mu - D + N(0, s), D/sigma ~ U(10, 40), s/sigma ~ U(0.2, 0.6); the "
+        "first readings at midnight (idle)",
+        "1 event/min per sensor",
+        dt=60.0,
+        kind="line",
+    ),
+    Family(
+        "batch-runs",
+        "sensor",
+        "as line-shifts, but running and idle in turns of U(1 h, 12 h) each",
+        "1 event/min per sensor",
+        dt=60.0,
+        kind="runs",
+    ),
     *(
         Family(
             f"harmful-{p:g}",
@@ -226,7 +244,7 @@ FAMILIES: tuple[Family, ...] = (
 )
 FAMILY = {f.name: f for f in FAMILIES}
 # families whose point is the partition's timing, not a stream's values: no failures on them
-NOT_BASES = frozenset({"mixed", "glitch", "batched"})
+NOT_BASES = frozenset({"mixed", "glitch", "batched", "line", "runs"})
 GROUP_SHARES = (0.5, 0.3, 0.2)
 MIXED_CADENCES = (10.0, 600.0, 3600.0, 600.0, 3600.0, 3600.0)  # seconds, by sensor
 
@@ -301,6 +319,13 @@ def sensor_base(fam: Family, rng: np.random.Generator, n: int, dt: float | None 
     if kind == "poisson":
         lam = fam.param
         return Base(ts, np.zeros(n), rng.poisson(lam, n).astype(float), math.sqrt(lam), lam=lam)
+    if kind in ("line", "runs"):
+        running = _running(rng, ts, kind)
+        idle_sd = sigma * rng.uniform(0.2, 0.6)
+        drop = sigma * rng.uniform(10.0, 40.0)
+        level = np.where(running, mu, mu - drop)
+        noise = np.where(running, rng.normal(0.0, sigma, n), rng.normal(0.0, idle_sd, n))
+        return Base(ts, level, noise, sigma)
     if kind == "zip":
         on = np.zeros(n, dtype=bool)
         state = False
@@ -311,6 +336,22 @@ def sensor_base(fam: Family, rng: np.random.Generator, n: int, dt: float | None 
         x = np.where(on, 1 + rng.poisson(4.0, n), 0).astype(float)
         return Base(ts, np.zeros(n), x, float(np.std(x)) or 1.0, lam=float(np.mean(x)))
     raise ValueError(f"{fam.name} is not a sensor family")
+
+
+def _running(rng: np.random.Generator, ts: np.ndarray, kind: str) -> np.ndarray:
+    """line: 06:00-22:00 on weekdays (days from T0's midnight, day 5 and 6 idle);
+    runs: running and idle in turns of U(1 h, 12 h), idle first."""
+    since = ts - (T0 - T0 % DAY)
+    if kind == "line":
+        hour, day = (since % DAY) / HOUR, since // DAY
+        return (hour >= 6.0) & (hour < 22.0) & (day % 7 < 5)
+    out = np.zeros(len(ts), dtype=bool)
+    state, until = False, ts[0] + rng.uniform(HOUR, 12 * HOUR)
+    for i, t in enumerate(ts):
+        while t >= until:
+            state, until = not state, until + rng.uniform(HOUR, 12 * HOUR)
+        out[i] = state
+    return out
 
 
 def _finish(b: Base, x: np.ndarray) -> np.ndarray:

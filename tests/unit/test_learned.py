@@ -351,3 +351,65 @@ def test_onset_times_are_interpolated_between_the_times_kept() -> None:
     assert times.time_of(-5) == 1000.0
     restored = _TimeIndex.load(times.dump())
     assert [restored.time_of(n) for n in range(1, 100)] == [times.time_of(n) for n in range(1, 100)]
+
+
+def _line(on: float, off: float, weekends: bool = False) -> Signal:
+    """A machine that runs 06:00-22:00 and idles at night (and, with ``weekends``, on
+    days 5 and 6 of each week), a reading a minute from midnight: idle first."""
+
+    def draw(rng: random.Random, i: int) -> float:
+        day, minute = divmod(i, 1440)
+        running = 360 <= minute < 1320 and not (weekends and day % 7 >= 5)
+        return rng.gauss(on, 1.5) if running else rng.gauss(off, 0.5)
+
+    return draw
+
+
+def test_a_line_that_stops_every_night_is_out_of_range_at_its_first_start_only() -> None:
+    """Each start is far from what the idle regime predicts: some sensors raised a
+    critical sensor-out-of-range every morning, and the others were never re-armed
+    after the first, blind from then on.  Now the running regime is learned once the
+    readings after the alarm stay there, and each later switch is to a known regime."""
+    stream = LearnedStream("outlier", LearnedParams(), warmup=300)
+    assert _alarms(stream, _line(50.0, 20.0), 30 * 1440) == [360]
+
+
+def test_after_a_setpoint_moved_a_spike_at_the_new_level_is_caught() -> None:
+    """The readings at a new setpoint never came back inside the old regime's tail, so
+    the stream was never re-armed: a later spike went unseen."""
+    stream = LearnedStream("outlier", LearnedParams(), warmup=300)
+
+    def signal(rng: random.Random, i: int) -> float:
+        return rng.gauss(50.0 if i < 2000 else 80.0, 1.0) + (15.0 if i == 5000 else 0.0)
+
+    assert _alarms(stream, signal, 6000) == [2000, 5000]
+
+
+def test_a_line_idle_at_weekends_is_noisier_at_its_first_start_only() -> None:
+    """Idle over a weekend, the running regime's noise model slowly learned the quiet,
+    and every Monday raised a sensor-noise alarm: now the idle readings go to the idle
+    regime's fit, and the running one is kept as it was."""
+    stream = LearnedStream("noise", LearnedParams(), warmup=300)
+    hits = _alarms(stream, _line(50.0, 20.0, weekends=True), 8 * 7 * 1440)
+    assert len(hits) == 1 and 360 <= hits[0] < 1320
+
+
+@pytest.mark.parametrize("kind", ["outlier", "noise"])
+def test_a_stream_with_regimes_restores_bit_for_bit_and_older_snapshots_load(kind: str) -> None:
+    params = learned_params(kind, {})
+    signal, rng = _line(50.0, 20.0, weekends=True), random.Random(4)
+    values = [signal(rng, i) for i in range(8 * 1440)]
+    whole, split = LearnedStream(kind, params, 300), LearnedStream(kind, params, 300)
+    out_whole, out_split = [], []
+    for i, v in enumerate(values):
+        out_whole.append(whole.update(v, float(i)))
+        if i % 997 == 0:
+            split = LearnedStream.restore(
+                orjson.loads(orjson.dumps(split.snapshot())), kind, params, 300
+            )
+        out_split.append(split.update(v, float(i)))
+    assert out_whole == out_split and whole._regimes  # the idle regime, kept
+    snap = whole.snapshot()
+    del snap["regimes"], snap["away"]  # as riskstream wrote it before regimes
+    older = LearnedStream.restore(snap, kind, params, 300)
+    assert older._regimes == [] and older.away == -1

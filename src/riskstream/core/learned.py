@@ -51,11 +51,13 @@ Kinds:
     (p about 0.03), whatever the distribution.  Leavings that come in runs (a
     series at 0 between bursts) count for less: the steps are divided by the
     long-run variance factor of the hits, from how often a hit follows a hit.
+    The fit an alarm replaces is kept (see *Regimes*).
 ``outlier``
     One reading whose innovation lies beyond the learned tail's ``1/N`` quantile.
     The tail's shape comes from the excess's mean and variance or, where that is
     heavy (1/4 and more: the variance's own variance is infinite there), from its
-    moments of order 1/2 and 1.
+    moments of order 1/2 and 1.  An alarm that the next readings confirm as a new
+    level (a tenth of a warm-up, all outside the old range) starts a new regime.
 ``frozen``
     The same value repeated far longer than this stream ever repeats: the run
     length whose probability, at the learned rate of equal consecutive readings,
@@ -66,6 +68,14 @@ Kinds:
     learned overdispersion (the variance of batch rates over the binomial one, one
     standard error above its estimate), so
     a base rate that wanders from day to day does not read as a change.
+
+*Regimes* (``outlier``, ``noise``): plants run in regimes, a line that idles at
+night and at weekends, a setpoint that moves.  Judged by the idle regime's fit,
+every start is out of range and noisier.  So a stream keeps the fits of up to
+``MAX_REGIMES`` regimes it held before, and a reading outside its regime's range
+(level +- ``RANGE_SDS`` sds) that lies in a kept regime's range (the narrowest, if
+several) moves it back to that fit, with no alarm: a line that stops every night
+alarms at its first start only.
 
 After warm-up the stream keeps learning slowly (``LEARN_EVERY`` times the warm-up
 as its memory) while none of its statistics is more than a third of the way to its
@@ -130,6 +140,10 @@ WANDER_BLOCKS = 2  # shift: blocks per warm-up, to learn how far the level wande
 WANDER_QUIET = 0.5  # ...from blocks while every CUSUM stays under this share of its threshold
 ONSET_SPREAD = 4.0
 MIN_RUN = 20  # frozen: never fewer equal readings in a row than this
+REGIME_AFTER = 10  # outlier: an alarm followed by 1/this of a warm-up of readings all
+# outside the regime's range is a new regime (a machine started, a setpoint moved), learned
+MAX_REGIMES = 4  # outlier, noise: the regimes a stream remembers besides the one it is in
+RANGE_SDS = 6.0  # ...and a regime's range: its level +- this many of its readings' sds
 REFIT_MODEL_AFTER = (2, 4, 8, 64)  # shift: refit the model after this many warm-ups
 MODEL_SAME = 0.05  # ...keeping it where neither coefficient moved this much
 NOISE_BATCH = 50  # noise: readings per batch when learning how its exceedances cluster
@@ -201,12 +215,14 @@ class LearnedStream:
         "_long",
         "_params",
         "_prev",
+        "_regimes",
         "_run",
         "_season",
         "_times",
         "_u",
         "_warmup",
         "armed",
+        "away",
         "n",
         "start",
     )
@@ -235,6 +251,10 @@ class LearnedStream:
         self._h = math.log(params.false_alarm_every * watching)
         self._run = [math.nan, 0, 0]  # frozen: the value repeated, its run, the run before
         self.armed = True  # outlier: re-armed by a reading back inside the tail
+        # outlier: the fits of regimes the stream held before (see _outlier), and the
+        # readings since an alarm that all stayed outside its regime (-1: not watching)
+        self._regimes: list[list[float]] = []
+        self.away = -1
         # shift: the model's moments over a longer stretch, to refit it after
         # REFIT_MODEL_AFTER warm-ups, as slow components (a daily cycle) show themselves
         self._long: list[Any] | None = _new_moments() if kind == "shift" else None
@@ -649,6 +669,15 @@ class LearnedStream:
             b[48] = _tilt(d, -skew) if down and b[46] else 0.0
 
     def _noise(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
+        """Bernoulli CUSUMs on how often innovations leave their bands.
+
+        A noisier regime (a machine running, not idle) alarms once and is learned
+        afresh; the fit it replaced is kept, and a reading outside the regime's range
+        that lies in a kept one's moves the stream back to that fit (see _outlier):
+        so a line that runs by day and idles at night or at weekends alarms once,
+        not at every start."""
+        if self._regimes and abs(x - b[0]) > RANGE_SDS * b[3] and self._back_to_regime(x):
+            return None
         a = abs(u - self._u)
         self._u = u
         if b[30] == 0.0:  # the log-likelihood ratios, refreshed as the bands' rates move
@@ -659,6 +688,7 @@ class LearnedStream:
         s_c = central.add(b[30] if hit_c else b[31], x, n)
         s_t = tail.add(b[32] if hit_t else b[33], x, n)
         if s_c > h or s_t > h:
+            self._remember(b)
             return self._alarm(central if s_c > h else tail, t, h, None, refit=True)
         # The bands' rates are learned from every reading: bursts that are part of a
         # stream's normal life raise them; a lasting change is caught long before.
@@ -721,7 +751,28 @@ class LearnedStream:
             b[at + 1] = math.log((1.0 - p1) / (1.0 - p0)) / disp
 
     def _outlier(self, u: float, x: float, t: float, b: list[float]) -> StreamAlarm | None:
+        """A reading beyond the tail's limit alarms, once, until one comes back inside.
+
+        Plants run in regimes: a line stops at night, a setpoint moves.  A reading
+        after the change is far from what the regime's model predicts, every time.
+        So an alarm that the next readings confirm as a new level (REGIME_AFTER of a
+        warm-up, all outside the old regime's range) makes the stream learn the new
+        regime afresh, and keep the old one's fit; a reading beyond the limit that
+        lies in the range of a regime the stream held before (its level +- RANGE_SDS
+        of its readings' sd) moves the stream back to that regime's fit, with no alarm.
+        A line that stops every night alarms at its first start only; one whose
+        setpoint moved judges the new level, where it stayed disarmed before.
+        """
         a = abs(u - b[5] * b[4])
+        away = self.away
+        if away >= 0:  # since an alarm: a new regime, or back in this one?
+            if abs(x - b[0]) > RANGE_SDS * b[3]:
+                self.away = away = away + 1
+                if away >= max(self._warmup // REGIME_AFTER, 2):
+                    self._new_regime(b, x)
+                    return None
+            else:
+                self.away = -1
         if a <= b[7]:  # inside the tail's limit: learn the tail, slowly refit the limit
             b[13] += 1
             if a > TAIL_FROM:
@@ -740,13 +791,52 @@ class LearnedStream:
                     _heavy_shape(b[18], b[19], b[20]),
                 )  # fmt: skip
             return None
+        if self._regimes and self._back_to_regime(x):
+            return None
         if not self.armed:
             return None
         self.armed = False
+        self.away = 0
         n = self.n
         stat = WindowStats(1, x)
         inner = Alarm(n, n, WindowStats(int(b[12]), b[0]), stat, "outlier", a, b[7])
         return self._stream_alarm(inner, n, (n, n), stat, t)
+
+    def _remember(self, b: list[float]) -> None:
+        """Keep a regime's fit (``b``), most recent first, MAX_REGIMES at most."""
+        self._regimes.insert(0, b)
+        del self._regimes[MAX_REGIMES:]
+
+    def _new_regime(self, b: list[float], x: float) -> None:
+        """Keep the regime's fit, and learn the one the stream moved to from ``x`` on."""
+        self._remember(b)
+        self._new_fit()
+        self._learn(x)
+        self._prev = x
+        self.armed = True
+        self.away = -1
+
+    def _back_to_regime(self, x: float) -> bool:
+        """Whether ``x`` lies in a regime the stream held before; if so, that regime's
+        fit is the stream's again and this one's is kept.  Of several, the narrowest:
+        a fit learned across a change (a warm-up that saw the line stop) spans both
+        levels, and would otherwise take readings its narrower neighbours describe."""
+        regimes = self._regimes
+        best = -1
+        for i, r in enumerate(regimes):
+            if abs(x - r[0]) <= RANGE_SDS * r[3] and (best < 0 or r[3] < regimes[best][3]):
+                best = i
+        if best < 0:
+            return False
+        current = self._base
+        assert current is not None
+        self._base = regimes.pop(best)
+        regimes.insert(0, current)
+        self._prev, self._e, self._u = x, 0.0, 0.0
+        self.armed, self.away = True, -1
+        for c in self._cusums:  # what they summed was the other regime's
+            c.stat, c.count, c.total = 0.0, 0, 0.0
+        return True
 
     def _frozen(self, x: float, t: float) -> StreamAlarm | None:
         run = self._run  # value, run length, the previous run's length
@@ -931,7 +1021,9 @@ class LearnedStream:
             "times": self._times.dump(),
             "season": None if self._season is None else self._season.dump(),
             "long": None if self._long is None else _fs(self._long),
-        }
+            **({"regimes": [_fs(r) for r in self._regimes], "away": self.away}
+               if self._regimes or self.away >= 0 else {}),
+        }  # fmt: skip
 
     @classmethod
     def restore(
@@ -955,6 +1047,8 @@ class LearnedStream:
         s._u = float(snap["u"])
         s._run = [_unf(snap["run"][0]), int(snap["run"][1]), int(snap["run"][2])]
         s.armed = bool(snap["armed"])
+        s._regimes = [[_unf(v) for v in r] for r in snap.get("regimes", ())]
+        s.away = int(snap.get("away", -1))
         acc = snap["acc"]
         s._acc = None if acc is None else [_unf(v) if isinstance(v, str) else v for v in acc]
         s._base = None if snap["base"] is None else [_unf(v) for v in snap["base"]]
