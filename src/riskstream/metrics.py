@@ -356,6 +356,19 @@ class ContainmentMetrics:
                 registry=registry,
             ),
         )
+        self.outbox = Gauge(
+            "riskstream_containment_outbox_events",
+            "Events (routing changes, a failed step's incident) written with their flag "
+            "change and not yet published, as the worker last read its outbox: above 0 for "
+            "more than a tick, the broker is not taking them.",
+            registry=registry,
+        )
+        self.outbox_dropped = Counter(
+            "riskstream_containment_outbox_dropped_total",
+            "Events the full outbox (10,000) dropped, the oldest first, never to be "
+            "published; their changes stay in the audit trail.",
+            registry=registry,
+        )
         self.flags_restored = Counter(
             "riskstream_containment_flags_restored_total",
             "Routing flags written back after Redis lost them (the flag epoch was gone).",

@@ -16,11 +16,14 @@ until it goes through — that same idempotence makes a retry safe — and meanw
 ``/health`` says degraded and ``riskstream_containment_store_up`` reads 0.  A
 broker that does not take the routing change or the dead letter of the incident at
 hand (down, no leader, a timeout) is waited out the same way: the incident is
-handled again, its change comes back "duplicate" and is published then.  An outage
-neither dead-letters it nor crashes the agent (faust would commit its offset and
-restart the agent on the next incident: the routing change was never published).  Each second the
-:class:`~riskstream.services.flag_epoch.FlagGuard` checks the flag epoch and writes
-the flags back if Redis lost them, and the same timer judges the steps of
+handled again, its change comes back "duplicate", and what its first try wrote is
+published from the outbox then.  An outage neither dead-letters it nor crashes the
+agent (faust would commit its offset and restart the agent on the next incident: the
+routing change was never published).  The routing changes a worker wrote and did not
+publish (the broker was away, it stopped) wait in the flag store's outbox: the worker
+publishes them at start and at every tick (:mod:`riskstream.core.outbox`).  Each
+second the :class:`~riskstream.services.flag_epoch.FlagGuard` checks the flag epoch
+and writes the flags back if Redis lost them, and the same timer judges the steps of
 progressive shifts whose dwell is over.
 """
 
@@ -140,6 +143,14 @@ def build_app(
                     )  # fmt: skip
                 except (KeyError, ValueError) as exc:
                     log.error("skipping a change event riskstream cannot read: %s", exc)
+
+    @app.task
+    async def publish_left() -> None:
+        """What a worker that stopped left in the outbox, published at start (the timer
+        would at its first tick; this is at once)."""
+        sent = await retrying(store, "the outbox", service.publish_outbox)
+        if sent:
+            log.warning("published %d routing changes an earlier worker left unpublished", sent)
 
     @app.timer(interval=expiry_interval_s)
     async def expire_approvals() -> None:
