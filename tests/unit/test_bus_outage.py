@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -172,3 +174,67 @@ def test_a_routing_change_the_broker_refuses_itself_is_dead_lettered_not_retried
     (incident, _), _, waits = _retried(functools.partial(service.receive_incident, _incident()))
     assert incident is None and waits == 0
     assert _reasons(bus, config) == [b"apply_error"]
+
+
+class SlowProducer(FlakyProducer):
+    """Its failing flushes take ``wait`` seconds first, as librdkafka's flush waits out its
+    timeout (the worker's: 30 s) for a broker that is away."""
+
+    def __init__(self, bus: InMemoryBus, down: int, wait: float) -> None:
+        super().__init__(bus, down)
+        self.wait = wait
+
+    def flush(self, timeout: float = 10.0) -> None:
+        if self.down > 0:
+            time.sleep(self.wait)
+        super().flush(timeout)
+
+
+def test_a_try_that_waits_for_the_broker_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    """Each try ran the service on faust's event loop, and a flush waiting for a broker
+    that is away blocks (30.1 s a try with the worker's producer pointed at a closed
+    port): every other coroutine stopped meanwhile, the consumer's heartbeats, the other
+    agent, the timer.  Now the try runs in a thread and the loop goes on."""
+    config, bus = _config(tmp_path), InMemoryBus()
+    service = _service(config, SlowProducer(bus, down=1, wait=0.6))
+    health = StoreHealth.unexported()
+
+    async def run() -> tuple[Any, float]:
+        gaps, last = [0.0], time.monotonic()
+
+        async def ticker() -> None:
+            nonlocal last
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        call = functools.partial(service.receive_incident, _incident())
+        result = await faust_app.retrying(health, "incident", call)
+        ticking.cancel()
+        return result, max(gaps)
+
+    (incident, outcomes), longest = asyncio.run(run())
+    assert incident is not None and outcomes  # the second try went through
+    assert len(bus.records(config.topics.routing_changes)) == 1
+    assert longest < 0.3, f"the event loop stalled {longest:.2f} s"
+
+
+def test_calls_off_the_loop_take_turns(tmp_path: Path) -> None:
+    """The agents and the timer share one service, which is not made for two threads:
+    their calls run one at a time."""
+    lock, inside, overlaps = threading.Lock(), [0], []
+
+    def call() -> None:
+        inside[0] += 1
+        overlaps.append(inside[0])
+        time.sleep(0.05)
+        inside[0] -= 1
+
+    async def run() -> None:
+        await asyncio.gather(*(faust_app.off_loop(call, lock) for _ in range(4)))
+
+    asyncio.run(run())
+    assert overlaps == [1, 1, 1, 1]

@@ -21,9 +21,12 @@ published from the outbox then.  An outage neither dead-letters it nor crashes t
 agent (faust would commit its offset and restart the agent on the next incident: the
 routing change was never published).  The routing changes a worker wrote and did not
 publish (the broker was away, it stopped) wait in the flag store's outbox: the worker
-publishes them at start and at every tick (:mod:`riskstream.core.outbox`).  Each
-second the :class:`~riskstream.services.flag_epoch.FlagGuard` checks the flag epoch
-and writes the flags back if Redis lost them, and the same timer judges the steps of
+publishes them at start and at every tick (:mod:`riskstream.core.outbox`).  Every
+call into the service runs in a worker thread, one at a time (:func:`off_loop`): a
+try waiting for an absent broker (the producer's flush, up to 30 s) leaves faust's
+event loop, its heartbeats and fetches free.  Each second the
+:class:`~riskstream.services.flag_epoch.FlagGuard` checks the flag epoch and writes
+the flags back if Redis lost them, and the same timer judges the steps of
 progressive shifts whose dwell is over.
 """
 
@@ -34,6 +37,7 @@ import functools
 import logging
 import random
 import tempfile
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -53,14 +57,36 @@ RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 10.0
 
 
-async def retrying(health: StoreHealth, what: str, call: Callable[[], T]) -> T:
+async def off_loop(call: Callable[[], T], lock: threading.Lock | None = None) -> T:
+    """``call()`` in a worker thread, holding ``lock`` (one call at a time: the service
+    is not made for two threads), while the event loop goes on.
+
+    The service's calls block: on Redis, and on the broker, whose flush waits up to the
+    producer's timeout (30 s) when the broker is away.  Run on faust's event loop, each
+    such try stopped every other coroutine for as long: the consumer's heartbeats and
+    fetches, the other agent, the timer.  The lock is taken in the thread, so a call
+    whose awaiting task was cancelled (the worker stopping) still holds it until it
+    returns."""
+    held = lock or threading.Lock()
+
+    def locked() -> T:
+        with held:
+            return call()
+
+    return await asyncio.to_thread(locked)
+
+
+async def retrying(
+    health: StoreHealth, what: str, call: Callable[[], T], lock: threading.Lock | None = None
+) -> T:
     """``call()`` until it raises neither StateStoreError nor BusError (the containment
     service raises only a broker outage's: :func:`~riskstream.services.containment.bus_outage`),
-    with backoff; health says why."""
+    with backoff; health says why.  Each try runs off the event loop (:func:`off_loop`,
+    holding ``lock``)."""
     delay = RETRY_FIRST_S
     while True:
         try:
-            result = call()
+            result = await off_loop(call, lock)
         except (StateStoreError, BusError) as exc:
             cause = "Redis" if isinstance(exc, StateStoreError) else "the broker"
             if not health.failing:
@@ -97,6 +123,7 @@ def build_app(
     import faust  # imported here: faust pulls in a lot, and only this process needs it
 
     store = health or StoreHealth.unexported()
+    calls = threading.Lock()  # the agents, the start task and the timer: one at a time
 
     app = faust.App(
         app_id,
@@ -119,27 +146,27 @@ def build_app(
             receive = functools.partial(
                 service.receive_incident, event.value, event.message.headers or ()
             )
-            incident, outcomes = await retrying(store, "incident", receive)
+            incident, outcomes = await retrying(store, "incident", receive, calls)
             if incident is None:
                 continue
             log.info("incident %s: %s", incident.get("incident_id"), outcomes)
             if backfill is not None:
                 await retrying(
                     store, f"suspects of incident {incident.get('incident_id')}",
-                    functools.partial(backfill.on_incident, incident),
+                    functools.partial(backfill.on_incident, incident), calls,
                 )  # fmt: skip
 
     @app.agent(changes)
     async def record_changes(stream: Any) -> None:
         async for value in stream:
             event, _ = await retrying(
-                store, "change event", functools.partial(service.receive_change, value)
+                store, "change event", functools.partial(service.receive_change, value), calls
             )
             if event is not None and backfill is not None:
                 try:
                     await retrying(
                         store, "change event's incidents",
-                        functools.partial(backfill.on_change, event),
+                        functools.partial(backfill.on_change, event), calls,
                     )  # fmt: skip
                 except (KeyError, ValueError) as exc:
                     log.error("skipping a change event riskstream cannot read: %s", exc)
@@ -148,16 +175,19 @@ def build_app(
     async def publish_left() -> None:
         """What a worker that stopped left in the outbox, published at start (the timer
         would at its first tick; this is at once)."""
-        sent = await retrying(store, "the outbox", service.publish_outbox)
+        sent = await retrying(store, "the outbox", service.publish_outbox, calls)
         if sent:
             log.warning("published %d routing changes an earlier worker left unpublished", sent)
+
+    def tick() -> list[str]:
+        if guard is not None:
+            guard.check()
+        return service.run_due()
 
     @app.timer(interval=expiry_interval_s)
     async def expire_approvals() -> None:
         try:
-            if guard is not None:
-                guard.check()
-            for line in service.run_due():
+            for line in await off_loop(tick, calls):
                 log.warning("%s", line)
         except StateStoreError as exc:  # the next tick tries again
             if not store.failing:
