@@ -34,6 +34,7 @@ __all__ = [
     "ProcessorMetrics",
     "StoreHealth",
     "TicketerMetrics",
+    "either",
     "serve_metrics",
 ]
 
@@ -344,17 +345,31 @@ class ContainmentMetrics:
         self.store = StoreHealth(
             Gauge(
                 "riskstream_containment_store_up",
-                "1 while the worker can write flags and records and publish their changes; "
-                "0 while Redis or the broker fails and the incident at hand is retried "
-                "with backoff.",
+                "1 while the worker can read and write its Redis stores (flags, approvals, "
+                "records); 0 while Redis fails and the work at hand is retried with "
+                "backoff (the broker: riskstream_containment_bus_up).",
                 registry=registry,
             ),
             Counter(
                 "riskstream_containment_store_failures_total",
-                "Writes or reads of the worker's Redis stores, and publishes of the incident "
-                "at hand, that failed (each is retried).",
+                "Reads or writes of the worker's Redis stores that failed (each is retried).",
                 registry=registry,
             ),
+        )
+        self.bus = StoreHealth(
+            Gauge(
+                "riskstream_containment_bus_up",
+                "1 while the broker takes what the worker publishes (routing changes, dead "
+                "letters, incidents); 0 while it does not and the work at hand is retried "
+                "with backoff, or routing changes wait in the outbox.",
+                registry=registry,
+            ),
+            Counter(
+                "riskstream_containment_bus_failures_total",
+                "Publishes of the worker that the broker did not take (each is retried).",
+                registry=registry,
+            ),
+            cause="the broker",
         )
         self.outbox = Gauge(
             "riskstream_containment_outbox_events",
@@ -377,13 +392,14 @@ class ContainmentMetrics:
 
 
 class StoreHealth:
-    """Whether a process can use its store now, for ``/health`` and a gauge."""
+    """Whether a process can use its store (or its broker: ``cause``) now, for
+    ``/health`` and a gauge."""
 
-    def __init__(self, up: Gauge, failures: Counter) -> None:
+    def __init__(self, up: Gauge, failures: Counter, cause: str = "Redis") -> None:
         self._up = up
         self._failures = failures
         self._error: str | None = None
-        self._cause = "Redis"
+        self._cause = self._default_cause = cause
         self._since = 0.0
         up.set(1)
 
@@ -405,10 +421,10 @@ class StoreHealth:
             self._error = None
             self._up.set(1)
 
-    def failed(self, error: str, cause: str = "Redis") -> None:
+    def failed(self, error: str, cause: str | None = None) -> None:
         if self._error is None:
             self._since = time.time()
-        self._error, self._cause = error, cause
+        self._error, self._cause = error, cause or self._default_cause
         self._up.set(0)
         self._failures.inc()
 
@@ -421,6 +437,19 @@ class StoreHealth:
             "error": self._error,
             "failing_for_s": round(time.time() - self._since, 3),
         }
+
+
+def either(*parts: StoreHealth) -> Health:
+    """One ``/health`` over several: degraded while any part fails (the first that
+    does says why), ok otherwise."""
+
+    def health() -> dict[str, object]:
+        for part in parts:
+            if part.failing:
+                return part()
+        return {"status": "ok"}
+
+    return health
 
 
 class NotifierMetrics:

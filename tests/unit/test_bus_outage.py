@@ -23,8 +23,8 @@ from riskstream.adapters.memory.flags import InMemoryApprovalStore, InMemoryFlag
 from riskstream.adapters.memory.incidents import InMemoryIncidentStore
 from riskstream.config import Config, load_config
 from riskstream.core.timeutil import format_time
-from riskstream.errors import BusError, ContainmentError
-from riskstream.metrics import ContainmentMetrics, StoreHealth
+from riskstream.errors import BusError, ContainmentError, StateStoreError
+from riskstream.metrics import ContainmentMetrics, StoreHealth, either
 from riskstream.services.containment import ContainmentService
 
 T = TypeVar("T")
@@ -238,3 +238,62 @@ def test_calls_off_the_loop_take_turns(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert overlaps == [1, 1, 1, 1]
+
+
+def test_the_broker_and_redis_each_have_their_gauge(tmp_path: Path) -> None:
+    """riskstream_containment_store_up read 0 for a broker outage too, so an operator
+    could not tell Redis's trouble from Kafka's: the broker has its own gauge now."""
+    registry = CollectorRegistry()
+    metrics = ContainmentMetrics(registry)
+    health = either(metrics.store, metrics.bus)
+
+    def gauges() -> tuple[float | None, float | None]:
+        return (registry.get_sample_value("riskstream_containment_store_up"),
+                registry.get_sample_value("riskstream_containment_bus_up"))  # fmt: skip
+
+    seen, said = [], []
+
+    def call() -> str:
+        seen.append(gauges())
+        said.append(health()["status"] == "ok" or health()["reason"])
+        if len(seen) == 1:
+            raise BusError("delivery to routing-changes failed", code="_MSG_TIMED_OUT")
+        if len(seen) == 2:
+            raise StateStoreError("Redis at 127.0.0.1:6379 does not answer")
+        return "done"
+
+    async def no_wait(delay: float) -> None:
+        pass
+
+    async def run() -> str:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(faust_app.asyncio, "sleep", no_wait)
+            return await faust_app.retrying(metrics.store, "incident", call, bus=metrics.bus)
+
+    assert asyncio.run(run()) == "done"
+    assert seen == [(1.0, 1.0), (1.0, 0.0), (0.0, 0.0)]  # the broker, then Redis as well
+    assert said[1] == "the broker fails; the work at hand is retried with backoff"
+    assert said[2] == "Redis fails; the work at hand is retried with backoff"
+    assert gauges() == (1.0, 1.0) and health() == {"status": "ok"}
+    failures = "riskstream_containment_{}_failures_total"
+    assert registry.get_sample_value(failures.format("bus")) == 1
+    assert registry.get_sample_value(failures.format("store")) == 1
+
+
+def test_the_timer_says_when_the_broker_does_not_take_the_outbox(tmp_path: Path) -> None:
+    """The routing changes a tick publishes from the outbox: the broker's gauge reads 0
+    while it does not take them, 1 once it does; Redis's stays 1."""
+    config, bus = _config(tmp_path), InMemoryBus()
+    producer = FlakyProducer(bus, down=2)
+    service = _service(config, producer)
+    registry = service._metrics.registry
+    with pytest.raises(BusError):
+        service.receive_incident(_incident())  # written; not published
+    assert service.run_due() == []  # the broker still away: the outbox waits
+    assert registry.get_sample_value("riskstream_containment_bus_up") == 0
+    assert registry.get_sample_value("riskstream_containment_store_up") == 1
+    assert registry.get_sample_value("riskstream_containment_outbox_events") == 1
+    service.run_due()
+    assert registry.get_sample_value("riskstream_containment_bus_up") == 1
+    assert registry.get_sample_value("riskstream_containment_outbox_events") == 0
+    assert len(bus.records(config.topics.routing_changes)) == 1

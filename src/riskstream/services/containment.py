@@ -534,11 +534,18 @@ class ContainmentService:
         for task, run in tasks:
             with self._on_its_own(task):
                 said.extend(run())
+        bus = self._metrics.bus
         try:  # this tick's changes, and whatever earlier ones (or another process) left
-            self.publish_outbox(everything=True)
+            sent = self.publish_outbox(everything=True)
         except BusError as exc:
-            log.error("timer: the broker did not take the routing changes waiting in the "
-                      "outbox; they are published at the next tick: %s", exc)  # fmt: skip
+            if not bus.failing:
+                log.error("timer: the broker did not take the routing changes waiting in "
+                          "the outbox; they are published at a later tick: %s", exc)  # fmt: skip
+            bus.failed(str(exc))
+        else:
+            if sent and bus.failing:  # the broker took them: it answers again
+                log.info("timer: the broker takes the routing changes again")
+                bus.ok()
         return said
 
     @contextlib.contextmanager
