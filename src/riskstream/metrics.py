@@ -290,7 +290,7 @@ class ContainmentMetrics:
         self.registry = registry
         self.incidents = Counter(
             "riskstream_containment_incidents_total",
-            "Incident events consumed.",
+            "Incident events consumed, each once however often it is retried.",
             registry=registry,
         )
         self.rejected = Counter(
@@ -304,7 +304,9 @@ class ContainmentMetrics:
         self.actions = Counter(
             "riskstream_containment_actions_total",
             "Playbook actions by kind and outcome (applied, duplicate, pending, approved, "
-            "rejected, expired, failed, notified, reverted).",
+            "rejected, expired, failed, notified, reverted), each outcome of a change once "
+            "however often its incident is retried (duplicate: a redelivery, the change "
+            "applied before).",
             ["kind", "outcome"],
             registry=registry,
         )

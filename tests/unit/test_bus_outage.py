@@ -119,7 +119,7 @@ def test_an_incident_whose_publishes_fail_waits_for_the_broker_and_is_not_dead_l
         functools.partial(service.receive_incident, _incident())
     )
     assert incident is not None and incident["incident_id"] == "inc-1"
-    assert outcomes == ["duplicate"]  # written at the first attempt, published at the last
+    assert outcomes == ["applied"]  # written at the first attempt, published at the last
     assert waits == 3 and not health.failing
     (change,) = bus.records(config.topics.routing_changes)
     assert orjson.loads(change.value)["active_version"] == "canned-v1"
@@ -136,7 +136,7 @@ def test_a_broker_outage_while_a_deploy_is_recorded_is_retried_not_skipped(
         "version": "bot-2", "actor": "ci", "description": "release",
     })  # fmt: skip
     (event, outcome), _, waits = _retried(functools.partial(service.receive_change, deploy))
-    assert event is not None and outcome == "duplicate" and waits == 2
+    assert event is not None and outcome == "applied" and waits == 2  # by this worker
     (change,) = bus.records(config.topics.routing_changes)
     assert orjson.loads(change.value)["active_version"] == "bot-2"
 
@@ -297,3 +297,48 @@ def test_the_timer_says_when_the_broker_does_not_take_the_outbox(tmp_path: Path)
     assert registry.get_sample_value("riskstream_containment_bus_up") == 1
     assert registry.get_sample_value("riskstream_containment_outbox_events") == 0
     assert len(bus.records(config.topics.routing_changes)) == 1
+
+
+def _counted(service: ContainmentService, name: str, **labels: str) -> float:
+    value = service._metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_a_retried_incident_counts_once(tmp_path: Path) -> None:
+    """Each try of the same incident counted it again, and its action once more each
+    time (the first try "applied", then "duplicate" per retry, though this worker
+    applied it once): four tries, four incidents and an applied action plus three
+    duplicates.  Now once per incident event and once per change id."""
+    config, bus = _config(tmp_path), InMemoryBus()
+    service = _service(config, FlakyProducer(bus, down=3))
+    (incident, outcomes), _, waits = _retried(
+        functools.partial(service.receive_incident, _incident())
+    )
+    assert incident is not None and waits == 3
+    assert outcomes == ["applied"]  # by this worker, at its first try
+    assert _counted(service, "riskstream_containment_incidents_total") == 1
+    actions = "riskstream_containment_actions_total"
+    assert _counted(service, actions, kind="fallback", outcome="applied") == 1
+    assert _counted(service, actions, kind="fallback", outcome="duplicate") == 0
+    record = service._incidents.get("inc-1") if service._incidents else None
+    assert record is not None
+    assert [e.detail for e in record.timeline if "fallback" in e.detail] == ["fallback: applied"]
+    # a later event of the incident is another event: counted
+    service.on_incident({**orjson.loads(_incident()), "severity": "warning"})
+    assert _counted(service, "riskstream_containment_incidents_total") == 2
+
+
+def test_a_dead_letter_retried_until_the_broker_takes_it_counts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, bus = _config(tmp_path), InMemoryBus()
+    service = _service(config, FlakyProducer(bus, down=2))
+
+    def raising(self: ContainmentService, incident: Any) -> list[str]:
+        raise ContainmentError("the playbook cannot be applied")
+
+    monkeypatch.setattr(ContainmentService, "on_incident", raising)
+    (incident, _), _, waits = _retried(functools.partial(service.receive_incident, _incident()))
+    assert incident is None and waits == 2
+    rejected = "riskstream_containment_rejected_total"
+    assert _counted(service, rejected, reason="apply_error") == 1

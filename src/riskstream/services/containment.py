@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -114,6 +115,9 @@ NEIGHBOURS_PER_SUBJECT = 32
 # The timer's tasks, as riskstream_containment_timer_errors_total{task} names them.
 _EXPIRE_TASK, _LAPSE_TASK, _STEPS_TASK = "expire approvals", "lapse flags", "progressive steps"
 OUTBOX_PAGE = 100  # events read from the outbox, published and removed at a time
+# Change ids (and counted outcomes) a worker remembers, the newest: what a retry of the
+# same incident, or a timed change done again, finds (a retry comes within minutes).
+REMEMBERED = 10_000
 
 
 #: librdkafka's names for a record the broker refuses whatever its state: retried, it
@@ -188,6 +192,15 @@ class ContainmentService:
         # that stopped may have left events there).
         self._in_hand: list[OutboxEvent] = []
         self._outbox_clean = False
+        # Changes applied by a call that then raised (the broker did not take them, Redis
+        # failed later on): the call is retried, and they come back "duplicate" from the
+        # store, yet this very worker applied them for it.  ``_writing``: the changes of
+        # the call in progress (None: none), forgotten once it returns.  And what the
+        # counters counted: each incident event and each outcome of a change id once,
+        # however often it is retried.
+        self._applied_here: OrderedDict[str, None] = OrderedDict()
+        self._writing: list[str] | None = None
+        self._counted: OrderedDict[tuple[str, ...], None] = OrderedDict()
 
     # -- inputs -----------------------------------------------------------------
 
@@ -267,7 +280,6 @@ class ContainmentService:
 
     def _reject(self, raw: bytes, reason: str, message: str) -> None:
         log.error("incidents topic: %s: %s", reason, message)
-        self._metrics.rejected.labels(reason).inc()
         headers = [
             ("riskstream_reason", reason.encode()),
             ("riskstream_error", message.encode()[:1024]),
@@ -276,6 +288,7 @@ class ContainmentService:
         value, _, cut = fitted(raw, None)  # one huge record stopped the worker
         self._producer.produce(self._policy.dead_letter_topic, value, None, headers + cut)
         self._producer.flush()
+        self._metrics.rejected.labels(reason).inc()  # dead-lettered: not again at each retry
 
     def on_incident(self, incident: Mapping[str, Any]) -> list[str]:
         """Carry out the matching playbook; one outcome per action, in order.
@@ -284,10 +297,28 @@ class ContainmentService:
         broker that does not take them (BusError: call again, nothing is done twice)
         holds back no action of the incident, only its announcement."""
         received = self._clock()
-        self._metrics.incidents.inc()
-        outcomes = self._contain(incident, received)
-        self.publish_outbox()
+        event = orjson.dumps(dict(incident), option=orjson.OPT_SORT_KEYS, default=str)
+        if self._once("incident", hashlib.blake2b(event, digest_size=16).hexdigest()):
+            self._metrics.incidents.inc()  # an event, not each try of it
+        with self._retried():
+            outcomes = self._contain(incident, received)
+            self.publish_outbox()
         return outcomes
+
+    @contextlib.contextmanager
+    def _retried(self) -> Iterator[None]:
+        """A call the worker retries when it raises: the changes it applied are this
+        worker's when it comes again ("applied", not "duplicate"), until it returns."""
+        if self._writing is not None:  # within another such call: that one decides
+            yield
+            return
+        self._writing = []
+        try:
+            yield
+            for cid in self._writing:  # returned: a redelivery is a duplicate again
+                self._applied_here.pop(cid, None)
+        finally:
+            self._writing = None
 
     def _contain(self, incident: Mapping[str, Any], received: float) -> list[str]:
         incident_id = str(incident["incident_id"])
@@ -317,7 +348,7 @@ class ContainmentService:
                 outcome = self._join_storm(storm, playbook, index, action, incident, received)
             else:
                 outcome = self._start(index, action, incident)
-            self._metrics.actions.labels(action.kind, outcome.split(":")[0]).inc()
+            self._count(action.kind, outcome, change_id(incident_id, index))
             self._note_action(
                 incident_id, CONTAINMENT_ACTOR, action.kind, outcome, change_id(incident_id, index)
             )
@@ -352,8 +383,10 @@ class ContainmentService:
                 expires_at=None, previous_version=None, previous_mode=None, rollout=None,
             )  # fmt: skip
 
-        outcome = self._write(change_id(str(event["event_id"]), 0, "deploy"), model_id, wanted, at)
-        self.publish_outbox()
+        with self._retried():
+            cid = change_id(str(event["event_id"]), 0, "deploy")
+            outcome = self._write(cid, model_id, wanted, at)
+            self.publish_outbox()
         return outcome
 
     def on_resolved(self, incident: Mapping[str, Any]) -> list[str]:
@@ -387,7 +420,7 @@ class ContainmentService:
                 )  # fmt: skip
 
             outcome = self._write(revert_id, applied.model_id, wanted, self._clock())
-            self._metrics.actions.labels(action.kind, "reverted").inc()
+            self._count(action.kind, "reverted", revert_id)
             self._note_action(
                 incident_id, CONTAINMENT_ACTOR, f"revert {action.kind}", outcome, revert_id
             )
@@ -588,7 +621,7 @@ class ContainmentService:
                 "hand (riskstream flags set) if it still needs changing",
                 expired.action_id, problem, expired.model_id,
             )  # fmt: skip
-            self._metrics.actions.labels(expired.kind, "failed").inc()
+            self._count(expired.kind, "failed", expired.action_id)
             outcome = f"failed: its stored record is not what riskstream writes ({problem})"
             self._note_action(
                 expired.incident_id, TIMEOUT_ACTOR, expired.kind, outcome, expired.action_id
@@ -954,7 +987,7 @@ class ContainmentService:
             self._unfinished.pop(step_id, None)
             return f"kept: {exc}"
         self._watching.pop((model_id, r.change, r.step), None)  # only once it is written
-        self._metrics.actions.labels("step", outcome).inc()
+        self._count("step", outcome, step_id)
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, moved.describe(), outcome, step_id)
         self._unfinished.pop(step_id, None)
         return f"{outcome}: {passed}"
@@ -1024,7 +1057,7 @@ class ContainmentService:
         if outcome == "applied":  # on record at once, so later checks refuse the target
             self._record_new(report[0]["incident_id"], report[0], now)
             log.error("%s", words)
-        self._metrics.actions.labels("step", "rolled-back").inc()
+        self._count("step", "rolled-back", abort_id)
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, "step rolled back", words, abort_id)
         self._unfinished.pop(abort_id, None)
         return f"rolled back: {why}"
@@ -1213,7 +1246,7 @@ class ContainmentService:
                 outcome = "skipped: the incident is resolved"
             else:
                 outcome = self._apply(cid, action, member.labels, actor)
-            self._metrics.actions.labels(action.kind, outcome.split(":")[0]).inc()
+            self._count(action.kind, outcome, cid)
             self._note_action(member.incident_id, actor, action.kind, outcome, cid)
             outcomes.append(outcome)
         self.publish_outbox()  # applied means announced too
@@ -1289,7 +1322,7 @@ class ContainmentService:
             pending.action_id, Action.from_data(pending.action), pending.labels, actor
         )
         if outcome.startswith("failed"):  # on_incident counts only the outcomes it starts with
-            self._metrics.actions.labels(pending.kind, "failed").inc()
+            self._count(pending.kind, outcome, pending.action_id)
         self._note_action(pending.incident_id, actor, pending.kind, outcome, pending.action_id)
         self.publish_outbox()  # applied means announced too
         # An approved action is marked applied; one applied on timeout stays "expired"
@@ -1345,8 +1378,9 @@ class ContainmentService:
         what follows the write is done.  ``again`` (a timed change: its task, what it
         is, and a call that does it again) is kept in ``_unfinished`` once the change
         is written; the caller drops it when all that follows is done.  Done again,
-        the change comes back "duplicate", and counts as applied (it was, by this
-        process)."""
+        such a change, or one applied by a call that raised and is retried
+        (``_applied_here``), comes back "duplicate" from the store and reads "applied":
+        it was, by this process."""
         for _ in range(10):
             current = self._flags.get(model_id)
             new = wanted(current)
@@ -1358,6 +1392,9 @@ class ContainmentService:
             if result.outcome == "applied":
                 self._in_hand.extend(events)
                 self._dropped(result.dropped)
+                if self._writing is not None:
+                    self._writing.append(cid)
+                    self._remember(self._applied_here, cid)
             if result.outcome == "applied" and new.rollout is not None:
                 # watched at once: the step is in flight whether or not it is announced
                 # yet, and is not one a restarted worker resumes
@@ -1365,8 +1402,31 @@ class ContainmentService:
                 self._watching[(model_id, r.change, r.step)] = (r.due_at, new.active_version)
             if result.outcome == "applied" and again is not None:
                 self._unfinished[cid] = again
-            return "applied" if again is not None and cid in self._unfinished else result.outcome
+            mine = cid in self._applied_here or (again is not None and cid in self._unfinished)
+            return "applied" if mine else result.outcome
         raise ContainmentError(f"{model_id}: the flag kept changing under 10 attempts; try again")
+
+    def _count(self, kind: str, outcome: str, cid: str) -> None:
+        """Count an action's outcome once per change id: a retry of the same incident,
+        or a timed change done again, comes back with the same."""
+        word = outcome.split(":")[0]
+        if self._once("action", cid, word):
+            self._metrics.actions.labels(kind, word).inc()
+
+    def _once(self, *key: str) -> bool:
+        """Whether ``key`` is new to this process (and remember it)."""
+        if key in self._counted:
+            self._counted.move_to_end(key)
+            return False
+        self._remember(self._counted, key)
+        return True
+
+    @staticmethod
+    def _remember(seen: OrderedDict[Any, None], key: Any) -> None:
+        seen[key] = None
+        seen.move_to_end(key)
+        if len(seen) > REMEMBERED:
+            seen.popitem(last=False)
 
     def _routing_event(self, cid: str, flag: RoutingFlag) -> OutboxEvent:
         """The routing-change event of a change, as it is written: the new flag."""
