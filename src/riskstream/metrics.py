@@ -34,6 +34,7 @@ __all__ = [
     "ProcessorMetrics",
     "StoreHealth",
     "TicketerMetrics",
+    "either",
     "serve_metrics",
 ]
 
@@ -289,7 +290,7 @@ class ContainmentMetrics:
         self.registry = registry
         self.incidents = Counter(
             "riskstream_containment_incidents_total",
-            "Incident events consumed.",
+            "Incident events consumed, each once however often it is retried.",
             registry=registry,
         )
         self.rejected = Counter(
@@ -303,7 +304,9 @@ class ContainmentMetrics:
         self.actions = Counter(
             "riskstream_containment_actions_total",
             "Playbook actions by kind and outcome (applied, duplicate, pending, approved, "
-            "rejected, expired, failed, notified, reverted).",
+            "rejected, expired, failed, notified, reverted), each outcome of a change once "
+            "however often its incident is retried (duplicate: a redelivery, the change "
+            "applied before).",
             ["kind", "outcome"],
             registry=registry,
         )
@@ -344,17 +347,44 @@ class ContainmentMetrics:
         self.store = StoreHealth(
             Gauge(
                 "riskstream_containment_store_up",
-                "1 while the worker can write flags and records and publish their changes; "
-                "0 while Redis or the broker fails and the incident at hand is retried "
-                "with backoff.",
+                "1 while the worker can read and write its Redis stores (flags, approvals, "
+                "records); 0 while Redis fails and the work at hand is retried with "
+                "backoff (the broker: riskstream_containment_bus_up).",
                 registry=registry,
             ),
             Counter(
                 "riskstream_containment_store_failures_total",
-                "Writes or reads of the worker's Redis stores, and publishes of the incident "
-                "at hand, that failed (each is retried).",
+                "Reads or writes of the worker's Redis stores that failed (each is retried).",
                 registry=registry,
             ),
+        )
+        self.bus = StoreHealth(
+            Gauge(
+                "riskstream_containment_bus_up",
+                "1 while the broker takes what the worker publishes (routing changes, dead "
+                "letters, incidents); 0 while it does not and the work at hand is retried "
+                "with backoff, or routing changes wait in the outbox.",
+                registry=registry,
+            ),
+            Counter(
+                "riskstream_containment_bus_failures_total",
+                "Publishes of the worker that the broker did not take (each is retried).",
+                registry=registry,
+            ),
+            cause="the broker",
+        )
+        self.outbox = Gauge(
+            "riskstream_containment_outbox_events",
+            "Events (routing changes, a failed step's incident) written with their flag "
+            "change and not yet published, as the worker last read its outbox: above 0 for "
+            "more than a tick, the broker is not taking them.",
+            registry=registry,
+        )
+        self.outbox_dropped = Counter(
+            "riskstream_containment_outbox_dropped_total",
+            "Events the full outbox (10,000) dropped, the oldest first, never to be "
+            "published; their changes stay in the audit trail.",
+            registry=registry,
         )
         self.flags_restored = Counter(
             "riskstream_containment_flags_restored_total",
@@ -364,13 +394,14 @@ class ContainmentMetrics:
 
 
 class StoreHealth:
-    """Whether a process can use its store now, for ``/health`` and a gauge."""
+    """Whether a process can use its store (or its broker: ``cause``) now, for
+    ``/health`` and a gauge."""
 
-    def __init__(self, up: Gauge, failures: Counter) -> None:
+    def __init__(self, up: Gauge, failures: Counter, cause: str = "Redis") -> None:
         self._up = up
         self._failures = failures
         self._error: str | None = None
-        self._cause = "Redis"
+        self._cause = self._default_cause = cause
         self._since = 0.0
         up.set(1)
 
@@ -392,10 +423,10 @@ class StoreHealth:
             self._error = None
             self._up.set(1)
 
-    def failed(self, error: str, cause: str = "Redis") -> None:
+    def failed(self, error: str, cause: str | None = None) -> None:
         if self._error is None:
             self._since = time.time()
-        self._error, self._cause = error, cause
+        self._error, self._cause = error, cause or self._default_cause
         self._up.set(0)
         self._failures.inc()
 
@@ -408,6 +439,19 @@ class StoreHealth:
             "error": self._error,
             "failing_for_s": round(time.time() - self._since, 3),
         }
+
+
+def either(*parts: StoreHealth) -> Health:
+    """One ``/health`` over several: degraded while any part fails (the first that
+    does says why), ok otherwise."""
+
+    def health() -> dict[str, object]:
+        for part in parts:
+            if part.failing:
+                return part()
+        return {"status": "ok"}
+
+    return health
 
 
 class NotifierMetrics:

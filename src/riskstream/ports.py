@@ -15,11 +15,13 @@ from riskstream.core.approvals import ActionSummary, Member, PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.delivery import AttemptResult
 from riskstream.core.incident_records import IncidentRecord
+from riskstream.core.outbox import MAX_OUTBOX, OutboxEvent
 from riskstream.core.routing import FlagChange, RoutingFlag
 from riskstream.core.tickets import TicketClosure, TicketDraft, TicketRef
 
 __all__ = [
     "MAX_CHANGES",
+    "MAX_OUTBOX",
     "ApplyResult",
     "ApprovalStore",
     "AssignHandler",
@@ -31,6 +33,8 @@ __all__ = [
     "FlagStore",
     "IncidentStore",
     "MessageBus",
+    "Outbox",
+    "OutboxEvent",
     "PartitionState",
     "Producer",
     "Record",
@@ -209,22 +213,34 @@ class StateStore(Protocol):
 class ApplyResult:
     """What became of a :class:`FlagChange`.
 
-    ``applied``: written, audited and published.  ``duplicate``: this change id
-    was applied before (a redelivery); nothing written.  ``conflict``: the flag's
-    revision is no longer the expected one; nothing written — decide again on
-    ``current``.
+    ``applied``: written and audited, its events in the outbox.  ``duplicate``: this
+    change id was applied before (a redelivery); nothing written.  ``conflict``: the
+    flag's revision is no longer the expected one; nothing written — decide again on
+    ``current``.  ``dropped``: the ids of the oldest events the outbox let go to make
+    room for this change's (it keeps :data:`MAX_OUTBOX`); their changes stay in the
+    audit trail.
     """
 
     outcome: Literal["applied", "duplicate", "conflict"]
     current: RoutingFlag | None
+    dropped: tuple[str, ...] = ()
+
+
+class Outbox(NamedTuple):
+    """The oldest events waiting to be published, and how many wait in all."""
+
+    events: list[OutboxEvent]
+    size: int
 
 
 class FlagStore(Protocol):
     """Routing flags with compare-and-set, at-most-once changes and an audit chain.
 
     :meth:`apply` is atomic: the flag, the record that ``change_id`` was applied,
-    and the audit entry are written together or not at all, and subscribers of
-    the store (the router clients) are notified.
+    the audit entry and the change's events (its outbox entries) are written together
+    or not at all, and subscribers of the store (the router clients) are notified.
+    The events wait in the outbox, oldest first, until :meth:`delivered` removes them
+    (:mod:`riskstream.core.outbox`); a store keeps at most :data:`MAX_OUTBOX`.
     """
 
     def get(self, model_id: str) -> RoutingFlag | None: ...
@@ -232,6 +248,16 @@ class FlagStore(Protocol):
     def all(self) -> dict[str, RoutingFlag]: ...
 
     def apply(self, change: FlagChange, at: float) -> ApplyResult: ...
+
+    def outbox(self, limit: int = 100) -> Outbox:
+        """Up to ``limit`` events waiting to be published, in the order their changes
+        were applied, and how many wait in all."""
+        ...
+
+    def delivered(self, event_ids: Sequence[str]) -> None:
+        """Remove these events from the outbox (the broker took them); ids not in it
+        are ignored (another process published them first)."""
+        ...
 
     def record_event(
         self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]

@@ -69,6 +69,8 @@ def test_the_layout_the_router_clients_read() -> None:
         "rs:{flags|default}:incidents_of",
         "rs:{flags|default}:epoch",
         "rs:{flags|default}:health",
+        "rs:{flags|default}:outbox",
+        "rs:{flags|default}:outbox_events",
     )
     for namespace in ("default", "prod-eu", "team.a:b", "ünï"):
         slots = {key_slot(key.encode()) for key in flag_keys(namespace)}

@@ -300,7 +300,7 @@ def test_a_step_whose_change_was_not_published_is_still_watched_not_resumed(
     """The next step is written, then its publish fails: the step is in flight all the
     same.  It was watched only once published, so the next tick said it had been
     started before a restart and watched it for a dwell from then.  (The next tick
-    also publishes it again: see the tests of failed publishes below.)"""
+    publishes it from the outbox: see the tests of failed publishes below.)"""
     service, _, clock = _service(tmp_path)
     service.on_incident(_incident("inc-1"))
     clock.now += 61
@@ -309,12 +309,12 @@ def test_a_step_whose_change_was_not_published_is_still_watched_not_resumed(
         raise BusError("the broker is down")
 
     monkeypatch.setattr(service._producer, "flush", down)
-    assert service.run_due() == []  # the publish raised: logged and counted
+    (said,) = service.run_due()  # written; its publish raised: logged
+    assert said.startswith("progressive shift: applied: step 2/3")
     monkeypatch.undo()
     assert _flag(service).traffic_fraction == 0.5  # written all the same
     clock.now += 1
-    (said,) = service.run_due()  # published now, not judged again
-    assert said.startswith("progressive shift: applied: step 2/3")
+    assert service.run_due() == []  # published now, not judged again
     assert _events(service, "step.resumed") == []
     clock.now += 60  # its dwell, from when it was written
     (said,) = service.run_due()
@@ -456,28 +456,29 @@ def test_a_rollback_whose_publish_failed_is_published_and_reported_at_the_next_t
 ) -> None:
     """The rollback is written, then the broker does not take its routing change: the
     flag no longer carries the shift, so nothing tried again, the change never reached
-    the topic and the failed step's incident was never opened.  Now the next tick
-    publishes the change again (the same change id: a duplicate) and opens it."""
+    the topic and the failed step's incident was never opened.  Now both wait in the
+    outbox, written with the rollback, and the next tick publishes them."""
     service, bus, clock = _service(tmp_path)
     service.on_incident(_incident("inc-1"))
     service._record_new("inc-late", _sick("inc-late", "bot-1.4"), clock.now)  # fails the step
     clock.now += 61
     flaky = _flaky(service, "routing-changes")
-    assert service.run_due() == []  # the publish raised: logged and counted
+    (said,) = service.run_due()  # written; the publish raised: logged
+    assert said.startswith("progressive shift: rolled back: new incident inc-late")
     assert flaky.left == 0
     flag = _flag(service)
     assert (flag.active_version, flag.rollout) == ("bot-1.5", None)  # written all the same
     assert _changes(bus)[-1]["traffic_fraction"] == 0.1  # not published yet
+    assert bus.records("incidents") == []
+    assert [d for d in _timeline(service, "inc-1") if d.startswith("step rolled back")]
     clock.now += 1
-    (said,) = service.run_due()
-    assert said.startswith("progressive shift: rolled back: new incident inc-late")
+    assert service.run_due() == []
     published = _changes(bus)[-1]
     assert (published["active_version"], published["revision"]) == ("bot-1.5", flag.revision)
     own = [orjson.loads(r.value) for r in bus.records("incidents")]
     assert [i["monitor"] for i in own] == [STEP_MONITOR]
     assert service._incidents is not None
     assert service._incidents.get(own[0]["incident_id"]) is not None
-    assert [d for d in _timeline(service, "inc-1") if d.startswith("step rolled back")]
     clock.now += 1
     assert service.run_due() == []  # finished: not published or opened again
     assert len([i for i in bus.records("incidents")]) == 1
@@ -487,41 +488,51 @@ def test_a_rollback_whose_publish_failed_is_published_and_reported_at_the_next_t
 def test_a_rollback_whose_incident_was_not_published_opens_it_at_the_next_tick(
     tmp_path: Path,
 ) -> None:
-    """The rollback is published, then the failed step's incident is not taken."""
+    """The rollback is published, then the failed step's incident is not taken: the
+    next tick publishes the incident, and the rollback not again."""
     service, bus, clock = _service(tmp_path)
     service.on_incident(_incident("inc-1"))
     service._record_new("inc-late", _sick("inc-late", "bot-1.4"), clock.now)
     clock.now += 61
     _flaky(service, "incidents")
-    assert service.run_due() == []
+    (said,) = service.run_due()
+    assert said.startswith("progressive shift: rolled back: new incident inc-late")
     assert bus.records("incidents") == []
     clock.now += 1
-    service.run_due()
+    assert service.run_due() == []
     own = [orjson.loads(r.value) for r in bus.records("incidents")]
     assert [i["monitor"] for i in own] == [STEP_MONITOR]
+    # the rollback's change went at the first try, and was removed then: not again
+    rollbacks = [r for r in bus.records("routing-changes") if dict(r.headers)["ce_id"] == (
+        change_id(change_id("inc-1", 0), 0, "abort").encode())]  # fmt: skip
+    assert len(rollbacks) == 1
 
 
 def test_a_rollback_on_a_new_incident_whose_publish_failed_is_finished_by_the_timer(
     tmp_path: Path,
 ) -> None:
     """The same on the way in: an incident naming the target rolls the step back at
-    once, and the broker does not take the rollback's change.  The incident is still
-    handled (not dead-lettered), and the next tick publishes and reports the rollback."""
+    once, and the broker does not take the rollback's change.  The incident is not
+    dead-lettered: it waits for the broker (the worker retries it), its rollback
+    written, and the next tick publishes the rollback and its incident."""
     service, bus, clock = _service(tmp_path)
     service.on_incident(_incident("inc-1"))
     clock.now += 10
     _flaky(service, "routing-changes")
-    incident, _ = service.receive_incident(orjson.dumps(_sick("inc-sick", "bot-1.4")))
-    assert incident is not None  # handled, not sent to the dead-letter topic
+    with pytest.raises(BusError):  # the broker's: the worker retries the incident
+        service.receive_incident(orjson.dumps(_sick("inc-sick", "bot-1.4")))
     assert bus.records("dead-letter") == []
     assert _flag(service).active_version == "bot-1.5"
     assert _changes(bus)[-1]["traffic_fraction"] == 0.1
     clock.now += 1
-    (said,) = service.run_due()
-    assert said.startswith("progressive shift: rolled back: new incident inc-sick")
+    assert service.run_due() == []
     assert _changes(bus)[-1]["active_version"] == "bot-1.5"
     own = [orjson.loads(r.value) for r in bus.records("incidents")]
     assert [i["monitor"] for i in own] == [STEP_MONITOR]
+    incident, _ = service.receive_incident(orjson.dumps(_sick("inc-sick", "bot-1.4")))
+    assert incident is not None  # the retry: handled, nothing published again
+    assert len(bus.records("incidents")) == 1
+    assert _changes(bus)[-1]["active_version"] == "bot-1.5"
 
 
 @pytest.mark.parametrize("last", [False, True])
@@ -538,14 +549,14 @@ def test_a_next_step_whose_publish_failed_is_published_at_the_next_tick(
         service.run_due()  # step 2/3, published
     clock.now += 61
     _flaky(service, "routing-changes")
-    assert service.run_due() == []
+    (said,) = service.run_due()
+    step = "step 3/3 (100%)" if last else "step 2/3 (50%)"
+    assert said.startswith(f"progressive shift: applied: {step}")
     fraction = 1.0 if last else 0.5
     assert _flag(service).traffic_fraction == fraction  # written
     assert _changes(bus)[-1]["traffic_fraction"] != fraction  # not published
     clock.now += 1
-    (said,) = service.run_due()
-    step = "step 3/3 (100%)" if last else "step 2/3 (50%)"
-    assert said.startswith(f"progressive shift: applied: {step}")
+    assert service.run_due() == []
     published = _changes(bus)[-1]
     assert (published["traffic_fraction"], published["revision"]) == (
         fraction, _flag(service).revision
@@ -572,10 +583,10 @@ def test_a_lapse_whose_publish_failed_is_published_at_the_next_tick(tmp_path: Pa
     assert _flag(service).mode == "human-review"
     clock.now += 61
     _flaky(service, "routing-changes")
-    assert service.run_due() == []  # the publish raised
+    assert service.run_due() == ["routing flag of chatbot lapsed after its ttl: restored"]
     assert (_flag(service).mode, _changes(bus)[-1]["mode"]) == ("normal", "human-review")
     clock.now += 1
-    assert service.run_due() == ["routing flag of chatbot lapsed after its ttl: restored"]
+    assert service.run_due() == []  # the publish raised; published now
     published = _changes(bus)[-1]
     assert (published["mode"], published["revision"]) == ("normal", _flag(service).revision)
     assert [d for d in _timeline(service, "inc-1") if d == "ttl lapsed: applied"]

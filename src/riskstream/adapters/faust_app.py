@@ -13,15 +13,22 @@ changes nothing.
 When Redis fails (down, at maxmemory, a failover) the worker does not exit: the
 incident or change event at hand is retried with backoff (0.1 s doubling to 10 s)
 until it goes through — that same idempotence makes a retry safe — and meanwhile
-``/health`` says degraded and ``riskstream_containment_store_up`` reads 0.  A
-broker that does not take the routing change or the dead letter of the incident at
-hand (down, no leader, a timeout) is waited out the same way: the incident is
-handled again, its change comes back "duplicate" and is published then.  An outage
-neither dead-letters it nor crashes the agent (faust would commit its offset and
-restart the agent on the next incident: the routing change was never published).  Each second the
-:class:`~riskstream.services.flag_epoch.FlagGuard` checks the flag epoch and writes
-the flags back if Redis lost them, and the same timer judges the steps of
-progressive shifts whose dwell is over.
+``/health`` says degraded and ``riskstream_containment_store_up`` reads 0. A broker
+that does not take the routing change or the dead letter of the incident at hand
+(down, no leader, a timeout) is waited out the same way, with
+``riskstream_containment_bus_up`` at 0 instead (the two gauges tell Redis from
+Kafka): the incident is handled again, its change comes back "duplicate", and what
+its first try wrote is published from the outbox then. An outage neither
+dead-letters it nor crashes the agent (faust would commit its offset and restart the
+agent on the next incident: the routing change was never published). The routing
+changes a worker wrote and did not publish (the broker was away, it stopped) wait in
+the flag store's outbox: the worker publishes them at start and at every tick
+(:mod:`riskstream.core.outbox`). Every call into the service runs in a worker
+thread, one at a time (:func:`off_loop`): a try waiting for an absent broker (the
+producer's flush, up to 30 s) leaves faust's event loop, its heartbeats and fetches
+free. Each second the :class:`~riskstream.services.flag_epoch.FlagGuard` checks the
+flag epoch and writes the flags back if Redis lost them, and the same timer judges
+the steps of progressive shifts whose dwell is over.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ import functools
 import logging
 import random
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from riskstream.config import Config
@@ -50,28 +58,62 @@ RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 10.0
 
 
-async def retrying(health: StoreHealth, what: str, call: Callable[[], T]) -> T:
+async def off_loop(call: Callable[[], T], lock: threading.Lock | None = None) -> T:
+    """``call()`` in a worker thread, holding ``lock`` (one call at a time: the service
+    is not made for two threads), while the event loop goes on.
+
+    The service's calls block: on Redis, and on the broker, whose flush waits up to the
+    producer's timeout (30 s) when the broker is away.  Run on faust's event loop, each
+    such try stopped every other coroutine for as long: the consumer's heartbeats and
+    fetches, the other agent, the timer.  The lock is taken in the thread, so a call
+    whose awaiting task was cancelled (the worker stopping) still holds it until it
+    returns."""
+    held = lock or threading.Lock()
+
+    def locked() -> T:
+        with held:
+            return call()
+
+    return await asyncio.to_thread(locked)
+
+
+async def retrying(
+    health: StoreHealth,
+    what: str,
+    call: Callable[[], T],
+    lock: threading.Lock | None = None,
+    bus: StoreHealth | None = None,
+) -> T:
     """``call()`` until it raises neither StateStoreError nor BusError (the containment
     service raises only a broker outage's: :func:`~riskstream.services.containment.bus_outage`),
-    with backoff; health says why."""
+    with backoff; ``health`` says when Redis fails, ``bus`` when the broker does (the
+    same one if not given).  Each try runs off the event loop (:func:`off_loop`,
+    holding ``lock``)."""
     delay = RETRY_FIRST_S
+    broker = bus or health
+    failed: list[StoreHealth] = []  # what failed this call
     while True:
         try:
-            result = call()
+            result = await off_loop(call, lock)
         except (StateStoreError, BusError) as exc:
-            cause = "Redis" if isinstance(exc, StateStoreError) else "the broker"
-            if not health.failing:
+            redis = isinstance(exc, StateStoreError)
+            which, cause = (health, "Redis") if redis else (broker, "the broker")
+            if not which.failing:
                 log.error("%s: %s fails, retrying with backoff up to %gs: %s",
                           what, cause, RETRY_MAX_S, exc)  # fmt: skip
             else:
                 log.warning("%s: %s still fails: %s", what, cause, exc)
-            health.failed(str(exc), cause=cause)
+            which.failed(str(exc), cause=cause)
+            failed += [] if which in failed else [which]
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(RETRY_MAX_S, delay * 2)
             continue
-        if health.failing:
-            log.info("%s: Redis and the broker answer again", what)
-        health.ok()
+        # A call that went through answered for Redis (each reads or writes it); for the
+        # broker only if the broker failed it (it may have published nothing).
+        if health.failing or failed:
+            log.info("%s: goes through again", what)
+        for which in (health, *failed):
+            which.ok()
         return result
 
 
@@ -81,6 +123,7 @@ def build_app(
     service: ContainmentService,
     *,
     health: StoreHealth | None = None,
+    bus: StoreHealth | None = None,
     guard: FlagGuard | None = None,
     app_id: str = "riskstream-containment",
     replication_factor: int = 1,
@@ -94,6 +137,10 @@ def build_app(
     import faust  # imported here: faust pulls in a lot, and only this process needs it
 
     store = health or StoreHealth.unexported()
+    calls = threading.Lock()  # the agents, the start task and the timer: one at a time
+
+    def retry(what: str, call: Callable[[], T]) -> Coroutine[Any, Any, T]:
+        return retrying(store, what, call, calls, bus)
 
     app = faust.App(
         app_id,
@@ -116,37 +163,45 @@ def build_app(
             receive = functools.partial(
                 service.receive_incident, event.value, event.message.headers or ()
             )
-            incident, outcomes = await retrying(store, "incident", receive)
+            incident, outcomes = await retry("incident", receive)
             if incident is None:
                 continue
             log.info("incident %s: %s", incident.get("incident_id"), outcomes)
             if backfill is not None:
-                await retrying(
-                    store, f"suspects of incident {incident.get('incident_id')}",
+                await retry(
+                    f"suspects of incident {incident.get('incident_id')}",
                     functools.partial(backfill.on_incident, incident),
-                )  # fmt: skip
+                )
 
     @app.agent(changes)
     async def record_changes(stream: Any) -> None:
         async for value in stream:
-            event, _ = await retrying(
-                store, "change event", functools.partial(service.receive_change, value)
-            )
+            event, _ = await retry("change event", functools.partial(service.receive_change, value))
             if event is not None and backfill is not None:
                 try:
-                    await retrying(
-                        store, "change event's incidents",
-                        functools.partial(backfill.on_change, event),
-                    )  # fmt: skip
+                    await retry(
+                        "change event's incidents", functools.partial(backfill.on_change, event)
+                    )
                 except (KeyError, ValueError) as exc:
                     log.error("skipping a change event riskstream cannot read: %s", exc)
+
+    @app.task
+    async def publish_left() -> None:
+        """What a worker that stopped left in the outbox, published at start (the timer
+        would at its first tick; this is at once)."""
+        sent = await retry("the outbox", service.publish_outbox)
+        if sent:
+            log.warning("published %d routing changes an earlier worker left unpublished", sent)
+
+    def tick() -> list[str]:
+        if guard is not None:
+            guard.check()
+        return service.run_due()
 
     @app.timer(interval=expiry_interval_s)
     async def expire_approvals() -> None:
         try:
-            if guard is not None:
-                guard.check()
-            for line in service.run_due():
+            for line in await off_loop(tick, calls):
                 log.warning("%s", line)
         except StateStoreError as exc:  # the next tick tries again
             if not store.failing:

@@ -217,17 +217,17 @@ def run_containment(args: argparse.Namespace) -> int:
     from riskstream.bootstrap import kafka_backfill, kafka_worker
     from riskstream.config import load_config
     from riskstream.config.environment import KafkaSettings
-    from riskstream.metrics import serve_metrics
+    from riskstream.metrics import either, serve_metrics
 
     config = load_config(args.config)
     registry = CollectorRegistry()
     service, guard, metrics = kafka_worker(
         config, args.bootstrap, args.redis_url, registry, args.namespace
     )
-    serve_metrics(registry, args.metrics_port, health=metrics.store)
+    serve_metrics(registry, args.metrics_port, health=either(metrics.store, metrics.bus))
     bootstrap = KafkaSettings.from_env(args.bootstrap).bootstrap
     app = build_app(
-        config, bootstrap, service, health=metrics.store, guard=guard,
+        config, bootstrap, service, health=metrics.store, bus=metrics.bus, guard=guard,
         app_id=args.app_id, replication_factor=args.replication_factor,
         commit_every=args.commit_every, commit_interval_s=args.commit_interval,
         backfill=kafka_backfill(config, args.bootstrap, args.redis_url, args.namespace),

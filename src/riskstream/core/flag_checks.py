@@ -12,6 +12,7 @@ from dataclasses import replace
 import orjson
 
 from riskstream.core.approvals import STATUSES, Member, PendingAction, check_decision
+from riskstream.core.outbox import check_events
 from riskstream.core.routing import FlagChange
 from riskstream.errors import ContainmentError
 
@@ -49,6 +50,7 @@ def check_change(change: FlagChange) -> None:
             f"{change.expected_revision}: the new revision must be "
             f"{change.expected_revision + 1}; nothing changed"
         )
+    check_events(change.change_id, change.events)
 
 
 def check_event(event: dict[str, object]) -> None:

@@ -19,6 +19,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from riskstream.core.outbox import OutboxEvent
 from riskstream.core.timeutil import format_time
 
 __all__ = [
@@ -220,8 +221,11 @@ class FlagChange:
 
     ``expected_revision`` is the revision the decision was made on (compare and
     set); ``flag`` is the new state, whose revision must be expected + 1.
+    ``events``: what announces it (its routing change, and anything else it opens),
+    written to the store's outbox with the flag, atomically (:mod:`riskstream.core.outbox`).
     """
 
     change_id: str
     expected_revision: int
     flag: RoutingFlag
+    events: tuple[OutboxEvent, ...] = ()

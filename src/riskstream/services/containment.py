@@ -6,7 +6,18 @@ tests run this same code.
 At most once: every (incident, action) has a deterministic change id, and the flag
 store refuses a change id it has applied before — so an incident redelivered after
 a crash (the flag written, the offset not yet committed) finds its change already
-applied, and only the routing-change event is published again, with the same id.
+applied, and changes nothing.
+
+Announced once the broker takes it, whatever stops in between: a change's
+routing-change event (and a failed step's own incident) is written to the flag
+store's outbox with the flag, atomically (:mod:`riskstream.core.outbox`), exactly as
+it will be published; :meth:`ContainmentService.publish_outbox` publishes what
+waits there and removes it.  Each call that changes a flag publishes before it
+returns (raising BusError if the broker did not take it: the event stays in the
+outbox), and the timer publishes whatever is left at every tick, so a worker that
+restarts publishes what its predecessor wrote and did not announce.  The same event
+may be published twice (two processes publish at once, or a delivery's report was
+lost), never with other contents: subscribers de-duplicate by its id, the change id.
 
 Before a route-to-version or fallback action applies, its candidate targets are
 checked (:mod:`riskstream.core.targets`, evidence from
@@ -23,10 +34,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -52,6 +64,7 @@ from riskstream.core.incident_records import (
     with_entry,
 )
 from riskstream.core.incidents import INCIDENT_OPENED
+from riskstream.core.outbox import OutboxEvent
 from riskstream.core.playbooks import (
     Action,
     Candidate,
@@ -101,6 +114,10 @@ _PICKS_TARGET = ("route-to-version", "fallback")
 NEIGHBOURS_PER_SUBJECT = 32
 # The timer's tasks, as riskstream_containment_timer_errors_total{task} names them.
 _EXPIRE_TASK, _LAPSE_TASK, _STEPS_TASK = "expire approvals", "lapse flags", "progressive steps"
+OUTBOX_PAGE = 100  # events read from the outbox, published and removed at a time
+# Change ids (and counted outcomes) a worker remembers, the newest: what a retry of the
+# same incident, or a timed change done again, finds (a retry comes within minutes).
+REMEMBERED = 10_000
 
 
 #: librdkafka's names for a record the broker refuses whatever its state: retried, it
@@ -160,14 +177,30 @@ class ContainmentService:
         # Steps this process watches: (model, first change, step) -> (when it is judged,
         # the target).  A step found in a flag but not here was started before a restart.
         self._watching: dict[tuple[str, str, int], tuple[float, str]] = {}
-        # Timed changes (a step, a rollback, a lapse) written but not finished: their
-        # publish, or what follows it, raised.  The flag may no longer say anything is
-        # left to do (a rollback or a lapse clears what set it off), so each is kept
-        # here, by change id, as (task, what, a call that does it again), and done
-        # again at every tick until it goes through: the same change id comes back
-        # "duplicate" from the store and is published again, as a redelivered
-        # incident's is.
+        # Timed changes (a step, a rollback, a lapse) written but not finished: what
+        # follows the write (the note on the incident's timeline, the failed step's
+        # incident record) raised.  The flag may no longer say anything is left to do
+        # (a rollback or a lapse clears what set it off), so each is kept here, by
+        # change id, as (task, what, a call that does it again), and done again at
+        # every tick until it goes through: the same change id comes back "duplicate"
+        # from the store.  (Their events are in the outbox, which survives a restart;
+        # this does not: a restart between a write and its note loses the note only.)
         self._unfinished: dict[str, tuple[str, str, Callable[[], str]]] = {}
+        # Events this process wrote to the outbox and has not published, and whether
+        # the outbox held nothing else when it last looked: then what it wrote is
+        # published from here, with no read of the outbox (False at start: a worker
+        # that stopped may have left events there).
+        self._in_hand: list[OutboxEvent] = []
+        self._outbox_clean = False
+        # Changes applied by a call that then raised (the broker did not take them, Redis
+        # failed later on): the call is retried, and they come back "duplicate" from the
+        # store, yet this very worker applied them for it.  ``_writing``: the changes of
+        # the call in progress (None: none), forgotten once it returns.  And what the
+        # counters counted: each incident event and each outcome of a change id once,
+        # however often it is retried.
+        self._applied_here: OrderedDict[str, None] = OrderedDict()
+        self._writing: list[str] | None = None
+        self._counted: OrderedDict[tuple[str, ...], None] = OrderedDict()
 
     # -- inputs -----------------------------------------------------------------
 
@@ -247,7 +280,6 @@ class ContainmentService:
 
     def _reject(self, raw: bytes, reason: str, message: str) -> None:
         log.error("incidents topic: %s: %s", reason, message)
-        self._metrics.rejected.labels(reason).inc()
         headers = [
             ("riskstream_reason", reason.encode()),
             ("riskstream_error", message.encode()[:1024]),
@@ -256,11 +288,39 @@ class ContainmentService:
         value, _, cut = fitted(raw, None)  # one huge record stopped the worker
         self._producer.produce(self._policy.dead_letter_topic, value, None, headers + cut)
         self._producer.flush()
+        self._metrics.rejected.labels(reason).inc()  # dead-lettered: not again at each retry
 
     def on_incident(self, incident: Mapping[str, Any]) -> list[str]:
-        """Carry out the matching playbook; one outcome per action, in order."""
+        """Carry out the matching playbook; one outcome per action, in order.
+
+        Every action is carried out (written) before the changes are published, so a
+        broker that does not take them (BusError: call again, nothing is done twice)
+        holds back no action of the incident, only its announcement."""
         received = self._clock()
-        self._metrics.incidents.inc()
+        event = orjson.dumps(dict(incident), option=orjson.OPT_SORT_KEYS, default=str)
+        if self._once("incident", hashlib.blake2b(event, digest_size=16).hexdigest()):
+            self._metrics.incidents.inc()  # an event, not each try of it
+        with self._retried():
+            outcomes = self._contain(incident, received)
+            self.publish_outbox()
+        return outcomes
+
+    @contextlib.contextmanager
+    def _retried(self) -> Iterator[None]:
+        """A call the worker retries when it raises: the changes it applied are this
+        worker's when it comes again ("applied", not "duplicate"), until it returns."""
+        if self._writing is not None:  # within another such call: that one decides
+            yield
+            return
+        self._writing = []
+        try:
+            yield
+            for cid in self._writing:  # returned: a redelivery is a duplicate again
+                self._applied_here.pop(cid, None)
+        finally:
+            self._writing = None
+
+    def _contain(self, incident: Mapping[str, Any], received: float) -> list[str]:
         incident_id = str(incident["incident_id"])
         new = self._record_new(incident_id, incident, received)
         if incident.get("status") == "resolved":
@@ -288,7 +348,7 @@ class ContainmentService:
                 outcome = self._join_storm(storm, playbook, index, action, incident, received)
             else:
                 outcome = self._start(index, action, incident)
-            self._metrics.actions.labels(action.kind, outcome.split(":")[0]).inc()
+            self._count(action.kind, outcome, change_id(incident_id, index))
             self._note_action(
                 incident_id, CONTAINMENT_ACTOR, action.kind, outcome, change_id(incident_id, index)
             )
@@ -323,7 +383,11 @@ class ContainmentService:
                 expires_at=None, previous_version=None, previous_mode=None, rollout=None,
             )  # fmt: skip
 
-        return self._write(change_id(str(event["event_id"]), 0, "deploy"), model_id, wanted, at)
+        with self._retried():
+            cid = change_id(str(event["event_id"]), 0, "deploy")
+            outcome = self._write(cid, model_id, wanted, at)
+            self.publish_outbox()
+        return outcome
 
     def on_resolved(self, incident: Mapping[str, Any]) -> list[str]:
         """Undo the actions marked ``revert_on_resolve``, unless someone changed the flag since."""
@@ -356,11 +420,12 @@ class ContainmentService:
                 )  # fmt: skip
 
             outcome = self._write(revert_id, applied.model_id, wanted, self._clock())
-            self._metrics.actions.labels(action.kind, "reverted").inc()
+            self._count(action.kind, "reverted", revert_id)
             self._note_action(
                 incident_id, CONTAINMENT_ACTOR, f"revert {action.kind}", outcome, revert_id
             )
             outcomes.append(f"reverted: {outcome}")
+        self.publish_outbox()
         return outcomes
 
     # -- approvals ----------------------------------------------------------------
@@ -406,8 +471,9 @@ class ContainmentService:
 
         The decision stands as recorded, its approver's, who stays the flag's actor.  Each
         flag change applies at most once (its change id), so this changes nothing twice:
-        it writes what was not written, publishes the event again under the same id
-        (subscribers de-duplicate), and marks the action applied.  ``by`` asked for it.
+        it writes what was not written, publishes what waits in the outbox (the event
+        as first written, under its id), and marks the action applied.  ``by`` asked
+        for it.
         """
         actor = approved.decided_by or by
         if approved.group is None and self._resolved(approved.incident_id):
@@ -501,6 +567,18 @@ class ContainmentService:
         for task, run in tasks:
             with self._on_its_own(task):
                 said.extend(run())
+        bus = self._metrics.bus
+        try:  # this tick's changes, and whatever earlier ones (or another process) left
+            sent = self.publish_outbox(everything=True)
+        except BusError as exc:
+            if not bus.failing:
+                log.error("timer: the broker did not take the routing changes waiting in "
+                          "the outbox; they are published at a later tick: %s", exc)  # fmt: skip
+            bus.failed(str(exc))
+        else:
+            if sent and bus.failing:  # the broker took them: it answers again
+                log.info("timer: the broker takes the routing changes again")
+                bus.ok()
         return said
 
     @contextlib.contextmanager
@@ -543,7 +621,7 @@ class ContainmentService:
                 "hand (riskstream flags set) if it still needs changing",
                 expired.action_id, problem, expired.model_id,
             )  # fmt: skip
-            self._metrics.actions.labels(expired.kind, "failed").inc()
+            self._count(expired.kind, "failed", expired.action_id)
             outcome = f"failed: its stored record is not what riskstream writes ({problem})"
             self._note_action(
                 expired.incident_id, TIMEOUT_ACTOR, expired.kind, outcome, expired.action_id
@@ -705,6 +783,7 @@ class ContainmentService:
             )  # fmt: skip
 
         self._write(cid, model_id, wanted, now)
+        self.publish_outbox()
         flag = self._flags.get(model_id)
         assert flag is not None
         return flag
@@ -874,15 +953,7 @@ class ContainmentService:
                     f"new incident {incident_id} ({headline(incident)}) names "
                     f"{flag.active_version} during {r.describe()}"
                 )
-                try:
-                    self._roll_back(model_id, flag, why)
-                except BusError as exc:  # written: the timer publishes and reports it
-                    log.error(
-                        "incident %s: the rollback of the shift of %s is written but the "
-                        "broker did not take it (%s); the containment timer publishes it "
-                        "again and opens the failed step's incident",
-                        incident_id, model_id, exc,
-                    )  # fmt: skip
+                self._roll_back(model_id, flag, why)  # published with the incident's changes
 
     def _next_step(self, model_id: str, flag: RoutingFlag, at: float | None = None) -> str:
         r = flag.rollout
@@ -920,7 +991,7 @@ class ContainmentService:
             self._unfinished.pop(step_id, None)
             return f"kept: {exc}"
         self._watching.pop((model_id, r.change, r.step), None)  # only once it is written
-        self._metrics.actions.labels("step", outcome).inc()
+        self._count("step", outcome, step_id)
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, moved.describe(), outcome, step_id)
         self._unfinished.pop(step_id, None)
         return f"{outcome}: {passed}"
@@ -930,9 +1001,11 @@ class ContainmentService:
     ) -> str:
         """Put the model back as it was before the shift, and open an incident saying so.
 
-        Written, the flag no longer carries the shift: if its publish or the incident
-        raises, the rollback is done again from ``_unfinished`` at each tick (``at``:
-        when it was first tried, so the incident is the same) until both are out."""
+        The incident goes to the outbox with the rollback, atomically: both are
+        published together, by this process or, should it stop first, the next.
+        Written, the flag no longer carries the shift: if recording the incident or the
+        note raises, the rollback is done again from ``_unfinished`` at each tick
+        (``at``: when it was first tried, so the incident is the same)."""
         r = flag.rollout
         assert r is not None
         self._catch_up()
@@ -972,37 +1045,35 @@ class ContainmentService:
             _STEPS_TASK, f"model {model_id}, rollback of {r.describe()} of {r.change}",
             lambda: self._roll_back(model_id, flag, why, now),
         )  # fmt: skip
+        report: list[dict[str, Any]] = []
+
+        def opened(restored: RoutingFlag) -> list[OutboxEvent]:
+            report[:] = [self._failed_step(model_id, target, r, words, restored, now)]
+            return [self._incident_event(report[0])]
+
         try:
-            outcome = self._write(abort_id, model_id, wanted, now, again)
+            outcome = self._write(abort_id, model_id, wanted, now, again, also=opened)
         except ContainmentError as exc:
             self._watching.pop((model_id, r.change, r.step), None)
             self._unfinished.pop(abort_id, None)
             return f"kept: {exc}"
         self._watching.pop((model_id, r.change, r.step), None)
-        if outcome == "applied":
-            restored = self._flags.get(model_id)
-            self._report_failed_step(model_id, target, r, words, restored, now)
+        if outcome == "applied":  # on record at once, so later checks refuse the target
+            self._record_new(report[0]["incident_id"], report[0], now)
             log.error("%s", words)
-        self._metrics.actions.labels("step", "rolled-back").inc()
+        self._count("step", "rolled-back", abort_id)
         self._note_action(r.incident_id, CONTAINMENT_ACTOR, "step rolled back", words, abort_id)
         self._unfinished.pop(abort_id, None)
         return f"rolled back: {why}"
 
-    def _report_failed_step(
-        self,
-        model_id: str,
-        target: str,
-        r: Rollout,
-        words: str,
-        restored: RoutingFlag | None,
+    def _failed_step(
+        self, model_id: str, target: str, r: Rollout, words: str, restored: RoutingFlag,
         now: float,
-    ) -> None:
-        """A failed step opens an incident of its own on the incidents topic (recorded
-        here at once too), naming the target, so later checks refuse it while open."""
+    ) -> dict[str, Any]:  # fmt: skip
+        """The incident a failed step opens of its own on the incidents topic (recorded
+        at once too), naming the target, so later checks refuse it while open."""
         incident_id = change_id(r.change, r.step, "step-incident")
-        back = "" if restored is None else (
-            f" Traffic is back on {restored.active_version} ({restored.mode})."
-        )  # fmt: skip
+        back = f" Traffic is back on {restored.active_version} ({restored.mode})."
         data: dict[str, Any] = {
             "incident_id": incident_id, "type": "containment", "severity": "critical",
             "status": "open", "subject": model_id, "monitor": STEP_MONITOR,
@@ -1017,12 +1088,16 @@ class ContainmentService:
                 "contained_incident": r.incident_id,
             },
         }  # fmt: skip
-        self._record_new(incident_id, data, now)
+        return data
+
+    def _incident_event(self, data: Mapping[str, Any]) -> OutboxEvent:
+        incident_id, subject = str(data["incident_id"]), str(data["subject"])
         headers, value = encode_cloudevent(
-            INCIDENT_OPENED, incident_id, str(data["detected_at"]), model_id, data
+            INCIDENT_OPENED, incident_id, str(data["detected_at"]), subject, data
         )
-        self._producer.produce(self._policy.incidents_topic, value, model_id.encode(), headers)
-        self._producer.flush()
+        return OutboxEvent(
+            incident_id, self._policy.incidents_topic, subject.encode(), value, tuple(headers)
+        )
 
     def _held_by(self, incident_id: str) -> str | None:
         """The grouped (storm) action holding this incident, if one does."""
@@ -1175,9 +1250,10 @@ class ContainmentService:
                 outcome = "skipped: the incident is resolved"
             else:
                 outcome = self._apply(cid, action, member.labels, actor)
-            self._metrics.actions.labels(action.kind, outcome.split(":")[0]).inc()
+            self._count(action.kind, outcome, cid)
             self._note_action(member.incident_id, actor, action.kind, outcome, cid)
             outcomes.append(outcome)
+        self.publish_outbox()  # applied means announced too
         if group.status == "approved" and not any(o.startswith("failed") for o in outcomes):
             self._approvals.mark_applied(group.action_id)
         return outcomes
@@ -1250,8 +1326,9 @@ class ContainmentService:
             pending.action_id, Action.from_data(pending.action), pending.labels, actor
         )
         if outcome.startswith("failed"):  # on_incident counts only the outcomes it starts with
-            self._metrics.actions.labels(pending.kind, "failed").inc()
+            self._count(pending.kind, outcome, pending.action_id)
         self._note_action(pending.incident_id, actor, pending.kind, outcome, pending.action_id)
+        self.publish_outbox()  # applied means announced too
         # An approved action is marked applied; one applied on timeout stays "expired"
         # (the audit trail shows riskstream/timeout as who changed the flag).
         if pending.status == "approved" and not outcome.startswith("failed"):
@@ -1296,41 +1373,124 @@ class ContainmentService:
         wanted: Callable[[RoutingFlag | None], RoutingFlag],
         at: float,
         again: tuple[str, str, Callable[[], str]] | None = None,
+        also: Callable[[RoutingFlag], Sequence[OutboxEvent]] | None = None,
     ) -> str:
         """Compare-and-set until the change lands or is found applied already.
 
-        ``again`` (a timed change: its task, what it is, and a call that does it
-        again) is kept in ``_unfinished`` once the change is written, before the
-        publish, which may raise; the caller drops it when all that follows is done.
-        Done again, the change comes back "duplicate" and is published again, and
-        counts as applied (it was, by this process)."""
+        The change's routing-change event (and ``also``'s, made from the new flag) go
+        to the outbox with it; the caller publishes them (:meth:`publish_outbox`) once
+        what follows the write is done.  ``again`` (a timed change: its task, what it
+        is, and a call that does it again) is kept in ``_unfinished`` once the change
+        is written; the caller drops it when all that follows is done.  Done again,
+        such a change, or one applied by a call that raised and is retried
+        (``_applied_here``), comes back "duplicate" from the store and reads "applied":
+        it was, by this process."""
         for _ in range(10):
             current = self._flags.get(model_id)
             new = wanted(current)
-            result = self._flags.apply(FlagChange(cid, current.revision if current else 0, new), at)
+            events = (self._routing_event(cid, new), *(also(new) if also is not None else ()))
+            change = FlagChange(cid, current.revision if current else 0, new, events)
+            result = self._flags.apply(change, at)
             if result.outcome == "conflict":
                 continue
-            flag = new if result.outcome == "applied" else (result.current or new)
-            if result.outcome == "applied" and flag.rollout is not None:
-                # watched before the publish, which may raise: the step is in flight
-                # either way, and is not one a restarted worker resumes
-                r = flag.rollout
-                self._watching[(model_id, r.change, r.step)] = (r.due_at, flag.active_version)
+            if result.outcome == "applied":
+                self._in_hand.extend(events)
+                self._dropped(result.dropped)
+                if self._writing is not None:
+                    self._writing.append(cid)
+                    self._remember(self._applied_here, cid)
+            if result.outcome == "applied" and new.rollout is not None:
+                # watched at once: the step is in flight whether or not it is announced
+                # yet, and is not one a restarted worker resumes
+                r = new.rollout
+                self._watching[(model_id, r.change, r.step)] = (r.due_at, new.active_version)
             if result.outcome == "applied" and again is not None:
                 self._unfinished[cid] = again
-            self._publish(cid, flag)
-            return "applied" if again is not None and cid in self._unfinished else result.outcome
+            mine = cid in self._applied_here or (again is not None and cid in self._unfinished)
+            return "applied" if mine else result.outcome
         raise ContainmentError(f"{model_id}: the flag kept changing under 10 attempts; try again")
 
-    def _publish(self, cid: str, flag: RoutingFlag) -> None:
-        data = flag.to_data()
+    def _count(self, kind: str, outcome: str, cid: str) -> None:
+        """Count an action's outcome once per change id: a retry of the same incident,
+        or a timed change done again, comes back with the same."""
+        word = outcome.split(":")[0]
+        if self._once("action", cid, word):
+            self._metrics.actions.labels(kind, word).inc()
+
+    def _once(self, *key: str) -> bool:
+        """Whether ``key`` is new to this process (and remember it)."""
+        if key in self._counted:
+            self._counted.move_to_end(key)
+            return False
+        self._remember(self._counted, key)
+        return True
+
+    @staticmethod
+    def _remember(seen: OrderedDict[Any, None], key: Any) -> None:
+        seen[key] = None
+        seen.move_to_end(key)
+        if len(seen) > REMEMBERED:
+            seen.popitem(last=False)
+
+    def _routing_event(self, cid: str, flag: RoutingFlag) -> OutboxEvent:
+        """The routing-change event of a change, as it is written: the new flag."""
         headers, value = encode_cloudevent(
-            ROUTING_CHANGED, cid, format_time(flag.updated_at), flag.model_id, data
+            ROUTING_CHANGED, cid, format_time(flag.updated_at), flag.model_id, flag.to_data()
         )
-        self._producer.produce(
-            self._policy.routing_changes_topic, value, flag.model_id.encode(), headers
+        return OutboxEvent(
+            cid, self._policy.routing_changes_topic, flag.model_id.encode(), value, tuple(headers)
         )
-        self._producer.flush()
+
+    def publish_outbox(self, everything: bool = False) -> int:
+        """Publish the events waiting in the outbox, oldest first, and remove them; how
+        many went.  Raises BusError when the broker does not take them: they stay, for
+        the next call.  Without ``everything``, only when this process wrote some or
+        does not know the outbox to be empty (it reads nothing otherwise); the timer
+        passes ``everything`` at each tick, for what other processes left."""
+        in_hand, self._in_hand = self._in_hand, []
+        if self._outbox_clean and not everything:
+            if in_hand:
+                self._send(in_hand)
+            return len(in_hand)
+        sent = 0
+        outbox = self._flags.outbox(OUTBOX_PAGE)
+        self._metrics.outbox.set(outbox.size)
+        # Each page is removed once sent; one the store cannot read stays and counts.
+        for _ in range(outbox.size // OUTBOX_PAGE + 1):
+            if not outbox.events:
+                break
+            self._send(outbox.events)
+            sent += len(outbox.events)
+            outbox = self._flags.outbox(OUTBOX_PAGE)
+            self._metrics.outbox.set(outbox.size)
+        self._outbox_clean = outbox.size == 0
+        return sent
+
+    def _send(self, events: Sequence[OutboxEvent]) -> None:
+        """Publish and remove ``events``: the first alone, then the rest together.  A
+        broker (or a topic) that is away fails the first, and nothing else goes out
+        to be published twice when they are tried again."""
+        for batch in (events[:1], events[1:]):
+            if not batch:
+                continue
+            try:
+                for event in batch:
+                    self._producer.produce(event.topic, event.value, event.key, event.headers)
+                self._producer.flush()
+            except BusError:
+                self._outbox_clean = False  # they wait there: read it next time
+                raise
+            self._flags.delivered([event.event_id for event in batch])
+
+    def _dropped(self, event_ids: Sequence[str]) -> None:
+        if not event_ids:
+            return
+        self._metrics.outbox_dropped.inc(len(event_ids))
+        log.error(
+            "the outbox is full (the broker has not taken its events for long): dropped "
+            "the oldest %d, never to be published: %s; their changes stay in the audit "
+            "trail (GET /api/v1/audit)", len(event_ids), ", ".join(event_ids),
+        )  # fmt: skip
 
     def _history(self, model_id: str) -> list[tuple[float, str | None, str]]:
         self._catch_up()

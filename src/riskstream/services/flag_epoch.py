@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
 from prometheus_client import Counter
 
 from riskstream.core.routing import FlagChange, RoutingFlag
-from riskstream.ports import ApplyResult, AuditEntry, AuditReport, FlagEpoch, FlagStore
+from riskstream.ports import ApplyResult, AuditEntry, AuditReport, FlagEpoch, FlagStore, Outbox
 
 __all__ = ["FlagGuard", "RememberingFlagStore"]
 
@@ -120,6 +120,12 @@ class RememberingFlagStore:
 
     def all(self) -> dict[str, RoutingFlag]:
         return self._store.all()
+
+    def outbox(self, limit: int = 100) -> Outbox:
+        return self._store.outbox(limit)
+
+    def delivered(self, event_ids: Sequence[str]) -> None:
+        self._store.delivered(event_ids)
 
     def record_event(
         self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]

@@ -256,8 +256,8 @@ class OperatorService:
 
         An action approved but not applied (its change was not published, or the process
         stopped midway) is completed by approving it again: the decision stays its first
-        approver's, nothing is applied twice, and the change is published again under
-        the same event id."""
+        approver's, nothing is applied twice, and the change's event, if it still waits in
+        the outbox, is published under its id."""
         status = "approved" if approve else "rejected"
         _check_note(note)
         self.action(action_id)  # an unknown id is "not found", not a refused decision
@@ -353,8 +353,8 @@ class OperatorService:
                 f"the flag of {model_id} is changed (revision {flag.revision}: "
                 f"{flag.active_version}, {flag.mode}, {flag.traffic_fraction:g} of traffic) "
                 "and the serving layer reads it, but its routing-change event was not "
-                f"published: {exc}. Nothing to redo for the flag; subscribers of the routing "
-                "changes topic have not heard of it.",
+                f"published: {exc}. Nothing to redo: the event waits in the outbox, and the "
+                "containment worker publishes it once the broker answers.",
                 exc.code,
             ) from exc
 

@@ -21,6 +21,9 @@ Semantics every flag store follows:
 - ``record_event`` appends an entry with ``before`` ``None`` and ``after`` the
   event (which has an ``"event"`` key, and no flag's ``active_version``); its
   change id shares the set of applied ids, so it is recorded at most once.
+- An applied change's ``events`` go to the outbox with it, after those of earlier
+  changes; ``outbox`` lists them oldest first, ``delivered`` removes them.  Past
+  ``outbox_limit`` events the oldest are dropped, and the apply's result names them.
 
 Semantics every approval store follows: actions are stored as JSON-able data (a
 tuple in ``action`` comes back a list); ``add`` refuses anything not ``pending``;
@@ -35,15 +38,23 @@ from __future__ import annotations
 import builtins
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from riskstream.core import flag_checks as checks
 from riskstream.core.approvals import ActionSummary, Member, PendingAction
 from riskstream.core.audit import GENESIS, next_entry, verify_with_head
+from riskstream.core.outbox import MAX_OUTBOX, OutboxEvent
 from riskstream.core.routing import FlagChange, RoutingFlag
-from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
+from riskstream.ports import (
+    ApplyResult,
+    ApprovalStore,
+    AuditEntry,
+    AuditReport,
+    FlagStore,
+    Outbox,
+)
 
 __all__ = [
     "FlagListener",
@@ -58,10 +69,14 @@ FlagListener = Callable[[str, int], None]
 class InMemoryFlagStore:
     """Thread-safe, process-local flag store; everything is lost when it is dropped."""
 
+    #: Events the outbox keeps at most; past it the oldest are dropped.
+    outbox_limit: int = MAX_OUTBOX
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flags: dict[str, dict[str, Any]] = {}  # model_id -> RoutingFlag.to_data()
         self._applied: set[str] = set()
+        self._outbox: dict[str, bytes] = {}  # event id -> its JSON, oldest first
         self._entries: list[AuditEntry] = []
         self._head: tuple[int, str] = (0, GENESIS)
         self._listeners: list[FlagListener] = []
@@ -120,10 +135,28 @@ class InMemoryFlagStore:
             self._applied.add(change.change_id)
             self._entries.append(entry)
             self._head = (entry.seq, entry.hash)
+            for event in change.events:
+                self._outbox.pop(event.event_id, None)  # a new one goes last
+                self._outbox[event.event_id] = event.to_json()
+            dropped = []
+            while len(self._outbox) > max(self.outbox_limit, 0):
+                oldest = next(iter(self._outbox))
+                del self._outbox[oldest]
+                dropped.append(oldest)
             listeners = list(self._listeners)
         for listener in listeners:
             listener(model_id, change.flag.revision)
-        return ApplyResult("applied", RoutingFlag.from_data(after))
+        return ApplyResult("applied", RoutingFlag.from_data(after), tuple(dropped))
+
+    def outbox(self, limit: int = 100) -> Outbox:
+        with self._lock:
+            waiting = builtins.list(self._outbox.values())
+        return Outbox([OutboxEvent.from_json(raw) for raw in waiting[:limit]], len(waiting))
+
+    def delivered(self, event_ids: Sequence[str]) -> None:
+        with self._lock:
+            for event_id in event_ids:
+                self._outbox.pop(event_id, None)
 
     def record_event(
         self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]

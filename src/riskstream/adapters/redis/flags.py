@@ -1,9 +1,10 @@
 """The Redis :class:`~riskstream.ports.FlagStore` and :class:`~riskstream.ports.ApprovalStore`.
 
 One namespace (a deployment) owns these keys (``rs:{flags|<ns>}:flags``, ``applied``,
-``audit``, ``head``, ``pending`` and the ``changed`` channel), drawn with what each holds
-in :mod:`riskstream.adapters.redis.keys`.  They share one hash tag, so Redis Cluster
-puts them in one slot and one script may touch them all.  The router clients read
+``audit``, ``head``, ``outbox``, ``outbox_events``, ``pending`` and the ``changed``
+channel), drawn with what each holds in :mod:`riskstream.adapters.redis.keys`.  They
+share one hash tag, so Redis Cluster puts them in one slot and one script may touch
+them all.  The router clients read
 this layout directly; it is a contract, not an implementation detail, and the store
 and the router take it from the same module, so they always agree on the keys.
 Audit seqs start at 1, so stream ids run
@@ -35,7 +36,7 @@ import builtins
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar, cast
 
 import orjson
@@ -53,9 +54,17 @@ from riskstream.core.audit import (
     next_entry,
     verify_with_head,
 )
+from riskstream.core.outbox import MAX_OUTBOX, OutboxEvent
 from riskstream.core.routing import FlagChange, RoutingFlag
 from riskstream.errors import ConfigError, StateStoreError
-from riskstream.ports import ApplyResult, ApprovalStore, AuditEntry, AuditReport, FlagStore
+from riskstream.ports import (
+    ApplyResult,
+    ApprovalStore,
+    AuditEntry,
+    AuditReport,
+    FlagStore,
+    Outbox,
+)
 
 __all__ = [
     "REQUIRED_ACL",
@@ -75,14 +84,20 @@ _PAGE: Final = 1000  # stream entries per XRANGE while reading the whole trail
 # logged again if read again), so a namespace full of them cannot grow the memory.
 _LOGGED_BAD: Final = 1024
 
-# KEYS: flags, applied, audit, head
+# KEYS: flags, applied, audit, head, outbox, outbox_events
 # ARGV: 1 change_id, 2 model_id, 3 expected revision, 4 seq, 5 prev_hash, 6 hash,
 #       7 the flag JSON the entry's `before` was made from ('' for none), 8 new flag JSON,
-#       9 entry JSON, 10 channel, 11 message, 12 genesis hash
+#       9 entry JSON, 10 channel, 11 message, 12 genesis hash, 13 the outbox's limit,
+#       then an event id and its JSON for each event of the change
 _APPLY_LUA: Final = """
 local current = redis.call('HGET', KEYS[1], ARGV[2])
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   return {'duplicate', current}
+end
+local events = #ARGV > 13
+if events then  -- proves both keys' types before the first write
+  redis.call('ZCARD', KEYS[5])
+  redis.call('HLEN', KEYS[6])
 end
 local revision = 0
 if current then
@@ -102,6 +117,12 @@ if redis.acl_check_cmd then
   local writes = {{'XADD', KEYS[3], '1-0', 'entry', 'x'}, {'HSET', KEYS[1], 'k', 'v'},
                   {'SADD', KEYS[2], 'm'}, {'HSET', KEYS[4], 'k', 'v'},
                   {'PUBLISH', ARGV[10], 'm'}}
+  if events then
+    table.insert(writes, {'ZADD', KEYS[5], '0', 'm'})
+    table.insert(writes, {'HSET', KEYS[6], 'k', 'v'})
+    table.insert(writes, {'ZREM', KEYS[5], 'm'})
+    table.insert(writes, {'HDEL', KEYS[6], 'k'})
+  end
   for _, command in ipairs(writes) do
     if not redis.acl_check_cmd(unpack(command)) then
       return redis.error_reply('NOPERM the ACL user may not run ' .. command[1] ..
@@ -114,7 +135,31 @@ redis.call('HSET', KEYS[1], ARGV[2], ARGV[8])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[4], 'seq', ARGV[4], 'hash', ARGV[6])
 redis.call('PUBLISH', ARGV[10], ARGV[11])
-return {'applied'}
+local dropped = {}
+if events then
+  for i = 14, #ARGV, 2 do  -- in the change's order: score seq * 16 + its place
+    redis.call('ZADD', KEYS[5], tonumber(ARGV[4]) * 16 + (i - 14) / 2, ARGV[i])
+    redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
+  end
+  local over = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[13])
+  if over > 0 then
+    dropped = redis.call('ZRANGE', KEYS[5], 0, over - 1)
+    for _, id in ipairs(dropped) do
+      redis.call('ZREM', KEYS[5], id)
+      redis.call('HDEL', KEYS[6], id)
+    end
+  end
+end
+return {'applied', dropped}
+"""
+
+# KEYS: outbox, outbox_events.  ARGV: how many.  {how many wait, the first ids (in
+# score order), their JSON}
+_OUTBOX_LUA: Final = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+local size = redis.call('ZCARD', KEYS[1])
+if #ids == 0 then return {size, ids, {}} end
+return {size, ids, redis.call('HMGET', KEYS[2], unpack(ids))}
 """
 
 # KEYS: pending.  ARGV: action_id, the JSON read, the JSON to write.  1 if swapped.
@@ -415,6 +460,8 @@ class RedisFlagStore(RedisNamespaceStore):
     #: Eight processes saturating one namespace on two cores needed up to 144
     #: (about 0.2 s); two to four processes, up to 11.
     max_apply_attempts: int = 200
+    #: Events the outbox keeps at most; past it the oldest are dropped (and named).
+    outbox_limit: int = MAX_OUTBOX
 
     def __init__(
         self, client: RedisClient, namespace: str = "default", *, owns_client: bool = False
@@ -422,6 +469,7 @@ class RedisFlagStore(RedisNamespaceStore):
         super().__init__(client, namespace, owns_client=owns_client)
         self._apply_script = client.register_script(_APPLY_LUA)
         self._record_script = client.register_script(_RECORD_LUA)
+        self._outbox_script = client.register_script(_OUTBOX_LUA)
         db = int(client.get_connection_kwargs().get("db", 0))
         self._apply_lock = _apply_lock(self._where, db, namespace)
         self._retries = 0
@@ -459,6 +507,10 @@ class RedisFlagStore(RedisNamespaceStore):
             "The change may or may not have been applied (atomically either way): apply "
             "the same change again, it comes back 'duplicate' if it was."
         )
+        events: list[bytes | str] = []
+        for event in change.events:
+            events += [event.event_id, event.to_json()]
+        keys = [*self._keys[:4], self._keys.outbox, self._keys.outbox_events]
         with self._apply_lock, self._translate(action, unknown):
             pipe = self._client.pipeline(transaction=True)
             pipe.hmget(self._keys.head, ["seq", "hash"])
@@ -476,7 +528,7 @@ class RedisFlagStore(RedisNamespaceStore):
                     after=after,
                 )
                 reply = self._apply_script(
-                    keys=self._keys[:4],
+                    keys=keys,
                     args=[
                         change.change_id,
                         model_id,
@@ -490,11 +542,14 @@ class RedisFlagStore(RedisNamespaceStore):
                         self._keys.changed,
                         message,
                         GENESIS,
+                        max(self.outbox_limit, 0),
+                        *events,
                     ],
                 )
                 outcome = reply[0].decode()
                 if outcome == "applied":
-                    return ApplyResult("applied", RoutingFlag.from_data(after))
+                    dropped = tuple(i.decode() for i in reply[1])
+                    return ApplyResult("applied", RoutingFlag.from_data(after), dropped)
                 if outcome in ("duplicate", "conflict"):
                     now = None if reply[1] is None else self._flag(reply[1], model_id)
                     return ApplyResult(outcome, now)
@@ -506,6 +561,38 @@ class RedisFlagStore(RedisNamespaceStore):
             f"{self.max_apply_attempts} attempts; nothing was written. Fewer processes "
             "applying to one namespace at once (or a higher max_apply_attempts) will do."
         )
+
+    def outbox(self, limit: int = 100) -> Outbox:
+        """The oldest events waiting, one round trip.  One that cannot be read (written
+        by something else) is left out, with a warning once saying how to delete it; it
+        still counts in the size."""
+        keys = [self._keys.outbox, self._keys.outbox_events]
+        with self._translate("read the outbox"):
+            size, ids, raws = self._outbox_script(keys=keys, args=[max(limit, 0)])
+        found = [(i.decode(), raw) for i, raw in zip(ids, raws, strict=True)]
+        return Outbox(self._readable(found, self._outbox_event), int(size))
+
+    def delivered(self, event_ids: Sequence[str]) -> None:
+        if not event_ids:
+            return
+        with self._translate("remove published events from the outbox"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.zrem(self._keys.outbox, *event_ids)
+            pipe.hdel(self._keys.outbox_events, *event_ids)
+            pipe.execute()
+
+    def _outbox_event(self, raw: bytes, event_id: str) -> OutboxEvent:
+        try:
+            event = OutboxEvent.from_json(raw)
+            if event.event_id != event_id:
+                raise ValueError(f"it holds the event {event.event_id!r}")
+            return event
+        except (ValueError, KeyError, TypeError) as exc:
+            then = (
+                f" and redis-cli ZREM {self._keys.outbox!r} {event_id!r}; the change it "
+                "announces stays in the audit trail"
+            )
+            raise self._bad_field(self._keys.outbox_events, event_id, exc, then) from exc
 
     def record_event(
         self, change_id: str, model_id: str, actor: str, at: float, event: dict[str, object]

@@ -17,6 +17,10 @@ adapters build their key names only from here::
     rs:{flags|<ns>}:audit                   stream   the hash-chained audit trail, one entry
                                                      per change, id "<seq>-0", field "entry"
     rs:{flags|<ns>}:head                    hash     seq, hash of the last audit entry
+    rs:{flags|<ns>}:outbox                  zset     ids of the events waiting to be published,
+                                                     scored by the audit seq of their change
+    rs:{flags|<ns>}:outbox_events           hash     event id -> the event (topic, key, value,
+                                                     headers) as its change wrote it
     rs:{flags|<ns>}:pending                 hash     action_id -> pending action JSON
     rs:{flags|<ns>}:changed                 channel  {"model_id", "revision"} per change
     rs:{flags|<ns>}:incidents               hash     incident_id -> incident record JSON
@@ -35,10 +39,11 @@ adapters build their key names only from here::
 
 Hash tags (the part in braces) decide the Redis Cluster slot: a partition's keys
 share one (its checkpoint, offset and fence are saved by one script), and so do all
-keys of one flag namespace (a flag and its audit entry are one script; an incident
-update is one ``WATCH``/``MULTI``), so every script and transaction touches one slot
-and runs unchanged on a cluster client.  Each partition has a tag of its own, so
-partitions spread over the shards; a namespace lives on one shard.  Predictions carry
+keys of one flag namespace (a flag, its audit entry and its outbox events are one
+script; an incident update is one ``WATCH``/``MULTI``), so every script and
+transaction touches one slot and runs unchanged on a cluster client.  Each partition
+has a tag of its own, so partitions spread over the shards; a namespace lives on one
+shard.  Predictions carry
 no hash tag on purpose: they are the largest and hottest data and should spread over
 the shards; on a cluster they carry one of :data:`PREDICTION_BUCKETS` tags (by the
 id's CRC-32), so that a put can still write a bucket's keys with one script, one
@@ -98,7 +103,7 @@ STATE_ACL: Final = (
 #: ``&`` grants the ``changed`` channel (Redis 7 denies channels by default).
 FLAGS_ACL: Final = (
     f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* +multi +exec +evalsha +script|load "
-    "+hget +hmget +hgetall +hsetnx +hset +sismember +sadd "
+    "+hget +hmget +hgetall +hsetnx +hset +hdel +sismember +sadd "
     "+xadd +xrange +xrevrange +publish +watch +unwatch +zadd +zrevrange "
     "+zrem +zcard +zrange +zrangebylex +zrangebyscore +hlen +hvals +exists +get +set"
 )
@@ -194,6 +199,8 @@ class FlagKeys(NamedTuple):
     incidents_of: str  # + ":<subject>": one subject's incident ids by detection time
     epoch: str  # the worker's generation (riskstream.services.flag_epoch)
     health: str  # a health probe's write (expires)
+    outbox: str  # ids of the events waiting to be published, by audit seq
+    outbox_events: str  # event id -> the event as its change wrote it
 
 
 def flag_keys(namespace: str = "default") -> FlagKeys:
