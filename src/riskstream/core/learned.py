@@ -1292,8 +1292,9 @@ def _heavy_shape(k: float, s1: float, s_half: float) -> float:
     ``k`` excesses (sums ``s_half`` and ``s1``); 0 while they are fewer than the prior
     is worth.
 
-    Those moments' variances are finite for shapes up to 1 (the second moment's, which
-    the method of moments needs, only up to 1/4), so this stays steady on heavy tails.
+    Their sample means have finite variances for shapes up to 1 (order 1/2) and 1/2
+    (order 1); the method of moments' sample variance only up to 1/4.  So this stays
+    steadier on heavy tails.
     For a shape ``xi`` the ratio ``E[y^1/2]^2 / E[y]`` is ``(1 - xi) xi^-3 (Gamma(3/2)
     Gamma(1/xi - 1/2) / Gamma(1/xi + 1))^2`` whatever the scale, falling from pi/4 at 0
     to 0.617 at 1/2: solved by bisection.
