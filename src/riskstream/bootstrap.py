@@ -133,6 +133,8 @@ def kafka_processor(
     predictions = None
     if config.joins_labels:
         predictions = RedisPredictionStore.from_url(url, namespace=config.processor.group_id)
+        if problem := predictions.eviction_problem():
+            log.warning("%s", problem)
     metrics = ProcessorMetrics(registry)
     metrics.watch_unreplicated(lambda: store.unreplicated)
     return Processor(

@@ -11,6 +11,7 @@ hold all of its partitions until memory is freed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from prometheus_client import CollectorRegistry
 
 import services as local_services  # deploy/local/services.py, on pytest's pythonpath
 from riskstream.adapters.redis.keys import prediction_key_prefix
+from riskstream.adapters.redis.predictions import RedisPredictionStore
+from riskstream.bootstrap import kafka_processor
 from riskstream.core.timeutil import format_time
 from support import (
     START,
@@ -99,3 +102,30 @@ def test_a_full_redis_evicts_the_oldest_predictions_and_the_processor_goes_on(
     assert evicted == PREDICTIONS - len(kept) > 0
     assert PREDICTIONS - 1 in kept
     assert sum(kept) / len(kept) > 0.6 * PREDICTIONS  # evicted at random: ~0.5
+
+
+def test_a_label_joining_processor_says_when_redis_would_stop_it_when_full(
+    kafka_bootstrap: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing said that Redis's default policy stops detection once predictions fill
+    Redis: a processor that joins labels now warns at start, naming the fix."""
+    server = local_services.start_redis(tmp_path / "redis")
+    client = redis.Redis.from_url(server.url)
+    try:
+        store = RedisPredictionStore.from_url(server.url, namespace="policy")
+        problem = store.eviction_problem()  # a fresh server: noeviction
+        assert problem is not None and "noeviction" in problem and "volatile-ttl" in problem
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        assert "evicts detector state" in (store.eviction_problem() or "")
+        client.config_set("maxmemory-policy", "volatile-ttl")
+        assert store.eviction_problem() is None
+        store.close()
+
+        client.config_set("maxmemory-policy", "noeviction")
+        setup = make_setup(tmp_path, "policy", monitors_yaml=LABELS)
+        with caplog.at_level(logging.WARNING, logger="riskstream.bootstrap"):
+            kafka_processor(setup.config, kafka_bootstrap, server.url, CollectorRegistry()).close()
+        assert any("maxmemory-policy noeviction" in r.getMessage() for r in caplog.records)
+    finally:
+        client.close()
+        server.stop()

@@ -129,6 +129,35 @@ class RedisPredictionStore:
     def __repr__(self) -> str:
         return f"RedisPredictionStore({self._where}, namespace={self._namespace!r})"
 
+    def eviction_problem(self) -> str | None:
+        """What is wrong with the server's ``maxmemory-policy`` for a prediction store,
+        or None (also when the server will not say: CONFIG is often not granted).
+
+        Predictions are the only riskstream keys with a TTL and most of a label-joining
+        deployment's Redis: under ``noeviction`` (Redis's default) a full store refuses
+        every write, the processor's checkpoints included, and detection stops for
+        every stream; an ``allkeys-*`` policy evicts detector state and flags."""
+        try:
+            reply: Mapping[Any, Any] = self._client.config_get("maxmemory-policy")
+        except redis.RedisError:
+            return None
+        policy = reply.get("maxmemory-policy") or reply.get(b"maxmemory-policy")
+        if isinstance(policy, bytes):
+            policy = policy.decode()
+        if not isinstance(policy, str) or policy.startswith("volatile-"):
+            return None
+        if policy.startswith("allkeys-"):
+            then = "evicts detector state, offsets and flags when Redis is full"
+        else:
+            then = (
+                "refuses every write when predictions fill Redis, checkpoints included: "
+                "detection stops for every stream"
+            )
+        return (
+            f"Redis at {self._where} has maxmemory-policy {policy}, which {then}; set "
+            "maxmemory and maxmemory-policy volatile-ttl (README, 'Redis memory')"
+        )
+
     def put(self, prediction_id: str, record: Mapping[str, Any], ttl_s: float) -> None:
         ttl_ms = check_ttl(ttl_s)
         raw = encode_record(prediction_id, record)
