@@ -63,6 +63,19 @@ class Setup:
     group: str
 
 
+LABEL_MONITOR_YAML = """
+labels: {ttl_days: 30, positive: [malignant]}
+monitors:
+  - name: missed
+    reads: label
+    key: model_id
+    subject: model_id
+    value: missed
+    detector: {kind: page-hinkley, threshold: 50}
+"""
+"""One label monitor, so that a processor stores predictions and joins labels."""
+
+
 def make_setup(
     tmp_path: Path,
     name: str,

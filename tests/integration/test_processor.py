@@ -15,6 +15,7 @@ from riskstream.adapters.redis.client import RedisClient
 from riskstream.bootstrap import change_retention_s, kafka_processor
 from riskstream.core.timeutil import format_time
 from support import (
+    LABEL_MONITOR_YAML,
     START,
     create_topics,
     embedded_run,
@@ -266,18 +267,6 @@ def test_a_batch_stores_its_changes_in_two_round_trips_and_its_incident_lists_th
     assert "chg-99" in suspects, suspects
 
 
-LABELS = """
-labels: {ttl_days: 30, positive: [malignant]}
-monitors:
-  - name: missed
-    reads: label
-    key: model_id
-    subject: model_id
-    value: missed
-    detector: {kind: page-hinkley, threshold: 50}
-"""
-
-
 def test_a_batch_of_labels_reads_its_predictions_in_one_round_trip(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path, unique: Callable[[str], str]
 ) -> None:
@@ -285,7 +274,10 @@ def test_a_batch_of_labels_reads_its_predictions_in_one_round_trip(
     through one processor at ~5-9k events/s.  A batch's labels now read theirs with one
     MGET, and every label still joins its prediction, stored in Redis batches before."""
     setup = make_setup(
-        tmp_path, unique("lblbatch"), monitors_yaml=LABELS, processor_yaml="  batch_size: 400\n"
+        tmp_path,
+        unique("lblbatch"),
+        monitors_yaml=LABEL_MONITOR_YAML,
+        processor_yaml="  batch_size: 400\n",
     )
     topics = setup.topics
     create_topics(kafka_bootstrap, topics.values(), partitions=1)

@@ -26,6 +26,7 @@ from riskstream.adapters.redis.predictions import RedisPredictionStore
 from riskstream.bootstrap import kafka_processor
 from riskstream.core.timeutil import format_time
 from support import (
+    LABEL_MONITOR_YAML,
     START,
     create_topics,
     end_offsets,
@@ -35,16 +36,6 @@ from support import (
     wait_until_saved,
 )
 
-LABELS = """
-labels: {ttl_days: 30, positive: [malignant]}
-monitors:
-  - name: missed
-    reads: label
-    key: model_id
-    subject: model_id
-    value: missed
-    detector: {kind: page-hinkley, threshold: 50}
-"""
 HEADROOM = 2 * 1024 * 1024  # bytes over what the server uses when the test starts
 PREDICTIONS = 30_000  # ~9 MB of predictions (~300 B each): 4x the headroom
 
@@ -72,7 +63,7 @@ def test_a_full_redis_evicts_the_oldest_predictions_and_the_processor_goes_on(
     tmp_path: Path,
     unique: Callable[[str], str],
 ) -> None:
-    setup = make_setup(tmp_path, unique("fullredis"), monitors_yaml=LABELS)
+    setup = make_setup(tmp_path, unique("fullredis"), monitors_yaml=LABEL_MONITOR_YAML)
     topics = setup.topics
     create_topics(kafka_bootstrap, topics.values(), partitions=1)
     full_redis = redis.Redis.from_url(full_redis_url)
@@ -122,7 +113,7 @@ def test_a_label_joining_processor_says_when_redis_would_stop_it_when_full(
         store.close()
 
         client.config_set("maxmemory-policy", "noeviction")
-        setup = make_setup(tmp_path, "policy", monitors_yaml=LABELS)
+        setup = make_setup(tmp_path, "policy", monitors_yaml=LABEL_MONITOR_YAML)
         with caplog.at_level(logging.WARNING, logger="riskstream.bootstrap"):
             kafka_processor(setup.config, kafka_bootstrap, server.url, CollectorRegistry()).close()
         assert any("maxmemory-policy noeviction" in r.getMessage() for r in caplog.records)
