@@ -68,10 +68,11 @@ async def off_loop(call: Callable[[], T], lock: threading.Lock | None = None) ->
     fetches, the other agent, the timer.  The lock is taken in the thread, so a call
     whose awaiting task was cancelled (the worker stopping) still holds it until it
     returns."""
-    held = lock or threading.Lock()
+    if lock is None:
+        return await asyncio.to_thread(call)
 
     def locked() -> T:
-        with held:
+        with lock:
             return call()
 
     return await asyncio.to_thread(locked)
@@ -104,7 +105,8 @@ async def retrying(
             else:
                 log.warning("%s: %s still fails: %s", what, cause, exc)
             which.failed(str(exc), cause=cause)
-            failed += [] if which in failed else [which]
+            if which not in failed:
+                failed.append(which)
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(RETRY_MAX_S, delay * 2)
             continue

@@ -1016,7 +1016,7 @@ class LearnedStream:
     # ---------------------------------------------------------------- snapshots
 
     def snapshot(self) -> dict[str, Any]:
-        return {
+        snap = {
             "v": SNAPSHOT_VERSION,
             "kind": self._kind,
             "n": self.n,
@@ -1034,9 +1034,11 @@ class LearnedStream:
             "times": self._times.dump(),
             "season": None if self._season is None else self._season.dump(),
             "long": None if self._long is None else _fs(self._long),
-            **({"regimes": [_fs(r) for r in self._regimes], "away": self.away}
-               if self._regimes or self.away >= 0 else {}),
-        }  # fmt: skip
+        }
+        if self._regimes or self.away >= 0:  # (left out, the snapshot reads as before)
+            snap["regimes"] = [_fs(r) for r in self._regimes]
+            snap["away"] = self.away
+        return snap
 
     @classmethod
     def restore(
