@@ -434,7 +434,7 @@ class _Flaky:
 
 def _flaky(service: ContainmentService, topic: str, times: int = 1) -> _Flaky:
     flaky = _Flaky(service._producer, topic, times)
-    service._producer = flaky
+    service._producer = service._announcer._producer = flaky
     return flaky
 
 

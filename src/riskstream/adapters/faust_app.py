@@ -86,7 +86,7 @@ async def retrying(
     bus: StoreHealth | None = None,
 ) -> T:
     """``call()`` until it raises neither StateStoreError nor BusError (the containment
-    service raises only a broker outage's: :func:`~riskstream.services.containment.bus_outage`),
+    service raises only a broker outage's: :func:`~riskstream.services.announcer.bus_outage`),
     with backoff; ``health`` says when Redis fails, ``bus`` when the broker does (the
     same one if not given).  Each try runs off the event loop (:func:`off_loop`,
     holding ``lock``)."""

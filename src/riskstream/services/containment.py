@@ -8,16 +8,8 @@ store refuses a change id it has applied before — so an incident redelivered a
 a crash (the flag written, the offset not yet committed) finds its change already
 applied, and changes nothing.
 
-Announced once the broker takes it, whatever stops in between: a change's
-routing-change event (and a failed step's own incident) is written to the flag
-store's outbox with the flag, atomically (:mod:`riskstream.core.outbox`), exactly as
-it will be published; :meth:`ContainmentService.publish_outbox` publishes what
-waits there and removes it.  Each call that changes a flag publishes before it
-returns (raising BusError if the broker did not take it: the event stays in the
-outbox), and the timer publishes whatever is left at every tick, so a worker that
-restarts publishes what its predecessor wrote and did not announce.  The same event
-may be published twice (two processes publish at once, or a delivery's report was
-lost), never with other contents: subscribers de-duplicate by its id, the change id.
+Announced once the broker takes it, whatever stops in between: each change's events
+go to the flag store's outbox with the flag (:mod:`riskstream.services.announcer`).
 
 Before a route-to-version or fallback action applies, its candidate targets are
 checked (:mod:`riskstream.core.targets`, evidence from
@@ -44,7 +36,6 @@ from typing import Any
 
 import orjson
 
-from riskstream.codec import encode_cloudevent
 from riskstream.core.approvals import (
     GROUPED_MODEL,
     Member,
@@ -63,7 +54,6 @@ from riskstream.core.incident_records import (
     record_incident,
     with_entry,
 )
-from riskstream.core.incidents import INCIDENT_OPENED
 from riskstream.core.outbox import OutboxEvent
 from riskstream.core.playbooks import (
     Action,
@@ -84,6 +74,7 @@ from riskstream.dead_letters import fitted
 from riskstream.errors import BusError, ContainmentError, NotPermittedError, StateStoreError
 from riskstream.metrics import ContainmentMetrics
 from riskstream.ports import ApprovalStore, FlagStore, IncidentStore, Producer
+from riskstream.services.announcer import Announcer, bus_outage
 from riskstream.services.incident_intake import incident_rejection, unconfirmed_resolution
 from riskstream.services.target_evidence import gather, open_naming
 from riskstream.signing import RecordSigner
@@ -92,10 +83,8 @@ from riskstream.validation import validator_for
 __all__ = [
     "CONTAINMENT_ACTOR",
     "RESERVED_ACTORS",
-    "ROUTING_CHANGED",
     "STEP_MONITOR",
     "ContainmentService",
-    "bus_outage",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,7 +92,6 @@ log = logging.getLogger(__name__)
 CONTAINMENT_ACTOR = "riskstream/containment"
 TIMEOUT_ACTOR = "riskstream/timeout"
 RESERVED_ACTORS = "riskstream"  # riskstream and riskstream/...: its own processes, no person
-ROUTING_CHANGED = "io.riskstream.routing.changed"
 _INCIDENT_FIELDS = ("incident_id", "type", "severity", "subject", "onset_at", "summary")
 STEP_MONITOR = "riskstream/step-analysis"  # the monitor of a failed step's own incident
 _PICKS_TARGET = ("route-to-version", "fallback")
@@ -114,22 +102,9 @@ _PICKS_TARGET = ("route-to-version", "fallback")
 NEIGHBOURS_PER_SUBJECT = 32
 # The timer's tasks, as riskstream_containment_timer_errors_total{task} names them.
 _EXPIRE_TASK, _LAPSE_TASK, _STEPS_TASK = "expire approvals", "lapse flags", "progressive steps"
-OUTBOX_PAGE = 100  # events read from the outbox, published and removed at a time
 # Change ids (and counted outcomes) a worker remembers, the newest: what a retry of the
 # same incident, or a timed change done again, finds (a retry comes within minutes).
 REMEMBERED = 10_000
-
-
-#: librdkafka's names for a record the broker refuses whatever its state: retried, it
-#: would be refused for ever.  Any other BusError (a timeout, no broker, no leader, a
-#: refused authorisation) is the infrastructure's, and is waited out.
-_RECORD_REFUSED = frozenset({"MSG_SIZE_TOO_LARGE", "INVALID_RECORD", "INVALID_MSG_SIZE"})
-
-
-def bus_outage(exc: BusError) -> bool:
-    """Whether ``exc`` is the broker's (or the way to it's) failure, not the record's:
-    the work that raised it is retried, not dead-lettered."""
-    return exc.code not in _RECORD_REFUSED
 
 
 def _first(action: Action) -> str:
@@ -166,6 +141,9 @@ class ContainmentService:
         self._incidents = incidents
         self._correlation = correlation or Correlation()
         self._storms = StormControl(policy.limits.storms)
+        self._announcer = Announcer(
+            flags, producer, metrics, policy.routing_changes_topic, policy.incidents_topic
+        )
         # The audit trail, read incrementally (it only grows) into the indexes that keep
         # each action's cost constant: entries by change id and by model, and the
         # models automatic containment changed within the limits' window.
@@ -186,12 +164,6 @@ class ContainmentService:
         # from the store.  (Their events are in the outbox, which survives a restart;
         # this does not: a restart between a write and its note loses the note only.)
         self._unfinished: dict[str, tuple[str, str, Callable[[], str]]] = {}
-        # Events this process wrote to the outbox and has not published, and whether
-        # the outbox held nothing else when it last looked: then what it wrote is
-        # published from here, with no read of the outbox (False at start: a worker
-        # that stopped may have left events there).
-        self._in_hand: list[OutboxEvent] = []
-        self._outbox_clean = False
         # Changes applied by a call that then raised (the broker did not take them, Redis
         # failed later on): the call is retried, and they come back "duplicate" from the
         # store, yet this very worker applied them for it.  ``_writing``: the changes of
@@ -1049,7 +1021,7 @@ class ContainmentService:
 
         def opened(restored: RoutingFlag) -> list[OutboxEvent]:
             report[:] = [self._failed_step(model_id, target, r, words, restored, now)]
-            return [self._incident_event(report[0])]
+            return [self._announcer.incident_event(report[0])]
 
         try:
             outcome = self._write(abort_id, model_id, wanted, now, again, also=opened)
@@ -1089,15 +1061,6 @@ class ContainmentService:
             },
         }  # fmt: skip
         return data
-
-    def _incident_event(self, data: Mapping[str, Any]) -> OutboxEvent:
-        incident_id, subject = str(data["incident_id"]), str(data["subject"])
-        headers, value = encode_cloudevent(
-            INCIDENT_OPENED, incident_id, str(data["detected_at"]), subject, data
-        )
-        return OutboxEvent(
-            incident_id, self._policy.incidents_topic, subject.encode(), value, tuple(headers)
-        )
 
     def _held_by(self, incident_id: str) -> str | None:
         """The grouped (storm) action holding this incident, if one does."""
@@ -1388,14 +1351,13 @@ class ContainmentService:
         for _ in range(10):
             current = self._flags.get(model_id)
             new = wanted(current)
-            events = (self._routing_event(cid, new), *(also(new) if also is not None else ()))
+            events = (self._announcer.routing_event(cid, new), *(also(new) if also else ()))
             change = FlagChange(cid, current.revision if current else 0, new, events)
             result = self._flags.apply(change, at)
             if result.outcome == "conflict":
                 continue
             if result.outcome == "applied":
-                self._in_hand.extend(events)
-                self._dropped(result.dropped)
+                self._announcer.written(events, result.dropped)
                 if self._writing is not None:
                     self._writing.append(cid)
                     self._remember(self._applied_here, cid)
@@ -1432,65 +1394,9 @@ class ContainmentService:
         if len(seen) > REMEMBERED:
             seen.popitem(last=False)
 
-    def _routing_event(self, cid: str, flag: RoutingFlag) -> OutboxEvent:
-        """The routing-change event of a change, as it is written: the new flag."""
-        headers, value = encode_cloudevent(
-            ROUTING_CHANGED, cid, format_time(flag.updated_at), flag.model_id, flag.to_data()
-        )
-        return OutboxEvent(
-            cid, self._policy.routing_changes_topic, flag.model_id.encode(), value, tuple(headers)
-        )
-
     def publish_outbox(self, everything: bool = False) -> int:
-        """Publish the events waiting in the outbox, oldest first, and remove them; how
-        many went.  Raises BusError when the broker does not take them: they stay, for
-        the next call.  Without ``everything``, only when this process wrote some or
-        does not know the outbox to be empty (it reads nothing otherwise); the timer
-        passes ``everything`` at each tick, for what other processes left."""
-        in_hand, self._in_hand = self._in_hand, []
-        if self._outbox_clean and not everything:
-            if in_hand:
-                self._send(in_hand)
-            return len(in_hand)
-        sent = 0
-        outbox = self._flags.outbox(OUTBOX_PAGE)
-        self._metrics.outbox.set(outbox.size)
-        # Each page is removed once sent; one the store cannot read stays and counts.
-        for _ in range(outbox.size // OUTBOX_PAGE + 1):
-            if not outbox.events:
-                break
-            self._send(outbox.events)
-            sent += len(outbox.events)
-            outbox = self._flags.outbox(OUTBOX_PAGE)
-            self._metrics.outbox.set(outbox.size)
-        self._outbox_clean = outbox.size == 0
-        return sent
-
-    def _send(self, events: Sequence[OutboxEvent]) -> None:
-        """Publish and remove ``events``: the first alone, then the rest together.  A
-        broker (or a topic) that is away fails the first, and nothing else goes out
-        to be published twice when they are tried again."""
-        for batch in (events[:1], events[1:]):
-            if not batch:
-                continue
-            try:
-                for event in batch:
-                    self._producer.produce(event.topic, event.value, event.key, event.headers)
-                self._producer.flush()
-            except BusError:
-                self._outbox_clean = False  # they wait there: read it next time
-                raise
-            self._flags.delivered([event.event_id for event in batch])
-
-    def _dropped(self, event_ids: Sequence[str]) -> None:
-        if not event_ids:
-            return
-        self._metrics.outbox_dropped.inc(len(event_ids))
-        log.error(
-            "the outbox is full (the broker has not taken its events for long): dropped "
-            "the oldest %d, never to be published: %s; their changes stay in the audit "
-            "trail (GET /api/v1/audit)", len(event_ids), ", ".join(event_ids),
-        )  # fmt: skip
+        """Publish the events waiting in the outbox (:meth:`Announcer.publish`)."""
+        return self._announcer.publish(everything)
 
     def _history(self, model_id: str) -> list[tuple[float, str | None, str]]:
         self._catch_up()
