@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any, TextIO
 
 from riskstream.config import load_config
+from riskstream.core.incident_text import no_reference
 from riskstream.core.timeutil import format_time, parse_time
 from riskstream.embedded import EmbeddedPipeline, EmittedIncident
 from riskstream.errors import ContainmentError
@@ -213,9 +214,11 @@ def _tell(r: SituationResult, out: TextIO) -> None:
         p(f"  detected      {_clock(parse_time(inc['detected_at']))} ({delay:+.0f} min): "
           f"{inc['severity']} {inc['type']} on {inc['stream_key']}{flag}")  # fmt: skip
         ev = inc["evidence"]
-        p(f"    onset       estimated {_clock(parse_time(inc['onset_at']))}; {ev['value']} mean "
-          f"{ev['before']['mean']:.4g} before (sd {ev['before']['std']:.3g}, "
-          f"{ev['before']['count']} samples), {ev['after']['mean']:.4g} since onset "
+        before = ("no reference before" if no_reference(ev) else
+                  f"mean {ev['before']['mean']:.4g} before (sd {ev['before']['std']:.3g}, "
+                  f"{ev['before']['count']} samples)")  # fmt: skip
+        p(f"    onset       estimated {_clock(parse_time(inc['onset_at']))}; {ev['value']} "
+          f"{before}, {ev['after']['mean']:.4g} since onset "
           f"({ev['after']['count']} samples)")  # fmt: skip
         if (episode := ev.get("episode")) and episode["alarms"] > 1:
             p(f"    episode     {episode['alarms']} alarms since {episode['first_detected_at']} "

@@ -41,6 +41,7 @@ export function geometry(evidence) {
   const before = evidence.before || {};
   const after = evidence.after || {};
   if (!finite(before.mean) || !finite(after.mean)) return null;
+  if (before.count === 0) return null;  // a rule with no warm-up: no reference to draw
   let alarm = finite(evidence.samples) ? evidence.samples : null;
   let onset = finite(evidence.onset_sample) ? evidence.onset_sample : null;
   let placed = "from the detector's sample indices";
@@ -67,7 +68,12 @@ export function geometry(evidence) {
 
 export function evidenceChart(evidence) {
   const g = geometry(evidence || {});
-  if (!g) return h("p", { class: "muted" }, "This incident's evidence has no window means to draw.");
+  if (!g) {
+    const none = (evidence || {}).before?.count === 0
+      ? "No reference window to draw: the rule that fired learns none (no warm-up)."
+      : "This incident's evidence has no window means to draw.";
+    return h("p", { class: "muted" }, none);
+  }
   const X = (x) => M.left + ((x - g.x0) / (g.x1 - g.x0)) * (W - M.left - M.right);
   const Y = (y) => H - M.bottom - ((y - g.y0) / (g.y1 - g.y0)) * (H - M.top - M.bottom);
   const value = evidence.value || "tracked value";

@@ -15,7 +15,7 @@ from typing import Any
 
 from riskstream.core.timeutil import parse_time
 
-__all__ = ["change_text", "details", "headline", "human_duration", "human_time"]
+__all__ = ["change_text", "details", "headline", "human_duration", "human_time", "no_reference"]
 
 MAX_SUSPECTS_SHOWN = 1
 
@@ -55,14 +55,30 @@ def _num(value: object) -> str:
     return f"{value:.4g}"
 
 
+def no_reference(evidence: Mapping[str, Any]) -> bool:
+    """Whether the evidence's ``before`` window is empty: a rule with no warm-up learns
+    no reference, and the mean it carries (the schema requires one) means nothing."""
+    before = evidence.get("before")
+    return isinstance(before, Mapping) and before.get("count") == 0
+
+
 def change_text(evidence: Mapping[str, Any]) -> str | None:
-    """``safety.harmful 0.012 → 0.081``, or None when the evidence has no means."""
+    """``safety.harmful 0.012 → 0.081``, or None when the evidence has no means.
+
+    With no reference window, only where the value is now:
+
+    >>> change_text({"value": "prediction.score", "before": {"count": 0, "mean": 0.0},
+    ...              "after": {"count": 30, "mean": 0.021}})
+    'prediction.score at 0.021 (no reference before)'
+    """
     before, after = evidence.get("before"), evidence.get("after")
     if not isinstance(before, Mapping) or not isinstance(after, Mapping):
         return None
     if "mean" not in before or "mean" not in after:
         return None
     value = evidence.get("value") or "value"
+    if no_reference(evidence):
+        return f"{value} at {_num(after['mean'])} (no reference before)"
     return f"{value} {_num(before['mean'])} → {_num(after['mean'])}"
 
 
@@ -127,10 +143,13 @@ def _evidence_lines(evidence: Mapping[str, Any]) -> list[str]:
     lines = []
     if change := change_text(evidence):
         before, after = evidence["before"], evidence["after"]
-        line = (
-            f"Changed: {change} (mean over {before.get('count', '?')} samples before, "
-            f"{after.get('count', '?')} after; detector {evidence.get('detector', '?')})"
+        counts = (
+            f"mean over {after.get('count', '?')} samples"
+            if no_reference(evidence)
+            else f"mean over {before.get('count', '?')} samples before, "
+            f"{after.get('count', '?')} after"
         )
+        line = f"Changed: {change} ({counts}; detector {evidence.get('detector', '?')})"
         if evidence.get("statistic") is not None and evidence.get("threshold") is not None:
             line += f"; statistic {_num(evidence['statistic'])} > {_num(evidence['threshold'])}"
         lines.append(line)

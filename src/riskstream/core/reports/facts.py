@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from riskstream.core.incident_records import IncidentRecord
+from riskstream.core.incident_text import no_reference
 from riskstream.core.routing import RoutingFlag
 from riskstream.core.timeutil import format_time, parse_time
 
@@ -61,14 +62,18 @@ def evidence_summary(incident: Mapping[str, Any]) -> str:
     ...     "statistic": 31.5, "threshold": 30}}).split("; ")
     ['adwin on missed: mean 0.1 over 150 samples before, 0.5 over 33 since onset', \
 'statistic 31.5 crossed 30']
+    >>> evidence_summary({"evidence": {"detector": "stuck", "value": "prediction.score",
+    ...     "before": {"mean": 0.0, "count": 0}, "after": {"mean": 0.021, "count": 30}}})
+    'stuck on prediction.score: no reference window, mean 0.021 over 30 since onset'
     """
     ev = incident.get("evidence") or {}
     before, after = ev.get("before") or {}, ev.get("after") or {}
-    parts = [
-        f"{ev.get('detector', '?')} on {ev.get('value') or 'the value'}: "
-        f"mean {_num(before.get('mean'))} over {before.get('count', '?')} samples before, "
-        f"{_num(after.get('mean'))} over {after.get('count', '?')} since onset"
-    ]
+    since = f"{_num(after.get('mean'))} over {after.get('count', '?')} since onset"
+    if no_reference(ev):  # a rule with no warm-up: the mean "before" is a placeholder
+        was, since = "no reference window", "mean " + since
+    else:
+        was = f"mean {_num(before.get('mean'))} over {before.get('count', '?')} samples before"
+    parts = [f"{ev.get('detector', '?')} on {ev.get('value') or 'the value'}: {was}, {since}"]
     statistic, threshold = ev.get("statistic"), ev.get("threshold")
     if isinstance(statistic, int | float) and isinstance(threshold, int | float):
         parts.append(f"statistic {_num(ev['statistic'])} crossed {_num(ev['threshold'])}")
