@@ -184,6 +184,7 @@ def embedded_containment(
         clock=clock or time.time,
         incidents=incidents or InMemoryIncidentStore(),
         correlation=correlation_of(config),
+        time_limits=config.processor.time_limits(),
     )
 
 
@@ -229,6 +230,7 @@ def kafka_containment(
         ContainmentMetrics(registry),
         incidents=incidents or RedisIncidentStore.from_url(url, namespace=namespace),
         correlation=correlation_of(config),
+        time_limits=config.processor.time_limits(),
     )
 
 
@@ -258,6 +260,7 @@ def kafka_worker(
         metrics,
         incidents=RedisIncidentStore.from_url(url, namespace=namespace),
         correlation=correlation_of(config),
+        time_limits=config.processor.time_limits(),
         signer=_incident_signer(kafka, "the containment worker acts on"),
     )
     return service, guard, metrics

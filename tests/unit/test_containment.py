@@ -115,6 +115,41 @@ def test_an_incident_that_overtakes_its_deploy_still_rolls_back_before_it(
     assert "v6" not in [e.after.get("active_version") for e in _flags(service).audit()]
 
 
+def test_a_deploy_older_than_the_flag_is_not_written_over_a_rollback(tmp_path: Path) -> None:
+    """A deploy event that comes late, out of order, or again under another event id
+    set the flag to its version in mode normal and cleared the incident: a rollback
+    undone, the incident's containment lifted, the flag dated back.  Now it is "stale"
+    and the flag keeps the rollback; a deploy after it still applies."""
+    service, _, clock = _service(tmp_path)
+    service.on_change_event(_deploy("d1", "chatbot", "v7", 1_799_990_000.0))
+    service.on_change_event(_deploy("d2", "chatbot", "v8", 1_799_999_000.0))
+    assert service.on_incident(_incident("i1", "chatbot"))[0] == "applied"
+    rolled_back = _flags(service).get("chatbot")
+    assert (rolled_back.active_version, rolled_back.incident_id) == ("v7", "i1")
+    for late in (
+        _deploy("d0", "chatbot", "v6", 1_799_980_000.0),  # older than both
+        _deploy("d2-again", "chatbot", "v8", 1_799_999_000.0),  # d2 under a new id
+    ):
+        assert service.on_change_event(late) == "stale"
+        assert _flags(service).get("chatbot") == rolled_back
+    assert service.on_change_event(_deploy("d2", "chatbot", "v8", 1_799_999_000.0)) == "duplicate"
+    assert _flags(service).get("chatbot") == rolled_back
+    assert service.on_change_event(_deploy("d3", "chatbot", "v9", clock.now + 60)) == "applied"
+    assert _flags(service).get("chatbot").active_version == "v9"
+
+
+def test_a_deploy_dated_ahead_of_the_processors_limit_is_skipped(tmp_path: Path) -> None:
+    """A deploy dated 2099 dated the flag there, so every later deploy would be older
+    than it; the processor dead-letters it (time_ahead), and the worker skips it."""
+    service, _, clock = _service(tmp_path)
+    future = _deploy("d-2099", "chatbot", "v666", 4_070_908_800.0)
+    assert service.receive_change(orjson.dumps(future)) == (None, None)
+    assert service.on_change_event(future) is None
+    assert _flags(service).get("chatbot") is None
+    assert service.on_change_event(_deploy("d1", "chatbot", "v7", clock.now)) == "applied"
+    assert _flags(service).get("chatbot").active_version == "v7"
+
+
 def test_the_same_incident_twice_flips_once_and_audits_once(tmp_path: Path) -> None:
     service, _, _ = _service(tmp_path)
     service.on_change_event(_deploy("d1", "chatbot", "v1", 1.0))

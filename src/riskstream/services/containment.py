@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from riskstream.core.admission import Refused, TimeLimits, event_time
 from riskstream.core.approvals import (
     GROUPED_MODEL,
     Member,
@@ -111,6 +112,14 @@ def _first(action: Action) -> str:
     return "fallback" if action.kind == "fallback" else str(action.version)
 
 
+class _Stale(Exception):
+    """A deploy older than the flag it would change (:meth:`ContainmentService.on_change_event`)."""
+
+    def __init__(self, flag: RoutingFlag) -> None:
+        super().__init__(flag.model_id)
+        self.flag = flag
+
+
 class ContainmentService:
     """Applies the containment policy to incidents: picks the playbook, changes routing
     flags (each change at most once), parks actions that need approval, reverts on
@@ -130,8 +139,15 @@ class ContainmentService:
         incidents: IncidentStore | None = None,
         correlation: Correlation | None = None,
         signer: RecordSigner | None = None,
+        time_limits: TimeLimits | None = None,
     ) -> None:
         self._policy = policy
+        # How far ahead of the clock a change event may be dated (the processor's
+        # processor.max_time_ahead_s): a deploy dated 2099 would date its flag there, and
+        # every later deploy would read as older than it.  Old ones are kept as before
+        # (a deploy older than its flag is not written over it: on_change_event).
+        limits = time_limits or TimeLimits()
+        self._time_limits = TimeLimits(max_age_s=float("inf"), max_ahead_s=limits.max_ahead_s)
         self._signer = signer  # None: incidents are believed unsigned (no key is set)
         self._flags = flags
         self._approvals = approvals
@@ -235,6 +251,9 @@ class ContainmentService:
         try:
             event = orjson.loads(raw)
             validator_for("change-event")(event)
+            # Dated too far ahead, the processor dead-letters it (time_ahead): so do not
+            # act on it here, nor list it on incidents.
+            event_time(str(event["time"]), self._clock(), self._time_limits)
             return event, self.on_change_event(event)
         except StateStoreError:
             raise
@@ -331,7 +350,11 @@ class ContainmentService:
     def on_change_event(self, event: Mapping[str, Any]) -> str | None:
         """A deploy (or rollback) by someone else: record the new version in the flag.
 
-        The audit trail of these changes is where "last known-good" comes from.
+        The audit trail of these changes is where "last known-good" comes from.  A
+        deploy dated before the flag's last change ("stale": a change event that came
+        late, out of order or again under another id) is not written over it: it
+        would undo a newer rollback or fallback, and lift its incident's containment.
+        One dated further ahead than the processor accepts is not recorded at all.
         """
         if event.get("kind") != "deploy" or not event.get("version"):
             return None
@@ -343,11 +366,21 @@ class ContainmentService:
                 event.get("event_id"), model_id, version,
             )  # fmt: skip
             return None
-        at = parse_time(str(event["time"]))
+        try:
+            at = event_time(str(event["time"]), self._clock(), self._time_limits)
+        except Refused as exc:
+            log.error("deploy event %s: not recorded: %s", event.get("event_id"), exc)
+            self._metrics.rejected.labels("change-event").inc()
+            return None
         actor = str(event.get("actor") or "unknown")
         reason = f"deploy {version} by {actor}: {event.get('description', '')}".strip(": ")
+        cid = change_id(str(event["event_id"]), 0, "deploy")
+        self._catch_up()
+        applied = cid in self._by_change  # then the store says "duplicate", as it should
 
         def wanted(current: RoutingFlag | None) -> RoutingFlag:
+            if not applied and current is not None and at < current.updated_at:
+                raise _Stale(current)
             base = current or RoutingFlag(model_id=model_id, active_version=version)
             return base.evolve(
                 active_version=version, mode="normal", traffic_fraction=1.0, reason=reason,
@@ -356,8 +389,16 @@ class ContainmentService:
             )  # fmt: skip
 
         with self._retried():
-            cid = change_id(str(event["event_id"]), 0, "deploy")
-            outcome = self._write(cid, model_id, wanted, at)
+            try:
+                outcome = self._write(cid, model_id, wanted, at)
+            except _Stale as stale:
+                log.warning(
+                    "deploy event %s (%s %s, dated %s) is older than the flag's last change "
+                    "(%s, %s: %s): not written over it",
+                    event.get("event_id"), model_id, version, format_time(at),
+                    format_time(stale.flag.updated_at), stale.flag.actor, stale.flag.reason,
+                )  # fmt: skip
+                return "stale"
             self.publish_outbox()
         return outcome
 

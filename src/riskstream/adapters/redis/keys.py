@@ -97,14 +97,14 @@ _PREDICTIONS: Final = f"{KEY_PREFIX}:pred"
 #: for the partitions saved).
 STATE_ACL: Final = (
     f"~{KEY_PREFIX}:* +multi +exec +hincrby +hgetall +evalsha +script|load "
-    "+hget +hset +hdel +hkeys +hlen +hscan +unlink +memory|usage +wait +scan"
+    "+hget +hmget +hset +hdel +hkeys +hlen +hscan +unlink +type +memory|usage +wait +scan"
 )
 #: The flag and approval stores, and the incident store that shares their namespace.
 #: ``&`` grants the ``changed`` channel (Redis 7 denies channels by default).
 FLAGS_ACL: Final = (
     f"~{KEY_PREFIX}:{{flags|* &{KEY_PREFIX}:{{flags|* +multi +exec +evalsha +script|load "
     "+hget +hmget +hgetall +hsetnx +hset +hdel +sismember +sadd "
-    "+xadd +xrange +xrevrange +publish +watch +unwatch +zadd +zrevrange "
+    "+xadd +xrange +xrevrange +publish +watch +unwatch +zadd +zrevrange +zrevrank "
     "+zrem +zcard +zrange +zrangebylex +zrangebyscore +hlen +hvals +exists +get +set"
 )
 #: A router client, which only reads flags.  ``+info`` is optional: without it a
@@ -117,7 +117,9 @@ ROUTER_ACL: Final = (
 #: The parked-prediction store (the processor, to join labels).
 PREDICTIONS_ACL: Final = f"~{_PREDICTIONS}|* +set +get +mget +evalsha +script|load"
 #: The change log the processors share (and the containment worker, for backfills).
-CHANGES_ACL: Final = f"~{_CHANGES}|* +zadd +zrangebyscore +zremrangebyscore +zrevrange +multi +exec"
+CHANGES_ACL: Final = (
+    f"~{_CHANGES}|* +zadd +zrangebyscore +zremrangebyscore +zremrangebyrank +zrevrange +multi +exec"
+)
 
 #: What a cluster client needs besides: the slot map, and the command table it reads
 #: keys from (redis-py's ``RedisCluster``).  Add it to each process's rules on a cluster.
