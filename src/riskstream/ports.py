@@ -247,6 +247,10 @@ class FlagStore(Protocol):
 
     def all(self) -> dict[str, RoutingFlag]: ...
 
+    def count(self) -> int:
+        """How many models have a flag (without reading them)."""
+        ...
+
     def apply(self, change: FlagChange, at: float) -> ApplyResult: ...
 
     def outbox(self, limit: int = 100) -> Outbox:

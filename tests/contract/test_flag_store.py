@@ -59,7 +59,7 @@ def _next(store: Store, model_id: str, tag: str, **fields: object) -> ApplyResul
 
 def test_the_first_change_applies_with_revision_one(flag_store: Store) -> None:
     store, model = flag_store, MODEL
-    assert store.get(model) is None and store.all() == {}
+    assert store.get(model) is None and store.all() == {} and store.count() == 0
     change = _change(model, 0, mode="fallback", active_version="v0", reason="drift")
 
     result = store.apply(change, at=T0)
@@ -67,6 +67,7 @@ def test_the_first_change_applies_with_revision_one(flag_store: Store) -> None:
     assert result == ApplyResult("applied", change.flag)
     assert store.get(model) == change.flag
     assert store.all() == {model: change.flag}
+    assert store.count() == 1
     (entry,) = store.audit()
     assert (entry.seq, entry.change_id, entry.model_id, entry.actor, entry.at) == (
         1,

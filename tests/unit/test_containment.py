@@ -138,6 +138,28 @@ def test_a_deploy_older_than_the_flag_is_not_written_over_a_rollback(tmp_path: P
     assert _flags(service).get("chatbot").active_version == "v9"
 
 
+def test_deploy_events_create_flags_only_up_to_the_limit(tmp_path: Path) -> None:
+    """Every deploy event for a model with no flag created one: a flood of made-up
+    model ids grew Redis, every router's memory and the timer's read of all flags
+    each second, with no bound.  Past limits.max_flags a deploy for a model with no
+    flag is refused and counted; a model with a flag, or one declared under models,
+    still takes its deploys."""
+    path = tmp_path / "c.yaml"
+    path.write_text(PLAYBOOKS.replace("max_models: 2}", "max_models: 2, max_flags: 3}"))
+    service = embedded_containment(load_config(path), InMemoryBus(), clock=Clock())
+    at = 1_799_990_000.0
+    outcomes = [
+        service.on_change_event(_deploy(f"d{i}", f"made-up-{i}", "v1", at + i)) for i in range(5)
+    ]
+    assert outcomes == ["applied", "applied", "applied", None, None]
+    assert _flags(service).count() == 3
+    assert service._metrics.rejected.labels("change-event")._value.get() == 2
+    assert service.on_change_event(_deploy("d9", "made-up-0", "v2", at + 9)) == "applied"
+    declared = _deploy("d10", "chatbot", "v2", at + 10)  # under models: no limit
+    assert service.on_change_event(declared) == "applied"
+    assert _flags(service).count() == 4
+
+
 def test_a_deploy_dated_ahead_of_the_processors_limit_is_skipped(tmp_path: Path) -> None:
     """A deploy dated 2099 dated the flag there, so every later deploy would be older
     than it; the processor dead-letters it (time_ahead), and the worker skips it."""

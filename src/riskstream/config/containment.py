@@ -32,7 +32,14 @@ _ACTION_KEYS = (
 )  # fmt: skip
 _APPROVAL_KEYS = ("required", "timeout", "on_timeout", "separate_approver")
 _MODEL_KEYS = ("fallback_version", "known_good", "risk_class", *SYSTEM_KEYS)  # reports read those
-_LIMIT_KEYS = ("window", "max_models", "max_traffic_fraction", "storm_incidents", "storm_window")
+_LIMIT_KEYS = (
+    "window",
+    "max_models",
+    "max_traffic_fraction",
+    "storm_incidents",
+    "storm_window",
+    "max_flags",
+)
 
 
 def read_containment(
@@ -67,6 +74,9 @@ def read_containment(
             if "max_traffic_fraction" in fields
             else limits.max_traffic_fraction,
             storms=_storms(fields, limits.storms),
+            max_flags=(
+                _max_flags(fields["max_flags"]) if "max_flags" in fields else limits.max_flags
+            ),
         )
     return ContainmentPolicy(
         tuple(playbooks), models, limits, routing_changes_topic, incidents_topic, dead_letter_topic
@@ -86,6 +96,13 @@ def _storms(fields: dict[str, YamlNode], default: Storms) -> Storms:
         if not window > 0:
             raise Problem(fields["storm_window"], "expected a number of seconds > 0")
     return Storms(incidents, window)
+
+
+def _max_flags(node: YamlNode) -> int:
+    value = number(node)
+    if value != int(value) or value < 1:
+        raise Problem(node, "expected a whole number >= 1 (flags deploy events may create)")
+    return int(value)
 
 
 def _list_of_strings(node: YamlNode) -> tuple[str, ...]:

@@ -182,6 +182,11 @@ class Limits:
     max_models: int = 10
     max_traffic_fraction: float = 1.0
     storms: Storms = field(default_factory=Storms)  # many incidents of one monitor: one action
+    # Flags a deploy change event may create, at most: one for a model with no flag yet,
+    # beyond this many flags, is refused unless the model is declared under `models`.
+    # Each flag is ~1 KB in Redis and in every router's memory, and the worker's timer
+    # reads them all each second: a flood of made-up model ids must not grow them.
+    max_flags: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -372,6 +372,10 @@ class ContainmentService:
             log.error("deploy event %s: not recorded: %s", event.get("event_id"), exc)
             self._metrics.rejected.labels("change-event").inc()
             return None
+        if over := self._over_flag_limit(model_id):
+            log.error("deploy event %s: not recorded: %s", event.get("event_id"), over)
+            self._metrics.rejected.labels("change-event").inc()
+            return None
         actor = str(event.get("actor") or "unknown")
         reason = f"deploy {version} by {actor}: {event.get('description', '')}".strip(": ")
         cid = change_id(str(event["event_id"]), 0, "deploy")
@@ -401,6 +405,20 @@ class ContainmentService:
                 return "stale"
             self.publish_outbox()
         return outcome
+
+    def _over_flag_limit(self, model_id: str) -> str:
+        """Why a deploy may not create ``model_id``'s flag ('' if it may): a model with
+        no flag, not declared under ``models``, once ``limits.max_flags`` flags exist."""
+        limit = self._policy.limits.max_flags
+        if model_id in self._policy.models or self._flags.get(model_id) is not None:
+            return ""
+        if (count := self._flags.count()) < limit:
+            return ""
+        return (
+            f"{model_id!r} has no routing flag and {count} flags exist, the most deploy "
+            f"events may create (containment.limits.max_flags: {limit}); declare the model "
+            "under containment.models, or raise the limit, if it is real"
+        )
 
     def on_resolved(self, incident: Mapping[str, Any]) -> list[str]:
         """Undo the actions marked ``revert_on_resolve``, unless someone changed the flag since."""

@@ -121,6 +121,9 @@ class RememberingFlagStore:
     def all(self) -> dict[str, RoutingFlag]:
         return self._store.all()
 
+    def count(self) -> int:
+        return self._store.count()
+
     def outbox(self, limit: int = 100) -> Outbox:
         return self._store.outbox(limit)
 

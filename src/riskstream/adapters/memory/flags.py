@@ -108,6 +108,10 @@ class InMemoryFlagStore:
             flags = dict(self._flags)
         return {model_id: RoutingFlag.from_data(data) for model_id, data in flags.items()}
 
+    def count(self) -> int:
+        with self._lock:
+            return len(self._flags)
+
     def apply(self, change: FlagChange, at: float) -> ApplyResult:
         checks.check_change(change)
         model_id = change.flag.model_id

@@ -496,6 +496,10 @@ class RedisFlagStore(RedisNamespaceStore):
         found = ((model_id.decode(), raw) for model_id, raw in stored.items())
         return dict(self._readable(found, lambda raw, name: (name, self._flag(raw, name))))
 
+    def count(self) -> int:
+        with self._translate("count the flags"):
+            return int(self._client.hlen(self._keys.flags))
+
     def apply(self, change: FlagChange, at: float) -> ApplyResult:
         checks.check_change(change)
         model_id = change.flag.model_id
