@@ -515,3 +515,18 @@ def test_an_answer_without_end_is_refused_within_the_timeout(answer: str) -> Non
     assert caught.value.retryable
     expected = f"over {MAX_ANSWER_BYTES:,} bytes" if answer == "endless" else "within 3 s"
     assert expected in str(caught.value)
+
+
+def test_a_rate_limit_wait_past_an_hour_is_cut_to_one(rig: Rig) -> None:
+    """A Retry-After of 400 digits (infinity) or of years stopped every ticket of that
+    system until the ticketer restarted; an hour is the longest wait now."""
+    open_incident(rig, "inc-1")
+    rig.server.answer_next.append((429, {"Retry-After": "9" * 400}, b"{}"))
+    assert rig.ticketer.sync() == 0
+    rig.clock.now += 3599
+    seen = len(rig.server.seen)
+    rig.ticketer.sync()
+    assert len(rig.server.seen) == seen  # still waiting: no request at all
+    rig.clock.now += 1
+    assert rig.ticketer.sync() == 1
+    assert len(rig.server.tickets[rig.kind]) == 1
