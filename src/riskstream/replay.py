@@ -35,12 +35,42 @@ class ReplaySummary:
     bad_lines: int
 
 
+def _lines(source: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """(number, line) per line of ``source``; None for one over ``limit`` bytes, which
+    is skipped without being held in memory (a file with no newline is one line)."""
+    n = 0
+    while line := source.readline(limit + 1):
+        n += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            while (rest := source.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield n, None
+            continue
+        if n == 1 and line.startswith(_BOM):  # what some editors put first: not data
+            line = line[len(_BOM) :]
+        yield n, line
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
 def _records(
     lines: IO[bytes], topic: str | None, config: Config, errors: Callable[[str], None]
 ) -> Iterator[tuple[str, bytes | None, bytes] | None]:
     """(topic, key, value) per line; None for a line that is not a record."""
     kinds = config.topics.input_kinds()
-    for n, line in enumerate(lines, 1):
+    # A record holds one event of at most max_event_bytes (the processor dead-letters a
+    # larger one as oversize); room for its key, its topic and its escapes besides.
+    limit = max(8 * config.processor.max_event_bytes, 1 << 20)
+    for n, line in _lines(lines, limit):
+        if line is None:
+            errors(
+                f"replay: line {n}: skipped, over {limit:,} bytes (events over "
+                f"processor.max_event_bytes, {config.processor.max_event_bytes:,}, are "
+                "refused): is it one record per line?"
+            )
+            yield None
+            continue
         if not line.strip():
             continue
         try:
@@ -56,11 +86,11 @@ def _records(
                 raise ValueError('expected {"topic": ..., "key": ..., "value": ...}')
             raw = rec["value"]
             value = raw.encode() if isinstance(raw, str) else orjson.dumps(raw)
-            if rec["topic"] not in kinds:
+            if not isinstance(rec["topic"], str) or rec["topic"] not in kinds:
                 raise ValueError(f"topic {rec['topic']!r} is not an input topic of the config")
             key = rec.get("key")
             yield str(rec["topic"]), None if key is None else str(key).encode(), value
-        except (orjson.JSONDecodeError, ValueError) as exc:
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError, ValueError) as exc:
             if topic is not None:  # a bare event that is not JSON: the processor dead-letters it
                 yield topic, None, line.rstrip(b"\r\n")
                 continue

@@ -279,6 +279,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _epoch_text(value: bytes | str) -> str:
+    """The flag epoch as text; one that is not UTF-8 (not the worker's) still compares."""
+    return value.decode(errors="backslashreplace") if isinstance(value, bytes) else value
+
+
 class _Metrics:
     def __init__(self, registry: CollectorRegistry, cache: FlagCache) -> None:
         self.stale = Gauge(
@@ -406,6 +411,7 @@ class Router:
         self._backoff_cap_s = max(_BACKOFF_START_S, min(1.0, self._cache.max_staleness_s / 4))
         self._raw: dict[str, bytes | str] = {}  # last value seen per model: skip re-parsing
         self._bad: dict[str, bytes | str] = {}  # last invalid value logged per model
+        self._bad_keys: set[bytes | str] = set()  # hash fields that are not UTF-8, logged once
         self._run_id: str | None = None
         self._warned_info = False
         self._failures = 0
@@ -588,7 +594,7 @@ class Router:
         pipe.get(self._epoch_key)
         pipe.hmget(self._hash, model_ids)
         raw_epoch, values = pipe.execute()
-        if (None if raw_epoch is None else _text(raw_epoch)) != self._epoch:
+        if (None if raw_epoch is None else _epoch_text(raw_epoch)) != self._epoch:
             self._resync(new_connection=False)  # a new epoch, or gone: decide on the whole
             return
         self._refreshed()
@@ -603,7 +609,7 @@ class Router:
         pipe.get(self._epoch_key)
         pipe.hgetall(self._hash)
         raw_epoch, stored = pipe.execute()
-        epoch = None if raw_epoch is None else _text(raw_epoch)
+        epoch = None if raw_epoch is None else _epoch_text(raw_epoch)
         if epoch is None and self._epoch is not None:
             self._lost(run_id)
             return
@@ -623,7 +629,9 @@ class Router:
             flags: list[RoutingFlag] = []
             self._raw = {}
             for key, raw in stored.items():
-                model_id = _text(key)
+                model_id = self._model_id(key)
+                if model_id is None:
+                    continue
                 flag = self._parse(model_id, raw)
                 if flag is not None:
                     self._raw[model_id] = raw
@@ -634,7 +642,9 @@ class Router:
             self._metrics.updates.inc(self._cache.replace(flags))
         else:
             for key, raw in stored.items():
-                self._take(_text(key), raw)
+                model_id = self._model_id(key)
+                if model_id is not None:
+                    self._take(model_id, raw)
         self._run_id = run_id or self._run_id  # only once the new state is in the cache
         self._epoch = epoch or self._epoch
         if self._cache.lost:
@@ -679,6 +689,23 @@ class Router:
         self._raw[model_id] = raw
         if self._cache.offer(flag):
             self._metrics.updates.inc()
+
+    def _model_id(self, key: bytes | str) -> str | None:
+        """The model a hash field names; None (counted, logged once) if it is not UTF-8:
+        no flag store writes such a field, and one left by another writer must not stop
+        the read of every other flag."""
+        try:
+            return _text(key)
+        except UnicodeDecodeError:
+            if key not in self._bad_keys:
+                self._bad_keys.add(key)
+                self._metrics.invalid.inc()
+                log.error(
+                    "Router ignored the field %r of %s: its name is not UTF-8, so it names "
+                    "no model; delete it (HDEL) — flag stores never write one",
+                    key[:200], self._hash,
+                )  # fmt: skip
+            return None
 
     def _parse(self, model_id: str, raw: bytes | str) -> RoutingFlag | None:
         try:

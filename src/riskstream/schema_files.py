@@ -79,7 +79,10 @@ def _events(text: str) -> Iterator[tuple[str, Any]]:
         else:
             yield "line 1", whole
         return
-    for n, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only, as in JSON lines and as replay and Kafka tools read them:
+    # str.splitlines also splits at U+2028, U+0085 and the like, which a JSON string may
+    # hold as they are, so a valid event was cut in two and every line after misnumbered.
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

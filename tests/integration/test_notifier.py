@@ -460,6 +460,11 @@ def test_the_http_adapter_classifies_real_answers(receivers: Receivers) -> None:
         3.0,
         "HTTP 429: slow down",
     )
+    # A Retry-After of a Latin-1 digit ('²': str.isdigit says yes, float says no) was
+    # classified permanent, "unusable URL", and the notification dead-lettered at once.
+    receivers.answers["/odd"] = lambda: (503, b"down", {"Retry-After": "\xb2"})
+    odd = hook.post(f"{receivers.url}/odd", b"{}", 2)
+    assert (odd.outcome, odd.retry_after_s, odd.detail) == ("retryable", None, "HTTP 503: down")
     slow = hook.post(f"{receivers.url}/slow", b"{}", 0.3)
     assert slow.outcome == "retryable" and "within 0.3 s" in slow.detail
     refused = hook.post(f"http://user:pw@127.0.0.1:{_free_port()}/secret-path", b"{}", 1)
@@ -468,3 +473,38 @@ def test_the_http_adapter_classifies_real_answers(receivers: Receivers) -> None:
     authed = hook.post(f"{receivers.url.replace('//', '//bot:p%40ss@')}/auth", b"{}", 2)
     assert authed.outcome == "delivered"
     assert receivers.auth[-1] == "Basic " + base64.b64encode(b"bot:p@ss").decode()
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off_at_the_timeout() -> None:
+    """``timeout_s`` bounds the whole POST: a receiver that sends its answer one byte at
+    a time, each within the socket timeout, held the notifier (and every other receiver
+    it serves) for as long as it kept trickling."""
+    from riskstream.adapters.webhooks import HttpWebhook
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.is_set():  # a header that never ends, a byte every 0.1 s
+                try:
+                    conn.sendall(b"X")
+                except OSError:
+                    return
+                stop.wait(0.1)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        start = time.monotonic()
+        result = HttpWebhook().post(f"http://127.0.0.1:{server.getsockname()[1]}/", b"{}", 0.5)
+        took = time.monotonic() - start
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+    assert took < 1.5, f"the POST took {took:.1f} s with a 0.5 s timeout"
+    assert result.outcome == "retryable" and "within 0.5 s" in result.detail

@@ -342,3 +342,22 @@ def test_propagation_latency_over_200_changes(client: redis.Redis, namespace: st
     print(f"HSET+PUBLISH -> visible, a thread busy calling route(): {summary(busy)}")
     print(f"Router.route: {per_call * 1e6:.2f} µs/call")
     assert sorted(idle)[197] < 0.1
+
+
+def test_a_flag_field_that_is_not_utf8_does_not_stop_the_router(
+    client: redis.Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hash field Redis holds under a name that is not UTF-8 (any writer with HSET
+    can put one there) is skipped and counted: it stopped every full read before, so
+    the router went stale for every model and stayed so."""
+    flags_key, _ = flag_keys(namespace)
+    write(client, namespace, flag("m", 1, mode="fallback"))
+    client.hset(flags_key, b"bad\xff", b"{}")
+    with Router(client, namespace=namespace, max_staleness_s=0.4) as router:
+        assert (router.route("m").mode, router.route("m").stale) == ("fallback", False)
+        time.sleep(0.6)  # past the staleness bound: full re-reads must still succeed
+        write(client, namespace, flag("m", 2, mode="human-review"))
+        decision = router.wait_for("m", 2, timeout=2)
+        assert (decision.mode, decision.stale) == ("human-review", False)
+        assert metric(router, "riskstream_router_invalid_flags_total") == 1
+    assert sum("not UTF-8" in r.getMessage() for r in caplog.records) == 1

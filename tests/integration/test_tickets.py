@@ -464,3 +464,69 @@ def test_an_answer_of_another_shape_makes_its_group_wait_not_the_ticketer_stop(r
     rig.clock.now += 60  # past the group's backoff
     assert rig.ticketer.sync() >= 1
     assert len(rig.server.tickets[rig.kind]) == 1
+
+
+@pytest.mark.parametrize("answer", ["endless", "trickle"])
+def test_an_answer_without_end_is_refused_within_the_timeout(answer: str) -> None:
+    """A ticket system (or whatever its url reaches) answering with a body that never
+    ends was read into memory without bound; one trickling its answer a byte at a time
+    held the ticketer for as long as it kept going. Both are refused now, retryably."""
+    import socket
+    import threading
+    import time
+
+    from riskstream.adapters.tickets.http import MAX_ANSWER_BYTES, JsonHttp
+    from riskstream.errors import TicketSystemError
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            try:
+                if answer == "endless":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+                    chunk = b"[" * 65536
+                    while not stop.is_set():
+                        conn.sendall(chunk)
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                    while not stop.is_set():
+                        conn.sendall(b" ")
+                        stop.wait(0.1)
+            except OSError:
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    http = JsonHttp("jira", f"http://127.0.0.1:{server.getsockname()[1]}", {}, timeout_s=3)
+    start = time.monotonic()
+    try:
+        with pytest.raises(TicketSystemError) as caught:
+            http.request("GET", "/rest/api/3/search")
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+    took = time.monotonic() - start
+    assert took < 5, f"{answer}: the request took {took:.1f} s with a 3 s timeout"
+    assert caught.value.retryable
+    expected = f"over {MAX_ANSWER_BYTES:,} bytes" if answer == "endless" else "within 3 s"
+    assert expected in str(caught.value)
+
+
+def test_a_rate_limit_wait_past_an_hour_is_cut_to_one(rig: Rig) -> None:
+    """A Retry-After of 400 digits (infinity) or of years stopped every ticket of that
+    system until the ticketer restarted; an hour is the longest wait now."""
+    open_incident(rig, "inc-1")
+    rig.server.answer_next.append((429, {"Retry-After": "9" * 400}, b"{}"))
+    assert rig.ticketer.sync() == 0
+    rig.clock.now += 3599
+    seen = len(rig.server.seen)
+    rig.ticketer.sync()
+    assert len(rig.server.seen) == seen  # still waiting: no request at all
+    rig.clock.now += 1
+    assert rig.ticketer.sync() == 1
+    assert len(rig.server.tickets[rig.kind]) == 1

@@ -89,3 +89,28 @@ def test_config_check_names_the_path_of_an_error(
     path.write_text("version: 1\nmodels:\n  m: {colour: red}\n")
     assert main(["config", "check", str(path)]) == 2
     assert f"{path}:3: $.models.m.colour: unknown key 'colour'" in capsys.readouterr().err
+
+
+def test_json_lines_split_at_newlines_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A JSON string may hold U+2028 (or U+0085) as it is; str.splitlines split the line
+    there, so two valid events were reported as "4 events checked, 4 bad"."""
+    good = orjson.loads((SCHEMA_DIR / "examples" / "sensor-event.1.json").read_bytes())
+    lines = [orjson.dumps(good | {"sensor_id": "s\u2028x"}), orjson.dumps(good), b"{no"]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert main(["schemas", "validate", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{path}: line 3: ?: not JSON: ")
+    assert out[1] == "3 events checked, 1 bad"
+
+
+def test_a_file_that_is_not_utf8_names_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "cannot read: 'utf-8' codec can't decode byte 0xff in position 25", no line."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": "\xff"}\n')
+    assert main(["schemas", "validate", str(path)]) == 2
+    assert "line 3: not UTF-8 (invalid start byte at byte 25)" in capsys.readouterr().err

@@ -287,3 +287,45 @@ def test_with_a_key_only_signed_incidents_page_anyone() -> None:
         sample = registry.get_sample_value("riskstream_notifier_incidents_total", {"event": event})
         assert sample == 1, event
     assert bus.records(DEAD) == []  # the containment worker dead-letters them
+
+
+def test_a_receiver_that_hangs_until_its_timeout_holds_no_other() -> None:
+    """Posts ran one at a time: while one receiver took its whole timeout to fail, every
+    other waited, so a hung receiver let each healthy one have one notification per
+    timeout (here 10 to Slack took 10 x 0.2 s). Each receiver is posted to on its own."""
+    import threading
+    import time
+
+    class Hanging:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, float]] = []
+            self.lock = threading.Lock()
+
+        def post(self, url: str, body: bytes, timeout: float) -> AttemptResult:
+            with self.lock:
+                self.calls.append((url, time.monotonic()))
+            if url == "http://am":
+                time.sleep(0.2)
+                return AttemptResult("retryable", "no answer from http://am within 0.2 s")
+            return OK
+
+    bus, hook = InMemoryBus(), Hanging()
+    settings = NotificationSettings(
+        receivers=(AM, SLACK),
+        retry=RetryPolicy(max_attempts=1, initial_backoff_s=0.01, max_elapsed_s=5),
+        dead_letter_topic=DEAD,
+    )
+    destinations = [Destination(r, f"http://{r.name}") for r in (AM, SLACK)]
+    n = Notifier(
+        settings, destinations, TOPIC, bus.consumer(settings.group_id), bus.producer(), hook,
+        NotifierMetrics(CollectorRegistry()), time.monotonic, time.sleep, lambda: 0.5,
+    )  # fmt: skip
+    n.start()
+    for i in range(10):
+        send(bus, incident(i))
+    start = time.monotonic()
+    assert n.step(0) == 10
+    slack = [at - start for url, at in hook.calls if url == "http://slack"]
+    assert len(slack) == 10
+    assert slack[-1] < 0.15, f"the 10th Slack notification went out after {slack[-1]:.2f} s"
+    assert len(bus.records(DEAD)) == 10  # am: down after one try, then one try each

@@ -91,3 +91,29 @@ def test_bare_events_are_keyed_by_the_field_processor_keyed_by_names(
     assert "3,000 records, 3,000 applied, 0 dead-lettered" in capsys.readouterr().err
     incidents = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     assert incidents and {i["subject"] for i in incidents} == {"press-7"}
+
+
+def test_records_of_odd_shapes_and_sizes_are_named_by_line_and_the_good_ones_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A topic that is a list or an object stopped the replay with a TypeError
+    traceback, losing every record after it; a 5 MB line was read whole; a byte order
+    mark cost the first record. Each is named by its line now, and the rest applied."""
+    good = [
+        orjson.dumps({"topic": "sensor-events", "key": "press-7", "value": e})
+        for e in _events(30, drift_at=100)
+    ]
+    bad = [
+        b'{"topic": ["sensor-events"], "key": "press-7", "value": {}}',
+        b'{"topic": {"a": 1}, "value": {}}',
+        b'{"topic": "sensor-events", "key": "press-7", "value": "' + b"x" * 5_000_000 + b'"}',
+    ]
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"\xef\xbb\xbf" + b"\n".join(good[:10] + bad + good[10:]) + b"\n")
+
+    assert main(["replay", "--input", str(records), "--now", NOW]) == 0
+    err = capsys.readouterr().err
+    assert "line 11: skipped, not a record: topic ['sensor-events'] is not an input" in err
+    assert "line 12: skipped, not a record: topic {'a': 1} is not an input" in err
+    assert "line 13: skipped, over 1,048,576 bytes" in err
+    assert "30 records, 30 applied, 0 dead-lettered, 0 incidents, 3 lines skipped" in err

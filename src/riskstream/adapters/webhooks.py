@@ -6,6 +6,8 @@ the policy in :mod:`riskstream.core.delivery`.  Every failure becomes an
 never stop the notifier.  Redirects are not followed (a POST redirected is a
 config mistake worth seeing), credentials in the URL become basic auth, proxies
 from ``HTTPS_PROXY``/``NO_PROXY`` are honoured, and TLS certificates are verified.
+The timeout bounds the whole answer, not each read of it, so a receiver that trickles
+its answer is cut off like one that says nothing.
 
 URLs can hold secrets (Slack's do), so results name only the host and port.
 """
@@ -15,15 +17,92 @@ from __future__ import annotations
 import base64
 import email.utils
 import http.client
+import io
+import socket
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from riskstream import __version__
 from riskstream.core.delivery import BODY_EXCERPT, AttemptResult, classify_status
 
-__all__ = ["HttpWebhook", "parse_retry_after"]
+__all__ = ["HttpWebhook", "deadline_handlers", "parse_retry_after"]
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, each given only what is left of the whole POST's time: a
+    socket timeout alone bounds one read, so a receiver trickling its answer a byte
+    at a time (within it each time) held the notifier as long as it liked."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        # The socket's own raw file: it holds the socket open until closed, as urllib
+        # closes the socket itself once the answer's headers are read.
+        self._raw = sock.makefile("rb", buffering=0)
+        self._sock, self._deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the answer did not arrive in time")
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineSocket:
+    """What ``http.client.HTTPResponse`` asks of a socket: ``makefile``, here on a
+    reader that keeps to the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def makefile(self, mode: str, *args: object, **kwargs: object) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+
+
+def _response_class(deadline: float) -> Any:
+    class _Response(http.client.HTTPResponse):
+        def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(_DeadlineSocket(sock, deadline), *args, **kwargs)  # type: ignore[arg-type]
+
+    return _Response
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        timeout = self.timeout if isinstance(self.timeout, (int, float)) else 60.0
+        self.response_class = _response_class(time.monotonic() + timeout)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        timeout = self.timeout if isinstance(self.timeout, (int, float)) else 60.0
+        self.response_class = _response_class(time.monotonic() + timeout)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_HTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+def deadline_handlers() -> list[urllib.request.BaseHandler]:
+    """urllib handlers under which a request's ``timeout`` bounds its whole answer."""
+    return [_HTTPHandler(), _HTTPSHandler()]
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -34,14 +113,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
 
-    >>> parse_retry_after("7", 0.0), parse_retry_after("soon", 0.0)
-    (7.0, None)
+    >>> parse_retry_after("7", 0.0), parse_retry_after("soon", 0.0), parse_retry_after("\xb2", 0.0)
+    (7.0, None, None)
     """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isdigit():  # str.isdigit is Unicode's: '²' (a Latin-1 byte) is a digit too
+        return float(value) if value.isascii() else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -73,7 +152,7 @@ class HttpWebhook:
     """The :class:`riskstream.ports.Webhook` over urllib."""
 
     def __init__(self) -> None:
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self._opener = urllib.request.build_opener(_NoRedirect(), *deadline_handlers())
         self._headers = {
             "Content-Type": "application/json",
             "User-Agent": f"riskstream/{__version__}",

@@ -50,9 +50,17 @@ def config_command(args: argparse.Namespace) -> int:
 
 def schemas_command(args: argparse.Namespace) -> int:
     try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
         raise ConfigError(f"{args.file}: cannot read: {exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{args.file}: line {line}: not UTF-8 ({exc.reason} at byte {exc.start}); events "
+            "are JSON in UTF-8: convert the file (iconv -t UTF-8) or fix that line"
+        ) from exc
     results = check_text(text, args.schema)
     bad = [r for r in results if not r.ok]
     for r in bad:

@@ -12,10 +12,11 @@ worker's check, :mod:`riskstream.services.incident_intake`) is skipped, counted 
 logged, not dead-lettered: the containment worker dead-letters it, once.
 
 Each receiver gets its notifications in incident order, one at a time, so a
-"resolved" never overtakes its "firing".  A failing receiver waits with backoff
-while the others carry on.  Once one notification has used up the retry policy,
-the receiver counts as down for the rest of the batch: each remaining
-notification gets one try, and is dead-lettered at once if that fails — so a
+"resolved" never overtakes its "firing".  Receivers are posted to side by side (a
+thread each), so one that hangs until its timeout holds no other; a failing
+receiver waits with backoff while the others carry on.  Once one notification has
+used up the retry policy, the receiver counts as down for the rest of the batch: each
+remaining notification gets one try, and is dead-lettered at once if that fails — so a
 long outage costs one retry budget per batch, not one per incident.
 """
 
@@ -26,6 +27,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,9 +82,11 @@ class _Pending:
 class _Lane:
     """One receiver's queue within a batch."""
 
+    order: int  # the receiver's place in the config: lanes settle in it
     queue: deque[_Pending] = field(default_factory=deque)
     ready_at: float = 0.0
     down: bool = False
+    posting: bool = False  # its head's try is in flight
 
 
 class Notifier:
@@ -146,7 +150,7 @@ class Notifier:
         if not batch:
             return 0
         remaining = [0] * len(batch)
-        lanes: dict[str, _Lane] = {d.receiver.name: _Lane() for d in self._destinations}
+        lanes = {d.receiver.name: _Lane(n) for n, d in enumerate(self._destinations)}
         for index, record in enumerate(batch):
             for pending in self._plan(index, record):
                 lanes[pending.to.receiver.name].queue.append(pending)
@@ -218,33 +222,59 @@ class Notifier:
             return []
 
     def _deliver(self, lanes: dict[str, _Lane], remaining: list[int]) -> None:
-        while any(lane.queue for lane in lanes.values()):
-            if self._should_stop():
-                unsettled = sum(len(lane.queue) for lane in lanes.values())
-                log.warning("stopping with %d notifications unsettled: sent on restart", unsettled)
-                break
-            now = self._clock()
-            ready = [lane for lane in lanes.values() if lane.queue and lane.ready_at <= now]
-            if not ready:
-                wake = min(lane.ready_at for lane in lanes.values() if lane.queue)
-                self._sleep(min(wake - now, MAX_SLEEP_S))
-                continue
-            for lane in ready:
-                if self._attempt(lane):
-                    remaining[lane.queue.popleft().index] -= 1
-            self._metrics.retrying.set(
-                sum(1 for lane in lanes.values() if lane.queue and lane.queue[0].attempts)
-            )
+        """Settle every lane's queue; each lane's head is posted in a thread of its own,
+        so a receiver that takes its whole timeout to fail holds only its own lane (one
+        post at a time held every receiver: a hung one let the others have one
+        notification per ``timeout_s``)."""
+        inflight: dict[Future[AttemptResult], _Lane] = {}
+        pool = ThreadPoolExecutor(max_workers=max(1, len(lanes)), thread_name_prefix="notify")
+        try:
+            while any(lane.queue for lane in lanes.values()):
+                if self._should_stop():
+                    unsettled = sum(len(lane.queue) for lane in lanes.values())
+                    log.warning(
+                        "stopping with %d notifications unsettled: sent on restart", unsettled
+                    )
+                    break
+                now = self._clock()
+                for lane in lanes.values():
+                    if lane.queue and not lane.posting and lane.ready_at <= now:
+                        inflight[self._post(pool, lane)] = lane
+                if not inflight:
+                    wake = min(lane.ready_at for lane in lanes.values() if lane.queue)
+                    self._sleep(min(wake - now, MAX_SLEEP_S))
+                    continue
+                done, _ = wait(inflight, timeout=MAX_SLEEP_S, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: inflight[f].order):
+                    lane = inflight.pop(future)
+                    lane.posting = False
+                    if self._settle(lane, future.result()):
+                        remaining[lane.queue.popleft().index] -= 1
+                self._metrics.retrying.set(
+                    sum(1 for lane in lanes.values() if lane.queue and lane.queue[0].attempts)
+                )
+        finally:
+            # A post still running is bounded by its receiver's timeout; its outcome is
+            # not counted, so that notification stays unsettled and is sent on restart.
+            pool.shutdown(wait=True)
         self._metrics.retrying.set(0)
 
-    def _attempt(self, lane: _Lane) -> bool:
-        """Try the lane's head once; True when it is settled (delivered or dead-lettered)."""
+    def _post(self, pool: ThreadPoolExecutor, lane: _Lane) -> Future[AttemptResult]:
+        """Start one try of the lane's head."""
         p = lane.queue[0]
-        receiver = p.to.receiver
         if not p.attempts:
             p.first_at = self._clock()
         p.attempts += 1
-        result = self._webhook.post(p.to.url, orjson.dumps(p.payload), receiver.timeout_s)
+        lane.posting = True
+        return pool.submit(
+            self._webhook.post, p.to.url, orjson.dumps(p.payload), p.to.receiver.timeout_s
+        )
+
+    def _settle(self, lane: _Lane, result: AttemptResult) -> bool:
+        """What the lane's head's try came to; True when it is settled (delivered or
+        dead-lettered)."""
+        p = lane.queue[0]
+        receiver = p.to.receiver
         self._metrics.attempts.labels(receiver.name, result.outcome).inc()
         elapsed = self._clock() - p.first_at
         if result.outcome == "delivered":

@@ -358,7 +358,9 @@ class Ticketer:
         s = self._settings
         delay = min(s.max_backoff_s, s.initial_backoff_s * 2 ** min(backoff.failures - 1, 30))
         if exc.retry_after_s is not None:
-            delay = max(exc.retry_after_s, 0.0)
+            # A system's own wait, but never past MAX_RETRY_AFTER_S: a Retry-After of
+            # 10**9 (or of 400 digits: infinity) stopped every ticket of it for good.
+            delay = min(max(exc.retry_after_s, 0.0), MAX_RETRY_AFTER_S)
         backoff.ready_at = self._clock() + delay
         kind = "retryable" if exc.retryable else "permanent"
         self._metrics.failures.labels(name, kind).inc()
@@ -367,6 +369,10 @@ class Ticketer:
             log.warning("%s%s: %s; next try in %.1f s", name, where, exc, delay)
         else:
             log.error("%s%s: %s; not tried again for %.0f s", name, where, exc, delay)
+
+
+MAX_RETRY_AFTER_S = 3600.0
+"""The longest wait a ticket system may ask for (GitHub's rate-limit windows are an hour)."""
 
 
 # What parsing an answer of another shape raises inside an adapter (a list where the

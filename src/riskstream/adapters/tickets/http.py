@@ -25,11 +25,15 @@ from urllib.parse import urlencode, urlsplit
 import orjson
 
 from riskstream import __version__
-from riskstream.adapters.webhooks import parse_retry_after
+from riskstream.adapters.webhooks import deadline_handlers, parse_retry_after
 from riskstream.core.delivery import BODY_EXCERPT, RETRYABLE_STATUSES
 from riskstream.errors import TicketSystemError
 
-__all__ = ["JsonHttp", "basic_auth"]
+__all__ = ["MAX_ANSWER_BYTES", "JsonHttp", "basic_auth"]
+
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+"""The longest answer read: a ticket or a search page is kilobytes; a system that
+sends more (or without end) is refused rather than held in memory."""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -64,7 +68,8 @@ class JsonHttp:
             **headers,
         }
         self._timeout = timeout_s
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        # The timeout bounds the whole answer, not each read (a trickle would hold it).
+        self._opener = urllib.request.build_opener(_NoRedirect(), *deadline_handlers())
 
     def request(
         self,
@@ -84,7 +89,7 @@ class JsonHttp:
         write = method != "GET"
         try:
             with self._opener.open(request, timeout=self._timeout) as response:
-                raw = response.read()
+                raw = response.read(MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as exc:
             raise self._refused(what, exc, write) from exc
         except urllib.error.URLError as exc:
@@ -100,6 +105,13 @@ class JsonHttp:
             raise TicketSystemError(
                 f"{what}: the connection failed: {exc!r}", retryable=True, ambiguous=write
             ) from exc
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise TicketSystemError(
+                f"{what}: the answer is over {MAX_ANSWER_BYTES:,} bytes, not read further "
+                "(a ticket API answers in kilobytes: check the system's url in the config)",
+                retryable=True,
+                ambiguous=write,
+            )
         if not raw.strip():
             return None
         try:
@@ -116,7 +128,9 @@ class JsonHttp:
         retry_after = parse_retry_after(exc.headers.get("Retry-After"), now)
         if retry_after is None and exc.headers.get("x-ratelimit-remaining") == "0":
             reset = exc.headers.get("x-ratelimit-reset", "")
-            retry_after = max(float(reset) - now, 1.0) if reset.isdigit() else 60.0
+            retry_after = (
+                max(float(reset) - now, 1.0) if reset.isascii() and reset.isdigit() else 60.0
+            )
         retryable = status in RETRYABLE_STATUSES or status >= 500 or retry_after is not None
         advice = (
             "will try again"
