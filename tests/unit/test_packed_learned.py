@@ -265,3 +265,21 @@ def test_saved_learned_state_reads_as_the_plain_data_snapshot_all_gives() -> Non
     assert len(streams) == len(KINDS) * SENSORS
     assert all(saved[k][:1] == HEAD for k in streams)
     assert {k: plain[k] for k in streams} == {k: want[k] for k in streams}
+
+
+def test_the_time_index_packed_as_it_moves_is_the_one_packed_afresh() -> None:
+    """The steps a stream kept from its last pack are reused: after every reading,
+    after every few, across a step beyond int32 ms and back, they must be the same."""
+    params = learned_params("outlier", {})
+    stream = LearnedStream("outlier", params, 300)
+    rng = random.Random(5)
+    t = T0
+    for i in range(3000):
+        t += 1.0 if not 1500 <= i < 1520 else 3e6  # 20 readings ~35 days apart
+        stream.update(rng.gauss(10.0, 1.0), t)
+        if i % rng.choice([1, 1, 3, 17, 40]) == 0:
+            packed = stream.pack(t)
+            assert packed is not None
+            fresh, _ = LearnedStream.unpack(packed[0], "outlier", params, 300)
+            assert fresh._times.ms == stream._times.ms and fresh._times.first == stream._times.first
+            assert fresh.pack(t) == packed  # (packed afresh: it has no steps kept)

@@ -1118,15 +1118,15 @@ class LearnedStream:
         ms = times.ms
         try:
             # The time index moves once in STRIDE readings, and its steps cost the most
-            # to pack: they are kept, for this index at this first sample and length.
+            # to pack: they are kept, for this index at this first sample and length,
+            # and where it moved, the steps it kept are reused (see _packed_index).
             cached = self._packed_times
             if cached and cached[0] is times and cached[1] == times.first and cached[2] == len(ms):
                 index, stepped = cached[3], cached[4]
             else:
-                steps = _packed_steps(ms)
-                stepped = steps is not None
-                index = steps if steps is not None else struct.pack(f"<{len(ms)}q", *ms)
-                self._packed_times = (times, times.first, len(ms), index, stepped)
+                index, stepped = _packed_index(times, cached)
+                last = ms[-1] if ms else None
+                self._packed_times = (times, times.first, len(ms), index, stepped, last)
             head = _PACKED.pack(
                 LEARNED_PACKED, _KIND_CODES[self._kind], self.n, self.start, run[1], run[2],
                 self.away, times.first, self._prev, self._e, self._u, run[0], seen,
@@ -1243,6 +1243,7 @@ LEARNED_PACKED = 5
 StreamDetector's 4.  An older riskstream cannot read it, and starts the stream afresh."""
 _PACKED = struct.Struct("<BBqqqqqqddddd?BBhH?")
 _CUSUM = struct.Struct("<dqqd")
+_FIRST = struct.Struct("<q")
 _KIND_CODES = {kind: i for i, kind in enumerate(LEARNED_KINDS)}
 _ACC_GRID = 15  # the accumulator's slot that holds the grid counts (a list)
 _NO_LIST = b"\xff\xff"  # a typed list's length when there is none
@@ -1287,6 +1288,31 @@ def _untyped(raw: bytes, at: int) -> tuple[list[Any] | None, int]:
 def _pack_cusums(cusums: list[Cusum]) -> bytes:
     pack = _CUSUM.pack
     return b"".join([pack(c.stat, c.start, c.count, c.total) for c in cusums])
+
+
+def _packed_index(times: _TimeIndex, cached: tuple[Any, ...] | None) -> tuple[bytes, bool]:
+    """A time index's times as packed (and whether as int32 steps), from those packed
+    for it before (``cached``: the index, its first sample and length then, the bytes,
+    stepped, its newest time) where it only moved on since: a time index changes only
+    by ``_TimeIndex.add``, which appends a time and drops the oldest (``first`` moving
+    on by a stride).  So the steps it kept are the old bytes' tail; the new ones are
+    packed alone.  Packing all 64 steps (big ints subtracted) was ~4 µs a stream."""
+    ms, first = times.ms, times.first
+    if cached is not None and cached[0] is times and cached[4] and ms:
+        dropped, rest = divmod(first - cached[1], _TimeIndex.STRIDE)
+        kept = cached[2] - dropped
+        if not rest and dropped >= 0 and 0 < kept <= len(ms) and ms[kept - 1] == cached[5]:
+            new = ms[kept - 1 :]
+            try:
+                steps = struct.pack(f"<{len(new) - 1}i", *map(sub, new[1:], new))
+            except struct.error:
+                pass
+            else:
+                return b"".join((_FIRST.pack(ms[0]), cached[3][8 + 4 * dropped :], steps)), True
+    whole = _packed_steps(ms)
+    if whole is not None:
+        return whole, True
+    return struct.pack(f"<{len(ms)}q", *ms), False
 
 
 def _packed_steps(ms: list[int]) -> bytes | None:
