@@ -23,7 +23,7 @@ from riskstream.config import Config, load_config
 from riskstream.core.fields import key_getter, key_part, legacy_key, split_key
 from riskstream.core.groups import group_getter
 from riskstream.core.learned import LearnedStream, learned_params
-from riskstream.core.monitors import PartitionDetectors
+from riskstream.core.monitors import PartitionDetectors, saved_as_data
 from riskstream.core.state_check import encode_checked
 from riskstream.core.state_keys import SPEC_MARK, STATE_KEY_SEPARATOR, StateKind
 from riskstream.core.state_keys import parse as parse_state_key
@@ -268,7 +268,7 @@ def test_a_hostile_event_is_dead_lettered_or_applied_and_the_partition_flows(
     assert totals == {"applied": 211 - len(reasons), "dead_lettered": len(reasons)}
     streams = store.peek(SCOPE, (T.sensor, 0)).snapshots
     on_s1 = reason is None and value is not None and b'"sensor_id":"s1"' in value
-    assert orjson.loads(streams["sensor-value-drift\x1fs1"])["n"] == 210 + on_s1
+    assert saved_as_data(streams)["sensor-value-drift\x1fs1"]["n"] == 210 + on_s1
 
 
 def test_ids_named_like_state_marks_are_streams_of_their_own() -> None:
@@ -288,7 +288,7 @@ def test_ids_named_like_state_marks_are_streams_of_their_own() -> None:
         for i in range(300, 310):
             producer.produce(T.sensor, orjson.dumps(_sensor(i, "s1")), b"s1")
     snapshots = store.peek(SCOPE, (T.sensor, 0)).snapshots
-    assert orjson.loads(snapshots["sensor-value-drift\x1fs1"])["n"] == 310
+    assert saved_as_data(snapshots)["sensor-value-drift\x1fs1"]["n"] == 310
     streams = {parse_state_key(k).key for k in snapshots if k.startswith("sensor-value-drift\x1f")}
     assert {key_part(s) for s in odd} <= streams
 

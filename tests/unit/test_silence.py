@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
+import math
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -12,6 +15,15 @@ from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_containment
 from riskstream.config import load_config
 from riskstream.core.monitors import PartitionDetectors
+from riskstream.core.silence import (
+    _LEARN_MAX,
+    _NO_TIME,
+    LEARN_GAPS,
+    SilenceParams,
+    SilenceWatch,
+    Silent,
+    _Stream,
+)
 from riskstream.core.timeutil import format_time, parse_time
 from support import embedded_run, make_setup
 
@@ -169,3 +181,136 @@ def test_a_silent_sensor_named_like_a_model_opens_its_incident_on_the_sensor(
     flags = containment.flags()
     assert flags["support-bot|x"].mode == "human-review"
     assert "support-bot" not in flags
+
+
+class _EveryReading(SilenceWatch):
+    """The watch as it was before its heap kept one live deadline per stream: an entry
+    per reading, each checked when the clock passes it.  The reference for the test
+    below."""
+
+    __slots__ = ()
+
+    def see(self, key: str, subject: str, t: float, cap: float = math.inf) -> bool:
+        streams = self._streams
+        s = streams.get(key)
+        if s is None and len(streams) >= cap:
+            return False
+        self._tick(t)
+        busy = self._busy
+        if s is None:
+            s = streams[key] = _Stream(subject)
+        elif s.arrived > _NO_TIME and not s.silent and busy > s.arrived:
+            gap = busy - s.arrived
+            s.gaps = gaps = s.gaps + 1
+            w = 1.0 / min(gaps, _LEARN_MAX)
+            s.mean = mean = s.mean + (gap - s.mean) * w
+            s.mad += (abs(gap - mean) - s.mad) * w
+        s.silent = False
+        s.subject = subject
+        s.count += 1
+        s.arrived = busy
+        if t > s.last_seen:
+            s.last_seen = t
+        if s.gaps >= LEARN_GAPS:
+            heap = self._heap
+            heapq.heappush(heap, (busy + self._allowed(s), key))
+            if len(heap) > 4 * len(streams) + 64:
+                self._rebuild()
+        self.dirty.add(key)
+        return True
+
+    def _rebuild(self) -> None:
+        self._heap = sorted(
+            (s.arrived + self._allowed(s), k)
+            for k, s in self._streams.items()
+            if s.gaps >= LEARN_GAPS and not s.silent
+        )
+
+    def silent(self) -> Iterator[Silent]:
+        heap, streams, clock = self._heap, self._streams, self._busy
+        while heap and heap[0][0] < clock:
+            deadline, key = heapq.heappop(heap)
+            s = streams.get(key)
+            if s is None:
+                continue
+            allowed = self._allowed(s)
+            if s.silent or s.arrived + allowed != deadline:
+                continue
+            s.silent = True
+            self.dirty.add(key)
+            yield Silent(key, s.last_seen, self._clock, s.count, s.subject, allowed)
+
+
+def _restored(watch: SilenceWatch, cls: type[SilenceWatch], params: SilenceParams) -> SilenceWatch:
+    again = cls(params)
+    keys = [SilenceWatch.CLOCK_KEY, *watch.streams()]
+    again.load({k: orjson.loads(orjson.dumps(watch.snapshot(k))) for k in keys})
+    return again
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_live_deadline_heap_finds_what_an_entry_per_reading_found(seed: int) -> None:
+    """Randomized: streams of mixed cadences (regular, bursty, batched by a gateway),
+    that stop for a while or for good and come back, new ones, a cap, evictions,
+    readings out of order, partition pauses and restarts from snapshots: the same
+    silences, in the same order, at the same events, and the same snapshots."""
+    rng = random.Random(seed)
+    params = SilenceParams(
+        min_gaps=rng.choice([2.0, 5.0, 8.0]), after=rng.choice([0.0, 0.0, 30.0]),
+        false_alarm_every=rng.choice([100.0, 1e6]),
+    )  # fmt: skip
+    old, new = _EveryReading(params), SilenceWatch(params)
+    n_streams = rng.randint(3, 30)
+    cadence = {f"s{i}": rng.choice([1.0, 5.0, 10.0, 60.0]) for i in range(n_streams)}
+    bursty = {k for k in cadence if rng.random() < 0.3}
+    off: dict[str, int] = {}
+    cap = rng.choice([math.inf, math.inf, n_streams - 2])
+    t, found = 1.8e9, 0
+    for step in range(rng.randint(3000, 8000)):
+        t += rng.expovariate(1.0) * rng.choice([0.2, 1.0, 1.0, 3.0])
+        if rng.random() < 0.0005:
+            t += 5000.0  # the whole partition pauses
+        key = rng.choice(list(cadence))
+        if key in off:
+            if step < off[key]:
+                continue
+            del off[key]
+        elif rng.random() < 0.002:
+            off[key] = step + rng.choice([200, 2000, 10**9])
+            continue
+        if rng.random() > 1.0 / cadence[key] and key not in bursty:
+            continue
+        if rng.random() < 0.003:
+            cadence[f"n{step}"] = rng.choice([1.0, 10.0])  # a new stream joins
+            if rng.random() < 0.5:
+                bursty.add(f"n{step}")
+        repeat = rng.randint(1, 6) if key in bursty else 1
+        for _ in range(repeat):
+            seen_at = t + rng.uniform(-5.0, 5.0)  # out of order, now and then in the future
+            assert old.see(key, key, seen_at, cap) == new.see(key, key, seen_at, cap)
+            t += rng.choice([0.0, 0.001])
+        if repeat > 1 and rng.random() < 0.2:  # a burst shrank its gap, then it stops:
+            off[key] = step + rng.choice([300, 10**9])  # due earlier than it was before
+        got_old, got_new = list(old.silent()), list(new.silent())
+        assert got_new == got_old
+        found += len(got_old)
+        if rng.random() < 0.002:
+            before = t - rng.choice([100.0, 1000.0])
+            assert old.evict(before) == new.evict(before)
+        if rng.random() < 0.003:
+            old, new = _restored(old, _EveryReading, params), _restored(new, SilenceWatch, params)
+        if rng.random() < 0.01:
+            keys = [SilenceWatch.CLOCK_KEY, *old.streams()]
+            assert new.streams() == old.streams()
+            assert [new.snapshot(k) for k in keys] == [old.snapshot(k) for k in keys]
+            assert new.dirty == old.dirty
+            old.dirty.clear()
+            new.dirty.clear()
+    beat = old.streams()[0]
+    for _ in range(5000):  # the others stop: every one watched falls silent, in order
+        t += rng.choice([1.0] * 30 + [40.0])  # (a jump makes several due at one event)
+        assert old.see(beat, beat, t, cap) == new.see(beat, beat, t, cap)
+        got_old, got_new = list(old.silent()), list(new.silent())
+        assert got_new == got_old
+        found += len(got_old)
+    assert found > 0, "some stream must fall silent"

@@ -23,7 +23,7 @@ from riskstream.core.episodes import Episodes
 from riskstream.core.fields import Event, field_getter, key_getter, legacy_key
 from riskstream.core.findings import Finding
 from riskstream.core.groups import GapSample, GroupRates, group_getter
-from riskstream.core.learned import LearnedStream
+from riskstream.core.learned import LEARNED_KINDS, LEARNED_PACKED, LearnedStream, unpacked_as_data
 from riskstream.core.limits import REARM_SHARE, SAMPLE_EVERY, IdleClock, MonitorLimit, StreamLimits
 from riskstream.core.reach import RecentUsers
 from riskstream.core.silence import SilenceWatch, Silent, check_silence_params
@@ -61,8 +61,10 @@ __all__ = [
     "saved_as_data",
 ]
 
-_PACKED_NAMES = frozenset(kind.kind for kind in PACKED_KINDS.values())
+# The kinds whose streams a checkpoint packs (StreamDetector.pack, LearnedStream.pack)
+_PACKED_NAMES = frozenset(kind.kind for kind in PACKED_KINDS.values()) | frozenset(LEARNED_KINDS)
 _PACKED_HEAD = bytes((PACKED_VERSION,))  # a packed stream snapshot's first byte (JSON's: "{")
+_LEARNED_HEAD = bytes((LEARNED_PACKED,))  # ...and a packed learned stream's
 
 ALL_STREAMS = "\x00"
 """The held key of a monitor held as a whole on a partition (its shared part failed)."""
@@ -623,7 +625,7 @@ class PartitionDetectors:
         unpacked = []
         for key in m.dirty:
             try:
-                packed = streams[key].pack(seen[key])  # type: ignore[union-attr]
+                packed = streams[key].pack(seen[key])
             except Exception:  # (a time beyond int64 ms, say): the plain snapshot says what
                 packed = None
             if packed is None:
@@ -878,6 +880,9 @@ class PartitionDetectors:
                     m.streams[key] = stream
                     m.seen[key] = seen_at
                     continue
+                if kind is StateKind.STREAM and raw[:1] == _LEARNED_HEAD and m is not None:
+                    m.streams[key], m.seen[key] = m.spec.unpack_learned(raw)
+                    continue
                 snap = orjson.loads(raw)
                 if kind is StateKind.HELD:
                     target = silence or m
@@ -982,6 +987,8 @@ def saved_as_data(snapshots: Mapping[str, bytes]) -> dict[str, Any]:
             monitor, _, key = state_key.partition(STATE_KEY_SEPARATOR)
             cold = snapshots.get(monitor + STATE_KEY_SEPARATOR + COLD_MARK + key)
             out[state_key] = packed_as_data(raw, cold)
+        elif raw[:1] == _LEARNED_HEAD:
+            out[state_key] = unpacked_as_data(raw)
         else:
             out[state_key] = orjson.loads(raw)
     return out

@@ -23,8 +23,12 @@ second, every ten minutes, hourly, irregularly, or in batches from a gateway.
   the first, "several typical gaps with nothing", governs.  ``after``, where set,
   is a floor in seconds.
 
-Deadlines sit in a heap, so each event costs O(log streams) and a silence is
-noticed by the first event whose clock passes it.
+Deadlines sit in a heap, so a silence is noticed by the first event whose clock
+passes it.  The heap holds one live deadline per stream, no later than its true one,
+and is told of a reading only when the reading brings the deadline earlier (a burst
+shrinks the learned gap); a deadline the clock passes is checked against the true one
+then, and pushed again there if it moved.  An entry per reading, most of them stale
+by the time the clock reached them, cost a push and a pop per event.
 """
 
 from __future__ import annotations
@@ -97,10 +101,13 @@ class Silent:
 
 
 class _Stream:
-    __slots__ = ("arrived", "count", "gaps", "last_seen", "mad", "mean", "silent", "subject")
+    __slots__ = (
+        "arrived", "count", "gaps", "last_seen", "mad", "mean", "queued", "silent", "subject",
+    )  # fmt: skip
 
     def __init__(self, subject: str) -> None:
         self.subject = subject
+        self.queued: float | None = None  # its live deadline in the heap (see SilenceWatch)
         self.last_seen = -math.inf  # the newest reading's own time
         self.arrived = -math.inf  # the partition clock at its last arrival
         self.count = 0
@@ -203,10 +210,14 @@ class SilenceWatch:
         if t > s.last_seen:
             s.last_seen = t
         if s.gaps >= LEARN_GAPS:
-            heap = self._heap
-            heapq.heappush(heap, (busy + self._allowed(s), key))
-            if len(heap) > 4 * len(streams) + 64:
-                self._rebuild()
+            deadline = busy + self._allowed(s)
+            queued = s.queued
+            if queued is None or deadline < queued:  # else the live entry comes first
+                s.queued = deadline
+                heap = self._heap
+                heapq.heappush(heap, (deadline, key))
+                if len(heap) > 4 * len(streams) + 64:
+                    self._rebuild()
         self.dirty.add(key)
         return True
 
@@ -238,11 +249,15 @@ class SilenceWatch:
         return max(p.min_gaps * s.mean, s.mean + self._tail * s.mad, p.after)
 
     def _rebuild(self) -> None:
-        self._heap = sorted(
-            (s.arrived + self._allowed(s), k)
-            for k, s in self._streams.items()
-            if s.gaps >= LEARN_GAPS and not s.silent
-        )
+        heap = []
+        for k, s in self._streams.items():
+            if s.gaps >= LEARN_GAPS and not s.silent:
+                s.queued = deadline = s.arrived + self._allowed(s)
+                heap.append((deadline, k))
+            else:
+                s.queued = None
+        heap.sort()
+        self._heap = heap
 
     def silent(self) -> Iterator[Silent]:
         """Streams that just fell silent (each once per silence)."""
@@ -250,11 +265,17 @@ class SilenceWatch:
         while heap and heap[0][0] < clock:
             deadline, key = heapq.heappop(heap)
             s = streams.get(key)
-            if s is None:  # evicted since (see evict)
+            if s is None or s.queued != deadline:  # evicted since, or superseded
                 continue
             allowed = self._allowed(s)
-            if s.silent or s.arrived + allowed != deadline:
-                continue  # superseded by a later arrival
+            due = s.arrived + allowed
+            if due != deadline:  # readings since moved it later: there it is due now
+                s.queued = due
+                heapq.heappush(heap, (due, key))
+                continue
+            s.queued = None
+            if s.silent:
+                continue
             s.silent = True
             self.dirty.add(key)
             yield Silent(key, s.last_seen, self._clock, s.count, s.subject, allowed)

@@ -18,6 +18,7 @@ from riskstream.core.groups import GroupRates
 from riskstream.core.learned import LEARNED_KINDS, LearnedStream, learned_params
 from riskstream.core.streams import SNAPSHOT_VERSION as CLASSIC_SNAPSHOT_VERSION
 from riskstream.core.streams import StreamDetector, StreamSettings
+from riskstream.errors import SnapshotError
 
 __all__ = ["MAX_MAGNITUDE", "MISSING", "GapSettings", "MonitorSpec", "ValueSpec"]
 
@@ -179,3 +180,15 @@ class MonitorSpec:
                 return LearnedStream(kind, params, settings.warmup, settings.seasonality)
             return LearnedStream.restore(snap, kind, params, settings.warmup, settings.seasonality)
         return StreamDetector.restore(snap, self.new_detector, settings)
+
+    def unpack_learned(self, raw: bytes) -> tuple[LearnedStream, float]:
+        """A learned stream from its packed snapshot (:meth:`LearnedStream.pack`), and
+        its ``seen``; a SnapshotError when this monitor is not of that learned kind."""
+        kind, settings = self.detector, self.settings
+        if kind not in LEARNED_KINDS:
+            raise SnapshotError(
+                f"stream snapshot is a packed learned stream's but the monitor's kind is "
+                f"{kind!r}: the monitor changed; reset its state to continue"
+            )
+        params = learned_params(kind, self.params)
+        return LearnedStream.unpack(raw, kind, params, settings.warmup, settings.seasonality)
