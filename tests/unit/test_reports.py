@@ -149,6 +149,23 @@ def test_deadline_days_left_and_overdue(
     assert (deadline["days_left"], deadline["overdue"]) == (left, overdue)
 
 
+@pytest.mark.parametrize(
+    ("as_of", "said"),
+    [
+        ("2026-12-21T06:36:00Z", "(1 h left as of"),  # the day of: not "0 days left"
+        ("2026-12-21T08:06:00Z", "(OVERDUE by 0.5 h as of"),  # not "OVERDUE by 0 days"
+        ("2026-12-19T07:36:00Z", "(2 days left as of"),
+        ("2026-12-23T07:36:00Z", "(OVERDUE by 2 days as of"),
+    ],
+)
+def test_the_last_day_before_the_deadline_says_hours_not_zero_days(
+    full: tuple[OperatorService, Config], as_of: str, said: str
+) -> None:
+    ops, config = full
+    md = render("art73", "md", ops.incident("inc-1"), config.reporting, parse_time(as_of))
+    assert said in md
+
+
 def test_without_report_config_the_gaps_are_placeholders(tmp_path: Path) -> None:
     ops = _ops(_config(tmp_path, BARE))
     r = art73_report(ops.incident("inc-1"), ReportSettings(), NOW)

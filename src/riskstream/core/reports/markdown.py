@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from riskstream.core.reports.facts import is_to_fill, walk_placeholders
+from riskstream.core.reports.facts import is_to_fill, time_left, walk_placeholders
 from riskstream.core.reports.settings import RACI_ROLES
 
 __all__ = ["render_markdown"]
@@ -141,8 +141,7 @@ def _deadline_line(deadline: Any) -> str:
 
 
 def _left(deadline: Mapping[str, Any]) -> str:
-    left = deadline["days_left"]
-    return f"OVERDUE by {-left:g} days" if deadline["overdue"] else f"{left:g} days left"
+    return time_left(deadline)
 
 
 def _serving(routing: Mapping[str, Any] | None) -> str:
