@@ -22,6 +22,7 @@ from riskstream.cli import main
 from riskstream.cli.common import table
 from riskstream.config import load_config
 from riskstream.core.timeutil import parse_time
+from riskstream.errors import InputError
 from riskstream.services.operations import OperatorService
 
 CONFIG = """\
@@ -265,6 +266,31 @@ def test_reserved_names_are_refused_and_the_os_user_is_recorded(
     assert ops.action(pending.action_id).decided_by == "dr.okafor (os user ops1)"
     (entry,) = [e for e in ops.audit() if e.change_id == f"{pending.action_id}:decision"]
     assert entry.actor == "dr.okafor (os user ops1)"
+
+
+LOOKALIKES = (
+    "\uff52\uff49\uff53\uff4b\uff53\uff54\uff52\uff45\uff41\uff4d/containment",  # fullwidth
+    "r\u0456skstream/containment",  # Cyrillic i
+    "riskstream\uff0fcontainment",  # fullwidth solidus
+    "riskstream\u2215timeout",  # division slash
+    "riskstream /containment",
+    "\U0001d42b\U0001d422\U0001d42c\U0001d424\U0001d42c\U0001d42d\U0001d42b\U0001d41e\U0001d41a\U0001d426",
+)
+
+
+def test_look_alikes_of_riskstreams_own_names_are_refused_too(
+    ops: OperatorService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A name a reader of the audit trail cannot tell from riskstream/containment would
+    make a person's decision read as riskstream's own."""
+    (pending,) = ops.actions("pending")
+    for name in LOOKALIKES:
+        code, _, err = run(capsys, "actions", "approve", pending.action_id, "--by", name)
+        assert code == 2 and "reserved for riskstream's own processes" in err, name
+        with pytest.raises(InputError, match="reserved"):
+            ops.acknowledge("inc-1", name)
+    assert ops.action(pending.action_id).status == "pending"
+    assert ops.incident("inc-1").acknowledged_by is None
 
 
 def test_human_output_escapes_terminal_control_characters(

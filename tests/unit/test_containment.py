@@ -223,6 +223,34 @@ def test_a_rejection_leaves_the_flag_and_an_expiry_does_what_the_playbook_says(
     assert service._approvals.get(expired.action_id).status == "expired"
 
 
+def test_an_approval_after_the_deadline_of_an_on_timeout_reject_action_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The playbook gives a person 600 s, then rejects.  The timer ticks every second,
+    but not while the worker is down or busy: an approval that comes after the deadline
+    and before the timer must not roll back the model on a decision the policy no
+    longer allows.  The action expires then, as the timer would have expired it; a
+    rejection after the deadline stands (a person's word, and it changes nothing)."""
+    service, _, clock = _service(tmp_path)
+    service.on_incident(_incident("m3", "diagnosis-v4", type="error-rate"))
+    (late,) = service._approvals.list("pending")
+    clock.now = (late.expires_at or 0) + 5
+    with pytest.raises(ContainmentError, match=r"approval timed out at .*on_timeout: reject"):
+        service.decide(late.action_id, "approved", "dr.okafor")
+    expired = service._approvals.get(late.action_id)
+    assert (expired.status, expired.decided_by) == ("expired", "riskstream/timeout")
+    assert _flags(service).get("diagnosis-v4").mode == "human-review"  # not rolled back
+    assert [e.after.get("event") for e in _flags(service).audit()][-1] == "action.expired"
+    assert service.expire_due() == []  # expired once
+
+    service.on_incident(_incident("x3", "ranker", type="drift"))  # on_timeout: apply
+    (applies,) = service._approvals.list("pending")
+    clock.now = (applies.expires_at or 0) + 5
+    rejected = service.decide(applies.action_id, "rejected", "ops.sam", "not this one")
+    assert (rejected.status, rejected.decided_by) == ("rejected", "ops.sam")
+    assert service.expire_due() == []
+
+
 def test_an_approved_action_that_cannot_be_carried_out_says_why(tmp_path: Path) -> None:
     service, _, _ = _service(tmp_path)
     service.on_incident(_incident("x2", "ranker", type="drift"))

@@ -6,11 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from riskstream.adapters.memory.bus import InMemoryBus
 from riskstream.bootstrap import embedded_processor
 from riskstream.config import load_config
+from riskstream.core.enrichment import _regulate
 from riskstream.core.timeutil import format_time
+from riskstream.errors import ConfigError
 from riskstream.validation import validator_for
 
 CONFIG = """\
@@ -89,3 +92,54 @@ def test_suspects_are_the_changes_upstream_nearest_the_onset_and_cost_is_estimat
     regulatory = maintenance["regulatory"]
     assert regulatory["potential_serious_incident"] is True
     assert regulatory["report_within_days"] == 2.0  # widespread disruption
+
+
+def _marked(
+    kind: str, regulation: str, tmp_path: Path, detected: str = "2026-12-31T22:30:00Z"
+) -> dict[str, Any] | None:
+    """The regulatory marking an incident of ``kind`` on a high-risk system gets."""
+    path = tmp_path / "r.yaml"
+    indented = "".join(f"  {line}\n" for line in regulation.splitlines())
+    path.write_text(f"version: 1\nregulation:\n{indented}")
+    rules = load_config(path).enrichment.regulation
+    incident: dict[str, Any] = {"subject": "diagnosis-v4", "type": kind, "detected_at": detected}
+    _regulate(incident, rules)
+    return incident.get("regulatory")
+
+
+def test_a_death_or_widespread_type_is_marked_even_when_not_also_listed_as_serious(
+    tmp_path: Path,
+) -> None:
+    rules = """\
+high_risk: ["diagnosis-*"]
+serious_incident_types: [recall-drop]
+death_types: [patient-death]
+widespread_types: [outage]
+"""
+    death = _marked("patient-death", rules, tmp_path)
+    widespread = _marked("outage", rules, tmp_path)
+    assert death is not None and death["report_within_days"] == 10.0
+    assert death["report_deadline"] == "2027-01-10T22:30:00.000Z"  # over the year's end
+    assert widespread is not None and widespread["report_deadline"] == "2027-01-02T22:30:00.000Z"
+    serious = _marked("recall-drop", rules, tmp_path, "2028-02-20T00:30:00+01:00")  # leap year
+    assert serious is not None and serious["report_deadline"] == "2028-03-05T23:30:00.000Z"
+    summer = _marked("recall-drop", rules, tmp_path, "2026-03-20T12:00:00+01:00")  # over DST
+    assert summer is not None and summer["report_deadline"] == "2026-04-04T11:00:00.000Z"
+    assert _marked("latency", rules, tmp_path) is None
+
+
+def test_a_type_in_several_classes_gets_the_shortest_deadline(tmp_path: Path) -> None:
+    rules = """\
+high_risk: ["diagnosis-*"]
+serious_incident_types: [harm]
+death_types: [harm]
+widespread_types: [harm]
+"""
+    marked = _marked("harm", rules, tmp_path)
+    assert marked is not None and marked["report_within_days"] == 2.0
+
+
+@pytest.mark.parametrize("days", ["0", "-5", ".inf", ".nan"])
+def test_a_deadline_of_no_days_or_no_end_is_refused(tmp_path: Path, days: str) -> None:
+    with pytest.raises(ConfigError, match=r"death_deadline_days.*above 0"):
+        _marked("x", f"high_risk: [d]\ndeath_deadline_days: {days}\n", tmp_path)

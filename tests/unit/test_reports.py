@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,23 @@ def test_deadline_days_left_and_overdue(
 ) -> None:
     deadline = _art73(full, parse_time(as_of))["deadline"]
     assert (deadline["days_left"], deadline["overdue"]) == (left, overdue)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "said"),
+    [
+        ("2026-12-21T06:36:00Z", "(1 h left as of"),  # the day of: not "0 days left"
+        ("2026-12-21T08:06:00Z", "(OVERDUE by 0.5 h as of"),  # not "OVERDUE by 0 days"
+        ("2026-12-19T07:36:00Z", "(2 days left as of"),
+        ("2026-12-23T07:36:00Z", "(OVERDUE by 2 days as of"),
+    ],
+)
+def test_the_last_day_before_the_deadline_says_hours_not_zero_days(
+    full: tuple[OperatorService, Config], as_of: str, said: str
+) -> None:
+    ops, config = full
+    md = render("art73", "md", ops.incident("inc-1"), config.reporting, parse_time(as_of))
+    assert said in md
 
 
 def test_without_report_config_the_gaps_are_placeholders(tmp_path: Path) -> None:
@@ -312,3 +330,31 @@ def test_reports_of_a_story_member_open_on_the_root_and_walk_the_whys_up_to_it()
     text = render("art73", "md", flat, settings, as_of, None, story)
     assert text.index("## The story, root cause first") < text.index("## 1. Provider")
     assert "Root cause first: warning sensor-drift on line-2/temp-03" in text
+
+
+def test_text_from_a_record_cannot_add_markup_to_a_report() -> None:
+    """A summary, stream key, change id, note or ticket link is text: it cannot forge a
+    section, a row, a link or HTML in the report a compliance officer files."""
+    hostile = incident(
+        summary="ok\n\n## 7. Corrective actions\n\nAll clear <script>alert(1)</script>",
+        monitor="# Forged heading",
+        stream_key="k` <img src=x onerror=alert(1)> `|x",
+    )
+    hostile["suspected_changes"][0]["event_id"] = "c1`<b>x</b>"
+    hostile["regulatory"]["framework"] = "EU AI Act)**\n\n> [Filed already](https://evil)"
+    record = record_incident(None, hostile, NOW)
+    record = record_incident(record, {**hostile, "type": "x\r\n| forged | row |"}, NOW)
+    record.tickets["jira"] = {"key": "OPS-1](https://evil) [x", "url": "https://t/a b)c"}
+    for kind in ("art73", "postmortem"):
+        md = render(kind, "md", record, ReportSettings(), NOW)
+        lines = md.splitlines()
+        headings = [line for line in lines if line.startswith(("#", ">", "-", "1."))]
+        assert not [h for h in headings if "Forged" in h], headings
+        assert lines.count("## 7. Corrective actions") == (1 if kind == "art73" else 0)
+        outside_code = md.replace("``c1`<b>x</b>``", "")
+        assert re.search(r"(?<!\\)<(script|img|b)\b", outside_code) is None, md
+        assert re.search(r"(?<!\\)\](?:\(|: )https://evil", md) is None, md
+        assert not [line for line in lines if line.startswith("| forged")]
+        if kind == "art73":
+            assert "(``c1`<b>x</b>``)" in md  # the id whole, in a code span it cannot end
+            assert "[OPS-1\\](https://evil) \\[x](https://t/a%20b%29c)" in md

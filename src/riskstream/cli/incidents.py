@@ -32,6 +32,7 @@ from riskstream.core.reports.facts import (
     reporting_deadline,
     suspect_summary,
     ticket_links,
+    time_left,
 )
 from riskstream.core.timeutil import parse_time
 
@@ -175,9 +176,8 @@ def show_text(record: IncidentRecord, now: float) -> str:
         row("children", ", ".join(inc["children"]))
     deadline = reporting_deadline(inc, now)
     if deadline is not None:
-        left = deadline["days_left"]
         due = short_time(parse_time(deadline["report_deadline"]))
-        when = f"OVERDUE by {-left:g} days" if deadline["overdue"] else f"{left:g} days left"
+        when = time_left(deadline)
         row(
             "regulatory",
             f"potential serious incident ({deadline['framework']} Article "

@@ -5,6 +5,7 @@ Read with the same line-numbered checks as the monitors (see :mod:`riskstream.co
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
@@ -217,7 +218,12 @@ def read_enrichment(sections: dict[str, YamlNode]) -> Enrichment:
             return frozenset(_list_of_strings(f[key])) if key in f else frozenset()
 
         def days(key: str, default: float) -> float:
-            return number(f[key]) if key in f else default
+            if key not in f:
+                return default
+            value = number(f[key])
+            if not (math.isfinite(value) and value > 0):  # a deadline before awareness
+                raise Problem(f[key], f"must be a number of days above 0, got {value}")
+            return value
 
         regulation = Regulation(
             high_risk=names("high_risk"),

@@ -214,13 +214,17 @@ def _child(parent: dict[str, Any], subject: str, config: Enrichment) -> dict[str
 
 def _regulate(incident: dict[str, Any], rules: Regulation) -> None:
     subject, kind = str(incident["subject"]), str(incident["type"])
-    if not _matches(subject, rules.high_risk) or kind not in rules.serious_types:
+    # A type listed as a death or a widespread one is a serious incident type too, and
+    # of the deadlines that apply the shortest binds (Article 73(3), (4)).
+    serious = rules.serious_types | rules.death_types | rules.widespread_types
+    if not _matches(subject, rules.high_risk) or kind not in serious:
         return
-    days = rules.deadline_days
-    if kind in rules.death_types:
-        days = rules.death_deadline_days
-    elif kind in rules.widespread_types:
-        days = rules.widespread_deadline_days
+    applies = (
+        (rules.serious_types, rules.deadline_days),
+        (rules.death_types, rules.death_deadline_days),
+        (rules.widespread_types, rules.widespread_deadline_days),
+    )
+    days = min(within for types, within in applies if kind in types)
     # The clock starts when the provider becomes aware: detection, here.
     due = parse_time(incident["detected_at"]) + days * DAY
     incident["regulatory"] = {

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from riskstream.core.actors import is_reserved
 from riskstream.core.incident_records import SEVERITY_RANK, IncidentRecord, TimelineEntry
 from riskstream.core.incident_text import details, headline
 from riskstream.core.notifications import incident_link
@@ -247,7 +248,7 @@ def with_closed(record: IncidentRecord, system: str) -> IncidentRecord:
 def _who(closure: TicketClosure) -> str:
     text = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in closure.by or "")
     who = " ".join(text.split())[:_WHO_MAX]
-    if who.lower() == "riskstream" or who.lower().startswith("riskstream/"):
+    if is_reserved(who):
         who = f"user {who}"  # riskstream's own names are reserved for its processes
     return who
 

@@ -483,6 +483,7 @@ class ContainmentService:
             )
         if status == "approved" and pending is not None and pending.status == "pending":
             check_decision(pending, status, by)  # the rules first: they are about the person
+            self._refuse_past_deadline(pending)
             self._refuse_unreadable(pending)
         decided = self._approvals.decide(action_id, status, by, self._clock(), note)
         self._metrics.actions.labels(decided.kind, status).inc()
@@ -528,6 +529,33 @@ class ContainmentService:
                     f"approved by {actor}, but not applied: {outcome[len('failed: ') :]}"
                 )
         return self._approvals.get(approved.action_id) or approved
+
+    def _refuse_past_deadline(self, pending: PendingAction) -> None:
+        """Refuse an approval that comes after the deadline of an action whose playbook
+        rejects on timeout, and expire the action as the timer would have (it runs each
+        second, but not while the worker is down or busy).  The policy gave people until
+        then; a rollback approved later may no longer fit what the model serves.  (On
+        ``on_timeout: apply`` a late approval does what the timer would do, with a
+        person's name on it, so it stands; so does a late rejection, which changes
+        nothing.)"""
+        now = self._clock()
+        if pending.expires_at is None or now < pending.expires_at:
+            return
+        if pending.on_timeout == "apply":
+            return
+        # decided meanwhile (the timer, another person): ContainmentError says by whom
+        expired = self._approvals.decide(
+            pending.action_id, "expired", TIMEOUT_ACTOR, now, "approval timed out"
+        )
+        self._metrics.actions.labels(pending.kind, "expired").inc()
+        self._refresh_pending_gauge()
+        self._decided(expired)
+        raise ContainmentError(
+            f"action {pending.action_id} cannot be approved: its approval timed out at "
+            f"{format_time(pending.expires_at)} and its playbook says on_timeout: reject, "
+            "so it expired now, with nothing carried out. If the model still needs the "
+            "change, make it by hand (riskstream flags set, or PUT /api/v1/flags/{model})"
+        )
 
     def _refuse_unreadable(self, pending: PendingAction) -> None:
         """Refuse, before anything is recorded, an approval its stored record could not

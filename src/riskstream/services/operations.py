@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from riskstream.codec import encode_cloudevent
+from riskstream.core.actors import is_reserved
 from riskstream.core.approvals import STATUSES, Member, PendingAction
 from riskstream.core.audit import AuditEntry, AuditReport
 from riskstream.core.incident_records import (
@@ -39,7 +40,7 @@ from riskstream.errors import (
     StateStoreError,
 )
 from riskstream.ports import IncidentStore, Producer
-from riskstream.services.containment import RESERVED_ACTORS, ContainmentService
+from riskstream.services.containment import ContainmentService
 from riskstream.services.incident_intake import incident_rejection
 
 __all__ = [
@@ -478,9 +479,12 @@ def check_actor(by: str) -> None:
     Traceback (most recent call last):
     ...
     riskstream.errors.InputError: the name 'riskstream/containment' is reserved ...
+    >>> check_actor("\u0280iskstream/containment")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    riskstream.errors.InputError: the name '\u0280iskstream/containment' is reserved ...
     """
-    low = by.lower()
-    if low == RESERVED_ACTORS or low.startswith(RESERVED_ACTORS + "/"):
+    if is_reserved(by):  # or a look-alike of it: another case, script or slash
         raise InputError(
             f"the name {by!r} is reserved for riskstream's own processes; give your own name"
         )

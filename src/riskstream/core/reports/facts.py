@@ -28,6 +28,7 @@ __all__ = [
     "reporting_deadline",
     "suspect_summary",
     "ticket_links",
+    "time_left",
     "to_fill",
     "version_at_onset",
     "walk_placeholders",
@@ -145,6 +146,26 @@ def reporting_deadline(incident: Mapping[str, Any], as_of: float) -> dict[str, A
         "days_left": left,
         "overdue": due < as_of,
     }
+
+
+def time_left(deadline: Mapping[str, Any]) -> str:
+    """How long is left before a :func:`reporting_deadline`, or how long it is overdue,
+    in words: days, or hours within a day of it (a day rounded to one decimal would say
+    "0 days left" with hours to go, or "OVERDUE by 0 days").
+
+    >>> d = {"report_deadline": "2026-12-21T00:00:00Z", "as_of": "2026-12-20T23:00:00Z",
+    ...      "days_left": 0.0, "overdue": False}
+    >>> time_left(d), time_left(d | {"as_of": "2026-12-21T00:30:00Z", "overdue": True})
+    ('1 h left', 'OVERDUE by 0.5 h')
+    >>> time_left(d | {"as_of": "2026-12-18T12:00:00Z", "days_left": 2.5})
+    '2.5 days left'
+    """
+    seconds = parse_time(str(deadline["report_deadline"])) - parse_time(str(deadline["as_of"]))
+    if abs(seconds) < DAY:
+        hours = round(abs(seconds) / 3600, 1)
+        return f"OVERDUE by {hours:g} h" if deadline["overdue"] else f"{hours:g} h left"
+    left = float(deadline["days_left"])
+    return f"OVERDUE by {-left:g} days" if deadline["overdue"] else f"{left:g} days left"
 
 
 def version_at_onset(incident: Mapping[str, Any]) -> str | None:
